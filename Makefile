@@ -1,0 +1,56 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Every target builds its own virtual environment from the pinned lock file first.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.8
+export SPOTIFY_DATA_DIR ?= $(CURDIR)/.data
+
+.PHONY: venv demo dev dashboard test lint typecheck bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+venv: $(STAMP)
+
+## Run the whole pipeline end to end on the local default (sandbox API, DuckDB, local Spark).
+demo: venv
+	$(BIN)/spotify-assets demo
+
+## The Dagster UI with the schedule and sensor, against the sandbox API on a real-time clock.
+dev: venv
+	$(BIN)/spotify-assets dev
+
+## The Streamlit dashboard over the local warehouse (run `make demo` first).
+dashboard: venv
+	$(BIN)/streamlit run app/streamlit_app.py --server.headless true
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+## Lint, type-check, then the whole test suite. `.ci/run` calls exactly this.
+test: venv
+	bash scripts/test-services.sh
+	$(MAKE) --no-print-directory lint typecheck
+	$(BIN)/python -m pytest -p no:cacheprovider -q
+
+## Benchmarks (QUICK=1 for the CI-sized run).
+bench: venv
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)
+
+## Re-resolve the pinned lock file from pyproject.toml.
+lock:
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Spotify listening history as Dagster software-defined assets."""
