@@ -1,0 +1,278 @@
+"""The warehouse: every play exactly once, plus the track features and the marts.
+
+``WarehouseResource`` is the contract the assets use; ``DuckDBWarehouseResource`` (local
+default, here) and ``BigQueryWarehouseResource`` (cloud, ``resources/bigquery_warehouse.py``)
+implement it. Exactly-once is the warehouse's job, not the caller's: ``merge_plays`` inserts
+only rows whose ``play_key`` is not there yet, so a retried run, a rerun or two overlapping
+runs can load the same batch any number of times.
+
+DuckDB locks its file per process (one writer, or many read-only readers, never both). The
+design that respects that:
+
+* writers serialise on an advisory ``flock`` next to the database (bounded wait), so two
+  overlapping runs queue instead of failing with "Could not set lock";
+* after each committed write the writer publishes ``warehouse.snapshot.duckdb`` by copy +
+  atomic rename while it still holds the lock, and the dashboard reads only that snapshot.
+  Readers therefore never hold a lock the pipeline needs, and a reader that has the old
+  snapshot open keeps a consistent file until it closes it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from spotify_assets.schema import (
+    FEATURES_TABLE,
+    PLAY_KEY,
+    PLAYS_TABLE,
+    TOP_TEN_TABLE,
+    TableName,
+    conform,
+    duckdb_columns_sql,
+)
+
+META_TABLE = "warehouse_meta"
+
+
+class WarehouseLockTimeout(TimeoutError):
+    """Another writer held the warehouse longer than the configured bound."""
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What a merge did: ``inserted`` new rows, ``duplicates`` rows already present (skipped)."""
+
+    inserted: int
+    duplicates: int
+    total_rows: int
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where plays, features and marts live; the same calls locally and in the cloud."""
+
+    @abstractmethod
+    def max_played_at(self) -> datetime | None:
+        """Newest ``played_at`` of any play kept, the polling cursor (None when empty)."""
+
+    @abstractmethod
+    def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
+        """Insert plays whose ``play_key`` is new; a frame conformed to ``plays``."""
+
+    @abstractmethod
+    def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
+        """Upsert features by ``track_id``; an ``ok`` row is never replaced by a worse status."""
+
+    @abstractmethod
+    def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
+        """Stored feature rows for ``track_ids`` (conformed to ``track_features``)."""
+
+    @abstractmethod
+    def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
+        """Replace the ``top_ten_tracks`` mart atomically."""
+
+    @abstractmethod
+    def export_plays_for_spark(self, dest_dir: str) -> str:
+        """Make all plays readable by the Spark job; returns the job's ``--input``."""
+
+    @abstractmethod
+    def query(self, sql: str) -> pd.DataFrame:
+        """Run read-only SQL (in this warehouse's dialect) and return the result."""
+
+    def count(self, table: str) -> int:
+        return int(self.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0])
+
+    def merge_plays_from_lake(self, lake_files: list[bytes]) -> MergeResult:
+        """Merge Parquet batches read from the lake (BigQuery overrides with a load job)."""
+        frames = [pd.read_parquet(_bytes_io(b)) for b in lake_files]
+        plays = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return self.merge_plays(conform(plays, "plays"))
+
+
+def _bytes_io(data: bytes):  # type: ignore[no-untyped-def]
+    import io
+
+    return io.BytesIO(data)
+
+
+class DuckDBWarehouseResource(WarehouseResource):
+    """The warehouse as one DuckDB file (default ``$SPOTIFY_DATA_DIR/warehouse.duckdb``)."""
+
+    path: str
+    snapshot_path: str = ""
+    lock_timeout_s: float = 300.0
+
+    @property
+    def _snapshot(self) -> Path:
+        return Path(self.snapshot_path) if self.snapshot_path else Path(self.path).with_suffix(".snapshot.duckdb")
+
+    # -- connections -----------------------------------------------------------------
+    @contextmanager
+    def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Exclusive write connection: flock (bounded wait) -> write -> checkpoint -> publish."""
+        db = Path(self.path)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.with_suffix(".lock"), "a+") as lock_file:
+            deadline = time.monotonic() + self.lock_timeout_s
+            while True:
+                try:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise WarehouseLockTimeout(
+                            f"another pipeline process held {db} for over {self.lock_timeout_s:.0f}s"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                con = _connect_with_retry(str(db), read_only=False, timeout_s=self.lock_timeout_s)
+                try:
+                    _ensure_tables(con)
+                    con.execute("BEGIN TRANSACTION")
+                    try:
+                        yield con
+                        con.execute(
+                            f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
+                            [datetime.now(UTC).isoformat()],
+                        )
+                        con.execute("COMMIT")
+                    except BaseException:
+                        con.execute("ROLLBACK")
+                        raise
+                    con.execute("CHECKPOINT")
+                finally:
+                    con.close()
+                self._publish_snapshot(db)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _publish_snapshot(self, db: Path) -> None:
+        """Copy the closed database next to itself and rename it over the snapshot (atomic)."""
+        target = self._snapshot
+        fd, tmp = tempfile.mkstemp(prefix=".snapshot-", suffix=".duckdb", dir=target.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(db, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @contextmanager
+    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Reads go to the published snapshot: they never contend with a writer."""
+        if not self._snapshot.exists():
+            with self._writer():
+                pass  # create the empty warehouse and publish its first snapshot
+        con = _connect_with_retry(str(self._snapshot), read_only=True, timeout_s=30)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # -- the contract ----------------------------------------------------------------
+    def max_played_at(self) -> datetime | None:
+        with self._reader() as con:
+            value = con.execute(f"SELECT max(played_at) FROM {PLAYS_TABLE}").fetchall()[0][0]
+        return None if value is None else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+
+    def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
+        plays = conform(plays, "plays")
+        incoming = len(plays)
+        with self._writer() as con:
+            before = _count(con, PLAYS_TABLE)
+            if incoming:
+                con.register("incoming_plays", plays)
+                # INSERT OR IGNORE on the primary key: exactly-once even if the same batch
+                # arrives twice in one frame or from two overlapping runs.
+                con.execute(f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM incoming_plays")
+                con.unregister("incoming_plays")
+            after = _count(con, PLAYS_TABLE)
+        return MergeResult(inserted=after - before, duplicates=incoming - (after - before), total_rows=after)
+
+    def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
+        features = conform(features, "track_features")
+        features = features.drop_duplicates("track_id", keep="last")
+        cols = [c for c in features.columns if c != "track_id"]
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols)
+        with self._writer() as con:
+            before = _count(con, FEATURES_TABLE)
+            if len(features):
+                con.register("incoming_features", features)
+                con.execute(
+                    f"INSERT INTO {FEATURES_TABLE} BY NAME SELECT * FROM incoming_features "
+                    f"ON CONFLICT (track_id) DO UPDATE SET {updates} "
+                    f"WHERE {FEATURES_TABLE}.status <> 'ok' OR excluded.status = 'ok'"
+                )
+                con.unregister("incoming_features")
+            after = _count(con, FEATURES_TABLE)
+        return MergeResult(inserted=after - before, duplicates=len(features) - (after - before), total_rows=after)
+
+    def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
+        ids = sorted(set(track_ids))
+        with self._reader() as con:
+            df = con.execute(
+                f"SELECT * FROM {FEATURES_TABLE} WHERE track_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
+            ).df()
+        return conform(df, "track_features")
+
+    def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
+        top_ten = conform(top_ten, "top_ten_tracks")
+        with self._writer() as con:
+            con.register("incoming_top_ten", top_ten)
+            con.execute(f"DELETE FROM {TOP_TEN_TABLE}")
+            con.execute(f"INSERT INTO {TOP_TEN_TABLE} BY NAME SELECT * FROM incoming_top_ten")
+            con.unregister("incoming_top_ten")
+
+    def export_plays_for_spark(self, dest_dir: str) -> str:
+        out = Path(dest_dir) / "plays.parquet"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with self._reader() as con:
+            con.execute(f"COPY (SELECT * FROM {PLAYS_TABLE}) TO '{out}' (FORMAT parquet)")
+        return str(out)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        with self._reader() as con:
+            return con.execute(sql).df()
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    tables: list[tuple[str, TableName, str]] = [
+        (PLAYS_TABLE, "plays", PLAY_KEY),
+        (FEATURES_TABLE, "track_features", "track_id"),
+        (TOP_TEN_TABLE, "top_ten_tracks", "rank"),
+    ]
+    for table, schema, key in tables:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} (\n  {duckdb_columns_sql(schema)},\n  PRIMARY KEY ({key}))")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+
+
+def _connect_with_retry(path: str, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    """Open DuckDB, retrying with backoff while another process holds a conflicting lock."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
