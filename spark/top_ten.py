@@ -1,0 +1,328 @@
+"""The top-ten Spark job: the most played tracks of a listening history.
+
+This file is shipped to a cluster on its own (``spark-submit spark/top_ten.py``), so it
+imports nothing but PySpark and the standard library: the output columns of
+``spotify_assets/schemas/top_ten_tracks.json`` are embedded below as :data:`TOP_TEN_SCHEMA`
+and a test keeps the two equal.
+
+Usage::
+
+    # Parquet in, Parquet out (a file, a directory or a glob; any Hadoop filesystem URL)
+    spark-submit spark/top_ten.py --input 'lake/plays/*.parquet' --output out/top_ten [--n 10]
+    python -m spark.top_ten --input plays.parquet --output out/top_ten --master 'local[2]'
+
+    # BigQuery in, BigQuery out
+    spark-submit \\
+      --packages com.google.cloud.spark:spark-bigquery-with-dependencies_2.13:<version> \\
+      --jars gcs-connector-hadoop3-<version>-shaded.jar \\
+      spark/top_ten.py --input-format bigquery \\
+        --input-table project.dataset.bq_plays \\
+        --output-table project.dataset.top_ten_tracks \\
+        --temporary-gcs-bucket my-staging-bucket
+
+BigQuery mode needs two things on the classpath that this project cannot download or test
+offline, so they are named here rather than bundled:
+
+* the spark-bigquery connector built for Scala 2.13 (PySpark 4 is Scala 2.13 only):
+  Maven ``com.google.cloud.spark:spark-bigquery-with-dependencies_2.13``; Dataproc images
+  already ship it;
+* the Cloud Storage connector for Hadoop 3 (``com.google.cloud.bigdataoss:gcs-connector``,
+  ``hadoop3-*`` shaded jar), because the connector's indirect write stages Parquet files in
+  ``--temporary-gcs-bucket`` before a BigQuery load job. Without a bucket the job uses the
+  connector's direct write (Storage Write API) instead, which needs no GCS connector.
+
+Credentials come from Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS`` or
+the cluster's service account); this job never reads or logs a key.
+
+Progress goes to stderr as ``[top_ten] ...`` lines. Exit status: 0 on success, 2 on bad
+input (missing columns, no such path) with a one-line reason. An input without rows is not
+an error: it yields an empty output with the full schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pyspark.errors import AnalysisException, PySparkRuntimeError
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+#: The output table, column for column as in ``schemas/top_ten_tracks.json``
+#: (INT64 -> LongType, FLOAT64 -> DoubleType, TIMESTAMP -> TimestampType).
+TOP_TEN_SCHEMA = T.StructType(
+    [
+        T.StructField("rank", T.LongType(), nullable=False),
+        T.StructField("track_id", T.StringType()),
+        T.StructField("track_name", T.StringType()),
+        T.StructField("artist_names", T.StringType()),
+        T.StructField("album_name", T.StringType()),
+        T.StructField("album_image_url", T.StringType()),
+        T.StructField("plays", T.LongType(), nullable=False),
+        T.StructField("minutes_listened", T.DoubleType(), nullable=False),
+        T.StructField("first_played_at", T.TimestampType(), nullable=False),
+        T.StructField("last_played_at", T.TimestampType(), nullable=False),
+        T.StructField("computed_at", T.TimestampType(), nullable=False),
+    ]
+)
+TOP_TEN_COLUMNS: tuple[str, ...] = tuple(TOP_TEN_SCHEMA.fieldNames())
+
+#: The columns of ``schemas/plays.json`` this job reads, with the types it reads them as.
+#: Only these are selected, so BigQuery and Parquet readers can prune the rest.
+PLAYS_INPUT_SCHEMA = T.StructType(
+    [
+        T.StructField("played_at", T.TimestampType()),
+        T.StructField("track_id", T.StringType()),
+        T.StructField("track_name", T.StringType()),
+        T.StructField("artist_names", T.StringType()),
+        T.StructField("album_name", T.StringType()),
+        T.StructField("album_image_url", T.StringType()),
+        T.StructField("duration_ms", T.LongType()),
+        T.StructField("ms_played", T.LongType()),
+        T.StructField("content_type", T.StringType()),
+        T.StructField("is_play", T.BooleanType()),
+    ]
+)
+PLAYS_INPUT_COLUMNS: tuple[str, ...] = tuple(PLAYS_INPUT_SCHEMA.fieldNames())
+
+#: Descriptive columns taken from a track's most recent play (names can change over time).
+_LATEST_COLUMNS = ("track_name", "artist_names", "album_name", "album_image_url")
+
+EXIT_BAD_INPUT = 2
+
+
+class InputError(ValueError):
+    """The input cannot be read as plays (missing path or columns); reported, not raised."""
+
+
+def _log(message: str) -> None:
+    print(f"[top_ten] {message}", file=sys.stderr, flush=True)
+
+
+def select_plays(frame: DataFrame) -> DataFrame:
+    """The columns the job needs, cast to the types it expects, or :class:`InputError`.
+
+    Casting makes the job indifferent to how a writer stored integers (INT32 vs INT64) or
+    timestamps (with or without a time zone), which varies between pandas, DuckDB and BigQuery.
+    """
+    present = set(frame.columns)
+    missing = [c for c in PLAYS_INPUT_COLUMNS if c not in present]
+    if missing:
+        raise InputError(f"input lacks plays column(s) {missing}; it has {sorted(present)}")
+    return frame.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in PLAYS_INPUT_SCHEMA.fields])
+
+
+def _micros(ts: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime is taken as UTC (the project's clock)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    delta = ts - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def top_ten_tracks(plays: DataFrame, n: int = 10, computed_at: datetime | None = None) -> DataFrame:
+    """The ``n`` most played tracks of ``plays`` (a frame with the plays columns).
+
+    Only real track plays count: ``is_play`` true, ``content_type`` 'track' and a known
+    ``track_id`` (episodes, skips under 30 s and local files are not tracks one can rank).
+    Ranks are 1..n without ties: plays desc, then minutes listened desc, then the most recent
+    play, then track id, so the same history always gives the same table. Names and the album
+    image come from the track's most recent play; should two plays share that instant, the
+    greatest values win, which is still deterministic.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    stamp = _micros(computed_at or datetime.now(UTC))
+    tracks = select_plays(plays).where(
+        F.col("is_play") & (F.col("content_type") == F.lit("track")) & F.col("track_id").isNotNull()
+    )
+    listened_ms = F.coalesce(F.col("ms_played"), F.col("duration_ms"), F.lit(0)).cast(T.LongType())
+    # max() of a struct compares field by field, so played_at decides and the rest break ties.
+    latest = F.max(F.struct(F.col("played_at"), *[F.col(c) for c in _LATEST_COLUMNS]))
+    per_track = tracks.groupBy("track_id").agg(
+        F.count(F.lit(1)).alias("plays"),
+        (F.sum(listened_ms) / F.lit(60000.0)).alias("minutes_listened"),
+        F.min("played_at").alias("first_played_at"),
+        F.max("played_at").alias("last_played_at"),
+        latest.alias("latest"),
+    )
+    order: list[Column] = [
+        F.col("plays").desc(),
+        F.col("minutes_listened").desc(),
+        F.col("last_played_at").desc(),
+        F.col("track_id").asc(),
+    ]
+    # Sort-and-limit first (a per-partition top-k), so the unpartitioned window that numbers
+    # the ranks only ever sees n rows, however many distinct tracks there are.
+    top = per_track.orderBy(*order).limit(n)
+    ranked = top.withColumn("rank", F.row_number().over(Window.orderBy(*order)))
+    values: dict[str, Column] = {
+        "rank": F.col("rank"),
+        "track_id": F.col("track_id"),
+        **{c: F.col(f"latest.{c}") for c in _LATEST_COLUMNS},
+        "plays": F.col("plays"),
+        "minutes_listened": F.col("minutes_listened"),
+        "first_played_at": F.col("first_played_at"),
+        "last_played_at": F.col("last_played_at"),
+        "computed_at": F.timestamp_micros(F.lit(stamp)),
+    }
+    return ranked.select(
+        [values[f.name].cast(f.dataType).alias(f.name) for f in TOP_TEN_SCHEMA.fields]
+    ).orderBy("rank")
+
+
+def _local_path(path: str) -> str | None:
+    """The filesystem path of a local ``path`` (bare or ``file:``), or None for gs://, hdfs://..."""
+    if path.startswith("file:"):
+        return path.removeprefix("file:").removeprefix("//")
+    return None if "://" in path else path
+
+
+def read_parquet_plays(spark: SparkSession, path: str) -> DataFrame:
+    """Plays from Parquet at ``path`` (file, directory or glob).
+
+    A directory without any Parquet file is an empty history (Spark cannot infer a schema
+    from nothing, so the embedded one is used); a path that does not exist is an input error.
+    """
+    local = _local_path(path)
+    is_glob = any(ch in path for ch in "*?[{")
+    if local is not None and not is_glob and not os.path.exists(local):
+        # Checked up front: Spark would log a Java stack trace before saying the same.
+        raise InputError(f"input path does not exist: {path}")
+    try:
+        frame = spark.read.parquet(path)
+    except AnalysisException as exc:
+        condition = exc.getCondition() or ""
+        if condition == "UNABLE_TO_INFER_SCHEMA":
+            _log(f"no Parquet files under {path}; treating the input as empty")
+            return spark.createDataFrame([], PLAYS_INPUT_SCHEMA)
+        if condition == "PATH_NOT_FOUND":
+            raise InputError(f"input path does not exist: {path}") from exc
+        raise
+    return select_plays(frame)
+
+
+def write_parquet(result: DataFrame, path: str) -> None:
+    """One Parquet file (the result is at most n rows) under the directory ``path``, replaced.
+
+    Timestamps are written as INT64 microseconds adjusted to UTC, the logical type pandas,
+    DuckDB and BigQuery all read as UTC instants (Spark's INT96 default is a legacy type).
+    """
+    result.sparkSession.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    result.coalesce(1).write.mode("overwrite").parquet(path)
+
+
+def run(
+    spark: SparkSession,
+    input_path: str,
+    output_path: str,
+    n: int = 10,
+    computed_at: datetime | None = None,
+) -> int:
+    """Parquet to Parquet; returns the number of ranked rows written. Used by :func:`main` and
+    by the Dagster resource's in-process mode, so both run exactly the same code."""
+    _log(f"reading plays from {input_path}")
+    plays = read_parquet_plays(spark, input_path).cache()
+    try:
+        _log(f"{plays.count()} play row(s) read")
+        result = top_ten_tracks(plays, n=n, computed_at=computed_at).cache()
+        rows = result.count()
+        _log(f"writing {rows} ranked track(s) to {output_path}")
+        write_parquet(result, output_path)
+        result.unpersist()
+    finally:
+        plays.unpersist()
+    return rows
+
+
+def run_bigquery(
+    spark: SparkSession,
+    input_table: str,
+    output_table: str,
+    n: int = 10,
+    temporary_gcs_bucket: str | None = None,
+) -> int:
+    """BigQuery to BigQuery through the spark-bigquery connector (see the module docstring)."""
+    _log(f"reading plays from BigQuery table {input_table}")
+    raw = spark.read.format("bigquery").option("table", input_table).load()
+    result = top_ten_tracks(select_plays(raw), n=n).cache()
+    rows = result.count()
+    _log(f"writing {rows} ranked track(s) to BigQuery table {output_table}")
+    writer = result.write.format("bigquery").option("table", output_table).mode("overwrite")
+    if temporary_gcs_bucket:
+        writer = writer.option("writeMethod", "indirect").option("temporaryGcsBucket", temporary_gcs_bucket)
+    else:
+        writer = writer.option("writeMethod", "direct")
+    writer.save()
+    result.unpersist()
+    return rows
+
+
+def _existing_session() -> SparkSession | None:
+    """The session already running in this process, if any (any thread's default session)."""
+    try:
+        return SparkSession.active()
+    except PySparkRuntimeError:
+        return None
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="top_ten", description="Rank the most played tracks of a listening history."
+    )
+    parser.add_argument("--input-format", choices=("parquet", "bigquery"), default="parquet")
+    parser.add_argument("--input", help="Parquet file, directory or glob of plays (parquet format)")
+    parser.add_argument("--output", help="output directory for the Parquet result (parquet format)")
+    parser.add_argument("--input-table", help="project.dataset.bq_plays (bigquery format)")
+    parser.add_argument("--output-table", help="project.dataset.top_ten_tracks (bigquery format)")
+    parser.add_argument("--temporary-gcs-bucket", help="staging bucket for the BigQuery indirect write")
+    parser.add_argument("--n", type=int, default=10, help="how many tracks to rank (default 10)")
+    parser.add_argument("--master", help="Spark master URL; spark-submit's --master when omitted")
+    parser.add_argument("--app-name", default="spotify-top-ten")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be at least 1")
+    if args.input_format == "parquet" and not (args.input and args.output):
+        parser.error("--input and --output are required with --input-format parquet")
+    if args.input_format == "bigquery" and not (args.input_table and args.output_table):
+        parser.error("--input-table and --output-table are required with --input-format bigquery")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status.
+
+    An already running session (a test's, or the Dagster resource's in-process one) is used
+    and left running; a session this function had to start is stopped before it returns.
+    """
+    args = _parse_args(argv)
+    existing = _existing_session()
+    if existing is not None:
+        spark = existing
+    else:
+        builder = SparkSession.builder.appName(args.app_name)
+        if args.master:
+            builder = builder.master(args.master)
+        spark = builder.getOrCreate()
+    _log(f"Spark {spark.version}, master {spark.sparkContext.master}")
+    try:
+        if args.input_format == "bigquery":
+            run_bigquery(spark, args.input_table, args.output_table, args.n, args.temporary_gcs_bucket)
+        else:
+            run(spark, args.input, args.output, args.n)
+    except InputError as exc:
+        _log(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    finally:
+        if existing is None:
+            spark.stop()
+    _log("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
