@@ -12,11 +12,23 @@ from collections.abc import Callable, Sequence
 
 #: sub-command -> ("module:function", one-line help). Each function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("spotify_assets.demo:demo_command", "run the whole pipeline once on the local default and print the top ten"),
+    "demo": (
+        "spotify_assets.demo:demo_command",
+        "run the whole pipeline once on the local default and print the top ten",
+    ),
     "dev": ("spotify_assets.demo:dev_command", "start the sandbox API (real-time clock) and the Dagster UI"),
-    "auth": ("spotify_assets.spotify.auth:auth_command", "get a Spotify refresh token (Authorization Code flow)"),
-    "sandbox": ("spotify_assets.sandbox.server:serve_command", "serve the sandbox Spotify Web API on loopback"),
-    "import": ("spotify_assets.imports.command:import_command", "import a Spotify privacy export (.zip or folder)"),
+    "auth": (
+        "spotify_assets.spotify.auth:auth_command",
+        "get a Spotify refresh token (Authorization Code flow)",
+    ),
+    "sandbox": (
+        "spotify_assets.sandbox.server:serve_command",
+        "serve the sandbox Spotify Web API on loopback",
+    ),
+    "import": (
+        "spotify_assets.imports.command:import_command",
+        "import a Spotify privacy export (.zip or folder)",
+    ),
 }
 
 

@@ -120,7 +120,9 @@ def conform(df: pd.DataFrame, table: TableName) -> pd.DataFrame:
         else:
             out[f.name] = col.astype(_PANDAS_DTYPES[f.type])
         if f.required and out[f.name].isna().any():
-            raise SchemaError(f"{table}: {int(out[f.name].isna().sum())} null(s) in required column {f.name!r}")
+            raise SchemaError(
+                f"{table}: {int(out[f.name].isna().sum())} null(s) in required column {f.name!r}"
+            )
     return out.reset_index(drop=True)
 
 

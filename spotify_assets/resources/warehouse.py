@@ -20,6 +20,7 @@ design that respects that:
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import shutil
 import tempfile
@@ -35,6 +36,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
     FEATURES_TABLE,
     PLAY_KEY,
@@ -43,6 +45,7 @@ from spotify_assets.schema import (
     TableName,
     conform,
     duckdb_columns_sql,
+    empty_frame,
 )
 
 META_TABLE = "warehouse_meta"
@@ -95,17 +98,19 @@ class WarehouseResource(dg.ConfigurableResource):
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0])
 
-    def merge_plays_from_lake(self, lake_files: list[bytes]) -> MergeResult:
-        """Merge Parquet batches read from the lake (BigQuery overrides with a load job)."""
-        frames = [pd.read_parquet(_bytes_io(b)) for b in lake_files]
-        plays = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        return self.merge_plays(conform(plays, "plays"))
+    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
+        """Merge a batch's Parquet files from the lake (BigQuery overrides this with a load job)."""
+        return self.merge_plays(_read_parquets(lake, paths, "plays"))
+
+    def merge_track_features_from_lake(
+        self, lake: LakeResource, paths: list[str], batch_id: str
+    ) -> MergeResult:
+        return self.merge_track_features(_read_parquets(lake, paths, "track_features"))
 
 
-def _bytes_io(data: bytes):  # type: ignore[no-untyped-def]
-    import io
-
-    return io.BytesIO(data)
+def _read_parquets(lake: LakeResource, paths: list[str], table: TableName) -> pd.DataFrame:
+    frames = [pd.read_parquet(io.BytesIO(lake.read_bytes(p))) for p in paths]
+    return conform(pd.concat(frames, ignore_index=True), table) if frames else empty_frame(table)
 
 
 class DuckDBWarehouseResource(WarehouseResource):
@@ -117,7 +122,11 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     @property
     def _snapshot(self) -> Path:
-        return Path(self.snapshot_path) if self.snapshot_path else Path(self.path).with_suffix(".snapshot.duckdb")
+        return (
+            Path(self.snapshot_path)
+            if self.snapshot_path
+            else Path(self.path).with_suffix(".snapshot.duckdb")
+        )
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
@@ -219,7 +228,9 @@ class DuckDBWarehouseResource(WarehouseResource):
                 )
                 con.unregister("incoming_features")
             after = _count(con, FEATURES_TABLE)
-        return MergeResult(inserted=after - before, duplicates=len(features) - (after - before), total_rows=after)
+        return MergeResult(
+            inserted=after - before, duplicates=len(features) - (after - before), total_rows=after
+        )
 
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
         ids = sorted(set(track_ids))
@@ -260,7 +271,9 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         (TOP_TEN_TABLE, "top_ten_tracks", "rank"),
     ]
     for table, schema, key in tables:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} (\n  {duckdb_columns_sql(schema)},\n  PRIMARY KEY ({key}))")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (\n  {duckdb_columns_sql(schema)},\n  PRIMARY KEY ({key}))"
+        )
     con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
 
 

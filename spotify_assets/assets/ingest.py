@@ -1,0 +1,146 @@
+"""Ingest: what the Spotify Web API says the listener played, and what those tracks sound like."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+
+from spotify_assets.metadata import markdown_table
+from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
+from spotify_assets.resources.lake import LakeResource
+from spotify_assets.resources.spotify import SpotifyResource
+from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.spotify.normalize import normalize_audio_features, normalize_recently_played
+
+#: Spotify's recently-played endpoint never returns more than this many plays.
+RECENTLY_PLAYED_WINDOW = 50
+PREVIEW_COLUMNS = ["played_at", "track_name", "artist_names", "album_name"]
+
+
+@dg.asset(
+    group_name="ingest",
+    kinds={"spotify", "pandas"},
+    output_required=False,
+    code_version="1",
+)
+def raw_recent_tracks(
+    context: dg.AssetExecutionContext,
+    spotify: SpotifyResource,
+    warehouse: WarehouseResource,
+    lake: LakeResource,
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetObservation]:
+    """Plays the listener finished since the newest play already in the warehouse.
+
+    The cursor is read from the warehouse, not remembered by the pipeline, so a run that
+    crashed after fetching simply fetches the same plays again (the merge keeps them once).
+    The raw API items are landed in the lake first, exactly as received. When there is
+    nothing new, the asset yields no output: everything downstream is *skipped*, not
+    failed, and an observation records why.
+    """
+    cursor = warehouse.max_played_at()
+    after_ms = int(cursor.timestamp() * 1000) if cursor else None
+    client = spotify.get_client()
+    items = client.recently_played(after_ms=after_ms)
+    fetched_at = datetime.now(UTC)
+    raw_path = None
+    if items:
+        body = json.dumps(items, sort_keys=True, separators=(",", ":")).encode()
+        digest = hashlib.sha256(body).hexdigest()[:20]
+        raw_path = lake.write_bytes(
+            f"raw/recently_played/fetched_date={fetched_at:%Y-%m-%d}/{digest}.json", body
+        ).path
+    normalized = normalize_recently_played(items, ingested_at=fetched_at)
+    plays = normalized.plays
+    if cursor is not None and len(plays):
+        # Spotify's `after` is exclusive already; this guards a server that is not.
+        plays = plays[plays["played_at"] > pd.Timestamp(cursor)].reset_index(drop=True)
+    if normalized.quarantine:
+        body = "\n".join(json.dumps(q, sort_keys=True) for q in normalized.quarantine).encode()
+        digest = hashlib.sha256(body).hexdigest()[:20]
+        lake.write_bytes(
+            f"quarantine/recently_played/fetched_date={fetched_at:%Y-%m-%d}/{digest}.jsonl", body
+        )
+        context.log.warning(
+            f"quarantined {len(normalized.quarantine)} item(s): {normalized.quarantine_reasons}"
+        )
+    possible_gap = bool(
+        cursor is not None and len(items) >= RECENTLY_PLAYED_WINDOW and len(plays) >= RECENTLY_PLAYED_WINDOW
+    )
+    if possible_gap:
+        context.log.warning(
+            f"all {RECENTLY_PLAYED_WINDOW} plays the API returned are newer than the cursor {cursor}: plays between "
+            "the cursor and the oldest returned play may be missing (poll more often, or import a privacy export)"
+        )
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "cursor": cursor.isoformat() if cursor else "none (first run)",
+        "items_returned": len(items),
+        "new_plays": len(plays),
+        "quarantined": len(normalized.quarantine),
+        "quarantine_reasons": normalized.quarantine_reasons,
+        "possible_gap": possible_gap,
+        "api_calls": dict(client.calls),
+        "raw_lake_file": raw_path or "none",
+    }
+    if plays.empty:
+        context.log.info(f"No new plays since {cursor}: downstream assets are skipped for this run.")
+        yield dg.AssetObservation(
+            asset_key=context.asset_key,
+            metadata={**metadata, "skipped_reason": "the API returned no plays after the cursor"},
+        )
+        return
+    metadata["newest_play"] = plays["played_at"].max().isoformat()
+    metadata["preview"] = markdown_table(plays.sort_values("played_at", ascending=False), PREVIEW_COLUMNS)
+    yield dg.Output(plays, metadata=metadata)
+
+
+@dg.asset(group_name="ingest", kinds={"spotify", "pandas"}, code_version="1")
+def audio_features(
+    context: dg.AssetExecutionContext,
+    raw_recent_tracks: pd.DataFrame,
+    features: AudioFeaturesResource,
+    warehouse: WarehouseResource,
+) -> dg.Output[pd.DataFrame]:
+    """Audio features (energy, valence, tempo…) for the batch's tracks.
+
+    Only tracks the warehouse does not know yet are sent to the provider; known ones are
+    read back, so the batch always carries features for all of its tracks. When the
+    provider refuses (Spotify answers 403 to apps created after Nov 2024) the tracks are
+    recorded as ``unavailable``, the run goes on, and a later run or another provider
+    (``SPOTIFY_FEATURES_PROVIDER``) fills them in.
+    """
+    track_ids = sorted(raw_recent_tracks["track_id"].dropna().unique().tolist())
+    known = warehouse.track_features(track_ids)
+    settled = known[known["status"].isin(["ok", "not_found"])]
+    missing = [t for t in track_ids if t not in set(settled["track_id"])]
+    note = "all tracks already known"
+    provider = features.provider
+    if missing:
+        try:
+            answers = features.fetch(missing)
+            note = f"fetched {len(missing)} track(s) from {provider}"
+        except FeaturesUnavailableError as exc:
+            answers = None
+            note = str(exc)
+            context.log.warning(note)
+        fetched = normalize_audio_features(missing, answers, provider=provider)
+    else:
+        fetched = normalize_audio_features([], {}, provider=provider)
+    batch = pd.concat([settled, fetched], ignore_index=True) if len(settled) else fetched
+    status_counts = batch["status"].value_counts().to_dict()
+    return dg.Output(
+        batch,
+        metadata={
+            "tracks_in_batch": len(track_ids),
+            "already_known": len(settled),
+            "requested": len(missing),
+            "provider": provider,
+            "status_counts": {str(k): int(v) for k, v in status_counts.items()},
+            "features_available": bool(status_counts.get("ok", 0)) or not missing,
+            "note": note,
+        },
+    )

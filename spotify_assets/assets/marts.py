@@ -1,0 +1,43 @@
+"""Marts: insights computed over all plays with Spark."""
+
+from __future__ import annotations
+
+import tempfile
+
+import dagster as dg
+
+from spotify_assets.assets.warehouse import bq_plays
+from spotify_assets.metadata import markdown_table
+from spotify_assets.resources.spark import SparkResource
+from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.schema import TOP_TEN_TABLE
+
+
+@dg.asset(group_name="marts", kinds={"spark"}, deps=[bq_plays], code_version="1", pool="warehouse")
+def top_ten_tracks(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    spark: SparkResource,
+) -> dg.MaterializeResult:
+    """The ten most played tracks of all time: plays, minutes listened, first and last play.
+
+    Computed by the ``spark/`` application (the same code ``spark-submit`` runs on a
+    cluster) over every play in the warehouse, then written back as a table the dashboard
+    reads. Ranking ties are broken by minutes listened, then recency, then track id, so the
+    mart is deterministic.
+    """
+    with tempfile.TemporaryDirectory(prefix="spotify-top-ten-") as tmp:
+        spark_input = warehouse.export_plays_for_spark(f"{tmp}/input")
+        top_ten = spark.run_top_ten(spark_input, f"{tmp}/output", n=10, log=context.log)
+    warehouse.replace_top_ten(top_ten)
+    return dg.MaterializeResult(
+        metadata={
+            "table": TOP_TEN_TABLE,
+            "dagster/row_count": len(top_ten),
+            "spark_master": spark.master,
+            "top_track": str(top_ten["track_name"].iloc[0]) if len(top_ten) else "none",
+            "preview": markdown_table(
+                top_ten, ["rank", "track_name", "artist_names", "plays", "minutes_listened", "last_played_at"]
+            ),
+        }
+    )

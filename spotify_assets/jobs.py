@@ -1,0 +1,18 @@
+"""The one job: the five pipeline assets, end to end."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from spotify_assets.assets import PIPELINE_ASSETS
+
+#: Runs carry this tag so the deployed instance can cap them at one at a time
+#: (deploy/dagster.yaml); locally, correctness does not depend on it (the merge is idempotent).
+PIPELINE_TAG = {"spotify/pipeline": "hourly"}
+
+spotify_pipeline_job = dg.define_asset_job(
+    name="spotify_pipeline",
+    selection=dg.AssetSelection.assets(*PIPELINE_ASSETS),
+    description="Fetch new plays, land them in the lake, merge into the warehouse, recompute the top ten.",
+    tags=PIPELINE_TAG,
+)

@@ -1,0 +1,63 @@
+"""Resource sets, one per deployment, picked by one small function (``resources_for``).
+
+Assets only ever see the abstract resources (``SpotifyResource``, ``LakeResource``,
+``WarehouseResource``, ``SparkResource``); which implementation they get is decided here,
+from environment variables, never by editing code.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from spotify_assets.resources.features import AudioFeaturesResource
+from spotify_assets.resources.lake import LocalLakeResource
+from spotify_assets.resources.spark import SparkResource
+from spotify_assets.resources.spotify import LiveSpotifyResource, SandboxSpotifyResource, SpotifyResource
+from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+from spotify_assets.settings import Deployment, data_dir, deployment, lake_root, warehouse_path
+
+
+def spotify_resource() -> SpotifyResource:
+    """The real API when credentials are set; otherwise the shipped sandbox (started on demand)."""
+    if os.environ.get("SPOTIFY_CLIENT_ID"):
+        return LiveSpotifyResource(
+            client_id=dg.EnvVar("SPOTIFY_CLIENT_ID"),
+            client_secret=dg.EnvVar("SPOTIFY_CLIENT_SECRET"),
+            refresh_token=dg.EnvVar("SPOTIFY_REFRESH_TOKEN")
+            if os.environ.get("SPOTIFY_REFRESH_TOKEN")
+            else None,
+        )
+    return SandboxSpotifyResource(url=os.environ.get("SPOTIFY_SANDBOX_URL", ""))
+
+
+def shared_resources(spotify: SpotifyResource | None = None) -> dict[str, Any]:
+    """What both deployments share: the API, the features provider and Spark."""
+    spotify = spotify or spotify_resource()
+    return {
+        "spotify": spotify,
+        "features": AudioFeaturesResource(
+            spotify=spotify, provider=os.environ.get("SPOTIFY_FEATURES_PROVIDER", "spotify")
+        ),
+        "spark": SparkResource(master=os.environ.get("SPOTIFY_SPARK_MASTER", "local[*]")),
+    }
+
+
+def local_resources(spotify: SpotifyResource | None = None) -> dict[str, Any]:
+    """Lake = a folder, warehouse = DuckDB, Spark = local[*], all under ``SPOTIFY_DATA_DIR``."""
+    return {
+        **shared_resources(spotify),
+        "lake": LocalLakeResource(root=str(lake_root())),
+        "warehouse": DuckDBWarehouseResource(path=str(warehouse_path())),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(data_dir() / "storage")),
+    }
+
+
+def resources_for(which: Deployment | None = None) -> dict[str, Any]:
+    if (which or deployment()) == "cloud":
+        from spotify_assets.resources.cloud import cloud_resources
+
+        return {**shared_resources(), **cloud_resources()}
+    return local_resources()

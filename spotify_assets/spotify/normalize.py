@@ -1,0 +1,168 @@
+"""Turn Spotify's play-history JSON into rows of the plays table, or quarantine them.
+
+Every item ends up in exactly one of two places: a normalized play row, or a quarantine
+record carrying the raw item and a reason. Nothing is dropped silently: the asset reports
+both counts, and the quarantine lands in the lake for inspection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from spotify_assets.schema import conform, empty_frame
+
+
+@dataclass
+class Normalized:
+    plays: pd.DataFrame
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def quarantine_reasons(self) -> dict[str, int]:
+        return dict(Counter(q["reason"] for q in self.quarantine))
+
+
+def play_key(
+    played_at: pd.Timestamp | datetime, track_id: str | None, artist: str = "", track: str = ""
+) -> str:
+    """The play's idempotency key: UTC end time to the microsecond plus the track identity."""
+    ts = pd.Timestamp(played_at).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ident = track_id if track_id else f"name:{artist.strip().lower()}|{track.strip().lower()}"
+    return f"{ts}|{ident}"
+
+
+def batch_id_for(keys: list[str]) -> str:
+    """A batch's id is a hash of its sorted play keys: the same plays always make the same batch."""
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+    return digest[:20]
+
+
+def _largest_image(album: dict[str, Any]) -> str | None:
+    images = [i for i in album.get("images") or [] if isinstance(i, dict) and i.get("url")]
+    if not images:
+        return None
+    return str(max(images, key=lambda i: (i.get("width") or 0) * (i.get("height") or 0))["url"])
+
+
+def _quarantine_reason(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return "item is not an object"
+    track = item.get("track")
+    if not isinstance(track, dict):
+        return "missing track object"
+    if item.get("played_at") in (None, ""):
+        return "missing played_at"
+    if track.get("type", "track") == "episode":
+        return "podcast episode (not a music play)"
+    if track.get("is_local"):
+        return "local file (no Spotify id)"
+    if not track.get("id"):
+        return "null track id"
+    return None
+
+
+def normalize_recently_played(items: list[Any], *, ingested_at: datetime | None = None) -> Normalized:
+    """Normalize recently-played items into a conformed plays frame (``batch_id`` filled)."""
+    ingested_at = ingested_at or datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    quarantine: list[dict[str, Any]] = []
+    for item in items:
+        reason = _quarantine_reason(item)
+        played_at = None
+        if reason is None:
+            try:
+                played_at = pd.Timestamp(item["played_at"])
+                played_at = (
+                    played_at.tz_localize("UTC") if played_at.tzinfo is None else played_at.tz_convert("UTC")
+                )
+            except (ValueError, TypeError):
+                reason = "unparseable played_at"
+        if reason is not None or played_at is None:
+            quarantine.append({"reason": reason, "item": item})
+            continue
+        track = item["track"]
+        album = track.get("album") or {}
+        artists = [a for a in track.get("artists") or [] if isinstance(a, dict)]
+        context = item.get("context") or {}
+        rows.append(
+            {
+                "play_key": play_key(played_at, track["id"]),
+                "played_at": played_at,
+                "track_id": track["id"],
+                "track_name": track.get("name"),
+                "track_uri": track.get("uri"),
+                "artist_ids": ",".join(a.get("id") or "" for a in artists) or None,
+                "artist_names": ", ".join(a.get("name") or "" for a in artists) or None,
+                "primary_artist_id": artists[0].get("id") if artists else None,
+                "primary_artist_name": artists[0].get("name") if artists else None,
+                "album_id": album.get("id"),
+                "album_name": album.get("name"),
+                "album_release_date": album.get("release_date"),
+                "album_image_url": _largest_image(album),
+                "duration_ms": track.get("duration_ms"),
+                "popularity": track.get("popularity"),
+                "explicit": track.get("explicit"),
+                "context_type": context.get("type") if isinstance(context, dict) else None,
+                "context_uri": context.get("uri") if isinstance(context, dict) else None,
+                "content_type": "track",
+                # The API lists only plays of 30 s or more, so every API row is a play.
+                "is_play": True,
+                "source": "api",
+                "ingested_at": ingested_at,
+            }
+        )
+    if not rows:
+        return Normalized(plays=empty_frame("plays"), quarantine=quarantine)
+    # The same play can appear twice when pages overlap; the key makes it one row.
+    frame = pd.DataFrame(rows).drop_duplicates("play_key").sort_values("played_at").reset_index(drop=True)
+    frame["batch_id"] = batch_id_for(frame["play_key"].tolist())
+    plays = conform(frame, "plays")
+    return Normalized(plays=plays, quarantine=quarantine)
+
+
+FEATURE_COLUMNS = (
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
+    "duration_ms",
+)
+
+
+def normalize_audio_features(
+    requested: list[str],
+    answers: dict[str, dict[str, Any] | None] | None,
+    *,
+    provider: str,
+    fetched_at: datetime | None = None,
+) -> pd.DataFrame:
+    """One ``track_features`` row per requested id: ``ok``, ``not_found`` or, when the provider
+    refused (``answers is None``), ``unavailable`` so a later run or provider can fill it."""
+    fetched_at = fetched_at or datetime.now(UTC)
+    rows = []
+    for track_id in requested:
+        row: dict[str, Any] = {"track_id": track_id, "provider": provider, "fetched_at": fetched_at}
+        if answers is None:
+            row["status"] = "unavailable"
+        elif not isinstance(answers.get(track_id), dict):
+            row["status"] = "not_found"
+        else:
+            features = answers[track_id] or {}
+            row["status"] = "ok"
+            row.update({c: features.get(c) for c in FEATURE_COLUMNS})
+        rows.append(row)
+    return conform(pd.DataFrame(rows), "track_features") if rows else empty_frame("track_features")
