@@ -39,9 +39,12 @@ class AudioFeaturesResource(dg.ConfigurableResource):
         if self.provider == "none":
             raise FeaturesUnavailableError("audio features are switched off (SPOTIFY_FEATURES_PROVIDER=none)")
         if self.provider == "reccobeats":
-            from spotify_assets.spotify.reccobeats import ReccoBeatsClient
+            from spotify_assets.providers.reccobeats import ReccoBeatsClient, ReccoBeatsError
 
-            return ReccoBeatsClient(base_url=self.reccobeats_base_url).audio_features(track_ids)
+            try:
+                return ReccoBeatsClient(base_url=self.reccobeats_base_url).audio_features(track_ids)
+            except ReccoBeatsError as exc:
+                raise FeaturesUnavailableError(f"{exc}; the tracks are retried on the next run") from exc
         try:
             return self.spotify.get_client().audio_features(track_ids)
         except AudioFeaturesUnavailable as exc:

@@ -1,0 +1,1 @@
+"""Audio-features providers other than Spotify itself."""
