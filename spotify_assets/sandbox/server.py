@@ -1,0 +1,615 @@
+"""The sandbox Spotify Web API: the real endpoints, JSON shapes, OAuth flows and errors, on loopback.
+
+It is the stand-in for ``api.spotify.com`` and ``accounts.spotify.com`` in local mode and in
+tests: the production HTTP client runs unchanged against it, only the base URL differs.
+Both hosts are served on one port (``/api/token`` and ``/authorize`` are the accounts part,
+``/v1/...`` the API part). Test knobs live under ``/_sandbox/...`` (loopback clients only)
+and mirror the in-process methods of :class:`SandboxServer`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import binascii
+import ipaddress
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from spotify_assets.sandbox.catalogue import Catalogue
+from spotify_assets.sandbox.constants import (
+    DEFAULT_NOW,
+    DEFAULT_SEED,
+    DEFAULT_TOKEN_TTL_S,
+    MAX_AUDIO_FEATURE_IDS,
+    RECENTLY_PLAYED_WINDOW,
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
+)
+from spotify_assets.sandbox.listener import ClockMode, Listener, SimClock, from_ms, parse_instant, to_ms
+from spotify_assets.sandbox.state import SandboxState
+
+log = logging.getLogger(__name__)
+
+RECENTLY_PLAYED_PATH = "/v1/me/player/recently-played"
+AUDIO_FEATURES_PATH = "/v1/audio-features"
+_ERROR_MESSAGES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Service not found",
+    429: "API rate limit exceeded",
+    500: "Server error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+}
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def api_error(status: int, message: str | None = None) -> _HttpError:
+    """An error in the Web API's shape: ``{"error": {"status": ..., "message": ...}}``."""
+    return _HttpError(
+        status, {"error": {"status": status, "message": message or _ERROR_MESSAGES.get(status, "")}}
+    )
+
+
+def oauth_error(status: int, error: str, description: str | None = None) -> _HttpError:
+    """An error in the accounts service's shape: ``{"error": ..., "error_description": ...}``."""
+    body: dict[str, Any] = {"error": error}
+    if description:
+        body["error_description"] = description
+    return _HttpError(status, body)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    server_version = "SpotifySandbox/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: request lines can carry auth codes; stats are in ``/_sandbox/stats``."""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        sandbox = self.server.sandbox
+        split = urlsplit(self.path)
+        path = split.path
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        if path.startswith("/_sandbox"):
+            try:
+                if not _is_loopback(self.client_address[0]):
+                    raise api_error(403, "Sandbox controls are loopback-only")
+                self._send_json(200, self._control(method, path, query, raw_body))
+            except _HttpError as err:
+                self._send_json(err.status, err.body, err.headers)
+            except (ValueError, TypeError, KeyError) as err:
+                self._send_json(400, {"error": {"status": 400, "message": f"bad control request: {err}"}})
+            return
+
+        state = sandbox.state
+        form = (
+            {k: v[-1] for k, v in parse_qs(raw_body.decode("utf-8", "replace")).items()}
+            if method == "POST"
+            else {}
+        )
+        grant_type = form.get("grant_type") if path == "/api/token" else None
+        malformed = False
+        status = 500
+        try:
+            delay = state.take_delay(path)
+            if delay and sandbox.stopping.wait(delay):
+                return
+            fault = state.take_status_fault(path)
+            if fault is not None:
+                injected = api_error(fault.status)
+                if fault.retry_after is not None:
+                    injected.headers["Retry-After"] = str(fault.retry_after)
+                raise injected
+            malformed = state.take_malformed(path)
+            status, body, headers = self._route(method, path, query, form)
+            if status in (301, 302):
+                self._send_redirect(status, headers["Location"])
+            else:
+                self._send_json(status, body, headers, malformed=malformed)
+        except _HttpError as err:
+            status = err.status
+            self._send_json(err.status, err.body, err.headers, malformed=malformed)
+        finally:
+            state.record(method, path, status, grant_type)
+
+    def _send_json(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, *, malformed: bool = False
+    ) -> None:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        if malformed:
+            data = data[: max(1, len(data) // 2)]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_redirect(self, status: int, location: str) -> None:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    # -- the Spotify endpoints ----------------------------------------------------------------------
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], form: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        if path == "/api/token":
+            if method != "POST":
+                raise api_error(405, "Method not allowed")
+            return 200, self._token(form), {}
+        if path == "/authorize" and method == "GET":
+            return 302, None, {"Location": self._authorize(query)}
+        if path == RECENTLY_PLAYED_PATH and method == "GET":
+            self._bearer(user=True)
+            return 200, self._recently_played(query), {}
+        if path == AUDIO_FEATURES_PATH and method == "GET":
+            self._bearer(user=False)
+            return 200, self._audio_features(query), {}
+        raise api_error(404)
+
+    def _client_auth(self) -> None:
+        header = self.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        try:
+            decoded = base64.b64decode(value, validate=True).decode() if scheme.lower() == "basic" else ""
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        sandbox = self.server.sandbox
+        if decoded != f"{sandbox.client_id}:{sandbox.client_secret}":
+            raise oauth_error(401, "invalid_client", "Invalid client")
+
+    def _token(self, form: dict[str, str]) -> dict[str, Any]:
+        self._client_auth()
+        state = self.server.sandbox.state
+        grant = form.get("grant_type", "")
+        base = {"token_type": "Bearer", "expires_in": state.token_ttl_s}
+        if grant == "client_credentials":
+            return {"access_token": state.issue_access_token("app"), **base}
+        if grant == "authorization_code":
+            redeemed = state.redeem_auth_code(form.get("code", ""))
+            if redeemed is None:
+                raise oauth_error(400, "invalid_grant", "Invalid authorization code")
+            redirect_uri, code_scope = redeemed
+            if form.get("redirect_uri") != redirect_uri:
+                raise oauth_error(400, "invalid_grant", "Invalid redirect URI")
+            return {
+                "access_token": state.issue_access_token("user", code_scope),
+                **base,
+                "refresh_token": state.issue_refresh_token(code_scope),
+                "scope": code_scope,
+            }
+        if grant == "refresh_token":
+            old = form.get("refresh_token", "")
+            with state.lock:
+                scope = state.refresh_tokens.get(old)
+                if scope is None:
+                    raise oauth_error(400, "invalid_grant", "Invalid refresh token")
+                out = {"access_token": state.issue_access_token("user", scope), **base, "scope": scope}
+                if state.faults.rotate_refresh_tokens:
+                    del state.refresh_tokens[old]
+                    out["refresh_token"] = state.issue_refresh_token(scope)
+            return out
+        if not grant:
+            raise oauth_error(400, "invalid_request", "grant_type parameter is missing")
+        raise oauth_error(
+            400,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials, authorization_code or refresh_token",
+        )
+
+    def _authorize(self, query: dict[str, str]) -> str:
+        sandbox = self.server.sandbox
+        if query.get("client_id") != sandbox.client_id:
+            raise oauth_error(400, "invalid_client", "Invalid client")
+        if query.get("response_type") != "code":
+            raise oauth_error(400, "unsupported_response_type", "response_type must be code")
+        redirect_uri = query.get("redirect_uri", "")
+        if not redirect_uri.startswith(("http://", "https://")):
+            raise oauth_error(400, "invalid_request", "Illegal redirect_uri")
+        code = sandbox.state.issue_auth_code(redirect_uri, query.get("scope", ""))
+        params = {"code": code}
+        if "state" in query:
+            params["state"] = query["state"]
+        separator = "&" if urlsplit(redirect_uri).query else "?"
+        return f"{redirect_uri}{separator}{urlencode(params)}"
+
+    def _bearer(self, *, user: bool) -> None:
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise api_error(401, "No token provided")
+        found, message = self.server.sandbox.state.check_access_token(token.strip())
+        if found is None:
+            raise api_error(401, message)
+        if user and found.kind != "user":
+            raise api_error(401, "This endpoint needs a user access token; client credentials carry no user")
+
+    def _recently_played(self, query: dict[str, str]) -> dict[str, Any]:
+        sandbox = self.server.sandbox
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            raise api_error(400, "Invalid limit") from None
+        if not 1 <= limit <= 50:
+            raise api_error(400, "Invalid limit")
+        if query.get("after") and query.get("before"):
+            raise api_error(400, "after and before cannot both be specified")
+        try:
+            after = int(query["after"]) if query.get("after") else None
+            before = int(query["before"]) if query.get("before") else None
+        except ValueError:
+            raise api_error(
+                400, "Invalid cursor: after/before must be Unix timestamps in milliseconds"
+            ) from None
+        plays = sandbox.listener.recent(sandbox.clock.now_ms())
+        if after is not None:
+            plays = [p for p in plays if p.played_at_ms > after]
+        if before is not None:
+            plays = [p for p in plays if p.played_at_ms < before]
+        page = plays[:limit]
+        base = f"{sandbox.url}{RECENTLY_PLAYED_PATH}"
+        cursors = None
+        next_url = None
+        if page:
+            cursors = {"after": str(page[0].played_at_ms), "before": str(page[-1].played_at_ms)}
+            if len(plays) > limit:
+                next_url = f"{base}?{urlencode({'before': page[-1].played_at_ms, 'limit': limit})}"
+        href_params = {k: query[k] for k in ("limit", "after", "before") if query.get(k)}
+        return {
+            "items": [sandbox.listener.render(p) for p in page],
+            "next": next_url,
+            "cursors": cursors,
+            "limit": limit,
+            "href": f"{base}?{urlencode(href_params)}" if href_params else base,
+        }
+
+    def _audio_features(self, query: dict[str, str]) -> dict[str, Any]:
+        sandbox = self.server.sandbox
+        if sandbox.state.faults.audio_features_forbidden:
+            raise api_error(403, "Forbidden: this application cannot use audio-features")
+        ids = [i for i in query.get("ids", "").split(",") if i]
+        if not ids:
+            raise api_error(400, "Missing required parameter: ids")
+        if len(ids) > MAX_AUDIO_FEATURE_IDS:
+            raise api_error(400, "Too many ids requested")
+        features = sandbox.catalogue.audio_features_by_id
+        return {"audio_features": [features.get(i) for i in ids]}
+
+    # -- test controls ------------------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, query: dict[str, str], raw: bytes) -> Any:
+        sandbox = self.server.sandbox
+        body: dict[str, Any] = json.loads(raw) if raw.strip() else {}
+        action = path.removeprefix("/_sandbox").strip("/")
+        if method == "GET" and action == "stats":
+            return sandbox.stats()
+        if method == "GET" and action == "clock":
+            return {"now": sandbox.now().isoformat(), "mode": sandbox.clock.mode}
+        if method == "GET" and action == "plays":
+            return {"items": sandbox.plays_between(query["start"], query["end"])}
+        if method != "POST":
+            raise api_error(404, f"unknown sandbox control {method} {path}")
+        if action == "clock":
+            if "now" in body:
+                sandbox.set_now(body["now"])
+            if "advance_seconds" in body:
+                sandbox.advance(float(body["advance_seconds"]))
+            return {"now": sandbox.now().isoformat(), "mode": sandbox.clock.mode}
+        if action == "faults":
+            sandbox.fail_next(
+                int(body["status"]), int(body.get("count", 1)), body.get("path", "*"), body.get("retry_after")
+            )
+        elif action == "malformed":
+            sandbox.malformed_next(int(body.get("count", 1)), body.get("path", "*"))
+        elif action == "delay":
+            count = body.get("count")
+            sandbox.delay(
+                float(body["seconds"]), None if count is None else int(count), body.get("path", "*")
+            )
+        elif action == "expire-tokens":
+            return {"expired": sandbox.expire_tokens()}
+        elif action == "settings":
+            sandbox.configure(**body)
+        elif action == "clear-faults":
+            sandbox.clear_faults()
+        elif action == "reset-stats":
+            sandbox.reset_stats()
+        elif action == "refresh-token":
+            return {"refresh_token": sandbox.issue_refresh_token()}
+        else:
+            raise api_error(404, f"unknown sandbox control {path}")
+        return {"ok": True}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    sandbox: SandboxServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet for clients that hang up (timeout tests do); anything else is logged."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        log.exception("sandbox request from %s failed", client_address)
+
+
+class SandboxServer:
+    """A running sandbox Spotify Web API (``with SandboxServer() as sb: ... sb.url``).
+
+    ``clock="fixed"`` (default) freezes simulated time at ``now`` until :meth:`advance` or
+    :meth:`set_now`; ``"realtime"`` lets it tick with the wall clock from ``now``.
+    """
+
+    def __init__(
+        self,
+        seed: int = DEFAULT_SEED,
+        now: str | datetime = DEFAULT_NOW,
+        clock: ClockMode = "fixed",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token_ttl_s: int = DEFAULT_TOKEN_TTL_S,
+        local_file_ratio: float = 0.0,
+        episode_ratio: float = 0.0,
+        rotate_refresh_tokens: bool = False,
+        audio_features_forbidden: bool = False,
+        client_id: str = SANDBOX_CLIENT_ID,
+        client_secret: str = SANDBOX_CLIENT_SECRET,
+    ) -> None:
+        self.seed = seed
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.catalogue = Catalogue(seed)
+        self.listener = Listener(
+            self.catalogue, local_file_ratio=local_file_ratio, episode_ratio=episode_ratio
+        )
+        self.clock = SimClock(parse_instant(now), clock)
+        self.state = SandboxState(token_ttl_s)
+        self.state.configure(
+            rotate_refresh_tokens=rotate_refresh_tokens, audio_features_forbidden=audio_features_forbidden
+        )
+        self.stopping = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"SandboxServer(url={self.url if self._httpd else None!r}, seed={self.seed}, clock={self.clock.mode!r})"
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> SandboxServer:
+        if self._httpd is not None:
+            return self
+        self.stopping.clear()
+        httpd = _Server((self.host, self.port), _Handler)
+        httpd.sandbox = self
+        self.port = int(httpd.server_address[1])
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, name=f"sandbox-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self.stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def serve_forever(self) -> None:
+        """Block until :meth:`stop` is called (from a signal handler or another thread)."""
+        self.start()
+        self.stopping.wait()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the sandbox is not running; call start() first")
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def accounts_url(self) -> str:
+        return self.url
+
+    @property
+    def api_url(self) -> str:
+        return self.url
+
+    # -- in-process controls (mirrored by POST /_sandbox/...) ---------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> datetime:
+        return self.clock.advance(seconds)
+
+    def set_now(self, now: str | datetime) -> datetime:
+        return self.clock.set_now(now)
+
+    def fail_next(self, status: int, count: int = 1, path: str = "*", retry_after: int | None = None) -> None:
+        """The next ``count`` requests whose path matches the glob ``path`` answer ``status``."""
+        self.state.add_status_fault(status, count, path, retry_after)
+
+    def malformed_next(self, count: int = 1, path: str = "*") -> None:
+        """The next ``count`` matching responses carry a truncated JSON body."""
+        self.state.set_malformed(count, path)
+
+    def delay(self, seconds: float, count: int | None = None, path: str = "*") -> None:
+        """Hold matching responses for ``seconds`` (next ``count`` requests; None: until cleared)."""
+        self.state.set_delay(seconds, count, path)
+
+    def expire_tokens(self) -> int:
+        return self.state.expire_tokens()
+
+    def configure(
+        self,
+        *,
+        audio_features_forbidden: bool | None = None,
+        rotate_refresh_tokens: bool | None = None,
+        local_file_ratio: float | None = None,
+        episode_ratio: float | None = None,
+    ) -> None:
+        self.state.configure(
+            audio_features_forbidden=audio_features_forbidden, rotate_refresh_tokens=rotate_refresh_tokens
+        )
+        if local_file_ratio is not None:
+            self.listener.local_file_ratio = float(local_file_ratio)
+        if episode_ratio is not None:
+            self.listener.episode_ratio = float(episode_ratio)
+
+    def clear_faults(self) -> None:
+        self.state.clear_faults()
+
+    def issue_refresh_token(self) -> str:
+        return self.state.issue_refresh_token()
+
+    def is_refresh_token_valid(self, token: str) -> bool:
+        with self.state.lock:
+            return token in self.state.refresh_tokens
+
+    def stats(self) -> dict[str, Any]:
+        return self.state.stats()
+
+    def reset_stats(self) -> None:
+        self.state.reset_stats()
+
+    # -- ground truth -------------------------------------------------------------------------------
+
+    def plays_between(self, start: str | datetime, end: str | datetime) -> list[dict[str, Any]]:
+        """Every play with start < played_at <= end, oldest first, as API items (ignores the 50 cap)."""
+        return [
+            self.listener.render(p)
+            for p in self.listener.between(to_ms(parse_instant(start)), to_ms(parse_instant(end)))
+        ]
+
+    def recently_played_truth(self) -> list[dict[str, Any]]:
+        """What ``/recently-played`` would hold right now: the latest 50 plays, newest first."""
+        return [
+            self.listener.render(p) for p in self.listener.recent(self.clock.now_ms(), RECENTLY_PLAYED_WINDOW)
+        ]
+
+
+# -- one embedded sandbox per process (SandboxSpotifyResource with no url) ---------------------------
+
+_EMBEDDED: SandboxServer | None = None
+_EMBEDDED_LOCK = threading.Lock()
+
+
+def embedded_sandbox() -> SandboxServer:
+    """The process-wide sandbox, started on first use on a free loopback port (fixed clock)."""
+    global _EMBEDDED
+    with _EMBEDDED_LOCK:
+        if _EMBEDDED is None:
+            _EMBEDDED = SandboxServer().start()
+            atexit.register(_EMBEDDED.stop)
+        return _EMBEDDED
+
+
+# -- console command ---------------------------------------------------------------------------------
+
+
+def serve_command(argv: list[str]) -> int:
+    """``spotify-assets sandbox``: serve the sandbox until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(prog="spotify-assets sandbox", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
+    parser.add_argument("--port", type=int, default=0, help="port (0: pick a free one)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--clock", choices=("fixed", "realtime"), default="fixed")
+    parser.add_argument(
+        "--now", default=None, help="simulated start time, ISO 8601 (default: 2026-11-20T21:00:00Z)"
+    )
+    parser.add_argument(
+        "--port-file", type=Path, default=None, help="write the chosen port here once listening"
+    )
+    args = parser.parse_args(argv)
+    now: str | datetime = args.now or DEFAULT_NOW
+    if args.now is None and args.clock == "realtime":
+        from datetime import UTC
+
+        now = datetime.now(UTC)
+    sandbox = SandboxServer(seed=args.seed, now=now, clock=args.clock, host=args.host, port=args.port)
+    sandbox.start()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        sandbox.stopping.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    if args.port_file is not None:
+        tmp = args.port_file.with_name(args.port_file.name + ".tmp")
+        tmp.write_text(f"{sandbox.port}\n")
+        tmp.replace(args.port_file)
+    print(
+        f"Sandbox Spotify API on {sandbox.url} (seed {args.seed}, {args.clock} clock at {sandbox.now().isoformat()})"
+    )
+    print(f"  client id {sandbox.client_id}, refresh token: the SANDBOX_REFRESH_TOKEN constant", flush=True)
+    try:
+        while not sandbox.stopping.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+    print("Sandbox stopped.", flush=True)
+    return 0
+
+
+__all__ = ["SandboxServer", "embedded_sandbox", "from_ms", "serve_command"]

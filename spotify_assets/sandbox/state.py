@@ -1,0 +1,204 @@
+"""Mutable sandbox state: OAuth tokens, fault knobs and request counters.
+
+Kept apart from the HTTP layer so the in-process API (``SandboxServer``) and the HTTP
+control endpoints (``/_sandbox/...``) drive exactly the same object.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import secrets
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from spotify_assets.sandbox.constants import DEFAULT_TOKEN_TTL_S, SANDBOX_REFRESH_TOKEN
+
+TokenKind = Literal["app", "user"]
+
+
+@dataclass
+class AccessToken:
+    kind: TokenKind
+    expires_at: float  # time.monotonic() deadline: tokens expire in wall time
+    scope: str = ""
+
+
+@dataclass
+class StatusFault:
+    """Answer the next ``remaining`` requests whose path matches ``path`` with ``status``."""
+
+    status: int
+    remaining: int
+    path: str = "*"
+    retry_after: int | None = None
+
+
+@dataclass
+class CountedFault:
+    """A fault applied to the next ``remaining`` matching requests (None: until cleared)."""
+
+    remaining: int | None
+    path: str = "*"
+    seconds: float = 0.0
+
+
+def _matches(pattern: str, path: str) -> bool:
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+def _take(fault: CountedFault | StatusFault | None, path: str) -> bool:
+    if fault is None or not _matches(fault.path, path):
+        return False
+    if fault.remaining is None:
+        return True
+    if fault.remaining <= 0:
+        return False
+    fault.remaining -= 1
+    return True
+
+
+@dataclass
+class FaultPlan:
+    status: list[StatusFault] = field(default_factory=list)
+    malformed: CountedFault | None = None
+    delay: CountedFault | None = None
+    audio_features_forbidden: bool = False
+    rotate_refresh_tokens: bool = False
+
+
+class SandboxState:
+    """Tokens, faults and counters of one sandbox. All methods are thread-safe."""
+
+    def __init__(self, token_ttl_s: int = DEFAULT_TOKEN_TTL_S) -> None:
+        self.token_ttl_s = token_ttl_s
+        self.lock = threading.RLock()
+        self.access_tokens: dict[str, AccessToken] = {}
+        self.refresh_tokens: dict[str, str] = {SANDBOX_REFRESH_TOKEN: "user-read-recently-played"}
+        self.auth_codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, scope)
+        self.faults = FaultPlan()
+        self.requests: Counter[str] = Counter()
+        self.grant_types: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.log: deque[dict[str, Any]] = deque(maxlen=1000)
+
+    # -- tokens -------------------------------------------------------------------------------------
+
+    def issue_access_token(self, kind: TokenKind, scope: str = "") -> str:
+        token = "sbx-at-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.access_tokens[token] = AccessToken(kind, time.monotonic() + self.token_ttl_s, scope)
+        return token
+
+    def issue_refresh_token(self, scope: str = "user-read-recently-played") -> str:
+        token = "sbx-rt-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.refresh_tokens[token] = scope
+        return token
+
+    def issue_auth_code(self, redirect_uri: str, scope: str) -> str:
+        code = "sbx-code-" + secrets.token_urlsafe(16)
+        with self.lock:
+            self.auth_codes[code] = (redirect_uri, scope)
+        return code
+
+    def redeem_auth_code(self, code: str) -> tuple[str, str] | None:
+        with self.lock:
+            return self.auth_codes.pop(code, None)
+
+    def check_access_token(self, token: str) -> tuple[AccessToken | None, str]:
+        """(token, "") if usable, else (None, Spotify's error message)."""
+        with self.lock:
+            found = self.access_tokens.get(token)
+        if found is None:
+            return None, "Invalid access token"
+        if time.monotonic() >= found.expires_at:
+            return None, "The access token expired"
+        return found, ""
+
+    def expire_tokens(self) -> int:
+        """Expire every access token issued so far; returns how many."""
+        with self.lock:
+            for token in self.access_tokens.values():
+                token.expires_at = 0.0
+            return len(self.access_tokens)
+
+    # -- faults -------------------------------------------------------------------------------------
+
+    def add_status_fault(
+        self, status: int, count: int = 1, path: str = "*", retry_after: int | None = None
+    ) -> None:
+        if not 400 <= status <= 599:
+            raise ValueError("status must be an HTTP error status (4xx/5xx)")
+        with self.lock:
+            self.faults.status.append(StatusFault(status, count, path, retry_after))
+
+    def set_malformed(self, count: int | None = 1, path: str = "*") -> None:
+        with self.lock:
+            self.faults.malformed = CountedFault(count, path) if count != 0 else None
+
+    def set_delay(self, seconds: float, count: int | None = None, path: str = "*") -> None:
+        with self.lock:
+            self.faults.delay = CountedFault(count, path, seconds) if seconds > 0 else None
+
+    def configure(
+        self,
+        *,
+        audio_features_forbidden: bool | None = None,
+        rotate_refresh_tokens: bool | None = None,
+    ) -> None:
+        with self.lock:
+            if audio_features_forbidden is not None:
+                self.faults.audio_features_forbidden = audio_features_forbidden
+            if rotate_refresh_tokens is not None:
+                self.faults.rotate_refresh_tokens = rotate_refresh_tokens
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults = FaultPlan()
+
+    def take_delay(self, path: str) -> float:
+        with self.lock:
+            fault = self.faults.delay
+            return fault.seconds if fault is not None and _take(fault, path) else 0.0
+
+    def take_status_fault(self, path: str) -> StatusFault | None:
+        with self.lock:
+            for fault in self.faults.status:
+                if _take(fault, path):
+                    self.faults.status = [f for f in self.faults.status if f.remaining > 0]
+                    return fault
+        return None
+
+    def take_malformed(self, path: str) -> bool:
+        with self.lock:
+            return _take(self.faults.malformed, path)
+
+    # -- counters -----------------------------------------------------------------------------------
+
+    def record(self, method: str, path: str, status: int, grant_type: str | None) -> None:
+        with self.lock:
+            self.requests[f"{method} {path}"] += 1
+            self.statuses[str(status)] += 1
+            if grant_type:
+                self.grant_types[grant_type] += 1
+            self.log.append({"method": method, "path": path, "status": status, "grant_type": grant_type})
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "total": sum(self.requests.values()),
+                "requests": dict(self.requests),
+                "grant_types": dict(self.grant_types),
+                "statuses": dict(self.statuses),
+                "log": list(self.log),
+            }
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.grant_types.clear()
+            self.statuses.clear()
+            self.log.clear()
