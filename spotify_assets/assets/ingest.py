@@ -71,7 +71,8 @@ def raw_recent_tracks(
     possible_gap = bool(
         cursor is not None and len(items) >= RECENTLY_PLAYED_WINDOW and len(plays) >= RECENTLY_PLAYED_WINDOW
     )
-    if possible_gap:
+    if possible_gap and cursor is not None:
+        warehouse.record_gap(cursor, plays["played_at"].min().to_pydatetime())
         context.log.warning(
             f"all {RECENTLY_PLAYED_WINDOW} plays the API returned are newer than the cursor {cursor}: plays between "
             "the cursor and the oldest returned play may be missing (poll more often, or import a privacy export)"

@@ -49,6 +49,8 @@ from spotify_assets.schema import (
 )
 
 META_TABLE = "warehouse_meta"
+#: Poll windows in which plays may have been missed (the API only shows the latest 50).
+GAPS_TABLE = "ingest_gaps"
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -94,6 +96,19 @@ class WarehouseResource(dg.ConfigurableResource):
     @abstractmethod
     def query(self, sql: str) -> pd.DataFrame:
         """Run read-only SQL (in this warehouse's dialect) and return the result."""
+
+    # -- poll gaps: windows in which plays may have been missed (see checks.no_open_gaps) --
+    def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
+        """Remember that plays between ``gap_start`` and ``gap_end`` may be missing."""
+        raise NotImplementedError
+
+    def open_gaps(self) -> pd.DataFrame:
+        """Gaps not yet covered by an import (columns gap_start, gap_end, detected_at)."""
+        raise NotImplementedError
+
+    def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
+        """Close gaps lying inside [start, end] (an import covered them); returns how many."""
+        raise NotImplementedError
 
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0])
@@ -259,6 +274,30 @@ class DuckDBWarehouseResource(WarehouseResource):
         with self._reader() as con:
             return con.execute(sql).df()
 
+    def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
+        with self._writer() as con:
+            con.execute(
+                f"INSERT OR IGNORE INTO {GAPS_TABLE} VALUES (?, ?, ?, NULL)",
+                [gap_start, gap_end, datetime.now(UTC)],
+            )
+
+    def open_gaps(self) -> pd.DataFrame:
+        return self.query(
+            f"SELECT gap_start, gap_end, detected_at FROM {GAPS_TABLE} WHERE closed_at IS NULL ORDER BY 1"
+        )
+
+    def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
+        with self._writer() as con:
+            before = con.execute(f"SELECT count(*) FROM {GAPS_TABLE} WHERE closed_at IS NULL").fetchall()[0][
+                0
+            ]
+            con.execute(
+                f"UPDATE {GAPS_TABLE} SET closed_at = ? WHERE closed_at IS NULL AND gap_start >= ? AND gap_end <= ?",
+                [datetime.now(UTC), start, end],
+            )
+            after = con.execute(f"SELECT count(*) FROM {GAPS_TABLE} WHERE closed_at IS NULL").fetchall()[0][0]
+        return int(before - after)
+
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
@@ -275,6 +314,10 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
             f"CREATE TABLE IF NOT EXISTS {table} (\n  {duckdb_columns_sql(schema)},\n  PRIMARY KEY ({key}))"
         )
     con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {GAPS_TABLE} (gap_start TIMESTAMPTZ NOT NULL, gap_end TIMESTAMPTZ NOT NULL, "
+        "detected_at TIMESTAMPTZ NOT NULL, closed_at TIMESTAMPTZ, PRIMARY KEY (gap_start, gap_end))"
+    )
 
 
 def _connect_with_retry(path: str, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:

@@ -1,0 +1,132 @@
+"""Data-quality checks on the plays table.
+
+Blocking checks guard what the marts must never be computed from (duplicate or keyless
+plays, plays from the future, a drifted schema): when one fails, ``top_ten_tracks`` does
+not run. Warnings (freshness, feature coverage, possible gaps in the poll history) are
+shown in the UI but stop nothing. The SQL is plain enough to run unchanged on DuckDB and
+BigQuery.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from spotify_assets.assets.warehouse import bq_plays
+from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.schema import FEATURES_TABLE, PLAY_KEY, PLAYS_TABLE, column_names
+
+#: Clock skew tolerated before a play counts as "in the future".
+FUTURE_TOLERANCE = timedelta(minutes=5)
+#: Newest play older than this: the pipeline (or the listener) has been quiet.
+FRESHNESS_LIMIT = timedelta(hours=36)
+#: Share of distinct tracks with features ("ok" or "not_found") below which we warn.
+MIN_FEATURE_COVERAGE = 0.8
+
+
+@dg.asset_check(asset=bq_plays, blocking=True, description="Each play_key appears exactly once.")
+def play_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    dupes = warehouse.query(
+        f"SELECT {PLAY_KEY}, count(*) AS n FROM {PLAYS_TABLE} GROUP BY {PLAY_KEY} HAVING count(*) > 1 LIMIT 20"
+    )
+    return dg.AssetCheckResult(
+        passed=dupes.empty,
+        metadata={"duplicate_keys": len(dupes), "examples": dupes[PLAY_KEY].tolist()[:5]},
+    )
+
+
+@dg.asset_check(asset=bq_plays, blocking=True, description="No play lacks its key, time, source or batch.")
+def keys_not_null(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    row = warehouse.query(
+        f"SELECT countif_null_key, countif_null_time FROM (SELECT "
+        f"sum(CASE WHEN {PLAY_KEY} IS NULL THEN 1 ELSE 0 END) AS countif_null_key, "
+        f"sum(CASE WHEN played_at IS NULL THEN 1 ELSE 0 END) AS countif_null_time FROM {PLAYS_TABLE})"
+    ).fillna(0)
+    null_keys, null_times = int(row["countif_null_key"].iloc[0]), int(row["countif_null_time"].iloc[0])
+    return dg.AssetCheckResult(
+        passed=null_keys == 0 and null_times == 0,
+        metadata={"null_play_keys": null_keys, "null_played_at": null_times},
+    )
+
+
+@dg.asset_check(asset=bq_plays, blocking=True, description="No play ended in the future.")
+def no_future_plays(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    limit = datetime.now(UTC) + FUTURE_TOLERANCE
+    newest = warehouse.max_played_at()
+    passed = newest is None or newest <= limit
+    return dg.AssetCheckResult(
+        passed=passed,
+        metadata={"newest_play": newest.isoformat() if newest else "none", "limit": limit.isoformat()},
+    )
+
+
+@dg.asset_check(asset=bq_plays, blocking=True, description="The table's columns equal schemas/plays.json.")
+def schema_unchanged(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    actual = list(warehouse.query(f"SELECT * FROM {PLAYS_TABLE} LIMIT 0").columns)
+    expected = column_names("plays")
+    return dg.AssetCheckResult(
+        passed=actual == expected,
+        metadata={
+            "missing": sorted(set(expected) - set(actual)),
+            "unexpected": sorted(set(actual) - set(expected)),
+            "order_matches": actual == expected,
+        },
+    )
+
+
+@dg.asset_check(asset=bq_plays, description="The newest play is recent (warns only).")
+def newest_play_is_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    newest = warehouse.max_played_at()
+    age = datetime.now(UTC) - newest if newest else None
+    return dg.AssetCheckResult(
+        passed=age is not None and age <= FRESHNESS_LIMIT,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "newest_play": newest.isoformat() if newest else "none",
+            "age_hours": round(age.total_seconds() / 3600, 1) if age else -1,
+            "limit_hours": FRESHNESS_LIMIT.total_seconds() / 3600,
+        },
+    )
+
+
+@dg.asset_check(asset=bq_plays, description="Most played tracks have audio features (warns only).")
+def audio_feature_coverage(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    stats = warehouse.query(
+        f"SELECT count(DISTINCT p.track_id) AS tracks, "
+        f"count(DISTINCT CASE WHEN f.status IN ('ok', 'not_found') THEN p.track_id END) AS covered "
+        f"FROM {PLAYS_TABLE} p LEFT JOIN {FEATURES_TABLE} f ON p.track_id = f.track_id "
+        f"WHERE p.track_id IS NOT NULL"
+    )
+    tracks, covered = int(stats["tracks"].iloc[0]), int(stats["covered"].iloc[0])
+    coverage = covered / tracks if tracks else 1.0
+    return dg.AssetCheckResult(
+        passed=coverage >= MIN_FEATURE_COVERAGE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"tracks": tracks, "with_features": covered, "coverage": round(coverage, 3)},
+    )
+
+
+@dg.asset_check(asset=bq_plays, description="No open gap in the poll history (warns only).")
+def no_open_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    gaps = warehouse.open_gaps()
+    return dg.AssetCheckResult(
+        passed=gaps.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "open_gaps": len(gaps),
+            "windows": [f"{r.gap_start} .. {r.gap_end}" for r in gaps.itertuples()][:10],
+            "how_to_close": "import a Spotify privacy export covering the window: spotify-assets import PATH",
+        },
+    )
+
+
+PLAYS_CHECKS = [
+    play_key_unique,
+    keys_not_null,
+    no_future_plays,
+    schema_unchanged,
+    newest_play_is_fresh,
+    audio_feature_coverage,
+    no_open_gaps,
+]

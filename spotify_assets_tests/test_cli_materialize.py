@@ -1,0 +1,41 @@
+"""`dagster asset materialize` from the CLI, twice at once against one sandbox: no play twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+from spotify_assets.sandbox.server import SandboxServer
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+SELECTION = "raw_recent_tracks,audio_features,gcs_csv,bq_plays"
+
+
+def test_two_overlapping_cli_runs_load_each_play_once(tmp_path: Path, pipeline_sandbox: SandboxServer) -> None:
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "SPOTIFY_DATA_DIR": str(data),
+        "SPOTIFY_SANDBOX_URL": pipeline_sandbox.url,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+    }
+    env.pop("SPOTIFY_CLIENT_ID", None)
+    (tmp_path / "home").mkdir()
+    cmd = [DAGSTER, "asset", "materialize", "-m", "spotify_assets.definitions", "--select", SELECTION]
+    procs = [
+        subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for proc, out in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, out[-3000:]
+    assert all("RUN_SUCCESS" in out for out in outputs)
+    warehouse = DuckDBWarehouseResource(path=str(data / "warehouse.duckdb"))
+    assert warehouse.count("bq_plays") == 50
+    assert warehouse.query("SELECT count(DISTINCT play_key) n FROM bq_plays")["n"].iloc[0] == 50
+    # Both runs asked the same sandbox: two refreshes, two recently-played calls.
+    stats = pipeline_sandbox.stats()
+    assert sum(v for k, v in stats.get("endpoints", stats).items() if "recently-played" in str(k)) >= 2

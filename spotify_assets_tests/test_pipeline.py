@@ -1,0 +1,145 @@
+"""The whole asset graph on the local default: real DuckDB, real lake folder, real Spark, sandbox API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.sandbox.server import SandboxServer
+
+UPSTREAM_OF_SPARK = PIPELINE_ASSETS[:4]
+
+
+def _run(resources: dict[str, Any], assets: list[Any] | None = None) -> dg.ExecuteInProcessResult:
+    result = dg.materialize(assets or PIPELINE_ASSETS, resources=resources)
+    assert result.success
+    return result
+
+
+def _skipped(result: dg.ExecuteInProcessResult) -> list[str]:
+    return sorted(e.step_key or "" for e in result.all_events if e.event_type_value == "STEP_SKIPPED")
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> list[str]:
+    return sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key)
+
+
+def _meta(result: dg.ExecuteInProcessResult, step: str) -> dict[str, Any]:
+    (event,) = result.asset_materializations_for_node(step)
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def test_full_graph_twice_second_run_skips_and_adds_nothing(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
+) -> None:
+    first = _run(local_resources)
+    assert _materialized(first) == sorted(a.key.to_user_string() for a in PIPELINE_ASSETS)
+    truth = pipeline_sandbox.recently_played_truth()
+    assert len(truth) == 50
+    warehouse = local_resources["warehouse"]
+    assert warehouse.count("bq_plays") == 50
+    assert _meta(first, "raw_recent_tracks")["new_plays"] == 50
+    assert _meta(first, "bq_plays")["plays_inserted"] == 50
+    keys = set(warehouse.query("SELECT played_at, track_id FROM bq_plays").itertuples(index=False, name=None))
+    expected = {(pd.Timestamp(i["played_at"]), i["track"]["id"]) for i in truth}
+    assert keys == expected
+
+    top = warehouse.query("SELECT * FROM top_ten_tracks ORDER BY rank")
+    assert list(top["rank"]) == list(range(1, 11))
+    per_track = pd.Series([i["track"]["id"] for i in truth]).value_counts()
+    assert top["plays"].iloc[0] == per_track.max()
+    assert top["plays"].sum() == per_track.sort_values(ascending=False).head(10).sum()
+
+    lake_files = sorted(p.relative_to(data_dir / "lake").as_posix() for p in (data_dir / "lake").rglob("*") if p.is_file())
+    assert any(f.startswith("plays/played_date=") and f.endswith(".parquet") for f in lake_files)
+    assert any(f.startswith("plays_csv/played_date=") and f.endswith(".csv") for f in lake_files)
+    assert any(f.startswith("raw/recently_played/") for f in lake_files)
+
+    second = _run(local_resources)
+    assert _materialized(second) == []
+    assert _skipped(second) == ["audio_features", "bq_plays", "gcs_csv", "top_ten_tracks"]
+    observations = [e for e in second.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert "no plays after the cursor" in str(observations[0].event_specific_data)
+    assert warehouse.count("bq_plays") == 50
+    # The lake got no new files either.
+    assert len([p for p in (data_dir / "lake").rglob("*") if p.is_file()]) == len(lake_files)
+
+
+def test_new_plays_after_the_clock_moves_are_added_exactly(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer
+) -> None:
+    _run(local_resources, UPSTREAM_OF_SPARK)
+    before = pipeline_sandbox.now()
+    pipeline_sandbox.advance(3 * 3600)
+    new = pipeline_sandbox.plays_between(before, pipeline_sandbox.now())
+    assert 0 < len(new) <= 50
+    result = _run(local_resources, UPSTREAM_OF_SPARK)
+    assert _meta(result, "raw_recent_tracks")["new_plays"] == len(new)
+    assert _meta(result, "bq_plays")["plays_inserted"] == len(new)
+    assert local_resources["warehouse"].count("bq_plays") == 50 + len(new)
+
+
+def test_audio_features_403_is_recorded_not_failed(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer
+) -> None:
+    pipeline_sandbox.configure(audio_features_forbidden=True)
+    result = _run(local_resources, UPSTREAM_OF_SPARK)
+    meta = _meta(result, "audio_features")
+    assert meta["features_available"] is False
+    assert "reccobeats" in meta["note"].lower()
+    statuses = local_resources["warehouse"].query("SELECT DISTINCT status FROM track_features")
+    assert statuses["status"].tolist() == ["unavailable"]
+    # Next run, access restored: unavailable tracks are asked again, ok rows replace them.
+    pipeline_sandbox.configure(audio_features_forbidden=False)
+    pipeline_sandbox.advance(3600)
+    _run(local_resources, UPSTREAM_OF_SPARK)
+    ok = local_resources["warehouse"].query("SELECT count(*) n FROM track_features WHERE status = 'ok'")["n"].iloc[0]
+    assert ok > 0
+
+
+def test_episodes_and_local_files_are_quarantined_with_counts(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
+) -> None:
+    pipeline_sandbox.configure(local_file_ratio=0.15, episode_ratio=0.1)
+    truth = pipeline_sandbox.recently_played_truth()
+    odd = [i for i in truth if i["track"].get("type") == "episode" or i["track"].get("is_local")]
+    assert odd, "the knobs should produce some episodes or local files"
+    result = _run(local_resources, UPSTREAM_OF_SPARK)
+    meta = _meta(result, "raw_recent_tracks")
+    assert meta["quarantined"] == len(odd)
+    assert meta["new_plays"] == 50 - len(odd)
+    assert local_resources["warehouse"].count("bq_plays") == 50 - len(odd)
+    (qfile,) = list((data_dir / "lake" / "quarantine").rglob("*.jsonl"))
+    reasons = [json.loads(line)["reason"] for line in qfile.read_text().splitlines()]
+    assert len(reasons) == len(odd)
+    assert {r.split(" ")[0] for r in reasons} <= {"podcast", "local"}
+
+
+def test_sensor_skips_then_requests_and_advances_cursor(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer
+) -> None:
+    from spotify_assets.sensors import new_plays_sensor
+
+    resources = {"spotify": local_resources["spotify"]}
+    with dg.build_sensor_context(resources=resources) as ctx:
+        first = new_plays_sensor(ctx)
+    assert isinstance(first, dg.SensorResult)
+    assert first.run_requests and len(first.run_requests) == 1
+    cursor = first.cursor
+    newest = max(pd.Timestamp(i["played_at"]) for i in pipeline_sandbox.recently_played_truth())
+    assert cursor == str(int(newest.timestamp() * 1000))
+
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
+        quiet = new_plays_sensor(ctx)
+    assert not quiet.run_requests
+    assert quiet.skip_reason and "No new plays" in (quiet.skip_reason.skip_message or "")
+
+    pipeline_sandbox.advance(2 * 3600)
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
+        again = new_plays_sensor(ctx)
+    assert again.run_requests and int(again.cursor or 0) > int(cursor or 0)
