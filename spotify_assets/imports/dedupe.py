@@ -1,0 +1,216 @@
+"""Pre-merge dedupe and account-data id matching, one SQL join per chunk.
+
+Exact re-imports are caught by ``play_key``. What a key cannot catch is the *same stream*
+recorded by two different logging paths:
+
+* the API's ``played_at`` and the extended export's ``ts`` both mark the stream's end, but
+  come from different clocks/pipelines and differ by a second or two (and the API keeps
+  milliseconds, the export whole seconds). Tolerance: **±5 s**, same track.
+* account-data ``endTime`` is truncated to the minute, so the real end lies in
+  ``[endTime, endTime + 60 s)``; with the same 5 s clock slack either side the window is
+  **[endTime - 5 s, endTime + 65 s)** (applied whichever side of the pair is account data).
+
+Only rows from a *different* source are window-matched: within one source the clock is the
+same, so a repeat with a different timestamp is a real second stream (a skip-back), and an
+identical one is caught by the key. "Same track" means the same id, or - when a side has no
+id (local files, unmatched account rows) - the same lower(artist)|lower(track) and content type.
+
+For DuckDB the joins run inside the warehouse's published snapshot (read-only, never
+contends with a writer). Other warehouses (BigQuery) get ``FetchingPlaysIndex``: the chunk's
+time window of plays is fetched with ``warehouse.query`` and joined in a local DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from spotify_assets.resources.warehouse import DuckDBWarehouseResource, WarehouseResource
+from spotify_assets.schema import PLAYS_TABLE
+
+EXTENDED_TOLERANCE = timedelta(seconds=5)
+MINUTE_BUCKET = timedelta(seconds=60)
+#: How far apart two rows of one stream can be at most (the account-data window's far edge).
+MAX_SKEW = MINUTE_BUCKET + EXTENDED_TOLERANCE
+
+_NAME_KEY = "lower(coalesce({p}primary_artist_name, '')) || '|' || lower(coalesce({p}track_name, ''))"
+
+#: Columns of the chunk frame the dedupe query needs.
+CHUNK_COLUMNS = ["idx", "play_key", "played_at", "track_id", "name_key", "content_type"]
+
+
+def name_key(artist: str | None, track: str | None) -> str:
+    """The name used to match rows without an id (mirrors ``_NAME_KEY`` in SQL)."""
+    return f"{(artist or '').lower()}|{(track or '').lower()}"
+
+
+def _duplicates_sql(existing: str, source: str) -> str:
+    tol = int(EXTENDED_TOLERANCE.total_seconds())
+    bucket = int(MINUTE_BUCKET.total_seconds())
+    if source == "account_export":
+        window = f"e.played_at >= c.played_at - INTERVAL {tol} SECOND AND e.played_at < c.played_at + INTERVAL {bucket + tol} SECOND"
+    else:
+        window = (
+            f"CASE WHEN e.source = 'account_export' "
+            f"THEN c.played_at >= e.played_at - INTERVAL {tol} SECOND AND c.played_at < e.played_at + INTERVAL {bucket + tol} SECOND "
+            f"ELSE c.played_at BETWEEN e.played_at - INTERVAL {tol} SECOND AND e.played_at + INTERVAL {tol} SECOND END"
+        )
+    skew = int(MAX_SKEW.total_seconds())
+    return f"""
+    WITH e AS (
+        SELECT play_key, played_at, track_id, source, content_type, {_NAME_KEY.format(p="")} AS name_key
+        FROM {existing}
+        WHERE played_at BETWEEN $lo - INTERVAL {skew} SECOND AND $hi + INTERVAL {skew} SECOND
+    ),
+    same_key AS (
+        SELECT c.idx FROM chunk c JOIN e ON c.play_key = e.play_key
+    ),
+    by_id AS (
+        SELECT c.idx FROM chunk c JOIN e ON c.track_id = e.track_id
+        WHERE e.source <> $source AND ({window})
+    ),
+    by_name AS (
+        SELECT c.idx FROM chunk c JOIN e ON c.name_key = e.name_key AND c.content_type = e.content_type
+        WHERE e.source <> $source AND (c.track_id IS NULL OR e.track_id IS NULL) AND ({window})
+    )
+    SELECT idx, 'key' AS why FROM same_key
+    UNION ALL
+    SELECT idx, 'window' FROM (SELECT idx FROM by_id UNION SELECT idx FROM by_name)
+        WHERE idx NOT IN (SELECT idx FROM same_key)
+    """
+
+
+_MATCH_SQL = f"""
+    WITH wanted AS (SELECT DISTINCT content_type, name_key FROM names),
+    counted AS (
+        SELECT e.content_type, {_NAME_KEY.format(p="e.")} AS name_key, e.track_id, sum({{weight}}) AS n
+        FROM {{existing}} e
+        WHERE e.track_id IS NOT NULL
+        GROUP BY ALL
+    )
+    SELECT w.content_type, w.name_key, first(c.track_id ORDER BY c.n DESC, c.track_id) AS track_id
+    FROM wanted w JOIN counted c USING (content_type, name_key)
+    GROUP BY ALL
+"""
+
+
+def find_duplicates(
+    con: duckdb.DuckDBPyConnection, existing: str, chunk: pd.DataFrame, source: str
+) -> pd.DataFrame:
+    """Rows of ``chunk`` already in ``existing``: columns ``idx`` and ``why`` ('key' or 'window')."""
+    if chunk.empty:
+        return pd.DataFrame({"idx": pd.Series([], dtype="int64"), "why": pd.Series([], dtype="object")})
+    con.register("chunk", chunk[CHUNK_COLUMNS])
+    try:
+        params = {"lo": chunk["played_at"].min(), "hi": chunk["played_at"].max(), "source": source}
+        return con.execute(_duplicates_sql(existing, source), params).df()
+    finally:
+        con.unregister("chunk")
+
+
+def match_ids(
+    con: duckdb.DuckDBPyConnection, existing: str, names: pd.DataFrame, weight: str = "1"
+) -> pd.DataFrame:
+    """The most common known track_id per (content_type, name_key) among ``names``.
+
+    ``weight`` is the column counting plays per row of ``existing`` ("1" for the plays table).
+    """
+    if names.empty:
+        return pd.DataFrame(columns=["content_type", "name_key", "track_id"])
+    con.register("names", names[["content_type", "name_key"]])
+    try:
+        return con.execute(_MATCH_SQL.format(existing=existing, weight=weight)).df()
+    finally:
+        con.unregister("names")
+
+
+class PlaysIndex:
+    """What the runner asks of the warehouse before each merge."""
+
+    def duplicates(self, chunk: pd.DataFrame, source: str) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def match(self, names: pd.DataFrame) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def inserted_keys(self, keys: pd.Series, run_at: datetime) -> set[str]:
+        """Which of ``keys`` this run (rows with ``ingested_at == run_at``) inserted."""
+        raise NotImplementedError
+
+
+class DuckDBPlaysIndex(PlaysIndex):
+    """Joins inside the DuckDB warehouse's published snapshot (opened read-only per call)."""
+
+    def __init__(self, warehouse: DuckDBWarehouseResource) -> None:
+        self._wh = warehouse
+
+    @contextmanager
+    def _con(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # The snapshot is what readers use; merge_plays publishes it after every write,
+        # so the previous chunk's rows are visible here.
+        with self._wh._reader() as con:
+            yield con
+
+    def duplicates(self, chunk: pd.DataFrame, source: str) -> pd.DataFrame:
+        with self._con() as con:
+            return find_duplicates(con, PLAYS_TABLE, chunk, source)
+
+    def match(self, names: pd.DataFrame) -> pd.DataFrame:
+        with self._con() as con:
+            return match_ids(con, PLAYS_TABLE, names)
+
+    def inserted_keys(self, keys: pd.Series, run_at: datetime) -> set[str]:
+        with self._con() as con:
+            con.register("merged_keys", pd.DataFrame({"play_key": keys.astype(str)}))
+            rows = con.execute(
+                f"SELECT p.play_key FROM {PLAYS_TABLE} p JOIN merged_keys USING (play_key) WHERE p.ingested_at = $t",
+                {"t": run_at},
+            ).fetchall()
+        return {r[0] for r in rows}
+
+
+class FetchingPlaysIndex(PlaysIndex):
+    """Any warehouse: fetch the chunk's time window (or the id catalogue) and join locally."""
+
+    def __init__(self, warehouse: WarehouseResource) -> None:
+        self._wh = warehouse
+
+    def duplicates(self, chunk: pd.DataFrame, source: str) -> pd.DataFrame:
+        if chunk.empty:
+            return pd.DataFrame({"idx": pd.Series([], dtype="int64"), "why": pd.Series([], dtype="object")})
+        lo = (chunk["played_at"].min() - MAX_SKEW).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        hi = (chunk["played_at"].max() + MAX_SKEW).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        window = self._wh.query(
+            "SELECT play_key, played_at, track_id, source, content_type, primary_artist_name, track_name "
+            f"FROM {PLAYS_TABLE} WHERE played_at BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'"
+        )
+        with duckdb.connect() as con:
+            con.register("existing_plays", window)
+            return find_duplicates(con, "existing_plays", chunk, source)
+
+    def match(self, names: pd.DataFrame) -> pd.DataFrame:
+        if names.empty:
+            return match_ids(duckdb.connect(), "x", names)
+        # One row per distinct (name, id) with its play count: the catalogue, not every play.
+        catalogue = self._wh.query(
+            "SELECT content_type, primary_artist_name, track_name, track_id, count(*) AS n "
+            f"FROM {PLAYS_TABLE} WHERE track_id IS NOT NULL GROUP BY 1, 2, 3, 4"
+        )
+        with duckdb.connect() as con:
+            con.register("existing_plays", catalogue)
+            return match_ids(con, "existing_plays", names, weight="n")
+
+    def inserted_keys(self, keys: pd.Series, run_at: datetime) -> set[str]:
+        stamp = run_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        mine = self._wh.query(f"SELECT play_key FROM {PLAYS_TABLE} WHERE ingested_at = TIMESTAMP '{stamp}'")
+        return set(mine["play_key"]) & set(keys)
+
+
+def plays_index(warehouse: WarehouseResource) -> PlaysIndex:
+    if isinstance(warehouse, DuckDBWarehouseResource):
+        return DuckDBPlaysIndex(warehouse)
+    return FetchingPlaysIndex(warehouse)

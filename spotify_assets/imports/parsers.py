@@ -1,0 +1,387 @@
+"""Streaming parsers for the files of a Spotify privacy export.
+
+Two export kinds feed the plays table:
+
+* **extended streaming history** (``Streaming_History_Audio_*.json``, older ``endsong_*.json``):
+  one object per stream with ``ts`` (UTC, second precision, when the stream ended), the
+  Spotify URIs and the listening facts. No API call is needed: the URI carries the id.
+* **account data** (``StreamingHistory_music_*.json``, ``StreamingHistory*.json``,
+  ``StreamingHistory_podcast_*.json``): ``endTime`` truncated to the minute, names and
+  ``msPlayed`` only; the runner matches names to ids through plays already known.
+
+Each file is a JSON array read item by item with ijson, so a 10-year export never sits in
+memory as Python objects. A row that cannot be trusted is not dropped and does not stop the
+file: the normaliser returns a *reason* and the runner quarantines the row with it.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import ijson
+
+#: The earliest believable stream end: Spotify launched in 2008; anything before 2006 is a broken clock.
+EARLIEST_PLAY = datetime(2006, 1, 1, tzinfo=UTC)
+#: A stream shorter than this is stored but not counted as a play (Spotify's own royalty threshold).
+MIN_PLAY_MS = 30_000
+#: Refuse to load a single export member larger than this (a real export file is ~10-15 MB; a zip bomb is not).
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+_TRACK_URI = re.compile(r"spotify:track:([0-9A-Za-z]{22})")
+_EPISODE_URI = re.compile(r"spotify:episode:([0-9A-Za-z]{22})")
+_END_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
+
+
+class FileKind(enum.Enum):
+    EXTENDED = "extended"
+    ACCOUNT_MUSIC = "account_music"
+    ACCOUNT_PODCAST = "account_podcast"
+    VIDEO = "video"
+    OTHER = "other"
+
+    @property
+    def source(self) -> str:
+        """The ``plays.source`` value of rows from this kind of file."""
+        return "extended_export" if self is FileKind.EXTENDED else "account_export"
+
+    @property
+    def importable(self) -> bool:
+        return self in {FileKind.EXTENDED, FileKind.ACCOUNT_MUSIC, FileKind.ACCOUNT_PODCAST}
+
+
+#: Why a file that is not imported was skipped (reported with a count, never silently ignored).
+SKIP_REASONS = {
+    FileKind.VIDEO: "video streaming history (not audio plays)",
+    FileKind.OTHER: "not a streaming-history file",
+}
+
+
+def classify(name: str) -> FileKind:
+    """What a member of the export is, from its base name (the export's own naming)."""
+    base = PurePosixPath(name).name
+    if base.startswith("._") or "__MACOSX" in PurePosixPath(name).parts or not base.lower().endswith(".json"):
+        return FileKind.OTHER
+    if base.startswith("Streaming_History_Audio_") or re.fullmatch(r"endsong_\d+\.json", base):
+        return FileKind.EXTENDED
+    if base.startswith("Streaming_History_Video_"):
+        return FileKind.VIDEO
+    if base.startswith("StreamingHistory_podcast_"):
+        return FileKind.ACCOUNT_PODCAST
+    if base.startswith("StreamingHistory"):
+        return FileKind.ACCOUNT_MUSIC
+    return FileKind.OTHER
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """One file of an export (a zip member or a file in a folder); ``read`` loads its bytes."""
+
+    name: str
+    size: int
+    kind: FileKind
+    read: Callable[[], bytes]
+
+
+def iter_export_files(path: str | Path) -> Iterator[ExportFile]:
+    """Every file in the export at ``path`` (a .zip or a folder), in a stable order."""
+    p = Path(path)
+    if p.is_dir():
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            rel = f.relative_to(p).as_posix()
+            yield ExportFile(rel, f.stat().st_size, classify(rel), f.read_bytes)
+    elif p.is_file() and zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as zf:
+            for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                if info.is_dir():
+                    continue
+                yield ExportFile(info.filename, info.file_size, classify(info.filename), _zip_reader(p, info))
+    elif p.is_file():
+        raise FileNotFoundError(f"{p} is neither a folder nor a .zip archive")
+    else:
+        raise FileNotFoundError(f"no export at {p}")
+
+
+def _zip_reader(archive: Path, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+    def read() -> bytes:
+        if info.file_size > MAX_FILE_BYTES:
+            raise FileFormatError(f"member is {info.file_size} bytes, over the {MAX_FILE_BYTES} limit")
+        with zipfile.ZipFile(archive) as zf, zf.open(info) as fh:
+            return fh.read(MAX_FILE_BYTES + 1)
+
+    return read
+
+
+class FileFormatError(ValueError):
+    """A whole file is unusable (empty, not JSON, not an array); the rest of the export continues."""
+
+
+class JsonArray:
+    """Items of the top-level JSON array in ``data``, parsed incrementally; ``position`` is the byte offset read so far.
+
+    Items yielded before a syntax error stay yielded (they were valid); the error is then
+    raised as ``FileFormatError`` so the file is reported, never half-silently imported.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        start = 3 if data.startswith(b"\xef\xbb\xbf") else 0  # tolerate a UTF-8 BOM
+        head = data[start : start + 4096].lstrip()
+        if not head:
+            raise FileFormatError("empty file (no JSON in it)")
+        if not head.startswith(b"["):
+            raise FileFormatError(f"expected a JSON array, the file starts with {head[:20]!r}")
+        self._buf = io.BytesIO(data)
+        self._buf.seek(start)
+
+    @property
+    def position(self) -> int:
+        return self._buf.tell()
+
+    def __iter__(self) -> Iterator[Any]:
+        count = 0
+        try:
+            for item in ijson.items(self._buf, "item", use_float=True):
+                count += 1
+                yield item
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            detail = exc.args[0] if exc.args else exc
+            if isinstance(detail, bytes):
+                detail = detail.decode("utf-8", "replace")
+            raise FileFormatError(
+                f"invalid JSON after {count} row(s): {' '.join(str(detail).split())}"
+            ) from None
+
+
+def iter_json_array(data: bytes) -> Iterator[Any]:
+    """Items of the JSON array in ``data`` (see ``JsonArray``)."""
+    yield from JsonArray(data)
+
+
+# -- row normalisers ------------------------------------------------------------------------
+#: The columns a normaliser fills (the runner adds play_key, source, batch_id, ingested_at).
+ROW_COLUMNS = (
+    "played_at",
+    "track_id",
+    "track_name",
+    "track_uri",
+    "artist_names",
+    "primary_artist_name",
+    "album_name",
+    "ms_played",
+    "skipped",
+    "shuffle",
+    "reason_start",
+    "reason_end",
+    "platform",
+    "conn_country",
+    "offline",
+    "incognito_mode",
+    "content_type",
+    "is_play",
+)
+
+_EXT_STRINGS = (
+    "ts",
+    "master_metadata_track_name",
+    "master_metadata_album_artist_name",
+    "master_metadata_album_album_name",
+    "spotify_track_uri",
+    "episode_name",
+    "episode_show_name",
+    "spotify_episode_uri",
+    "reason_start",
+    "reason_end",
+    "platform",
+    "conn_country",
+)
+_EXT_BOOLS = ("shuffle", "skipped", "offline", "incognito_mode")
+
+
+class Reject(Exception):
+    """A row that cannot be imported as-is; ``reason`` is its quarantine reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _ms_played(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if value is None:
+        raise Reject("missing_ms_played")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Reject("bad_ms_played")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise Reject("bad_ms_played")
+        value = int(value)
+    if value < 0:
+        raise Reject("bad_ms_played")
+    return value
+
+
+def _check_time(when: datetime, now: datetime) -> datetime:
+    if when > now:
+        raise Reject("ts_in_future")
+    if when < EARLIEST_PLAY:
+        raise Reject("ts_before_2006")
+    return when
+
+
+def _strings(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        value = obj.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise Reject(f"bad_type:{key}")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (\\ud800) cannot be stored as UTF-8
+                raise Reject(f"bad_unicode:{key}") from None
+
+
+def normalize_extended(obj: Any, now: datetime) -> dict[str, Any]:
+    """One extended-history object -> plays columns; raises ``Reject`` with a reason."""
+    if not isinstance(obj, dict):
+        raise Reject("not_an_object")
+    _strings(obj, _EXT_STRINGS)
+    for key in _EXT_BOOLS:
+        if obj.get(key) is not None and not isinstance(obj[key], bool):
+            raise Reject(f"bad_type:{key}")
+    ts = obj.get("ts")
+    if ts is None:
+        raise Reject("missing_ts")
+    try:
+        when = datetime.fromisoformat(ts)
+    except ValueError:
+        raise Reject("bad_ts") from None
+    # The export documents ts as UTC; a naive value is UTC, an offset one is converted.
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    when = _check_time(when, now)
+    ms = _ms_played(obj, "ms_played")
+
+    track_uri = obj.get("spotify_track_uri") or None
+    episode_uri = obj.get("spotify_episode_uri") or None
+    track_name = obj.get("master_metadata_track_name") or None
+    episode_name = obj.get("episode_name") or None
+    track_id: str | None = None
+    if track_uri is not None:
+        m = _TRACK_URI.fullmatch(track_uri)
+        if m:
+            track_id = m.group(1)
+        elif not track_uri.startswith("spotify:local:"):
+            raise Reject("bad_uri")
+        content = "track"
+    elif episode_uri is not None:
+        m = _EPISODE_URI.fullmatch(episode_uri)
+        if not m:
+            raise Reject("bad_uri")
+        track_id = m.group(1)
+        content = "episode"
+    elif track_name is not None:
+        content = "track"  # a local file or a removed track: kept, keyed by name
+    elif episode_name is not None:
+        content = "episode"
+    else:
+        raise Reject("no_track_or_episode")
+
+    if content == "track":
+        name, artist, album, uri = (
+            track_name,
+            obj.get("master_metadata_album_artist_name") or None,
+            obj.get("master_metadata_album_album_name") or None,
+            track_uri,
+        )
+    else:  # the show stands where the artist would, so name keys work the same for episodes
+        name, artist, album, uri = episode_name, obj.get("episode_show_name") or None, None, episode_uri
+    return {
+        "played_at": when,
+        "track_id": track_id,
+        "track_name": name,
+        "track_uri": uri,
+        "artist_names": artist,
+        "primary_artist_name": artist,
+        "album_name": album,
+        "ms_played": ms,
+        "skipped": obj.get("skipped"),
+        "shuffle": obj.get("shuffle"),
+        "reason_start": obj.get("reason_start"),
+        "reason_end": obj.get("reason_end"),
+        "platform": obj.get("platform"),
+        "conn_country": obj.get("conn_country"),
+        "offline": obj.get("offline"),
+        "incognito_mode": obj.get("incognito_mode"),
+        "content_type": content,
+        "is_play": content == "track" and ms >= MIN_PLAY_MS,
+    }
+
+
+def normalize_account(obj: Any, now: datetime, *, podcast: bool) -> dict[str, Any]:
+    """One account-data object -> plays columns (no id yet: the runner matches names to ids)."""
+    if not isinstance(obj, dict):
+        raise Reject("not_an_object")
+    name_key, artist_key = ("episodeName", "podcastName") if podcast else ("trackName", "artistName")
+    _strings(obj, ("endTime", name_key, artist_key))
+    end = obj.get("endTime")
+    if end is None:
+        raise Reject("missing_end_time")
+    if not _END_TIME.fullmatch(end):
+        raise Reject("bad_end_time")
+    try:
+        when = datetime.fromisoformat(end).replace(tzinfo=UTC)  # documented as UTC, minute precision
+    except ValueError:
+        raise Reject("bad_end_time") from None
+    when = _check_time(when, now)
+    ms = _ms_played(obj, "msPlayed")
+    name = obj.get(name_key) or None
+    artist = obj.get(artist_key) or None
+    if name is None:
+        raise Reject("no_track_or_episode")
+    content = "episode" if podcast else "track"
+    return {
+        "played_at": when,
+        "track_id": None,
+        "track_name": name,
+        "track_uri": None,
+        "artist_names": artist,
+        "primary_artist_name": artist,
+        "album_name": None,
+        "ms_played": ms,
+        "skipped": None,
+        "shuffle": None,
+        "reason_start": None,
+        "reason_end": None,
+        "platform": None,
+        "conn_country": None,
+        "offline": None,
+        "incognito_mode": None,
+        "content_type": content,
+        "is_play": content == "track" and ms >= MIN_PLAY_MS,
+    }
+
+
+def normalizer(kind: FileKind) -> Callable[[Any, datetime], dict[str, Any]]:
+    if kind is FileKind.EXTENDED:
+        return normalize_extended
+    if kind is FileKind.ACCOUNT_MUSIC:
+        return lambda obj, now: normalize_account(obj, now, podcast=False)
+    if kind is FileKind.ACCOUNT_PODCAST:
+        return lambda obj, now: normalize_account(obj, now, podcast=True)
+    raise ValueError(f"{kind} files are not imported")
+
+
+def play_key(played_at: datetime, track_id: str | None, artist: str | None, track: str | None) -> str:
+    """The plays idempotency key: ISO UTC with microseconds + '|' + id, or '|name:' + artist|track."""
+    stamp = played_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if track_id:
+        return f"{stamp}|{track_id}"
+    return f"{stamp}|name:{(artist or '').lower()}|{(track or '').lower()}"
