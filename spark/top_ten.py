@@ -202,6 +202,10 @@ def read_parquet_plays(spark: SparkSession, path: str) -> DataFrame:
             return spark.createDataFrame([], PLAYS_INPUT_SCHEMA)
         if condition == "PATH_NOT_FOUND":
             raise InputError(f"input path does not exist: {path}") from exc
+        if condition == "PARQUET_TYPE_ILLEGAL":
+            # Typically pandas' default nanosecond timestamps; the plays schema is microseconds.
+            reason = str(exc).splitlines()[0]
+            raise InputError(f"cannot read {path}: {reason} (plays timestamps must be microseconds)") from exc
         raise
     return select_plays(frame)
 

@@ -1,0 +1,203 @@
+"""Spark for the ``top_ten_tracks`` asset: in-process locally, ``spark-submit`` for a cluster.
+
+Why a thin resource of our own rather than dagster-pyspark's ``PySparkResource``: that
+resource only builds an in-process session from a config dict. The top-ten job must also
+run as a real Spark application on a cluster (``spark-submit`` of ``spark/top_ten.py``,
+the same file Dataproc runs), which needs a subprocess, its log and its exit status, not a
+session object. The in-process mode here is a few lines of ``SparkSession.builder``, and it
+deliberately reuses a session that is already running (how the tests share one JVM), which
+``PySparkResource`` would re-configure on every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import dagster as dg
+import pandas as pd
+
+from spotify_assets.schema import conform
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: Settings for a small local Spark: few shuffle partitions (the data is one person's
+#: history), no web UI (nothing to look at, one port less), and UTC so timestamps never
+#: depend on the machine's zone. ``spark_conf`` entries override these.
+DEFAULT_SPARK_CONF: dict[str, str] = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+#: Lines of spark-submit output quoted in the error when the application fails.
+_TAIL_LINES = 40
+
+
+class SparkJobError(RuntimeError):
+    """The Spark application failed; the message carries the end of its output."""
+
+
+def spark_home() -> Path:
+    """The Spark distribution inside the pyspark wheel (it has ``bin/spark-submit``)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def top_ten_script() -> Path:
+    """``spark/top_ten.py``, the file handed to ``spark-submit``."""
+    import spark.top_ten
+
+    return Path(spark.top_ten.__file__).resolve()
+
+
+class SparkResource(dg.ConfigurableResource):
+    """Runs the top-ten Spark job and hands back its result as a conformed pandas frame.
+
+    ``deploy_mode="session"`` runs the job inside this process (the local default, and the
+    fastest: no second JVM). ``deploy_mode="submit"`` runs ``spark-submit --master <master>
+    spark/top_ten.py`` with the pyspark wheel's own ``spark-submit``, the way a standalone or
+    YARN cluster runs it; its output streams into the Dagster log.
+    """
+
+    master: str = "local[*]"
+    app_name: str = "spotify-top-ten"
+    spark_conf: dict[str, str] = {}
+    deploy_mode: Literal["session", "submit"] = "session"
+    submit_timeout_seconds: int = 1800
+
+    def effective_conf(self) -> dict[str, str]:
+        """The defaults above, overridden by ``spark_conf``."""
+        return {**DEFAULT_SPARK_CONF, **self.spark_conf}
+
+    def get_session(self) -> SparkSession:
+        """The process's running session if there is one, otherwise a new one from this config.
+
+        Reusing is deliberate: a JVM takes seconds to start and a process can only have one
+        SparkContext, so a second, differently configured session is not an option anyway.
+        """
+        from pyspark.errors import PySparkRuntimeError
+        from pyspark.sql import SparkSession
+
+        try:
+            return SparkSession.active()
+        except PySparkRuntimeError:
+            pass
+        builder = SparkSession.builder.master(self.master).appName(self.app_name)
+        for key, value in self.effective_conf().items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+
+    def run_top_ten(
+        self, input_path: str, output_path: str, n: int = 10, log: logging.Logger | None = None
+    ) -> pd.DataFrame:
+        """Rank the plays at ``input_path`` (Parquet), write the ranking to ``output_path``
+        (a Parquet directory, replaced) and return it read back, in the warehouse's types."""
+        logger = log or dg.get_dagster_logger()
+        if self.deploy_mode == "session":
+            from spark.top_ten import run
+
+            logger.info(f"Running top-ten in-process on Spark master {self.master}")
+            run(self.get_session(), input_path, output_path, n=n)
+        else:
+            self._submit(input_path, output_path, n, logger)
+        return conform(pd.read_parquet(output_path), "top_ten_tracks")
+
+    def submit_command(self, input_path: str, output_path: str, n: int = 10) -> list[str]:
+        """The ``spark-submit`` command line (public so it can be shown and tested)."""
+        cmd = [
+            str(spark_home() / "bin" / "spark-submit"),
+            "--master",
+            self.master,
+            "--name",
+            self.app_name,
+        ]
+        for key, value in self.effective_conf().items():
+            cmd += ["--conf", f"{key}={value}"]
+        cmd += [str(top_ten_script()), "--input", input_path, "--output", output_path, "--n", str(n)]
+        return cmd
+
+    def _submit(self, input_path: str, output_path: str, n: int, logger: logging.Logger) -> None:
+        """Run the application and wait for it, within ``submit_timeout_seconds``.
+
+        The job's own ``[top_ten]`` progress lines go to the log at INFO, Spark's chatter at
+        DEBUG; on failure the error quotes the last lines. The child gets its own process group
+        so a timeout can kill spark-submit together with the Python driver it started.
+        """
+        cmd = self.submit_command(input_path, output_path, n)
+        env = {
+            **os.environ,
+            "SPARK_HOME": str(spark_home()),
+            # Driver and executors run this interpreter, which has pyspark installed.
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+        }
+        logger.info(f"spark-submit --master {self.master} {top_ten_script().name} (n={n})")
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.put(line.rstrip("\n"))
+            lines.put(None)
+
+        reader = threading.Thread(target=pump, name="spark-submit-output", daemon=True)
+        reader.start()
+        tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        deadline = time.monotonic() + self.submit_timeout_seconds
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SparkJobError(
+                        f"spark-submit did not finish within {self.submit_timeout_seconds}s; killed it.\n"
+                        + "\n".join(tail)
+                    )
+                try:
+                    line = lines.get(timeout=min(remaining, 1.0))
+                except queue.Empty:
+                    continue
+                if line is None:
+                    break
+                tail.append(line)
+                if line.startswith("[top_ten]"):
+                    logger.info(line)
+                else:
+                    logger.debug(line)
+            code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except BaseException:
+            _kill_group(proc)
+            raise
+        if code != 0:
+            raise SparkJobError(f"spark-submit exited with status {code}. Last output:\n" + "\n".join(tail))
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Stop a child started with ``start_new_session`` and everything it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
