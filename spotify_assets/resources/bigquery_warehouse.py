@@ -1,0 +1,384 @@
+"""The warehouse on BigQuery (cloud mode): the same exactly-once contract as DuckDB, in BigQuery SQL.
+
+How a batch of plays gets in exactly once:
+
+1. a **load job** copies the batch's lake files (``gs://`` Parquet) into a staging table
+   ``<staging_dataset>.plays_<batch>`` with the explicit schema from ``schemas/plays.json``
+   and ``WRITE_TRUNCATE`` (a rerun rewrites staging, never appends to it);
+2. a **MERGE** inserts the staged rows whose ``play_key`` is not in ``<dataset>.bq_plays``
+   (``WHEN NOT MATCHED THEN INSERT ROW`` only; rows already there are never touched, and
+   duplicates inside one batch are collapsed first because MERGE would insert both).
+
+Both jobs get **deterministic job ids** derived from the batch (BigQuery job ids are unique
+per project). A retried step or a rerun therefore asks BigQuery to create a job that already
+exists, gets 409 Conflict, and waits for / reuses that job instead of loading twice; two
+overlapping runs end up waiting on the same job. If the existing job *failed*, the next id
+in a fixed sequence (``..._r1``, ``..._r2``) is used, so a failure is retryable without
+giving up determinism. Exactly-once does not depend on the ids (the MERGE is idempotent on
+its own); the ids make reruns free and keep concurrent runs from doing the work twice.
+
+Why ``google.cloud.bigquery.Client`` directly rather than dagster-gcp's ``BigQueryResource``:
+that resource builds ``Client(project, location)`` only, with no way to pass
+``client_options`` (an API endpoint), and the tests must point the real client at an HTTP
+fake (the same option serves a BigQuery emulator). Credentials are the same either way:
+Application Default Credentials (a service account on Cloud Run/GCE, or
+``gcloud auth application-default login``); anonymous only when ``api_endpoint`` is set.
+
+Datasets are created by Terraform (location, staging table expiry, IAM); the tables are
+created here if missing, from the schema files, so a fresh dataset works on the first run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
+from google.cloud import bigquery
+from pydantic import Field, PrivateAttr
+
+from spotify_assets.resources.lake import LakeResource
+from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+from spotify_assets.schema import (
+    FEATURES_TABLE,
+    PLAY_KEY,
+    PLAYS_TABLE,
+    TOP_TEN_TABLE,
+    TableName,
+    arrow_schema,
+    column_names,
+    conform,
+    load_schema,
+)
+
+#: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
+MAX_JOB_ATTEMPTS = 5
+
+_J = TypeVar("_J", bound=bigquery.job._AsyncJob)
+
+
+def bq_schema(table: TableName) -> list[bigquery.SchemaField]:
+    """``schemas/<table>.json`` as BigQuery ``SchemaField``s (the load jobs' explicit schema)."""
+    return [
+        bigquery.SchemaField(f.name, f.type, mode=f.mode, description=f.description)
+        for f in load_schema(table)
+    ]
+
+
+def safe_id(text: str) -> str:
+    """``text`` usable in a table name and a job id; a hash suffix keeps distinct inputs distinct."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", text)[:180]
+    if cleaned == text:
+        return text
+    return f"{cleaned}_{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def _frame_digest(df: pd.DataFrame) -> str:
+    """Content hash of a conformed frame: same rows in any order -> same digest."""
+    body = df.sort_values(list(df.columns)).to_json(orient="records", date_format="iso", date_unit="us")
+    return hashlib.sha256(body.encode()).hexdigest()[:20]
+
+
+def _parquet_bytes(df: pd.DataFrame, table: TableName) -> bytes:
+    """The frame as Parquet typed by the schema file (the same types the lake files carry)."""
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(df, schema=arrow_schema(table), preserve_index=False), buf)
+    return buf.getvalue()
+
+
+class BigQueryWarehouseResource(WarehouseResource):
+    """Plays, features and marts in ``<project>.<dataset>``; staging tables in ``staging_dataset``."""
+
+    project: str = Field(description="GCP project holding the datasets and running the jobs.")
+    dataset: str = Field(description="Dataset with bq_plays, track_features, top_ten_tracks.")
+    staging_dataset: str = Field(description="Dataset for per-batch staging tables (give it a table expiry).")
+    location: str = Field(default="EU", description="BigQuery location of both datasets and all jobs.")
+    api_endpoint: str | None = Field(
+        default=None,
+        description="Override the BigQuery API endpoint (tests, emulators); uses anonymous credentials.",
+    )
+    job_timeout_s: float = Field(default=1800.0, description="Longest wait for one BigQuery job.")
+
+    _client: bigquery.Client | None = PrivateAttr(default=None)
+    _tables_ready: bool = PrivateAttr(default=False)
+
+    # -- plumbing ----------------------------------------------------------------------
+    def client(self) -> bigquery.Client:
+        if self._client is None:
+            if self.api_endpoint:
+                from google.auth.credentials import AnonymousCredentials
+
+                self._client = bigquery.Client(
+                    project=self.project,
+                    location=self.location,
+                    credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                    client_options={"api_endpoint": self.api_endpoint},
+                )
+            else:
+                self._client = bigquery.Client(project=self.project, location=self.location)
+        return self._client
+
+    def table_id(self, table: str) -> str:
+        return f"{self.project}.{self.dataset}.{table}"
+
+    def _staging_id(self, name: str) -> str:
+        return f"{self.project}.{self.staging_dataset}.{name}"
+
+    def ensure_tables(self) -> None:
+        """Create the warehouse tables from the schema files if missing (Terraform normally has).
+
+        ``bq_plays`` is partitioned by DAY on ``played_at`` (time-range queries read only
+        their days) and clustered by ``track_id`` (top-ten and per-track lookups).
+        """
+        if self._tables_ready:
+            return
+        client = self.client()
+        specs: list[tuple[str, TableName]] = [
+            (PLAYS_TABLE, "plays"),
+            (FEATURES_TABLE, "track_features"),
+            (TOP_TEN_TABLE, "top_ten_tracks"),
+        ]
+        for name, schema in specs:
+            try:
+                client.get_table(self.table_id(name))
+                continue
+            except NotFound:
+                pass
+            table = bigquery.Table(self.table_id(name), schema=bq_schema(schema))
+            if name == PLAYS_TABLE:
+                table.time_partitioning = bigquery.TimePartitioning(
+                    type_=bigquery.TimePartitioningType.DAY, field="played_at"
+                )
+                table.clustering_fields = ["track_id"]
+            elif name == FEATURES_TABLE:
+                table.clustering_fields = ["track_id"]
+            client.create_table(table, exists_ok=True)  # exists_ok: a concurrent run may win the race
+        self._tables_ready = True
+
+    def _run_once(
+        self, base_job_id: str, submit: Callable[[str], _J], valid: Callable[[_J], bool] | None = None
+    ) -> tuple[_J, bool]:
+        """Run the job ``base_job_id`` at most once; returns (finished job, reused an existing job).
+
+        Submits with the deterministic id. On 409 the job exists (a retry, a rerun, or an
+        overlapping run): fetch it and wait for it instead of submitting again. Only if that
+        job failed (or ``valid`` rejects it, e.g. its staging table expired) is the next id of
+        the sequence tried.
+        """
+        client = self.client()
+        for attempt in range(MAX_JOB_ATTEMPTS):
+            job_id = base_job_id if attempt == 0 else f"{base_job_id}_r{attempt}"
+            try:
+                job = submit(job_id)
+            except Conflict:
+                existing = client.get_job(job_id)
+                try:
+                    existing.result(timeout=self.job_timeout_s)
+                except GoogleAPICallError:
+                    if existing.done() and existing.error_result:
+                        continue  # that attempt failed for good; try the next id
+                    raise
+                if valid is not None and not valid(existing):  # type: ignore[arg-type]
+                    continue
+                return existing, True  # type: ignore[return-value]
+            job.result(timeout=self.job_timeout_s)
+            return job, False
+        raise RuntimeError(
+            f"BigQuery job {base_job_id} failed in {MAX_JOB_ATTEMPTS} attempts; see its job history"
+        )
+
+    def _load_config(self, table: TableName, source_format: str) -> bigquery.LoadJobConfig:
+        return bigquery.LoadJobConfig(
+            schema=bq_schema(table),
+            source_format=source_format,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+        )
+
+    def _staging_exists(self, job: bigquery.LoadJob) -> bool:
+        try:
+            self.client().get_table(job.destination)
+        except NotFound:
+            return False
+        return True
+
+    def _query_job(self, sql: str, job_id: str, params: list[Any] | None = None) -> bigquery.QueryJob:
+        config = bigquery.QueryJobConfig(query_parameters=params or [])
+        return self.client().query(sql, job_config=config, job_id=job_id, job_retry=None)
+
+    def _rows(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        config = bigquery.QueryJobConfig(
+            default_dataset=f"{self.project}.{self.dataset}", query_parameters=params or []
+        )
+        self.ensure_tables()
+        rows = self.client().query_and_wait(sql, job_config=config)
+        return pd.DataFrame([dict(r.items()) for r in rows], columns=[f.name for f in rows.schema or []])
+
+    # -- plays -------------------------------------------------------------------------
+    def merge_plays_sql(self, staging_table: str) -> str:
+        """Insert-only MERGE on ``play_key``; duplicates within the staged batch collapse to one row."""
+        return (
+            f"MERGE `{self.table_id(PLAYS_TABLE)}` AS T\n"
+            f"USING (\n"
+            f"  SELECT * FROM `{staging_table}`\n"
+            f"  WHERE TRUE\n"
+            f"  QUALIFY ROW_NUMBER() OVER (PARTITION BY {PLAY_KEY} ORDER BY ingested_at, batch_id) = 1\n"
+            f") AS S\n"
+            f"ON T.{PLAY_KEY} = S.{PLAY_KEY}\n"
+            f"WHEN NOT MATCHED THEN INSERT ROW"
+        )
+
+    def merge_plays_from_uris(self, uris: list[str], batch_id: str) -> MergeResult:
+        """Load ``uris`` (Parquet in GCS) into staging and MERGE them into ``bq_plays``, at most once."""
+        if not uris:
+            return MergeResult(inserted=0, duplicates=0, total_rows=self.count(PLAYS_TABLE))
+        fmt = (
+            bigquery.SourceFormat.CSV
+            if all(u.endswith(".csv") for u in uris)
+            else bigquery.SourceFormat.PARQUET
+        )
+        key = safe_id(batch_id)
+
+        def submit(job_id: str) -> bigquery.LoadJob:
+            config = self._load_config("plays", fmt)
+            if fmt == bigquery.SourceFormat.CSV:
+                config.skip_leading_rows = 1
+            return self.client().load_table_from_uri(
+                sorted(uris), self._staging_id(f"plays_{key}"), job_id=job_id, job_config=config
+            )
+
+        return self._merge_staged_plays(key, submit)
+
+    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
+        """Lake files in GCS are loaded by BigQuery itself; any other lake goes through a frame."""
+        uris = [lake.uri(p) for p in paths]
+        if uris and all(u.startswith("gs://") for u in uris):
+            return self.merge_plays_from_uris(uris, batch_id)
+        return super().merge_plays_from_lake(lake, paths, batch_id)
+
+    def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
+        """Upload the frame as Parquet into staging, then the same MERGE (job ids from its content)."""
+        plays = conform(plays, "plays")
+        if plays.empty:
+            return MergeResult(inserted=0, duplicates=0, total_rows=self.count(PLAYS_TABLE))
+        data = _parquet_bytes(plays, "plays")
+        key = f"df_{_frame_digest(plays)}"
+
+        def submit(job_id: str) -> bigquery.LoadJob:
+            return self.client().load_table_from_file(
+                io.BytesIO(data),
+                self._staging_id(f"plays_{key}"),
+                size=len(data),
+                job_id=job_id,
+                job_config=self._load_config("plays", bigquery.SourceFormat.PARQUET),
+            )
+
+        return self._merge_staged_plays(key, submit)
+
+    def _merge_staged_plays(self, key: str, submit: Callable[[str], bigquery.LoadJob]) -> MergeResult:
+        self.ensure_tables()
+        load, _ = self._run_once(f"spotify_load_plays_{key}", submit, valid=self._staging_exists)
+        staged = int(load.output_rows or 0)
+        staging_table = (
+            f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
+        )
+        sql = self.merge_plays_sql(staging_table)
+        merge, reused = self._run_once(
+            f"spotify_merge_plays_{key}", lambda job_id: self._query_job(sql, job_id)
+        )
+        # A reused MERGE job was an earlier call's work: this call inserted nothing new (the
+        # same answer DuckDB gives when a batch is merged twice).
+        inserted = 0 if reused else int(merge.num_dml_affected_rows or 0)
+        return MergeResult(
+            inserted=inserted, duplicates=staged - inserted, total_rows=self.count(PLAYS_TABLE)
+        )
+
+    def max_played_at(self) -> datetime | None:
+        value = self._rows(f"SELECT MAX(played_at) AS m FROM `{self.table_id(PLAYS_TABLE)}`")["m"].iloc[0]
+        return (
+            None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+        )
+
+    # -- features ----------------------------------------------------------------------
+    def merge_features_sql(self, staging_table: str) -> str:
+        """Upsert by ``track_id``; an ``ok`` row is replaced only by another ``ok`` row."""
+        sets = ", ".join(f"`{c}` = S.`{c}`" for c in column_names("track_features") if c != "track_id")
+        return (
+            f"MERGE `{self.table_id(FEATURES_TABLE)}` AS T\n"
+            f"USING `{staging_table}` AS S\n"
+            f"ON T.track_id = S.track_id\n"
+            f"WHEN MATCHED AND (T.status <> 'ok' OR S.status = 'ok') THEN UPDATE SET {sets}\n"
+            f"WHEN NOT MATCHED THEN INSERT ROW"
+        )
+
+    def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
+        features = conform(features, "track_features").drop_duplicates("track_id", keep="last")
+        if features.empty:
+            return MergeResult(inserted=0, duplicates=0, total_rows=self.count(FEATURES_TABLE))
+        self.ensure_tables()
+        data = _parquet_bytes(features.reset_index(drop=True), "track_features")
+        # Upserts are not insert-only, so skipping a "seen" content would be wrong (A, B, A
+        # again must end at A): plain unique job ids here; the MERGE itself is idempotent.
+        load = self.client().load_table_from_file(
+            io.BytesIO(data),
+            self._staging_id(f"track_features_{_frame_digest(features)}"),
+            size=len(data),
+            job_id_prefix="spotify_load_features_",
+            job_config=self._load_config("track_features", bigquery.SourceFormat.PARQUET),
+        )
+        load.result(timeout=self.job_timeout_s)
+        dest = load.destination
+        merge = self.client().query(
+            self.merge_features_sql(f"{dest.project}.{dest.dataset_id}.{dest.table_id}"),
+            job_id_prefix="spotify_merge_features_",
+        )
+        merge.result(timeout=self.job_timeout_s)
+        inserted = int(merge.dml_stats.inserted_row_count) if merge.dml_stats else 0
+        return MergeResult(
+            inserted=inserted, duplicates=len(features) - inserted, total_rows=self.count(FEATURES_TABLE)
+        )
+
+    def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
+        ids = sorted(set(track_ids))
+        df = self._rows(
+            f"SELECT * FROM `{self.table_id(FEATURES_TABLE)}` WHERE track_id IN UNNEST(@ids)",
+            [bigquery.ArrayQueryParameter("ids", "STRING", ids)],
+        )
+        return conform(
+            df if len(df.columns) else pd.DataFrame(columns=column_names("track_features")), "track_features"
+        )
+
+    # -- marts -------------------------------------------------------------------------
+    def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
+        """One WRITE_TRUNCATE load job: readers see the old mart or the new one, never a mix."""
+        top_ten = conform(top_ten, "top_ten_tracks")
+        self.ensure_tables()
+        data = _parquet_bytes(top_ten, "top_ten_tracks")
+        job = self.client().load_table_from_file(
+            io.BytesIO(data),
+            self.table_id(TOP_TEN_TABLE),
+            size=len(data),
+            job_id_prefix="spotify_replace_top_ten_",
+            job_config=self._load_config("top_ten_tracks", bigquery.SourceFormat.PARQUET),
+        )
+        job.result(timeout=self.job_timeout_s)
+
+    def export_plays_for_spark(self, dest_dir: str) -> str:
+        """Nothing to export: Spark reads the table through the spark-bigquery connector.
+
+        The returned ``bigquery:<project>.<dataset>.bq_plays`` is the Spark job's BigQuery
+        input mode (``spark.read.format("bigquery").option("table", ...)``); ``dest_dir`` is
+        unused here.
+        """
+        return f"bigquery:{self.table_id(PLAYS_TABLE)}"
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """GoogleSQL; unqualified table names resolve in ``dataset`` (so ``count("bq_plays")`` works)."""
+        return self._rows(sql)
