@@ -1,0 +1,51 @@
+"""Entry point of ``make dashboard``: navigation, sidebar and the first-run guard.
+
+``streamlit run`` puts only this file's folder on ``sys.path``; the repository root is added
+so the pages can import ``app.*`` and ``spotify_assets.*`` the same way the tests do.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import queries, ui  # noqa: E402
+
+st.set_page_config(page_title="Listening insights", page_icon=":material/headphones:", layout="wide")
+
+ctx = ui.context()
+
+PAGES = [
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("views/top.py", title="Top", icon=":material/trophy:"),
+    st.Page("views/when.py", title="When", icon=":material/schedule:"),
+    st.Page("views/mood.py", title="Mood", icon=":material/mood:"),
+    st.Page("views/discovery.py", title="Discovery", icon=":material/explore:"),
+    st.Page("views/recent.py", title="Recent plays", icon=":material/history:"),
+]
+
+if ctx.status.state != "ready":
+    page = st.navigation([st.Page(lambda: ui.first_run(ctx.status), title="Welcome", url_path="welcome")])
+    page.run()
+    st.stop()
+
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    zones = sorted(queries.valid_timezones())
+    default_tz = ui.default_timezone()
+    if ui.TZ_KEY not in st.session_state:
+        st.session_state[ui.TZ_KEY] = default_tz
+    st.selectbox("Time zone", zones, key=ui.TZ_KEY, help="Hours, days and months are shown in this zone.")
+    st.caption(
+        f"Newest play **{ui.age(ctx.status.newest_play)}**  \n"
+        f"Pipeline last published **{ui.age(ctx.status.published_at)}**"
+    )
+
+page.run()

@@ -1,0 +1,102 @@
+"""Discovery: how much new music you find each month, and how much you replay."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app import queries, ui
+
+ctx = ui.context()
+st.title("Discovery")
+res = ctx.fetch(queries.discovery_queries(ctx.tz))
+new = ui.frame(res, "new_per_month")
+share = ui.frame(res, "share")
+recent = ui.frame(res, "recent_artists")
+
+share["repeat_plays"] = share["plays"] - share["new_plays"]
+share["new_share"] = share["new_plays"] / share["plays"]
+latest = share.iloc[-1] if len(share) else None
+latest_new = new.iloc[-1] if len(new) else None
+
+if latest is not None and latest_new is not None:
+    month = pd.Timestamp(latest["month"]).strftime("%B %Y")
+    cols = st.columns(4)
+    cols[0].metric(f"New artists in {month}", ui.number(latest_new["new_artists"]))
+    cols[1].metric(f"New tracks in {month}", ui.number(latest_new["new_tracks"]))
+    cols[2].metric(
+        f"New music share, {month}",
+        f"{latest['new_share']:.0%}",
+        help="Share of the month's plays that went to tracks you first heard that month.",
+    )
+    total_new = share["new_plays"].sum()
+    cols[3].metric(
+        "Artists discovered, all time",
+        ui.number(new["new_artists"].sum()),
+        help=f"{ui.number(total_new)} plays were of tracks in their first month.",
+    )
+
+st.subheader("New artists and tracks per month")
+long = new.melt(
+    id_vars=["month"], value_vars=["new_artists", "new_tracks"], var_name="kind", value_name="count"
+)
+long["kind"] = long["kind"].map({"new_artists": "new artists", "new_tracks": "new tracks"})
+ui.chart(
+    alt.Chart(long)
+    .mark_bar()
+    .encode(
+        x=alt.X("yearmonth(month):O", title=None),
+        xOffset="kind:N",
+        y=alt.Y("count:Q", title=None),
+        color=alt.Color(
+            "kind:N",
+            scale=alt.Scale(domain=["new artists", "new tracks"], range=[ui.SECOND, ui.ACCENT]),
+            legend=alt.Legend(orient="top", title=None),
+        ),
+        tooltip=[alt.Tooltip("yearmonth(month):O", title="month"), "kind:N", "count:Q"],
+    ),
+    height=260,
+)
+
+st.subheader("New music vs repeats")
+st.caption("Each month's plays, split by whether the track was first heard that month.")
+split = share.melt(
+    id_vars=["month", "plays"], value_vars=["new_plays", "repeat_plays"], var_name="kind", value_name="n"
+)
+split["kind"] = split["kind"].map({"new_plays": "new this month", "repeat_plays": "heard before"})
+ui.chart(
+    alt.Chart(split)
+    .mark_bar()
+    .encode(
+        x=alt.X("yearmonth(month):O", title=None),
+        y=alt.Y("n:Q", stack="normalize", axis=alt.Axis(format="%"), title="share of plays"),
+        color=alt.Color(
+            "kind:N",
+            scale=alt.Scale(domain=["new this month", "heard before"], range=[ui.ACCENT, ui.SECOND]),
+            legend=alt.Legend(orient="top", title=None),
+        ),
+        tooltip=[
+            alt.Tooltip("yearmonth(month):O", title="month"),
+            "kind:N",
+            alt.Tooltip("n:Q", title="plays"),
+        ],
+    ),
+    height=240,
+)
+
+st.subheader("Recent discoveries")
+st.caption("Artists first heard in the 90 days up to your newest play.")
+st.dataframe(
+    pd.DataFrame(
+        {
+            "Artist": recent["artist"],
+            "First heard": [ui.local(t, ctx.tz, "%d %b %Y") for t in recent["first_heard"]],
+            "Plays": recent["plays"].astype(int),
+            "Minutes": recent["minutes"].astype(float).round(0),
+        }
+    ),
+    hide_index=True,
+    width="stretch",
+)
+ui.definitions_note()

@@ -1,0 +1,101 @@
+"""Overview: the headline numbers, freshness and a daily-minutes sparkline."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app import queries, ui
+
+ctx = ui.context()
+res = ctx.fetch(queries.overview_queries(ctx.tz))
+totals = ui.frame(res, "totals").iloc[0]
+daily = ui.frame(res, "daily")
+last = ui.frame(res, "last_track")
+top_artist = ui.frame(res, "top_artist")
+podcasts = ui.frame(res, "podcasts")
+
+st.title("Overview")
+st.caption(
+    f"Your listening from {ui.local(totals['first_play'], ctx.tz, '%d %b %Y')} "
+    f"to {ui.local(totals['last_play'], ctx.tz, '%d %b %Y')} ({ctx.tz})."
+)
+
+cols = st.columns(5)
+cols[0].metric("Plays", ui.number(totals["plays"]))
+cols[1].metric("Hours listened", f"{float(totals['hours']):,.1f}")
+cols[2].metric("Tracks", ui.number(totals["tracks"]))
+cols[3].metric("Artists", ui.number(totals["artists"]))
+cols[4].metric("Albums", ui.number(totals["albums"]))
+
+# Zero-fill the (small, already aggregated) daily series so quiet days show as dips.
+if len(daily):
+    daily["day"] = pd.to_datetime(daily["day"])
+    days = pd.date_range(daily["day"].min(), daily["day"].max(), freq="D")
+    daily = daily.set_index("day").reindex(days, fill_value=0).rename_axis("day").reset_index()
+recent = daily.tail(90)
+
+row2 = st.columns([2, 1, 1, 1])
+with row2[0]:
+    avg = float(recent["minutes"].mean()) if len(recent) else 0.0
+    st.metric(
+        "Minutes per day, last 90 days",
+        f"{avg:,.0f}",
+        chart_data=recent["minutes"].round(1).tolist(),
+        chart_type="area",
+        help="Average over the 90 days up to your newest play, including days without music.",
+    )
+if len(last):
+    row = last.iloc[0]
+    row2[1].metric(
+        "Last play",
+        ui.age(pd.Timestamp(row["played_at"]).to_pydatetime()),
+        help=f"{row['track_name']} - {row['artist_names']} ({ui.local(row['played_at'], ctx.tz)})",
+    )
+row2[2].metric(
+    "Pipeline last ran",
+    ui.age(ctx.status.published_at),
+    help="When the pipeline last published the warehouse snapshot the dashboard reads.",
+)
+if len(top_artist):
+    row2[3].metric(
+        "#1 artist",
+        str(top_artist.iloc[0]["artist"]),
+        f"{int(top_artist.iloc[0]['plays'])} plays",
+        delta_color="off",
+    )
+
+if len(last):
+    row = last.iloc[0]
+    art, text = st.columns([1, 12])
+    if isinstance(row["album_image_url"], str) and row["album_image_url"]:
+        art.image(row["album_image_url"], width=64)
+    text.markdown(
+        f"**Last played:** {row['track_name']} - {row['artist_names']}  \n"
+        f"{row['album_name'] or ''} · {ui.local(row['played_at'], ctx.tz)}"
+    )
+
+st.subheader("Minutes per day")
+if len(daily):
+    ui.chart(
+        alt.Chart(daily)
+        .mark_area(color=ui.ACCENT, opacity=0.35, line={"color": ui.ACCENT})
+        .encode(
+            x=alt.X("day:T", title=None),
+            y=alt.Y("minutes:Q", title="minutes"),
+            tooltip=[
+                alt.Tooltip("day:T", format="%a %d %b %Y"),
+                alt.Tooltip("minutes:Q", format=",.0f"),
+                "plays:Q",
+            ],
+        ),
+        height=220,
+    )
+
+pod = podcasts.iloc[0] if len(podcasts) else None
+if pod is not None and int(pod["episodes"]):
+    st.caption(
+        f"Plus {ui.number(pod['episodes'])} podcast episodes ({float(pod['hours']):,.1f} h), not counted above."
+    )
+ui.definitions_note()

@@ -1,0 +1,70 @@
+"""Recent plays: a searchable, filterable, paged table (filtering and paging happen in SQL)."""
+
+from __future__ import annotations
+
+import math
+from typing import cast
+
+import streamlit as st
+
+from app import queries, ui
+
+PAGE_SIZE = 100
+
+ctx = ui.context()
+st.title("Recent plays")
+cols = st.columns([3, 2, 2])
+search = cols[0].text_input("Search", placeholder="track, artist or album", key="recent_search")
+content_choice = cols[1].segmented_control(
+    "Show", ["music", "podcasts", "all"], default="music", key="recent_content", format_func=str.capitalize
+)
+content = cast(queries.ContentFilter, content_choice or "music")
+with cols[2]:
+    include_short = st.toggle("Include streams under 30 s", key="recent_short")
+    period = ui.period_picker("recent", ctx.status, ctx.tz, default="all")
+
+sources_all = ui.frame(ctx.fetch(queries.sources_query()), "sources")
+sources = st.multiselect(
+    "Source", sources_all["source"].tolist() if len(sources_all) else [], key="recent_sources"
+)
+flt = queries.RecentFilter(
+    search=search, content=content, include_short=include_short, period=period, sources=tuple(sources)
+)
+count = int(ui.frame(ctx.fetch(queries.recent_queries(ctx.tz, flt, PAGE_SIZE, 0)), "count")["n"].iloc[0])
+pages = max(1, math.ceil(count / PAGE_SIZE))
+if int(st.session_state.get("recent_page", 1)) > pages:
+    st.session_state["recent_page"] = 1  # the filter shrank the result
+page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="recent_page"))
+res = ctx.fetch(queries.recent_queries(ctx.tz, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE))
+rows = ui.frame(res, "rows")
+st.caption(f"{ui.number(count)} matching plays · times in {ctx.tz}")
+st.dataframe(
+    rows,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "played_at": st.column_config.DatetimeColumn("Played at", format="YYYY-MM-DD HH:mm"),
+        "image": st.column_config.ImageColumn("", width="small"),
+        "track": "Track",
+        "artists": "Artists",
+        "album": "Album",
+        "minutes": st.column_config.NumberColumn("Minutes", format="%.1f"),
+        "content_type": "Type",
+        "is_play": st.column_config.CheckboxColumn("Counted"),
+        "source": "Source",
+        "context_type": "From",
+    },
+    column_order=[
+        "played_at",
+        "image",
+        "track",
+        "artists",
+        "album",
+        "minutes",
+        "is_play",
+        "content_type",
+        "source",
+        "context_type",
+    ],
+)
+ui.definitions_note()

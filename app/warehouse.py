@@ -1,0 +1,183 @@
+"""Where the dashboard's SQL runs: the local DuckDB snapshot or BigQuery, behind one call.
+
+The pipeline owns ``warehouse.duckdb`` and, after every committed write, atomically
+replaces ``warehouse.snapshot.duckdb`` with a fresh copy. The dashboard only ever opens
+that snapshot, read-only, for one batch of queries at a time, and closes it at once. So it
+never holds a lock the pipeline needs, and a snapshot replaced mid-read is harmless (the
+open file handle keeps the old inode alive until we close it).
+
+Queries are written once, in DuckDB's dialect, against bare table names. The BigQuery
+backend transpiles them with sqlglot and qualifies the tables with project and dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE, TOP_TEN_TABLE
+
+META_TABLE = "warehouse_meta"
+KNOWN_TABLES = frozenset({PLAYS_TABLE, FEATURES_TABLE, TOP_TEN_TABLE, META_TABLE})
+
+#: Bounded retry for transient open/lock errors while the pipeline replaces the snapshot.
+RETRY_ATTEMPTS = 8
+RETRY_FIRST_DELAY_S = 0.05
+
+
+class WarehouseMissing(RuntimeError):
+    """There is no warehouse to read yet (first run: ``make demo`` has not been run)."""
+
+
+class QueryFailed(RuntimeError):
+    """A query failed in a way a retry cannot fix (missing table, bad SQL)."""
+
+
+class Warehouse(Protocol):
+    """A read-only place to run the dashboard's SQL."""
+
+    @property
+    def source_id(self) -> str:
+        """Identifies the data source; part of every cache key so two sources never mix."""
+        ...
+
+    def exists(self) -> bool: ...
+
+    def fetch(self, queries: Mapping[str, str]) -> dict[str, pd.DataFrame | None]:
+        """Run each DuckDB-dialect query; a query over a missing table yields ``None``."""
+        ...
+
+    def freshness_token(self) -> str:
+        """Cheap value that changes when the data may have changed (no query needed)."""
+        ...
+
+
+def default_snapshot_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$SPOTIFY_WAREHOUSE_SNAPSHOT``, else ``$SPOTIFY_DATA_DIR/warehouse.snapshot.duckdb``."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("SPOTIFY_WAREHOUSE_SNAPSHOT")
+    if explicit:
+        return Path(explicit)
+    data_dir = env.get("SPOTIFY_DATA_DIR") or str(Path(__file__).resolve().parent.parent / ".data")
+    return Path(data_dir) / "warehouse.snapshot.duckdb"
+
+
+@dataclass(frozen=True)
+class DuckDBSnapshot:
+    """The published DuckDB snapshot, opened read-only for each batch of queries."""
+
+    path: Path
+
+    @property
+    def source_id(self) -> str:
+        return f"duckdb:{self.path.resolve()}"
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def freshness_token(self) -> str:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return "missing"
+        # A replace gives a new inode; a same-size rewrite still changes mtime.
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+    def fetch(self, queries: Mapping[str, str]) -> dict[str, pd.DataFrame | None]:
+        if not self.exists():
+            raise WarehouseMissing(str(self.path))
+        delay = RETRY_FIRST_DELAY_S
+        for attempt in range(RETRY_ATTEMPTS):
+            try:
+                return self._fetch_once(queries)
+            except duckdb.IOException as exc:
+                # Lock contention or the file vanishing between exists() and connect():
+                # both are transient while the pipeline publishes a new snapshot.
+                if attempt == RETRY_ATTEMPTS - 1:
+                    raise
+                if not self.exists():
+                    raise WarehouseMissing(str(self.path)) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    def _fetch_once(self, queries: Mapping[str, str]) -> dict[str, pd.DataFrame | None]:
+        con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            out: dict[str, pd.DataFrame | None] = {}
+            for name, sql in queries.items():
+                try:
+                    out[name] = con.execute(sql).df()
+                except duckdb.CatalogException:
+                    out[name] = None  # an older warehouse without this table
+            return out
+        finally:
+            con.close()
+
+
+def to_bigquery(sql: str, project: str, dataset: str) -> str:
+    """Transpile a DuckDB-dialect query to BigQuery, qualifying the warehouse's tables."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        if table.name in KNOWN_TABLES and table.name not in cte_names and not table.args.get("db"):
+            table.set("db", exp.to_identifier(dataset))
+            table.set("catalog", exp.to_identifier(project))
+    return tree.sql(dialect="bigquery")
+
+
+@dataclass(frozen=True)
+class BigQueryWarehouse:
+    """The cloud warehouse: the same queries, transpiled to BigQuery."""
+
+    project: str
+    dataset: str
+
+    @property
+    def source_id(self) -> str:
+        return f"bigquery:{self.project}.{self.dataset}"
+
+    def exists(self) -> bool:
+        return True
+
+    def freshness_token(self) -> str:
+        # No cheap file stat in the cloud: re-check at most once a minute.
+        return str(int(time.time() // 60))
+
+    def fetch(self, queries: Mapping[str, str]) -> dict[str, pd.DataFrame | None]:
+        from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
+
+        client = bigquery.Client(project=self.project)
+        out: dict[str, pd.DataFrame | None] = {}
+        try:
+            for name, sql in queries.items():
+                try:
+                    job = client.query(to_bigquery(sql, self.project, self.dataset))
+                    out[name] = job.result().to_arrow(create_bqstorage_client=False).to_pandas()
+                except NotFound:
+                    out[name] = None
+        finally:
+            client.close()
+        return out
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Warehouse:
+    """The warehouse this deployment reads: BigQuery in cloud mode, else the DuckDB snapshot."""
+    env = os.environ if environ is None else environ
+    if env.get("SPOTIFY_DEPLOYMENT", "local").lower() == "cloud":
+        project = env.get("SPOTIFY_GCP_PROJECT", "")
+        dataset = env.get("SPOTIFY_BQ_DATASET", "spotify")
+        if not project:
+            raise QueryFailed("cloud mode needs SPOTIFY_GCP_PROJECT")
+        return BigQueryWarehouse(project=project, dataset=dataset)
+    return DuckDBSnapshot(default_snapshot_path(env))
