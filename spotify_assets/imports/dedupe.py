@@ -13,7 +13,9 @@ recorded by two different logging paths:
 Only rows from a *different* source are window-matched: within one source the clock is the
 same, so a repeat with a different timestamp is a real second stream (a skip-back), and an
 identical one is caught by the key. "Same track" means the same id, or - when a side has no
-id (local files, unmatched account rows) - the same lower(artist)|lower(track) and content type.
+id (local files, unmatched account rows) or one side is account data (whose id is only inferred
+from its names, and may be another release of the same song) - the same
+lower(trim(artist))|lower(trim(track)) and content type.
 
 For DuckDB the joins run inside the warehouse's published snapshot (read-only, never
 contends with a writer). Other warehouses (BigQuery) get ``FetchingPlaysIndex``: the chunk's
@@ -37,15 +39,22 @@ MINUTE_BUCKET = timedelta(seconds=60)
 #: How far apart two rows of one stream can be at most (the account-data window's far edge).
 MAX_SKEW = MINUTE_BUCKET + EXTENDED_TOLERANCE
 
-_NAME_KEY = "lower(coalesce({p}primary_artist_name, '')) || '|' || lower(coalesce({p}track_name, ''))"
+_NAME_KEY = (
+    "lower(trim(coalesce({p}primary_artist_name, ''))) || '|' || lower(trim(coalesce({p}track_name, '')))"
+)
 
 #: Columns of the chunk frame the dedupe query needs.
-CHUNK_COLUMNS = ["idx", "play_key", "played_at", "track_id", "name_key", "content_type"]
-
-
-def name_key(artist: str | None, track: str | None) -> str:
-    """The name used to match rows without an id (mirrors ``_NAME_KEY`` in SQL)."""
-    return f"{(artist or '').lower()}|{(track or '').lower()}"
+CHUNK_COLUMNS = [
+    "idx",
+    "play_key",
+    "played_at",
+    "track_id",
+    "primary_artist_name",
+    "track_name",
+    "content_type",
+]
+#: Columns of the names frame ``match_ids`` takes and returns (plus ``track_id``).
+NAME_COLUMNS = ["content_type", "primary_artist_name", "track_name"]
 
 
 def _duplicates_sql(existing: str, source: str) -> str:
@@ -74,8 +83,11 @@ def _duplicates_sql(existing: str, source: str) -> str:
         WHERE e.source <> $source AND ({window})
     ),
     by_name AS (
-        SELECT c.idx FROM chunk c JOIN e ON c.name_key = e.name_key AND c.content_type = e.content_type
-        WHERE e.source <> $source AND (c.track_id IS NULL OR e.track_id IS NULL) AND ({window})
+        SELECT c.idx FROM (SELECT *, {_NAME_KEY.format(p="")} AS name_key FROM chunk) c
+        JOIN e ON c.name_key = e.name_key AND c.content_type = e.content_type
+        WHERE e.source <> $source
+          AND (c.track_id IS NULL OR e.track_id IS NULL OR $source = 'account_export' OR e.source = 'account_export')
+          AND ({window})
     )
     SELECT idx, 'key' AS why FROM same_key
     UNION ALL
@@ -85,14 +97,17 @@ def _duplicates_sql(existing: str, source: str) -> str:
 
 
 _MATCH_SQL = f"""
-    WITH wanted AS (SELECT DISTINCT content_type, name_key FROM names),
+    WITH wanted AS (
+        SELECT DISTINCT content_type, primary_artist_name, track_name, {_NAME_KEY.format(p="")} AS name_key FROM names
+    ),
     counted AS (
         SELECT e.content_type, {_NAME_KEY.format(p="e.")} AS name_key, e.track_id, sum({{weight}}) AS n
         FROM {{existing}} e
         WHERE e.track_id IS NOT NULL
         GROUP BY ALL
     )
-    SELECT w.content_type, w.name_key, first(c.track_id ORDER BY c.n DESC, c.track_id) AS track_id
+    SELECT w.content_type, w.primary_artist_name, w.track_name,
+        first(c.track_id ORDER BY c.n DESC, c.track_id) AS track_id
     FROM wanted w JOIN counted c USING (content_type, name_key)
     GROUP BY ALL
 """
@@ -115,13 +130,15 @@ def find_duplicates(
 def match_ids(
     con: duckdb.DuckDBPyConnection, existing: str, names: pd.DataFrame, weight: str = "1"
 ) -> pd.DataFrame:
-    """The most common known track_id per (content_type, name_key) among ``names``.
+    """The most common known track_id per name in ``names`` (same content type, artist and title).
+
+    Names compare as lower(trim(artist)) | lower(trim(title)), computed in SQL on both sides.
 
     ``weight`` is the column counting plays per row of ``existing`` ("1" for the plays table).
     """
     if names.empty:
-        return pd.DataFrame(columns=["content_type", "name_key", "track_id"])
-    con.register("names", names[["content_type", "name_key"]])
+        return pd.DataFrame(columns=[*NAME_COLUMNS, "track_id"])
+    con.register("names", names[NAME_COLUMNS])
     try:
         return con.execute(_MATCH_SQL.format(existing=existing, weight=weight)).df()
     finally:

@@ -260,6 +260,8 @@ def normalize_extended(obj: Any, now: datetime) -> dict[str, Any]:
     ts = obj.get("ts")
     if ts is None:
         raise Reject("missing_ts")
+    if len(ts) < 19 or ts[10] != "T":  # a date alone, or a time without seconds, is not a stream end
+        raise Reject("bad_ts")
     try:
         when = datetime.fromisoformat(ts)
     except ValueError:
@@ -384,4 +386,5 @@ def play_key(played_at: datetime, track_id: str | None, artist: str | None, trac
     stamp = played_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if track_id:
         return f"{stamp}|{track_id}"
-    return f"{stamp}|name:{(artist or '').lower()}|{(track or '').lower()}"
+    # Same identity as the API normaliser (spotify/normalize.py): stripped, lower-cased names.
+    return f"{stamp}|name:{(artist or '').strip().lower()}|{(track or '').strip().lower()}"

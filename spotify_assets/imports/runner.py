@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spotify_assets.imports.dedupe import PlaysIndex, name_key, plays_index
+from spotify_assets.imports.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.imports.parsers import (
     ROW_COLUMNS,
     SKIP_REASONS,
@@ -232,17 +232,23 @@ class _Importer:
         files = self.report.files
         df = pd.DataFrame(chunk.cols)
         df["played_at"] = pd.to_datetime(df["played_at"], utc=True)
-        df["name_key"] = [
-            name_key(a, t) for a, t in zip(df["primary_artist_name"], df["track_name"], strict=True)
-        ]
         unmatched = pd.Series(False, index=df.index)
         if source == "account_export":
-            ids = self.index.match(df[["content_type", "name_key"]].drop_duplicates())
+            ids = self.index.match(df[NAME_COLUMNS].drop_duplicates())
             lookup = {
-                (c, k): t
-                for c, k, t in zip(ids["content_type"], ids["name_key"], ids["track_id"], strict=True)
+                (c, a, t): i
+                for c, a, t, i in zip(
+                    ids["content_type"],
+                    ids["primary_artist_name"],
+                    ids["track_name"],
+                    ids["track_id"],
+                    strict=True,
+                )
             }
-            df["track_id"] = [lookup.get(ck) for ck in zip(df["content_type"], df["name_key"], strict=True)]
+            df["track_id"] = [
+                lookup.get(k)
+                for k in zip(df["content_type"], df["primary_artist_name"], df["track_name"], strict=True)
+            ]
             df["track_uri"] = [
                 None if t is None else f"spotify:{c}:{t}"
                 for c, t in zip(df["content_type"], df["track_id"], strict=True)
@@ -269,7 +275,7 @@ class _Importer:
             for file_idx, n in _per_file(df.loc[mask, "file_idx"]).items():
                 files[file_idx].duplicates += n
 
-        plays = df.loc[keep].drop(columns=["file_idx", "name_key", "idx"])
+        plays = df.loc[keep].drop(columns=["file_idx", "idx"])
         plays["source"] = source
         plays["ingested_at"] = self.run_at
         result = self.wh.merge_plays(conform(plays, "plays"))
