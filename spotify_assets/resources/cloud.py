@@ -1,0 +1,77 @@
+"""The cloud resource set: lake in GCS, warehouse in BigQuery, Dagster's own outputs in GCS.
+
+Configuration is environment variables only (``dg.EnvVar`` where Dagster should resolve it at
+run time and show it in the UI), so the same image runs in any project:
+
+========================== ======== ==================================================
+variable                   default  what it sets
+========================== ======== ==================================================
+SPOTIFY_GCP_PROJECT        required project for GCS and BigQuery clients and jobs
+SPOTIFY_GCS_BUCKET         required bucket: lake under ``<prefix>/lake``, Dagster IO under
+                                    ``<prefix>/dagster``
+SPOTIFY_GCS_PREFIX         spotify  object-name prefix inside the bucket
+SPOTIFY_BQ_DATASET         required dataset holding bq_plays, track_features, top_ten_tracks
+SPOTIFY_BQ_STAGING_DATASET required dataset for per-batch staging tables (set a table expiry)
+SPOTIFY_BQ_LOCATION        EU       BigQuery location of the datasets and all jobs
+========================== ======== ==================================================
+
+Credentials are never configured here: the clients use Application Default Credentials
+(the runtime's service account, or ``gcloud auth application-default login``).
+
+The lake and Dagster's pickled outputs live under sibling prefixes, never one inside the
+other, so listing the lake can never pick up an IO-manager file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+from dagster_gcp import GCSResource
+from dagster_gcp.gcs import GCSPickleIOManager
+
+from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResource
+from spotify_assets.resources.gcs_lake import GCSLakeResource
+
+#: Variables cloud mode cannot run without (the others have defaults).
+REQUIRED_CLOUD_ENV = (
+    "SPOTIFY_GCP_PROJECT",
+    "SPOTIFY_GCS_BUCKET",
+    "SPOTIFY_BQ_DATASET",
+    "SPOTIFY_BQ_STAGING_DATASET",
+)
+DEFAULT_GCS_PREFIX = "spotify"
+DEFAULT_BQ_LOCATION = "EU"
+
+
+def missing_cloud_env() -> list[str]:
+    """Required cloud variables that are unset or empty (for a clear error before a run starts)."""
+    return [name for name in REQUIRED_CLOUD_ENV if not os.environ.get(name)]
+
+
+def gcs_prefix() -> str:
+    return os.environ.get("SPOTIFY_GCS_PREFIX", DEFAULT_GCS_PREFIX).strip("/")
+
+
+def cloud_resources() -> dict[str, Any]:
+    """``lake``, ``warehouse``, ``io_manager`` and ``gcs`` for cloud mode (Spotify/Spark come from elsewhere)."""
+    prefix = gcs_prefix()
+    project = dg.EnvVar("SPOTIFY_GCP_PROJECT")
+    bucket = dg.EnvVar("SPOTIFY_GCS_BUCKET")
+    gcs = GCSResource(project=project)
+    return {
+        "gcs": gcs,
+        "lake": GCSLakeResource(
+            bucket=bucket, prefix=f"{prefix}/lake" if prefix else "lake", project=project, gcs=gcs
+        ),
+        "warehouse": BigQueryWarehouseResource(
+            project=project,
+            dataset=dg.EnvVar("SPOTIFY_BQ_DATASET"),
+            staging_dataset=dg.EnvVar("SPOTIFY_BQ_STAGING_DATASET"),
+            location=os.environ.get("SPOTIFY_BQ_LOCATION", DEFAULT_BQ_LOCATION),
+        ),
+        "io_manager": GCSPickleIOManager(
+            gcs_bucket=bucket, gcs_prefix=f"{prefix}/dagster" if prefix else "dagster", gcs=gcs
+        ),
+    }
