@@ -133,11 +133,11 @@ class _Handler(BaseHTTPRequestHandler):
         )
         grant_type = form.get("grant_type") if path == "/api/token" else None
         malformed = False
-        status = 500
+        delay = state.take_delay(path)
+        if delay and sandbox.stopping.wait(delay):
+            state.record(method, path, 0, grant_type)
+            return
         try:
-            delay = state.take_delay(path)
-            if delay and sandbox.stopping.wait(delay):
-                return
             fault = state.take_status_fault(path)
             if fault is not None:
                 injected = api_error(fault.status)
@@ -146,15 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
                 raise injected
             malformed = state.take_malformed(path)
             status, body, headers = self._route(method, path, query, form)
-            if status in (301, 302):
-                self._send_redirect(status, headers["Location"])
-            else:
-                self._send_json(status, body, headers, malformed=malformed)
         except _HttpError as err:
-            status = err.status
-            self._send_json(err.status, err.body, err.headers, malformed=malformed)
-        finally:
-            state.record(method, path, status, grant_type)
+            status, body, headers = err.status, err.body, err.headers
+        # Count before answering, so a client that reads /_sandbox/stats right after sees its request.
+        state.record(method, path, status, grant_type)
+        if status in (301, 302):
+            self._send_redirect(status, headers["Location"])
+        else:
+            self._send_json(status, body, headers, malformed=malformed)
 
     def _send_json(
         self, status: int, body: Any, headers: dict[str, str] | None = None, *, malformed: bool = False
