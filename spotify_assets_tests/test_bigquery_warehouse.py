@@ -205,7 +205,7 @@ def _schema_json(table: str) -> list[dict[str, str]]:
 
 
 def _tables_exist(fake: FakeBigQuery) -> None:
-    for t in ("bq_plays", "track_features", "top_ten_tracks"):
+    for t in ("bq_plays", "track_features", "top_ten_tracks", "ingest_gaps"):
         fake.add_table(f"{PROJECT}.{DATASET}.{t}")
 
 
@@ -232,7 +232,7 @@ def _plays(n: int, batch: str = "b1") -> pd.DataFrame:
 def test_missing_tables_are_created_partitioned_and_clustered(warehouse, fake_bq) -> None:
     warehouse.ensure_tables()
     creates = {r.body["tableReference"]["tableId"]: r.body for r in fake_bq.calls("POST", r".*/tables")}
-    assert set(creates) == {"bq_plays", "track_features", "top_ten_tracks"}
+    assert set(creates) == {"bq_plays", "track_features", "top_ten_tracks", "ingest_gaps"}
     plays = creates["bq_plays"]
     assert plays["tableReference"] == {"projectId": PROJECT, "datasetId": DATASET, "tableId": "bq_plays"}
     assert plays["timePartitioning"] == {"type": "DAY", "field": "played_at"}
@@ -246,7 +246,7 @@ def test_existing_tables_are_left_alone(warehouse, fake_bq) -> None:
     _tables_exist(fake_bq)
     warehouse.ensure_tables()
     assert fake_bq.calls("POST", r".*/tables") == []
-    assert len(fake_bq.calls("GET", r".*/tables/.*")) == 3
+    assert len(fake_bq.calls("GET", r".*/tables/.*")) == 4
 
 
 # -- plays from lake URIs ------------------------------------------------------------------
@@ -492,3 +492,32 @@ def test_max_played_at(warehouse, fake_bq) -> None:
 
 def test_spark_reads_the_table_through_the_connector(warehouse) -> None:
     assert warehouse.export_plays_for_spark("/unused") == f"bigquery:{PROJECT}.{DATASET}.bq_plays"
+
+
+# -- poll gaps -----------------------------------------------------------------------------
+def test_gaps_are_recorded_once_listed_and_closed(warehouse, fake_bq) -> None:
+    _tables_exist(fake_bq)
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    warehouse.record_gap(start, end)
+    (record,) = [j["configuration"]["query"] for j in fake_bq.job_inserts()]
+    tree = _parse_merge(record["query"])
+    assert tree.this.name == "ingest_gaps"
+    (when,) = tree.args["whens"].expressions
+    assert when.args["matched"] is False and isinstance(when.args["then"], exp.Insert)
+    params = {p["name"]: p["parameterValue"]["value"] for p in record["queryParameters"]}
+    assert params == {"gap_start": "2026-01-01 00:00:00+00:00", "gap_end": "2026-01-02 00:00:00+00:00"}
+
+    fake_bq.answer = lambda sql, params: (
+        [("gap_start", "TIMESTAMP"), ("gap_end", "TIMESTAMP"), ("detected_at", "TIMESTAMP")],
+        [["1767225600000000", "1767312000000000", "1767312000000000"]],
+    )
+    gaps = warehouse.open_gaps()
+    assert list(gaps.columns) == ["gap_start", "gap_end", "detected_at"]
+    assert gaps["gap_start"].iloc[0] == pd.Timestamp(start)
+    assert "closed_at IS NULL" in fake_bq.calls("POST", r".*/queries")[-1].body["query"]
+
+    fake_bq.dml = lambda sql: {"inserted": 0, "updated": 1}
+    assert warehouse.close_gaps_covered_by(start, end) == 1
+    update = sqlglot.parse_one(fake_bq.job_inserts()[-1]["configuration"]["query"]["query"], read="bigquery")
+    assert isinstance(update, exp.Update) and update.this.name == "ingest_gaps"
+    assert {e.this.name for e in update.expressions} == {"closed_at"}

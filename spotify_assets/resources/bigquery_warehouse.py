@@ -45,7 +45,7 @@ from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
 
 from spotify_assets.resources.lake import LakeResource
-from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+from spotify_assets.resources.warehouse import GAPS_TABLE, MergeResult, WarehouseResource
 from spotify_assets.schema import (
     FEATURES_TABLE,
     PLAY_KEY,
@@ -60,6 +60,15 @@ from spotify_assets.schema import (
 
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
 MAX_JOB_ATTEMPTS = 5
+
+#: Poll gaps (see ``WarehouseResource.record_gap``). Not in ``schemas/`` because it is
+#: bookkeeping, not data; mirrors the DuckDB ``ingest_gaps`` table column for column.
+GAPS_SCHEMA = [
+    bigquery.SchemaField("gap_start", "TIMESTAMP", mode="REQUIRED"),
+    bigquery.SchemaField("gap_end", "TIMESTAMP", mode="REQUIRED"),
+    bigquery.SchemaField("detected_at", "TIMESTAMP", mode="REQUIRED"),
+    bigquery.SchemaField("closed_at", "TIMESTAMP", mode="NULLABLE"),
+]
 
 _J = TypeVar("_J", bound=bigquery.job._AsyncJob)
 
@@ -140,10 +149,11 @@ class BigQueryWarehouseResource(WarehouseResource):
         if self._tables_ready:
             return
         client = self.client()
-        specs: list[tuple[str, TableName]] = [
-            (PLAYS_TABLE, "plays"),
-            (FEATURES_TABLE, "track_features"),
-            (TOP_TEN_TABLE, "top_ten_tracks"),
+        specs: list[tuple[str, list[bigquery.SchemaField]]] = [
+            (PLAYS_TABLE, bq_schema("plays")),
+            (FEATURES_TABLE, bq_schema("track_features")),
+            (TOP_TEN_TABLE, bq_schema("top_ten_tracks")),
+            (GAPS_TABLE, GAPS_SCHEMA),
         ]
         for name, schema in specs:
             try:
@@ -151,7 +161,7 @@ class BigQueryWarehouseResource(WarehouseResource):
                 continue
             except NotFound:
                 pass
-            table = bigquery.Table(self.table_id(name), schema=bq_schema(schema))
+            table = bigquery.Table(self.table_id(name), schema=schema)
             if name == PLAYS_TABLE:
                 table.time_partitioning = bigquery.TimePartitioning(
                     type_=bigquery.TimePartitioningType.DAY, field="played_at"
@@ -382,3 +392,42 @@ class BigQueryWarehouseResource(WarehouseResource):
     def query(self, sql: str) -> pd.DataFrame:
         """GoogleSQL; unqualified table names resolve in ``dataset`` (so ``count("bq_plays")`` works)."""
         return self._rows(sql)
+
+    # -- poll gaps ---------------------------------------------------------------------
+    def _dml(self, sql: str, params: list[Any]) -> bigquery.QueryJob:
+        self.ensure_tables()
+        job = self.client().query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
+        job.result(timeout=self.job_timeout_s)
+        return job
+
+    def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
+        """Insert the gap unless that exact window is already recorded (a retried run)."""
+        self._dml(
+            f"MERGE `{self.table_id(GAPS_TABLE)}` AS T\n"
+            "USING (SELECT @gap_start AS gap_start, @gap_end AS gap_end) AS S\n"
+            "ON T.gap_start = S.gap_start AND T.gap_end = S.gap_end\n"
+            "WHEN NOT MATCHED THEN INSERT (gap_start, gap_end, detected_at, closed_at)\n"
+            "  VALUES (S.gap_start, S.gap_end, CURRENT_TIMESTAMP(), NULL)",
+            [
+                bigquery.ScalarQueryParameter("gap_start", "TIMESTAMP", gap_start),
+                bigquery.ScalarQueryParameter("gap_end", "TIMESTAMP", gap_end),
+            ],
+        )
+
+    def open_gaps(self) -> pd.DataFrame:
+        df = self._rows(
+            f"SELECT gap_start, gap_end, detected_at FROM `{self.table_id(GAPS_TABLE)}` "
+            "WHERE closed_at IS NULL ORDER BY gap_start"
+        )
+        return df if len(df.columns) else pd.DataFrame(columns=["gap_start", "gap_end", "detected_at"])
+
+    def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
+        job = self._dml(
+            f"UPDATE `{self.table_id(GAPS_TABLE)}` SET closed_at = CURRENT_TIMESTAMP()\n"
+            "WHERE closed_at IS NULL AND gap_start >= @start AND gap_end <= @end",
+            [
+                bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
+                bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
+            ],
+        )
+        return int(job.num_dml_affected_rows or 0)
