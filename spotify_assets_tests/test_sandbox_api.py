@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from spotify_assets.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN, SandboxServer
+from spotify_assets.sandbox import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
+    SANDBOX_REFRESH_TOKEN,
+    SandboxServer,
+)
 
 AUTH = (SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET)
 RP = "/v1/me/player/recently-played"
@@ -32,7 +39,7 @@ def app_token(sb: SandboxServer) -> str:
     return str(r.json()["access_token"])
 
 
-def get(sb: SandboxServer, path: str, token: str, **params: object) -> requests.Response:
+def get(sb: SandboxServer, path: str, token: str, **params: Any) -> requests.Response:
     return requests.get(f"{sb.url}{path}", params=params, headers={"Authorization": f"Bearer {token}"})
 
 
@@ -164,7 +171,11 @@ def test_recently_played_shape(sandbox_module: SandboxServer) -> None:
     assert ID_RE.match(track["id"]) and track["uri"] == f"spotify:track:{track['id']}"
     assert track["type"] == "track" and track["is_local"] is False
     artist = track["artists"][0]
-    assert ID_RE.match(artist["id"]) and artist["type"] == "artist" and artist["uri"].startswith("spotify:artist:")
+    assert (
+        ID_RE.match(artist["id"])
+        and artist["type"] == "artist"
+        and artist["uri"].startswith("spotify:artist:")
+    )
     album = track["album"]
     assert [(im["height"], im["width"]) for im in album["images"]] == [(640, 640), (300, 300), (64, 64)]
     assert album["images"][0]["url"].startswith("https://i.scdn.co/image/ab67616d0000b273")
@@ -180,7 +191,7 @@ def test_recently_played_shape(sandbox_module: SandboxServer) -> None:
 def test_plays_are_spaced_by_track_duration(sandbox_module: SandboxServer) -> None:
     items = sandbox_module.recently_played_truth()
     oldest_first = list(reversed(items))
-    for prev, cur in zip(oldest_first, oldest_first[1:], strict=False):
+    for prev, cur in itertools.pairwise(oldest_first):
         gap = ms(cur["played_at"]) - ms(prev["played_at"])
         # the next play ended at least 30 s (a counted play) after the previous one ended
         assert gap >= 30_000
@@ -242,12 +253,19 @@ def test_local_file_and_episode_knobs(sandbox: SandboxServer) -> None:
     local = [i["track"] for i in items if i["track"].get("is_local")]
     episodes = [i for i in items if i["track"]["type"] == "episode"]
     assert local and episodes
-    assert all(t["id"] is None and t["uri"].startswith("spotify:local:") and t["album"]["images"] == [] for t in local)
-    assert all(e["track"]["show"]["uri"].startswith("spotify:show:") and "album" not in e["track"] for e in episodes)
+    assert all(
+        t["id"] is None and t["uri"].startswith("spotify:local:") and t["album"]["images"] == []
+        for t in local
+    )
+    assert all(
+        e["track"]["show"]["uri"].startswith("spotify:show:") and "album" not in e["track"] for e in episodes
+    )
     sandbox.configure(local_file_ratio=0.0, episode_ratio=0.0)
     plain = get(sandbox, RP, user_token(sandbox), limit=50).json()["items"]
     assert all(i["track"]["type"] == "track" and not i["track"]["is_local"] for i in plain)
-    assert [i["played_at"] for i in plain] == [i["played_at"] for i in items]  # knobs swap content, not timing
+    assert [i["played_at"] for i in plain] == [
+        i["played_at"] for i in items
+    ]  # knobs swap content, not timing
 
 
 # -- audio features ---------------------------------------------------------------------------------
@@ -259,7 +277,11 @@ def test_audio_features_shape_nulls_and_determinism(sandbox_module: SandboxServe
     feats = r.json()["audio_features"]
     assert r.status_code == 200 and len(feats) == 6 and feats[-1] is None
     first = feats[0]
-    assert first["id"] == ids[0] and first["type"] == "audio_features" and first["uri"] == f"spotify:track:{ids[0]}"
+    assert (
+        first["id"] == ids[0]
+        and first["type"] == "audio_features"
+        and first["uri"] == f"spotify:track:{ids[0]}"
+    )
     assert set(first) == {
         "id", "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
         "instrumentalness", "liveness", "valence", "tempo", "time_signature", "duration_ms", "type", "uri",
@@ -286,7 +308,9 @@ def test_audio_features_limits_and_forbidden_knob(sandbox: SandboxServer) -> Non
 def test_http_controls_drive_faults_clock_and_stats(sandbox: SandboxServer) -> None:
     control = f"{sandbox.url}/_sandbox"
     token = user_token(sandbox)
-    assert requests.post(f"{control}/faults", json={"status": 429, "count": 2, "path": RP, "retry_after": 7}).ok
+    assert requests.post(
+        f"{control}/faults", json={"status": 429, "count": 2, "path": RP, "retry_after": 7}
+    ).ok
     first, second, third = (get(sandbox, RP, token, limit=1) for _ in range(3))
     assert (first.status_code, second.status_code, third.status_code) == (429, 429, 200)
     assert first.headers["Retry-After"] == "7"
@@ -295,8 +319,10 @@ def test_http_controls_drive_faults_clock_and_stats(sandbox: SandboxServer) -> N
     assert get(sandbox, "/v1/audio-features", token, ids="x").status_code == 502
     now = requests.post(f"{control}/clock", json={"advance_seconds": 90}).json()["now"]
     assert now.startswith("2026-11-20T21:01:30")
-    assert requests.post(f"{control}/clock", json={"now": "2026-11-21T08:00:00Z"}).json()["now"].startswith(
-        "2026-11-21T08:00:00"
+    assert (
+        requests.post(f"{control}/clock", json={"now": "2026-11-21T08:00:00Z"})
+        .json()["now"]
+        .startswith("2026-11-21T08:00:00")
     )
     assert requests.post(f"{control}/malformed", json={"count": 1}).ok
     with pytest.raises(json.JSONDecodeError):
@@ -310,7 +336,9 @@ def test_http_controls_drive_faults_clock_and_stats(sandbox: SandboxServer) -> N
     assert stats["requests"]["GET /v1/audio-features"] == 2
     assert stats["grant_types"] == {"refresh_token": 1}
     assert stats["statuses"]["429"] == 2
-    plays = requests.get(f"{control}/plays", params={"start": "2026-11-20T20:00:00Z", "end": "2026-11-20T21:00:00Z"})
+    plays = requests.get(
+        f"{control}/plays", params={"start": "2026-11-20T20:00:00Z", "end": "2026-11-20T21:00:00Z"}
+    )
     assert plays.json()["items"] == sandbox.plays_between("2026-11-20T20:00:00Z", "2026-11-20T21:00:00Z")
 
 

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from spotify_assets.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN, SandboxServer
+from spotify_assets.sandbox import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
+    SANDBOX_REFRESH_TOKEN,
+    SandboxServer,
+)
 from spotify_assets.spotify.client import HttpSpotifyClient, played_at_ms
 from spotify_assets.spotify.errors import (
     AudioFeaturesUnavailable,
@@ -63,7 +68,9 @@ def test_after_cursor_new_plays_only_when_the_clock_moves(
     assert all(played_at_ms(i) > cursor for i in fresh)
 
 
-def test_access_tokens_are_reused_within_a_run(sandbox: SandboxServer, sandbox_client: HttpSpotifyClient) -> None:
+def test_access_tokens_are_reused_within_a_run(
+    sandbox: SandboxServer, sandbox_client: HttpSpotifyClient
+) -> None:
     sandbox_client.recently_played()
     sandbox_client.recently_played()
     sandbox_client.audio_features(["a" * 22])
@@ -95,29 +102,39 @@ def test_new_env_token_wins_over_stale_stored_one(sandbox: SandboxServer, token_
     assert json.loads(token_file.read_text())["env_sha256"] == token_sha256(fresh)
 
 
-def test_invalid_grant_says_to_rerun_auth_without_leaking_the_token(sandbox: SandboxServer, token_file: Path) -> None:
-    with make_client(sandbox, token_file, refresh_token="revoked-token-value") as client:
-        with pytest.raises(SpotifyAuthError) as info:
-            client.recently_played()
+def test_invalid_grant_says_to_rerun_auth_without_leaking_the_token(
+    sandbox: SandboxServer, token_file: Path
+) -> None:
+    with (
+        make_client(sandbox, token_file, refresh_token="revoked-token-value") as client,
+        pytest.raises(SpotifyAuthError) as info,
+    ):
+        client.recently_played()
     message = str(info.value)
     assert "spotify-assets auth" in message and "invalid_grant" in message
     assert "revoked-token-value" not in message and "revoked-token-value" not in repr(info.value)
 
 
 def test_missing_refresh_token_is_a_clear_auth_error(sandbox: SandboxServer, token_file: Path) -> None:
-    with make_client(sandbox, token_file, refresh_token=None) as client:
-        with pytest.raises(SpotifyAuthError, match="spotify-assets auth"):
-            client.recently_played()
+    with (
+        make_client(sandbox, token_file, refresh_token=None) as client,
+        pytest.raises(SpotifyAuthError, match="spotify-assets auth"),
+    ):
+        client.recently_played()
 
 
 def test_bad_client_secret_is_an_auth_error(sandbox: SandboxServer) -> None:
-    client = HttpSpotifyClient(SANDBOX_CLIENT_ID, "wrong-secret", api_base_url=sandbox.url, accounts_base_url=sandbox.url)
+    client = HttpSpotifyClient(
+        SANDBOX_CLIENT_ID, "wrong-secret", api_base_url=sandbox.url, accounts_base_url=sandbox.url
+    )
     with pytest.raises(SpotifyAuthError, match="invalid_client") as info:
         client.audio_features(["a" * 22])
     assert "wrong-secret" not in str(info.value) and "wrong-secret" not in repr(client)
 
 
-def test_expired_token_triggers_exactly_one_reauth(sandbox: SandboxServer, sandbox_client: HttpSpotifyClient) -> None:
+def test_expired_token_triggers_exactly_one_reauth(
+    sandbox: SandboxServer, sandbox_client: HttpSpotifyClient
+) -> None:
     sandbox_client.recently_played()
     sandbox.expire_tokens()
     assert len(sandbox_client.recently_played()) == 50
@@ -125,7 +142,9 @@ def test_expired_token_triggers_exactly_one_reauth(sandbox: SandboxServer, sandb
     assert requests_to(sandbox, RP) == 3
 
 
-def test_persistent_401_fails_after_one_reauth(sandbox: SandboxServer, sandbox_client: HttpSpotifyClient) -> None:
+def test_persistent_401_fails_after_one_reauth(
+    sandbox: SandboxServer, sandbox_client: HttpSpotifyClient
+) -> None:
     sandbox.fail_next(401, count=5, path=RP)
     with pytest.raises(SpotifyAuthError):
         sandbox_client.recently_played()
@@ -183,7 +202,9 @@ def test_5xx_exhaustion_is_a_clear_error(
     sandbox: SandboxServer, sandbox_client: HttpSpotifyClient, sleep_recorder: SleepRecorder
 ) -> None:
     sandbox.fail_next(500, count=100, path=RP)
-    with pytest.raises(SpotifyServerError, match=r"recently_played: HTTP 500; gave up after 4 attempts") as info:
+    with pytest.raises(
+        SpotifyServerError, match=r"recently_played: HTTP 500; gave up after 4 attempts"
+    ) as info:
         sandbox_client.recently_played()
     assert info.value.status == 500
     assert sleep_recorder.waits == [0.5, 1.0, 2.0]
@@ -201,9 +222,11 @@ def test_timeout_is_retried(sandbox: SandboxServer, token_file: Path) -> None:
 
 def test_timeout_exhaustion_is_a_clear_error(sandbox: SandboxServer, token_file: Path) -> None:
     sandbox.delay(2.0, path=RP)  # every request, until cleared
-    with make_client(sandbox, token_file, timeout_s=0.2, max_retries=1) as client:
-        with pytest.raises(SpotifyServerError, match="timed out"):
-            client.recently_played()
+    with (
+        make_client(sandbox, token_file, timeout_s=0.2, max_retries=1) as client,
+        pytest.raises(SpotifyServerError, match="timed out"),
+    ):
+        client.recently_played()
     sandbox.clear_faults()
 
 
@@ -218,14 +241,18 @@ def test_malformed_json_is_retried_then_reported(
         sandbox_client.audio_features(["a" * 22])
 
 
-def test_audio_features_403_raises_unavailable(sandbox: SandboxServer, sandbox_client: HttpSpotifyClient) -> None:
+def test_audio_features_403_raises_unavailable(
+    sandbox: SandboxServer, sandbox_client: HttpSpotifyClient
+) -> None:
     sandbox.configure(audio_features_forbidden=True)
     with pytest.raises(AudioFeaturesUnavailable) as info:
         sandbox_client.audio_features(["a" * 22])
     assert info.value.status == 403
 
 
-def test_audio_features_batches_of_100_and_nulls(sandbox: SandboxServer, sandbox_client: HttpSpotifyClient) -> None:
+def test_audio_features_batches_of_100_and_nulls(
+    sandbox: SandboxServer, sandbox_client: HttpSpotifyClient
+) -> None:
     known = [t.id for t in sandbox.catalogue.tracks[:240]]
     unknown = [f"unknown{i:015d}" for i in range(10)]
     ids = known + unknown + known[:5]  # duplicates are asked once
