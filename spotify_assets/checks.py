@@ -7,8 +7,6 @@ shown in the UI but stop nothing. The SQL is plain enough to run unchanged on Du
 BigQuery.
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg

@@ -5,8 +5,6 @@ UI) for fresher data at the cost of more API calls; it never starts a run for no
 and every empty tick says so with a ``SkipReason``.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 import pandas as pd
 

@@ -39,7 +39,8 @@ def report_metadata(report: ImportReport) -> dict[str, dg.MetadataValue]:
         "files_failed": dg.MetadataValue.int(report.files_failed),
         "files_skipped": dg.MetadataValue.json(report.files_skipped),
         "files": dg.MetadataValue.md(
-            "| file | status | rows | added | duplicates | quarantined | note |\n|---|---|---|---|---|---|---|\n" + files
+            "| file | status | rows | added | duplicates | quarantined | note |\n|---|---|---|---|---|---|---|\n"
+            + files
         ),
         "wall_seconds": dg.MetadataValue.float(round(report.wall_seconds, 3)),
     }

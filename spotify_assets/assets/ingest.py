@@ -1,7 +1,5 @@
 """Ingest: what the Spotify Web API says the listener played, and what those tracks sound like."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 from collections.abc import Iterator

@@ -1,7 +1,5 @@
 """Lake: every batch of plays kept as files, the seed's CSV plus typed Parquet."""
 
-from __future__ import annotations
-
 import io
 from typing import Any
 

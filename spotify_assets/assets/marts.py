@@ -1,7 +1,5 @@
 """Marts: insights computed over all plays with Spark."""
 
-from __future__ import annotations
-
 import tempfile
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Warehouse: the table of all plays, each exactly once."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import dagster as dg
