@@ -213,9 +213,9 @@ def test_5xx_exhaustion_is_a_clear_error(
 
 def test_timeout_is_retried(sandbox: SandboxServer, token_file: Path) -> None:
     sleep = SleepRecorder()
-    with make_client(sandbox, token_file, timeout_s=0.3, max_retries=2, sleep=sleep) as client:
+    with make_client(sandbox, token_file, timeout_s=1.0, max_retries=2, sleep=sleep) as client:
         client.recently_played()  # warm the token so only the data call is delayed
-        sandbox.delay(2.0, count=1, path=RP)
+        sandbox.delay(5.0, count=1, path=RP)
         assert len(client.recently_played()) == 50
     assert sleep.waits == [0.5]
 
