@@ -1,0 +1,421 @@
+"""Offline checks of the container deployment: Dockerfile, .dockerignore, docker-compose.yaml, deploy/.
+
+No Docker engine runs in CI, so nothing here builds or starts a container. What is checked:
+the Dockerfile's structure and that everything it COPYs exists and survives .dockerignore;
+the compose file's services, dependencies, health checks and wiring (ports, hostnames, the
+workspace), that every variable it interpolates is documented in deploy/.env.example; and,
+for real, that the image's HEALTHCHECK command succeeds against a running code server
+started with the image's own CMD (on loopback, with a stand-in definitions file).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+COMPOSE = REPO_ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = REPO_ROOT / "deploy" / ".env.example"
+WORKSPACE = REPO_ROOT / "deploy" / "workspace.yaml"
+
+EXPECTED_SERVICES = {
+    "postgres",
+    "code-location",
+    "dagster-webserver",
+    "dagster-daemon",
+    "spark-master",
+    "spark-worker",
+    "streamlit",
+}
+
+
+# --- Dockerfile --------------------------------------------------------------------------------
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        keyword, _, args = current.partition(" ")
+        out.append((keyword.upper(), args.strip()))
+        current = ""
+    return out
+
+
+def _exec_form(args: str) -> list[str]:
+    value = json.loads(args)
+    assert isinstance(value, list), args
+    return [str(v) for v in value]
+
+
+@pytest.fixture(scope="module")
+def instructions() -> list[tuple[str, str]]:
+    return _instructions(DOCKERFILE.read_text())
+
+
+def _stage(instructions: list[tuple[str, str]], name: str) -> list[tuple[str, str]]:
+    """The instructions of the stage ``FROM ... AS name``."""
+    stage: list[tuple[str, str]] | None = None
+    for keyword, args in instructions:
+        if keyword == "FROM":
+            if stage is not None:
+                break
+            if args.lower().endswith(f" as {name}"):
+                stage = []
+            continue
+        if stage is not None:
+            stage.append((keyword, args))
+    assert stage is not None, f"no stage {name}"
+    return stage
+
+
+def test_multi_stage_build_on_pinned_slim_bookworm_images(instructions: list[tuple[str, str]]) -> None:
+    froms = [args.split()[0] for keyword, args in instructions if keyword == "FROM"]
+    assert len(froms) >= 2, "builder + runtime"
+    for image in froms:
+        _, _, tag = image.partition(":")
+        assert tag and tag != "latest", f"{image} must carry an explicit version tag"
+    runtime = froms[-1]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", runtime), runtime
+    # Same Python minor as the virtualenv the tests run in (the lock was resolved for it).
+    assert runtime.split(":")[1].startswith(f"{sys.version_info.major}.{sys.version_info.minor}.")
+
+
+def test_builder_installs_the_lock_file_with_the_makefiles_uv(instructions: list[tuple[str, str]]) -> None:
+    builder = " ".join(args for _, args in _stage(instructions, "builder"))
+    makefile_uv = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert makefile_uv
+    assert f'"uv=={makefile_uv.group(1)}"' in builder
+    assert "uv pip install --python /opt/venv/bin/python -r requirements.lock" in builder
+    assert "--no-deps ." in builder
+
+
+def test_runtime_has_java_tini_a_non_root_user_and_a_healthcheck(instructions: list[tuple[str, str]]) -> None:
+    runtime = _stage(instructions, "runtime")
+    runs = " ".join(args for keyword, args in runtime if keyword == "RUN")
+    assert "openjdk-17-jre-headless" in runs and "tini" in runs
+    assert "rm -rf /var/lib/apt/lists/*" in runs
+
+    users = [args for keyword, args in runtime if keyword == "USER"]
+    assert users, "runtime must switch user"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, "last USER must be a numeric non-root uid"
+    assert f"--uid {uid}" in runs, "the uid must be created in the image"
+
+    env = " ".join(args for keyword, args in runtime if keyword == "ENV")
+    assert "DAGSTER_HOME=/opt/dagster/dagster_home" in env
+
+    (healthcheck,) = [args for keyword, args in runtime if keyword == "HEALTHCHECK"]
+    assert "CMD" in healthcheck and "grpc-health-check" in healthcheck
+
+    (entrypoint,) = [args for keyword, args in runtime if keyword == "ENTRYPOINT"]
+    assert _exec_form(entrypoint)[0].endswith("/tini")
+    (cmd,) = [args for keyword, args in runtime if keyword == "CMD"]
+    command = _exec_form(cmd)
+    assert command[:3] == ["dagster", "code-server", "start"]
+    module = command[command.index("-m") + 1]
+    assert module == "spotify_assets.definitions"
+    assert (REPO_ROOT / Path(*module.split("."))).with_suffix(".py").is_file()
+    assert command[command.index("-h") + 1] == "0.0.0.0"
+
+
+def _dockerignore_patterns() -> list[str]:
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern[1:] if negate else pattern
+        pat = pat.removeprefix("**/")
+        parts = path.split("/")
+        # A pattern matches the path itself or any of its parent directories.
+        candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatch(c, pat) or fnmatch.fnmatch(c.split("/")[-1], pat) for c in candidates):
+            ignored = not negate
+    return ignored
+
+
+def test_every_copied_path_exists_and_survives_dockerignore(instructions: list[tuple[str, str]]) -> None:
+    patterns = _dockerignore_patterns()
+    sources: list[str] = []
+    for keyword, args in instructions:
+        if keyword != "COPY" or "--from=" in args:
+            continue
+        words = [w for w in shlex.split(args) if not w.startswith("--")]
+        sources.extend(words[:-1])
+    assert {"requirements.lock", "spotify_assets", "spark", "deploy/dagster.yaml"} <= set(sources)
+    for src in sources:
+        assert (REPO_ROOT / src).exists(), f"COPY {src}: not in the repository"
+        assert not _ignored(src, patterns), f"COPY {src}: excluded by .dockerignore"
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None:
+    patterns = _dockerignore_patterns()
+    for path in (
+        ".venv",
+        ".data",
+        ".git",
+        ".tools",
+        ".pytest_cache",
+        "spotify_assets/__pycache__",
+        "terraform/.terraform",
+        "terraform/terraform.tfstate",
+        "terraform/terraform.tfstate.backup",
+        "terraform/terraform.tfvars",
+        "deploy/.env",
+        "deploy/secrets",
+    ):
+        assert _ignored(path, patterns), f"{path} would be sent to the Docker daemon"
+
+
+# --- docker-compose.yaml --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_compose_has_every_service_with_a_healthcheck(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == EXPECTED_SERVICES
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check and check.get("test"), f"{name} has no healthcheck"
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert service.get("restart") == "unless-stopped", name
+
+
+def _depends(service: dict[str, Any]) -> dict[str, str]:
+    return {dep: spec["condition"] for dep, spec in service.get("depends_on", {}).items()}
+
+
+def test_compose_start_order_waits_for_healthy_dependencies(compose: dict[str, Any]) -> None:
+    s = compose["services"]
+    healthy = "service_healthy"
+    assert _depends(s["code-location"]) == {"postgres": healthy, "spark-master": healthy}
+    assert _depends(s["dagster-webserver"]) == {"postgres": healthy, "code-location": healthy}
+    assert _depends(s["dagster-daemon"]) == {"postgres": healthy, "code-location": healthy}
+    assert _depends(s["spark-worker"]) == {"spark-master": healthy}
+    assert _depends(s["streamlit"]) == {"code-location": healthy}
+
+
+def test_compose_uses_one_image_built_from_the_dockerfile(compose: dict[str, Any]) -> None:
+    s = compose["services"]
+    assert s["code-location"]["build"] == {"context": ".", "dockerfile": "Dockerfile"}
+    image = s["code-location"]["image"]
+    for name in EXPECTED_SERVICES - {"postgres"}:
+        assert s[name]["image"] == image, f"{name} must run the project image (same Python/PySpark)"
+    assert re.fullmatch(r"postgres:15(\.\d+)?-bookworm", s["postgres"]["image"])
+
+
+def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, Any]) -> None:
+    s = compose["services"]
+    code_cmd = s["code-location"]["command"]
+    assert code_cmd[:3] == ["dagster", "code-server", "start"]
+    port = int(code_cmd[code_cmd.index("-p") + 1])
+
+    # The webserver and daemon find the code server through deploy/workspace.yaml.
+    from dagster._core.workspace.config_schema import process_workspace_config
+
+    workspace = yaml.safe_load(WORKSPACE.read_text())
+    assert process_workspace_config(workspace).success
+    (entry,) = workspace["load_from"]
+    assert entry["grpc_server"]["host"] == "code-location"
+    assert entry["grpc_server"]["port"] == port
+    workspace_in_image = "/opt/dagster/dagster_home/workspace.yaml"
+    for name in ("dagster-webserver", "dagster-daemon"):
+        cmd = s[name]["command"]
+        assert cmd[cmd.index("-w") + 1] == workspace_in_image
+    assert re.search(
+        r"COPY deploy/dagster.yaml deploy/workspace.yaml /opt/dagster/dagster_home/", DOCKERFILE.read_text()
+    )
+
+    master_cmd = s["spark-master"]["command"]
+    master_url = (
+        f"spark://{master_cmd[master_cmd.index('--host') + 1]}:{master_cmd[master_cmd.index('--port') + 1]}"
+    )
+    assert master_url == "spark://spark-master:7077"
+    assert master_url in s["spark-worker"]["command"]
+    example = _env_example()
+    assert example["SPOTIFY_SPARK_MASTER"] == master_url
+
+    streamlit_cmd = s["streamlit"]["command"]
+    assert streamlit_cmd[:3] == ["streamlit", "run", "app/streamlit_app.py"]
+    assert "--server.headless" in streamlit_cmd
+
+
+def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
+    published = [p for svc in compose["services"].values() for p in svc.get("ports", [])]
+    assert published, "the UI ports should be published"
+    for mapping in published:
+        assert str(mapping).startswith("127.0.0.1:"), f"{mapping} would expose an unauthenticated UI"
+
+
+def test_only_the_code_location_gets_the_spotify_secrets(compose: dict[str, Any]) -> None:
+    s = compose["services"]
+    assert s["code-location"]["env_file"] == ["deploy/.env"]
+    for name in EXPECTED_SERVICES - {"code-location"}:
+        service = s[name]
+        assert "env_file" not in service, name
+        env = service.get("environment", {})
+        assert not {"SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN"} & set(env), name
+    # The dashboard runs as the read-only service account.
+    assert (
+        s["streamlit"]["environment"]["GOOGLE_APPLICATION_CREDENTIALS"]
+        == "/run/secrets/gcp_dashboard_credentials"
+    )
+    assert s["streamlit"]["secrets"] == ["gcp_dashboard_credentials"]
+    assert set(compose["secrets"]) == {"gcp_credentials", "gcp_dashboard_credentials"}
+
+
+def _env_example() -> dict[str, str]:
+    pairs = re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE.read_text(), flags=re.MULTILINE)
+    return dict(pairs)
+
+
+def test_env_example_documents_every_variable(compose: dict[str, Any]) -> None:
+    example = _env_example()
+    required = {
+        "SPOTIFY_DEPLOYMENT",
+        "SPOTIFY_CLIENT_ID",
+        "SPOTIFY_CLIENT_SECRET",
+        "SPOTIFY_REFRESH_TOKEN",
+        "SPOTIFY_GCP_PROJECT",
+        "SPOTIFY_GCS_BUCKET",
+        "SPOTIFY_BQ_DATASET",
+        "SPOTIFY_BQ_STAGING_DATASET",
+        "SPOTIFY_BQ_LOCATION",
+        "SPOTIFY_SPARK_MASTER",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "DAGSTER_POSTGRES_USER",
+        "DAGSTER_POSTGRES_PASSWORD",
+        "DAGSTER_POSTGRES_DB",
+        "DAGSTER_POSTGRES_HOST",
+        "DAGSTER_POSTGRES_PORT",
+    }
+    assert required <= set(example)
+    # Every ${VAR} compose interpolates is documented there too.
+    interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", COMPOSE.read_text()))
+    assert interpolated <= set(example), interpolated - set(example)
+    # Every DAGSTER_POSTGRES_* that deploy/dagster.yaml reads is documented.
+    read_by_instance = set(
+        re.findall(r"env: (DAGSTER_[A-Z_]+)", (REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+    )
+    assert read_by_instance and read_by_instance <= set(example)
+    # Each variable has a comment somewhere above it (its section or its own line).
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    assert lines[0].startswith("#")
+    # No secret values in the example.
+    assert example["SPOTIFY_CLIENT_SECRET"] == "" and example["SPOTIFY_REFRESH_TOKEN"] == ""
+
+
+def test_real_env_and_keys_are_git_ignored() -> None:
+    for path in ("deploy/.env", "deploy/secrets/gcp-credentials.json"):
+        proc = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT, capture_output=True)
+        assert proc.returncode == 0, f"{path} is not git-ignored"
+
+
+# --- the image's health check against its own entry point, for real ---------------------------
+
+STAND_IN_DEFS = """
+import dagster as dg
+
+@dg.asset
+def stand_in() -> int:
+    return 1
+
+defs = dg.Definitions(assets=[stand_in])
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthcheck_argv(port: int) -> list[str]:
+    (args,) = [a for k, a in _instructions(DOCKERFILE.read_text()) if k == "HEALTHCHECK"]
+    argv = _exec_form(args[args.index("CMD") + 3 :].strip())
+    argv[argv.index("-p") + 1] = str(port)
+    return [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
+
+
+@pytest.fixture
+def code_server(tmp_path: Path) -> Iterator[int]:
+    """The Dockerfile's CMD (with -h 127.0.0.1, a free port and a stand-in -f file) as a real process."""
+    (cmd_args,) = [a for k, a in _instructions(DOCKERFILE.read_text()) if k == "CMD"]
+    argv = _exec_form(cmd_args)
+    port = _free_port()
+    argv[argv.index("-p") + 1] = str(port)
+    argv[argv.index("-h") + 1] = "127.0.0.1"
+    module_at = argv.index("-m")
+    defs_file = tmp_path / "stand_in_defs.py"
+    defs_file.write_text(STAND_IN_DEFS)
+    argv[module_at : module_at + 2] = ["-f", str(defs_file)]
+    argv[0] = str(Path(sys.executable).parent / argv[0])
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@pytest.mark.timeout(180)
+def test_image_healthcheck_fails_without_a_server_and_passes_against_the_entry_point(
+    code_server: int, tmp_path: Path
+) -> None:
+    from dagster._grpc.client import DagsterGrpcClient
+
+    # Wait for the server in-process (each `dagster` CLI call pays seconds of imports);
+    # start-up time is not asserted, only that the image's own check then passes.
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    # While the server starts: the check must fail where nothing listens (it can fail at all).
+    refused = subprocess.run(
+        _healthcheck_argv(_free_port()), capture_output=True, text=True, timeout=60, env=env
+    )
+    assert refused.returncode != 0
+
+    client = DagsterGrpcClient(port=code_server, host="127.0.0.1")
+    deadline = time.monotonic() + 120
+    while client.health_check_query() != "SERVING" and time.monotonic() < deadline:
+        time.sleep(0.25)
+    proc = subprocess.run(_healthcheck_argv(code_server), capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "gRPC connection successful" in proc.stdout
