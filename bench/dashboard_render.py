@@ -1,0 +1,175 @@
+"""Benchmark: time to fully render each dashboard page over a large warehouse.
+
+Builds a synthetic warehouse (default 1,000,000 plays over five years, Zipf-like track
+popularity, audio features for most tracks) with the pipeline's own writer, then renders
+every page with Streamlit's AppTest: once cold (caches cleared, so every query runs in
+DuckDB) and once warm (served from ``st.cache_data``). Target: cold < 1.5 s per page on
+the 2-core reference machine. Not a test: it reports, it does not assert.
+
+    .venv/bin/python -m bench.dashboard_render [--plays 1000000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work" / "dashboard"
+PAGES = [
+    "views/overview.py",
+    "views/top.py",
+    "views/when.py",
+    "views/mood.py",
+    "views/discovery.py",
+    "views/recent.py",
+]
+TARGET_S = 1.5
+
+
+def synthetic_plays(n: int, seed: int = 7) -> pd.DataFrame:
+    """``n`` plays ending now-ish, 5 years back, with a daily rhythm and skewed favourites."""
+    from spotify_assets.schema import conform
+
+    rng = np.random.default_rng(seed)
+    n_tracks, n_artists = max(50, n // 50), max(10, n // 400)
+    track_artist = rng.integers(0, n_artists, n_tracks)
+    track_album = track_artist * 3 + rng.integers(0, 3, n_tracks)
+    track_ms = rng.integers(120_000, 360_000, n_tracks)
+    track = np.minimum(rng.zipf(1.3, n) - 1, n_tracks - 1)
+    rng.shuffle(track_ids := np.arange(n_tracks))
+    track = track_ids[track]
+    end = pd.Timestamp(datetime.now(UTC)).floor("s")
+    span_s = 5 * 365 * 86400
+    # Hours drawn from an evening-heavy profile, days uniformly: a believable heatmap.
+    day = rng.integers(0, span_s // 86400, n)
+    hour_p = np.array([1, 1, 1, 1, 1, 1, 2, 4, 6, 5, 4, 4, 5, 4, 4, 5, 6, 8, 9, 10, 10, 8, 5, 2], dtype=float)
+    hour = rng.choice(24, n, p=hour_p / hour_p.sum())
+    offset_s = day * 86400 + hour * 3600 + rng.integers(0, 3600, n)
+    played_at = end - pd.to_timedelta(span_s - offset_s, unit="s")
+    played_at = played_at + pd.to_timedelta(np.arange(n) % 1000, unit="us")  # unique keys
+    tid = np.char.add("t", track.astype(str))
+    aid = np.char.add("a", track_artist[track].astype(str))
+    alb = np.char.add("al", track_album[track].astype(str))
+    df = pd.DataFrame(
+        {
+            "play_key": [f"{p.isoformat()}|{t}" for p, t in zip(played_at, tid, strict=True)],
+            "played_at": played_at,
+            "track_id": tid,
+            "track_name": np.char.add("Track ", track.astype(str)),
+            "artist_ids": aid,
+            "artist_names": np.char.add("Artist ", track_artist[track].astype(str)),
+            "primary_artist_id": aid,
+            "primary_artist_name": np.char.add("Artist ", track_artist[track].astype(str)),
+            "album_id": alb,
+            "album_name": np.char.add("Album ", track_album[track].astype(str)),
+            "album_image_url": None,
+            "duration_ms": track_ms[track],
+            "content_type": np.where(rng.random(n) < 0.03, "episode", "track"),
+            "is_play": rng.random(n) > 0.05,
+            "source": "api",
+            "batch_id": "bench",
+            "ingested_at": end,
+        }
+    )
+    return conform(df, "plays")
+
+
+def synthetic_features(n_tracks: int, seed: int = 7) -> pd.DataFrame:
+    from spotify_assets.schema import conform
+
+    rng = np.random.default_rng(seed)
+    ids = [f"t{i}" for i in range(n_tracks)]
+    ok = rng.random(n_tracks) < 0.85
+    return conform(
+        pd.DataFrame(
+            {
+                "track_id": ids,
+                "status": np.where(ok, "ok", "not_found"),
+                "provider": "reccobeats",
+                "energy": np.where(ok, rng.random(n_tracks), np.nan),
+                "valence": np.where(ok, rng.random(n_tracks), np.nan),
+                "danceability": np.where(ok, rng.random(n_tracks), np.nan),
+                "tempo": np.where(ok, rng.normal(118, 25, n_tracks).clip(50, 220), np.nan),
+                "fetched_at": datetime.now(UTC),
+            }
+        ),
+        "track_features",
+    )
+
+
+def build(n: int, folder: Path) -> Path:
+    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    snapshot = folder / "warehouse.snapshot.duckdb"
+    wh = DuckDBWarehouseResource(path=str(folder / "warehouse.duckdb"), snapshot_path=str(snapshot))
+    t0 = time.perf_counter()
+    plays = synthetic_plays(n)
+    t1 = time.perf_counter()
+    wh.merge_plays(plays)
+    wh.merge_track_features(synthetic_features(max(50, n // 50)))
+    t2 = time.perf_counter()
+    print(f"generated {n:,} plays in {t1 - t0:.1f} s, wrote the warehouse in {t2 - t1:.1f} s")
+    return snapshot
+
+
+def render(snapshot: Path, rounds: int) -> dict[str, tuple[float, float]]:
+    """Per page: (median cold seconds, median warm seconds)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["SPOTIFY_WAREHOUSE_SNAPSHOT"] = str(snapshot)
+    os.environ.setdefault("SPOTIFY_TIMEZONE", "Europe/Berlin")
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120)
+    at.run()  # imports and the first-run check, not timed
+    results: dict[str, tuple[float, float]] = {}
+    for page in PAGES:
+        cold, warm = [], []
+        for _ in range(rounds):
+            st.cache_data.clear()
+            at.switch_page(page)
+            t0 = time.perf_counter()
+            at.run()
+            cold.append(time.perf_counter() - t0)
+            if at.exception:
+                raise RuntimeError(f"{page}: {at.exception[0].message}")
+            t0 = time.perf_counter()
+            at.run()
+            warm.append(time.perf_counter() - t0)
+        results[page] = (statistics.median(cold), statistics.median(warm))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plays", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="reuse an existing warehouse of the same size")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    folder = WORK / f"{args.plays}"
+    snapshot = folder / "warehouse.snapshot.duckdb"
+    if not (args.keep and snapshot.exists()):
+        snapshot = build(args.plays, folder)
+    results = render(snapshot, args.rounds)
+    print(f"\n{'page':<12} {'cold (s)':>9} {'warm (s)':>9}  target {TARGET_S} s, {os.cpu_count()} cores")
+    for page, (cold, warm) in results.items():
+        flag = "" if cold < TARGET_S else "  OVER TARGET"
+        print(f"{Path(page).stem:<12} {cold:>9.3f} {warm:>9.3f}{flag}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
