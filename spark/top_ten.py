@@ -230,16 +230,16 @@ def run(
     """Parquet to Parquet; returns the number of ranked rows written. Used by :func:`main` and
     by the Dagster resource's in-process mode, so both run exactly the same code."""
     _log(f"reading plays from {input_path}")
-    plays = read_parquet_plays(spark, input_path).cache()
+    plays = read_parquet_plays(spark, input_path)
+    # Cached so the count for the log and the write share one computation (each Spark job
+    # costs seconds on a cold cluster, the data itself is tiny).
+    result = top_ten_tracks(plays, n=n, computed_at=computed_at).cache()
     try:
-        _log(f"{plays.count()} play row(s) read")
-        result = top_ten_tracks(plays, n=n, computed_at=computed_at).cache()
         rows = result.count()
         _log(f"writing {rows} ranked track(s) to {output_path}")
         write_parquet(result, output_path)
-        result.unpersist()
     finally:
-        plays.unpersist()
+        result.unpersist()
     return rows
 
 
@@ -286,7 +286,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--temporary-gcs-bucket", help="staging bucket for the BigQuery indirect write")
     parser.add_argument("--n", type=int, default=10, help="how many tracks to rank (default 10)")
     parser.add_argument("--master", help="Spark master URL; spark-submit's --master when omitted")
-    parser.add_argument("--app-name", default="spotify-top-ten")
+    parser.add_argument("--app-name", help="Spark application name (default: spark-submit's --name)")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")
@@ -308,7 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if existing is not None:
         spark = existing
     else:
-        builder = SparkSession.builder.appName(args.app_name)
+        builder = SparkSession.builder
+        # Without --app-name the name is spark-submit's --name (or the script's file name).
+        if args.app_name:
+            builder = builder.appName(args.app_name)
         if args.master:
             builder = builder.master(args.master)
         spark = builder.getOrCreate()
