@@ -3,9 +3,10 @@
 Run on demand (not part of the hourly job): the API only ever shows the latest 50 plays, the
 export holds years. The asset calls the same runner as ``spotify-assets import``, so the two
 cannot drift, and reports the counts (which add up: rows read = added + duplicates + quarantined).
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Dagster resolves the config class from the
+annotation object, and a string annotation makes it fail.
+"""
 
 import dagster as dg
 from pydantic import Field

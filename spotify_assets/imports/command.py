@@ -13,13 +13,15 @@ import argparse
 import json
 import os
 import sys
+import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from spotify_assets.imports.runner import ProgressEvent
 
-from spotify_assets.imports.runner import DEFAULT_CHUNK_ROWS, ProgressEvent, import_export
-from spotify_assets.resources.lake import LocalLakeResource
-from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+#: Mirrors runner.DEFAULT_CHUNK_ROWS without importing the runner (and Dagster) just to parse argv.
+DEFAULT_CHUNK_ROWS = 100_000
 
 
 def import_command(argv: list[str]) -> int:
@@ -41,6 +43,16 @@ def import_command(argv: list[str]) -> int:
     if not export.exists():
         print(f"spotify-assets import: no such file or folder: {export}", file=sys.stderr)
         return 2
+    if export.is_file() and not zipfile.is_zipfile(export):
+        print(f"spotify-assets import: {export} is neither a folder nor a .zip archive", file=sys.stderr)
+        return 2
+    # Imported here, after argv is checked: a usage error should not wait for Dagster to import.
+    from tqdm import tqdm
+
+    from spotify_assets.imports.runner import import_export
+    from spotify_assets.resources.lake import LocalLakeResource
+    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+
     data_dir = Path(args.data_dir)
     warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
     lake = LocalLakeResource(root=str(data_dir / "lake"))

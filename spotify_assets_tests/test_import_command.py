@@ -1,0 +1,148 @@
+"""``spotify-assets import`` as a real subprocess, and the ``history_import`` Dagster asset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from spotify_assets.assets.history import HistoryImportConfig, history_assets, history_import
+from spotify_assets.imports.generate import generate_export
+from spotify_assets.resources.lake import LocalLakeResource
+from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+
+CORPUS = Path(__file__).parent / "data" / "bad_exports"
+
+
+def _run(
+    args: list[str], cwd: Path, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SPOTIFY_DATA_DIR"}
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "spotify_assets.cli", "import", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def small_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    tmp = tmp_path_factory.mktemp("cmd")
+    summary = generate_export(tmp / "my_spotify_data.zip", 1_500, seed=21, rows_per_file=600)
+    return tmp / "my_spotify_data.zip", summary.expected_added, summary.no_content
+
+
+def test_command_imports_a_zip_and_a_second_run_adds_nothing(tmp_path: Path, small_zip) -> None:
+    archive, expected_added, no_content = small_zip
+    first = _run([str(archive), "--json"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["rows_read"], report["added"], report["duplicates"], report["quarantined"]) == (
+        1_500,
+        expected_added,
+        0,
+        no_content,
+    )
+    assert "import" in first.stderr and "rows=1,500" in first.stderr  # the tqdm progress bar
+    # Default data dir: .data relative to the working directory.
+    wh = DuckDBWarehouseResource(path=str(tmp_path / ".data" / "warehouse.duckdb"))
+    assert wh.count("bq_plays") == expected_added
+    assert (tmp_path / ".data" / "lake" / "raw" / "exports").is_dir()
+
+    second = _run([str(archive)], cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "plays added                   0" in second.stdout
+    assert f"duplicates skipped   {expected_added:>10,}" in second.stdout
+    assert wh.count("bq_plays") == expected_added
+
+
+def test_command_honours_data_dir_env(tmp_path: Path, small_zip) -> None:
+    archive = small_zip[0]
+    by_env = _run(
+        [str(archive), "--no-progress"], cwd=tmp_path, env_extra={"SPOTIFY_DATA_DIR": str(tmp_path / "e")}
+    )
+    assert by_env.returncode == 0, by_env.stderr
+    assert by_env.stderr == ""
+    assert (tmp_path / "e" / "warehouse.duckdb").exists()
+    assert not (tmp_path / ".data").exists()
+
+
+def test_command_reports_broken_files_with_exit_status_1(tmp_path: Path) -> None:
+    archive = tmp_path / "corpus.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(CORPUS.iterdir()):
+            if f.name not in {"expected.json", "EXPECTED.md"}:
+                zf.write(f, f.name)
+    run = _run([str(archive), "--no-progress", "--data-dir", str(tmp_path / "flag")], cwd=tmp_path)
+    assert run.returncode == 1
+    assert (tmp_path / "flag" / "warehouse.duckdb").exists()
+    assert "ERROR Streaming_History_Audio_empty.json: empty file" in run.stdout
+    assert "ERROR Streaming_History_Audio_truncated.json: invalid JSON after 2 row(s)" in run.stdout
+    assert "rows read                    61" in run.stdout
+    assert "Traceback" not in run.stderr
+
+
+def test_command_usage_errors(tmp_path: Path) -> None:
+    missing = _run([str(tmp_path / "nope.zip")], cwd=tmp_path)
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+    not_zip = tmp_path / "history.json"
+    not_zip.write_text("[]")
+    wrong = _run([str(not_zip)], cwd=tmp_path)
+    assert wrong.returncode == 2 and "neither a folder nor a .zip" in wrong.stderr
+
+
+# -- the asset --------------------------------------------------------------------------------
+def _materialize(path: Path, tmp_path: Path, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        history_assets,
+        resources={
+            "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb")),
+            "lake": LocalLakeResource(root=str(tmp_path / "lake")),
+        },
+        run_config=dg.RunConfig(ops={"history_import": HistoryImportConfig(path=str(path))}),
+        raise_on_error=raise_on_error,
+    )
+
+
+def test_asset_materializes_with_counts_as_metadata(tmp_path: Path, small_zip) -> None:
+    archive, expected_added, no_content = small_zip
+    assert history_import.group_names_by_key[dg.AssetKey("history_import")] == "ingest"
+    result = _materialize(archive, tmp_path)
+    (mat,) = result.asset_materializations_for_node("history_import")
+    meta = mat.metadata
+    assert meta["rows_read"].value == 1_500
+    assert meta["plays_added"].value == expected_added
+    assert meta["quarantined"].value == no_content
+    assert meta["duplicates_skipped"].value == 0
+    assert meta["quarantine_reasons"].value == {"no_track_or_episode": no_content}
+
+    again = _materialize(archive, tmp_path)
+    (mat2,) = again.asset_materializations_for_node("history_import")
+    assert mat2.metadata["plays_added"].value == 0
+    assert mat2.metadata["duplicates_skipped"].value == expected_added
+
+
+def test_asset_fails_visibly_when_a_file_is_unreadable(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "Streaming_History_Audio_good.json").write_bytes(
+        (CORPUS / "Streaming_History_Audio_good.json").read_bytes()
+    )
+    (export / "Streaming_History_Audio_empty.json").write_bytes(b"")
+    result = _materialize(export, tmp_path, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("history_import")
+    assert failure is not None
+    assert "Streaming_History_Audio_empty.json" in str(failure.error)
+    # The readable file was still imported.
+    assert DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb")).count("bq_plays") == 3
