@@ -360,3 +360,15 @@ def test_quarantine_lands_in_the_lake_with_reasons(tmp_path: Path, wh, lake) -> 
         "data": bad,
     }
     assert lake.list("raw/exports") == [f"raw/exports/{sha}/Streaming_History_Audio_2024.json"]
+
+
+def test_quarantine_that_changes_between_imports_keeps_both_versions(tmp_path: Path, wh, lake) -> None:
+    """A row in the future at the first import is a fine play at a later one; the lake keeps both records."""
+    later = datetime(2031, 1, 1, tzinfo=UTC)
+    rows = [ext_row(datetime(2030, 6, 1, tzinfo=UTC)), {**ext_row(T0), "ms_played": "x"}]
+    export = write_export(tmp_path / "export", {"Streaming_History_Audio_2030.json": rows})
+    first = import_export(export, wh, lake, now=datetime(2026, 11, 25, tzinfo=UTC))
+    assert (first.added, first.quarantine_reasons) == (0, {"ts_in_future": 1, "bad_ms_played": 1})
+    second = import_export(export, wh, lake, now=later)
+    assert (second.added, second.quarantine_reasons) == (1, {"bad_ms_played": 1})
+    assert len(lake.list("quarantine/exports")) == 2

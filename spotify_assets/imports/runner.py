@@ -41,7 +41,7 @@ from spotify_assets.imports.parsers import (
     normalizer,
     play_key,
 )
-from spotify_assets.resources.lake import LakeResource
+from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import conform
 
@@ -220,8 +220,19 @@ class _Importer:
         fr.quarantined = sum(reasons.values())
         fr.quarantine_reasons = dict(reasons)
         if quarantine:
-            # Deterministic content (no timestamps): importing the same file again rewrites nothing.
-            self.lake.write_bytes(f"quarantine/exports/{sha}.jsonl", ("\n".join(quarantine) + "\n").encode())
+            self._write_quarantine(sha, ("\n".join(quarantine) + "\n").encode())
+
+    def _write_quarantine(self, sha: str, body: bytes) -> None:
+        """Deterministic content (no timestamps): importing the same file again rewrites nothing.
+
+        The set can still change between imports (a row "in the future" last year is not any
+        more); the lake is create-only, so that version goes next to the first, named by its hash.
+        """
+        try:
+            self.lake.write_bytes(f"quarantine/exports/{sha}.jsonl", body)
+        except LakeConflictError:
+            digest = hashlib.sha256(body).hexdigest()[:16]
+            self.lake.write_bytes(f"quarantine/exports/{sha}.{digest}.jsonl", body)
 
     # -- chunks ---------------------------------------------------------------------------
     def flush(self) -> None:
