@@ -62,8 +62,11 @@ COPY spark ./spark
 # Instance config: Postgres storage, queued runs; workspace points at the code server.
 COPY deploy/dagster.yaml deploy/workspace.yaml /opt/dagster/dagster_home/
 
-RUN mkdir -p /opt/dagster/data /opt/dagster/dagster_home/storage \
-    && chown -R dagster:dagster /opt/dagster/data /opt/dagster/dagster_home
+# data: lake/warehouse (local mode) and Spark scratch; secrets: the 0600 Spotify token store
+# (SPOTIFY_TOKEN_FILE), on its own volume that only the code location mounts.
+RUN mkdir -p /opt/dagster/data /opt/dagster/secrets /opt/dagster/dagster_home/storage \
+    && chown -R dagster:dagster /opt/dagster/data /opt/dagster/secrets /opt/dagster/dagster_home \
+    && chmod 0700 /opt/dagster/secrets
 
 # Numeric, so runtimes that check runAsNonRoot (Kubernetes) can verify it without /etc/passwd.
 USER 10001:10001

@@ -294,6 +294,11 @@ def test_only_the_code_location_gets_the_spotify_secrets(compose: dict[str, Any]
     )
     assert s["streamlit"]["secrets"] == ["gcp_dashboard_credentials"]
     assert set(compose["secrets"]) == {"gcp_credentials", "gcp_dashboard_credentials"}
+    # The Spotify token store sits on a volume only the code location mounts.
+    token_dir = str(Path(s["code-location"]["environment"]["SPOTIFY_TOKEN_FILE"]).parent)
+    mounts = {name: [v.split(":")[1] for v in svc.get("volumes", [])] for name, svc in s.items()}
+    assert [n for n, targets in mounts.items() if token_dir in targets] == ["code-location"]
+    assert f"chmod 0700 {token_dir}" in DOCKERFILE.read_text()
 
 
 def _env_example() -> dict[str, str]:
