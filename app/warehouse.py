@@ -124,9 +124,17 @@ class DuckDBSnapshot:
             con.close()
 
 
+_BIGQUERY_FUNCTIONS = {"epoch_us": "UNIX_MICROS"}
+
+
 def to_bigquery(sql: str, project: str, dataset: str) -> str:
     """Transpile a DuckDB-dialect query to BigQuery, qualifying the warehouse's tables."""
     tree = sqlglot.parse_one(sql, read="duckdb")
+    # DuckDB functions sqlglot passes through verbatim, mapped to their BigQuery twins.
+    for fn in list(tree.find_all(exp.Anonymous)):
+        twin = _BIGQUERY_FUNCTIONS.get(str(fn.this).lower())
+        if twin:
+            fn.set("this", twin)
     cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
         if table.name in KNOWN_TABLES and table.name not in cte_names and not table.args.get("db"):
