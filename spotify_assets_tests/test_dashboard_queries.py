@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import duckdb
 import pytest
