@@ -182,17 +182,26 @@ def _local_path(path: str) -> str | None:
     return None if "://" in path else path
 
 
+def check_local_input(path: str) -> None:
+    """Fail on a local input path that does not exist, without asking Spark.
+
+    Spark would log a Java stack trace before saying the same, and :func:`main` calls this
+    before it starts a session, so a typo costs no cluster resources. Globs and remote URLs
+    are left to Spark.
+    """
+    local = _local_path(path)
+    is_glob = any(ch in path for ch in "*?[{")
+    if local is not None and not is_glob and not os.path.exists(local):
+        raise InputError(f"input path does not exist: {path}")
+
+
 def read_parquet_plays(spark: SparkSession, path: str) -> DataFrame:
     """Plays from Parquet at ``path`` (file, directory or glob).
 
     A directory without any Parquet file is an empty history (Spark cannot infer a schema
     from nothing, so the embedded one is used); a path that does not exist is an input error.
     """
-    local = _local_path(path)
-    is_glob = any(ch in path for ch in "*?[{")
-    if local is not None and not is_glob and not os.path.exists(local):
-        # Checked up front: Spark would log a Java stack trace before saying the same.
-        raise InputError(f"input path does not exist: {path}")
+    check_local_input(path)
     try:
         frame = spark.read.parquet(path)
     except AnalysisException as exc:
@@ -304,6 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     and left running; a session this function had to start is stopped before it returns.
     """
     args = _parse_args(argv)
+    if args.input_format == "parquet":
+        try:
+            check_local_input(args.input)
+        except InputError as exc:
+            _log(f"error: {exc}")
+            return EXIT_BAD_INPUT
     existing = _existing_session()
     if existing is not None:
         spark = existing

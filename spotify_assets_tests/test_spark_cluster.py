@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,28 @@ def test_top_ten_runs_on_a_standalone_cluster(
 def test_failed_application_is_reported_with_the_jobs_reason(
     standalone_cluster: tuple[str, int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The driver exits 2 on a missing input path; the resource raises with the job's own words."""
+    """The driver exits 2 on a missing input path (before it asks the master for anything);
+    the resource raises with the job's own words."""
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     resource = cluster_resource(standalone_cluster[0], "top-ten-cluster-failure")
     with pytest.raises(RuntimeError, match=r"exited with status 2(.|\n)*input path does not exist"):
         resource.run_top_ten(str(tmp_path / "missing.parquet"), str(tmp_path / "out"))
+
+
+def test_submit_timeout_kills_the_whole_application(tmp_path: Path) -> None:
+    """A job over its time limit is killed with everything it started: no JVM is left behind."""
+    marker = f"timeout-probe-{uuid.uuid4().hex}"
+    source = write_plays_parquet(tmp_path / "plays.parquet", history())
+    resource = SparkResource(
+        master="local[1]", deploy_mode="submit", app_name=marker, submit_timeout_seconds=1
+    )
+    with pytest.raises(RuntimeError, match="did not finish within 1s"):
+        resource.run_top_ten(str(source), str(tmp_path / "out"))
+    survivors = [
+        ln
+        for ln in subprocess.run(
+            ["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        if marker in ln
+    ]
+    assert survivors == []
