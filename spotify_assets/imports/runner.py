@@ -86,6 +86,9 @@ class ImportReport:
     files_failed: int = 0
     files_skipped: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    #: Where the wall time went: lookups (match + dedupe joins) and merges; the rest is reading/parsing.
+    lookup_seconds: float = 0.0
+    merge_seconds: float = 0.0
 
     def check(self) -> None:
         """Raise ``ImportCountError`` unless every row is accounted for, in total and per file."""
@@ -124,7 +127,10 @@ class ImportReport:
         lines.append(f"  files imported {self.files_imported}, failed {self.files_failed}")
         lines += [f"  files skipped: {reason} x{n}" for reason, n in sorted(self.files_skipped.items())]
         lines += [f"  ERROR {f.name}: {f.error}" for f in self.files if f.status == "error"]
-        lines.append(f"  wall time {self.wall_seconds:.1f} s")
+        lines.append(
+            f"  wall time {self.wall_seconds:.1f} s (warehouse lookups {self.lookup_seconds:.1f} s, "
+            f"merges {self.merge_seconds:.1f} s)"
+        )
         return "\n".join(lines)
 
 
@@ -245,7 +251,9 @@ class _Importer:
         df["played_at"] = pd.to_datetime(df["played_at"], utc=True)
         unmatched = pd.Series(False, index=df.index)
         if source == "account_export":
+            t0 = time.monotonic()
             ids = self.index.match(df[NAME_COLUMNS].drop_duplicates())
+            self.report.lookup_seconds += time.monotonic() - t0
             lookup = {
                 (c, a, t): i
                 for c, a, t, i in zip(
@@ -278,7 +286,9 @@ class _Importer:
         # Within the chunk: an identical key is the same row twice (overlapping files, repeated rows).
         in_chunk_dup = df["play_key"].duplicated(keep="first")
         df["idx"] = range(len(df))
+        t0 = time.monotonic()
         found = self.index.duplicates(df[~in_chunk_dup], source)
+        self.report.lookup_seconds += time.monotonic() - t0
         reasons = np.full(len(df), "", dtype=object)
         reasons[in_chunk_dup.to_numpy()] = "key"
         reasons[found["idx"].to_numpy(dtype=np.int64)] = found["why"].to_numpy()
@@ -295,7 +305,9 @@ class _Importer:
         plays["ingested_at"] = self.run_at
         if plays.empty:  # nothing new: no write, no snapshot to publish
             return
+        t0 = time.monotonic()
         result = self.wh.merge_plays(conform(plays, "plays"))
+        self.report.merge_seconds += time.monotonic() - t0
         inserted = pd.Series(True, index=plays.index)
         if result.duplicates:
             # Another writer (the poller, a concurrent import) added some keys between our
