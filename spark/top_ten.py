@@ -44,7 +44,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from pyspark.errors import AnalysisException, PySparkRuntimeError
@@ -195,7 +195,7 @@ def check_local_input(path: str) -> None:
         raise InputError(f"input path does not exist: {path}")
 
 
-def read_parquet_plays(spark: SparkSession, path: str) -> DataFrame:
+def read_parquet_plays(spark: SparkSession, path: str, log: Callable[[str], None] = _log) -> DataFrame:
     """Plays from Parquet at ``path`` (file, directory or glob).
 
     A directory without any Parquet file is an empty history (Spark cannot infer a schema
@@ -207,7 +207,7 @@ def read_parquet_plays(spark: SparkSession, path: str) -> DataFrame:
     except AnalysisException as exc:
         condition = exc.getCondition() or ""
         if condition == "UNABLE_TO_INFER_SCHEMA":
-            _log(f"no Parquet files under {path}; treating the input as empty")
+            log(f"no Parquet files under {path}; treating the input as empty")
             return spark.createDataFrame([], PLAYS_INPUT_SCHEMA)
         if condition == "PATH_NOT_FOUND":
             raise InputError(f"input path does not exist: {path}") from exc
@@ -235,17 +235,19 @@ def run(
     output_path: str,
     n: int = 10,
     computed_at: datetime | None = None,
+    log: Callable[[str], None] = _log,
 ) -> int:
     """Parquet to Parquet; returns the number of ranked rows written. Used by :func:`main` and
-    by the Dagster resource's in-process mode, so both run exactly the same code."""
-    _log(f"reading plays from {input_path}")
-    plays = read_parquet_plays(spark, input_path)
+    by the Dagster resource's in-process mode (which passes its logger as ``log``), so both
+    run exactly the same code."""
+    log(f"reading plays from {input_path}")
+    plays = read_parquet_plays(spark, input_path, log)
     # Cached so the count for the log and the write share one computation (each Spark job
     # costs seconds on a cold cluster, the data itself is tiny).
     result = top_ten_tracks(plays, n=n, computed_at=computed_at).cache()
     try:
         rows = result.count()
-        _log(f"writing {rows} ranked track(s) to {output_path}")
+        log(f"writing {rows} ranked track(s) to {output_path}")
         write_parquet(result, output_path)
     finally:
         result.unpersist()

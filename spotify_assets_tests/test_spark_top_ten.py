@@ -2,6 +2,7 @@
 the Dagster resource's in-process mode, each checked against exact expected rows."""
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -346,9 +347,17 @@ def test_main_argument_errors_exit_nonzero() -> None:
 # --- the Dagster resource, in-process --------------------------------------------------------
 
 
-def test_resource_session_mode_returns_a_conformed_frame(spark: SparkSession, tmp_path: Path) -> None:
+def test_resource_session_mode_returns_a_conformed_frame(
+    spark: SparkSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     source = write_plays_parquet(tmp_path / "plays.parquet", history())
-    result = SparkResource().run_top_ten(str(source), str(tmp_path / "top"), n=10)
+    with caplog.at_level(logging.INFO, logger="spark-test"):
+        result = SparkResource().run_top_ten(
+            str(source), str(tmp_path / "top"), n=10, log=logging.getLogger("spark-test")
+        )
+    # The shared session was reused (local[2]), and the job's progress went to the given log.
+    assert "Running top-ten in-process on Spark master local[2]" in caplog.messages
+    assert f"[top_ten] writing 8 ranked track(s) to {tmp_path / 'top'}" in caplog.messages
     assert pandas_rows(result) == EXPECTED
     expected_dtypes = conform(result, "top_ten_tracks").dtypes
     assert list(result.dtypes) == list(expected_dtypes)

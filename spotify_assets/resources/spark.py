@@ -106,13 +106,20 @@ class SparkResource(dg.ConfigurableResource):
         self, input_path: str, output_path: str, n: int = 10, log: logging.Logger | None = None
     ) -> pd.DataFrame:
         """Rank the plays at ``input_path`` (Parquet), write the ranking to ``output_path``
-        (a Parquet directory, replaced) and return it read back, in the warehouse's types."""
+        (a Parquet directory, replaced) and return it read back, in the warehouse's types.
+
+        In submit mode against a cluster on other machines, both paths must be on storage the
+        driver, the executors and this process all reach (e.g. ``gs://`` with the GCS connector
+        on the cluster and ``gcsfs`` here); a local temporary folder only works for ``local``
+        masters and clusters on this machine.
+        """
         logger = log or dg.get_dagster_logger()
         if self.deploy_mode == "session":
             from spark.top_ten import run
 
-            logger.info(f"Running top-ten in-process on Spark master {self.master}")
-            run(self.get_session(), input_path, output_path, n=n)
+            session = self.get_session()
+            logger.info(f"Running top-ten in-process on Spark master {session.sparkContext.master}")
+            run(session, input_path, output_path, n=n, log=lambda msg: logger.info(f"[top_ten] {msg}"))
         else:
             self._submit(input_path, output_path, n, logger)
         return conform(pd.read_parquet(output_path), "top_ten_tracks")
