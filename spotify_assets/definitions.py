@@ -1,4 +1,10 @@
-"""The code location: one ``Definitions`` for the UI, the daemon and the CLI."""
+"""The code location: one ``Definitions`` for the UI, the daemon and the CLI.
+
+Runs use the in-process executor. The graph is a chain (no step could run beside
+another), DuckDB allows one writing process at a time, and a Spark session is a JVM best
+started once per run: a subprocess per step would pay the imports and the JVM again for
+every step (seconds each on a 2-core machine) and buy no parallelism.
+"""
 
 from __future__ import annotations
 
@@ -18,4 +24,5 @@ defs = dg.Definitions(
     schedules=[hourly_schedule],
     sensors=[new_plays_sensor],
     resources=resources_for(),
+    executor=dg.in_process_executor,
 )

@@ -15,4 +15,5 @@ spotify_pipeline_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*PIPELINE_ASSETS),
     description="Fetch new plays, land them in the lake, merge into the warehouse, recompute the top ten.",
     tags=PIPELINE_TAG,
+    executor_def=dg.in_process_executor,
 )

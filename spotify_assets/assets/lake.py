@@ -1,6 +1,8 @@
 """Lake: every batch of plays kept as files, the seed's CSV plus typed Parquet."""
 
+import hashlib
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -8,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spotify_assets.resources.lake import LakeResource
+from spotify_assets.resources.lake import LakeConflictError, LakeResource, LakeWrite
 from spotify_assets.schema import TableName, arrow_schema
 
 
@@ -34,6 +36,29 @@ def _csv_bytes(df: pd.DataFrame) -> bytes:
     return out.to_csv(index=False, lineterminator="\n").encode()
 
 
+def _land_batch_file(lake: LakeResource, path: str, data: bytes, keys: set[str], kind: str) -> LakeWrite:
+    """Create ``path``, or accept the file already there if it holds exactly the same plays.
+
+    A batch's path is a function of its play keys, but its bytes also carry ``ingested_at``:
+    two runs that fetched the same plays (overlapping runs, a rerun after a crash) produce
+    the same path with different bytes. The lake keeps the first landing; anything else at
+    that path (different plays) is a real conflict and fails loudly.
+    """
+    try:
+        return lake.write_bytes(path, data)
+    except LakeConflictError:
+        existing = lake.read_bytes(path)
+        reader = pd.read_parquet if kind == "parquet" else pd.read_csv
+        landed = (
+            set(reader(io.BytesIO(existing), columns=["play_key"])["play_key"])
+            if kind == "parquet"
+            else set(reader(io.BytesIO(existing), usecols=["play_key"])["play_key"])
+        )
+        if landed != keys:
+            raise
+        return LakeWrite(path=path, uri=lake.uri(path), created=False)
+
+
 @dg.asset(group_name="lake", kinds={"csv", "parquet"}, code_version="1")
 def gcs_csv(
     context: dg.AssetExecutionContext,
@@ -45,7 +70,7 @@ def gcs_csv(
 
     Per day: ``plays/played_date=<day>/<batch>.parquet`` (the plays schema, what the
     warehouse loads), ``plays_csv/played_date=<day>/<batch>.csv`` (the seed's format: plays
-    joined with their audio features) and ``track_features/<batch>.parquet``. Paths are a
+    joined with their audio features) and ``track_features/fetched_date=<day>/<hash>.parquet``. Paths are a
     function of the batch's content and writes are create-only and atomic, so a retry
     writes nothing new and a reader never sees half a file. (Locally a folder; in cloud
     mode the same code writes to GCS, hence the asset's name.)
@@ -64,16 +89,20 @@ def gcs_csv(
     for day in sorted(days.unique()):
         part = plays[days == day]
         joined_part = joined[joined["play_key"].isin(part["play_key"])]
+        keys = set(part["play_key"])
         for kind, path, data in (
             ("plays_parquet", f"plays/played_date={day}/{batch_id}.parquet", _parquet_bytes(part, "plays")),
             ("plays_csv", f"plays_csv/played_date={day}/{batch_id}.csv", _csv_bytes(joined_part)),
         ):
-            write = lake.write_bytes(path, data)
+            write = _land_batch_file(lake, path, data, keys, kind.rsplit("_", 1)[1])
             files[kind].append(write.path)
             created += int(write.created)
     if len(audio_features):
+        # Features change between runs (a provider comes back): name the file by its bytes.
+        data = _parquet_bytes(audio_features, "track_features")
+        digest = hashlib.sha256(data).hexdigest()[:20]
         write = lake.write_bytes(
-            f"track_features/{batch_id}.parquet", _parquet_bytes(audio_features, "track_features")
+            f"track_features/fetched_date={datetime.now(UTC):%Y-%m-%d}/{digest}.parquet", data
         )
         files["features_parquet"].append(write.path)
         created += int(write.created)
