@@ -332,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.master:
             builder = builder.master(args.master)
         spark = builder.getOrCreate()
+        if not spark.sparkContext.getConf().contains("spark.sql.shuffle.partitions"):
+            # One person's history is small: Spark's default 200 shuffle tasks cost more than
+            # the data. A value given with --conf is kept.
+            spark.conf.set("spark.sql.shuffle.partitions", str(max(2, spark.sparkContext.defaultParallelism)))
     _log(f"Spark {spark.version}, master {spark.sparkContext.master}")
     try:
         if args.input_format == "bigquery":
