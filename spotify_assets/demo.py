@@ -24,6 +24,7 @@ from spotify_assets.settings import data_dir
 def _prepare_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()  # default local storage, said explicitly (silences a warning)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -56,7 +57,11 @@ def demo_command(argv: list[str]) -> int:
 
         print(f"Data directory: {data_dir()}")
         job = defs.resolve_job_def("spotify_pipeline")
-        result = job.execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False)
+        result = job.execute_in_process(
+            instance=dg.DagsterInstance.get(),
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
         if not result.success:
             for event in result.all_events:
                 if event.is_failure and event.step_failure_data:
@@ -72,8 +77,10 @@ def demo_command(argv: list[str]) -> int:
         )
         skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
         print(f"Run {result.run_id}: materialized {', '.join(materialized) or 'nothing'}")
-        if skipped:
-            print(f"No new plays: skipped {', '.join(s for s in skipped if s)} (nothing to add).")
+        asset_names = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+        skipped_assets = [s for s in skipped if s in asset_names]
+        if skipped_assets:
+            print(f"No new plays: skipped {', '.join(skipped_assets)} (nothing to add).")
         warehouse = defs.resources["warehouse"]
         plays = warehouse.count(PLAYS_TABLE)
         top = warehouse.query(
