@@ -47,7 +47,7 @@ def report_metadata(report: ImportReport) -> dict[str, dg.MetadataValue]:
     }
 
 
-@dg.asset(group_name="ingest", kinds={"duckdb", "json"})
+@dg.asset(group_name="ingest", kinds={"spotify", "json"})
 def history_import(
     context: dg.AssetExecutionContext,
     config: HistoryImportConfig,
