@@ -81,7 +81,7 @@ def demo_command(argv: list[str]) -> int:
         skipped_assets = [s for s in skipped if s in asset_names]
         if skipped_assets:
             print(f"No new plays: skipped {', '.join(skipped_assets)} (nothing to add).")
-        warehouse = defs.resources["warehouse"]
+        warehouse = (defs.resources or {})["warehouse"]
         plays = warehouse.count(PLAYS_TABLE)
         top = warehouse.query(
             f"SELECT rank, track_name, artist_names, plays, round(minutes_listened, 1) AS minutes, last_played_at "

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -47,7 +47,7 @@ _DUCKDB_TYPES = {
     "BOOL": "BOOLEAN",
     "TIMESTAMP": "TIMESTAMPTZ",
 }
-_PANDAS_DTYPES = {
+_PANDAS_DTYPES: dict[str, Any] = {
     "STRING": "string",
     "INT64": "Int64",
     "FLOAT64": "Float64",

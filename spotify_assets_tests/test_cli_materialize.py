@@ -14,7 +14,9 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 SELECTION = "raw_recent_tracks,audio_features,gcs_csv,bq_plays"
 
 
-def test_two_overlapping_cli_runs_load_each_play_once(tmp_path: Path, pipeline_sandbox: SandboxServer) -> None:
+def test_two_overlapping_cli_runs_load_each_play_once(
+    tmp_path: Path, pipeline_sandbox: SandboxServer
+) -> None:
     data = tmp_path / "data"
     env = {
         **os.environ,
@@ -26,7 +28,9 @@ def test_two_overlapping_cli_runs_load_each_play_once(tmp_path: Path, pipeline_s
     (tmp_path / "home").mkdir()
     cmd = [DAGSTER, "asset", "materialize", "-m", "spotify_assets.definitions", "--select", SELECTION]
     procs = [
-        subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]

@@ -26,7 +26,9 @@ def _skipped(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def _materialized(result: dg.ExecuteInProcessResult) -> list[str]:
-    return sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key)
+    return sorted(
+        e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key
+    )
 
 
 def _meta(result: dg.ExecuteInProcessResult, step: str) -> dict[str, Any]:
@@ -55,7 +57,9 @@ def test_full_graph_twice_second_run_skips_and_adds_nothing(
     assert top["plays"].iloc[0] == per_track.max()
     assert top["plays"].sum() == per_track.sort_values(ascending=False).head(10).sum()
 
-    lake_files = sorted(p.relative_to(data_dir / "lake").as_posix() for p in (data_dir / "lake").rglob("*") if p.is_file())
+    lake_files = sorted(
+        p.relative_to(data_dir / "lake").as_posix() for p in (data_dir / "lake").rglob("*") if p.is_file()
+    )
     assert any(f.startswith("plays/played_date=") and f.endswith(".parquet") for f in lake_files)
     assert any(f.startswith("plays_csv/played_date=") and f.endswith(".csv") for f in lake_files)
     assert any(f.startswith("raw/recently_played/") for f in lake_files)
@@ -98,7 +102,11 @@ def test_audio_features_403_is_recorded_not_failed(
     pipeline_sandbox.configure(audio_features_forbidden=False)
     pipeline_sandbox.advance(3600)
     _run(local_resources, UPSTREAM_OF_SPARK)
-    ok = local_resources["warehouse"].query("SELECT count(*) n FROM track_features WHERE status = 'ok'")["n"].iloc[0]
+    ok = (
+        local_resources["warehouse"]
+        .query("SELECT count(*) n FROM track_features WHERE status = 'ok'")["n"]
+        .iloc[0]
+    )
     assert ok > 0
 
 

@@ -48,12 +48,10 @@ def _land_batch_file(lake: LakeResource, path: str, data: bytes, keys: set[str],
         return lake.write_bytes(path, data)
     except LakeConflictError:
         existing = lake.read_bytes(path)
-        reader = pd.read_parquet if kind == "parquet" else pd.read_csv
-        landed = (
-            set(reader(io.BytesIO(existing), columns=["play_key"])["play_key"])
-            if kind == "parquet"
-            else set(reader(io.BytesIO(existing), usecols=["play_key"])["play_key"])
-        )
+        if kind == "parquet":
+            landed = set(pd.read_parquet(io.BytesIO(existing), columns=["play_key"])["play_key"])
+        else:
+            landed = set(pd.read_csv(io.BytesIO(existing), usecols=["play_key"])["play_key"])
         if landed != keys:
             raise
         return LakeWrite(path=path, uri=lake.uri(path), created=False)
