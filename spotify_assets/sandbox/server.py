@@ -37,6 +37,8 @@ from spotify_assets.sandbox.constants import (
     SANDBOX_CLIENT_SECRET,
 )
 from spotify_assets.sandbox.listener import ClockMode, Listener, SimClock, from_ms, parse_instant, to_ms
+from spotify_assets.sandbox.reccobeats import RECCOBEATS_AUDIO_FEATURES_PATH, ReccoBeatsBadRequest
+from spotify_assets.sandbox.reccobeats import audio_features_answer as reccobeats_answer
 from spotify_assets.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
@@ -192,7 +194,19 @@ class _Handler(BaseHTTPRequestHandler):
         if path == AUDIO_FEATURES_PATH and method == "GET":
             self._bearer(user=False)
             return 200, self._audio_features(query), {}
+        if path == RECCOBEATS_AUDIO_FEATURES_PATH and method == "GET":
+            return 200, self._reccobeats_audio_features(), {}
         raise api_error(404)
+
+    # -- the ReccoBeats emulation (keyless; its own path prefix, see sandbox/reccobeats.py) -----------
+
+    def _reccobeats_audio_features(self) -> dict[str, Any]:
+        # Repeated ``ids`` parameters: the whole list, not the last value ``query`` keeps.
+        ids = parse_qs(urlsplit(self.path).query).get("ids", [])
+        try:
+            return reccobeats_answer(self.server.sandbox.catalogue, ids)
+        except ReccoBeatsBadRequest as exc:
+            raise api_error(400, str(exc)) from None
 
     def _client_auth(self) -> None:
         header = self.headers.get("Authorization", "")
