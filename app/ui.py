@@ -76,8 +76,10 @@ def age(then: datetime | None, now: datetime | None = None) -> str:
         return f"{seconds / 3600:.0f} h ago"
     days = seconds / 86400
     if days < 60:
-        return f"{days:.0f} days ago"
-    return f"{days / 30.4:.0f} months ago"
+        return f"{days:.0f} d ago"
+    if days < 730:
+        return f"{days / 30.4:.0f} mo ago"
+    return f"{days / 365.25:.1f} y ago"
 
 
 def local(ts: datetime | pd.Timestamp | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -106,6 +108,14 @@ def frame(result: dict[str, pd.DataFrame | None], name: str) -> pd.DataFrame:
 # -- charts -------------------------------------------------------------------------
 def chart(c: alt.Chart | alt.LayerChart, height: int = 260) -> None:
     st.altair_chart(c.properties(height=height), theme="streamlit", width="stretch")
+
+
+def recent_default(status: data.Status) -> queries.PeriodKind:
+    """'Last 4 weeks' when there are recent plays, else 'All time' (an imported old history)."""
+    newest = status.newest_play
+    if newest is not None and datetime.now(UTC) - newest < pd.Timedelta(weeks=4):
+        return "4w"
+    return "all"
 
 
 def period_picker(

@@ -64,6 +64,7 @@ if len(top_artist):
         str(top_artist.iloc[0]["artist"]),
         f"{int(top_artist.iloc[0]['plays'])} plays",
         delta_color="off",
+        delta_arrow="off",
     )
 
 if len(last):

@@ -9,7 +9,7 @@ from app import queries, ui
 
 ctx = ui.context()
 st.title("Top")
-period = ui.period_picker("top", ctx.status, ctx.tz, default="4w")
+period = ui.period_picker("top", ctx.status, ctx.tz, default=ui.recent_default(ctx.status))
 res = ctx.fetch(queries.top_queries(ctx.tz, period))
 totals = ui.frame(res, "totals").iloc[0]
 st.caption(f"{ui.number(totals['plays'])} plays, {ui.duration(float(totals['minutes']))} in this period.")
@@ -19,6 +19,7 @@ def _ranked(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     out.insert(0, "rank", range(1, len(out) + 1))
     out["minutes"] = out["minutes"].astype(float).round(1)
+    out["image"] = out["image"].fillna("")  # an empty cell, not the word "None"
     return out
 
 
@@ -43,13 +44,18 @@ if not len(tracks):
 else:
     cols = st.columns(3)
     cols[0].metric(
-        "#1 track", str(tracks.iloc[0]["track"]), f"{int(tracks.iloc[0]['plays'])} plays", delta_color="off"
+        "#1 track",
+        str(tracks.iloc[0]["track"]),
+        f"{int(tracks.iloc[0]['plays'])} plays",
+        delta_color="off",
+        delta_arrow="off",
     )
     cols[1].metric(
         "#1 artist",
         str(artists.iloc[0]["artist"]),
         f"{int(artists.iloc[0]['plays'])} plays",
         delta_color="off",
+        delta_arrow="off",
     )
     if len(albums):
         cols[2].metric(
@@ -57,6 +63,7 @@ else:
             str(albums.iloc[0]["album"]),
             f"{int(albums.iloc[0]['plays'])} plays",
             delta_color="off",
+            delta_arrow="off",
         )
 
 tab_tracks, tab_artists, tab_albums, tab_mart = st.tabs(["Tracks", "Artists", "Albums", "Top ten (Spark)"])
@@ -102,6 +109,7 @@ with tab_mart:
             }
         )
         mart["minutes"] = mart["minutes"].astype(float).round(1)
+        mart["image"] = mart["image"].fillna("")
         _table(
             mart[["rank", "image", "track", "artists", "album", "plays", "minutes"]],
             {"track": "Track", "artists": "Artists", "album": "Album"},

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import queries, ui
 
+TIME_UNITS = {"day": "yearmonthdate", "week": "yearweek", "month": "yearmonth"}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 ctx = ui.context()
@@ -44,6 +45,7 @@ if len(streaks):
         f"{int(best['days'])} days",
         f"{pd.Timestamp(best['first_day']):%d %b %Y} - {pd.Timestamp(best['last_day']):%d %b %Y}",
         delta_color="off",
+        delta_arrow="off",
         help="Consecutive days with at least one play.",
     )
 if len(sessions):
@@ -53,6 +55,7 @@ if len(sessions):
         ui.duration(float(top["minutes"])),
         f"{int(top['plays'])} plays on {ui.local(top['started'], ctx.tz, '%d %b %Y')}",
         delta_color="off",
+        delta_arrow="off",
         help=f"A session ends after {queries.SESSION_GAP_MINUTES} minutes without a play.",
     )
 
@@ -67,7 +70,8 @@ ui.chart(
     .encode(
         x=alt.X("hour:O", title="hour"),
         y=alt.Y("weekday:N", sort=WEEKDAYS, title=None),
-        color=alt.Color("plays:Q", title="plays", scale=alt.Scale(scheme="greens")),
+        # Translucent-to-accent reads on light and dark backgrounds alike.
+        color=alt.Color("plays:Q", title="plays", scale=alt.Scale(range=["rgba(29,185,84,0.06)", ui.ACCENT])),
         tooltip=["weekday:N", "hour:O", "plays:Q", "minutes:Q"],
     ),
     height=260,
@@ -79,9 +83,9 @@ ui.chart(
     alt.Chart(timeline)
     .mark_bar(color=ui.ACCENT, cornerRadiusTopLeft=2, cornerRadiusTopRight=2)
     .encode(
-        x=alt.X("period:T", title=None),
+        x=alt.X("period:T", timeUnit=TIME_UNITS[grain], title=None),
         y=alt.Y("minutes:Q", title="minutes"),
-        tooltip=[alt.Tooltip("period:T", title=grain), "plays:Q", "minutes:Q"],
+        tooltip=[alt.Tooltip("period:T", title=f"{grain} from", format="%d %b %Y"), "plays:Q", "minutes:Q"],
     ),
     height=240,
 )
