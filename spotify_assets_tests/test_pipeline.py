@@ -151,3 +151,51 @@ def test_sensor_skips_then_requests_and_advances_cursor(
     with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
         again = new_plays_sensor(ctx)
     assert again.run_requests and int(again.cursor or 0) > int(cursor or 0)
+
+
+def test_poll_gap_is_recorded_then_closed_by_an_import(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from spotify_assets.imports.runner import import_export
+
+    warehouse = local_resources["warehouse"]
+    _run(local_resources, UPSTREAM_OF_SPARK)
+    cursor = warehouse.max_played_at()
+    pipeline_sandbox.advance(36 * 3600)  # far more than 50 plays happen: the API can't show them all
+    missed = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
+    assert len(missed) > 50
+    result = _run(local_resources, UPSTREAM_OF_SPARK)
+    assert _meta(result, "raw_recent_tracks")["possible_gap"] is True
+    gaps = warehouse.open_gaps()
+    assert len(gaps) == 1
+    assert gaps["gap_start"].iloc[0] == pd.Timestamp(cursor)
+
+    export = tmp_path / "export"
+    export.mkdir()
+    rows = [
+        {
+            "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ms_played": 200_000,
+            "master_metadata_track_name": "Bridge",
+            "master_metadata_album_artist_name": "Gap Closers",
+            "master_metadata_album_album_name": "Cover",
+            "spotify_track_uri": "spotify:track:0000000000000000000gap",
+            "reason_start": "trackdone",
+            "reason_end": "trackdone",
+            "shuffle": False,
+            "skipped": False,
+            "offline": False,
+            "incognito_mode": False,
+            "platform": "linux",
+            "conn_country": "DE",
+        }
+        for ts in (
+            gaps["gap_start"].iloc[0] - pd.Timedelta(hours=1),
+            gaps["gap_end"].iloc[0] + pd.Timedelta(hours=1),
+        )
+    ]
+    (export / "Streaming_History_Audio_2026.json").write_text(json.dumps(rows))
+    report = import_export(export, warehouse, local_resources["lake"])
+    assert report.added == 2
+    assert report.gaps_closed == 1
+    assert warehouse.open_gaps().empty
