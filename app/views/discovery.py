@@ -46,7 +46,7 @@ ui.chart(
     alt.Chart(long)
     .mark_bar()
     .encode(
-        x=alt.X("yearmonth(month):O", title=None),
+        x=alt.X("utcyearmonth(month):O", title=None),
         xOffset="kind:N",
         y=alt.Y("count:Q", title=None),
         color=alt.Color(
@@ -54,7 +54,7 @@ ui.chart(
             scale=alt.Scale(domain=["new artists", "new tracks"], range=[ui.SECOND, ui.ACCENT]),
             legend=alt.Legend(orient="top", title=None),
         ),
-        tooltip=[alt.Tooltip("yearmonth(month):O", title="month"), "kind:N", "count:Q"],
+        tooltip=[alt.Tooltip("utcyearmonth(month):O", title="month"), "kind:N", "count:Q"],
     ),
     height=260,
 )
@@ -69,7 +69,7 @@ ui.chart(
     alt.Chart(split)
     .mark_bar()
     .encode(
-        x=alt.X("yearmonth(month):O", title=None),
+        x=alt.X("utcyearmonth(month):O", title=None),
         y=alt.Y("n:Q", stack="normalize", axis=alt.Axis(format="%"), title="share of plays"),
         color=alt.Color(
             "kind:N",
@@ -77,7 +77,7 @@ ui.chart(
             legend=alt.Legend(orient="top", title=None),
         ),
         tooltip=[
-            alt.Tooltip("yearmonth(month):O", title="month"),
+            alt.Tooltip("utcyearmonth(month):O", title="month"),
             "kind:N",
             alt.Tooltip("n:Q", title="plays"),
         ],

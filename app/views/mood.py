@@ -137,7 +137,7 @@ ui.chart(
     alt.Chart(monthly)
     .mark_line(point=True)
     .encode(
-        x=alt.X("month:T", title=None),
+        x=alt.X("utcyearmonth(month):T", title=None),
         y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title="play-weighted average"),
         color=alt.Color(
             "feature:N",
@@ -146,7 +146,11 @@ ui.chart(
             ),
             legend=alt.Legend(orient="top", title=None),
         ),
-        tooltip=[alt.Tooltip("month:T", format="%b %Y"), "feature:N", alt.Tooltip("value:Q", format=".2f")],
+        tooltip=[
+            alt.Tooltip("utcyearmonth(month):T", format="%b %Y"),
+            "feature:N",
+            alt.Tooltip("value:Q", format=".2f"),
+        ],
     ),
     height=260,
 )

@@ -83,10 +83,10 @@ if len(daily):
         alt.Chart(daily)
         .mark_area(color=ui.ACCENT, opacity=0.35, line={"color": ui.ACCENT})
         .encode(
-            x=alt.X("day:T", title=None),
+            x=alt.X("utcyearmonthdate(day):T", title=None),
             y=alt.Y("minutes:Q", title="minutes"),
             tooltip=[
-                alt.Tooltip("day:T", format="%a %d %b %Y"),
+                alt.Tooltip("utcyearmonthdate(day):T", format="%a %d %b %Y"),
                 alt.Tooltip("minutes:Q", format=",.0f"),
                 "plays:Q",
             ],

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from app import queries, ui
 
-TIME_UNITS = {"day": "yearmonthdate", "week": "yearweek", "month": "yearmonth"}
+# UTC time units: the SQL already returns local calendar dates, the browser must not shift them.
+TIME_UNITS: dict[str, Any] = {"day": "utcyearmonthdate", "week": "utcyearweek", "month": "utcyearmonth"}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 ctx = ui.context()
