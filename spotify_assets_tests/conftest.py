@@ -8,5 +8,7 @@ import pkgutil
 import spotify_assets_tests.fixtures as _fixtures
 
 pytest_plugins = [
-    f"spotify_assets_tests.fixtures.{m.name}" for m in pkgutil.iter_modules(_fixtures.__path__) if not m.name.startswith("_")
+    f"spotify_assets_tests.fixtures.{m.name}"
+    for m in pkgutil.iter_modules(_fixtures.__path__)
+    if not m.name.startswith("_")
 ]
