@@ -1,0 +1,216 @@
+"""One history-import variant in its own process, so its peak RSS is its own.
+
+    python -m bench.import_variants --variant ours|pandas_csv|dlt --export DIR --work DIR
+
+Prints one JSON line: ``{"variant", "rows", "seconds", "peak_rss_mb", ...}``. ``rows`` is the
+number of plays in the warehouse table afterwards (all three must agree; run.py checks).
+
+* ``ours``: ``spotify_assets.imports.runner.import_export`` into ``DuckDBWarehouseResource``
+  (streaming parse, lake landing, dedupe joins, one merge per 100k-row chunk).
+* ``pandas_csv``: the seed project's way, done well: ``pd.read_json`` per file, vectorised
+  column work in pandas, ``DataFrame.to_csv``, then the CSV bulk-loaded with DuckDB's
+  ``read_csv`` (INSERT OR IGNORE) into the same table - the best ordinary CSV load.
+* ``pandas_csv_rowwise``: the same, but the CSV loaded row-wise as the seed did (DuckDB
+  ``executemany``, one transaction), stopped after ``ROWWISE_ROWS`` rows; its rate is reported.
+* ``dlt``: a ``dlt`` pipeline to the duckdb destination, ``write_disposition="merge"`` with
+  ``primary_key="play_key"``, fed the rows the project's own parser produces (dlt has no
+  Spotify-export reader, and this gives it the same row transform).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from spotify_assets.schema import PLAYS_TABLE, column_names
+
+RUN_AT = datetime(2026, 1, 1, tzinfo=UTC)
+#: Rows the row-wise loader inserts before stopping: DuckDB's executemany runs at ~50 rows/s on this
+#: table (primary key, 32 columns), so 1M rows would take hours; its rate is measured on a sample.
+ROWWISE_ROWS = 500
+
+
+def _audio_files(export: Path) -> list[Path]:
+    return sorted(export.rglob("Streaming_History_Audio_*.json"))
+
+
+def run_ours(export: Path, work: Path) -> dict[str, Any]:
+    from spotify_assets.imports.runner import import_export
+    from spotify_assets.resources.lake import LocalLakeResource
+    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+
+    wh = DuckDBWarehouseResource(path=str(work / "warehouse.duckdb"))
+    lake = LocalLakeResource(root=str(work / "lake"))
+    t0 = time.perf_counter()
+    report = import_export(export, wh, lake, now=RUN_AT)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "rows": wh.count(PLAYS_TABLE),
+        "lookup_seconds": report.lookup_seconds,
+        "merge_seconds": report.merge_seconds,
+        "quarantined": report.quarantined,
+    }
+
+
+def run_pandas_csv(export: Path, work: Path, rowwise_rows: int = 0) -> dict[str, Any]:
+    import pandas as pd
+
+    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+    from spotify_assets.schema import empty_frame
+
+    db = work / "warehouse.duckdb"
+    t0 = time.perf_counter()
+    raw = pd.concat([pd.read_json(f, dtype=False) for f in _audio_files(export)], ignore_index=True)
+    has_track = raw["master_metadata_track_name"].notna() | raw["spotify_track_uri"].notna()
+    has_episode = raw["episode_name"].notna() | raw["spotify_episode_uri"].notna()
+    raw = raw[has_track | has_episode].reset_index(drop=True)  # rows with no content are dropped
+    track = raw["master_metadata_track_name"].notna() | raw["spotify_track_uri"].notna()
+    played_at = pd.to_datetime(raw["ts"], utc=True)
+    track_id = raw["spotify_track_uri"].str.extract(r"^spotify:track:([0-9A-Za-z]{22})$")[0]
+    episode_id = raw["spotify_episode_uri"].str.extract(r"^spotify:episode:([0-9A-Za-z]{22})$")[0]
+    tid = track_id.where(track, episode_id)
+    name = raw["master_metadata_track_name"].where(track, raw["episode_name"])
+    artist = raw["master_metadata_album_artist_name"].where(track, raw["episode_show_name"])
+    stamp = played_at.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    name_key = (
+        "name:" + artist.fillna("").str.strip().str.lower() + "|" + name.fillna("").str.strip().str.lower()
+    )
+    df = pd.DataFrame(
+        {
+            "play_key": stamp + "|" + tid.fillna(name_key),
+            "played_at": played_at,
+            "track_id": tid,
+            "track_name": name,
+            "track_uri": raw["spotify_track_uri"].where(track, raw["spotify_episode_uri"]),
+            "artist_names": artist,
+            "primary_artist_name": artist,
+            "album_name": raw["master_metadata_album_album_name"].where(track),
+            "ms_played": raw["ms_played"],
+            "skipped": raw["skipped"],
+            "shuffle": raw["shuffle"],
+            "reason_start": raw["reason_start"],
+            "reason_end": raw["reason_end"],
+            "platform": raw["platform"],
+            "conn_country": raw["conn_country"],
+            "offline": raw["offline"],
+            "incognito_mode": raw["incognito_mode"],
+            "content_type": track.map({True: "track", False: "episode"}),
+            "is_play": track & (raw["ms_played"] >= 30_000),
+            "source": "extended_export",
+            "batch_id": "pandas-csv",
+            "ingested_at": RUN_AT,
+        }
+    )
+    csv_path = work / "plays.csv"
+    df.to_csv(csv_path, index=False)
+    del raw, df
+    DuckDBWarehouseResource(path=str(db)).merge_plays(empty_frame("plays"))  # same DDL as ours
+    con = duckdb.connect(str(db))
+    loaded = 0
+    t_load = time.perf_counter()
+    if rowwise_rows:
+        # Row-wise, as the seed did: only the first ``rowwise_rows`` rows (it is too slow for 1M).
+        with csv_path.open(newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader)
+            sql = (
+                f"INSERT OR IGNORE INTO {PLAYS_TABLE} ({', '.join(header)}) "
+                f"VALUES ({', '.join('?' * len(header))})"
+            )
+            con.execute("BEGIN TRANSACTION")
+            batch: list[list[Any]] = []
+            for row in reader:
+                batch.append([None if v == "" else v for v in row])
+                loaded += 1
+                if len(batch) >= 1_000 or loaded >= rowwise_rows:
+                    con.executemany(sql, batch)
+                    batch = []
+                if loaded >= rowwise_rows:
+                    break
+            con.execute("COMMIT")
+    else:
+        con.execute(
+            f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM read_csv(?, header = true)",
+            [str(csv_path)],
+        )
+    load_seconds = time.perf_counter() - t_load
+    rows = int(con.execute(f"SELECT count(*) FROM {PLAYS_TABLE}").fetchall()[0][0])
+    con.close()
+    return {"seconds": time.perf_counter() - t0, "rows": rows, "load_seconds": load_seconds, "loaded": loaded}
+
+
+def run_dlt(export: Path, work: Path) -> dict[str, Any]:
+    import dlt
+
+    from spotify_assets.imports.parsers import JsonArray, Reject, normalize_extended, play_key
+
+    names = set(column_names("plays"))
+
+    def plays() -> Iterator[dict[str, Any]]:
+        for f in _audio_files(export):
+            for obj in JsonArray(f.read_bytes()):
+                try:
+                    row = normalize_extended(obj, RUN_AT)
+                except Reject:
+                    continue
+                row["play_key"] = play_key(
+                    row["played_at"], row["track_id"], row["primary_artist_name"], row["track_name"]
+                )
+                row.update(source="extended_export", batch_id="dlt", ingested_at=RUN_AT)
+                yield {k: v for k, v in row.items() if k in names}
+
+    db = work / "warehouse.duckdb"
+    t0 = time.perf_counter()
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_import",
+        destination=dlt.destinations.duckdb(str(db)),
+        dataset_name="main",
+        pipelines_dir=str(work / "dlt_pipelines"),
+    )
+    resource_ = dlt.resource(plays, name=PLAYS_TABLE, write_disposition="merge", primary_key="play_key")
+    pipeline.run(resource_)
+    seconds = time.perf_counter() - t0
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = int(con.execute(f"SELECT count(*) FROM main.{PLAYS_TABLE}").fetchall()[0][0])
+    return {"seconds": seconds, "rows": rows}
+
+
+VARIANTS = {
+    "ours": run_ours,
+    "pandas_csv": run_pandas_csv,
+    "pandas_csv_rowwise": lambda export, work: run_pandas_csv(export, work, rowwise_rows=ROWWISE_ROWS),
+    "dlt": run_dlt,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
+    parser.add_argument("--export", required=True)
+    parser.add_argument("--work", required=True)
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    out = VARIANTS[args.variant](Path(args.export), work)
+    # Linux reports ru_maxrss in KiB; children (dlt may fork workers) are counted too.
+    rss_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    print(json.dumps({"variant": args.variant, **out, "peak_rss_mb": rss_kib / 1024}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
