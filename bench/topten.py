@@ -1,0 +1,157 @@
+"""The top-ten aggregation three ways on the same Parquet plays, in its own process.
+
+    python -m bench.topten --engine spark|duckdb|pandas --input plays.parquet --out DIR --repeats R
+
+* ``spark``: ``spark.top_ten.run`` (the job the pipeline ships) on ``local[*]``; reports the
+  session start-up and each run (read Parquet, aggregate, write Parquet) separately.
+* ``duckdb``: the same aggregation as one SQL statement (filter, group, ``max(struct)`` for the
+  latest names, order, limit) from Parquet to Parquet.
+* ``pandas``: ``read_parquet`` of the needed columns, a filter, a sort by time and a groupby.
+
+Prints one JSON line with ``startup_seconds`` (0 for the in-process engines), ``runs`` (seconds
+each) and ``track_ids`` of the result, so run.py can check that the three agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+COMPUTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+DUCKDB_SQL = """
+COPY (
+    WITH t AS (
+        SELECT track_id, played_at, track_name, artist_names, album_name, album_image_url,
+               coalesce(ms_played, duration_ms, 0) AS ms
+        FROM read_parquet('{input}')
+        WHERE is_play AND content_type = 'track' AND track_id IS NOT NULL
+    ),
+    g AS (
+        SELECT track_id, count(*) AS plays, sum(ms) / 60000.0 AS minutes_listened,
+               min(played_at) AS first_played_at, max(played_at) AS last_played_at,
+               max(struct_pack(played_at, track_name, artist_names, album_name, album_image_url)) AS latest
+        FROM t GROUP BY track_id
+    )
+    SELECT row_number() OVER (ORDER BY plays DESC, minutes_listened DESC, last_played_at DESC, track_id)
+               AS rank,
+           track_id, latest.track_name, latest.artist_names, latest.album_name, latest.album_image_url,
+           plays, minutes_listened, first_played_at, last_played_at, TIMESTAMPTZ '{computed_at}' AS computed_at
+    FROM g ORDER BY plays DESC, minutes_listened DESC, last_played_at DESC, track_id LIMIT {n}
+) TO '{output}' (FORMAT parquet)
+"""
+
+
+def run_duckdb(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
+    import duckdb
+
+    runs = []
+    target = out / "duckdb.parquet"
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        with duckdb.connect() as con:
+            con.execute(
+                DUCKDB_SQL.format(input=input_path, output=target, n=10, computed_at=COMPUTED_AT.isoformat())
+            )
+        runs.append(time.perf_counter() - t0)
+    with duckdb.connect() as con:
+        ids = [r[0] for r in con.execute(f"SELECT track_id FROM '{target}' ORDER BY rank").fetchall()]
+    return {"startup_seconds": 0.0, "runs": runs, "track_ids": ids}
+
+
+def run_pandas(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
+    import pandas as pd
+
+    cols = [
+        "track_id",
+        "played_at",
+        "track_name",
+        "artist_names",
+        "album_name",
+        "album_image_url",
+        "ms_played",
+        "duration_ms",
+        "content_type",
+        "is_play",
+    ]
+    runs = []
+    top = pd.DataFrame()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        df = pd.read_parquet(input_path, columns=cols)
+        df = df[df["is_play"] & (df["content_type"] == "track") & df["track_id"].notna()]
+        df = df.assign(ms=df["ms_played"].fillna(df["duration_ms"]).fillna(0)).sort_values("played_at")
+        g = df.groupby("track_id", sort=False).agg(
+            plays=("ms", "size"),
+            ms=("ms", "sum"),
+            first_played_at=("played_at", "first"),
+            last_played_at=("played_at", "last"),
+            track_name=("track_name", "last"),
+            artist_names=("artist_names", "last"),
+            album_name=("album_name", "last"),
+            album_image_url=("album_image_url", "last"),
+        )
+        g["minutes_listened"] = g["ms"] / 60000.0
+        top = (
+            g.reset_index()
+            .sort_values(
+                ["plays", "minutes_listened", "last_played_at", "track_id"],
+                ascending=[False, False, False, True],
+            )
+            .head(10)
+            .drop(columns="ms")
+        )
+        top.insert(0, "rank", range(1, len(top) + 1))
+        top["computed_at"] = COMPUTED_AT
+        top.to_parquet(out / "pandas.parquet", index=False)
+        runs.append(time.perf_counter() - t0)
+    return {"startup_seconds": 0.0, "runs": runs, "track_ids": top["track_id"].tolist()}
+
+
+def run_spark(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    from pyspark.sql import SparkSession
+
+    from spark.top_ten import run
+
+    spark = SparkSession.builder.master("local[*]").appName("bench-top-ten").getOrCreate()
+    # What spark/top_ten.py main() does for a session it starts itself.
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(2, spark.sparkContext.defaultParallelism)))
+    spark.sparkContext.setLogLevel("ERROR")
+    startup = time.perf_counter() - t0
+    runs = []
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run(spark, input_path, str(out / "spark"), computed_at=COMPUTED_AT, log=lambda _m: None)
+            runs.append(time.perf_counter() - t0)
+        ids = [r["track_id"] for r in spark.read.parquet(str(out / "spark")).orderBy("rank").collect()]
+    finally:
+        spark.stop()
+    return {"startup_seconds": startup, "runs": runs, "track_ids": ids}
+
+
+ENGINES = {"spark": run_spark, "duckdb": run_duckdb, "pandas": run_pandas}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--engine", choices=sorted(ENGINES), required=True)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ENGINES[args.engine](args.input, out, args.repeats)
+    print(json.dumps({"engine": args.engine, **result}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
