@@ -35,8 +35,9 @@ Credentials come from Application Default Credentials (``GOOGLE_APPLICATION_CRED
 the cluster's service account); this job never reads or logs a key.
 
 Progress goes to stderr as ``[top_ten] ...`` lines. Exit status: 0 on success, 2 on bad
-input (missing columns, no such path) with a one-line reason. An input without rows is not
-an error: it yields an empty output with the full schema.
+input (missing columns, no such path, bad arguments), 3 when the BigQuery connector is
+missing, each with a one-line reason. An input without rows is not an error: it yields an
+empty output with the full schema.
 """
 
 from __future__ import annotations
@@ -93,10 +94,15 @@ PLAYS_INPUT_COLUMNS: tuple[str, ...] = tuple(PLAYS_INPUT_SCHEMA.fieldNames())
 _LATEST_COLUMNS = ("track_name", "artist_names", "album_name", "album_image_url")
 
 EXIT_BAD_INPUT = 2
+EXIT_SETUP = 3
 
 
 class InputError(ValueError):
     """The input cannot be read as plays (missing path or columns); reported, not raised."""
+
+
+class SetupError(RuntimeError):
+    """The Spark installation lacks something the job needs (a connector jar); reported."""
 
 
 def _log(message: str) -> None:
@@ -263,7 +269,16 @@ def run_bigquery(
 ) -> int:
     """BigQuery to BigQuery through the spark-bigquery connector (see the module docstring)."""
     _log(f"reading plays from BigQuery table {input_table}")
-    raw = spark.read.format("bigquery").option("table", input_table).load()
+    try:
+        raw = spark.read.format("bigquery").option("table", input_table).load()
+    except Exception as exc:
+        # Arrives as a raw Py4JJavaError (SparkClassNotFoundException), so match the condition.
+        if "DATA_SOURCE_NOT_FOUND" in str(exc):
+            raise SetupError(
+                "the spark-bigquery connector is not on the classpath; submit with --packages "
+                "com.google.cloud.spark:spark-bigquery-with-dependencies_2.13:<version> (see the module docstring)"
+            ) from exc
+        raise
     result = top_ten_tracks(select_plays(raw), n=n).cache()
     rows = result.count()
     _log(f"writing {rows} ranked track(s) to BigQuery table {output_table}")
@@ -345,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         _log(f"error: {exc}")
         return EXIT_BAD_INPUT
+    except SetupError as exc:
+        _log(f"error: {exc}")
+        return EXIT_SETUP
     finally:
         if existing is None:
             spark.stop()

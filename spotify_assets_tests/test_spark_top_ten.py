@@ -344,6 +344,21 @@ def test_main_argument_errors_exit_nonzero() -> None:
     assert exc.value.code == 2
 
 
+def test_bigquery_mode_without_the_connector_says_which_package_is_missing(
+    spark: SparkSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "--input-format",
+        "bigquery",
+        "--input-table",
+        "p.d.bq_plays",
+        "--output-table",
+        "p.d.top_ten_tracks",
+    ]
+    assert top_ten.main(argv) == 3
+    assert "spark-bigquery-with-dependencies_2.13" in capsys.readouterr().err
+
+
 # --- the Dagster resource, in-process --------------------------------------------------------
 
 
