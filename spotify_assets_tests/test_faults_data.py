@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import pytest
 
 from spotify_assets.assets import PIPELINE_ASSETS
 from spotify_assets.sandbox.reccobeats import is_analysed
@@ -193,12 +192,6 @@ def test_corrupt_lake_batch_file_fails_loudly_never_drops_plays_then_recovers(
     assert play_keys(resources) == truth_keys(pipeline_sandbox.recently_played_truth())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="assets/lake.py _land_batch_file reads the existing file without handling an unreadable one: the "
-    "error raised is pyarrow's 'Could not open Parquet input source <Buffer>' (no path); the lake path "
-    "only appears, percent-encoded, in the chained LakeConflictError",
-)
 def test_corrupt_lake_batch_file_error_names_the_file(
     fault_resources: BuildResources, pipeline_sandbox: SandboxServer, data_dir: Path
 ) -> None:

@@ -48,10 +48,16 @@ def _land_batch_file(lake: LakeResource, path: str, data: bytes, keys: set[str],
         return lake.write_bytes(path, data)
     except LakeConflictError:
         existing = lake.read_bytes(path)
-        if kind == "parquet":
-            landed = set(pd.read_parquet(io.BytesIO(existing), columns=["play_key"])["play_key"])
-        else:
-            landed = set(pd.read_csv(io.BytesIO(existing), usecols=["play_key"])["play_key"])
+        try:
+            if kind == "parquet":
+                landed = set(pd.read_parquet(io.BytesIO(existing), columns=["play_key"])["play_key"])
+            else:
+                landed = set(pd.read_csv(io.BytesIO(existing), usecols=["play_key"])["play_key"])
+        except Exception as exc:
+            raise LakeConflictError(
+                f"lake file {path} already exists but cannot be read ({exc}); it is damaged: "
+                "inspect or remove it and rerun"
+            ) from exc
         if landed != keys:
             raise
         return LakeWrite(path=path, uri=lake.uri(path), created=False)
