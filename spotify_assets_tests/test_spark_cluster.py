@@ -34,10 +34,13 @@ JOB_TIMEOUT_S = 150
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all held open together, so none repeats)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def start_daemon(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -95,7 +98,7 @@ def wait_for(what: str, check: Any, procs: list[tuple[subprocess.Popen[bytes], P
 def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Path]]:
     """A master and a 1-core, 1 GB worker; yields (master URL, master web UI port, worker dir)."""
     tmp_path = tmp_path_factory.mktemp("cluster")
-    port, webui, worker_webui = free_port(), free_port(), free_port()
+    port, webui, worker_webui = free_ports(3)
     env = {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
