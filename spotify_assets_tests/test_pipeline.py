@@ -199,3 +199,31 @@ def test_poll_gap_is_recorded_then_closed_by_an_import(
     assert report.added == 2
     assert report.gaps_closed == 1
     assert warehouse.open_gaps().empty
+
+
+def test_a_polled_play_already_imported_from_an_export_is_not_added_twice(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from spotify_assets.imports.runner import import_export
+
+    newest = pipeline_sandbox.recently_played_truth()[0]
+    ended = pd.Timestamp(newest["played_at"]) - pd.Timedelta(seconds=2)  # the export's clock, 2 s early
+    export = tmp_path / "export"
+    export.mkdir()
+    row = {
+        "ts": ended.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ms_played": newest["track"]["duration_ms"],
+        "master_metadata_track_name": newest["track"]["name"],
+        "master_metadata_album_artist_name": newest["track"]["artists"][0]["name"],
+        "master_metadata_album_album_name": newest["track"]["album"]["name"],
+        "spotify_track_uri": newest["track"]["uri"],
+    }
+    (export / "Streaming_History_Audio_2026.json").write_text(json.dumps([row]))
+    assert import_export(export, local_resources["warehouse"], local_resources["lake"]).added == 1
+
+    # The cursor is now the export's timestamp, just before the API's version of that play.
+    result = _run(local_resources, UPSTREAM_OF_SPARK)
+    assert _materialized(result) == []  # nothing new: the one play after the cursor is the imported one
+    observation = next(e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION")
+    assert observation.event_specific_data.asset_observation.metadata["already_imported"].value == 1
+    assert local_resources["warehouse"].count("bq_plays") == 1

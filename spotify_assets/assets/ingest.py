@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from spotify_assets.imports.dedupe import plays_index
 from spotify_assets.metadata import markdown_table
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
@@ -57,6 +58,15 @@ def raw_recent_tracks(
     if cursor is not None and len(plays):
         # Spotify's `after` is exclusive already; this guards a server that is not.
         plays = plays[plays["played_at"] > pd.Timestamp(cursor)].reset_index(drop=True)
+    already_imported = 0
+    if len(plays):
+        # A play the warehouse already holds from a privacy export carries the export's
+        # clock (whole seconds, a second or two off): same track within the tolerance is
+        # the same stream, so it is not new (see imports/dedupe.py for the tolerances).
+        dups = plays_index(warehouse).duplicates(plays.assign(idx=range(len(plays))), "api")
+        window = dups.loc[dups["why"] == "window", "idx"].tolist()
+        already_imported = len(window)
+        plays = plays.drop(index=window).reset_index(drop=True)
     if normalized.quarantine:
         body = "\n".join(json.dumps(q, sort_keys=True) for q in normalized.quarantine).encode()
         digest = hashlib.sha256(body).hexdigest()[:20]
@@ -79,6 +89,7 @@ def raw_recent_tracks(
         "cursor": cursor.isoformat() if cursor else "none (first run)",
         "items_returned": len(items),
         "new_plays": len(plays),
+        "already_imported": already_imported,
         "quarantined": len(normalized.quarantine),
         "quarantine_reasons": normalized.quarantine_reasons,
         "possible_gap": possible_gap,
