@@ -98,11 +98,11 @@ EXIT_SETUP = 3
 
 
 class InputError(ValueError):
-    """The input cannot be read as plays (missing path or columns); reported, not raised."""
+    """The input cannot be read as plays (missing path or columns); main() exits 2 with it."""
 
 
 class SetupError(RuntimeError):
-    """The Spark installation lacks something the job needs (a connector jar); reported."""
+    """The Spark installation lacks something the job needs (a connector jar); main() exits 3."""
 
 
 def _log(message: str) -> None:
