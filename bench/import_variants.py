@@ -199,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
     parser.add_argument("--export", required=True)
     parser.add_argument("--work", required=True)
+    parser.add_argument("--rowwise-rows", type=int, default=ROWWISE_ROWS)
     args = parser.parse_args(argv)
     work = Path(args.work)
+    if args.variant == "pandas_csv_rowwise":
+        VARIANTS[args.variant] = lambda export, work: run_pandas_csv(export, work, args.rowwise_rows)
     work.mkdir(parents=True, exist_ok=True)
     out = VARIANTS[args.variant](Path(args.export), work)
     # Linux reports ru_maxrss in KiB; children (dlt may fork workers) are counted too.

@@ -1,0 +1,414 @@
+"""``make bench``: every benchmark against its alternatives in one run, written to bench/RESULTS.md.
+
+    python -m bench.run [--quick] [--out bench/RESULTS.md]
+
+Each measured variant runs in its own subprocess (its own peak RSS, no warm caches shared
+with another variant); every figure is the median of its runs with min-max. Ratios compare
+variants measured in this same run on the same data. Nothing is asserted: the report says
+which targets are met. See bench/README.md for what each alternative is and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+SEED = 7
+PLAYS_END = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@dataclass
+class Plan:
+    import_sizes: list[int]
+    import_repeats: dict[int, int]
+    alt_sizes: list[int]  # pandas->CSV at these sizes
+    dlt_sizes: list[int]
+    rowwise_rows: int  # the row-wise CSV load stops after this many rows (it runs at ~100 rows/s)
+    tick_histories: tuple[int, int]
+    tick_repeats: int
+    topten_sizes: list[int]
+    topten_repeats: int
+    dashboard_plays: int
+    dashboard_rounds: int
+    notes: list[str] = field(default_factory=list)
+
+
+QUICK = Plan(
+    import_sizes=[5_000],
+    import_repeats={5_000: 1},
+    alt_sizes=[5_000],
+    dlt_sizes=[5_000],
+    rowwise_rows=200,
+    tick_histories=(1_000, 20_000),
+    tick_repeats=1,
+    topten_sizes=[50_000],
+    topten_repeats=2,
+    dashboard_plays=10_000,
+    dashboard_rounds=1,
+)
+FULL = Plan(
+    import_sizes=[10_000, 100_000, 1_000_000],
+    import_repeats={10_000: 3, 100_000: 2, 1_000_000: 1},
+    rowwise_rows=1_000,
+    alt_sizes=[10_000, 100_000, 1_000_000],
+    dlt_sizes=[10_000, 100_000],
+    tick_histories=(10_000, 1_000_000),
+    tick_repeats=3,
+    topten_sizes=[10_000, 100_000, 1_000_000, 10_000_000],
+    topten_repeats=3,
+    dashboard_plays=1_000_000,
+    dashboard_rounds=3,
+    notes=[
+        "Imports at 1,000,000 rows ran once per variant (time budget), 100k twice, 10k three times.",
+        "dlt ran at 10k and 100k only: at ~1k rows/s on this machine 1M rows would take ~15 minutes.",
+    ],
+)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def fig(values: list[float], digits: int = 2) -> str:
+    """``median (min-max, n=k)``, the one format for every figure."""
+    if not values:
+        return "n/a"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:.{digits}f} (n=1)"
+    return f"{med:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f}, n={len(values)})"
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def ratio(a: float, b: float) -> str:
+    return "n/a" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
+
+
+def py(*args: str, timeout: float = 3600) -> dict[str, Any]:
+    """Run ``python -m ...`` from the repo root; return the JSON its last stdout line holds."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> list[str]:
+    mem = ""
+    try:
+        kib = int(re.findall(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[0])
+        mem = f", {kib / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, IndexError):
+        pass
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, IndexError):
+        cpu = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())[0]
+    load = ", load average at start {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+    return [
+        f"- Machine: {platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}){mem}{load}",
+        f"- Python {platform.python_version()}; "
+        + ", ".join(
+            f"{d} {version(d)}"
+            for d in ("duckdb", "pandas", "pyarrow", "pyspark", "dagster", "dlt", "streamlit")
+        ),
+    ]
+
+
+# -- 1 + 5a: import ---------------------------------------------------------------------------
+def bench_import(plan: Plan) -> tuple[list[str], dict[str, Any]]:
+    has_dlt = version("dlt") != "not installed"
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for n in plan.import_sizes:
+        export = WORK / "exports" / f"{n}"
+        if not export.exists():
+            log(f"generating a {n:,}-row export (seed {SEED})")
+            from spotify_assets.imports.generate import generate_export
+
+            generate_export(export, n, seed=SEED)
+        variants = ["ours"]
+        if n in plan.alt_sizes:
+            variants += ["pandas_csv"]
+        if n in plan.dlt_sizes and has_dlt:
+            variants += ["dlt"]
+        if n == plan.import_sizes[0]:
+            variants += ["pandas_csv_rowwise"]
+        for variant in variants:
+            reps = 1 if variant == "pandas_csv_rowwise" else plan.import_repeats[n]
+            for _ in range(reps):
+                work = WORK / "import" / variant
+                shutil.rmtree(work, ignore_errors=True)
+                log(f"import {variant} {n:,}")
+                results.setdefault((variant, n), []).append(
+                    py(
+                        "bench.import_variants",
+                        "--variant",
+                        variant,
+                        "--export",
+                        str(export),
+                        "--work",
+                        str(work),
+                    )
+                )
+    lines = [
+        "## 1. History import",
+        "",
+        "Seeded extended-history export (`spotify_assets.imports.generate`, seed 7) into the plays table "
+        "of a fresh DuckDB warehouse. Rows/s counts rows read; peak RSS is the variant's own process.",
+        "",
+        "| rows | variant | wall s | rows/s | peak RSS MiB | plays in table |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    figures: dict[str, Any] = {}
+    for (variant, n), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        secs = [r["seconds"] for r in runs]
+        if variant == "pandas_csv_rowwise":
+            loaded = runs[0]["loaded"]
+            rate = loaded / runs[0]["load_seconds"]
+            lines.append(
+                f"| {loaded:,} (sample) | pandas -> CSV -> row-wise executemany (load step only) | "
+                f"{runs[0]['load_seconds']:.2f} | {rate:,.0f} | {runs[0]['peak_rss_mb']:.0f} | {runs[0]['rows']:,} |"
+            )
+            figures["rowwise_rate"] = rate
+            continue
+        rates = [n / s for s in secs]
+        lines.append(
+            f"| {n:,} | {variant} | {fig(secs)} | {fig(rates, 0)} | "
+            f"{fig([r['peak_rss_mb'] for r in runs], 0)} | {runs[0]['rows']:,} |"
+        )
+        figures[f"{variant}:{n}"] = {
+            "seconds": med(secs),
+            "rate": med(rates),
+            "rss": max(r["peak_rss_mb"] for r in runs),
+        }
+    if not has_dlt:
+        lines.append("")
+        lines.append('dlt not installed: the dlt comparison was skipped (`uv pip install "dlt[duckdb]"`).')
+    lines += ["", "Ratios (ours vs the alternative, same size, same run; > 1 means ours is faster):", ""]
+    for n in plan.import_sizes:
+        ours = figures.get(f"ours:{n}")
+        if not ours:
+            continue
+        parts = []
+        for alt in ("pandas_csv", "dlt"):
+            other = figures.get(f"{alt}:{n}")
+            if other:
+                parts.append(f"vs {alt} {ratio(other['seconds'], ours['seconds'])}")
+        if "rowwise_rate" in figures:
+            parts.append(f"vs pandas row-wise load (rate) {ratio(ours['rate'], figures['rowwise_rate'])}")
+        lines.append(f"- {n:,} rows: " + ", ".join(parts))
+        ours_last = f"{n:,}"
+    biggest = max(plan.import_sizes)
+    ours = figures[f"ours:{biggest}"]
+    lines += [
+        "",
+        f"Targets: >= 10x the seed's way (a), >= 2x dlt (b), peak RSS < 1 GiB. At {ours_last} rows ours peaked at "
+        f"{ours['rss']:.0f} MiB ({'met' if ours['rss'] < 1024 else 'MISSED'}).",
+        "",
+    ]
+    figures["ours_split"] = results[("ours", biggest)][0]
+    return lines, figures
+
+
+# -- 2: tick ----------------------------------------------------------------------------------
+def bench_tick(plan: Plan) -> list[str]:
+    out = {}
+    for h in plan.tick_histories:
+        log(f"tick with {h:,} plays of history")
+        out[h] = py(
+            "bench.tick",
+            "--history",
+            str(h),
+            "--repeats",
+            str(plan.tick_repeats),
+            "--work",
+            str(WORK / "tick"),
+        )
+    small, big = plan.tick_histories
+    lines = [
+        "## 2. Hourly tick cost vs history size",
+        "",
+        "The real pipeline (fetch, features, lake, warehouse merge; `dg.materialize` in process) against the "
+        "sandbox API, 50 new plays, warehouse pre-filled with synthetic plays older than the sandbox clock. "
+        "A first, uncounted run in each process pays the one-off imports.",
+        "",
+        "| history | wall s | token calls | recently-played calls | features calls | expected (token + rp + features) |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for h, r in out.items():
+        runs = r["runs"]
+        e = r["expected_calls"]
+        lines.append(
+            f"| {h:,} | {fig([x['seconds'] for x in runs])} | {runs[-1]['token']} | {runs[-1]['recently_played']} | "
+            f"{runs[-1]['features']} | {e['token']} + {e['recently_played']} + {e['features']} "
+            f"(ceil({r['new_tracks']} new unknown tracks / 100)) |"
+        )
+    ms = med([x["seconds"] for x in out[big]["runs"]])
+    ss = med([x["seconds"] for x in out[small]["runs"]])
+    calls_ok = all(
+        x["token"] == r["expected_calls"]["token"]
+        and x["recently_played"] == r["expected_calls"]["recently_played"]
+        and x["features"] == r["expected_calls"]["features"]
+        for r in out.values()
+        for x in r["runs"]
+    )
+    lines += [
+        "",
+        f"Ratio {big:,} / {small:,} history: {ratio(ms, ss)} (target <= 1.2: {'met' if ms / ss <= 1.2 else 'MISSED'}). "
+        f"API calls as expected: {'yes' if calls_ok else 'NO (see the table)'}. "
+        f"Requests seen in the last run: `{json.dumps(out[big]['runs'][-1]['requests'])}`.",
+        "",
+    ]
+    return lines
+
+
+# -- 3 + 5b: top ten --------------------------------------------------------------------------
+def bench_topten(plan: Plan) -> list[str]:
+    from bench.synth import write_parquet
+
+    rows = []
+    agree = True
+    table: dict[int, dict[str, dict[str, Any]]] = {}
+    for n in plan.topten_sizes:
+        src = WORK / "plays" / f"{n}.parquet"
+        if not src.exists():
+            log(f"writing {n:,} synthetic plays to Parquet")
+            write_parquet(n, PLAYS_END, src, SEED)
+        for engine in ("duckdb", "pandas", "spark"):
+            log(f"top ten {engine} {n:,}")
+            table.setdefault(n, {})[engine] = py(
+                "bench.topten", "--engine", engine, "--input", str(src), "--out", str(WORK / "topten" / engine),
+                "--repeats", str(plan.topten_repeats),
+            )  # fmt: skip
+        ids = {json.dumps(r["track_ids"]) for r in table[n].values()}
+        agree = agree and len(ids) == 1
+    for n, engines in table.items():
+        d = engines["duckdb"]["runs"]
+        p = engines["pandas"]["runs"]
+        s = engines["spark"]
+        # Without start-up: Spark's runs after its first (the first also warms the JVM's code).
+        warm = s["runs"][1:] or s["runs"]
+        cold = s["startup_seconds"] + s["runs"][0]
+        rows.append(
+            f"| {n:,} | {fig(d, 3)} | {fig(p, 3)} | {fig(warm)} | {cold:.2f} (n=1) | "
+            f"{ratio(med(warm), med(d))} | {ratio(cold, med(d))} | {ratio(med(p), med(d))} |"
+        )
+    big = max(table)
+    warm = table[big]["spark"]["runs"][1:] or table[big]["spark"]["runs"]
+    spark_ratio = med(warm) / med(table[big]["duckdb"]["runs"])
+    return [
+        "## 3. Top ten (and 5. its scaling curve)",
+        "",
+        "Same seeded Parquet plays for all three; each run reads Parquet, aggregates and writes the ten rows "
+        "as Parquet. Spark is `spark/top_ten.py`'s `run()` on `local[*]`.",
+        "",
+        "| plays | DuckDB s | pandas s | Spark s (without start-up) | Spark s (start-up + first run) | "
+        "Spark/DuckDB | Spark cold/DuckDB | pandas/DuckDB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        f"All three engines return the same ten track ids: {'yes' if agree else 'NO'}. "
+        f"Target (Spark within 5x DuckDB without start-up, at {big:,}): "
+        f"{spark_ratio:.1f}x, {'met' if spark_ratio <= 5 else 'MISSED'}.",
+        "",
+    ]
+
+
+# -- 4: dashboard -----------------------------------------------------------------------------
+def bench_dashboard(plan: Plan) -> list[str]:
+    log(f"dashboard over {plan.dashboard_plays:,} plays")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "bench.dashboard_render", "--plays", str(plan.dashboard_plays)]
+    cmd += ["--rounds", str(plan.dashboard_rounds)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    head = [
+        "## 4. Dashboard",
+        "",
+        f"`bench/dashboard_render.py` over a {plan.dashboard_plays:,}-play warehouse: each page rendered with "
+        f"Streamlit's AppTest, cold (caches cleared) and warm; median of {plan.dashboard_rounds} round(s). "
+        "Target: cold < 1.5 s per page.",
+        "",
+    ]
+    if proc.returncode != 0:
+        return [*head, f"dashboard_render failed ({proc.returncode}): `{proc.stderr.strip()[-500:]}`", ""]
+    rows = re.findall(r"^(\w+)\s+([\d.]+)\s+([\d.]+)", proc.stdout, re.M)
+    body = ["| page | cold s | warm s | target |", "|---|---:|---:|---|"]
+    body += [f"| {p} | {c} | {w} | {'met' if float(c) < 1.5 else 'MISSED'} |" for p, c, w in rows]
+    return [*head, *body, ""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="CI-sized: small data, few repeats")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    WORK.mkdir(parents=True, exist_ok=True)
+    header = [
+        "# Benchmark results",
+        "",
+        f"- Mode: {'quick' if args.quick else 'full'}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"git {_git_rev()}",
+        *machine(),
+        "- Every figure: median (min-max, n=runs). Ratios are between variants measured in this one run.",
+        *[f"- Note: {n}" for n in plan.notes],
+        "",
+    ]
+    import_lines, figures = bench_import(plan)
+    split = figures["ours_split"]
+    import_lines += [
+        f"Where our import's time goes (largest size): warehouse lookups {split['lookup_seconds']:.1f} s, "
+        f"merges {split['merge_seconds']:.1f} s, the rest ({split['seconds'] - split['lookup_seconds'] - split['merge_seconds']:.1f} s) "
+        "reading, parsing and landing files in the lake.",
+        "",
+    ]
+    sections = [import_lines, bench_tick(plan), bench_topten(plan), bench_dashboard(plan)]
+    footer = [f"Total benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
+    text = "\n".join([*header, *(line for s in sections for line in s), *footer])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    log(f"wrote {args.out}")
+    return 0
+
+
+def _git_rev() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
