@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / ".work"
+DEFAULT_WORK = ROOT / "bench" / ".work"
+WORK = DEFAULT_WORK
 SEED = 7
 PLAYS_END = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -370,7 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="CI-sized: small data, few repeats")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument("--work", default=str(DEFAULT_WORK), help="scratch folder (default bench/.work)")
     args = parser.parse_args(argv)
+    global WORK  # one scratch folder for the whole run, chosen once here
+    WORK = Path(args.work)
     plan = QUICK if args.quick else FULL
     started = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,56 @@
+"""`make bench QUICK=1` still works: the quick run writes every section with numeric figures.
+
+No timing is asserted (timings are for people, in bench/RESULTS.md); this checks the scripts
+run end to end on real parts (subprocess imports, the sandbox, DuckDB, Spark, the dashboard).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURE = r"\d+\.\d+ \((?:\d+\.\d+-\d+\.\d+, )?n=\d+\)"
+
+
+@pytest.mark.timeout(600)
+def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out), "--work", str(tmp_path / "work")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=590,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    for heading in (
+        "## 1. History import",
+        "## 2. Hourly tick cost vs history size",
+        "## 3. Top ten",
+        "## 4. Dashboard",
+    ):
+        assert heading in text
+    assert "- Machine: " in text and "duckdb " in text
+    # Import: ours and the pandas->CSV alternative, each with a figure and the same row count.
+    ours = re.search(rf"^\| 5,000 \| ours \| ({FIGURE}) \| .* \| ([\d,]+) \|$", text, re.M)
+    pandas = re.search(rf"^\| 5,000 \| pandas_csv \| ({FIGURE}) \| .* \| ([\d,]+) \|$", text, re.M)
+    assert ours and pandas, text
+    assert ours.group(2) == pandas.group(2)
+    assert re.search(r"vs pandas_csv \d+\.\d+x", text)
+    assert "vs dlt " in text or "dlt not installed" in text
+    # Tick: both history sizes with a wall figure and the API calls counted.
+    assert re.search(rf"^\| 1,000 \| {FIGURE} \| \d+ \| 1 \| \d+ \|", text, re.M)
+    assert re.search(rf"^\| 20,000 \| {FIGURE} \| \d+ \| 1 \| \d+ \|", text, re.M)
+    assert re.search(r"Ratio 20,000 / 1,000 history: \d+\.\d+x", text)
+    # Top ten: three engines agree on the result and every cell is a number.
+    assert re.search(r"^\| 50,000 \| \d+\.\d+ .*\| \d+\.\d+x \| \d+\.\d+x \| \d+\.\d+x \|$", text, re.M)
+    assert "return the same ten track ids: yes" in text
+    # Dashboard: the six pages, each with cold and warm seconds.
+    pages = re.findall(r"^\| (\w+) \| (\d+\.\d+) \| (\d+\.\d+) \| (?:met|MISSED) \|$", text, re.M)
+    assert {p[0] for p in pages} >= {"overview", "top", "when", "mood", "discovery", "recent"}
