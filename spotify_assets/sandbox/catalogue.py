@@ -219,13 +219,15 @@ class Catalogue:
             for n in range(N_EPISODES)
         ]
         self.playlists = [base62_id(rng) for _ in range(N_PLAYLISTS)]
-        # Zipf-like taste: a random order of the catalogue, weight 1/rank^1.1, so favourites repeat.
+        # Zipf-like taste over a random order of the catalogue, weight 1/(rank + 8): favourites
+        # repeat, yet the top track stays a few percent of plays, as in real listening (a pure
+        # 1/rank over 300 tracks would give one song a fifth of a year).
         order = list(range(N_TRACKS))
         rng.shuffle(order)
         self.preference_order = order
         cum, total = [], 0.0
         for rank in range(N_TRACKS):
-            total += 1.0 / (rank + 1) ** 1.1
+            total += 1.0 / (rank + 8)
             cum.append(total)
         self.preference_cum_weights = cum
         self.track_index = {t.id: i for i, t in enumerate(self.tracks)}
