@@ -185,7 +185,7 @@ def _local_path(path: str) -> str | None:
     """The filesystem path of a local ``path`` (bare or ``file:``), or None for gs://, hdfs://..."""
     if path.startswith("file:"):
         return path.removeprefix("file:").removeprefix("//")
-    return None if "://" in path else path
+    return None if "://" in path or path.startswith("bigquery:") else path
 
 
 def check_local_input(path: str) -> None:
@@ -235,6 +235,10 @@ def write_parquet(result: DataFrame, path: str) -> None:
     result.coalesce(1).write.mode("overwrite").parquet(path)
 
 
+#: ``--input bigquery:<project>.<dataset>.<table>`` reads the plays table through the connector.
+BIGQUERY_INPUT_PREFIX = "bigquery:"
+
+
 def run(
     spark: SparkSession,
     input_path: str,
@@ -247,7 +251,13 @@ def run(
     by the Dagster resource's in-process mode (which passes its logger as ``log``), so both
     run exactly the same code."""
     log(f"reading plays from {input_path}")
-    plays = read_parquet_plays(spark, input_path, log)
+    if input_path.startswith(BIGQUERY_INPUT_PREFIX):
+        # Cloud mode: the warehouse hands over "bigquery:<project>.<dataset>.bq_plays" and the
+        # plays are read in place through the spark-bigquery connector (see the docstring).
+        table = input_path.removeprefix(BIGQUERY_INPUT_PREFIX)
+        plays = select_plays(spark.read.format("bigquery").option("table", table).load())
+    else:
+        plays = read_parquet_plays(spark, input_path, log)
     # Cached so the count for the log and the write share one computation (each Spark job
     # costs seconds on a cold cluster, the data itself is tiny).
     result = top_ten_tracks(plays, n=n, computed_at=computed_at).cache()

@@ -410,3 +410,13 @@ def test_submit_command_runs_the_job_file_with_the_config() -> None:
         "--n",
         "5",
     ]
+
+
+def test_bigquery_input_goes_through_the_connector_not_the_filesystem(spark: Any, tmp_path: Path) -> None:
+    """Cloud mode hands over ``bigquery:<table>``: the job must ask the connector for it (which is
+    not installed here, so Spark reports the missing data source), never look for a local file."""
+    from spark.top_ten import run
+
+    with pytest.raises(Exception, match=r"(?i)bigquery"):
+        run(spark, "bigquery:proj.dataset.bq_plays", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
