@@ -230,7 +230,21 @@ def bench_import(plan: Plan) -> tuple[list[str], dict[str, Any]]:
         ours_last = f"{n:,}"
     biggest = max(plan.import_sizes)
     ours = figures[f"ours:{biggest}"]
+    verdicts = []
+    for alt, target in (("pandas_csv", 10.0), ("dlt", 2.0)):
+        sizes = [n for n in plan.import_sizes if f"{alt}:{n}" in figures and f"ours:{n}" in figures]
+        if sizes:
+            n = max(sizes)
+            r = figures[f"{alt}:{n}"]["seconds"] / figures[f"ours:{n}"]["seconds"]
+            verdicts.append(
+                f"{alt} at {n:,}: {r:.2f}x, target {target:g}x {'met' if r >= target else 'MISSED'}"
+            )
+    if "rowwise_rate" in figures:
+        r = figures[f"ours:{max(plan.import_sizes)}"]["rate"] / figures["rowwise_rate"]
+        verdicts.append(f"row-wise load rate: {r:.0f}x, target 10x {'met' if r >= 10 else 'MISSED'}")
     lines += [
+        "",
+        "Verdicts (largest size measured): " + "; ".join(verdicts) + ".",
         "",
         f"Targets: >= 10x the seed's way (a), >= 2x dlt (b), peak RSS < 1 GiB. At {ours_last} rows ours peaked at "
         f"{ours['rss']:.0f} MiB ({'met' if ours['rss'] < 1024 else 'MISSED'}).",
