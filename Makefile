@@ -44,8 +44,10 @@ test: venv
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/python -m pytest -p no:cacheprovider -q
 
-## Benchmarks (QUICK=1 for the CI-sized run).
+## Benchmarks (QUICK=1 for the CI-sized run). dlt is the import alternative measured against;
+## it is installed here only, not for the pipeline or the tests.
 bench: venv
+	$(BIN)/uv pip install -q --python $(BIN)/python "dlt[duckdb]==1.31.0"
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)
 
 ## Re-resolve the pinned lock file from pyproject.toml.

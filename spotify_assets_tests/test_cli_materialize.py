@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.sandbox.server import SandboxServer
 
@@ -26,6 +28,10 @@ def test_two_overlapping_cli_runs_load_each_play_once(
     }
     env.pop("SPOTIFY_CLIENT_ID", None)
     (tmp_path / "home").mkdir()
+    # One deployment, one instance: create its storage once, as `dagster dev`/the daemon would,
+    # so the two runs below do not race to create the same SQLite tables.
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        instance.get_runs(limit=1)
     cmd = [DAGSTER, "asset", "materialize", "-m", "spotify_assets.definitions", "--select", SELECTION]
     procs = [
         subprocess.Popen(
