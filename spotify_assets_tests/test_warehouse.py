@@ -146,3 +146,30 @@ def test_two_writer_processes_and_a_reader_never_duplicate_or_fail(tmp_path: Pat
     # rows 0 .. 7*5+39 = 74 -> 75 distinct plays, none twice
     assert wh.count("bq_plays") == 75
     assert wh.query("SELECT count(DISTINCT play_key) n FROM bq_plays")["n"].iloc[0] == 75
+
+
+def test_batch_holds_one_lock_sees_its_writes_and_publishes_once(tmp_path: Path) -> None:
+    wh = _wh(tmp_path)
+    wh.merge_plays(make_plays(5))
+    snapshot = tmp_path / "warehouse.snapshot.duckdb"
+    published = snapshot.stat().st_ino
+    with wh.batch():
+        assert wh.merge_plays(make_plays(5, start=5)).inserted == 5
+        assert wh.count("bq_plays") == 10  # read-your-writes inside the batch
+        assert wh.merge_plays(make_plays(5, start=10)).inserted == 5
+        assert snapshot.stat().st_ino == published  # not yet republished
+        reader = duckdb.connect(str(snapshot), read_only=True)
+        assert reader.execute("SELECT count(*) FROM bq_plays").fetchall()[0][0] == 5
+        reader.close()
+    assert snapshot.stat().st_ino != published
+    assert wh.count("bq_plays") == 15
+
+
+def test_a_failed_write_in_a_batch_keeps_the_committed_ones(tmp_path: Path) -> None:
+    wh = _wh(tmp_path)
+    bad = make_plays(1, start=99)
+    bad["played_at"] = [None]
+    with pytest.raises(SchemaError), wh.batch():
+        wh.merge_plays(make_plays(4))
+        wh.merge_plays(bad)
+    assert wh.count("bq_plays") == 4

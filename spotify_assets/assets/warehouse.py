@@ -22,10 +22,12 @@ def bq_plays(
     be rebuilt from the lake. The merge is idempotent: rerunning a run, retrying a step or
     two overlapping runs never duplicate a play; the metadata says how many were new.
     """
-    result = warehouse.merge_plays_from_lake(lake, gcs_csv["plays_parquet"], gcs_csv["batch_id"])
-    features = warehouse.merge_track_features_from_lake(
-        lake, gcs_csv["features_parquet"], gcs_csv["batch_id"]
-    )
+    # One batch: plays and features under one lock, one snapshot publication.
+    with warehouse.batch():
+        result = warehouse.merge_plays_from_lake(lake, gcs_csv["plays_parquet"], gcs_csv["batch_id"])
+        features = warehouse.merge_track_features_from_lake(
+            lake, gcs_csv["features_parquet"], gcs_csv["batch_id"]
+        )
     context.log.info(
         f"{result.inserted} new play(s), {result.duplicates} already present; {result.total_rows} in total"
     )

@@ -377,11 +377,14 @@ def import_export(
         if not f.kind.importable:
             fr = report.files[i]
             fr.status, fr.error = "skipped", SKIP_REASONS[f.kind]
-    for i in importable:
-        f = files[i]
-        importer.import_file(f, report.files[i], i, functools.partial(emit, f.name))
-        done_bytes += f.size
-        emit(f.name, 0)
+    # One warehouse batch for the whole import: one lock, and the dashboard's snapshot is
+    # published once at the end instead of being copied after every chunk.
+    with warehouse.batch():
+        for i in importable:
+            f = files[i]
+            importer.import_file(f, report.files[i], i, functools.partial(emit, f.name))
+            done_bytes += f.size
+            emit(f.name, 0)
     importer.flush()
 
     for fr in report.files:

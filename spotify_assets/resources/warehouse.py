@@ -24,6 +24,7 @@ import io
 import os
 import shutil
 import tempfile
+import threading
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator
@@ -35,6 +36,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+from pydantic import PrivateAttr
 
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
@@ -110,6 +112,11 @@ class WarehouseResource(dg.ConfigurableResource):
         """Close gaps lying inside [start, end] (an import covered them); returns how many."""
         raise NotImplementedError
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group several writes (implementations may hold a lock or defer work until the end)."""
+        yield
+
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0])
 
@@ -135,6 +142,17 @@ class DuckDBWarehouseResource(WarehouseResource):
     snapshot_path: str = ""
     lock_timeout_s: float = 300.0
 
+    # Per thread: a resource instance may be shared by runs in several threads.
+    _tls: threading.local = PrivateAttr(default_factory=threading.local)
+
+    @property
+    def _batch_con(self) -> duckdb.DuckDBPyConnection | None:
+        return getattr(self._tls, "con", None)
+
+    @_batch_con.setter
+    def _batch_con(self, con: duckdb.DuckDBPyConnection | None) -> None:
+        self._tls.con = con
+
     @property
     def _snapshot(self) -> Path:
         return (
@@ -145,8 +163,27 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
-    def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Exclusive write connection: flock (bounded wait) -> write -> checkpoint -> publish."""
+    def batch(self) -> Iterator[None]:
+        """Hold the warehouse for several writes: one lock, one connection, one snapshot.
+
+        Each write inside still commits on its own (an import's progress is durable chunk by
+        chunk), and reads inside see those writes. Publishing the snapshot copies the whole
+        file, so a 1M-play import or a run's plays + features merge publishes it once at the
+        end instead of after every write.
+        """
+        if self._batch_con is not None:
+            yield
+            return
+        with self._exclusive() as con:
+            self._batch_con = con
+            try:
+                yield
+            finally:
+                self._batch_con = None
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """flock (bounded wait) -> connect -> ... -> checkpoint, close, publish the snapshot."""
         db = Path(self.path)
         db.parent.mkdir(parents=True, exist_ok=True)
         with open(db.with_suffix(".lock"), "a+") as lock_file:
@@ -165,23 +202,33 @@ class DuckDBWarehouseResource(WarehouseResource):
                 con = _connect_with_retry(str(db), read_only=False, timeout_s=self.lock_timeout_s)
                 try:
                     _ensure_tables(con)
-                    con.execute("BEGIN TRANSACTION")
-                    try:
-                        yield con
-                        con.execute(
-                            f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
-                            [datetime.now(UTC).isoformat()],
-                        )
-                        con.execute("COMMIT")
-                    except BaseException:
-                        con.execute("ROLLBACK")
-                        raise
+                    yield con
                     con.execute("CHECKPOINT")
                 finally:
                     con.close()
+                # Only committed data is in the file: publish even if a later write in a
+                # batch failed, so readers see everything that did commit.
                 self._publish_snapshot(db)
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write, in its own transaction, inside the current batch or a batch of its own."""
+        with self.batch():
+            con = self._batch_con
+            assert con is not None
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute(
+                    f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
+                    [datetime.now(UTC).isoformat()],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
     def _publish_snapshot(self, db: Path) -> None:
         """Copy the closed database next to itself and rename it over the snapshot (atomic)."""
@@ -197,7 +244,11 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     @contextmanager
     def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Reads go to the published snapshot: they never contend with a writer."""
+        """Reads go to the published snapshot: they never contend with a writer (inside a
+        batch they go to the batch's connection, so they see the batch's own writes)."""
+        if self._batch_con is not None:
+            yield self._batch_con
+            return
         if not self._snapshot.exists():
             with self._writer():
                 pass  # create the empty warehouse and publish its first snapshot
