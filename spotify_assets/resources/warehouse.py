@@ -113,7 +113,7 @@ class WarehouseResource(dg.ConfigurableResource):
         raise NotImplementedError
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, *, publish: bool = True) -> Iterator[None]:
         """Group several writes (implementations may hold a lock or defer work until the end)."""
         yield
 
@@ -163,7 +163,7 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, *, publish: bool = True) -> Iterator[None]:
         """Hold the warehouse for several writes: one lock, one connection, one snapshot.
 
         Each write inside still commits on its own (an import's progress is durable chunk by
@@ -174,7 +174,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         if self._batch_con is not None:
             yield
             return
-        with self._exclusive() as con:
+        with self._exclusive(publish=publish) as con:
             self._batch_con = con
             try:
                 yield
@@ -182,7 +182,7 @@ class DuckDBWarehouseResource(WarehouseResource):
                 self._batch_con = None
 
     @contextmanager
-    def _exclusive(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _exclusive(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """flock (bounded wait) -> connect -> ... -> checkpoint, close, publish the snapshot."""
         db = Path(self.path)
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -208,14 +208,15 @@ class DuckDBWarehouseResource(WarehouseResource):
                     con.close()
                 # Only committed data is in the file: publish even if a later write in a
                 # batch failed, so readers see everything that did commit.
-                self._publish_snapshot(db)
+                if publish or not self._snapshot.exists():
+                    self._publish_snapshot(db)
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     @contextmanager
-    def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _writer(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write, in its own transaction, inside the current batch or a batch of its own."""
-        with self.batch():
+        with self.batch(publish=publish):
             con = self._batch_con
             assert con is not None
             con.execute("BEGIN TRANSACTION")
@@ -326,7 +327,9 @@ class DuckDBWarehouseResource(WarehouseResource):
             return con.execute(sql).df()
 
     def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
-        with self._writer() as con:
+        # Not published on its own: the run's merge, moments later, publishes it with the plays
+        # (a snapshot copy costs time proportional to the history).
+        with self._writer(publish=False) as con:
             con.execute(
                 f"INSERT OR IGNORE INTO {GAPS_TABLE} VALUES (?, ?, ?, NULL)",
                 [gap_start, gap_end, datetime.now(UTC)],
