@@ -17,20 +17,11 @@ from typing import Any
 
 import requests
 
+from spotify_assets.spotify.normalize import FEATURE_COLUMNS
+
 BATCH_SIZE = 40
-FEATURE_KEYS = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-)
+#: The track_features columns ReccoBeats answers with (it has no time_signature or duration).
+FEATURE_KEYS = tuple(c for c in FEATURE_COLUMNS if c not in {"time_signature", "duration_ms"})
 
 
 class ReccoBeatsError(RuntimeError):

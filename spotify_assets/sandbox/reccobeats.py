@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from spotify_assets.providers.reccobeats import FEATURE_KEYS
 from spotify_assets.sandbox.catalogue import Catalogue, stable_unit
 
 #: Where the sandbox serves the emulation (the client appends ``/v1/audio-features``).
@@ -25,19 +26,7 @@ RECCOBEATS_AUDIO_FEATURES_PATH = f"{RECCOBEATS_PREFIX}/v1/audio-features"
 MAX_IDS = 40
 #: Share of catalogue tracks ReccoBeats "has not analysed" (absent from answers).
 NOT_ANALYSED_RATIO = 0.15
-_FEATURE_KEYS = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-)
+_FEATURE_KEYS = FEATURE_KEYS  # what the real service returns, from the client module
 _NAMESPACE = uuid.UUID("6f1c1f0e-2b7a-4d38-9a53-0c8d7f1d5e21")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from spotify_assets.schema import conform, empty_frame
+from spotify_assets.schema import column_names, conform, empty_frame
 
 
 @dataclass
@@ -126,20 +126,9 @@ def normalize_recently_played(items: list[Any], *, ingested_at: datetime | None 
     return Normalized(plays=plays, quarantine=quarantine)
 
 
-FEATURE_COLUMNS = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-    "time_signature",
-    "duration_ms",
+#: The feature columns of the track_features table (everything but its bookkeeping columns).
+FEATURE_COLUMNS = tuple(
+    c for c in column_names("track_features") if c not in {"track_id", "status", "provider", "fetched_at"}
 )
 
 
