@@ -51,26 +51,13 @@ def _sandbox_history_export(sandbox: SandboxServer, days: int, folder: Path) -> 
     It ends at the oldest of the 50 plays the API still shows, so the poll that follows
     overlaps the export by exactly one play (the dedupe keeps it once) and leaves no gap.
     """
+    from spotify_assets.imports.generate import extended_row_from_api_item
+
     recent = sandbox.recently_played_truth()
     oldest = min(pd.Timestamp(i["played_at"]) for i in recent)
     items = sandbox.plays_between(oldest - pd.Timedelta(days=days), oldest)
     rows = [
-        {
-            "ts": pd.Timestamp(i["played_at"]).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "platform": "linux",
-            "ms_played": i["track"]["duration_ms"],
-            "conn_country": "DE",
-            "master_metadata_track_name": i["track"]["name"],
-            "master_metadata_album_artist_name": i["track"]["artists"][0]["name"],
-            "master_metadata_album_album_name": i["track"]["album"]["name"],
-            "spotify_track_uri": i["track"]["uri"],
-            "reason_start": "trackdone",
-            "reason_end": "trackdone",
-            "shuffle": False,
-            "skipped": False,
-            "offline": False,
-            "incognito_mode": False,
-        }
+        extended_row_from_api_item(i)
         for i in items
         if i["track"].get("type") == "track" and i["track"].get("id")
     ]

@@ -204,20 +204,14 @@ def test_poll_gap_is_recorded_then_closed_by_an_import(
 def test_a_polled_play_already_imported_from_an_export_is_not_added_twice(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
+    from spotify_assets.imports.generate import extended_row_from_api_item
     from spotify_assets.imports.runner import import_export
 
     newest = pipeline_sandbox.recently_played_truth()[0]
     ended = pd.Timestamp(newest["played_at"]) - pd.Timedelta(seconds=2)  # the export's clock, 2 s early
     export = tmp_path / "export"
     export.mkdir()
-    row = {
-        "ts": ended.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "ms_played": newest["track"]["duration_ms"],
-        "master_metadata_track_name": newest["track"]["name"],
-        "master_metadata_album_artist_name": newest["track"]["artists"][0]["name"],
-        "master_metadata_album_album_name": newest["track"]["album"]["name"],
-        "spotify_track_uri": newest["track"]["uri"],
-    }
+    row = extended_row_from_api_item(newest, ts=ended.strftime("%Y-%m-%dT%H:%M:%SZ"))
     (export / "Streaming_History_Audio_2026.json").write_text(json.dumps([row]))
     assert import_export(export, local_resources["warehouse"], local_resources["lake"]).added == 1
 

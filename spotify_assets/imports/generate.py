@@ -180,6 +180,32 @@ def _row(rng: random.Random, cat: _Catalogue, ts: datetime, s: GenerateSummary) 
     return row
 
 
+def extended_row_from_api_item(item: dict[str, Any], ts: str | None = None) -> dict[str, Any]:
+    """The extended-streaming-history row a recently-played ``item`` (a full listen) would be.
+
+    ``ts`` overrides the end time (the export's own clock); by default the item's
+    ``played_at`` cut to whole seconds, as the export writes it.
+    """
+    track = item["track"]
+    ended = ts or str(item["played_at"])[:19] + "Z"
+    return {
+        "ts": ended,
+        "platform": "linux",
+        "ms_played": track["duration_ms"],
+        "conn_country": "DE",
+        "master_metadata_track_name": track["name"],
+        "master_metadata_album_artist_name": track["artists"][0]["name"],
+        "master_metadata_album_album_name": track["album"]["name"],
+        "spotify_track_uri": track["uri"],
+        "reason_start": "trackdone",
+        "reason_end": "trackdone",
+        "shuffle": False,
+        "skipped": False,
+        "offline": False,
+        "incognito_mode": False,
+    }
+
+
 def generate_export(
     out: str | Path,
     rows: int,
