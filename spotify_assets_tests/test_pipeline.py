@@ -221,3 +221,40 @@ def test_a_polled_play_already_imported_from_an_export_is_not_added_twice(
     observation = next(e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION")
     assert observation.event_specific_data.asset_observation.metadata["already_imported"].value == 1
     assert local_resources["warehouse"].count("bq_plays") == 1
+
+
+def test_features_backfill_fills_imported_tracks_most_played_first(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from spotify_assets.assets.ingest import audio_features_backfill
+    from spotify_assets.imports.generate import extended_row_from_api_item
+    from spotify_assets.imports.runner import import_export
+
+    history = pipeline_sandbox.plays_between(
+        pipeline_sandbox.now() - pd.Timedelta(days=3), pipeline_sandbox.now()
+    )
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "Streaming_History_Audio_2026.json").write_text(
+        json.dumps([extended_row_from_api_item(i) for i in history])
+    )
+    import_export(export, local_resources["warehouse"], local_resources["lake"])
+    played = pd.Series([i["track"]["id"] for i in history]).value_counts()
+    resources = {k: local_resources[k] for k in ("features", "warehouse", "lake")}
+
+    first = dg.materialize(
+        [audio_features_backfill],
+        resources=resources,
+        run_config={"ops": {"audio_features_backfill": {"config": {"max_tracks": 5}}}},
+    )
+    assert _meta(first, "audio_features_backfill")["requested"] == 5
+    stored = local_resources["warehouse"].query("SELECT track_id, status FROM track_features")
+    most_played = sorted(played.items(), key=lambda kv: (-kv[1], kv[0]))[:5]  # the asset's order
+    assert set(stored["track_id"]) == {track for track, _ in most_played}
+    assert set(stored["status"]) == {"ok"}
+
+    rest = dg.materialize([audio_features_backfill], resources=resources)
+    assert _meta(rest, "audio_features_backfill")["requested"] == len(played) - 5
+    assert local_resources["warehouse"].count("track_features") == len(played)
+    done = dg.materialize([audio_features_backfill], resources=resources)
+    assert _meta(done, "audio_features_backfill")["requested"] == 0

@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from spotify_assets.assets.lake import parquet_bytes
 from spotify_assets.imports.dedupe import plays_index
 from spotify_assets.metadata import markdown_table
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
 from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
 from spotify_assets.spotify.normalize import normalize_audio_features, normalize_recently_played
 
 #: Spotify's recently-played endpoint never returns more than this many plays.
@@ -153,4 +155,56 @@ def audio_features(
             "features_available": bool(status_counts.get("ok", 0)) or not missing,
             "note": note,
         },
+    )
+
+
+class FeaturesBackfillConfig(dg.Config):
+    max_tracks: int = 5000
+
+
+@dg.asset(group_name="ingest", kinds={"spotify", "pandas"}, deps=["bq_plays"], code_version="1")
+def audio_features_backfill(
+    context: dg.AssetExecutionContext,
+    config: FeaturesBackfillConfig,
+    features: AudioFeaturesResource,
+    warehouse: WarehouseResource,
+    lake: LakeResource,
+) -> dg.MaterializeResult:
+    """Audio features for tracks the warehouse has plays of but no features for.
+
+    Imported history brings thousands of tracks the hourly poll never fetched features for.
+    This asset, run on demand (not hourly, so a tick's cost stays proportional to new plays),
+    asks the provider for up to ``max_tracks`` of them, most played first, lands the answer
+    in the lake and merges it like the hourly batch does.
+    """
+    missing = warehouse.query(
+        f"SELECT p.track_id, count(*) AS plays FROM {PLAYS_TABLE} p "
+        f"LEFT JOIN {FEATURES_TABLE} f ON p.track_id = f.track_id "
+        f"WHERE p.track_id IS NOT NULL AND p.content_type = 'track' "
+        f"AND (f.track_id IS NULL OR f.status = 'unavailable') "
+        f"GROUP BY p.track_id ORDER BY plays DESC, p.track_id LIMIT {int(config.max_tracks)}"
+    )
+    track_ids = missing["track_id"].astype(str).tolist()
+    if not track_ids:
+        return dg.MaterializeResult(metadata={"requested": 0, "note": "every played track has features"})
+    try:
+        answers = features.fetch(track_ids)
+        note = f"fetched {len(track_ids)} track(s) from {features.provider}"
+    except FeaturesUnavailableError as exc:
+        answers, note = None, str(exc)
+        context.log.warning(note)
+    fetched = normalize_audio_features(track_ids, answers, provider=features.provider)
+    data = parquet_bytes(fetched, "track_features")
+    path = f"track_features/backfill/{hashlib.sha256(data).hexdigest()[:20]}.parquet"
+    lake.write_bytes(path, data)
+    result = warehouse.merge_track_features(fetched)
+    counts = fetched["status"].value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "requested": len(track_ids),
+            "status_counts": {str(k): int(v) for k, v in counts.items()},
+            "lake_file": path,
+            "track_features_rows": result.total_rows,
+            "note": note,
+        }
     )

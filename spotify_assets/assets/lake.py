@@ -14,7 +14,7 @@ from spotify_assets.resources.lake import LakeConflictError, LakeResource, LakeW
 from spotify_assets.schema import TableName, arrow_schema
 
 
-def _parquet_bytes(df: pd.DataFrame, table: TableName) -> bytes:
+def parquet_bytes(df: pd.DataFrame, table: TableName) -> bytes:
     buf = io.BytesIO()
     # Fixed writer settings keep the bytes deterministic for the same rows, so a retried
     # write of the same batch is recognised as identical by the create-only lake.
@@ -95,7 +95,7 @@ def gcs_csv(
         joined_part = joined[joined["play_key"].isin(part["play_key"])]
         keys = set(part["play_key"])
         for kind, path, data in (
-            ("plays_parquet", f"plays/played_date={day}/{batch_id}.parquet", _parquet_bytes(part, "plays")),
+            ("plays_parquet", f"plays/played_date={day}/{batch_id}.parquet", parquet_bytes(part, "plays")),
             ("plays_csv", f"plays_csv/played_date={day}/{batch_id}.csv", _csv_bytes(joined_part)),
         ):
             write = _land_batch_file(lake, path, data, keys, kind.rsplit("_", 1)[1])
@@ -103,7 +103,7 @@ def gcs_csv(
             created += int(write.created)
     if len(audio_features):
         # Features change between runs (a provider comes back): name the file by its bytes.
-        data = _parquet_bytes(audio_features, "track_features")
+        data = parquet_bytes(audio_features, "track_features")
         digest = hashlib.sha256(data).hexdigest()[:20]
         write = lake.write_bytes(
             f"track_features/fetched_date={datetime.now(UTC):%Y-%m-%d}/{digest}.parquet", data
