@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import dagster as dg
 import pandas as pd
 
 from spotify_assets.settings import data_dir
@@ -67,6 +68,21 @@ def _sandbox_history_export(sandbox: SandboxServer, days: int, folder: Path) -> 
     return folder
 
 
+def _report_failure(result: dg.ExecuteInProcessResult) -> None:
+    """Say which step failed, with its error's own message (which says what to do), not a traceback."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            cause = error.cause if error is not None and error.cause is not None else error
+            message = cause.message.strip() if cause is not None else "unknown error"
+            print(f"Step {event.step_key} failed: {message}", file=sys.stderr)
+    print(
+        f"Run {result.run_id} failed. Fix the cause above and run `make demo` again: it resumes from "
+        "the warehouse's newest play and adds nothing twice. Full logs: `make dev` (Runs tab).",
+        file=sys.stderr,
+    )
+
+
 def demo_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spotify-assets demo", description=__doc__)
     parser.add_argument(
@@ -99,8 +115,6 @@ def demo_command(argv: list[str]) -> int:
                     f"Imported {args.history_days} days of sandbox listening history as a privacy export: "
                     f"{report.rows_read} rows, {report.added} added, {report.duplicates} already present."
                 )
-        import dagster as dg
-
         from spotify_assets.definitions import defs
         from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
 
@@ -112,10 +126,7 @@ def demo_command(argv: list[str]) -> int:
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         )
         if not result.success:
-            for event in result.all_events:
-                if event.is_failure and event.step_failure_data:
-                    print(f"step {event.step_key} failed: {event.step_failure_data.error}", file=sys.stderr)
-            print(f"Run {result.run_id} failed; see `make dev` for the full logs.", file=sys.stderr)
+            _report_failure(result)
             return 1
         if history_imported:
             # The imported year has tracks the hourly poll never asked features for.

@@ -10,6 +10,7 @@ import pandas as pd
 
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.resources.spotify import SpotifyResource
+from spotify_assets.spotify.client import played_at_ms
 
 
 @dg.sensor(
@@ -23,8 +24,9 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
     """The cursor is the newest ``played_at`` (Unix ms) the sensor has seen."""
     after_ms = int(context.cursor) if context.cursor else None
     items = spotify.get_client().recently_played(after_ms=after_ms)
-    played = [pd.Timestamp(i["played_at"]) for i in items if isinstance(i, dict) and i.get("played_at")]
-    newest_ms = max((int(t.timestamp() * 1000) for t in played), default=None)
+    # Items without a readable played_at are the run's to quarantine; they move no cursor.
+    played = [ms for ms in map(played_at_ms, items) if ms is not None]
+    newest_ms = max(played, default=None)
     if newest_ms is None or (after_ms is not None and newest_ms <= after_ms):
         since = pd.Timestamp(after_ms, unit="ms", tz="UTC").isoformat() if after_ms else "ever"
         return dg.SensorResult(skip_reason=dg.SkipReason(f"No new plays since {since}."))

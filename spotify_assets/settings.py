@@ -1,6 +1,7 @@
-"""Where local data lives and which deployment is active: the only two environment switches.
+"""Where local data lives, which deployment is active and which Spotify servers to talk to.
 
-Assets never read these; ``definitions.py`` does, once, to pick the resource set.
+Assets never read these; ``definitions.py`` does, once, to pick the resource set (and the
+``spotify-assets`` commands do, so every client in a process points at the same servers).
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from typing import Literal
 Deployment = Literal["local", "cloud"]
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Spotify's own servers: the defaults of ``SPOTIFY_API_URL`` and ``SPOTIFY_ACCOUNTS_URL``.
+DEFAULT_API_URL = "https://api.spotify.com"
+DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
 
 
 def deployment() -> Deployment:
@@ -37,3 +42,23 @@ def warehouse_path() -> Path:
 
 def lake_root() -> Path:
     return data_dir() / "lake"
+
+
+def spotify_api_url() -> str:
+    """``SPOTIFY_API_URL``: the Web API base URL (a recording proxy, a gateway, a test double...)."""
+    return (os.environ.get("SPOTIFY_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
+def spotify_accounts_url() -> str:
+    """``SPOTIFY_ACCOUNTS_URL``: the accounts service (``/api/token``, ``/authorize``) base URL."""
+    return (os.environ.get("SPOTIFY_ACCOUNTS_URL") or DEFAULT_ACCOUNTS_URL).rstrip("/")
+
+
+def sandbox_token_path(sandbox_url: str) -> Path:
+    """Where refresh tokens a running sandbox hands out are kept: per sandbox URL, under the data dir.
+
+    Never the user's real token file: a sandbox token must not overwrite a real one, and a
+    restarted sandbox (a new port) must not be offered a token only the old one knew.
+    """
+    name = "".join(c if c.isalnum() else "_" for c in sandbox_url.split("://", 1)[-1]).strip("_")
+    return data_dir() / "sandbox-tokens" / f"{name or 'sandbox'}.json"

@@ -16,10 +16,9 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
+from spotify_assets.spotify.client import RECENTLY_PLAYED_LIMIT
 from spotify_assets.spotify.normalize import normalize_audio_features, normalize_recently_played
 
-#: Spotify's recently-played endpoint never returns more than this many plays.
-RECENTLY_PLAYED_WINDOW = 50
 PREVIEW_COLUMNS = ["played_at", "track_name", "artist_names", "album_name"]
 
 
@@ -46,7 +45,8 @@ def raw_recent_tracks(
     cursor = warehouse.max_played_at()
     after_ms = int(cursor.timestamp() * 1000) if cursor else None
     client = spotify.get_client()
-    items = client.recently_played(after_ms=after_ms)
+    window = client.recently_played_window(after_ms=after_ms)
+    items = window.items
     fetched_at = datetime.now(UTC)
     raw_path = None
     if items:
@@ -66,9 +66,9 @@ def raw_recent_tracks(
         # clock (whole seconds, a second or two off): same track within the tolerance is
         # the same stream, so it is not new (see imports/dedupe.py for the tolerances).
         dups = plays_index(warehouse).duplicates(plays.assign(idx=range(len(plays))), "api")
-        window = dups.loc[dups["why"] == "window", "idx"].tolist()
-        already_imported = len(window)
-        plays = plays.drop(index=window).reset_index(drop=True)
+        imported = dups.loc[dups["why"] == "window", "idx"].tolist()
+        already_imported = len(imported)
+        plays = plays.drop(index=imported).reset_index(drop=True)
     if normalized.quarantine:
         body = "\n".join(json.dumps(q, sort_keys=True) for q in normalized.quarantine).encode()
         digest = hashlib.sha256(body).hexdigest()[:20]
@@ -78,18 +78,24 @@ def raw_recent_tracks(
         context.log.warning(
             f"quarantined {len(normalized.quarantine)} item(s): {normalized.quarantine_reasons}"
         )
-    possible_gap = bool(
-        cursor is not None and len(items) >= RECENTLY_PLAYED_WINDOW and len(plays) >= RECENTLY_PLAYED_WINDOW
-    )
+    # Judged from the API's raw window, not from the plays left after quarantine and dedupe:
+    # episodes, local files or junk inside a full window hide older plays just the same.
+    possible_gap = window.possible_gap
     if possible_gap and cursor is not None:
-        warehouse.record_gap(cursor, plays["played_at"].min().to_pydatetime())
+        gap_end = (
+            pd.Timestamp(window.oldest_ms, unit="ms", tz="UTC").to_pydatetime()
+            if window.oldest_ms is not None
+            else fetched_at
+        )
+        warehouse.record_gap(cursor, gap_end)
         context.log.warning(
-            f"all {RECENTLY_PLAYED_WINDOW} plays the API returned are newer than the cursor {cursor}: plays between "
-            "the cursor and the oldest returned play may be missing (poll more often, or import a privacy export)"
+            f"all {window.raw_items} items the API returned (a full window of {RECENTLY_PLAYED_LIMIT}) are newer "
+            f"than the cursor {cursor}: plays between the cursor and {gap_end} may be missing (poll more "
+            "often, or import a privacy export)"
         )
     metadata: dict[str, dg.RawMetadataValue] = {
         "cursor": cursor.isoformat() if cursor else "none (first run)",
-        "items_returned": len(items),
+        "items_returned": window.raw_items,
         "new_plays": len(plays),
         "already_imported": already_imported,
         "quarantined": len(normalized.quarantine),

@@ -17,11 +17,24 @@ from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.spark import SparkResource
 from spotify_assets.resources.spotify import LiveSpotifyResource, SandboxSpotifyResource, SpotifyResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-from spotify_assets.settings import Deployment, data_dir, deployment, lake_root, warehouse_path
+from spotify_assets.settings import (
+    Deployment,
+    data_dir,
+    deployment,
+    lake_root,
+    spotify_accounts_url,
+    spotify_api_url,
+    warehouse_path,
+)
 
 
 def spotify_resource() -> SpotifyResource:
-    """The real API when credentials are set; otherwise the shipped sandbox (started on demand)."""
+    """The real API when credentials are set; otherwise the shipped sandbox (started on demand).
+
+    With credentials, ``SPOTIFY_API_URL`` and ``SPOTIFY_ACCOUNTS_URL`` point the client at any
+    compatible server (a recording proxy, a gateway, a test double). The features resource
+    gets this same instance, so every client in the process talks to the same servers.
+    """
     if os.environ.get("SPOTIFY_CLIENT_ID"):
         return LiveSpotifyResource(
             client_id=dg.EnvVar("SPOTIFY_CLIENT_ID"),
@@ -29,6 +42,8 @@ def spotify_resource() -> SpotifyResource:
             refresh_token=dg.EnvVar("SPOTIFY_REFRESH_TOKEN")
             if os.environ.get("SPOTIFY_REFRESH_TOKEN")
             else None,
+            api_base_url=spotify_api_url(),
+            accounts_base_url=spotify_accounts_url(),
         )
     return SandboxSpotifyResource(url=os.environ.get("SPOTIFY_SANDBOX_URL", ""))
 

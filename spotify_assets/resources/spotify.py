@@ -17,11 +17,12 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from spotify_assets.sandbox.constants import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
+from spotify_assets.settings import DEFAULT_ACCOUNTS_URL, DEFAULT_API_URL, sandbox_token_path
 from spotify_assets.spotify.client import HttpSpotifyClient, SpotifyClient
 from spotify_assets.spotify.token_store import FileTokenStore, MemoryTokenStore, TokenStore
 
 _SECRET_FIELDS = frozenset({"client_secret", "refresh_token"})
-_SANDBOX_STORES: dict[str, MemoryTokenStore] = {}
+_EMBEDDED_STORE = MemoryTokenStore()
 
 
 class SpotifyResource(dg.ConfigurableResource):
@@ -41,8 +42,10 @@ class LiveSpotifyResource(SpotifyResource):
         description="Refresh token from `spotify-assets auth` (dg.EnvVar); the token store's rotated copy wins "
         "while this value is unchanged.",
     )
-    api_base_url: str = "https://api.spotify.com"
-    accounts_base_url: str = "https://accounts.spotify.com"
+    api_base_url: str = Field(default=DEFAULT_API_URL, description="Web API base URL ($SPOTIFY_API_URL).")
+    accounts_base_url: str = Field(
+        default=DEFAULT_ACCOUNTS_URL, description="Accounts service base URL ($SPOTIFY_ACCOUNTS_URL)."
+    )
     token_store_path: str | None = Field(
         default=None,
         description="Token store file; default $SPOTIFY_TOKEN_FILE or ~/.config/spotify-assets/token.json.",
@@ -89,8 +92,9 @@ class LiveSpotifyResource(SpotifyResource):
 class SandboxSpotifyResource(LiveSpotifyResource):
     """The sandbox API: ``url`` of a running ``spotify-assets sandbox``, or empty for an embedded one.
 
-    Its refresh token lives in memory unless ``token_store_path`` is set, so sandbox runs never
-    overwrite a real token in the user's store.
+    Rotated refresh tokens persist across runs as they do against Spotify: in a 0600 file per
+    sandbox URL under the data dir (``settings.sandbox_token_path``), never the user's real
+    token file. Only the embedded sandbox, which dies with the process, keeps them in memory.
     """
 
     client_id: str = SANDBOX_CLIENT_ID
@@ -103,8 +107,10 @@ class SandboxSpotifyResource(LiveSpotifyResource):
     def _token_store(self) -> TokenStore:
         if self.token_store_path:
             return FileTokenStore(self.token_store_path)
-        # One in-memory store per sandbox URL and process, so a rotated sandbox token survives across runs.
-        return _SANDBOX_STORES.setdefault(self.url or "embedded", MemoryTokenStore())
+        if self.url:
+            return FileTokenStore(sandbox_token_path(self.url))
+        # The embedded sandbox lives as long as this process: one in-memory store for all its runs.
+        return _EMBEDDED_STORE
 
     def _base_urls(self) -> tuple[str, str]:
         if self.url:

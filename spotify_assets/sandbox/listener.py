@@ -173,3 +173,32 @@ class Listener:
         else:
             item = self.catalogue.track_json(play.track)
         return {"track": item, "played_at": iso_ms(play.played_at_ms), "context": context}
+
+
+def corrupt_item(item: dict[str, Any], kind: str, catalogue: Catalogue, key: int) -> Any:
+    """``item`` as a hostile or odd server might send it (the ``items`` fault knob).
+
+    ``key`` (the play's time) picks which local file or episode stands in, so answers stay
+    deterministic. The kinds are ``state.ITEM_FAULT_KINDS``.
+    """
+    out = dict(item)
+    track = dict(item["track"]) if isinstance(item.get("track"), dict) else item.get("track")
+    if kind == "missing_played_at":
+        del out["played_at"]
+    elif kind == "unparseable_played_at":
+        out["played_at"] = "yesterday, late"
+    elif kind == "track_not_object":
+        out["track"] = track.get("uri") if isinstance(track, dict) else "spotify:track:?"
+    elif kind == "unknown_type" and isinstance(track, dict):
+        out["track"] = {**track, "type": "audiobook_chapter"}
+    elif kind == "not_object":
+        return f"{item.get('played_at')} {track.get('uri') if isinstance(track, dict) else ''}"
+    elif kind == "null_id" and isinstance(track, dict):
+        out["track"] = {**track, "id": None}
+    elif kind == "local":
+        out["track"], out["context"] = catalogue.local_track_json(key % 12), None
+    elif kind == "episode":
+        out["track"] = catalogue.episode_json(key % len(catalogue.episodes))
+    else:
+        raise ValueError(f"unknown item fault {kind!r}")
+    return out

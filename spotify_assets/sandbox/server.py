@@ -36,7 +36,15 @@ from spotify_assets.sandbox.constants import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
 )
-from spotify_assets.sandbox.listener import ClockMode, Listener, SimClock, from_ms, parse_instant, to_ms
+from spotify_assets.sandbox.listener import (
+    ClockMode,
+    Listener,
+    SimClock,
+    corrupt_item,
+    from_ms,
+    parse_instant,
+    to_ms,
+)
 from spotify_assets.sandbox.reccobeats import RECCOBEATS_AUDIO_FEATURES_PATH, ReccoBeatsBadRequest
 from spotify_assets.sandbox.reccobeats import audio_features_answer as reccobeats_answer
 from spotify_assets.sandbox.state import SandboxState
@@ -134,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             else {}
         )
         grant_type = form.get("grant_type") if path == "/api/token" else None
-        malformed = False
+        malformed = html = False
         delay = state.take_delay(path)
         if delay and sandbox.stopping.wait(delay):
             state.record(method, path, 0, grant_type)
@@ -147,6 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
                     injected.headers["Retry-After"] = str(fault.retry_after)
                 raise injected
             malformed = state.take_malformed(path)
+            html = state.take_html(path)
             status, body, headers = self._route(method, path, query, form)
         except _HttpError as err:
             status, body, headers = err.status, err.body, err.headers
@@ -154,8 +163,21 @@ class _Handler(BaseHTTPRequestHandler):
         state.record(method, path, status, grant_type)
         if status in (301, 302):
             self._send_redirect(status, headers["Location"])
+        elif html:
+            self._send_html(status)
         else:
             self._send_json(status, body, headers, malformed=malformed)
+
+    def _send_html(self, status: int) -> None:
+        """What a captive portal or a misrouted proxy answers: a web page, with the API's status."""
+        data = (
+            b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Sign in to continue</body></html>"
+        )
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send_json(
         self, status: int, body: Any, headers: dict[str, str] | None = None, *, malformed: bool = False
@@ -316,8 +338,13 @@ class _Handler(BaseHTTPRequestHandler):
             if len(plays) > limit:
                 next_url = f"{base}?{urlencode({'before': page[-1].played_at_ms, 'limit': limit})}"
         href_params = {k: query[k] for k in ("limit", "after", "before") if query.get(k)}
+        faults = sandbox.state.item_faults()
+        items = [
+            corrupt_item(rendered, faults[n], sandbox.catalogue, p.played_at_ms) if n in faults else rendered
+            for n, (p, rendered) in enumerate((p, sandbox.listener.render(p)) for p in page)
+        ]
         return {
-            "items": [sandbox.listener.render(p) for p in page],
+            "items": items,
             "next": next_url,
             "cursors": cursors,
             "limit": limit,
@@ -362,6 +389,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif action == "malformed":
             sandbox.malformed_next(int(body.get("count", 1)), body.get("path", "*"))
+        elif action == "html":
+            sandbox.html_next(int(body.get("count", 1)), body.get("path", "*"))
+        elif action == "items":
+            sandbox.corrupt_items({int(k): str(v) for k, v in body.get("faults", {}).items()})
         elif action == "delay":
             count = body.get("count")
             sandbox.delay(
@@ -511,6 +542,16 @@ class SandboxServer:
     def malformed_next(self, count: int = 1, path: str = "*") -> None:
         """The next ``count`` matching responses carry a truncated JSON body."""
         self.state.set_malformed(count, path)
+
+    def html_next(self, count: int = 1, path: str = "*") -> None:
+        """The next ``count`` matching responses are an HTML page (status kept), as a proxy might send."""
+        self.state.set_html(count, path)
+
+    def corrupt_items(self, faults: dict[int, str]) -> None:
+        """Until cleared, the recently-played item at each position of a page becomes its fault kind
+        (``missing_played_at``, ``unparseable_played_at``, ``track_not_object``, ``unknown_type``,
+        ``not_object``, ``null_id``, ``local``, ``episode``)."""
+        self.state.set_item_faults(faults)
 
     def delay(self, seconds: float, count: int | None = None, path: str = "*") -> None:
         """Hold matching responses for ``seconds`` (next ``count`` requests; None: until cleared)."""

@@ -60,10 +60,26 @@ def _take(fault: CountedFault | StatusFault | None, path: str) -> bool:
     return True
 
 
+#: What an item fault does to the recently-played item at its position (see ``listener.corrupt_item``).
+ITEM_FAULT_KINDS = (
+    "missing_played_at",
+    "unparseable_played_at",
+    "track_not_object",
+    "unknown_type",
+    "not_object",
+    "null_id",
+    "local",
+    "episode",
+)
+
+
 @dataclass
 class FaultPlan:
     status: list[StatusFault] = field(default_factory=list)
     malformed: CountedFault | None = None
+    html: CountedFault | None = None
+    #: Position in each recently-played page -> what to turn that item into (until cleared).
+    items: dict[int, str] = field(default_factory=dict)
     delay: CountedFault | None = None
     audio_features_forbidden: bool = False
     rotate_refresh_tokens: bool = False
@@ -139,6 +155,21 @@ class SandboxState:
         with self.lock:
             self.faults.malformed = CountedFault(count, path) if count != 0 else None
 
+    def set_html(self, count: int | None = 1, path: str = "*") -> None:
+        with self.lock:
+            self.faults.html = CountedFault(count, path) if count != 0 else None
+
+    def set_item_faults(self, faults: dict[int, str]) -> None:
+        unknown = sorted(set(faults.values()) - set(ITEM_FAULT_KINDS))
+        if unknown:
+            raise ValueError(f"unknown item fault(s) {unknown}; known: {', '.join(ITEM_FAULT_KINDS)}")
+        with self.lock:
+            self.faults.items = {int(k): v for k, v in faults.items()}
+
+    def item_faults(self) -> dict[int, str]:
+        with self.lock:
+            return dict(self.faults.items)
+
     def set_delay(self, seconds: float, count: int | None = None, path: str = "*") -> None:
         with self.lock:
             self.faults.delay = CountedFault(count, path, seconds) if seconds > 0 else None
@@ -175,6 +206,10 @@ class SandboxState:
     def take_malformed(self, path: str) -> bool:
         with self.lock:
             return _take(self.faults.malformed, path)
+
+    def take_html(self, path: str) -> bool:
+        with self.lock:
+            return _take(self.faults.html, path)
 
     # -- counters -----------------------------------------------------------------------------------
 

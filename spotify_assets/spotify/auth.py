@@ -21,12 +21,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from spotify_assets.settings import spotify_accounts_url
 from spotify_assets.spotify.client import HttpSpotifyClient
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.token_store import FileTokenStore, token_sha256
 
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
-DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
 SCOPE = "user-read-recently-played"
 _DONE_PAGE = (
     b"<!doctype html><title>spotify-assets</title>"
@@ -99,7 +99,9 @@ def auth_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spotify-assets auth", description=__doc__.splitlines()[0])
     parser.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI, help="must match the app's settings")
     parser.add_argument(
-        "--accounts-url", default=os.environ.get("SPOTIFY_ACCOUNTS_URL", DEFAULT_ACCOUNTS_URL)
+        "--accounts-url",
+        default=spotify_accounts_url(),
+        help="accounts service base URL (default: $SPOTIFY_ACCOUNTS_URL or Spotify's)",
     )
     parser.add_argument("--no-browser", action="store_true", help="only print the URL")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the redirect")

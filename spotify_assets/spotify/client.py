@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 import logging
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import requests
 
+from spotify_assets.settings import DEFAULT_ACCOUNTS_URL, DEFAULT_API_URL
 from spotify_assets.spotify.errors import (
     AudioFeaturesUnavailable,
     SpotifyAPIError,
@@ -41,6 +44,7 @@ from spotify_assets.spotify.token_store import MemoryTokenStore, TokenStore
 
 log = logging.getLogger(__name__)
 
+#: Spotify's recently-played endpoint never shows more than the latest 50 plays (the one home of this fact).
 RECENTLY_PLAYED_LIMIT = 50
 AUDIO_FEATURES_BATCH = 100
 #: Refresh an access token this long before Spotify says it expires.
@@ -50,10 +54,49 @@ RERUN_AUTH_HINT = "run `spotify-assets auth` to authorise again and store a new 
 AuthKind = Literal["user", "app", "basic"]
 
 
-def played_at_ms(item: dict[str, Any]) -> int:
-    """Unix milliseconds of a play-history item's ``played_at``."""
-    value = str(item["played_at"]).replace("Z", "+00:00")
-    return round(datetime.fromisoformat(value).timestamp() * 1000)
+def parse_played_at(value: Any) -> datetime | None:
+    """A ``played_at`` string as an aware UTC datetime; None for anything that is not one.
+
+    Only ISO 8601 strings with a time of day count: a number, a bare date or garbage would
+    otherwise become a play at midnight or in 1970. Callers quarantine what this refuses.
+    """
+    if not isinstance(value, str) or "T" not in value.upper():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def played_at_ms(item: Any) -> int | None:
+    """Unix milliseconds of a play-history item's ``played_at``; None if the item has none we can read."""
+    parsed = parse_played_at(item.get("played_at")) if isinstance(item, dict) else None
+    return None if parsed is None else round(parsed.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class RecentlyPlayed:
+    """One poll of recently-played: the items after the cursor and what the raw pages said.
+
+    ``items`` holds every item newer than the cursor, newest first, *including* the ones the
+    client cannot read (no or unparseable ``played_at``, not an object), which come last so
+    normalization quarantines them with a reason instead of one bad item failing the poll.
+    ``raw_items`` and ``oldest_ms`` describe what the API returned before any filtering, so a
+    missed-plays gap is judged from the API's window, not from what survived cleaning.
+    """
+
+    items: list[Any]
+    after_ms: int | None
+    raw_items: int
+    oldest_ms: int | None
+
+    @property
+    def possible_gap(self) -> bool:
+        """The API showed a full window whose oldest readable play is still newer than the cursor."""
+        if self.after_ms is None or self.raw_items < RECENTLY_PLAYED_LIMIT:
+            return False
+        return self.oldest_ms is None or self.oldest_ms > self.after_ms
 
 
 class SpotifyClient(ABC):
@@ -64,8 +107,12 @@ class SpotifyClient(ABC):
         self.calls: Counter[str] = Counter()
 
     @abstractmethod
-    def recently_played(self, after_ms: int | None = None) -> list[dict[str, Any]]:
+    def recently_played_window(self, after_ms: int | None = None) -> RecentlyPlayed:
+        """Items played strictly after ``after_ms`` (all available if None), with the window's facts."""
+
+    def recently_played(self, after_ms: int | None = None) -> list[Any]:
         """Raw play-history items played strictly after ``after_ms`` (all available if None), newest first."""
+        return self.recently_played_window(after_ms).items
 
     @abstractmethod
     def audio_features(self, track_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
@@ -81,8 +128,8 @@ class HttpSpotifyClient(SpotifyClient):
         client_secret: str,
         refresh_token: str | None = None,
         *,
-        api_base_url: str = "https://api.spotify.com",
-        accounts_base_url: str = "https://accounts.spotify.com",
+        api_base_url: str = DEFAULT_API_URL,
+        accounts_base_url: str = DEFAULT_ACCOUNTS_URL,
         token_store: TokenStore | None = None,
         timeout_s: float = 10.0,
         max_retries: int = 4,
@@ -127,33 +174,56 @@ class HttpSpotifyClient(SpotifyClient):
 
     # -- public API ---------------------------------------------------------------------------------
 
-    def recently_played(self, after_ms: int | None = None) -> list[dict[str, Any]]:
+    def recently_played_window(self, after_ms: int | None = None) -> RecentlyPlayed:
         url = f"{self.api_base_url}/v1/me/player/recently-played"
         first: dict[str, Any] = {"limit": RECENTLY_PLAYED_LIMIT}
         if after_ms is not None:
             first["after"] = int(after_ms)
         params: dict[str, Any] | None = first
-        items: dict[tuple[str, str | None], dict[str, Any]] = {}
+        readable: dict[tuple[int, str | None], tuple[int, Any]] = {}
+        unreadable: dict[str, Any] = {}
+        raw_items = 0
+        oldest_ms: int | None = None
         for _ in range(self.max_pages):
             body = self._send("GET", url, endpoint="recently_played", auth="user", params=params)
-            page = (body.get("items") or []) if isinstance(body, dict) else []
-            for item in page:
-                if after_ms is not None and played_at_ms(item) <= after_ms:
+            page = body.get("items") if isinstance(body, dict) else None
+            if page is not None and not isinstance(page, list):
+                raise SpotifyAPIError(
+                    f"recently-played answer from {url} has 'items' that is not a list",
+                    endpoint="recently_played",
+                )
+            page = page or []
+            raw_items += len(page)
+            times = [played_at_ms(item) for item in page]
+            for item, ms in zip(page, times, strict=True):
+                if ms is None:  # kept for quarantine; deduplicated across overlapping pages by content
+                    unreadable.setdefault(json.dumps(item, sort_keys=True, default=str), item)
                     continue
-                track = item.get("track") or {}
-                items.setdefault((str(item["played_at"]), track.get("id") or track.get("uri")), item)
+                if after_ms is not None and ms <= after_ms:
+                    continue
+                track = item.get("track")
+                ident = (track.get("id") or track.get("uri")) if isinstance(track, dict) else None
+                readable.setdefault((ms, ident), (ms, item))
+            known = [ms for ms in times if ms is not None]
+            if known:
+                oldest_ms = min(known) if oldest_ms is None else min(oldest_ms, *known)
             next_url = body.get("next") if isinstance(body, dict) else None
-            if not page or not next_url:
+            if not page or not next_url or not known:
                 break
-            oldest = min(played_at_ms(i) for i in page)
-            if after_ms is not None and oldest <= after_ms:
+            if after_ms is not None and min(known) <= after_ms:
                 break
             if str(next_url).startswith(self.api_base_url + "/"):
                 url, params = str(next_url), None
             else:  # never send our bearer token to a host we were not configured for
                 url = f"{self.api_base_url}/v1/me/player/recently-played"
-                params = {"limit": RECENTLY_PLAYED_LIMIT, "before": oldest}
-        return sorted(items.values(), key=played_at_ms, reverse=True)
+                params = {"limit": RECENTLY_PLAYED_LIMIT, "before": min(known)}
+        newest_first = [item for _, item in sorted(readable.values(), key=lambda p: p[0], reverse=True)]
+        return RecentlyPlayed(
+            items=newest_first + list(unreadable.values()),
+            after_ms=after_ms,
+            raw_items=raw_items,
+            oldest_ms=oldest_ms,
+        )
 
     def audio_features(self, track_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         ids = list(dict.fromkeys(i for i in track_ids if i))
@@ -325,7 +395,7 @@ class HttpSpotifyClient(SpotifyClient):
             try:
                 return resp.json()
             except ValueError:
-                retries = self._backoff(retries, endpoint, "malformed JSON in the answer", status=status)
+                retries = self._backoff(retries, endpoint, _not_json(resp, url), status=status)
 
     def _backoff(self, retries: int, endpoint: str, what: str, status: int | None = None) -> int:
         """Sleep before retry ``retries + 1``, or raise once ``max_retries`` are used up."""
@@ -386,6 +456,16 @@ def _retry_after_s(resp: requests.Response) -> float:
     except (TypeError, ValueError):
         return 1.0
     return max(0.0, when.timestamp() - time.time())
+
+
+def _not_json(resp: requests.Response, url: str) -> str:
+    """Why an answer could not be read: an HTML page (a proxy, a captive portal) or malformed JSON."""
+    where = url.split("?", 1)[0]
+    content_type = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    head = resp.content[:200].lstrip().lower()
+    if content_type == "text/html" or head.startswith((b"<!doctype html", b"<html")):
+        return f"an HTML page instead of JSON (HTTP {resp.status_code}, {content_type or 'no content type'}) from {where}"
+    return f"malformed JSON in the answer (HTTP {resp.status_code}) from {where}"
 
 
 def _api_message(resp: requests.Response) -> str:

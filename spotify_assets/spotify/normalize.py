@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from spotify_assets.schema import column_names, conform, empty_frame
+from spotify_assets.spotify.client import parse_played_at
 
 
 @dataclass
@@ -51,6 +52,7 @@ def _largest_image(album: dict[str, Any]) -> str | None:
 
 
 def _quarantine_reason(item: Any) -> str | None:
+    """Why an item cannot be a play, or None. Every item the client could not read lands here too."""
     if not isinstance(item, dict):
         return "item is not an object"
     track = item.get("track")
@@ -58,8 +60,13 @@ def _quarantine_reason(item: Any) -> str | None:
         return "missing track object"
     if item.get("played_at") in (None, ""):
         return "missing played_at"
-    if track.get("type", "track") == "episode":
+    if parse_played_at(item["played_at"]) is None:
+        return "unparseable played_at"
+    kind = track.get("type", "track")
+    if kind == "episode":
         return "podcast episode (not a music play)"
+    if kind != "track":
+        return f"unknown item type {str(kind)[:40]!r}"
     if track.get("is_local"):
         return "local file (no Spotify id)"
     if not track.get("id"):
@@ -74,18 +81,11 @@ def normalize_recently_played(items: list[Any], *, ingested_at: datetime | None 
     quarantine: list[dict[str, Any]] = []
     for item in items:
         reason = _quarantine_reason(item)
-        played_at = None
-        if reason is None:
-            try:
-                played_at = pd.Timestamp(item["played_at"])
-                played_at = (
-                    played_at.tz_localize("UTC") if played_at.tzinfo is None else played_at.tz_convert("UTC")
-                )
-            except (ValueError, TypeError):
-                reason = "unparseable played_at"
-        if reason is not None or played_at is None:
-            quarantine.append({"reason": reason, "item": item})
+        parsed = parse_played_at(item["played_at"]) if reason is None else None
+        if parsed is None:
+            quarantine.append({"reason": reason or "unparseable played_at", "item": item})
             continue
+        played_at = pd.Timestamp(parsed)
         track = item["track"]
         album = track.get("album") or {}
         artists = [a for a in track.get("artists") or [] if isinstance(a, dict)]
