@@ -228,3 +228,22 @@ def test_lake_upload_is_what_the_load_reads(gcs_emulator: GCSEmulator, gcs_emula
     )
     on_disk = gcs_emulator_server.root / gcs_emulator.bucket / "x" / "y.parquet"
     assert pq.read_table(io.BytesIO(on_disk.read_bytes())).num_rows == 2
+
+
+def test_tables_are_created_from_the_schema_files_partitioned_and_clustered(
+    bigquery_emulator: BigQueryEmulator,
+) -> None:
+    from spotify_assets.schema import load_schema
+
+    warehouse = _warehouse(bigquery_emulator)
+    warehouse.ensure_tables()
+    client = bigquery_emulator.client()
+    plays = client.get_table(warehouse.table_id("bq_plays"))
+    legacy = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}  # the same types, older names
+    assert [(f.name, legacy.get(f.field_type, f.field_type), f.mode) for f in plays.schema] == [
+        (f.name, f.type, f.mode) for f in load_schema("plays")
+    ]
+    assert plays.time_partitioning.type_ == "DAY" and plays.time_partitioning.field == "played_at"
+    assert plays.clustering_fields == ["track_id"]
+    names = {t.table_id for t in client.list_tables(warehouse.dataset)}
+    assert names == {"bq_plays", "track_features", "top_ten_tracks", "ingest_gaps"}
