@@ -363,12 +363,12 @@ def run(fresh: bool) -> int:
         )
         if skipped:
             print(f"No new plays: skipped {', '.join(skipped)}.")
-        warehouse = (defs.resources or {})["warehouse"].process_config_and_initialize()
-        plays = warehouse.count(PLAYS_TABLE)
-        top = warehouse.query(
-            f"SELECT rank, track_name, artist_names, plays, ROUND(minutes_listened, 1) AS minutes, last_played_at "
-            f"FROM {TOP_TEN_TABLE} ORDER BY rank"
-        )
+        with dg.build_resources({"warehouse": (defs.resources or {})["warehouse"]}) as built:
+            plays = built.warehouse.count(PLAYS_TABLE)
+            top = built.warehouse.query(
+                f"SELECT rank, track_name, artist_names, plays, ROUND(minutes_listened, 1) AS minutes, "
+                f"last_played_at FROM {TOP_TEN_TABLE} ORDER BY rank"
+            )
         print(
             f"\n{PLAYS_TABLE}: {plays} plays in the warehouse ({inserted} added by this run). Top ten tracks (from BigQuery):\n"
         )
