@@ -9,57 +9,18 @@ BigQuery emulator and the top ten is written back there; Dagster's IO files go t
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from spotify_assets.assets import PIPELINE_ASSETS
 from spotify_assets.resources.by_deployment import resources_for
 from spotify_assets.sandbox.server import SandboxServer
-from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 
 UPSTREAM_OF_WAREHOUSE = PIPELINE_ASSETS[:3]
-
-
-@pytest.fixture
-def cloud_env(
-    monkeypatch: pytest.MonkeyPatch,
-    gcs_emulator_url: str,
-    bigquery_emulator: BigQueryEmulator,
-    pipeline_sandbox: SandboxServer,
-    spark,
-) -> dict[str, str]:
-    """A fresh bucket and datasets, and the environment a user would export for cloud mode."""
-    bucket = f"lake-{uuid.uuid4().hex[:10]}"
-    storage.Client(
-        project="p", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator_url}
-    ).create_bucket(bucket)
-    dataset, staging = bigquery_emulator.new_datasets()
-    env = {
-        "SPOTIFY_DEPLOYMENT": "cloud",
-        "SPOTIFY_GCP_PROJECT": bigquery_emulator.project,
-        "SPOTIFY_GCS_BUCKET": bucket,
-        "SPOTIFY_BQ_DATASET": dataset,
-        "SPOTIFY_BQ_STAGING_DATASET": staging,
-        "SPOTIFY_GCS_ENDPOINT": gcs_emulator_url,
-        "SPOTIFY_BQ_ENDPOINT": bigquery_emulator.url,
-        "SPOTIFY_SANDBOX_URL": pipeline_sandbox.url,
-    }
-    for name in (
-        "STORAGE_EMULATOR_HOST",
-        "BIGQUERY_EMULATOR_HOST",
-        "SPOTIFY_CLIENT_ID",
-        "SPOTIFY_GCS_PREFIX",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 def _objects(env: dict[str, str]) -> list[str]:
