@@ -26,8 +26,8 @@ How cloud mode reads the plays (``--input bigquery:<project>.<dataset>.<table>[?
 the **driver** reads the table with the ``google-cloud-bigquery`` client (``tabledata.list``,
 or the Storage Read API when ``google-cloud-bigquery-storage`` is installed and no endpoint is
 given), hands the Arrow table to Spark, and the executors rank it; the ten-row result is
-collected and written by the driver too. Why not the spark-bigquery connector: it is a jar
-from Maven that this project cannot fetch or test offline, and a job that needs it fails on
+collected and written by the driver too. Why not the spark-bigquery connector: it is a Maven
+jar that this project cannot fetch or test offline, and a job that needs it fails on
 any cluster without it. Why not an extract to ``gs://``: the executors would need the GCS
 connector (also a jar). Reading in the driver needs only Python packages the image already
 has, runs the same code on ``local[*]``, a standalone cluster and Dataproc (client deploy
