@@ -9,6 +9,11 @@ BigQuery emulator and the top ten is written back there; Dagster's IO files go t
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,6 +22,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.imports.generate import generate_export
 from spotify_assets.resources.by_deployment import resources_for
 from spotify_assets.sandbox.server import SandboxServer
 
@@ -117,3 +123,35 @@ def test_cloud_crash_between_lake_and_warehouse_then_rerun_is_exact(
     again = _run()
     assert _materialized(again) == []
     assert warehouse.count("bq_plays") == 50
+
+
+def test_import_command_honours_cloud_mode_twice_exact(cloud_env: dict[str, str], tmp_path: Path) -> None:
+    """``spotify-assets import`` as a subprocess with the cloud variables: plays into BigQuery,
+    the raw export into the GCS lake; a second import adds 0."""
+    summary = generate_export(tmp_path / "export.zip", 2_000, seed=7, rows_per_file=800)
+    env = {k: v for k, v in os.environ.items() if k != "SPOTIFY_DATA_DIR"}
+    reports = []
+    for _ in range(2):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "spotify_assets.cli",
+                "import",
+                str(tmp_path / "export.zip"),
+                "--json",
+                "--no-progress",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        reports.append(json.loads(done.stdout))
+    assert (reports[0]["rows_read"], reports[0]["added"]) == (2_000, summary.expected_added)
+    assert (reports[1]["added"], reports[1]["duplicates"]) == (0, summary.expected_added)
+    assert _warehouse().count("bq_plays") == summary.expected_added
+    assert not (tmp_path / ".data").exists()  # nothing went to the local default
+    assert any(o.startswith("spotify/lake/raw/exports/") for o in _objects(cloud_env))
