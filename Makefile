@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.8
 export SPOTIFY_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: venv demo dev dashboard test lint typecheck bench lock clean
+.PHONY: venv demo cloud-demo dev dashboard test lint typecheck bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,11 @@ venv: $(STAMP)
 ## Run the whole pipeline end to end on the local default (sandbox API, DuckDB, local Spark).
 demo: venv
 	$(BIN)/spotify-assets demo
+
+## The cloud deployment on loopback: GCS + BigQuery emulators, Spark standalone, Postgres-backed
+## Dagster, sandbox API; SPOTIFY_DEPLOYMENT=cloud. Stops everything it started. FRESH=1 starts over.
+cloud-demo: venv
+	$(BIN)/python scripts/cloud_demo.py $(if $(FRESH),--fresh,)
 
 ## The Dagster UI with the schedule and sensor, against the sandbox API on a real-time clock.
 dev: venv
@@ -55,4 +60,4 @@ lock:
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bqemulator .data .pytest_cache .mypy_cache .ruff_cache

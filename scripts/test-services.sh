@@ -12,3 +12,6 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || echo "test-services: no PostgreSQL server binaries; instance-storage tests will be skipped"
+# The BigQuery emulator's own venv (bqemulator + offline DuckDB spatial extension). A failure
+# here fails `make test` loudly: the BigQuery and cloud-mode tests need it.
+bash "$(dirname "$0")/bigquery-emulator.sh" install

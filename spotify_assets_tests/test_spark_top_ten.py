@@ -412,11 +412,22 @@ def test_submit_command_runs_the_job_file_with_the_config() -> None:
     ]
 
 
-def test_bigquery_input_goes_through_the_connector_not_the_filesystem(spark: Any, tmp_path: Path) -> None:
-    """Cloud mode hands over ``bigquery:<table>``: the job must ask the connector for it (which is
-    not installed here, so Spark reports the missing data source), never look for a local file."""
-    from spark.top_ten import run
+def test_bigquery_input_names_a_table_and_an_optional_endpoint() -> None:
+    """Cloud mode hands over ``bigquery:<table>[?endpoint=URL]``; the driver reads it (the read
+    itself runs against the BigQuery emulator in test_bigquery_emulator_warehouse.py)."""
+    from spark.top_ten import InputError, parse_bigquery_input
 
-    with pytest.raises(Exception, match=r"(?i)bigquery"):
-        run(spark, "bigquery:proj.dataset.bq_plays", str(tmp_path / "out"))
-    assert not (tmp_path / "out").exists()
+    assert parse_bigquery_input("bigquery:p.d.bq_plays") == ("p.d.bq_plays", None)
+    assert parse_bigquery_input("bigquery:p.d.t?endpoint=http://127.0.0.1:9050") == (
+        "p.d.t",
+        "http://127.0.0.1:9050",
+    )
+    for bad in ("bigquery:d.t", "bigquery:p..t", "bigquery:"):
+        with pytest.raises(InputError):
+            parse_bigquery_input(bad)
+
+
+def test_bigquery_input_is_never_looked_for_on_the_filesystem(tmp_path: Path) -> None:
+    from spark.top_ten import check_local_input
+
+    check_local_input("bigquery:proj.dataset.bq_plays?endpoint=http://127.0.0.1:1")  # no InputError

@@ -205,7 +205,7 @@ def _bindings(tf: Terraform) -> set[tuple[str, str, str, str]]:
     """(resource type, scope, role, member) for every IAM grant in the module."""
     out: set[tuple[str, str, str, str]] = set()
     for rtype, by_name in tf.resources.items():
-        if "_iam_" not in rtype:
+        if "_iam_" not in rtype or rtype.endswith("_custom_role"):
             continue
         for body in by_name.values():
             scope = body.get("bucket") or body.get("dataset_id") or body.get("project")
@@ -222,6 +222,13 @@ def test_iam_is_least_privilege(tf: Terraform) -> None:
     assert _bindings(tf) == {
         ("google_storage_bucket_iam_member", bucket, "roles/storage.objectCreator", pipeline),
         ("google_storage_bucket_iam_member", bucket, "roles/storage.objectViewer", pipeline),
+        ("google_storage_bucket_iam_member", bucket, "roles/storage.legacyBucketReader", pipeline),
+        (
+            "google_storage_bucket_iam_member",
+            bucket,
+            "${google_project_iam_custom_role.dagster_io_object_replacer.id}",
+            pipeline,
+        ),
         ("google_bigquery_dataset_iam_member", warehouse, "roles/bigquery.dataEditor", pipeline),
         ("google_bigquery_dataset_iam_member", staging, "roles/bigquery.dataEditor", pipeline),
         ("google_bigquery_dataset_iam_member", warehouse, "roles/bigquery.dataViewer", dashboard),
@@ -234,6 +241,18 @@ def test_iam_is_least_privilege(tf: Terraform) -> None:
     # and no service-account keys in state.
     assert not [t for t in tf.resources if t.endswith(("_iam_binding", "_iam_policy"))]
     assert "google_service_account_key" not in tf.resources
+
+
+def test_the_only_delete_is_on_dagster_io_objects(tf: Terraform) -> None:
+    """Dagster's IO manager replaces its own objects; the lake itself stays create-only."""
+    role = tf.resource("google_project_iam_custom_role", "dagster_io_object_replacer")
+    assert role["permissions"] == ["storage.objects.delete"]
+    binding = tf.resource("google_storage_bucket_iam_member", "pipeline_dagster_io_replacer")
+    (condition,) = binding["condition"]
+    assert condition["expression"].replace('\\"', '"') == (
+        'resource.name.startsWith("projects/_/buckets/${google_storage_bucket.lake.name}'
+        '/objects/${var.gcs_prefix}/dagster/")'
+    )
 
 
 def test_no_forbidden_role_appears_anywhere_in_the_sources() -> None:
@@ -267,6 +286,7 @@ def test_outputs_render_the_pipeline_environment(tf: Terraform) -> None:
         "SPOTIFY_DEPLOYMENT",
         "SPOTIFY_GCP_PROJECT",
         "SPOTIFY_GCS_BUCKET",
+        "SPOTIFY_GCS_PREFIX",
         "SPOTIFY_BQ_DATASET",
         "SPOTIFY_BQ_STAGING_DATASET",
         "SPOTIFY_BQ_LOCATION",

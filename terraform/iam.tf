@@ -27,7 +27,9 @@ resource "google_service_account" "dashboard" {
 }
 
 # --- Lake bucket: create and read objects. Deliberately not objectAdmin: the pipeline
-# never deletes or overwrites; versioning and lifecycle rules handle retention.
+# never deletes or overwrites a lake object; versioning and lifecycle rules handle retention.
+# spotify_assets_tests/test_iam_calls.py records every Cloud Storage and BigQuery call of a
+# cloud-mode run against the emulators and checks that these grants cover each of them.
 resource "google_storage_bucket_iam_member" "pipeline_object_creator" {
   bucket = google_storage_bucket.lake.name
   role   = "roles/storage.objectCreator"
@@ -38,6 +40,36 @@ resource "google_storage_bucket_iam_member" "pipeline_object_viewer" {
   bucket = google_storage_bucket.lake.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.pipeline.email}"
+}
+
+# Dagster's IO manager (dagster-gcp GCSPickleIOManager) checks the bucket exists at start-up
+# (storage.buckets.get) and replaces its own objects under <prefix>/dagster/ on every run
+# (delete, then create). legacyBucketReader is storage.buckets.get + storage.objects.list.
+resource "google_storage_bucket_iam_member" "pipeline_bucket_reader" {
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.legacyBucketReader"
+  member = "serviceAccount:${google_service_account.pipeline.email}"
+}
+
+# Delete, and only under <prefix>/dagster/: the lake stays create-only for the pipeline.
+resource "google_project_iam_custom_role" "dagster_io_object_replacer" {
+  project     = var.project_id
+  role_id     = "spotifyDagsterIoObjectReplacer"
+  title       = "Spotify pipeline: replace Dagster IO objects"
+  description = "storage.objects.delete, bound only with a condition on the Dagster IO prefix."
+  permissions = ["storage.objects.delete"]
+}
+
+resource "google_storage_bucket_iam_member" "pipeline_dagster_io_replacer" {
+  bucket = google_storage_bucket.lake.name
+  role   = google_project_iam_custom_role.dagster_io_object_replacer.id
+  member = "serviceAccount:${google_service_account.pipeline.email}"
+
+  condition {
+    title       = "dagster-io-prefix-only"
+    description = "Only Dagster's own IO objects, never the lake."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.lake.name}/objects/${var.gcs_prefix}/dagster/\")"
+  }
 }
 
 # --- BigQuery data access, scoped to the two datasets.

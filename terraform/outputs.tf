@@ -47,6 +47,7 @@ output "pipeline_env" {
     SPOTIFY_DEPLOYMENT=cloud
     SPOTIFY_GCP_PROJECT=${var.project_id}
     SPOTIFY_GCS_BUCKET=${google_storage_bucket.lake.name}
+    SPOTIFY_GCS_PREFIX=${var.gcs_prefix}
     SPOTIFY_BQ_DATASET=${google_bigquery_dataset.warehouse.dataset_id}
     SPOTIFY_BQ_STAGING_DATASET=${google_bigquery_dataset.staging.dataset_id}
     SPOTIFY_BQ_LOCATION=${google_bigquery_dataset.warehouse.location}

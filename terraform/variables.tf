@@ -136,3 +136,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "gcs_prefix" {
+  description = "SPOTIFY_GCS_PREFIX: object prefix in the bucket; the lake is under <prefix>/lake/, Dagster's IO files under <prefix>/dagster/ (the only objects the pipeline may delete)."
+  type        = string
+  default     = "spotify"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9_/-]*[a-z0-9]$", var.gcs_prefix))
+    error_message = "gcs_prefix: lower-case letters, digits, _, - and /, not starting or ending with /."
+  }
+}

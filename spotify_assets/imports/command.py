@@ -1,8 +1,10 @@
-"""``spotify-assets import PATH``: import a privacy export locally, with a progress bar and a report.
+"""``spotify-assets import PATH``: import a privacy export, with a progress bar and a report.
 
-Locally the warehouse is ``$SPOTIFY_DATA_DIR/warehouse.duckdb`` and the lake
-``$SPOTIFY_DATA_DIR/lake`` (``SPOTIFY_DATA_DIR`` defaults to ``.data``), the same places the
-pipeline uses, so imported history and polled plays meet in one table. Exit status: 0 when
+Into the deployment the pipeline uses, so imported history and polled plays meet in one
+table: locally the warehouse is ``$SPOTIFY_DATA_DIR/warehouse.duckdb`` and the lake
+``$SPOTIFY_DATA_DIR/lake`` (``SPOTIFY_DATA_DIR`` defaults to ``.data``; ``--data-dir``
+overrides it); with ``SPOTIFY_DEPLOYMENT=cloud`` the lake and warehouse are the cloud
+resource set (GCS + BigQuery) from the same variables as the pipeline. Exit status: 0 when
 every history file was read, 1 when some file could not be (the report names it), 2 on usage
 errors - an import that saved a fraction never looks like a success.
 """
@@ -10,6 +12,7 @@ errors - an import that saved a fraction never looks like a success.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -19,6 +22,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from spotify_assets.imports.runner import ProgressEvent
+    from spotify_assets.resources.lake import LakeResource
+    from spotify_assets.resources.warehouse import WarehouseResource
 
 #: Mirrors runner.DEFAULT_CHUNK_ROWS without importing the runner (and Dagster) just to parse argv.
 DEFAULT_CHUNK_ROWS = 100_000
@@ -47,15 +52,38 @@ def import_command(argv: list[str]) -> int:
         print(f"spotify-assets import: {export} is neither a folder nor a .zip archive", file=sys.stderr)
         return 2
     # Imported here, after argv is checked: a usage error should not wait for Dagster to import.
+    from spotify_assets.settings import deployment
+
+    with contextlib.ExitStack() as stack:
+        if deployment() == "cloud":
+            import dagster as dg
+
+            from spotify_assets.resources.cloud import cloud_resources, missing_cloud_env
+
+            missing = missing_cloud_env()
+            if missing:
+                print(f"spotify-assets import: cloud mode needs {', '.join(missing)}", file=sys.stderr)
+                return 2
+            cloud = cloud_resources()
+            # build_resources resolves the EnvVar fields, as a Dagster run would.
+            built = stack.enter_context(dg.build_resources({k: cloud[k] for k in ("warehouse", "lake")}))
+            warehouse, lake = built.warehouse, built.lake
+        else:
+            from spotify_assets.resources.lake import LocalLakeResource
+            from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+
+            data_dir = Path(args.data_dir)
+            warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
+            lake = LocalLakeResource(root=str(data_dir / "lake"))
+        return _run_import(export, warehouse, lake, args)
+
+
+def _run_import(
+    export: Path, warehouse: WarehouseResource, lake: LakeResource, args: argparse.Namespace
+) -> int:
     from tqdm import tqdm
 
     from spotify_assets.imports.runner import import_export
-    from spotify_assets.resources.lake import LocalLakeResource
-    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-
-    data_dir = Path(args.data_dir)
-    warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
-    lake = LocalLakeResource(root=str(data_dir / "lake"))
 
     bar = tqdm(
         total=0,

@@ -102,6 +102,25 @@ def _parquet_bytes(df: pd.DataFrame, table: TableName) -> bytes:
     return buf.getvalue()
 
 
+def _insert_all(table: TableName) -> str:
+    """``INSERT (cols) VALUES (S.cols)`` for every schema column: the portable spelling of
+    ``INSERT ROW``, which depends on the staging table's column order and which not every
+    BigQuery implementation parses."""
+    cols = column_names(table)
+    return f"INSERT ({', '.join(f'`{c}`' for c in cols)}) VALUES ({', '.join(f'S.`{c}`' for c in cols)})"
+
+
+def _pandas_type(arrow_type: pa.DataType) -> Any:
+    """Nullable pandas dtypes for Arrow integers, booleans and strings (None: pandas' default)."""
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(arrow_type):
+        return pd.BooleanDtype()
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype()
+    return None
+
+
 class BigQueryWarehouseResource(WarehouseResource):
     """Plays, features and marts in ``<project>.<dataset>``; staging tables in ``staging_dataset``."""
 
@@ -224,12 +243,22 @@ class BigQueryWarehouseResource(WarehouseResource):
         return self.client().query(sql, job_config=config, job_id=job_id, job_retry=None)
 
     def _rows(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """The result as a frame typed by the query's schema, also when it has no rows.
+
+        Typed from BigQuery's result schema through Arrow (TIMESTAMP -> ``datetime64[us, UTC]``,
+        INT64 -> ``Int64``...), never from the row values: an empty result built from row dicts
+        has untyped columns, and DuckDB, which the import dedupe runs over this frame, then
+        cannot tell a timestamp from NULL (the first run of ``raw_recent_tracks`` used to crash
+        so). A query job (``jobs.insert``), not ``jobs.query``: the job carries the default
+        dataset and reports a bad statement as a job error on every BigQuery implementation.
+        """
         config = bigquery.QueryJobConfig(
             default_dataset=f"{self.project}.{self.dataset}", query_parameters=params or []
         )
         self.ensure_tables()
-        rows = self.client().query_and_wait(sql, job_config=config)
-        return pd.DataFrame([dict(r.items()) for r in rows], columns=[f.name for f in rows.schema or []])
+        job = self.client().query(sql, job_config=config)
+        rows = job.result(timeout=self.job_timeout_s)
+        return rows.to_arrow(create_bqstorage_client=False).to_pandas(types_mapper=_pandas_type)
 
     # -- plays -------------------------------------------------------------------------
     def merge_plays_sql(self, staging_table: str) -> str:
@@ -242,7 +271,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             f"  QUALIFY ROW_NUMBER() OVER (PARTITION BY {PLAY_KEY} ORDER BY ingested_at, batch_id) = 1\n"
             f") AS S\n"
             f"ON T.{PLAY_KEY} = S.{PLAY_KEY}\n"
-            f"WHEN NOT MATCHED THEN INSERT ROW"
+            f"WHEN NOT MATCHED THEN {_insert_all('plays')}"
         )
 
     def merge_plays_from_uris(self, uris: list[str], batch_id: str) -> MergeResult:
@@ -325,7 +354,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             f"USING `{staging_table}` AS S\n"
             f"ON T.track_id = S.track_id\n"
             f"WHEN MATCHED AND (T.status <> 'ok' OR S.status = 'ok') THEN UPDATE SET {sets}\n"
-            f"WHEN NOT MATCHED THEN INSERT ROW"
+            f"WHEN NOT MATCHED THEN {_insert_all('track_features')}"
         )
 
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
@@ -361,9 +390,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             f"SELECT * FROM `{self.table_id(FEATURES_TABLE)}` WHERE track_id IN UNNEST(@ids)",
             [bigquery.ArrayQueryParameter("ids", "STRING", ids)],
         )
-        return conform(
-            df if len(df.columns) else pd.DataFrame(columns=column_names("track_features")), "track_features"
-        )
+        return conform(df, "track_features")
 
     # -- marts -------------------------------------------------------------------------
     def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
@@ -381,13 +408,14 @@ class BigQueryWarehouseResource(WarehouseResource):
         job.result(timeout=self.job_timeout_s)
 
     def export_plays_for_spark(self, dest_dir: str) -> str:
-        """Nothing to export: Spark reads the table through the spark-bigquery connector.
+        """Nothing to export: the Spark job's driver reads ``bq_plays`` itself (``spark/top_ten.py``).
 
-        The returned ``bigquery:<project>.<dataset>.bq_plays`` is the Spark job's BigQuery
-        input mode (``spark.read.format("bigquery").option("table", ...)``); ``dest_dir`` is
-        unused here.
+        Returns the job's BigQuery input, ``bigquery:<project>.<dataset>.bq_plays``, with
+        ``?endpoint=<api_endpoint>`` when this warehouse talks to an endpoint of its own (an
+        emulator), so the job reads the same BigQuery the pipeline writes. ``dest_dir`` is unused.
         """
-        return f"bigquery:{self.table_id(PLAYS_TABLE)}"
+        spec = f"bigquery:{self.table_id(PLAYS_TABLE)}"
+        return f"{spec}?endpoint={self.api_endpoint}" if self.api_endpoint else spec
 
     def query(self, sql: str) -> pd.DataFrame:
         """GoogleSQL; unqualified table names resolve in ``dataset`` (so ``count("bq_plays")`` works)."""
@@ -415,11 +443,10 @@ class BigQueryWarehouseResource(WarehouseResource):
         )
 
     def open_gaps(self) -> pd.DataFrame:
-        df = self._rows(
+        return self._rows(
             f"SELECT gap_start, gap_end, detected_at FROM `{self.table_id(GAPS_TABLE)}` "
             "WHERE closed_at IS NULL ORDER BY gap_start"
         )
-        return df if len(df.columns) else pd.DataFrame(columns=["gap_start", "gap_end", "detected_at"])
 
     def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
         job = self._dml(

@@ -13,10 +13,16 @@ SPOTIFY_GCS_PREFIX         spotify  object-name prefix inside the bucket
 SPOTIFY_BQ_DATASET         required dataset holding bq_plays, track_features, top_ten_tracks
 SPOTIFY_BQ_STAGING_DATASET required dataset for per-batch staging tables (set a table expiry)
 SPOTIFY_BQ_LOCATION        EU       BigQuery location of the datasets and all jobs
+SPOTIFY_GCS_ENDPOINT       (Google) Cloud Storage JSON API endpoint, e.g. an emulator's
+                                    ``http://127.0.0.1:9023``
+SPOTIFY_BQ_ENDPOINT        (Google) BigQuery REST endpoint, e.g. ``http://127.0.0.1:9050``;
+                                    also handed to the Spark job, which reads the plays
 ========================== ======== ==================================================
 
 Credentials are never configured here: the clients use Application Default Credentials
-(the runtime's service account, or ``gcloud auth application-default login``).
+(the runtime's service account, or ``gcloud auth application-default login``). A client
+given an endpoint is anonymous (what emulators expect), so the endpoints are for emulators
+and test doubles; unset, the clients talk to Google with ADC.
 
 The lake and Dagster's pickled outputs live under sibling prefixes, never one inside the
 other, so listing the lake can never pick up an IO-manager file.
@@ -28,10 +34,10 @@ import os
 from typing import Any
 
 import dagster as dg
-from dagster_gcp import GCSResource
 from dagster_gcp.gcs import GCSPickleIOManager
 
 from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResource
+from spotify_assets.resources.gcs_client import GCSClientResource
 from spotify_assets.resources.gcs_lake import GCSLakeResource
 
 #: Variables cloud mode cannot run without (the others have defaults).
@@ -50,6 +56,11 @@ def missing_cloud_env() -> list[str]:
     return [name for name in REQUIRED_CLOUD_ENV if not os.environ.get(name)]
 
 
+def endpoint(name: str) -> str | None:
+    """An endpoint variable (``SPOTIFY_GCS_ENDPOINT`` / ``SPOTIFY_BQ_ENDPOINT``); None when unset or empty."""
+    return os.environ.get(name, "").strip().rstrip("/") or None
+
+
 def gcs_prefix() -> str:
     return os.environ.get("SPOTIFY_GCS_PREFIX", DEFAULT_GCS_PREFIX).strip("/")
 
@@ -59,7 +70,7 @@ def cloud_resources() -> dict[str, Any]:
     prefix = gcs_prefix()
     project = dg.EnvVar("SPOTIFY_GCP_PROJECT")
     bucket = dg.EnvVar("SPOTIFY_GCS_BUCKET")
-    gcs = GCSResource(project=project)
+    gcs = GCSClientResource(project=project, api_endpoint=endpoint("SPOTIFY_GCS_ENDPOINT"))
     return {
         "gcs": gcs,
         "lake": GCSLakeResource(
@@ -70,6 +81,7 @@ def cloud_resources() -> dict[str, Any]:
             dataset=dg.EnvVar("SPOTIFY_BQ_DATASET"),
             staging_dataset=dg.EnvVar("SPOTIFY_BQ_STAGING_DATASET"),
             location=os.environ.get("SPOTIFY_BQ_LOCATION", DEFAULT_BQ_LOCATION),
+            api_endpoint=endpoint("SPOTIFY_BQ_ENDPOINT"),
         ),
         "io_manager": GCSPickleIOManager(
             gcs_bucket=bucket, gcs_prefix=f"{prefix}/dagster" if prefix else "dagster", gcs=gcs
