@@ -417,6 +417,12 @@ def test_bigquery_input_goes_through_the_connector_not_the_filesystem(spark: Any
     not installed here, so Spark reports the missing data source), never look for a local file."""
     from spark.top_ten import run
 
-    with pytest.raises(Exception, match=r"(?i)bigquery"):
+    # Spark's own error for an unregistered data source named "bigquery". Matching just
+    # "bigquery" would also accept the filesystem's "Path does not exist: .../bigquery:proj...",
+    # i.e. the very bug this test is about.
+    with pytest.raises(
+        Exception, match=r"\[DATA_SOURCE_NOT_FOUND\] Failed to find the data source: bigquery\."
+    ) as exc:
         run(spark, "bigquery:proj.dataset.bq_plays", str(tmp_path / "out"))
+    assert "PATH_NOT_FOUND" not in str(exc.value) and "Path does not exist" not in str(exc.value)
     assert not (tmp_path / "out").exists()
