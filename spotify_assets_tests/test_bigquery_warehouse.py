@@ -415,7 +415,7 @@ def _features() -> pd.DataFrame:
     )
 
 
-def test_feature_upsert_never_replaces_ok_with_worse(warehouse, fake_bq) -> None:
+def test_feature_upsert_merge_sql_updates_only_rows_not_ok_or_with_ok(warehouse, fake_bq) -> None:
     _tables_exist(fake_bq)
     fake_bq.dml = lambda sql: {"inserted": 1, "updated": 1}
     result = warehouse.merge_track_features(_features())
@@ -490,7 +490,7 @@ def test_max_played_at(warehouse, fake_bq) -> None:
     assert "MAX(played_at)" in fake_bq.calls("POST", r".*/queries")[-1].body["query"]
 
 
-def test_spark_reads_the_table_through_the_connector(warehouse) -> None:
+def test_export_for_spark_names_the_bigquery_table_for_the_connector(warehouse) -> None:
     assert warehouse.export_plays_for_spark("/unused") == f"bigquery:{PROJECT}.{DATASET}.bq_plays"
 
 
