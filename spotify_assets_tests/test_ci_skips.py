@@ -50,7 +50,7 @@ def _standalone_conftest() -> str:
 
 def test_outside_ci_skips_stay_skips(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
-    result = suite.runpytest("-p", "no:cacheprovider")
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, skipped=3, xfailed=1)
 
 
@@ -58,7 +58,7 @@ def test_under_ci_a_skip_is_a_failure_unless_allowed(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CI", "true")
-    result = suite.runpytest("-p", "no:cacheprovider", "-rs")
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(passed=1, failed=1, errors=1, skipped=1, xfailed=1)
     result.stdout.fnmatch_lines(["*skipped under CI=true*no such binary*"])  # skipif: at setup
     result.stdout.fnmatch_lines(["*skipped under CI=true*no such tool*"])
