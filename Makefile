@@ -47,7 +47,7 @@ typecheck: venv
 test: venv
 	bash scripts/test-services.sh
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/python -m pytest -p no:cacheprovider -q
+	$(BIN)/python -m pytest -p no:cacheprovider -q -rs
 
 ## Benchmarks (QUICK=1 for the CI-sized run). dlt is the import alternative measured against;
 ## it is installed here only, not for the pipeline or the tests.

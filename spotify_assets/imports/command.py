@@ -2,8 +2,8 @@
 
 Into the deployment the pipeline uses, so imported history and polled plays meet in one
 table: locally the warehouse is ``$SPOTIFY_DATA_DIR/warehouse.duckdb`` and the lake
-``$SPOTIFY_DATA_DIR/lake`` (``SPOTIFY_DATA_DIR`` defaults to ``.data``; ``--data-dir``
-overrides it); with ``SPOTIFY_DEPLOYMENT=cloud`` the lake and warehouse are the cloud
+``$SPOTIFY_DATA_DIR/lake``, with the pipeline's own default (``settings.data_dir()``: ``.data/``
+at the repo root, wherever the command is run from; ``--data-dir`` overrides it); with ``SPOTIFY_DEPLOYMENT=cloud`` the lake and warehouse are the cloud
 resource set (GCS + BigQuery) from the same variables as the pipeline. Exit status: 0 when
 every history file was read, 1 when some file could not be (the report names it), 2 on usage
 errors - an import that saved a fraction never looks like a success.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import zipfile
 from pathlib import Path
@@ -36,8 +35,8 @@ def import_command(argv: list[str]) -> int:
     parser.add_argument("path", help="the export: the .zip Spotify sent, or the folder it unpacks to")
     parser.add_argument(
         "--data-dir",
-        default=os.environ.get("SPOTIFY_DATA_DIR", ".data"),
-        help="where the warehouse and lake live (default: $SPOTIFY_DATA_DIR or .data)",
+        default=None,
+        help="where the warehouse and lake live (default: $SPOTIFY_DATA_DIR, else .data/ at the repo root)",
     )
     parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -71,8 +70,9 @@ def import_command(argv: list[str]) -> int:
         else:
             from spotify_assets.resources.lake import LocalLakeResource
             from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+            from spotify_assets.settings import data_dir as default_data_dir
 
-            data_dir = Path(args.data_dir)
+            data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
             warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
             lake = LocalLakeResource(root=str(data_dir / "lake"))
         return _run_import(export, warehouse, lake, args)
