@@ -363,7 +363,9 @@ def run(fresh: bool) -> int:
         )
         checks = result.get_asset_check_evaluations()
         if checks:
-            verdicts = ", ".join(f"{c.check_name} {'passed' if c.passed else 'FAILED'}" for c in checks)
+            verdicts = ", ".join(
+                f"{c.check_name} {'passed' if c.passed else c.severity.value.lower()}" for c in checks
+            )
             print(f"Data-quality checks on BigQuery: {verdicts}")
         if skipped:
             print(f"No new plays: skipped {', '.join(skipped)}.")
