@@ -361,6 +361,12 @@ def run(fresh: bool) -> int:
         print(
             f"Run {result.run_id} (Dagster instance on PostgreSQL): materialized {', '.join(materialized) or 'nothing'}"
         )
+        checks = result.get_asset_check_evaluations()
+        if checks:
+            verdicts = ", ".join(
+                f"{c.check_name} {'passed' if c.passed else c.severity.value.lower()}" for c in checks
+            )
+            print(f"Data-quality checks on BigQuery: {verdicts}")
         if skipped:
             print(f"No new plays: skipped {', '.join(skipped)}.")
         with dg.build_resources({"warehouse": (defs.resources or {})["warehouse"]}) as built:

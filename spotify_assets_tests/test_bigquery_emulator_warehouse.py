@@ -168,10 +168,10 @@ def test_track_features_upsert_and_read(bigquery_emulator: BigQueryEmulator, n: 
     ids = [f"t{i:06d}" for i in range(n)]
     assert warehouse.track_features(["t000000"]).empty
     first = warehouse.merge_track_features(_features(ids, "ok", 0.5))
-    assert first.total_rows == n
+    assert (first.inserted, first.total_rows) == (n, n)
     # an 'ok' row is never replaced by a worse status; 'unavailable' rows are filled in later
     worse = warehouse.merge_track_features(_features(ids[:1], "unavailable", 0.1))
-    assert worse.total_rows == n
+    assert (worse.inserted, worse.total_rows) == (0, n)
     got = warehouse.track_features([*ids[:3], "unknown"])
     assert list(got.columns) == column_names("track_features")
     assert sorted(got["track_id"]) == ids[:3]

@@ -19,8 +19,8 @@ its own); the ids make reruns free and keep concurrent runs from doing the work 
 
 Why ``google.cloud.bigquery.Client`` directly rather than dagster-gcp's ``BigQueryResource``:
 that resource builds ``Client(project, location)`` only, with no way to pass
-``client_options`` (an API endpoint), and the tests must point the real client at an HTTP
-fake (the same option serves a BigQuery emulator). Credentials are the same either way:
+``client_options`` (an API endpoint), and ``SPOTIFY_BQ_ENDPOINT`` (``resources/cloud.py``)
+points the real client at a BigQuery emulator (``make cloud-demo``, the tests) or a test double. Credentials are the same either way:
 Application Default Credentials (a service account on Cloud Run/GCE, or
 ``gcloud auth application-default login``); anonymous only when ``api_endpoint`` is set.
 
@@ -362,6 +362,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         if features.empty:
             return MergeResult(inserted=0, duplicates=0, total_rows=self.count(FEATURES_TABLE))
         self.ensure_tables()
+        before = self.count(FEATURES_TABLE)
         data = _parquet_bytes(features.reset_index(drop=True), "track_features")
         # Upserts are not insert-only, so skipping a "seen" content would be wrong (A, B, A
         # again must end at A): plain unique job ids here; the MERGE itself is idempotent.
@@ -379,10 +380,11 @@ class BigQueryWarehouseResource(WarehouseResource):
             job_id_prefix="spotify_merge_features_",
         )
         merge.result(timeout=self.job_timeout_s)
-        inserted = int(merge.dml_stats.inserted_row_count) if merge.dml_stats else 0
-        return MergeResult(
-            inserted=inserted, duplicates=len(features) - inserted, total_rows=self.count(FEATURES_TABLE)
-        )
+        total = self.count(FEATURES_TABLE)
+        # dmlStats splits inserts from updates; without it (some BigQuery implementations omit
+        # it) the growth of the table is the number inserted by this upsert.
+        inserted = int(merge.dml_stats.inserted_row_count) if merge.dml_stats else max(total - before, 0)
+        return MergeResult(inserted=inserted, duplicates=len(features) - inserted, total_rows=total)
 
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
         ids = sorted(set(track_ids))
