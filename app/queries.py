@@ -193,6 +193,11 @@ FROM music WHERE artist_key IS NOT NULL GROUP BY artist_key ORDER BY plays DESC,
         + f""", {buckets_cte(tz)}
 SELECT CAST(local_ts AS DATE) AS day, sum(minutes) AS minutes, sum(plays) AS plays
 FROM qb GROUP BY 1 ORDER BY 1""",
+        # The last two days by hour: what a first-day listener's chart shows.
+        "hourly": base
+        + f""", {buckets_cte(tz)}
+SELECT date_trunc('hour', local_ts) AS hour, sum(minutes) AS minutes, sum(plays) AS plays
+FROM qb WHERE local_ts >= (SELECT max(local_ts) FROM qb) - INTERVAL 2 DAY GROUP BY 1 ORDER BY 1""",
         "podcasts": f"""SELECT count(*) AS episodes,
   coalesce(sum(coalesce(ms_played, duration_ms, 0)), 0) / 3600000.0 AS hours
 FROM {PLAYS_TABLE} WHERE is_play AND content_type = 'episode'""",
@@ -223,10 +228,21 @@ ORDER BY plays DESC, minutes DESC, album LIMIT {int(limit)}""",
 
 
 def top_ten_mart_query() -> dict[str, str]:
+    """The Spark mart, and how many plays it was computed over against how many there are now.
+
+    The plays the mart saw are those ingested before it was computed and counted by the Spark
+    job's own rule (``spark/top_ten.py``: a play of a track with an id); the difference is
+    what has arrived since, until the automation condition on ``top_ten_tracks`` reruns it.
+    """
     return {
-        "top_ten": f"""SELECT rank, track_name, artist_names, album_name, album_image_url, plays,
+        "top_ten": f"""SELECT rank, track_id, track_name, artist_names, album_name, album_image_url, plays,
   minutes_listened, first_played_at, last_played_at, computed_at
-FROM {TOP_TEN_TABLE} ORDER BY rank"""
+FROM {TOP_TEN_TABLE} ORDER BY rank""",
+        "mart_input": f"""WITH m AS (SELECT max(computed_at) AS computed_at FROM {TOP_TEN_TABLE})
+SELECT max(m.computed_at) AS computed_at,
+  sum(CASE WHEN p.ingested_at <= m.computed_at THEN 1 ELSE 0 END) AS seen, count(*) AS now
+FROM {PLAYS_TABLE} AS p CROSS JOIN m
+WHERE p.is_play AND p.content_type = 'track' AND p.track_id IS NOT NULL""",
     }
 
 
@@ -259,6 +275,7 @@ sessions AS (
 )
 """
     return {
+        "extent": base + "SELECT min(played_at) AS first_play, max(played_at) AS last_play FROM music",
         "heatmap": base
         + f""", {buckets_cte(tz)}
 SELECT isodow(local_ts) AS dow, hour(local_ts) AS hour, sum(plays) AS plays, sum(minutes) AS minutes

@@ -59,13 +59,12 @@ row2[2].metric(
     help="When the pipeline last published the warehouse snapshot the dashboard reads.",
 )
 if len(top_artist):
-    row2[3].metric(
-        "#1 artist",
-        str(top_artist.iloc[0]["artist"]),
-        f"{int(top_artist.iloc[0]['plays'])} plays",
-        delta_color="off",
-        delta_arrow="off",
-    )
+    with row2[3]:
+        ui.name_card(
+            "#1 artist",
+            str(top_artist.iloc[0]["artist"]),
+            ui.plural(int(top_artist.iloc[0]["plays"]), "play"),
+        )
 
 if len(last):
     row = last.iloc[0]
@@ -77,8 +76,9 @@ if len(last):
         f"{row['album_name'] or ''} · {ui.local(row['played_at'], ctx.tz)}"
     )
 
-st.subheader("Minutes per day")
-if len(daily):
+hourly = ui.frame(res, "hourly")
+if len(daily) >= ui.FEW_DAYS:
+    st.subheader("Minutes per day")
     ui.chart(
         alt.Chart(daily)
         .mark_area(color=ui.ACCENT, opacity=0.35, line={"color": ui.ACCENT})
@@ -88,10 +88,30 @@ if len(daily):
             tooltip=[
                 alt.Tooltip("utcyearmonthdate(day):T", format="%a %d %b %Y"),
                 alt.Tooltip("minutes:Q", format=",.0f"),
-                "plays:Q",
+                alt.Tooltip("plays:Q", format=","),
             ],
         ),
         height=220,
+    )
+elif len(hourly):
+    # A first day: one point of a daily area chart draws nothing, so show its hours.
+    st.subheader("Minutes per hour")
+    hourly["minutes"] = hourly["minutes"].astype(float).round(0)
+    ui.chart(
+        alt.Chart(hourly)
+        .mark_bar(color=ui.ACCENT, cornerRadiusTopLeft=2, cornerRadiusTopRight=2)
+        .encode(
+            x=alt.X("utcyearmonthdatehours(hour):O", title=None, axis=alt.Axis(format="%H:00", labelAngle=0)),
+            y=alt.Y("minutes:Q", title="minutes"),
+            tooltip=[
+                alt.Tooltip("utcyearmonthdatehours(hour):O", title="hour", format="%a %d %b %H:00"),
+                alt.Tooltip("minutes:Q", format=",.0f"),
+                alt.Tooltip("plays:Q", format=","),
+            ],
+        )
+        .properties(width=alt.Step(36)),
+        height=220,
+        stretch=False,
     )
 
 pod = podcasts.iloc[0] if len(podcasts) else None

@@ -13,15 +13,17 @@ PAGE_SIZE = 100
 
 ctx = ui.context()
 st.title("Recent plays")
-cols = st.columns([3, 2, 2])
+# Two rows: the period control needs a full row (in a third of the page it was cut off).
+cols = st.columns([3, 2])
+ui.seed_from_url("recent_search", "q", lambda raw: len(raw) <= 200)
 search = cols[0].text_input("Search", placeholder="track, artist or album", key="recent_search")
+ui.keep_in_url("q", search.strip())
 content_choice = cols[1].segmented_control(
     "Show", ["music", "podcasts", "all"], default="music", key="recent_content", format_func=str.capitalize
 )
 content = cast(queries.ContentFilter, content_choice or "music")
-with cols[2]:
-    include_short = st.toggle("Include streams under 30 s", key="recent_short")
-    period = ui.period_picker("recent", ctx.status, ctx.tz, default="all")
+period = ui.period_picker("recent", ctx.status, ctx.tz, default="all")
+include_short = st.toggle("Include streams under 30 s", key="recent_short")
 
 sources_all = ui.frame(ctx.fetch(queries.sources_query()), "sources")
 sources = st.multiselect(

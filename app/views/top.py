@@ -12,29 +12,37 @@ st.title("Top")
 period = ui.period_picker("top", ctx.status, ctx.tz, default=ui.recent_default(ctx.status))
 res = ctx.fetch(queries.top_queries(ctx.tz, period))
 totals = ui.frame(res, "totals").iloc[0]
-st.caption(f"{ui.number(totals['plays'])} plays, {ui.duration(float(totals['minutes']))} in this period.")
+st.caption(
+    f"{ui.plural(int(totals['plays']), 'play')}, {ui.duration(float(totals['minutes']))} in this period."
+)
 
 
 def _ranked(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     out.insert(0, "rank", range(1, len(out) + 1))
-    out["minutes"] = out["minutes"].astype(float).round(1)
+    out["minutes"] = out["minutes"].astype(float).round(0).astype(int)
     out["image"] = out["image"].fillna("")  # an empty cell, not the word "None"
     return out
 
 
 def _table(df: pd.DataFrame, label_cols: dict[str, str]) -> None:
+    """A ranked table shown whole (``height="content"``: no box of eight rows to scroll in),
+    numbers with thousands separators, and narrow number columns so the last one is not cut."""
     top = int(df["plays"].max()) if len(df) else 1
     config = {
-        "rank": st.column_config.NumberColumn("#", width="small"),
-        "image": st.column_config.ImageColumn("", width="small"),
-        "plays": st.column_config.ProgressColumn("Plays", format="%d", min_value=0, max_value=top),
-        "minutes": st.column_config.NumberColumn("Minutes", format="%.0f"),
-        "tracks": st.column_config.NumberColumn("Tracks"),
+        "rank": st.column_config.NumberColumn("#", width=40),
+        "image": st.column_config.ImageColumn("", width=56),
+        "plays": st.column_config.ProgressColumn(
+            "Plays", format="localized", min_value=0, max_value=top, width=140
+        ),
+        "minutes": st.column_config.NumberColumn("Minutes", format="localized", width=90),
+        "tracks": st.column_config.NumberColumn("Tracks", format="localized", width=80),
         "last_played": None,
         **{k: st.column_config.TextColumn(v) for k, v in label_cols.items()},
     }
-    st.dataframe(df, column_config=config, hide_index=True, width="stretch", row_height=48)  # type: ignore[arg-type]
+    st.dataframe(  # type: ignore[call-overload]
+        df, column_config=config, hide_index=True, width="stretch", height="content", row_height=48
+    )
 
 
 tracks, artists, albums = (ui.frame(res, n) for n in ("tracks", "artists", "albums"))
@@ -43,28 +51,19 @@ if not len(tracks):
     st.info(f"No plays in this period. Your newest play is from {newest}; try *All time*.")
 else:
     cols = st.columns(3)
-    cols[0].metric(
-        "#1 track",
-        str(tracks.iloc[0]["track"]),
-        f"{int(tracks.iloc[0]['plays'])} plays",
-        delta_color="off",
-        delta_arrow="off",
-    )
-    cols[1].metric(
-        "#1 artist",
-        str(artists.iloc[0]["artist"]),
-        f"{int(artists.iloc[0]['plays'])} plays",
-        delta_color="off",
-        delta_arrow="off",
-    )
-    if len(albums):
-        cols[2].metric(
-            "#1 album",
-            str(albums.iloc[0]["album"]),
-            f"{int(albums.iloc[0]['plays'])} plays",
-            delta_color="off",
-            delta_arrow="off",
+    with cols[0]:
+        ui.name_card(
+            "#1 track", str(tracks.iloc[0]["track"]), ui.plural(int(tracks.iloc[0]["plays"]), "play")
         )
+    with cols[1]:
+        ui.name_card(
+            "#1 artist", str(artists.iloc[0]["artist"]), ui.plural(int(artists.iloc[0]["plays"]), "play")
+        )
+    if len(albums):
+        with cols[2]:
+            ui.name_card(
+                "#1 album", str(albums.iloc[0]["album"]), ui.plural(int(albums.iloc[0]["plays"]), "play")
+            )
 
 tab_tracks, tab_artists, tab_albums, tab_mart = st.tabs(["Tracks", "Artists", "Albums", "Top ten (Spark)"])
 with tab_tracks:
@@ -89,16 +88,27 @@ with tab_albums:
         {"album": "Album", "artist": "Artist"},
     )
 with tab_mart:
-    mart = ui.frame(ctx.fetch(queries.top_ten_mart_query()), "top_ten")
+    mart_res = ctx.fetch(queries.top_ten_mart_query())
+    mart = ui.frame(mart_res, "top_ten")
     if not len(mart):
         st.info(
             "The `top_ten_tracks` mart has not been computed yet: the Spark step runs at the end of `make demo`."
         )
     else:
+        inputs = ui.frame(mart_res, "mart_input")
+        seen = int(inputs["seen"].iloc[0] or 0) if len(inputs) else 0
+        now = int(inputs["now"].iloc[0] or 0) if len(inputs) else 0
         st.caption(
-            f"All-time top ten as computed by the Spark job at {ui.local(mart['computed_at'].max(), ctx.tz)}; "
-            "ties broken by minutes, then last play."
+            f"All-time top ten as computed by the Spark job on {ui.local(mart['computed_at'].max(), ctx.tz)} "
+            f"({ctx.tz}) over {ui.plural(seen, 'play')} of tracks; ties broken by minutes, then last play."
         )
+        if now > seen:
+            st.warning(
+                f"{ui.plural(now - seen, 'play')} arrived after this was computed. The pipeline recomputes "
+                "the top ten after every write to the plays table (`mart_automation_sensor`, on by default "
+                "in `make dev`); the tabs beside this one are always current.",
+                icon=":material/update:",
+            )
         mart = mart.rename(
             columns={
                 "track_name": "track",
@@ -108,7 +118,7 @@ with tab_mart:
                 "minutes_listened": "minutes",
             }
         )
-        mart["minutes"] = mart["minutes"].astype(float).round(1)
+        mart["minutes"] = mart["minutes"].astype(float).round(0).astype(int)
         mart["image"] = mart["image"].fillna("")
         _table(
             mart[["rank", "image", "track", "artists", "album", "plays", "minutes"]],
