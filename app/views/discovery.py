@@ -36,9 +36,10 @@ latest = share.iloc[-1] if len(share) else None
 if latest is not None:
     month = pd.Timestamp(latest["month"]).strftime("%B %Y")
     latest_new = new.set_index("month").loc[pd.Timestamp(latest["month"])]
+    new_artists, new_tracks = int(latest_new["new_artists"]), int(latest_new["new_tracks"])
     cols = st.columns(4)
-    cols[0].metric(f"New artists in {month}", ui.number(latest_new["new_artists"]))
-    cols[1].metric(f"New tracks in {month}", ui.number(latest_new["new_tracks"]))
+    cols[0].metric(f"New artists in {month}", ui.number(new_artists))
+    cols[1].metric(f"New tracks in {month}", ui.number(new_tracks))
     cols[2].metric(
         f"New music share, {month}",
         f"{latest['new_share']:.0%}",
