@@ -245,7 +245,7 @@ def test_first_day_when_page(dashboard_env, dashboard_snapshot_first_day):
     assert _deltas(at)["Longest session"] == "50 plays on 01 May 2024"
     spec, data = _timeline(at)
     assert len(data) == 1
-    domain = pd.to_datetime(spec["encoding"]["x"]["scale"]["domain"])
+    domain = pd.to_datetime(spec["encoding"]["x"]["scale"]["domain"], unit="ms")
     # The one week is one bar of eight, not a bar across the whole page.
     assert domain[1] - domain[0] == pd.Timedelta(weeks=8)
 

@@ -113,6 +113,15 @@ timeline["label"] = timeline["period"].dt.strftime(LABEL[grain]) + timeline["par
 )
 timeline["minutes"] = timeline["minutes"].astype(float).round(0)
 domain_end = max(timeline["period_end"].max(), timeline["period"].min() + MIN_PERIODS * STEP[grain])
+# Each bar covers its period (less a small gap); the scale is UTC because the SQL already
+# returns local calendar dates, which the browser must not shift into its own zone.
+timeline["bar_end"] = timeline["period"] + (timeline["period_end"] - timeline["period"]) * 0.85
+
+
+def _ms(ts: pd.Timestamp) -> int:
+    return int(ts.value // 1_000_000)
+
+
 ui.chart(
     alt.Chart(timeline)
     .mark_bar(cornerRadiusTopLeft=2, cornerRadiusTopRight=2)
@@ -120,11 +129,12 @@ ui.chart(
         x=alt.X(
             "period:T",
             title=None,
-            scale=alt.Scale(domain=[timeline["period"].min().isoformat(), domain_end.isoformat()]),
+            scale=alt.Scale(type="utc", domain=[_ms(timeline["period"].min()), _ms(domain_end)]),
             axis=alt.Axis(format="%d %b %Y" if grain != "month" else "%b %Y"),
         ),
-        x2="period_end:T",
+        x2="bar_end:T",
         y=alt.Y("minutes:Q", title="minutes"),
+        y2=alt.datum(0),
         color=alt.Color(
             "partial:N",
             scale=alt.Scale(domain=[False, True], range=[ui.ACCENT, ui.MUTED]),
