@@ -109,6 +109,17 @@ def period_for(
     return Period(start=start, end=end)
 
 
+def previous_period(period: Period, now: datetime | None = None) -> Period | None:
+    """The period of the same length just before ``period`` (``None`` for all time).
+
+    An open end means "up to now", so "last 4 weeks" compares with the 4 weeks before them.
+    """
+    if period.start is None:
+        return None
+    end = period.end or now or datetime.now(UTC)
+    return Period(start=period.start - (end - period.start), end=period.start)
+
+
 #: How plays are grouped into tracks, artists and albums (see the module docstring).
 TRACK_KEY = "coalesce(lower(primary_artist_name) || '|' || lower(track_name), track_id)"
 ARTIST_KEY = "coalesce(lower(primary_artist_name), primary_artist_id)"
@@ -174,19 +185,31 @@ def version_queries() -> dict[str, str]:
     }
 
 
-def overview_queries(tz: str) -> dict[str, str]:
-    base = f"WITH {music_cte(tz)}\n"
-    return {
-        "totals": base
-        + f""", {raw_groups_cte()}
+def totals_query(tz: str, period: Period) -> str:
+    """Plays, hours and distinct tracks, artists and albums of a period: the headline numbers."""
+    return f"""WITH {music_cte(tz, period.sql())}, {raw_groups_cte()}
 SELECT coalesce(sum(plays), 0) AS plays, coalesce(sum(minutes), 0) / 60.0 AS hours,
   count(DISTINCT {TRACK_KEY}) AS tracks, count(DISTINCT {ARTIST_KEY}) AS artists,
   count(DISTINCT {ALBUM_KEY}) AS albums, min(first_play) AS first_play, max(last_play) AS last_play
-FROM raw""",
+FROM raw"""
+
+
+def comparison_queries(tz: str, period: Period, previous: Period | None) -> dict[str, str]:
+    """Headline numbers of ``period`` (``totals``) and of the one before it (``previous``)."""
+    out = {"totals": totals_query(tz, period)}
+    if previous is not None:
+        out["previous"] = totals_query(tz, previous)
+    return out
+
+
+def overview_queries(tz: str, period: Period = Period(), previous: Period | None = None) -> dict[str, str]:
+    base = f"WITH {music_cte(tz)}\n"
+    return {
+        **comparison_queries(tz, period, previous),
         "last_track": base
         + """SELECT track_name, artist_names, album_name, album_image_url, played_at
 FROM music ORDER BY played_at DESC LIMIT 1""",
-        "top_artist": base
+        "top_artist": f"WITH {music_cte(tz, period.sql())}\n"
         + """SELECT arg_max(primary_artist_name, played_at) AS artist, count(*) AS plays
 FROM music WHERE artist_key IS NOT NULL GROUP BY artist_key ORDER BY plays DESC, artist LIMIT 1""",
         "daily": base
@@ -204,9 +227,12 @@ FROM {PLAYS_TABLE} WHERE is_play AND content_type = 'episode'""",
     }
 
 
-def top_queries(tz: str, period: Period, limit: int = TOP_LIMIT) -> dict[str, str]:
+def top_queries(
+    tz: str, period: Period, limit: int = TOP_LIMIT, previous: Period | None = None
+) -> dict[str, str]:
     base = f"WITH {music_cte(tz, period.sql())},\n{raw_groups_cte()}\n"
     return {
+        **comparison_queries(tz, period, previous),
         "tracks": base
         + f"""SELECT arg_max(track_name, last_play) AS track, arg_max(artist_names, last_play) AS artists,
   arg_max(album_name, last_play) AS album, max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes,
@@ -222,8 +248,6 @@ ORDER BY plays DESC, minutes DESC, artist LIMIT {int(limit)}""",
   max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks
 FROM raw WHERE {ALBUM_KEY} IS NOT NULL GROUP BY {ALBUM_KEY}
 ORDER BY plays DESC, minutes DESC, album LIMIT {int(limit)}""",
-        "totals": base
-        + "SELECT coalesce(sum(plays), 0) AS plays, coalesce(sum(minutes), 0) AS minutes FROM raw",
     }
 
 
@@ -448,8 +472,8 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
     out: dict[str, str] = {}
     batches: list[tuple[str, dict[str, str]]] = [
         ("version", version_queries()),
-        ("overview", overview_queries(tz)),
-        ("top", top_queries(tz, period)),
+        ("overview", overview_queries(tz, period, previous_period(period))),
+        ("top", top_queries(tz, period, previous=previous_period(period))),
         ("top_ten", top_ten_mart_query()),
         ("mood", mood_queries(tz, period)),
         ("discovery", discovery_queries(tz)),

@@ -181,6 +181,35 @@ def frame(result: dict[str, pd.DataFrame | None], name: str) -> pd.DataFrame:
     return pd.DataFrame() if df is None else df
 
 
+HEADLINES: list[tuple[str, str, str]] = [
+    ("Plays", "plays", ",.0f"),
+    ("Hours listened", "hours", ",.1f"),
+    ("Tracks", "tracks", ",.0f"),
+    ("Artists", "artists", ",.0f"),
+    ("Albums", "albums", ",.0f"),
+]
+
+
+def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Period) -> None:
+    """The period's headline numbers, each with its change against the period just before.
+
+    The previous period has the same length (``queries.previous_period``); for all time there
+    is none, and the numbers stand alone.
+    """
+    totals = frame(result, "totals").iloc[0]
+    previous = frame(result, "previous")
+    before = previous.iloc[0] if len(previous) else None
+    cols = st.columns(len(HEADLINES))
+    for col, (label, key, fmt) in zip(cols, HEADLINES, strict=True):
+        value = float(totals[key] or 0)
+        delta = None if before is None else format(value - float(before[key] or 0), "+" + fmt)
+        col.metric(label, format(value, fmt), delta)
+    if before is not None and period.start is not None:
+        end = period.end or data.hour_anchor()
+        days = (end - period.start).total_seconds() / 86400
+        st.caption(f"Changes are against the {plural(round(days), 'day')} before this period.")
+
+
 # -- charts -------------------------------------------------------------------------
 #: Fewer days than this and a per-day chart is a lonely bar or an invisible area.
 FEW_DAYS = 3

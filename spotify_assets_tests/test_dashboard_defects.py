@@ -276,3 +276,40 @@ def test_a_stale_top_ten_mart_is_flagged(dashboard_env, tmp_path):
     assert len(at.warning) == 1
     assert at.warning[0].value.startswith(f"{len(arrived)} plays arrived after this was computed")
     assert "over 227 plays" in _text(at)
+
+
+# -- Comparisons against the previous period ------------------------------------------------
+def _expected_headline(start: str, end: str) -> dict[str, float]:
+    plays = dashboard_plays()
+    music = plays[plays["is_play"] & (plays["content_type"] != "episode")]
+    window = music[(music["played_at"] >= pd.Timestamp(start)) & (music["played_at"] < pd.Timestamp(end))]
+    return {
+        "plays": len(window),
+        "hours": window["duration_ms"].sum() / 3_600_000,
+        "tracks": window["track_name"].nunique(),
+        "artists": window["primary_artist_name"].nunique(),
+        "albums": window["album_name"].nunique(),
+    }
+
+
+@pytest.mark.parametrize("page", ["overview", "top"])
+def test_headline_numbers_compare_with_the_previous_period(dashboard_env, dashboard_snapshot, page):
+    at = _app(dashboard_env, dashboard_snapshot, None if page == "overview" else page)
+    assert at.segmented_control(key=f"{page}_period").value == "all"
+    assert _deltas(at)["Plays"] in (None, "")  # all time has nothing before it
+    at.segmented_control(key=f"{page}_period").set_value("custom").run()
+    at.date_input(key=f"{page}_range").set_value(
+        (datetime(2024, 2, 1).date(), datetime(2024, 2, 29).date())
+    ).run()
+    now = _expected_headline("2024-02-01T00:00Z", "2024-03-01T00:00Z")
+    before = _expected_headline("2024-01-03T00:00Z", "2024-02-01T00:00Z")  # the 29 days before
+    assert (now["plays"], before["plays"]) == (62, 80)
+    m, d = _metrics(at), _deltas(at)
+    assert (m["Plays"], d["Plays"]) == ("62", "-18")
+    assert (m["Hours listened"], d["Hours listened"]) == (
+        f"{now['hours']:,.1f}",
+        f"{now['hours'] - before['hours']:+,.1f}",
+    )
+    for key, label in (("tracks", "Tracks"), ("artists", "Artists"), ("albums", "Albums")):
+        assert (m[label], d[label]) == (str(now[key]), f"{now[key] - before[key]:+d}"), label
+    assert "Changes are against the 29 days before this period." in _text(at)

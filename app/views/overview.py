@@ -6,28 +6,25 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import queries, ui
+from app import data, queries, ui
 
 ctx = ui.context()
-res = ctx.fetch(queries.overview_queries(ctx.tz))
+st.title("Overview")
+period = ui.period_picker("overview", ctx.status, ctx.tz, default=ui.recent_default(ctx.status))
+previous = queries.previous_period(period, now=data.hour_anchor())
+res = ctx.fetch(queries.overview_queries(ctx.tz, period, previous))
 totals = ui.frame(res, "totals").iloc[0]
 daily = ui.frame(res, "daily")
 last = ui.frame(res, "last_track")
 top_artist = ui.frame(res, "top_artist")
 podcasts = ui.frame(res, "podcasts")
 
-st.title("Overview")
 st.caption(
     f"Your listening from {ui.local(totals['first_play'], ctx.tz, '%d %b %Y')} "
     f"to {ui.local(totals['last_play'], ctx.tz, '%d %b %Y')} ({ctx.tz})."
 )
 
-cols = st.columns(5)
-cols[0].metric("Plays", ui.number(totals["plays"]))
-cols[1].metric("Hours listened", f"{float(totals['hours']):,.1f}")
-cols[2].metric("Tracks", ui.number(totals["tracks"]))
-cols[3].metric("Artists", ui.number(totals["artists"]))
-cols[4].metric("Albums", ui.number(totals["albums"]))
+ui.headline_metrics(res, period)
 
 # Zero-fill the (small, already aggregated) daily series so quiet days show as dips.
 if len(daily):
@@ -42,7 +39,7 @@ with row2[0]:
     st.metric(
         "Minutes per day, last 90 days",
         f"{avg:,.0f}",
-        chart_data=recent["minutes"].round(1).tolist(),
+        chart_data=recent["minutes"].round(1).tolist() if len(recent) >= ui.FEW_DAYS else None,
         chart_type="area",
         help="Average over the 90 days up to your newest play, including days without music.",
     )

@@ -5,16 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import queries, ui
+from app import data, queries, ui
 
 ctx = ui.context()
 st.title("Top")
 period = ui.period_picker("top", ctx.status, ctx.tz, default=ui.recent_default(ctx.status))
-res = ctx.fetch(queries.top_queries(ctx.tz, period))
-totals = ui.frame(res, "totals").iloc[0]
-st.caption(
-    f"{ui.plural(int(totals['plays']), 'play')}, {ui.duration(float(totals['minutes']))} in this period."
-)
+previous = queries.previous_period(period, now=data.hour_anchor())
+res = ctx.fetch(queries.top_queries(ctx.tz, period, previous=previous))
+ui.headline_metrics(res, period)
 
 
 def _ranked(df: pd.DataFrame) -> pd.DataFrame:
