@@ -236,16 +236,17 @@ def top_queries(
         "tracks": base
         + f"""SELECT arg_max(track_name, last_play) AS track, arg_max(artist_names, last_play) AS artists,
   arg_max(album_name, last_play) AS album, max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes,
-  max(last_play) AS last_played
+  max(last_play) AS last_played, max(track_id) AS id
 FROM raw GROUP BY {TRACK_KEY} ORDER BY plays DESC, minutes DESC, track LIMIT {int(limit)}""",
         "artists": base
         + f"""SELECT arg_max(primary_artist_name, last_play) AS artist, max(image) AS image, sum(plays) AS plays,
-  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks
+  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks, max(primary_artist_id) AS id
 FROM raw WHERE {ARTIST_KEY} IS NOT NULL GROUP BY {ARTIST_KEY}
 ORDER BY plays DESC, minutes DESC, artist LIMIT {int(limit)}""",
         "albums": base
         + f"""SELECT arg_max(album_name, last_play) AS album, arg_max(primary_artist_name, last_play) AS artist,
-  max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks
+  max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks,
+  max(album_id) AS id
 FROM raw WHERE {ALBUM_KEY} IS NOT NULL GROUP BY {ALBUM_KEY}
 ORDER BY plays DESC, minutes DESC, album LIMIT {int(limit)}""",
     }
@@ -481,6 +482,123 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
         ("recent", recent_queries(tz, RecentFilter(search="it's", sources=("api",), period=period), 100, 0)),
     ]
     batches += [(f"when_{g}", when_queries(tz, period, g)) for g in GRAINS]
+    batches += [(kind, detail_queries(kind, "x'y", tz)) for kind in DETAIL]
+    batches += [("years", years_query(tz)), ("wrapped", wrapped_queries(tz, 2024))]
     for prefix, batch in batches:
         out.update({f"{prefix}.{k}": v for k, v in batch.items()})
     return out
+
+
+# -- detail pages and Wrapped ----------------------------------------------------------
+DetailKind = Literal["artist", "track", "album"]
+#: For each detail page: the id column it is addressed by, the grouping key it shares with
+#: the Top page, and the name column it shows.
+DETAIL: dict[DetailKind, tuple[str, str, str]] = {
+    "artist": ("primary_artist_id", "artist_key", "primary_artist_name"),
+    "track": ("track_id", "track_key", "track_name"),
+    "album": ("album_id", "album_key", "album_name"),
+}
+
+
+def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
+    """Everything an artist, track or album page shows, for the Spotify id ``item_id``.
+
+    The id picks the item; its plays are then those with the same grouping key as on the Top
+    page (names, lower-cased), so plays imported from an export without ids are included and
+    the page's play count equals the Top page's. ``by_name`` counts those plays.
+    """
+    id_col, key_col, name_col = DETAIL[kind]
+    base = f"""WITH {music_cte(tz)},
+target AS (SELECT DISTINCT {key_col} AS k FROM music WHERE {id_col} = {lit(item_id)}),
+mine AS (SELECT * FROM music WHERE {key_col} IN (SELECT k FROM target))
+"""
+    local = local_of("q", tz)
+    out = {
+        "summary": base
+        + f"""SELECT arg_max({name_col}, played_at) AS name, arg_max(artist_names, played_at) AS artists,
+  arg_max(primary_artist_id, played_at) AS artist_id, arg_max(album_name, played_at) AS album,
+  arg_max(album_id, played_at) AS album_id, max(album_image_url) AS image,
+  count(*) AS plays, coalesce(sum(minutes), 0) AS minutes, min(played_at) AS first_play,
+  max(played_at) AS last_play, sum(CASE WHEN {id_col} IS NULL THEN 1 ELSE 0 END) AS by_name,
+  count(DISTINCT track_key) AS tracks
+FROM mine""",
+        "monthly": base
+        + f"""SELECT CAST(date_trunc('month', {local}) AS DATE) AS month, sum(plays) AS plays, sum(minutes) AS minutes
+FROM (SELECT q, count(*) AS plays, sum(minutes) AS minutes FROM mine GROUP BY q) AS b GROUP BY 1 ORDER BY 1""",
+        "hours": base
+        + f"""SELECT hour({local}) AS hour, sum(plays) AS plays
+FROM (SELECT q, count(*) AS plays FROM mine GROUP BY q) AS b GROUP BY 1 ORDER BY 1""",
+        "features": base
+        + f""", feat AS (
+  SELECT track_id, energy, valence, danceability, tempo FROM {FEATURES_TABLE} WHERE status = 'ok'
+  QUALIFY row_number() OVER (PARTITION BY track_id ORDER BY fetched_at DESC) = 1
+)
+SELECT count(feat.track_id) AS plays_with_features, count(*) AS plays, avg(energy) AS energy,
+  avg(valence) AS valence, avg(danceability) AS danceability, avg(tempo) AS tempo
+FROM mine LEFT JOIN feat ON feat.track_id = mine.track_id""",
+    }
+    if kind in ("artist", "album"):
+        out["tracks"] = (
+            base
+            + """SELECT arg_max(track_name, played_at) AS track, max(track_id) AS id, count(*) AS plays,
+  sum(minutes) AS minutes, max(played_at) AS last_played
+FROM mine GROUP BY track_key ORDER BY plays DESC, minutes DESC, track LIMIT 20"""
+        )
+    if kind == "artist":
+        out["albums"] = (
+            base
+            + """SELECT arg_max(album_name, played_at) AS album, max(album_id) AS id, max(album_image_url) AS image,
+  count(*) AS plays, sum(minutes) AS minutes
+FROM mine WHERE album_key IS NOT NULL GROUP BY album_key ORDER BY plays DESC, minutes DESC, album LIMIT 10"""
+        )
+        out["rank"] = (
+            base
+            + f""", monthly AS (
+  SELECT CAST(date_trunc('month', {local}) AS DATE) AS month, artist_key, sum(plays) AS plays
+  FROM (SELECT q, artist_key, count(*) AS plays FROM music WHERE artist_key IS NOT NULL GROUP BY 1, 2) AS b
+  GROUP BY 1, 2
+),
+ranked AS (SELECT month, artist_key, plays, rank() OVER (PARTITION BY month ORDER BY plays DESC) AS rank FROM monthly)
+SELECT month, rank, plays FROM ranked WHERE artist_key IN (SELECT k FROM target) ORDER BY month"""
+        )
+    return out
+
+
+def year_period(year: int, tz: str) -> Period:
+    """A calendar year in the viewer's zone."""
+    return period_for("custom", tz, first_day=date(year, 1, 1), last_day=date(year, 12, 31))
+
+
+def years_query(tz: str) -> dict[str, str]:
+    return {
+        "years": f"""WITH {music_cte(tz)}
+SELECT DISTINCT year({local_of("q", tz)}) AS year FROM (SELECT DISTINCT q FROM music) AS d ORDER BY 1 DESC"""
+    }
+
+
+def wrapped_queries(tz: str, year: int) -> dict[str, str]:
+    """A year in review: top fives, busiest day, longest streak, discoveries and mood."""
+    period = year_period(year, tz)
+    top = top_queries(tz, period, limit=5)
+    when = when_queries(tz, period, "day")
+    mood = mood_queries(tz, period)
+    year_start, year_end = period.start, period.end
+    assert year_start is not None and year_end is not None
+    start_q = int(year_start.timestamp())
+    end_q = int(year_end.timestamp())
+    return {
+        "totals": top["totals"],
+        "tracks": top["tracks"],
+        "artists": top["artists"],
+        "albums": top["albums"],
+        "streaks": when["streaks"],
+        "busiest_day": f"""WITH {music_cte(tz, period.sql())}, {buckets_cte(tz)}
+SELECT CAST(local_ts AS DATE) AS day, sum(plays) AS plays, sum(minutes) AS minutes
+FROM qb GROUP BY 1 ORDER BY minutes DESC, day LIMIT 1""",
+        "discoveries": f"""WITH {music_cte(tz)},
+tf AS (SELECT track_key, min(q) AS first_q FROM music GROUP BY track_key),
+af AS (SELECT artist_key, min(q) AS first_q FROM music WHERE artist_key IS NOT NULL GROUP BY artist_key)
+SELECT (SELECT count(*) FROM tf WHERE first_q >= {start_q} AND first_q < {end_q}) AS new_tracks,
+  (SELECT count(*) FROM af WHERE first_q >= {start_q} AND first_q < {end_q}) AS new_artists""",
+        "mood": mood["summary"],
+    }

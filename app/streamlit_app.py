@@ -28,6 +28,11 @@ PAGES = [
     st.Page("views/mood.py", title="Mood", icon=":material/mood:"),
     st.Page("views/discovery.py", title="Discovery", icon=":material/explore:"),
     st.Page("views/recent.py", title="Recent plays", icon=":material/history:"),
+    st.Page("views/wrapped.py", title="Wrapped", icon=":material/celebration:"),
+    # Opened from names and rows, by Spotify id: /artist?id=..., /track?id=..., /album?id=...
+    st.Page("views/artist.py", title="Artist", url_path="artist", visibility="hidden"),
+    st.Page("views/track.py", title="Track", url_path="track", visibility="hidden"),
+    st.Page("views/album.py", title="Album", url_path="album", visibility="hidden"),
 ]
 
 if ctx.status.state != "ready":

@@ -181,6 +181,13 @@ def frame(result: dict[str, pd.DataFrame | None], name: str) -> pd.DataFrame:
     return pd.DataFrame() if df is None else df
 
 
+def mood_word(energy: float, valence: float) -> str:
+    """The Mood map's quadrant for an average energy and valence (the same four names)."""
+    if energy >= 0.5:
+        return "happy / upbeat" if valence >= 0.5 else "tense / angry"
+    return "calm / content" if valence >= 0.5 else "sad / low"
+
+
 HEADLINES: list[tuple[str, str, str]] = [
     ("Plays", "plays", ",.0f"),
     ("Hours listened", "hours", ",.1f"),

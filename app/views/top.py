@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import data, queries, ui
+from app import data, detail, queries, ui
 
 ctx = ui.context()
 st.title("Top")
@@ -23,7 +23,7 @@ def _ranked(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _table(df: pd.DataFrame, label_cols: dict[str, str]) -> None:
+def _table(df: pd.DataFrame, label_cols: dict[str, str], kind: queries.DetailKind, key: str) -> None:
     """A ranked table shown whole (``height="content"``: no box of eight rows to scroll in),
     numbers with thousands separators, and narrow number columns so the last one is not cut."""
     top = int(df["plays"].max()) if len(df) else 1
@@ -36,11 +36,22 @@ def _table(df: pd.DataFrame, label_cols: dict[str, str]) -> None:
         "minutes": st.column_config.NumberColumn("Minutes", format="localized", width=90),
         "tracks": st.column_config.NumberColumn("Tracks", format="localized", width=80),
         "last_played": None,
+        "id": None,
         **{k: st.column_config.TextColumn(v) for k, v in label_cols.items()},
     }
-    st.dataframe(  # type: ignore[call-overload]
-        df, column_config=config, hide_index=True, width="stretch", height="content", row_height=48
+    # Clicking a row opens its detail page.
+    event = st.dataframe(  # type: ignore[call-overload]
+        df,
+        column_config=config,
+        hide_index=True,
+        width="stretch",
+        height="content",
+        row_height=48,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=key,
     )
+    detail.open_on_select(event, df, kind)
 
 
 tracks, artists, albums = (ui.frame(res, n) for n in ("tracks", "artists", "albums"))
@@ -49,41 +60,43 @@ if not len(tracks):
     st.info(f"No plays in this period. Your newest play is from {newest}; try *All time*.")
 else:
     cols = st.columns(3)
-    with cols[0]:
-        ui.name_card(
-            "#1 track", str(tracks.iloc[0]["track"]), ui.plural(int(tracks.iloc[0]["plays"]), "play")
-        )
-    with cols[1]:
-        ui.name_card(
-            "#1 artist", str(artists.iloc[0]["artist"]), ui.plural(int(artists.iloc[0]["plays"]), "play")
-        )
-    if len(albums):
-        with cols[2]:
-            ui.name_card(
-                "#1 album", str(albums.iloc[0]["album"]), ui.plural(int(albums.iloc[0]["plays"]), "play")
-            )
+    for col, label, df, name, kind in (
+        (cols[0], "#1 track", tracks, "track", "track"),
+        (cols[1], "#1 artist", artists, "artist", "artist"),
+        (cols[2], "#1 album", albums, "album", "album"),
+    ):
+        if len(df):
+            with col:
+                ui.name_card(label, str(df.iloc[0][name]), ui.plural(int(df.iloc[0]["plays"]), "play"))
+                detail.link(kind, df.iloc[0]["id"], f"Open the {kind}")  # type: ignore[arg-type]
 
 tab_tracks, tab_artists, tab_albums, tab_mart = st.tabs(["Tracks", "Artists", "Albums", "Top ten (Spark)"])
 with tab_tracks:
     _table(
-        _ranked(tracks)[["rank", "image", "track", "artists", "album", "plays", "minutes"]]
+        _ranked(tracks)[["rank", "image", "track", "artists", "album", "plays", "minutes", "id"]]
         if len(tracks)
         else tracks,
         {"track": "Track", "artists": "Artists", "album": "Album"},
+        "track",
+        "top_tracks_table",
     )
 with tab_artists:
     _table(
-        _ranked(artists)[["rank", "image", "artist", "plays", "minutes", "tracks"]]
+        _ranked(artists)[["rank", "image", "artist", "plays", "minutes", "tracks", "id"]]
         if len(artists)
         else artists,
         {"artist": "Artist"},
+        "artist",
+        "top_artists_table",
     )
 with tab_albums:
     _table(
-        _ranked(albums)[["rank", "image", "album", "artist", "plays", "minutes", "tracks"]]
+        _ranked(albums)[["rank", "image", "album", "artist", "plays", "minutes", "tracks", "id"]]
         if len(albums)
         else albums,
         {"album": "Album", "artist": "Artist"},
+        "album",
+        "top_albums_table",
     )
 with tab_mart:
     mart_res = ctx.fetch(queries.top_ten_mart_query())
@@ -114,12 +127,15 @@ with tab_mart:
                 "album_name": "album",
                 "album_image_url": "image",
                 "minutes_listened": "minutes",
+                "track_id": "id",
             }
         )
         mart["minutes"] = mart["minutes"].astype(float).round(0).astype(int)
         mart["image"] = mart["image"].fillna("")
         _table(
-            mart[["rank", "image", "track", "artists", "album", "plays", "minutes"]],
+            mart[["rank", "image", "track", "artists", "album", "plays", "minutes", "id"]],
             {"track": "Track", "artists": "Artists", "album": "Album"},
+            "track",
+            "top_mart_table",
         )
 ui.definitions_note()
