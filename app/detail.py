@@ -44,7 +44,8 @@ def render(kind: queries.DetailKind) -> None:
     item_id = st.query_params.get(ID_PARAM, "")
     if not item_id:
         st.title(kind.capitalize())
-        st.info(f"Open an {kind} from the Top page: every name and row there leads here.")
+        article = "an" if kind[0] in "aeiou" else "a"
+        st.info(f"Open {article} {kind} from the Top page: every name and row there leads here.")
         st.stop()
     res = ctx.fetch(queries.detail_queries(kind, item_id, ctx.tz))
     summary = ui.frame(res, "summary").iloc[0]

@@ -149,6 +149,10 @@ PAGES = [
     ("mood", "Mood", "tense / angry", 4),
     ("discovery", "Discovery", "New tracks in March 2024", 2),
     ("recent", "Recent plays", "232 matching plays", 0),
+    ("artist?id=a1", "Aurora Lane", "Rank among your artists", 3),
+    ("track?id=t1", "Northern Glass", "Glass Harbour", 2),
+    ("album?id=al4", "Desert Tapes", "Top tracks", 2),
+    ("wrapped?year=2024", "Your 2024 in music", "Download the summary card", 0),
 ]
 
 #: Elements whose content must fit their box: metric values, segmented controls, and the
@@ -197,11 +201,13 @@ def test_every_page_in_the_browser(served_dashboard, browser, scheme, path, titl
     context, page = _open(browser, f"{served_dashboard}/{path}", scheme)
     try:
         _settle(page, title, text, charts)
+        assert "Page not found" not in page.inner_text("body")
         body = page.inner_text("body")
         for bad in ("Traceback", "Page not found", "Error"):
             assert bad not in body, bad
         assert page.evaluate(CLIPPED_JS) == []
-        shot = SHOTS / f"dashboard-{path or 'overview'}-{scheme}.png"
+        name = (path or "overview").replace("?", "-").replace("=", "-")
+        shot = SHOTS / f"dashboard-{name}-{scheme}.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
     finally:
