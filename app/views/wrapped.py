@@ -12,13 +12,14 @@ years = [int(y) for y in ui.frame(ctx.fetch(queries.years_query(ctx.tz)), "years
 ui.seed_from_url("wrapped_year", "year", lambda raw: raw.isdigit() and int(raw) in years)
 if "wrapped_year" in st.session_state:
     st.session_state["wrapped_year"] = int(st.session_state["wrapped_year"])
-year = int(st.selectbox("Year", years, key="wrapped_year"))
+title_slot = st.empty()  # the title goes above the (narrow) year picker
+year = int(st.columns([1, 5])[0].selectbox("Year", years, key="wrapped_year"))
 ui.keep_in_url("year", str(year))
 res = ctx.fetch(queries.wrapped_queries(ctx.tz, year))
 totals = ui.frame(res, "totals").iloc[0]
 plays = int(totals["plays"] or 0)
 minutes = float(totals["hours"] or 0) * 60
-st.title(f"Your {year} in music")
+title_slot.title(f"Your {year} in music")
 
 artists, tracks, albums = (ui.frame(res, n) for n in ("artists", "tracks", "albums"))
 busiest = ui.frame(res, "busiest_day")
