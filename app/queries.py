@@ -492,11 +492,11 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
 # -- detail pages and Wrapped ----------------------------------------------------------
 DetailKind = Literal["artist", "track", "album"]
 #: For each detail page: the id column it is addressed by, the grouping key it shares with
-#: the Top page, and the name column it shows.
+#: the Top page (over the stored columns), and the name column it shows.
 DETAIL: dict[DetailKind, tuple[str, str, str]] = {
-    "artist": ("primary_artist_id", "artist_key", "primary_artist_name"),
-    "track": ("track_id", "track_key", "track_name"),
-    "album": ("album_id", "album_key", "album_name"),
+    "artist": ("primary_artist_id", ARTIST_KEY, "primary_artist_name"),
+    "track": ("track_id", TRACK_KEY, "track_name"),
+    "album": ("album_id", ALBUM_KEY, "album_name"),
 }
 
 
@@ -507,11 +507,11 @@ def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
     page (names, lower-cased), so plays imported from an export without ids are included and
     the page's play count equals the Top page's. ``by_name`` counts those plays.
     """
-    id_col, key_col, name_col = DETAIL[kind]
-    base = f"""WITH {music_cte(tz)},
-target AS (SELECT DISTINCT {key_col} AS k FROM music WHERE {id_col} = {lit(item_id)}),
-mine AS (SELECT * FROM music WHERE {key_col} IN (SELECT k FROM target))
-"""
+    id_col, key_sql, name_col = DETAIL[kind]
+    # The item's plays are picked on the stored columns before anything else is computed, so
+    # a page costs one filtered scan per query, not a grouping of the whole history.
+    same_key = f"{key_sql} IN (SELECT {key_sql} FROM {PLAYS_TABLE} WHERE {id_col} = {lit(item_id)})"
+    base = f"WITH {music_cte(tz, same_key)},\nmine AS (SELECT * FROM music)\n"
     local = local_of("q", tz)
     out = {
         "summary": base
@@ -551,16 +551,15 @@ FROM mine GROUP BY track_key ORDER BY plays DESC, minutes DESC, track LIMIT 20""
   count(*) AS plays, sum(minutes) AS minutes
 FROM mine WHERE album_key IS NOT NULL GROUP BY album_key ORDER BY plays DESC, minutes DESC, album LIMIT 10"""
         )
-        out["rank"] = (
-            base
-            + f""", monthly AS (
+        out["rank"] = f"""WITH {music_cte(tz)},
+target AS (SELECT DISTINCT artist_key AS k FROM music WHERE {same_key}),
+monthly AS (
   SELECT CAST(date_trunc('month', {local}) AS DATE) AS month, artist_key, sum(plays) AS plays
   FROM (SELECT q, artist_key, count(*) AS plays FROM music WHERE artist_key IS NOT NULL GROUP BY 1, 2) AS b
   GROUP BY 1, 2
 ),
 ranked AS (SELECT month, artist_key, plays, rank() OVER (PARTITION BY month ORDER BY plays DESC) AS rank FROM monthly)
 SELECT month, rank, plays FROM ranked WHERE artist_key IN (SELECT k FROM target) ORDER BY month"""
-        )
     return out
 
 
