@@ -551,12 +551,13 @@ FROM mine GROUP BY track_key ORDER BY plays DESC, minutes DESC, track LIMIT 20""
   count(*) AS plays, sum(minutes) AS minutes
 FROM mine WHERE album_key IS NOT NULL GROUP BY album_key ORDER BY plays DESC, minutes DESC, album LIMIT 10"""
         )
+        # Local months are looked up per quarter-hour bucket (``cal``), not computed per play.
         out["rank"] = f"""WITH {music_cte(tz)},
 target AS (SELECT DISTINCT artist_key AS k FROM music WHERE {same_key}),
+cal AS (SELECT q, CAST(date_trunc('month', {local}) AS DATE) AS month FROM (SELECT DISTINCT q FROM music) AS d),
 monthly AS (
-  SELECT CAST(date_trunc('month', {local}) AS DATE) AS month, artist_key, sum(plays) AS plays
-  FROM (SELECT q, artist_key, count(*) AS plays FROM music WHERE artist_key IS NOT NULL GROUP BY 1, 2) AS b
-  GROUP BY 1, 2
+  SELECT c.month, m.artist_key, count(*) AS plays
+  FROM music AS m JOIN cal AS c ON c.q = m.q WHERE m.artist_key IS NOT NULL GROUP BY 1, 2
 ),
 ranked AS (SELECT month, artist_key, plays, rank() OVER (PARTITION BY month ORDER BY plays DESC) AS rank FROM monthly)
 SELECT month, rank, plays FROM ranked WHERE artist_key IN (SELECT k FROM target) ORDER BY month"""
