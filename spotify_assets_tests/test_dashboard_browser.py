@@ -191,6 +191,13 @@ def _settle(page, title: str, text: str, charts: int) -> None:  # type: ignore[n
             f'[data-testid="stVegaLiteChart"] svg.marks\').length >= {charts}',
             timeout=60_000,
         )
+    # Streamlit draws grey skeletons for elements still on their way; checks and screenshots
+    # of a page half drawn would prove nothing.
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stSkeleton\"]')"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=60_000,
+    )
     page.wait_for_timeout(800)  # let the last chart and table finish their first paint
 
 
@@ -202,14 +209,14 @@ def test_every_page_in_the_browser(served_dashboard, browser, scheme, path, titl
     try:
         _settle(page, title, text, charts)
         assert "Page not found" not in page.inner_text("body")
+        name = (path or "overview").replace("?", "-").replace("=", "-")
+        shot = SHOTS / f"dashboard-{name}-{scheme}.png"
+        page.screenshot(path=str(shot), full_page=True)  # first: a failure below leaves the evidence
+        assert shot.stat().st_size > 10_000
         body = page.inner_text("body")
         for bad in ("Traceback", "Page not found", "Error"):
             assert bad not in body, bad
         assert page.evaluate(CLIPPED_JS) == []
-        name = (path or "overview").replace("?", "-").replace("=", "-")
-        shot = SHOTS / f"dashboard-{name}-{scheme}.png"
-        page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 10_000
     finally:
         context.close()
 

@@ -40,10 +40,11 @@ page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, v
 res = ctx.fetch(queries.recent_queries(ctx.tz, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE))
 rows = ui.frame(res, "rows")
 st.caption(f"{ui.number(count)} matching plays · times in {ctx.tz}")
-st.dataframe(
+st.dataframe(  # type: ignore[call-overload]
     rows,
     hide_index=True,
     width="stretch",
+    height="content",  # the page of rows, whole: one scroll bar (the page's), not two
     column_config={
         "played_at": st.column_config.DatetimeColumn("Played at", format="YYYY-MM-DD HH:mm"),
         "image": st.column_config.ImageColumn("", width="small"),
