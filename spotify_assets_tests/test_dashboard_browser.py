@@ -167,7 +167,8 @@ CLIPPED_JS = """
   };
   document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricValue"] *')
     .forEach(el => check(el, 'metric'));
-  document.querySelectorAll('[data-testid="stButtonGroup"]').forEach(el => check(el, 'control'));
+  document.querySelectorAll('[data-testid="stButtonGroup"], [data-testid="stButtonGroup"] *')
+    .forEach(el => check(el, 'control'));
   document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller').forEach(el => {
     if (!el.offsetParent) return;
     if (el.scrollWidth > el.clientWidth + 1) out.push(`table scrolls sideways (${el.scrollWidth} > ${el.clientWidth})`);

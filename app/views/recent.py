@@ -39,6 +39,8 @@ if int(st.session_state.get("recent_page", 1)) > pages:
 page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="recent_page"))
 res = ctx.fetch(queries.recent_queries(ctx.tz, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE))
 rows = ui.frame(res, "rows")
+if len(rows):
+    rows["image"] = rows["image"].fillna("")  # an empty cell, not the word "None"
 st.caption(f"{ui.number(count)} matching plays · times in {ctx.tz}")
 st.dataframe(  # type: ignore[call-overload]
     rows,
