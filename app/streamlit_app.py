@@ -35,6 +35,10 @@ PAGES = [
     st.Page("views/album.py", title="Album", url_path="album", visibility="hidden"),
 ]
 
+#: The URL path of every page above but the default (a page file's path is its name). Spelled
+#: out rather than read from the pages: ``st.Page`` attributes are unset outside ``streamlit run``.
+READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", "artist", "track", "album"]
+
 if ctx.status.state != "ready":
     # Every address the ready app has opens the welcome page, so a bookmarked or shared
     # link (``/top``) on a fresh install explains what to do instead of "Page not found".
@@ -42,7 +46,7 @@ if ctx.status.state != "ready":
         ui.first_run(ctx.status)
 
     welcome_pages = [st.Page(welcome, title="Welcome", url_path="welcome", default=True)] + [
-        st.Page(welcome, title=p.title, url_path=p.url_path, visibility="hidden") for p in PAGES if p.url_path
+        st.Page(welcome, title=path.capitalize(), url_path=path, visibility="hidden") for path in READY_PATHS
     ]
     st.navigation(welcome_pages, position="hidden").run()
     st.stop()

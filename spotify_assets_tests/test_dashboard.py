@@ -242,7 +242,17 @@ def test_first_run_with_an_empty_warehouse(dashboard_env, dashboard_snapshot_emp
     assert not at.metric
 
 
-@pytest.mark.parametrize("page", ["top", "when", "mood", "discovery", "recent"])
+def test_the_welcome_pages_cover_every_address_of_the_ready_app(dashboard_env, dashboard_snapshot):
+    at = _app(dashboard_env, dashboard_snapshot)
+    ready = {str(i.get("url_pathname")) for i in at._registered_pages.values()} - {""}
+    src = Path(APP).read_text()
+    listed = set(
+        re.search(r"READY_PATHS = \[(.*?)\]", src, re.S).group(1).replace('"', "").replace(" ", "").split(",")
+    )  # type: ignore[union-attr]
+    assert ready == listed
+
+
+@pytest.mark.parametrize("page", ["top", "when", "mood", "discovery", "recent", "wrapped", "artist"])
 def test_deep_links_on_an_empty_warehouse_open_the_welcome_page(
     dashboard_env, dashboard_snapshot_empty, page
 ):
