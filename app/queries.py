@@ -109,6 +109,17 @@ def period_for(
     return Period(start=start, end=end)
 
 
+def previous_period(period: Period, now: datetime | None = None) -> Period | None:
+    """The period of the same length just before ``period`` (``None`` for all time).
+
+    An open end means "up to now", so "last 4 weeks" compares with the 4 weeks before them.
+    """
+    if period.start is None:
+        return None
+    end = period.end or now or datetime.now(UTC)
+    return Period(start=period.start - (end - period.start), end=period.start)
+
+
 #: How plays are grouped into tracks, artists and albums (see the module docstring).
 TRACK_KEY = "coalesce(lower(primary_artist_name) || '|' || lower(track_name), track_id)"
 ARTIST_KEY = "coalesce(lower(primary_artist_name), primary_artist_id)"
@@ -174,59 +185,89 @@ def version_queries() -> dict[str, str]:
     }
 
 
-def overview_queries(tz: str) -> dict[str, str]:
-    base = f"WITH {music_cte(tz)}\n"
-    return {
-        "totals": base
-        + f""", {raw_groups_cte()}
+def totals_query(tz: str, period: Period) -> str:
+    """Plays, hours and distinct tracks, artists and albums of a period: the headline numbers."""
+    return f"""WITH {music_cte(tz, period.sql())}, {raw_groups_cte()}
 SELECT coalesce(sum(plays), 0) AS plays, coalesce(sum(minutes), 0) / 60.0 AS hours,
   count(DISTINCT {TRACK_KEY}) AS tracks, count(DISTINCT {ARTIST_KEY}) AS artists,
   count(DISTINCT {ALBUM_KEY}) AS albums, min(first_play) AS first_play, max(last_play) AS last_play
-FROM raw""",
+FROM raw"""
+
+
+def comparison_queries(tz: str, period: Period, previous: Period | None) -> dict[str, str]:
+    """Headline numbers of ``period`` (``totals``) and of the one before it (``previous``)."""
+    out = {"totals": totals_query(tz, period)}
+    if previous is not None:
+        out["previous"] = totals_query(tz, previous)
+    return out
+
+
+def overview_queries(tz: str, period: Period = Period(), previous: Period | None = None) -> dict[str, str]:
+    base = f"WITH {music_cte(tz)}\n"
+    return {
+        **comparison_queries(tz, period, previous),
         "last_track": base
         + """SELECT track_name, artist_names, album_name, album_image_url, played_at
 FROM music ORDER BY played_at DESC LIMIT 1""",
-        "top_artist": base
+        "top_artist": f"WITH {music_cte(tz, period.sql())}\n"
         + """SELECT arg_max(primary_artist_name, played_at) AS artist, count(*) AS plays
 FROM music WHERE artist_key IS NOT NULL GROUP BY artist_key ORDER BY plays DESC, artist LIMIT 1""",
         "daily": base
         + f""", {buckets_cte(tz)}
 SELECT CAST(local_ts AS DATE) AS day, sum(minutes) AS minutes, sum(plays) AS plays
 FROM qb GROUP BY 1 ORDER BY 1""",
+        # The last two days by hour: what a first-day listener's chart shows.
+        "hourly": base
+        + f""", {buckets_cte(tz)}
+SELECT date_trunc('hour', local_ts) AS hour, sum(minutes) AS minutes, sum(plays) AS plays
+FROM qb WHERE local_ts >= (SELECT max(local_ts) FROM qb) - INTERVAL 2 DAY GROUP BY 1 ORDER BY 1""",
         "podcasts": f"""SELECT count(*) AS episodes,
   coalesce(sum(coalesce(ms_played, duration_ms, 0)), 0) / 3600000.0 AS hours
 FROM {PLAYS_TABLE} WHERE is_play AND content_type = 'episode'""",
     }
 
 
-def top_queries(tz: str, period: Period, limit: int = TOP_LIMIT) -> dict[str, str]:
+def top_queries(
+    tz: str, period: Period, limit: int = TOP_LIMIT, previous: Period | None = None
+) -> dict[str, str]:
     base = f"WITH {music_cte(tz, period.sql())},\n{raw_groups_cte()}\n"
     return {
+        **comparison_queries(tz, period, previous),
         "tracks": base
         + f"""SELECT arg_max(track_name, last_play) AS track, arg_max(artist_names, last_play) AS artists,
   arg_max(album_name, last_play) AS album, max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes,
-  max(last_play) AS last_played
+  max(last_play) AS last_played, max(track_id) AS id
 FROM raw GROUP BY {TRACK_KEY} ORDER BY plays DESC, minutes DESC, track LIMIT {int(limit)}""",
         "artists": base
         + f"""SELECT arg_max(primary_artist_name, last_play) AS artist, max(image) AS image, sum(plays) AS plays,
-  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks
+  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks, max(primary_artist_id) AS id
 FROM raw WHERE {ARTIST_KEY} IS NOT NULL GROUP BY {ARTIST_KEY}
 ORDER BY plays DESC, minutes DESC, artist LIMIT {int(limit)}""",
         "albums": base
         + f"""SELECT arg_max(album_name, last_play) AS album, arg_max(primary_artist_name, last_play) AS artist,
-  max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks
+  max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks,
+  max(album_id) AS id
 FROM raw WHERE {ALBUM_KEY} IS NOT NULL GROUP BY {ALBUM_KEY}
 ORDER BY plays DESC, minutes DESC, album LIMIT {int(limit)}""",
-        "totals": base
-        + "SELECT coalesce(sum(plays), 0) AS plays, coalesce(sum(minutes), 0) AS minutes FROM raw",
     }
 
 
 def top_ten_mart_query() -> dict[str, str]:
+    """The Spark mart, and how many plays it was computed over against how many there are now.
+
+    The plays the mart saw are those ingested before it was computed and counted by the Spark
+    job's own rule (``spark/top_ten.py``: a play of a track with an id); the difference is
+    what has arrived since, until the automation condition on ``top_ten_tracks`` reruns it.
+    """
     return {
-        "top_ten": f"""SELECT rank, track_name, artist_names, album_name, album_image_url, plays,
+        "top_ten": f"""SELECT rank, track_id, track_name, artist_names, album_name, album_image_url, plays,
   minutes_listened, first_played_at, last_played_at, computed_at
-FROM {TOP_TEN_TABLE} ORDER BY rank"""
+FROM {TOP_TEN_TABLE} ORDER BY rank""",
+        "mart_input": f"""WITH m AS (SELECT max(computed_at) AS computed_at FROM {TOP_TEN_TABLE})
+SELECT max(m.computed_at) AS computed_at,
+  sum(CASE WHEN p.ingested_at <= m.computed_at THEN 1 ELSE 0 END) AS seen, count(*) AS now
+FROM {PLAYS_TABLE} AS p CROSS JOIN m
+WHERE p.is_play AND p.content_type = 'track' AND p.track_id IS NOT NULL""",
     }
 
 
@@ -259,6 +300,7 @@ sessions AS (
 )
 """
     return {
+        "extent": base + "SELECT min(played_at) AS first_play, max(played_at) AS last_play FROM music",
         "heatmap": base
         + f""", {buckets_cte(tz)}
 SELECT isodow(local_ts) AS dow, hour(local_ts) AS hour, sum(plays) AS plays, sum(minutes) AS minutes
@@ -431,8 +473,8 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
     out: dict[str, str] = {}
     batches: list[tuple[str, dict[str, str]]] = [
         ("version", version_queries()),
-        ("overview", overview_queries(tz)),
-        ("top", top_queries(tz, period)),
+        ("overview", overview_queries(tz, period, previous_period(period))),
+        ("top", top_queries(tz, period, previous=previous_period(period))),
         ("top_ten", top_ten_mart_query()),
         ("mood", mood_queries(tz, period)),
         ("discovery", discovery_queries(tz)),
@@ -440,6 +482,123 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
         ("recent", recent_queries(tz, RecentFilter(search="it's", sources=("api",), period=period), 100, 0)),
     ]
     batches += [(f"when_{g}", when_queries(tz, period, g)) for g in GRAINS]
+    batches += [(kind, detail_queries(kind, "x'y", tz)) for kind in DETAIL]
+    batches += [("years", years_query(tz)), ("wrapped", wrapped_queries(tz, 2024))]
     for prefix, batch in batches:
         out.update({f"{prefix}.{k}": v for k, v in batch.items()})
     return out
+
+
+# -- detail pages and Wrapped ----------------------------------------------------------
+DetailKind = Literal["artist", "track", "album"]
+#: For each detail page: the id column it is addressed by, the grouping key it shares with
+#: the Top page (over the stored columns), and the name column it shows.
+DETAIL: dict[DetailKind, tuple[str, str, str]] = {
+    "artist": ("primary_artist_id", ARTIST_KEY, "primary_artist_name"),
+    "track": ("track_id", TRACK_KEY, "track_name"),
+    "album": ("album_id", ALBUM_KEY, "album_name"),
+}
+
+
+def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
+    """Everything an artist, track or album page shows, for the Spotify id ``item_id``.
+
+    The id picks the item; its plays are then those with the same grouping key as on the Top
+    page (names, lower-cased), so plays imported from an export without ids are included and
+    the page's play count equals the Top page's. ``by_name`` counts those plays.
+    """
+    id_col, key_sql, name_col = DETAIL[kind]
+    # The item's plays are picked on the stored columns before anything else is computed, so
+    # a page costs one filtered scan per query, not a grouping of the whole history.
+    same_key = f"{key_sql} IN (SELECT {key_sql} FROM {PLAYS_TABLE} WHERE {id_col} = {lit(item_id)})"
+    base = f"WITH {music_cte(tz, same_key)},\nmine AS (SELECT * FROM music)\n"
+    local = local_of("q", tz)
+    out = {
+        "summary": base
+        + f"""SELECT arg_max({name_col}, played_at) AS name, arg_max(artist_names, played_at) AS artists,
+  arg_max(primary_artist_id, played_at) AS artist_id, arg_max(album_name, played_at) AS album,
+  arg_max(album_id, played_at) AS album_id, max(album_image_url) AS image,
+  count(*) AS plays, coalesce(sum(minutes), 0) AS minutes, min(played_at) AS first_play,
+  max(played_at) AS last_play, sum(CASE WHEN {id_col} IS NULL THEN 1 ELSE 0 END) AS by_name,
+  count(DISTINCT track_key) AS tracks
+FROM mine""",
+        "monthly": base
+        + f"""SELECT CAST(date_trunc('month', {local}) AS DATE) AS month, sum(plays) AS plays, sum(minutes) AS minutes
+FROM (SELECT q, count(*) AS plays, sum(minutes) AS minutes FROM mine GROUP BY q) AS b GROUP BY 1 ORDER BY 1""",
+        "hours": base
+        + f"""SELECT hour({local}) AS hour, sum(plays) AS plays
+FROM (SELECT q, count(*) AS plays FROM mine GROUP BY q) AS b GROUP BY 1 ORDER BY 1""",
+        "features": base
+        + f""", feat AS (
+  SELECT track_id, energy, valence, danceability, tempo FROM {FEATURES_TABLE} WHERE status = 'ok'
+  QUALIFY row_number() OVER (PARTITION BY track_id ORDER BY fetched_at DESC) = 1
+)
+SELECT count(feat.track_id) AS plays_with_features, count(*) AS plays, avg(energy) AS energy,
+  avg(valence) AS valence, avg(danceability) AS danceability, avg(tempo) AS tempo
+FROM mine LEFT JOIN feat ON feat.track_id = mine.track_id""",
+    }
+    if kind in ("artist", "album"):
+        out["tracks"] = (
+            base
+            + """SELECT arg_max(track_name, played_at) AS track, max(track_id) AS id, count(*) AS plays,
+  sum(minutes) AS minutes, max(played_at) AS last_played
+FROM mine GROUP BY track_key ORDER BY plays DESC, minutes DESC, track LIMIT 20"""
+        )
+    if kind == "artist":
+        out["albums"] = (
+            base
+            + """SELECT arg_max(album_name, played_at) AS album, max(album_id) AS id, max(album_image_url) AS image,
+  count(*) AS plays, sum(minutes) AS minutes
+FROM mine WHERE album_key IS NOT NULL GROUP BY album_key ORDER BY plays DESC, minutes DESC, album LIMIT 10"""
+        )
+        # Local months are looked up per quarter-hour bucket (``cal``), not computed per play.
+        out["rank"] = f"""WITH {music_cte(tz)},
+target AS (SELECT DISTINCT artist_key AS k FROM music WHERE {same_key}),
+cal AS (SELECT q, CAST(date_trunc('month', {local}) AS DATE) AS month FROM (SELECT DISTINCT q FROM music) AS d),
+monthly AS (
+  SELECT c.month, m.artist_key, count(*) AS plays
+  FROM music AS m JOIN cal AS c ON c.q = m.q WHERE m.artist_key IS NOT NULL GROUP BY 1, 2
+),
+ranked AS (SELECT month, artist_key, plays, rank() OVER (PARTITION BY month ORDER BY plays DESC) AS rank FROM monthly)
+SELECT month, rank, plays FROM ranked WHERE artist_key IN (SELECT k FROM target) ORDER BY month"""
+    return out
+
+
+def year_period(year: int, tz: str) -> Period:
+    """A calendar year in the viewer's zone."""
+    return period_for("custom", tz, first_day=date(year, 1, 1), last_day=date(year, 12, 31))
+
+
+def years_query(tz: str) -> dict[str, str]:
+    return {
+        "years": f"""WITH {music_cte(tz)}
+SELECT DISTINCT year({local_of("q", tz)}) AS year FROM (SELECT DISTINCT q FROM music) AS d ORDER BY 1 DESC"""
+    }
+
+
+def wrapped_queries(tz: str, year: int) -> dict[str, str]:
+    """A year in review: top fives, busiest day, longest streak, discoveries and mood."""
+    period = year_period(year, tz)
+    top = top_queries(tz, period, limit=5)
+    when = when_queries(tz, period, "day")
+    mood = mood_queries(tz, period)
+    year_start, year_end = period.start, period.end
+    assert year_start is not None and year_end is not None
+    start_q = int(year_start.timestamp())
+    end_q = int(year_end.timestamp())
+    return {
+        "totals": top["totals"],
+        "tracks": top["tracks"],
+        "artists": top["artists"],
+        "albums": top["albums"],
+        "streaks": when["streaks"],
+        "busiest_day": f"""WITH {music_cte(tz, period.sql())}, {buckets_cte(tz)}
+SELECT CAST(local_ts AS DATE) AS day, sum(plays) AS plays, sum(minutes) AS minutes
+FROM qb GROUP BY 1 ORDER BY minutes DESC, day LIMIT 1""",
+        "discoveries": f"""WITH {music_cte(tz)},
+tf AS (SELECT track_key, min(q) AS first_q FROM music GROUP BY track_key),
+af AS (SELECT artist_key, min(q) AS first_q FROM music WHERE artist_key IS NOT NULL GROUP BY artist_key)
+SELECT (SELECT count(*) FROM tf WHERE first_q >= {start_q} AND first_q < {end_q}) AS new_tracks,
+  (SELECT count(*) FROM af WHERE first_q >= {start_q} AND first_q < {end_q}) AS new_artists""",
+        "mood": mood["summary"],
+    }

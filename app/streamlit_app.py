@@ -28,21 +28,42 @@ PAGES = [
     st.Page("views/mood.py", title="Mood", icon=":material/mood:"),
     st.Page("views/discovery.py", title="Discovery", icon=":material/explore:"),
     st.Page("views/recent.py", title="Recent plays", icon=":material/history:"),
+    st.Page("views/wrapped.py", title="Wrapped", icon=":material/celebration:"),
+    # Opened from names and rows, by Spotify id: /artist?id=..., /track?id=..., /album?id=...
+    st.Page("views/artist.py", title="Artist", url_path="artist", visibility="hidden"),
+    st.Page("views/track.py", title="Track", url_path="track", visibility="hidden"),
+    st.Page("views/album.py", title="Album", url_path="album", visibility="hidden"),
 ]
 
+#: The URL path of every page above but the default (a page file's path is its name). Spelled
+#: out rather than read from the pages: ``st.Page`` attributes are unset outside ``streamlit run``.
+READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", "artist", "track", "album"]
+
 if ctx.status.state != "ready":
-    page = st.navigation([st.Page(lambda: ui.first_run(ctx.status), title="Welcome", url_path="welcome")])
-    page.run()
+    # Every address the ready app has opens the welcome page, so a bookmarked or shared
+    # link (``/top``) on a fresh install explains what to do instead of "Page not found".
+    def welcome() -> None:
+        ui.first_run(ctx.status)
+
+    welcome_pages = [st.Page(welcome, title="Welcome", url_path="welcome", default=True)] + [
+        st.Page(welcome, title=path.capitalize(), url_path=path, visibility="hidden") for path in READY_PATHS
+    ]
+    st.navigation(welcome_pages, position="hidden").run()
     st.stop()
 
 page = st.navigation(PAGES)
 
 with st.sidebar:
     zones = sorted(queries.valid_timezones())
-    default_tz = ui.default_timezone()
     if ui.TZ_KEY not in st.session_state:
-        st.session_state[ui.TZ_KEY] = default_tz
-    st.selectbox("Time zone", zones, key=ui.TZ_KEY, help="Hours, days and months are shown in this zone.")
+        st.session_state[ui.TZ_KEY] = ui.default_timezone()
+    st.selectbox(
+        "Time zone",
+        zones,
+        key=ui.TZ_KEY,
+        help="Hours, days and months are shown in this zone. It starts as your browser's and is kept in the link.",
+    )
+    ui.keep_in_url(ui.TZ_PARAM, st.session_state[ui.TZ_KEY])
     st.caption(
         f"Newest play **{ui.age(ctx.status.newest_play)}**  \n"
         f"Pipeline last published **{ui.age(ctx.status.published_at)}**"

@@ -7,9 +7,12 @@ chart looks like part of one app in both modes.
 
 from __future__ import annotations
 
+import html
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import altair as alt
 import pandas as pd
@@ -21,7 +24,13 @@ from app.warehouse import Warehouse
 ACCENT = "#1DB954"
 SECOND = "#7C5CFF"
 THIRD = "#FF8A3D"
+#: Guides and labels drawn inside charts (quadrant names, reference lines). Vega's default is
+#: black, invisible on the dark theme; this grey has a contrast of at least 3:1 on both
+#: Streamlit backgrounds (#FFFFFF and #0E1117).
+MUTED = "#8A8F98"
 TZ_KEY = "tz"
+#: Query parameters that carry a view's state, so a copied link reopens the same view.
+TZ_PARAM = "tz"
 
 DEFINITIONS = (
     "**Definitions.** A *play* is a track streamed for at least 30 seconds (Spotify's own rule); "
@@ -43,13 +52,46 @@ class Context:
 
 
 def default_timezone() -> str:
-    tz = os.environ.get("SPOTIFY_TIMEZONE", "UTC")
-    return tz if tz in queries.valid_timezones() else "UTC"
+    """The zone a new visitor sees: the link's ``tz=``, the browser's, ``SPOTIFY_TIMEZONE``, then UTC.
+
+    The browser's zone comes first among the defaults because the dashboard is read by the
+    listener on their own device; the environment variable is for a server that renders for
+    someone elsewhere, and for browsers that do not say.
+    """
+    valid = queries.valid_timezones()
+    for candidate in (st.query_params.get(TZ_PARAM), st.context.timezone, os.environ.get("SPOTIFY_TIMEZONE")):
+        if candidate and candidate in valid:
+            return candidate
+    return "UTC"
 
 
 def current_tz() -> str:
     tz = st.session_state.get(TZ_KEY) or default_timezone()
     return tz if tz in queries.valid_timezones() else "UTC"
+
+
+def seed_from_url(key: str, param: str, allowed: Callable[[str], bool], default: str | None = None) -> None:
+    """Give widget ``key`` its first value from the URL's ``param`` (or ``default``).
+
+    Widgets are then created without a ``default``/``value`` of their own, so Session State
+    is their one source and a later change is written back by :func:`keep_in_url`.
+    """
+    if key in st.session_state:
+        return
+    raw = st.query_params.get(param)
+    if raw is not None and allowed(raw):
+        st.session_state[key] = raw
+    elif default is not None:
+        st.session_state[key] = default
+
+
+def keep_in_url(param: str, value: str | None) -> None:
+    """Write a view's state into the address bar (``None`` or empty removes the parameter)."""
+    if value:
+        if st.query_params.get(param) != value:
+            st.query_params[param] = value
+    elif param in st.query_params:
+        del st.query_params[param]
 
 
 def context() -> Context:
@@ -90,6 +132,12 @@ def local(ts: datetime | pd.Timestamp | None, tz: str, fmt: str = "%Y-%m-%d %H:%
     return stamp.tz_convert(tz).strftime(fmt)
 
 
+def utc(ts: object) -> pd.Timestamp:
+    """An instant as an aware UTC timestamp (DuckDB returns some naive, meaning UTC)."""
+    stamp = pd.Timestamp(ts)  # type: ignore[arg-type]
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def duration(minutes: float) -> str:
     hours, mins = divmod(round(minutes), 60)
     return f"{hours} h {mins:02d} min" if hours else f"{mins} min"
@@ -99,15 +147,85 @@ def number(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 day', '2 days', '1,204 plays'."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def name_card(label: str, name: str, detail: str = "", href: str | None = None) -> None:
+    """A headline that is a name (an artist, a track): wraps instead of being cut off.
+
+    ``st.metric`` truncates its value to one line ("The Lone..."); names are long, so they
+    get this card, and ``st.metric`` is kept for numbers.
+    """
+    shown = f"[{md_escape(name)}]({href})" if href else md_escape(name)
+    st.markdown(
+        f"<small>{html_escape(label)}</small>\n\n**{shown}**"
+        + (f"  \n<small>{html_escape(detail)}</small>" if detail else ""),
+        unsafe_allow_html=True,
+    )
+
+
+def md_escape(text: str) -> str:
+    """Text shown inside Markdown as itself (track names contain ``*``, ``_``, ``[``...)."""
+    return re.sub(r"([\\`*_\[\]<>|~$#])", r"\\\1", text)
+
+
+def html_escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
 def frame(result: dict[str, pd.DataFrame | None], name: str) -> pd.DataFrame:
     """A batch result, an empty frame when the table was missing."""
     df = result.get(name)
     return pd.DataFrame() if df is None else df
 
 
+def mood_word(energy: float, valence: float) -> str:
+    """The Mood map's quadrant for an average energy and valence (the same four names)."""
+    if energy >= 0.5:
+        return "happy / upbeat" if valence >= 0.5 else "tense / angry"
+    return "calm / content" if valence >= 0.5 else "sad / low"
+
+
+HEADLINES: list[tuple[str, str, str]] = [
+    ("Plays", "plays", ",.0f"),
+    ("Hours listened", "hours", ",.1f"),
+    ("Tracks", "tracks", ",.0f"),
+    ("Artists", "artists", ",.0f"),
+    ("Albums", "albums", ",.0f"),
+]
+
+
+def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Period) -> None:
+    """The period's headline numbers, each with its change against the period just before.
+
+    The previous period has the same length (``queries.previous_period``); for all time there
+    is none, and the numbers stand alone.
+    """
+    totals = frame(result, "totals").iloc[0]
+    previous = frame(result, "previous")
+    before = previous.iloc[0] if len(previous) else None
+    cols = st.columns(len(HEADLINES))
+    for col, (label, key, fmt) in zip(cols, HEADLINES, strict=True):
+        value = float(totals[key] or 0)
+        delta = None if before is None else format(value - float(before[key] or 0), "+" + fmt)
+        col.metric(label, format(value, fmt), delta)
+    if before is not None and period.start is not None:
+        end = period.end or data.hour_anchor()
+        days = (end - period.start).total_seconds() / 86400
+        st.caption(f"Changes are against the {plural(round(days), 'day')} before this period.")
+
+
 # -- charts -------------------------------------------------------------------------
-def chart(c: alt.Chart | alt.LayerChart, height: int = 260) -> None:
-    st.altair_chart(c.properties(height=height), theme="streamlit", width="stretch")
+#: Fewer days than this and a per-day chart is a lonely bar or an invisible area.
+FEW_DAYS = 3
+
+
+def chart(c: alt.Chart | alt.LayerChart, height: int = 260, *, stretch: bool = True) -> None:
+    """Draw a chart in the app's theme; ``stretch=False`` keeps a chart of few bars at its own
+    width (``alt.Step``) instead of one bar spread across the page."""
+    st.altair_chart(c.properties(height=height), theme="streamlit", width="stretch" if stretch else "content")
 
 
 def recent_default(status: data.Status) -> queries.PeriodKind:
@@ -118,47 +236,95 @@ def recent_default(status: data.Status) -> queries.PeriodKind:
     return "all"
 
 
+PERIOD_PARAM, FROM_PARAM, TO_PARAM = "period", "from", "to"
+
+
+def _iso_date(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
 def period_picker(
     key: str, status: data.Status, tz: str, default: queries.PeriodKind = "all"
 ) -> queries.Period:
-    """The period control shared by the Top, When and Mood pages."""
+    """The period control shared by the Top, When, Mood and Recent pages, kept in the URL.
+
+    ``?period=4w|6m|all|custom`` and, for a custom range, ``&from=YYYY-MM-DD&to=YYYY-MM-DD``
+    (local days, inclusive), so a copied link reopens the same view.
+    """
     kinds: list[queries.PeriodKind] = ["4w", "6m", "all", "custom"]
+    seed_from_url(f"{key}_period", PERIOD_PARAM, lambda raw: raw in kinds, default)
     choice = st.segmented_control(
-        "Period",
-        kinds,
-        default=default,
-        format_func=lambda k: queries.PERIOD_LABELS[k],
-        key=f"{key}_period",
+        "Period", kinds, format_func=lambda k: queries.PERIOD_LABELS[k], key=f"{key}_period"
     )
     kind: queries.PeriodKind = choice or default
+    keep_in_url(PERIOD_PARAM, kind)
     if kind != "custom":
+        keep_in_url(FROM_PARAM, None)
+        keep_in_url(TO_PARAM, None)
         return queries.period_for(kind, tz, now=data.hour_anchor())
-    newest = status.newest_play or datetime.now(UTC)
-    last = pd.Timestamp(newest).tz_convert(tz).date()
-    first = (pd.Timestamp(newest) - pd.Timedelta(days=30)).tz_convert(tz).date()
-    picked = st.date_input("Date range (inclusive)", value=(first, last), key=f"{key}_range")
+    range_key = f"{key}_range"
+    if range_key not in st.session_state:
+        newest = status.newest_play or datetime.now(UTC)
+        last = pd.Timestamp(newest).tz_convert(tz).date()
+        first = (pd.Timestamp(newest) - pd.Timedelta(days=30)).tz_convert(tz).date()
+        url_first = _iso_date(st.query_params.get(FROM_PARAM) or "")
+        url_last = _iso_date(st.query_params.get(TO_PARAM) or "")
+        if url_first and url_last and url_first <= url_last:
+            first, last = url_first, url_last
+        st.session_state[range_key] = (first, last)
+    picked = st.date_input("Date range (inclusive)", key=range_key)
     dates = list(picked) if isinstance(picked, tuple | list) else [picked]
     if not dates:
         return queries.Period()
     start, end = dates[0], dates[-1]
+    keep_in_url(FROM_PARAM, start.isoformat())
+    keep_in_url(TO_PARAM, end.isoformat())
     return queries.period_for("custom", tz, first_day=start, last_day=end)
 
 
 # -- first run ----------------------------------------------------------------------
+ONBOARDING = """
+**1. Connect your Spotify account** (new plays arrive every hour from then on). Create an app
+at [developer.spotify.com](https://developer.spotify.com/dashboard) with the redirect URI
+`http://127.0.0.1:8888/callback`, then in the project folder:
+
+```
+export SPOTIFY_CLIENT_ID=your-client-id SPOTIFY_CLIENT_SECRET=your-client-secret
+.venv/bin/spotify-assets auth
+make demo
+```
+
+**2. Bring your whole history.** Spotify only shares your last 50 plays; for the years before,
+ask for *Extended streaming history* on your [account's privacy page](https://www.spotify.com/account/privacy/)
+(it arrives by e-mail within 30 days) and import the zip:
+
+```
+.venv/bin/spotify-assets import ~/Downloads/my_spotify_data.zip
+```
+
+**Just looking?** `make demo` without an account fills the dashboard with a year of a
+made-up listener's plays.
+"""
+
+
 def first_run(status: data.Status) -> None:
-    """Shown instead of every page while there is nothing to show."""
+    """Shown instead of every page (whatever its address) while there is nothing to show."""
     st.title("Your listening, your data")
     if status.state == "missing":
         st.info(
-            "There is no warehouse yet. Run the pipeline once to collect your listening history:\n\n"
-            "```\nmake demo\n```\n\nthen reload this page.",
+            "Nothing here yet: your listening history has not been collected. Two steps and "
+            "this page fills with your top artists, your hours and your discoveries.",
             icon=":material/rocket_launch:",
         )
     else:
         st.info(
-            "The warehouse exists but has no plays yet. Run `make demo` (or wait for the next "
-            "scheduled pipeline run), then reload this page.",
+            "Connected, but no plays have arrived yet: play a few songs on Spotify (a track counts "
+            "after 30 seconds) and wait for the next hourly run, or import your history below.",
             icon=":material/hourglass_empty:",
         )
+    st.markdown(ONBOARDING)
     where = status.source_id.removeprefix("duckdb:")
-    st.caption(f"Looking for the warehouse at `{where}` (set `SPOTIFY_WAREHOUSE_SNAPSHOT` to change it).")
+    st.caption(f"Reading the warehouse at `{where}` (set `SPOTIFY_WAREHOUSE_SNAPSHOT` to change it).")

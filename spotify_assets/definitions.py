@@ -17,14 +17,14 @@ from spotify_assets.checks import PLAYS_CHECKS
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.resources.by_deployment import resources_for
 from spotify_assets.schedules import hourly_schedule
-from spotify_assets.sensors import new_plays_sensor
+from spotify_assets.sensors import mart_automation_sensor, new_plays_sensor
 
 defs = dg.Definitions(
     assets=[*PIPELINE_ASSETS, *history_assets, audio_features_backfill],
     asset_checks=PLAYS_CHECKS,
     jobs=[spotify_pipeline_job],
     schedules=[hourly_schedule],
-    sensors=[new_plays_sensor],
+    sensors=[new_plays_sensor, mart_automation_sensor],
     resources=resources_for(),
     executor=dg.in_process_executor,
 )

@@ -36,3 +36,16 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
         ],
         cursor=str(newest_ms),
     )
+
+
+#: Evaluates ``top_ten_tracks``'s automation condition (see ``assets/marts.py``). On by default:
+#: without it an import that adds plays would leave the mart stale until the next hourly run
+#: that finds new API plays. Dagster's implicit ``default_automation_condition_sensor`` starts
+#: stopped, so the project declares its own.
+mart_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "mart_automation_sensor",
+    target=dg.AssetSelection.assets("top_ten_tracks"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Recompute the top ten after any write to the plays table (API poll or history import).",
+)

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,12 +47,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def served_dashboard(dashboard_snapshot: Path) -> Iterator[str]:
+@contextmanager
+def _serve(snapshot: Path) -> Iterator[str]:
+    """``streamlit run`` on a free loopback port over ``snapshot``; yields the base URL."""
     port = _free_port()
     env = {
         **os.environ,
-        "SPOTIFY_WAREHOUSE_SNAPSHOT": str(dashboard_snapshot),
+        "SPOTIFY_WAREHOUSE_SNAPSHOT": str(snapshot),
         "SPOTIFY_TIMEZONE": "UTC",
         "SPOTIFY_DEPLOYMENT": "local",
     }
@@ -103,6 +105,24 @@ def served_dashboard(dashboard_snapshot: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def served_dashboard(dashboard_snapshot: Path) -> Iterator[str]:
+    with _serve(dashboard_snapshot) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def served_first_day(dashboard_snapshot_first_day: Path) -> Iterator[str]:
+    with _serve(dashboard_snapshot_first_day) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def served_empty_dashboard(dashboard_snapshot_empty: Path) -> Iterator[str]:
+    with _serve(dashboard_snapshot_empty) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
@@ -121,52 +141,124 @@ def _open(browser, url: str, scheme: str):  # type: ignore[no-untyped-def]
     return context, page
 
 
-def _wait_for_charts(page, count: int) -> None:  # type: ignore[no-untyped-def]
-    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)
+#: Every page of the ready app: (path, its title, a text it must show, charts it draws).
+PAGES = [
+    ("", "Overview", "232", 1),
+    ("top", "Top", "Northern Glass", 0),
+    ("when", "When you listen", "10 days", 2),
+    ("mood", "Mood", "tense / angry", 4),
+    ("discovery", "Discovery", "New tracks in March 2024", 2),
+    ("recent", "Recent plays", "232 matching plays", 0),
+    ("artist?id=a1", "Aurora Lane", "Rank among your artists", 3),
+    ("track?id=t1", "Northern Glass", "Glass Harbour", 2),
+    ("album?id=al4", "Desert Tapes", "Top tracks", 2),
+    ("wrapped?year=2024", "Your 2024 in music", "Download the summary card", 0),
+]
+
+#: Elements whose content must fit their box: metric values, segmented controls, and the
+#: scrolling area of every visible table (a table that scrolls sideways cuts its last column;
+#: one that scrolls down is a box of a few rows). Returns a description of each offender.
+CLIPPED_JS = """
+() => {
+  const out = [];
+  const check = (el, what) => {
+    if (!el.offsetParent) return;  // hidden (another tab)
+    if (el.scrollWidth > el.clientWidth + 1) out.push(`${what} cut sideways: ${el.innerText.slice(0, 40)}`);
+  };
+  document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricValue"] *')
+    .forEach(el => check(el, 'metric'));
+  document.querySelectorAll('[data-testid="stButtonGroup"], [data-testid="stButtonGroup"] *')
+    .forEach(el => check(el, 'control'));
+  document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller').forEach(el => {
+    if (!el.offsetParent) return;
+    if (el.scrollWidth > el.clientWidth + 1) out.push(`table scrolls sideways (${el.scrollWidth} > ${el.clientWidth})`);
+    if (el.scrollHeight > el.clientHeight + 1 && el.scrollHeight < 10000)
+      out.push(`table scrolls down (${el.scrollHeight} > ${el.clientHeight})`);
+  });
+  return out;
+}
+"""
+
+
+def _settle(page, title: str, text: str, charts: int) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_function(
-        f'document.querySelectorAll(\'[data-testid="stVegaLiteChart"] canvas, '
-        f'[data-testid="stVegaLiteChart"] svg.marks\').length >= {count}',
+        f"document.querySelector('h1') && document.querySelector('h1').innerText.includes({title!r})"
+        f" && document.body.innerText.includes({text!r})",
         timeout=60_000,
     )
-    page.wait_for_timeout(500)  # let the last chart finish its first paint before the screenshot
+    if charts:
+        page.wait_for_function(
+            'document.querySelectorAll(\'[data-testid="stVegaLiteChart"] canvas, '
+            f'[data-testid="stVegaLiteChart"] svg.marks\').length >= {charts}',
+            timeout=60_000,
+        )
+    # Streamlit draws grey skeletons for elements still on their way; checks and screenshots
+    # of a page half drawn would prove nothing.
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stSkeleton\"]')"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(800)  # let the last chart and table finish their first paint
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_overview_in_the_browser(served_dashboard, browser, scheme):
+@pytest.mark.parametrize(("path", "title", "text", "charts"), PAGES, ids=[p[1] for p in PAGES])
+def test_every_page_in_the_browser(served_dashboard, browser, scheme, path, title, text, charts):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context, page = _open(browser, served_dashboard, scheme)
+    context, page = _open(browser, f"{served_dashboard}/{path}", scheme)
     try:
-        _wait_for_charts(page, 1)
-        body = page.inner_text("body")
-        assert "Overview" in body and "Plays" in body and "232" in body
-        assert "Aurora Lane" in body and "Hours listened" in body
-        assert "Traceback" not in body and "Error" not in body
-        shot = SHOTS / f"dashboard-overview-{scheme}.png"
-        page.screenshot(path=str(shot), full_page=True)
+        _settle(page, title, text, charts)
+        assert "Page not found" not in page.inner_text("body")
+        name = (path or "overview").replace("?", "-").replace("=", "-")
+        shot = SHOTS / f"dashboard-{name}-{scheme}.png"
+        page.screenshot(path=str(shot), full_page=True)  # first: a failure below leaves the evidence
         assert shot.stat().st_size > 10_000
+        body = page.inner_text("body")
+        for bad in ("Traceback", "Page not found", "Error"):
+            assert bad not in body, bad
+        assert page.evaluate(CLIPPED_JS) == []
     finally:
         context.close()
 
 
-def test_when_page_in_the_browser(served_dashboard, browser):
-    context, page = _open(browser, f"{served_dashboard}/when", "dark")
+def test_the_browsers_time_zone_is_the_default_and_stays_in_the_link(served_dashboard, browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1100}, timezone_id="Asia/Tokyo")
+    page = context.new_page()
     try:
-        _wait_for_charts(page, 2)
-        body = page.inner_text("body")
-        assert "When you listen" in body and "20:00" in body and "10 days" in body
-        page.screenshot(path=str(SHOTS / "dashboard-when-dark.png"), full_page=True)
+        page.goto(f"{served_dashboard}/when", wait_until="domcontentloaded")
+        _settle(page, "When you listen", "05:00", 2)  # the peak hour in Tokyo (20:00 UTC)
+        page.wait_for_function("location.search.includes('tz=Asia%2FTokyo')", timeout=30_000)
+        page.reload(wait_until="domcontentloaded")
+        _settle(page, "When you listen", "05:00", 2)
     finally:
         context.close()
 
 
-def test_top_page_in_the_browser(served_dashboard, browser):
-    context, page = _open(browser, f"{served_dashboard}/top", "light")
+@pytest.mark.parametrize("path", ["top", "when", "recent"])
+def test_deep_links_on_an_empty_warehouse(served_empty_dashboard, browser, path):
+    context, page = _open(browser, f"{served_empty_dashboard}/{path}", "light")
     try:
-        page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)
-        page.wait_for_function("document.body.innerText.includes('Northern Glass')", timeout=60_000)
-        page.wait_for_timeout(800)
+        page.wait_for_function("document.body.innerText.includes('spotify-assets import')", timeout=60_000)
+        page.wait_for_timeout(500)
         body = page.inner_text("body")
-        assert "Aurora Lane" in body and "Northern Glass" in body
-        page.screenshot(path=str(SHOTS / "dashboard-top-light.png"), full_page=True)
+        assert "Page not found" not in body and "Your listening, your data" in body
+        page.screenshot(path=str(SHOTS / f"dashboard-welcome-{path}-light.png"), full_page=True)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "title", "text"), [("", "Overview", "Minutes per hour"), ("when", "When you listen", "1 day")]
+)
+def test_a_first_day_in_the_browser(served_first_day, browser, path, title, text):
+    context, page = _open(browser, f"{served_first_day}/{path}", "dark")
+    try:
+        _settle(page, title, text, 1)
+        assert page.evaluate(CLIPPED_JS) == []
+        assert "1 days" not in page.inner_text("body")
+        page.screenshot(
+            path=str(SHOTS / f"dashboard-first-day-{path or 'overview'}-dark.png"), full_page=True
+        )
     finally:
         context.close()

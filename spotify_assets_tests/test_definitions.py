@@ -13,7 +13,7 @@ EXPECTED_LINEAGE = {
     "audio_features": {"raw_recent_tracks"},
     "gcs_csv": {"raw_recent_tracks", "audio_features"},
     "bq_plays": {"gcs_csv"},
-    "top_ten_tracks": {"bq_plays"},
+    "top_ten_tracks": {"bq_plays", "history_import"},  # both write the plays table it reads
 }
 
 

@@ -15,16 +15,31 @@ new = ui.frame(res, "new_per_month")
 share = ui.frame(res, "share")
 recent = ui.frame(res, "recent_artists")
 
+# Every month from the first play to the newest, zeros included: a month without a discovery
+# is a fact to show (and the newest month's figures are its own, not the last month that
+# happened to have a discovery).
+months = pd.to_datetime(pd.concat([new["month"], share["month"]]))
+calendar = pd.date_range(months.min(), months.max(), freq="MS") if len(months) else pd.DatetimeIndex([])
+new["month"] = pd.to_datetime(new["month"])
+new = (
+    new.set_index("month")
+    .reindex(calendar, fill_value=0)
+    .rename_axis("month")
+    .reset_index()
+    .astype({"new_tracks": int, "new_artists": int})
+)
+share["month"] = pd.to_datetime(share["month"])
 share["repeat_plays"] = share["plays"] - share["new_plays"]
 share["new_share"] = share["new_plays"] / share["plays"]
 latest = share.iloc[-1] if len(share) else None
-latest_new = new.iloc[-1] if len(new) else None
 
-if latest is not None and latest_new is not None:
+if latest is not None:
     month = pd.Timestamp(latest["month"]).strftime("%B %Y")
+    latest_new = new.set_index("month").loc[pd.Timestamp(latest["month"])]
+    new_artists, new_tracks = int(latest_new["new_artists"]), int(latest_new["new_tracks"])
     cols = st.columns(4)
-    cols[0].metric(f"New artists in {month}", ui.number(latest_new["new_artists"]))
-    cols[1].metric(f"New tracks in {month}", ui.number(latest_new["new_tracks"]))
+    cols[0].metric(f"New artists in {month}", ui.number(new_artists))
+    cols[1].metric(f"New tracks in {month}", ui.number(new_tracks))
     cols[2].metric(
         f"New music share, {month}",
         f"{latest['new_share']:.0%}",
@@ -86,17 +101,29 @@ ui.chart(
 )
 
 st.subheader("Recent discoveries")
-st.caption("Artists first heard in the 90 days up to your newest play.")
-st.dataframe(
-    pd.DataFrame(
-        {
-            "Artist": recent["artist"],
-            "First heard": [ui.local(t, ctx.tz, "%d %b %Y") for t in recent["first_heard"]],
-            "Plays": recent["plays"].astype(int),
-            "Minutes": recent["minutes"].astype(float).round(0),
-        }
-    ),
-    hide_index=True,
-    width="stretch",
-)
+newest = ui.local(ctx.status.newest_play, ctx.tz, "%d %b %Y")
+if not len(recent):
+    st.info(
+        f"No new artists in the 90 days up to your newest play ({newest}): everything you played "
+        "then was by artists you already knew.",
+        icon=":material/explore_off:",
+    )
+else:
+    st.caption(f"Artists first heard in the 90 days up to your newest play ({newest}).")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Artist": recent["artist"],
+                "First heard": [ui.local(t, ctx.tz, "%d %b %Y") for t in recent["first_heard"]],
+                "Plays": recent["plays"].astype(int),
+                "Minutes": recent["minutes"].astype(float).round(0).astype(int),
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Plays": st.column_config.NumberColumn(format="localized"),
+            "Minutes": st.column_config.NumberColumn(format="localized"),
+        },
+    )
 ui.definitions_note()

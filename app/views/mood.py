@@ -90,10 +90,11 @@ scatter = (
         ],
     )
 )
-rules = alt.Chart(pd.DataFrame({"v": [0.5]})).mark_rule(strokeDash=[4, 4], opacity=0.4)
+# Guides and labels get an explicit colour: Vega's default black vanishes on the dark theme.
+rules = alt.Chart(pd.DataFrame({"v": [0.5]})).mark_rule(color=ui.MUTED, strokeDash=[4, 4], opacity=0.8)
 labels = [
     alt.Chart(quadrants[quadrants["align"] == side])
-    .mark_text(opacity=0.6, fontSize=12, align=side, baseline="middle")
+    .mark_text(color=ui.MUTED, fontSize=12, align=side, baseline="middle")
     .encode(x="x:Q", y="y:Q", text="label:N")
     for side in ("left", "right")
 ]

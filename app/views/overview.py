@@ -6,28 +6,25 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import queries, ui
+from app import data, queries, ui
 
 ctx = ui.context()
-res = ctx.fetch(queries.overview_queries(ctx.tz))
+st.title("Overview")
+period = ui.period_picker("overview", ctx.status, ctx.tz, default=ui.recent_default(ctx.status))
+previous = queries.previous_period(period, now=data.hour_anchor())
+res = ctx.fetch(queries.overview_queries(ctx.tz, period, previous))
 totals = ui.frame(res, "totals").iloc[0]
 daily = ui.frame(res, "daily")
 last = ui.frame(res, "last_track")
 top_artist = ui.frame(res, "top_artist")
 podcasts = ui.frame(res, "podcasts")
 
-st.title("Overview")
 st.caption(
     f"Your listening from {ui.local(totals['first_play'], ctx.tz, '%d %b %Y')} "
     f"to {ui.local(totals['last_play'], ctx.tz, '%d %b %Y')} ({ctx.tz})."
 )
 
-cols = st.columns(5)
-cols[0].metric("Plays", ui.number(totals["plays"]))
-cols[1].metric("Hours listened", f"{float(totals['hours']):,.1f}")
-cols[2].metric("Tracks", ui.number(totals["tracks"]))
-cols[3].metric("Artists", ui.number(totals["artists"]))
-cols[4].metric("Albums", ui.number(totals["albums"]))
+ui.headline_metrics(res, period)
 
 # Zero-fill the (small, already aggregated) daily series so quiet days show as dips.
 if len(daily):
@@ -42,7 +39,7 @@ with row2[0]:
     st.metric(
         "Minutes per day, last 90 days",
         f"{avg:,.0f}",
-        chart_data=recent["minutes"].round(1).tolist(),
+        chart_data=recent["minutes"].round(1).tolist() if len(recent) >= ui.FEW_DAYS else None,
         chart_type="area",
         help="Average over the 90 days up to your newest play, including days without music.",
     )
@@ -59,13 +56,12 @@ row2[2].metric(
     help="When the pipeline last published the warehouse snapshot the dashboard reads.",
 )
 if len(top_artist):
-    row2[3].metric(
-        "#1 artist",
-        str(top_artist.iloc[0]["artist"]),
-        f"{int(top_artist.iloc[0]['plays'])} plays",
-        delta_color="off",
-        delta_arrow="off",
-    )
+    with row2[3]:
+        ui.name_card(
+            "#1 artist",
+            str(top_artist.iloc[0]["artist"]),
+            ui.plural(int(top_artist.iloc[0]["plays"]), "play"),
+        )
 
 if len(last):
     row = last.iloc[0]
@@ -77,8 +73,9 @@ if len(last):
         f"{row['album_name'] or ''} · {ui.local(row['played_at'], ctx.tz)}"
     )
 
-st.subheader("Minutes per day")
-if len(daily):
+hourly = ui.frame(res, "hourly")
+if len(daily) >= ui.FEW_DAYS:
+    st.subheader("Minutes per day")
     ui.chart(
         alt.Chart(daily)
         .mark_area(color=ui.ACCENT, opacity=0.35, line={"color": ui.ACCENT})
@@ -88,10 +85,30 @@ if len(daily):
             tooltip=[
                 alt.Tooltip("utcyearmonthdate(day):T", format="%a %d %b %Y"),
                 alt.Tooltip("minutes:Q", format=",.0f"),
-                "plays:Q",
+                alt.Tooltip("plays:Q", format=","),
             ],
         ),
         height=220,
+    )
+elif len(hourly):
+    # A first day: one point of a daily area chart draws nothing, so show its hours.
+    st.subheader("Minutes per hour")
+    hourly["minutes"] = hourly["minutes"].astype(float).round(0)
+    ui.chart(
+        alt.Chart(hourly)
+        .mark_bar(color=ui.ACCENT, cornerRadiusTopLeft=2, cornerRadiusTopRight=2)
+        .encode(
+            x=alt.X("utcyearmonthdatehours(hour):O", title=None, axis=alt.Axis(format="%H:00", labelAngle=0)),
+            y=alt.Y("minutes:Q", title="minutes"),
+            tooltip=[
+                alt.Tooltip("utcyearmonthdatehours(hour):O", title="hour", format="%a %d %b %H:00"),
+                alt.Tooltip("minutes:Q", format=",.0f"),
+                alt.Tooltip("plays:Q", format=","),
+            ],
+        )
+        .properties(width=alt.Step(36)),
+        height=220,
+        stretch=False,
     )
 
 pod = podcasts.iloc[0] if len(podcasts) else None

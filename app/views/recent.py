@@ -13,15 +13,17 @@ PAGE_SIZE = 100
 
 ctx = ui.context()
 st.title("Recent plays")
-cols = st.columns([3, 2, 2])
+# Two rows: the period control needs a full row (in a third of the page it was cut off).
+cols = st.columns([3, 2])
+ui.seed_from_url("recent_search", "q", lambda raw: len(raw) <= 200)
 search = cols[0].text_input("Search", placeholder="track, artist or album", key="recent_search")
+ui.keep_in_url("q", search.strip())
 content_choice = cols[1].segmented_control(
     "Show", ["music", "podcasts", "all"], default="music", key="recent_content", format_func=str.capitalize
 )
 content = cast(queries.ContentFilter, content_choice or "music")
-with cols[2]:
-    include_short = st.toggle("Include streams under 30 s", key="recent_short")
-    period = ui.period_picker("recent", ctx.status, ctx.tz, default="all")
+period = ui.period_picker("recent", ctx.status, ctx.tz, default="all")
+include_short = st.toggle("Include streams under 30 s", key="recent_short")
 
 sources_all = ui.frame(ctx.fetch(queries.sources_query()), "sources")
 sources = st.multiselect(
@@ -37,11 +39,14 @@ if int(st.session_state.get("recent_page", 1)) > pages:
 page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="recent_page"))
 res = ctx.fetch(queries.recent_queries(ctx.tz, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE))
 rows = ui.frame(res, "rows")
+if len(rows):
+    rows["image"] = rows["image"].fillna("")  # an empty cell, not the word "None"
 st.caption(f"{ui.number(count)} matching plays · times in {ctx.tz}")
-st.dataframe(
+st.dataframe(  # type: ignore[call-overload]
     rows,
     hide_index=True,
     width="stretch",
+    height="content",  # the page of rows, whole: one scroll bar (the page's), not two
     column_config={
         "played_at": st.column_config.DatetimeColumn("Played at", format="YYYY-MM-DD HH:mm"),
         "image": st.column_config.ImageColumn("", width="small"),

@@ -5,36 +5,53 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import queries, ui
+from app import data, detail, queries, ui
 
 ctx = ui.context()
 st.title("Top")
 period = ui.period_picker("top", ctx.status, ctx.tz, default=ui.recent_default(ctx.status))
-res = ctx.fetch(queries.top_queries(ctx.tz, period))
-totals = ui.frame(res, "totals").iloc[0]
-st.caption(f"{ui.number(totals['plays'])} plays, {ui.duration(float(totals['minutes']))} in this period.")
+previous = queries.previous_period(period, now=data.hour_anchor())
+res = ctx.fetch(queries.top_queries(ctx.tz, period, previous=previous))
+ui.headline_metrics(res, period)
 
 
 def _ranked(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     out.insert(0, "rank", range(1, len(out) + 1))
-    out["minutes"] = out["minutes"].astype(float).round(1)
+    out["minutes"] = out["minutes"].astype(float).round(0).astype(int)
     out["image"] = out["image"].fillna("")  # an empty cell, not the word "None"
     return out
 
 
-def _table(df: pd.DataFrame, label_cols: dict[str, str]) -> None:
+def _table(df: pd.DataFrame, label_cols: dict[str, str], kind: queries.DetailKind, key: str) -> None:
+    """A ranked table shown whole (``height="content"``: no box of eight rows to scroll in),
+    numbers with thousands separators, and narrow number columns so the last one is not cut."""
     top = int(df["plays"].max()) if len(df) else 1
     config = {
-        "rank": st.column_config.NumberColumn("#", width="small"),
-        "image": st.column_config.ImageColumn("", width="small"),
-        "plays": st.column_config.ProgressColumn("Plays", format="%d", min_value=0, max_value=top),
-        "minutes": st.column_config.NumberColumn("Minutes", format="%.0f"),
-        "tracks": st.column_config.NumberColumn("Tracks"),
+        "rank": st.column_config.NumberColumn("#", width=40),
+        "image": st.column_config.ImageColumn("", width=56),
+        "plays": st.column_config.ProgressColumn(
+            "Plays", format="localized", min_value=0, max_value=top, width=140
+        ),
+        "minutes": st.column_config.NumberColumn("Minutes", format="localized", width=90),
+        "tracks": st.column_config.NumberColumn("Tracks", format="localized", width=80),
         "last_played": None,
+        "id": None,
         **{k: st.column_config.TextColumn(v) for k, v in label_cols.items()},
     }
-    st.dataframe(df, column_config=config, hide_index=True, width="stretch", row_height=48)  # type: ignore[arg-type]
+    # Clicking a row opens its detail page.
+    event = st.dataframe(  # type: ignore[call-overload]
+        df,
+        column_config=config,
+        hide_index=True,
+        width="stretch",
+        height="content",
+        row_height=48,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=key,
+    )
+    detail.open_on_select(event, df, kind)
 
 
 tracks, artists, albums = (ui.frame(res, n) for n in ("tracks", "artists", "albums"))
@@ -43,62 +60,66 @@ if not len(tracks):
     st.info(f"No plays in this period. Your newest play is from {newest}; try *All time*.")
 else:
     cols = st.columns(3)
-    cols[0].metric(
-        "#1 track",
-        str(tracks.iloc[0]["track"]),
-        f"{int(tracks.iloc[0]['plays'])} plays",
-        delta_color="off",
-        delta_arrow="off",
-    )
-    cols[1].metric(
-        "#1 artist",
-        str(artists.iloc[0]["artist"]),
-        f"{int(artists.iloc[0]['plays'])} plays",
-        delta_color="off",
-        delta_arrow="off",
-    )
-    if len(albums):
-        cols[2].metric(
-            "#1 album",
-            str(albums.iloc[0]["album"]),
-            f"{int(albums.iloc[0]['plays'])} plays",
-            delta_color="off",
-            delta_arrow="off",
-        )
+    for col, label, df, name, kind in (
+        (cols[0], "#1 track", tracks, "track", "track"),
+        (cols[1], "#1 artist", artists, "artist", "artist"),
+        (cols[2], "#1 album", albums, "album", "album"),
+    ):
+        if len(df):
+            with col:
+                ui.name_card(label, str(df.iloc[0][name]), ui.plural(int(df.iloc[0]["plays"]), "play"))
+                detail.link(kind, df.iloc[0]["id"], f"Open the {kind}")  # type: ignore[arg-type]
 
 tab_tracks, tab_artists, tab_albums, tab_mart = st.tabs(["Tracks", "Artists", "Albums", "Top ten (Spark)"])
 with tab_tracks:
     _table(
-        _ranked(tracks)[["rank", "image", "track", "artists", "album", "plays", "minutes"]]
+        _ranked(tracks)[["rank", "image", "track", "artists", "album", "plays", "minutes", "id"]]
         if len(tracks)
         else tracks,
         {"track": "Track", "artists": "Artists", "album": "Album"},
+        "track",
+        "top_tracks_table",
     )
 with tab_artists:
     _table(
-        _ranked(artists)[["rank", "image", "artist", "plays", "minutes", "tracks"]]
+        _ranked(artists)[["rank", "image", "artist", "plays", "minutes", "tracks", "id"]]
         if len(artists)
         else artists,
         {"artist": "Artist"},
+        "artist",
+        "top_artists_table",
     )
 with tab_albums:
     _table(
-        _ranked(albums)[["rank", "image", "album", "artist", "plays", "minutes", "tracks"]]
+        _ranked(albums)[["rank", "image", "album", "artist", "plays", "minutes", "tracks", "id"]]
         if len(albums)
         else albums,
         {"album": "Album", "artist": "Artist"},
+        "album",
+        "top_albums_table",
     )
 with tab_mart:
-    mart = ui.frame(ctx.fetch(queries.top_ten_mart_query()), "top_ten")
+    mart_res = ctx.fetch(queries.top_ten_mart_query())
+    mart = ui.frame(mart_res, "top_ten")
     if not len(mart):
         st.info(
             "The `top_ten_tracks` mart has not been computed yet: the Spark step runs at the end of `make demo`."
         )
     else:
+        inputs = ui.frame(mart_res, "mart_input")
+        seen = int(inputs["seen"].iloc[0] or 0) if len(inputs) else 0
+        now = int(inputs["now"].iloc[0] or 0) if len(inputs) else 0
         st.caption(
-            f"All-time top ten as computed by the Spark job at {ui.local(mart['computed_at'].max(), ctx.tz)}; "
-            "ties broken by minutes, then last play."
+            f"All-time top ten as computed by the Spark job on {ui.local(mart['computed_at'].max(), ctx.tz)} "
+            f"({ctx.tz}) over {ui.plural(seen, 'play')} of tracks; ties broken by minutes, then last play."
         )
+        if now > seen:
+            st.warning(
+                f"{ui.plural(now - seen, 'play')} arrived after this was computed. The pipeline recomputes "
+                "the top ten after every write to the plays table (`mart_automation_sensor`, on by default "
+                "in `make dev`); the tabs beside this one are always current.",
+                icon=":material/update:",
+            )
         mart = mart.rename(
             columns={
                 "track_name": "track",
@@ -106,12 +127,15 @@ with tab_mart:
                 "album_name": "album",
                 "album_image_url": "image",
                 "minutes_listened": "minutes",
+                "track_id": "id",
             }
         )
-        mart["minutes"] = mart["minutes"].astype(float).round(1)
+        mart["minutes"] = mart["minutes"].astype(float).round(0).astype(int)
         mart["image"] = mart["image"].fillna("")
         _table(
-            mart[["rank", "image", "track", "artists", "album", "plays", "minutes"]],
+            mart[["rank", "image", "track", "artists", "album", "plays", "minutes", "id"]],
             {"track": "Track", "artists": "Artists", "album": "Album"},
+            "track",
+            "top_mart_table",
         )
 ui.definitions_note()

@@ -1,0 +1,189 @@
+"""The artist, track and album pages: one renderer, addressed by Spotify id (``?id=``).
+
+Every name and row elsewhere in the app links here (``link`` builds the link), so the pages
+share one layout: totals, plays over time, hour-of-day profile, the item's tracks and
+albums, an artist's rank over time, and its audio-feature profile when features exist.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app import queries, ui
+
+#: The script of each detail page (relative to ``streamlit_app.py``) and its URL path.
+PAGES: dict[queries.DetailKind, str] = {
+    "artist": "views/artist.py",
+    "track": "views/track.py",
+    "album": "views/album.py",
+}
+ID_PARAM = "id"
+
+
+def open_on_select(event: object, df: pd.DataFrame, kind: queries.DetailKind) -> None:
+    """Open the detail page of the row the viewer clicked in a table (``on_select='rerun'``)."""
+    rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    if rows and "id" in df.columns:
+        item_id = df.iloc[rows[0]]["id"]
+        if isinstance(item_id, str) and item_id:
+            st.switch_page(PAGES[kind], query_params={ID_PARAM: item_id})
+
+
+def link(kind: queries.DetailKind, item_id: object, label: str) -> bool:
+    """A link to a detail page, when the item has an id (local files and old exports may not)."""
+    if isinstance(item_id, str) and item_id:
+        st.page_link(PAGES[kind], label=label, query_params={ID_PARAM: item_id})
+        return True
+    return False
+
+
+def render(kind: queries.DetailKind) -> None:
+    ctx = ui.context()
+    item_id = st.query_params.get(ID_PARAM, "")
+    if not item_id:
+        st.title(kind.capitalize())
+        article = "an" if kind[0] in "aeiou" else "a"
+        st.info(f"Open {article} {kind} from the Top page: every name and row there leads here.")
+        st.stop()
+    res = ctx.fetch(queries.detail_queries(kind, item_id, ctx.tz))
+    summary = ui.frame(res, "summary").iloc[0]
+    plays = int(summary["plays"] or 0)
+    if not plays:
+        st.title(kind.capitalize())
+        st.warning(f"No plays of the {kind} with Spotify id `{item_id}` in your history.")
+        st.stop()
+    ui.keep_in_url(ID_PARAM, item_id)
+
+    art, head = st.columns([1, 8])
+    if isinstance(summary["image"], str) and summary["image"]:
+        art.image(summary["image"], width=96)
+    with head:
+        st.title(str(summary["name"]))
+        if kind != "artist":
+            st.caption(f"{summary['artists']}" + (f" · {summary['album']}" if kind == "track" else ""))
+    by_name = int(summary["by_name"] or 0)
+    if by_name:
+        st.caption(
+            f"{ui.plural(by_name, 'play')} came from an export without Spotify ids and are matched by name, "
+            "as on the Top page."
+        )
+
+    head_cols = st.columns(4)
+    head_cols[0].metric("Plays", ui.number(plays))
+    head_cols[1].metric("Minutes", ui.number(float(summary["minutes"])))
+    head_cols[2].metric("First play", ui.local(summary["first_play"], ctx.tz, "%d %b %Y"))
+    head_cols[3].metric("Last play", ui.local(summary["last_play"], ctx.tz, "%d %b %Y"))
+    links = st.columns(3)
+    with links[0]:
+        if kind != "artist":
+            link("artist", summary["artist_id"], str(summary["artists"]))
+    with links[1]:
+        if kind == "track":
+            link("album", summary["album_id"], str(summary["album"]))
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Plays over time")
+        monthly = ui.frame(res, "monthly")
+        ui.chart(
+            alt.Chart(monthly)
+            .mark_bar(color=ui.ACCENT)
+            .encode(
+                x=alt.X("utcyearmonth(month):O", title=None),
+                y=alt.Y("plays:Q", title="plays"),
+                tooltip=[
+                    alt.Tooltip("utcyearmonth(month):O", title="month"),
+                    alt.Tooltip("plays:Q", format=","),
+                ],
+            ),
+            height=220,
+        )
+    with right:
+        st.subheader(f"Hour of day ({ctx.tz})")
+        hours = ui.frame(res, "hours").set_index("hour").reindex(range(24), fill_value=0).reset_index()
+        ui.chart(
+            alt.Chart(hours)
+            .mark_bar(color=ui.SECOND)
+            .encode(
+                x=alt.X("hour:O", title=None),
+                y=alt.Y("plays:Q", title="plays"),
+                tooltip=["hour:O", alt.Tooltip("plays:Q", format=",")],
+            ),
+            height=220,
+        )
+
+    if kind == "artist":
+        rank = ui.frame(res, "rank")
+        st.subheader("Rank among your artists, by month")
+        ui.chart(
+            alt.Chart(rank)
+            .mark_line(point=True, color=ui.ACCENT)
+            .encode(
+                x=alt.X("utcyearmonth(month):T", title=None),
+                y=alt.Y("rank:Q", scale=alt.Scale(reverse=True, zero=False), title="rank (1 = most played)"),
+                tooltip=[alt.Tooltip("utcyearmonth(month):T", format="%b %Y"), "rank:Q", "plays:Q"],
+            ),
+            height=200,
+        )
+
+    if kind in ("artist", "album"):
+        tables = st.columns(2 if kind == "artist" else 1)
+        with tables[0]:
+            st.subheader("Top tracks")
+            tracks = ui.frame(res, "tracks")
+            tracks["minutes"] = tracks["minutes"].astype(float).round(0).astype(int)
+            event = st.dataframe(
+                tracks[["track", "plays", "minutes", "id"]],
+                hide_index=True,
+                width="stretch",
+                height="content",
+                on_select="rerun",
+                selection_mode="single-row",
+                key=f"{kind}_tracks",
+                column_config={
+                    "track": "Track",
+                    "plays": st.column_config.NumberColumn("Plays", format="localized"),
+                    "minutes": st.column_config.NumberColumn("Minutes", format="localized"),
+                    "id": None,
+                },
+            )
+            open_on_select(event, tracks, "track")
+        if kind == "artist":
+            with tables[1]:
+                st.subheader("Top albums")
+                albums = ui.frame(res, "albums")
+                albums["minutes"] = albums["minutes"].astype(float).round(0).astype(int)
+                albums["image"] = albums["image"].fillna("")
+                event = st.dataframe(
+                    albums[["image", "album", "plays", "minutes", "id"]],
+                    hide_index=True,
+                    width="stretch",
+                    height="content",
+                    on_select="rerun",
+                    selection_mode="single-row",
+                    key="artist_albums",
+                    column_config={
+                        "image": st.column_config.ImageColumn("", width=56),
+                        "album": "Album",
+                        "plays": st.column_config.NumberColumn("Plays", format="localized"),
+                        "minutes": st.column_config.NumberColumn("Minutes", format="localized"),
+                        "id": None,
+                    },
+                )
+                open_on_select(event, albums, "album")
+
+    features = ui.frame(res, "features").iloc[0]
+    with_features = int(features["plays_with_features"] or 0)
+    st.subheader("Audio features")
+    if not with_features:
+        st.caption("No audio features for these plays (see the Mood page for why).")
+    else:
+        cols = st.columns(5)
+        cols[0].metric("Coverage", f"{with_features / plays:.0%}", help="Share of these plays with features.")
+        cols[1].metric("Energy", f"{float(features['energy']):.2f}")
+        cols[2].metric("Valence", f"{float(features['valence']):.2f}")
+        cols[3].metric("Danceability", f"{float(features['danceability']):.2f}")
+        cols[4].metric("Tempo", f"{float(features['tempo']):.0f} BPM")
+    ui.definitions_note()

@@ -1,0 +1,85 @@
+"""The Spark top ten follows every write to the plays table (the "stale mart" defect).
+
+Before: ``top_ten_tracks`` ran only inside the hourly job, which skips it when the API has no
+new plays, so an import left the "All-time top ten" showing old counts. Now an automation
+condition requests it after any update of ``bq_plays`` or ``history_import`` (the CLI import
+reports one), and the dashboard says when the mart was computed and over how many plays.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from spotify_assets.definitions import defs
+from spotify_assets.imports.command import import_command
+from spotify_assets.imports.generate import generate_export
+
+TOP_TEN = dg.AssetKey("top_ten_tracks")
+
+
+def _requested(instance: dg.DagsterInstance, cursor: object) -> tuple[int, object]:
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)  # type: ignore[arg-type]
+    return result.get_num_requested(TOP_TEN), result.cursor
+
+
+def test_the_automation_sensor_is_on_by_default_and_targets_the_mart():
+    sensor = defs.get_sensor_def("mart_automation_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    graph = defs.resolve_asset_graph()
+    assert graph.get(TOP_TEN).automation_condition is not None
+    assert {k.to_user_string() for k in graph.get(TOP_TEN).parent_keys} == {"bq_plays", "history_import"}
+
+
+@pytest.mark.parametrize("writer", ["history_import", "bq_plays"])
+def test_any_write_to_the_plays_table_requests_the_top_ten_once(writer):
+    with dg.DagsterInstance.ephemeral() as instance:
+        n, cursor = _requested(instance, None)
+        assert n == 0  # nothing happened yet
+        instance.report_runless_asset_event(dg.AssetMaterialization(writer))
+        n, cursor = _requested(instance, cursor)
+        assert n == 1
+        n, cursor = _requested(instance, cursor)
+        assert n == 0  # handled: not requested again on the next tick
+        instance.report_runless_asset_event(dg.AssetMaterialization(writer))
+        n, cursor = _requested(instance, cursor)
+        assert n == 1  # a second import: once more
+
+
+def test_a_failed_blocking_check_on_the_plays_holds_the_mart_back():
+    with dg.DagsterInstance.ephemeral() as instance:
+        _, cursor = _requested(instance, None)
+        instance.report_runless_asset_event(dg.AssetMaterialization("bq_plays"))
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("bq_plays"),
+                check_name="play_key_unique",
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+            )
+        )
+        n, _ = _requested(instance, cursor)
+        assert n == 0
+
+
+def test_the_import_command_reports_its_write_to_dagster(tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    summary = generate_export(tmp_path / "export.zip", 300, seed=5, rows_per_file=300)
+    assert (
+        import_command([str(tmp_path / "export.zip"), "--data-dir", str(tmp_path / "d"), "--no-progress"])
+        == 0
+    )
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("history_import"))
+        assert event is not None and event.asset_materialization is not None
+        assert event.asset_materialization.metadata["plays_added"].value == summary.expected_added
+    # A second import of the same export adds nothing and reports nothing.
+    assert (
+        import_command([str(tmp_path / "export.zip"), "--data-dir", str(tmp_path / "d"), "--no-progress"])
+        == 0
+    )
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.fetch_materializations(dg.AssetKey("history_import"), limit=10).records
+        assert len(records) == 1

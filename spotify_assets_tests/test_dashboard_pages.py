@@ -1,0 +1,212 @@
+"""The detail pages (``/artist?id=``, ``/track?id=``, ``/album?id=``) and Wrapped (``/wrapped?year=``).
+
+Expected figures are SQL counts on the fixture warehouse (the same snapshot the page reads),
+never values read back from the page.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from app import card
+from spotify_assets.schema import conform
+from spotify_assets_tests.fixtures.dashboard import (
+    TRACKS,
+    _row,
+    build_dashboard_warehouse,
+    dashboard_features,
+    dashboard_plays,
+)
+from spotify_assets_tests.test_dashboard import _metrics, _text
+from spotify_assets_tests.test_dashboard_defects import _chart_data, _charts
+
+APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
+MUSIC = "is_play AND content_type <> 'episode'"
+
+
+def _sql(snapshot: Path, sql: str) -> object:
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        row = con.execute(sql).fetchone()
+        assert row is not None
+        return row[0]
+    finally:
+        con.close()
+
+
+def _open(monkeypatch: pytest.MonkeyPatch, snapshot: Path, page: str, **params: str) -> AppTest:
+    """What a browser opening ``/<page>?<params>`` gets."""
+    monkeypatch.setenv("SPOTIFY_WAREHOUSE_SNAPSHOT", str(snapshot))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.query_params.clear()
+    at.query_params.update(params)
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize(
+    ("kind", "item_id", "where", "title"),
+    [
+        ("artist", "a1", "lower(primary_artist_name) = 'aurora lane'", "Aurora Lane"),
+        (
+            "track",
+            "t3",
+            "lower(track_name) = 'low orbit' AND lower(primary_artist_name) = 'basalt'",
+            "Low Orbit",
+        ),
+        (
+            "album",
+            "al4",
+            "lower(album_name) = 'desert tapes' AND lower(primary_artist_name) = 'dune radio'",
+            "Desert Tapes",
+        ),
+    ],
+)
+def test_detail_page_totals_equal_a_sql_count(dashboard_env, dashboard_snapshot, kind, item_id, where, title):
+    at = _open(dashboard_env, dashboard_snapshot, kind, id=item_id)
+    assert at.title[0].value == title
+    plays = _sql(dashboard_snapshot, f"SELECT count(*) FROM bq_plays WHERE {MUSIC} AND {where}")
+    minutes = _sql(
+        dashboard_snapshot, f"SELECT sum(duration_ms) / 60000 FROM bq_plays WHERE {MUSIC} AND {where}"
+    )
+    first = _sql(
+        dashboard_snapshot,
+        f"SELECT strftime(min(played_at), '%d %b %Y') FROM bq_plays WHERE {MUSIC} AND {where}",
+    )
+    m = _metrics(at)
+    assert m["Plays"] == f"{plays:,}"
+    assert m["Minutes"] == f"{minutes:,.0f}"
+    assert m["First play"] == first
+    assert at.query_params["id"] == item_id  # the address stays shareable
+    hours = _chart_data(_charts(at)[1])
+    assert int(hours["plays"].sum()) == plays and len(hours) == 24
+
+
+def test_artist_page_top_tracks_rank_and_features(dashboard_env, dashboard_snapshot):
+    at = _open(dashboard_env, dashboard_snapshot, "artist", id="a1")
+    tracks = at.dataframe[0].value
+    assert list(zip(tracks["track"], tracks["plays"], strict=True)) == [
+        ("Northern Glass", 40),
+        ("Tidewater", 20),
+    ]
+    albums = at.dataframe[1].value
+    assert list(albums["album"]) == ["Glass Harbour"] and int(albums["plays"].iloc[0]) == 60
+    # Rank among all artists per month: January 1st (35 plays); February 3rd behind Dune Radio
+    # (22) and Basalt/Echo Park Kids (10/15); March 4th.
+    rank = _chart_data(_charts(at)[2])
+    assert rank["rank"].tolist() == [1, 3, 4] and rank["plays"].tolist() == [35, 10, 15]
+    plays = dashboard_plays()
+    mine = plays[
+        plays["is_play"]
+        & (plays["primary_artist_name"] == "Aurora Lane")
+        & (plays["content_type"] == "track")
+    ]
+    feats = dashboard_features("ok").query("status == 'ok'").set_index("track_id")
+    energy = mine.join(feats[["energy"]], on="track_id")["energy"].astype(float).mean()
+    assert _metrics(at)["Energy"] == f"{energy:.2f}"
+    assert [e.proto.label for e in at.get("page_link")] == []  # an artist page links down via its rows
+
+
+def test_track_page_links_to_its_artist_and_album(dashboard_env, dashboard_snapshot):
+    at = _open(dashboard_env, dashboard_snapshot, "track", id="t1")
+    links = {e.proto.label: e.proto.query_string for e in at.get("page_link")}
+    assert links == {"Aurora Lane": "id=a1", "Glass Harbour": "id=al1"}
+
+
+def test_plays_without_ids_are_matched_by_name_and_said_so(dashboard_env, tmp_path):
+    plays = dashboard_plays()
+    exported = [
+        _row(TRACKS["t1"], pd.Timestamp(f"2023-12-0{d}T21:00Z").to_pydatetime(), source="extended_export")
+        for d in range(1, 6)
+    ]
+    for row in exported:  # an export row: track URI only, no artist or album id
+        row.update(primary_artist_id=None, artist_ids=None, album_id=None)
+    snapshot = build_dashboard_warehouse(
+        tmp_path, conform(pd.concat([plays, conform(pd.DataFrame(exported), "plays")]), "plays")
+    )
+    at = _open(dashboard_env, snapshot, "artist", id="a1")
+    assert _metrics(at)["Plays"] == "65"  # 60 with the id + 5 matched by name, as on the Top page
+    assert "5 plays came from an export without Spotify ids and are matched by name" in _text(at)
+
+
+def test_unknown_or_missing_id(dashboard_env, dashboard_snapshot):
+    at = _open(dashboard_env, dashboard_snapshot, "album", id="nope'; DROP TABLE bq_plays; --")
+    assert "No plays of the album" in at.warning[0].value
+    at = _open(dashboard_env, dashboard_snapshot, "track")
+    assert at.info[0].value.startswith("Open a track from the Top page")
+
+
+def test_top_links_its_number_ones_to_their_pages(dashboard_env, dashboard_snapshot):
+    at = _open(dashboard_env, dashboard_snapshot, "top")
+    links = {e.proto.label: (e.proto.page, e.proto.query_string) for e in at.get("page_link")}
+    assert {label: q for label, (_, q) in links.items()} == {
+        "Open the track": "id=t1",
+        "Open the artist": "id=a1",
+        "Open the album": "id=al1",
+    }
+    # Every ranked row carries the id its click opens.
+    assert at.dataframe[0].value["id"].iloc[0] == "t1"
+    assert at.dataframe[1].value["id"].iloc[0] == "a1"
+
+
+# -- Wrapped --------------------------------------------------------------------------------
+def test_wrapped_for_a_year(dashboard_env, dashboard_snapshot):
+    at = _open(dashboard_env, dashboard_snapshot, "wrapped", year="2024")
+    assert at.title[0].value == "Your 2024 in music"
+    minutes = _sql(dashboard_snapshot, f"SELECT sum(duration_ms) / 60000 FROM bq_plays WHERE {MUSIC}")
+    m = _metrics(at)
+    assert m["Minutes"] == f"{minutes:,.0f}" == "796"
+    assert m["Plays"] == "232" and m["Longest streak"] == "10 days" and m["New artists"] == "7"
+    busiest = _sql(
+        dashboard_snapshot,
+        f"SELECT sum(duration_ms) / 60000 FROM bq_plays WHERE {MUSIC} AND CAST(played_at AS DATE) = DATE '2024-02-14'",
+    )
+    text = _text(at)
+    assert f"**Busiest day:** Wed 14 Feb ({int(busiest) // 60} h {round(busiest) % 60:02d} min)" in text
+    assert "**Discovered:** 7 artists, 11 tracks" in text
+    assert "**Mood:** happy / upbeat (energy 0.51, valence 0.59)" in text
+    labels = [e.proto.label for e in at.get("page_link")]
+    assert labels[:5] == [
+        "1. Aurora Lane · 60 plays",
+        "2. Basalt · 45 plays",
+        "3. Dune Radio · 40 plays",
+        "4. Cinder Youth · 30 plays",
+        "5. Echo Park Kids · 20 plays",
+    ]
+    button = at.get("download_button")[0].proto
+    assert button.label == "Download the summary card (PNG)" and button.url.endswith(".png")
+
+
+def test_wrapped_ignores_a_year_without_plays(dashboard_env, dashboard_snapshot):
+    at = _open(dashboard_env, dashboard_snapshot, "wrapped", year="1999")
+    assert at.title[0].value == "Your 2024 in music"  # the newest year with plays
+    assert at.query_params["year"] == "2024"
+
+
+def test_wrapped_card_is_a_png_with_the_summary():
+    summary = card.WrappedSummary(
+        year=2024,
+        minutes=796,
+        plays=232,
+        top_artists=["Aurora Lane", "A name far too long to fit on the card without being shortened by it"],
+        top_tracks=["Northern Glass - Aurora Lane"],
+        busiest_day="Wed 14 Feb (1 h 44 min)",
+        longest_streak="10 days",
+        discoveries="7 artists, 11 tracks",
+        mood="happy / upbeat",
+    )
+    png = card.summary_png(summary)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    img = Image.open(io.BytesIO(png))
+    assert img.size == (card.WIDTH, card.HEIGHT)
+    # Text was drawn: the card is not a blank background.
+    assert len(img.convert("RGB").getcolors(maxcolors=100_000) or []) > 50
