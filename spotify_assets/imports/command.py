@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -51,8 +52,10 @@ def import_command(argv: list[str]) -> int:
         print(f"spotify-assets import: {export} is neither a folder nor a .zip archive", file=sys.stderr)
         return 2
     # Imported here, after argv is checked: a usage error should not wait for Dagster to import.
+    from spotify_assets.settings import data_dir as default_data_dir
     from spotify_assets.settings import deployment
 
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     with contextlib.ExitStack() as stack:
         if deployment() == "cloud":
             import dagster as dg
@@ -70,16 +73,18 @@ def import_command(argv: list[str]) -> int:
         else:
             from spotify_assets.resources.lake import LocalLakeResource
             from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-            from spotify_assets.settings import data_dir as default_data_dir
 
-            data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
             warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
             lake = LocalLakeResource(root=str(data_dir / "lake"))
-        return _run_import(export, warehouse, lake, args)
+        return _run_import(export, warehouse, lake, args, data_dir)
 
 
 def _run_import(
-    export: Path, warehouse: WarehouseResource, lake: LakeResource, args: argparse.Namespace
+    export: Path,
+    warehouse: WarehouseResource,
+    lake: LakeResource,
+    args: argparse.Namespace,
+    data_dir: Path,
 ) -> int:
     from tqdm import tqdm
 
