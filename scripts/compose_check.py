@@ -80,7 +80,7 @@ def sandbox(path: str, body: dict[str, Any] | None = None) -> Any:
     url = f"http://127.0.0.1:{os.environ['SPOTIFY_STACK_SANDBOX_PORT']}/_sandbox/{path}"
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - http://127.0.0.1 only
         return json.loads(resp.read())
 
 
@@ -91,7 +91,7 @@ def graphql(query: str, variables: dict[str, Any]) -> dict[str, Any]:
         data=json.dumps({"query": query, "variables": variables}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=60) as resp:
+    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - http://127.0.0.1 only
         answer: dict[str, Any] = json.loads(resp.read())
     if answer.get("errors"):
         raise RuntimeError(json.dumps(answer["errors"])[:2000])
@@ -191,7 +191,9 @@ def check_exact(label: str, state: dict[str, Any], now: datetime) -> set[str]:
         fail(f"{label}: top ten is not ranked 1..10: {top}")
     if sorted((p for _, p in top), reverse=True) != state["per_track"]:
         fail(f"{label}: top-ten play counts {[p for _, p in top]} != per-track counts {state['per_track']}")
-    say(f"{label}: {len(keys)} plays, exactly the API's since {oldest.isoformat()}; top ten {[p for _, p in top]}")
+    say(
+        f"{label}: {len(keys)} plays, exactly the API's since {oldest.isoformat()}; top ten {[p for _, p in top]}"
+    )
     return set(keys)
 
 

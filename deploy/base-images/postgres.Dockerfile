@@ -15,6 +15,8 @@ COPY postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint.sh
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data \
     LANG=C.UTF-8
+# The postgres account is created by the Debian package, its uid chosen there.
+# hadolint ignore=DL3066
 USER postgres
 EXPOSE 5432
 ENTRYPOINT ["/usr/local/bin/postgres-entrypoint.sh"]
