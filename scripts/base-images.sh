@@ -2,7 +2,7 @@
 # Base images from Debian packages, for engines that cannot pull from a container registry.
 #
 #   scripts/base-images.sh        build what is missing, print the image names
-#   FORCE=1 scripts/base-images.sh   rebuild all three
+#   FORCE=1 scripts/base-images.sh   rebuild all three from scratch
 #
 # Builds, on the engine DOCKER_HOST points at (scripts/dockerd.sh env):
 #   spotify-local/debian:bookworm        debootstrap --variant=minbase bookworm, `docker import`ed
@@ -11,7 +11,8 @@
 #   spotify-local/postgres:15-bookworm   + Debian's postgresql-15 and an entrypoint that honours
 #                                        POSTGRES_USER/PASSWORD/DB (deploy/base-images/postgres.Dockerfile)
 # Needs root (debootstrap) and a Debian mirror (DEBIAN_MIRROR, default http://deb.debian.org/debian;
-# packages are verified with the Debian archive keyring, as apt does). Idempotent.
+# packages are verified with the Debian archive keyring, as apt does). Idempotent: the
+# debootstrap runs once per engine, the two builds are cached.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -54,14 +55,12 @@ if ! have "$DEBIAN_IMAGE"; then
   say "$DEBIAN_IMAGE imported in $((SECONDS - t0))s"
 fi
 
+# Always `docker build`: the engine's layer cache makes an unchanged image a no-op (~1 s), and an
+# edited Dockerfile or entrypoint is picked up.
 build() {
   local image="$1" dockerfile="$2" t0=$SECONDS
-  if have "$image"; then
-    say "$image present"
-    return 0
-  fi
   say "building $image"
-  docker build --network host --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE" -t "$image" \
+  docker build ${FORCE:+--no-cache} --force-rm --network host --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE" -t "$image" \
     -f "$REPO_ROOT/deploy/base-images/$dockerfile" "$REPO_ROOT/deploy/base-images" >"${TMPDIR:-/tmp}/spotify-base-$$.log" 2>&1 \
     || { tail -30 "${TMPDIR:-/tmp}/spotify-base-$$.log" >&2; die "docker build of $image failed"; }
   rm -f "${TMPDIR:-/tmp}/spotify-base-$$.log"

@@ -33,9 +33,24 @@ lap() { TIMES[$1]=$(($SECONDS - $2)); }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/spotify-stack-test.XXXXXX")"
 STACK_UP=""
+CHILD=""
+# Long steps run in the background and are waited for, so a TERM or Ctrl-C is handled at once
+# (bash defers traps until a foreground child returns); cleanup stops that child by its PID.
+step() {
+  "$@" &
+  CHILD=$!
+  local rc=0
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  return "$rc"
+}
 cleanup() {
   local code=$?
   set +e
+  if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
+    kill "$CHILD" 2>/dev/null
+    wait "$CHILD" 2>/dev/null
+  fi
   if [ -n "$STACK_UP" ]; then
     if [ "$code" -ne 0 ]; then
       say "stack state at failure:"
@@ -60,12 +75,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# 1. engine
+# 1. engine (one compose-test per checkout at a time: a second one would stop the first's engine)
 t=$SECONDS
-scripts/dockerd.sh start
 eval "$(scripts/dockerd.sh env)"
 export DOCKER_HOST
 DOCKER_ROOT="$(dirname "${DOCKER_HOST#unix://}")"
+mkdir -p "$DOCKER_ROOT"
+exec 8>"$DOCKER_ROOT/compose-test.lock"
+flock -n 8 || { SPOTIFY_STACK_KEEP_DOCKERD=1; die "another compose-test of this checkout is running"; }
+scripts/dockerd.sh start
 lap dockerd "$t"
 
 # 2. Compose v2
@@ -103,7 +121,7 @@ scripts/wheelhouse.sh
 lap wheelhouse "$t"
 t=$SECONDS
 say "docker build $IMAGE (BASE_IMAGE=$BASE_IMAGE)"
-docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
+step docker build --force-rm --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log" >&2; die "docker build failed"; }
 lap image_build "$t"
 IMAGE_SIZE="$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"
@@ -142,7 +160,7 @@ EOF
 t=$SECONDS
 STACK_UP=1
 say "starting the stack (webserver on http://127.0.0.1:${ports[2]})"
-$COMPOSE up -d --no-build --wait --wait-timeout 600 >&2 || die "the stack did not become healthy"
+step $COMPOSE up -d --no-build --wait --wait-timeout 600 >&2 || die "the stack did not become healthy"
 lap stack_start "$t"
 say "stack healthy in ${TIMES[stack_start]}s"
 $COMPOSE ps --format '{{.Service}}: {{.Status}}' >&2
@@ -150,7 +168,7 @@ $COMPOSE ps --format '{{.Service}}: {{.Status}}' >&2
 # 6. the pipeline inside the stack
 t=$SECONDS
 SPOTIFY_STACK_COMPOSE="$COMPOSE" SPOTIFY_STACK_WEB_PORT="${ports[2]}" SPOTIFY_STACK_SANDBOX_PORT="${ports[7]}" \
-  "$PY" scripts/compose_check.py || die "the checks failed"
+  step "$PY" scripts/compose_check.py || die "the checks failed"
 lap checks "$t"
 
 DISK="$(du -sh "$DOCKER_ROOT" 2>/dev/null | cut -f1)"

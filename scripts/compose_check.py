@@ -25,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -91,8 +92,11 @@ def graphql(query: str, variables: dict[str, Any]) -> dict[str, Any]:
         data=json.dumps({"query": query, "variables": variables}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - http://127.0.0.1 only
-        answer: dict[str, Any] = json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - http://127.0.0.1 only
+            answer: dict[str, Any] = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # GraphQL validation errors come as 400 with a body
+        raise RuntimeError(f"HTTP {exc.code}: {exc.read()[:2000]!r}") from exc
     if answer.get("errors"):
         raise RuntimeError(json.dumps(answer["errors"])[:2000])
     return answer["data"]
@@ -104,9 +108,6 @@ mutation Launch($params: ExecutionParams!) {
     __typename
     ... on LaunchRunSuccess { run { runId } }
     ... on PythonError { message }
-    ... on RepositoryLocationNotFound { message }
-    ... on PipelineNotFoundError { message }
-    ... on InvalidSubsetError { message }
     ... on RunConfigValidationInvalid { errors { message } }
   }
 }
