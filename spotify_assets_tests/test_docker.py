@@ -108,7 +108,8 @@ def test_multi_stage_build_on_a_pinned_slim_bookworm_base_chosen_by_build_arg(
     assert len(froms) >= 2, "builder + runtime"
     # Both stages on the one base image, a build argument (the Debian-package base of
     # scripts/base-images.sh replaces it where no registry is reachable).
-    assert set(froms) == {"${BASE_IMAGE}"}, froms
+    assert froms[0] == froms[-1] == "${BASE_IMAGE}", froms
+    assert set(froms) <= {"${BASE_IMAGE}", "builder"}, froms
     default = _build_args(instructions)["BASE_IMAGE"]
     _, _, tag = default.partition(":")
     assert tag and tag != "latest", f"{default} must carry an explicit version tag"
@@ -124,6 +125,7 @@ def test_builder_installs_the_locked_runtime_requirements_with_the_makefiles_uv(
     instructions: list[tuple[str, str]],
 ) -> None:
     builder = " ".join(args for _, args in _stage(instructions, "builder"))
+    project = " ".join(args for _, args in _stage(instructions, "project"))
     makefile_uv = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE)
     assert makefile_uv
     assert f'"uv=={makefile_uv.group(1)}"' in builder
@@ -131,14 +133,15 @@ def test_builder_installs_the_locked_runtime_requirements_with_the_makefiles_uv(
     assert "uv pip compile -q pyproject.toml -c requirements.lock" in builder
     assert "--extra" not in builder
     assert "uv pip install --python /opt/venv/bin/python -r /tmp/runtime.txt" in builder
-    assert "--no-deps ." in builder
+    assert "--no-deps ." in project and "--no-deps ." not in builder
     # Offline from the wheelhouse when it holds wheels: no index, no network for uv.
     assert "COPY wheelhouse/ /wheelhouse/" in DOCKERFILE.read_text()
     assert "PIP_NO_INDEX=1" in builder and "UV_OFFLINE=1" in builder
-    # The wheelhouse, uv and the build tree stay in the builder stage.
+    # The wheelhouse, uv and the build tree stay in the build stages: the runtime takes the
+    # dependency venv (a layer that stays cached) and the project's own installed files.
     runtime = _stage(instructions, "runtime")
-    copies = [args for keyword, args in runtime if keyword == "COPY" and "--from=builder" in args]
-    assert copies == ["--from=builder /opt/venv /opt/venv"]
+    copies = [args for keyword, args in runtime if keyword == "COPY" and "--from=" in args]
+    assert copies == ["--from=builder /opt/venv /opt/venv", "--from=project /opt/project-files/ /"]
 
 
 def test_runtime_has_java_tini_a_non_root_user_and_a_healthcheck(instructions: list[tuple[str, str]]) -> None:
@@ -518,9 +521,9 @@ def test_compose_test_override_keeps_every_service_on_loopback(compose: dict[str
         assert command[command.index(flag) + 1] == "127.0.0.1", name
     # Every port is a variable the script sets, and the script sets nothing the file does not use.
     used = set(re.findall(r"\$\{(SPOTIFY_STACK_[A-Z_]+)", COMPOSE_TEST.read_text()))
-    set_by_script = set(
-        re.findall(r"^(SPOTIFY_STACK_[A-Z_]+)=", COMPOSE_TEST_SCRIPT.read_text(), re.MULTILINE)
-    )
+    script = COMPOSE_TEST_SCRIPT.read_text()
+    env_file = script[script.index('cat >"$WORK/stack.env" <<EOF') :].split("\nEOF\n")[0]
+    set_by_script = set(re.findall(r"^(SPOTIFY_STACK_[A-Z_]+)=", env_file, re.MULTILINE))
     assert used == set_by_script, used ^ set_by_script
     # The test run is local mode against the sandbox service (cloud mode: the cloud issue).
     env = override["code-location"]["environment"]
@@ -528,8 +531,10 @@ def test_compose_test_override_keeps_every_service_on_loopback(compose: dict[str
     assert env["SPOTIFY_SANDBOX_URL"].endswith("${SPOTIFY_STACK_SANDBOX_PORT:?}")
 
 
-def test_compose_test_workspace_points_at_the_test_code_server() -> None:
+def test_compose_test_workspace_points_at_the_test_code_server(monkeypatch: pytest.MonkeyPatch) -> None:
     from dagster._core.workspace.config_schema import process_workspace_config
+
+    monkeypatch.setenv("SPOTIFY_STACK_CODE_PORT", "4000")
 
     workspace = yaml.safe_load((REPO_ROOT / "deploy" / "compose-test.workspace.yaml").read_text())
     assert process_workspace_config(workspace).success
