@@ -124,6 +124,8 @@ say "docker build $IMAGE (BASE_IMAGE=$BASE_IMAGE)"
 step docker build --force-rm --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log" >&2; die "docker build failed"; }
 lap image_build "$t"
+# The image a rebuild replaced (and the failed build's leftovers) hold gigabytes: drop them.
+docker image prune -f >/dev/null
 IMAGE_SIZE="$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"
 say "image $IMAGE: $IMAGE_SIZE (build ${TIMES[image_build]}s)"
 
@@ -171,7 +173,7 @@ SPOTIFY_STACK_COMPOSE="$COMPOSE" SPOTIFY_STACK_WEB_PORT="${ports[2]}" SPOTIFY_ST
   step "$PY" scripts/compose_check.py || die "the checks failed"
 lap checks "$t"
 
-DISK="$(du -sh "$DOCKER_ROOT" 2>/dev/null | cut -f1)"
+DISK="$(docker system df --format '{{.Type}} {{.Size}}' | paste -sd, - | sed 's/,/, /g')"
 summary=""
 for k in dockerd base_images wheelhouse image_build stack_start checks; do summary+="$k ${TIMES[$k]}s, "; done
-say "timings: ${summary}total $((SECONDS - T0))s (before teardown); image $IMAGE_SIZE; engine data $DISK"
+say "timings: ${summary}total $((SECONDS - T0))s (before teardown); image $IMAGE_SIZE; engine disk use: $DISK"
