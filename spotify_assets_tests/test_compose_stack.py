@@ -7,7 +7,7 @@ restart of the code location and the daemon in between, checks the warehouse exa
 tears everything down. Measured on the project's 2-core machine under load from other test
 suites: warm (images kept by the engine) about 20 minutes, most of it the three runs and the
 restart; cold add ~3 min of base images, 2-4 min of wheelhouse and ~6 min of image build.
-About 9 GB of disk under /var/tmp, kept for the next run.
+About 5 GB of disk under /var/tmp, kept for the next run.
 
 Opt-in for now: set ``SPOTIFY_COMPOSE_TEST=1``. Without it the test is skipped with that
 reason; with it, a machine that cannot run dockerd fails loudly (exit 3 of the script), it
