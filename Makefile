@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.8
 export SPOTIFY_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: venv demo cloud-demo dev dashboard test lint typecheck bench lock clean
+.PHONY: venv demo cloud-demo dev dashboard test lint typecheck bench lock clean compose-test
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,6 +48,12 @@ test: venv
 	bash scripts/test-services.sh
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/python -m pytest -p no:cacheprovider -q -rs
+
+## The deployment for real: a private Docker engine, base images from Debian packages, the
+## image from the wheelhouse, the compose stack on loopback, the pipeline run inside it three
+## times (a restart in between), exact checks, teardown. See README "Deploy with Docker".
+compose-test: venv
+	bash scripts/compose-test.sh
 
 ## Benchmarks (QUICK=1 for the CI-sized run). dlt is the import alternative measured against;
 ## it is installed here only, not for the pipeline or the tests.

