@@ -128,15 +128,6 @@ def _script_service(
         _say(f"stopped {what}")
 
 
-def _print_table(rows: list[tuple[Any, ...]], headers: list[str]) -> None:
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
-    widths = [min(max(len(r[i]) for r in cells), 40) for i in range(len(headers))]
-    for n, row in enumerate(cells):
-        print("  ".join(v[: widths[i]].ljust(widths[i]) for i, v in enumerate(row)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 def run(fresh: bool) -> int:
     started = time.monotonic()
     from spotify_assets.settings import data_dir
@@ -328,6 +319,7 @@ def run(fresh: bool) -> int:
         import dagster as dg
 
         from spotify_assets.definitions import defs
+        from spotify_assets.demo import print_table
         from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
 
         instance = stack.enter_context(dg.DagsterInstance.get())
@@ -378,7 +370,7 @@ def run(fresh: bool) -> int:
         print(
             f"\n{PLAYS_TABLE}: {plays} plays in the warehouse ({inserted} added by this run). Top ten tracks (from BigQuery):\n"
         )
-        _print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
+        print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
         print(f"\nDone in {time.monotonic() - started:.1f}s; stopping what was started.")
     return 0
 

@@ -37,7 +37,8 @@ def _prepare_home() -> Path:
     return home
 
 
-def _print_table(rows: list[tuple[object, ...]], headers: list[str]) -> None:
+def print_table(rows: list[tuple[object, ...]], headers: list[str]) -> None:
+    """Rows as an aligned plain-text table (cells cut at 40 characters); ``make cloud-demo`` uses it too."""
     cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
     widths = [min(max(len(r[i]) for r in cells), 40) for i in range(len(headers))]
     for n, row in enumerate(cells):
@@ -161,7 +162,7 @@ def demo_command(argv: list[str]) -> int:
             f"FROM {TOP_TEN_TABLE} ORDER BY rank"
         )
         print(f"\n{PLAYS_TABLE}: {plays} plays in the warehouse. Top ten tracks:\n")
-        _print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
+        print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
         print(f"\nDone in {time.monotonic() - started:.1f}s. Next: `make dashboard` or `make dev`.")
     return 0
 
