@@ -159,3 +159,9 @@ PLAYS_CHECKS = [
     audio_feature_coverage,
     no_open_gaps,
 ]
+
+
+def clock_run_config(now: datetime) -> dict[str, dict[str, dict[str, dict[str, str]]]]:
+    """Run config that makes every time-based check judge against ``now`` (a simulated clock)."""
+    clock = {"config": {"now": now.isoformat()}}
+    return {"ops": {check.node_def.name: clock for check in (no_future_plays, newest_play_is_fresh)}}

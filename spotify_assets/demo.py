@@ -18,7 +18,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pandas as pd
@@ -96,12 +96,18 @@ def demo_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     history_imported = False
+    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     _prepare_home()
     with ExitStack() as stack:
         if not os.environ.get("SPOTIFY_CLIENT_ID") and not os.environ.get("SPOTIFY_SANDBOX_URL"):
             from spotify_assets.sandbox.server import SandboxServer
 
             sandbox = stack.enter_context(SandboxServer())
+            # The sandbox listener lives on a fixed simulated clock: the time-based checks judge
+            # its plays against that "now", not today's date (see checks.ClockConfig).
+            from spotify_assets.checks import clock_run_config
+
+            run_config.update(clock_run_config(sandbox.now()))
             os.environ["SPOTIFY_SANDBOX_URL"] = sandbox.url
             print(f"No SPOTIFY_CLIENT_ID set: using the sandbox Spotify API at {sandbox.url}")
             history_imported = args.history_days > 0
@@ -124,7 +130,7 @@ def demo_command(argv: list[str]) -> int:
         result = job.execute_in_process(
             instance=dg.DagsterInstance.get(),
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            run_config=run_config,
         )
         if not result.success:
             _report_failure(result)
