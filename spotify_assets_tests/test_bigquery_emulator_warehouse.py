@@ -42,21 +42,10 @@ class Loaded:
     plays: pd.DataFrame
 
 
-def _warehouse(emulator: BigQueryEmulator) -> BigQueryWarehouseResource:
-    dataset, staging = emulator.new_datasets()
-    return BigQueryWarehouseResource(
-        project=emulator.project,
-        dataset=dataset,
-        staging_dataset=staging,
-        api_endpoint=emulator.url,
-        job_timeout_s=300,
-    )
-
-
 @pytest.fixture(scope="module", params=SIZES, ids=lambda n: f"{n}_rows")
 def loaded(request: pytest.FixtureRequest, bigquery_emulator: BigQueryEmulator) -> Iterator[Loaded]:
     """A warehouse whose ``bq_plays`` holds ``n`` plays, merged once per module (reads only)."""
-    warehouse = _warehouse(bigquery_emulator)
+    warehouse = bigquery_emulator.warehouse()
     plays = make_plays(request.param, track_count=50)
     result = warehouse.merge_plays(plays)
     assert (result.inserted, result.total_rows) == (request.param, request.param)
@@ -107,7 +96,7 @@ def test_export_for_spark_reads_the_same_plays(loaded: Loaded, spark) -> None:
 # -- writes on each size -----------------------------------------------------------------
 @pytest.mark.parametrize("n", SIZES, ids=lambda n: f"{n}_rows")
 def test_merge_plays_is_exact_and_idempotent(bigquery_emulator: BigQueryEmulator, n: int) -> None:
-    warehouse = _warehouse(bigquery_emulator)
+    warehouse = bigquery_emulator.warehouse()
     plays = make_plays(n, track_count=50)
     first = warehouse.merge_plays(pd.concat([plays, plays.head(1)], ignore_index=True))
     assert (first.inserted, first.duplicates, first.total_rows) == (n, min(n, 1), n)
@@ -126,7 +115,7 @@ def test_merge_from_lake_files_in_gcs(
     bigquery_emulator: BigQueryEmulator, gcs_emulator: GCSEmulator, n: int
 ) -> None:
     """The cloud path: Parquet in the bucket under a hive-style folder, loaded by URI, merged."""
-    warehouse = _warehouse(bigquery_emulator)
+    warehouse = bigquery_emulator.warehouse()
     lake = GCSLakeResource(bucket=gcs_emulator.bucket, prefix="spotify/lake", gcs=GCSResource(project="p"))
     plays = make_plays(n, track_count=50)
     half = n // 2
@@ -164,7 +153,7 @@ def _features(ids: list[str], status: str, energy: float) -> pd.DataFrame:
 
 @pytest.mark.parametrize("n", SIZES, ids=lambda n: f"{n}_rows")
 def test_track_features_upsert_and_read(bigquery_emulator: BigQueryEmulator, n: int) -> None:
-    warehouse = _warehouse(bigquery_emulator)
+    warehouse = bigquery_emulator.warehouse()
     ids = [f"t{i:06d}" for i in range(n)]
     assert warehouse.track_features(["t000000"]).empty
     first = warehouse.merge_track_features(_features(ids, "ok", 0.5))
@@ -181,7 +170,7 @@ def test_track_features_upsert_and_read(bigquery_emulator: BigQueryEmulator, n: 
 
 @pytest.mark.parametrize("n", [0, 1, 10], ids=lambda n: f"{n}_rows")
 def test_replace_top_ten_replaces_the_whole_mart(bigquery_emulator: BigQueryEmulator, n: int) -> None:
-    warehouse = _warehouse(bigquery_emulator)
+    warehouse = bigquery_emulator.warehouse()
     now = datetime(2026, 11, 21, tzinfo=UTC)
 
     def mart(k: int, plays: int) -> pd.DataFrame:
@@ -202,7 +191,7 @@ def test_replace_top_ten_replaces_the_whole_mart(bigquery_emulator: BigQueryEmul
 
 
 def test_gaps_are_recorded_once_listed_and_closed(bigquery_emulator: BigQueryEmulator) -> None:
-    warehouse = _warehouse(bigquery_emulator)
+    warehouse = bigquery_emulator.warehouse()
     assert warehouse.open_gaps().empty
     assert list(warehouse.open_gaps().columns) == ["gap_start", "gap_end", "detected_at"]
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
@@ -216,7 +205,7 @@ def test_gaps_are_recorded_once_listed_and_closed(bigquery_emulator: BigQueryEmu
 
 
 def test_empty_frame_merges_nothing(bigquery_emulator: BigQueryEmulator) -> None:
-    warehouse = _warehouse(bigquery_emulator)
+    warehouse = bigquery_emulator.warehouse()
     result = warehouse.merge_plays(empty_frame("plays"))
     assert (result.inserted, result.duplicates, result.total_rows) == (0, 0, 0)
 
@@ -235,7 +224,7 @@ def test_tables_are_created_from_the_schema_files_partitioned_and_clustered(
 ) -> None:
     from spotify_assets.schema import load_schema
 
-    warehouse = _warehouse(bigquery_emulator)
+    warehouse = bigquery_emulator.warehouse()
     warehouse.ensure_tables()
     client = bigquery_emulator.client()
     plays = client.get_table(warehouse.table_id("bq_plays"))
