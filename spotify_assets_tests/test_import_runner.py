@@ -8,6 +8,7 @@ merge), and the same behaviour through the generic (BigQuery-style) lookup path.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ import spotify_assets.imports.runner as runner
 from spotify_assets.imports.dedupe import FetchingPlaysIndex
 from spotify_assets.imports.generate import generate_export
 from spotify_assets.imports.runner import ImportCountError, ImportReport, import_export
-from spotify_assets.resources.lake import LocalLakeResource
+from spotify_assets.resources.lake import LakeResource, LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource, MergeResult
 from spotify_assets.schema import conform
 from spotify_assets.spotify.normalize import play_key as api_play_key
@@ -325,13 +326,14 @@ def test_report_check_refuses_numbers_that_do_not_add_up() -> None:
 class RacingWarehouse(DuckDBWarehouseResource):
     """A warehouse where another writer (the poller) lands two of the chunk's keys just before our merge."""
 
-    def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
+    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
+        plays = pd.concat([pd.read_parquet(io.BytesIO(lake.read_bytes(p))) for p in paths])
         if (plays["source"] == "extended_export").all() and len(plays) > 2:
             sneaky = plays.head(2).copy()
             sneaky["source"] = "api"
             sneaky["ingested_at"] = pd.Timestamp("2026-01-01", tz="UTC")  # the poller's own run
-            super().merge_plays(sneaky)
-        return super().merge_plays(plays)
+            self.merge_plays(sneaky)
+        return super().merge_plays_from_lake(lake, paths, batch_id)
 
 
 def test_counts_stay_exact_when_another_writer_races_the_merge(tmp_path: Path, lake, lookup: str) -> None:

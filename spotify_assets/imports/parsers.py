@@ -388,3 +388,150 @@ def play_key(played_at: datetime, track_id: str | None, artist: str | None, trac
         return f"{stamp}|{track_id}"
     # Same identity as the API normaliser (spotify/normalize.py): stripped, lower-cased names.
     return f"{stamp}|name:{(artist or '').strip().lower()}|{(track or '').strip().lower()}"
+
+
+# -- the engine's reader (extended history) --------------------------------------------------
+#: The fields of an extended-history object the import reads (the rest is kept in the raw file).
+_EXT_FIELDS = (*_EXT_STRINGS, *_EXT_BOOLS, "ms_played")
+#: A UTF-16 surrogate escape: the engine refuses a lone one outright, so such a file goes the row-by-row way.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _extended_sql() -> str:
+    """SQL over ``read_json($path)``: each row's ``clean`` flag and, when clean, its plays columns.
+
+    ``clean`` is conservative: true only when every check ``normalize_extended`` makes is
+    certain to pass and the value it would produce is certain (canonical ``...Z`` second
+    timestamps, integer ``ms_played``, string and boolean fields of the right JSON type, a
+    well-formed URI). Any other row goes back to ``normalize_extended`` with its parsed
+    object, so quarantine reasons and edge cases stay the Python normaliser's, word for word.
+    The reader itself refuses a file with a repeated field or an item that is not an object
+    (the row-by-row parser then takes the whole file).
+    """
+    columns = "{" + ", ".join(f"'{k}': 'JSON'" for k in _EXT_FIELDS) + "}"
+
+    def jtype(key: str) -> str:
+        return f"coalesce(json_type(s.{key}), 'NULL')"
+
+    def text(key: str) -> str:
+        return f"(s.{key} ->> '$')"
+
+    strings_ok = " AND ".join(f"{jtype(k)} IN ('VARCHAR', 'NULL')" for k in _EXT_STRINGS)
+    bools_ok = " AND ".join(f"{jtype(k)} IN ('BOOLEAN', 'NULL')" for k in _EXT_BOOLS)
+    track_re, episode_re = _TRACK_URI.pattern, _EPISODE_URI.pattern
+    return f"""
+    WITH src AS (
+        SELECT ordinality - 1 AS row, * EXCLUDE (ordinality)
+        FROM read_json($path, format = 'array', records = true, columns = {columns}) WITH ORDINALITY
+    ),
+    v AS (
+        SELECT row,
+            {strings_ok} AND {bools_ok} AND {jtype("ms_played")} IN ('UBIGINT', 'BIGINT')
+                AS typed,
+            {text("ts")} AS ts,
+            try_strptime({text("ts")}, '%Y-%m-%dT%H:%M:%SZ') AS t,
+            TRY_CAST(s.ms_played AS BIGINT) AS ms,
+            nullif({text("spotify_track_uri")}, '') AS tu,
+            nullif({text("spotify_episode_uri")}, '') AS eu,
+            nullif({text("master_metadata_track_name")}, '') AS tn,
+            nullif({text("episode_name")}, '') AS en,
+            nullif({text("master_metadata_album_artist_name")}, '') AS artist,
+            nullif({text("master_metadata_album_album_name")}, '') AS album,
+            nullif({text("episode_show_name")}, '') AS show_name,
+            {", ".join(f"{text(k)} AS {k}" for k in ("reason_start", "reason_end", "platform", "conn_country"))},
+            {", ".join(f"TRY_CAST(s.{k} AS BOOLEAN) AS {k}" for k in _EXT_BOOLS)}
+        FROM src AS s
+    ),
+    c AS (
+        SELECT *,
+            CASE WHEN tu IS NOT NULL THEN 'track' WHEN eu IS NOT NULL THEN 'episode'
+                 WHEN tn IS NOT NULL THEN 'track' WHEN en IS NOT NULL THEN 'episode' END AS content,
+            CASE WHEN tu IS NOT NULL THEN regexp_extract(tu, '^{track_re}$', 1)
+                 WHEN eu IS NOT NULL THEN regexp_extract(eu, '^{episode_re}$', 1) END AS id
+        FROM v
+    ),
+    k AS (
+        SELECT *,
+            typed AND t IS NOT NULL AND strftime(t, '%Y-%m-%dT%H:%M:%SZ') = ts
+            AND t <= $now AND t >= $earliest AND ms IS NOT NULL AND ms >= 0
+            AND content IS NOT NULL
+            AND (tu IS NULL OR id <> '' OR starts_with(tu, 'spotify:local:'))
+            AND (tu IS NOT NULL OR eu IS NULL OR id <> '') AS clean
+        FROM c
+    )
+    SELECT row, clean,
+        CASE WHEN clean AND nullif(id, '') IS NOT NULL
+             THEN strftime(t, '%Y-%m-%dT%H:%M:%S.%fZ') || '|' || id END AS play_key,
+        CASE WHEN clean THEN t::TIMESTAMPTZ END AS played_at,
+        nullif(id, '') AS track_id,
+        CASE WHEN content = 'track' THEN tn ELSE en END AS track_name,
+        CASE WHEN content = 'track' THEN tu ELSE eu END AS track_uri,
+        CASE WHEN content = 'track' THEN artist ELSE show_name END AS artist_names,
+        CASE WHEN content = 'track' THEN artist ELSE show_name END AS primary_artist_name,
+        CASE WHEN content = 'track' THEN album END AS album_name,
+        ms AS ms_played, skipped, shuffle, reason_start, reason_end, platform, conn_country,
+        offline, incognito_mode,
+        content AS content_type,
+        content = 'track' AND ms >= {MIN_PLAY_MS} AS is_play
+    FROM k
+    ORDER BY row
+    """
+
+
+@dataclass
+class EngineRows:
+    """One extended-history file read by the engine: ``clean`` rows as plays columns, the rest parsed.
+
+    ``clean`` is an Arrow table: ``row`` (position in the file), ``play_key`` (null where the
+    key is made from names: ``play_key`` in Python does that, with Python's notion of
+    whitespace and case), then ``ROW_COLUMNS``. ``others`` are ``(row, item)`` for
+    ``normalize_extended`` to judge, in file order.
+    """
+
+    clean: Any
+    others: list[tuple[int, Any]]
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_extended_with_engine(con: Any, path: str, data: bytes, now: datetime) -> EngineRows | None:
+    """Read the extended-history file ``data`` (also at ``path``) with DuckDB; None when the engine cannot.
+
+    ``con`` is a DuckDB connection with ``TimeZone = 'UTC'``. None means: parse it row by
+    row, which gives the exact outcome it always did (for invalid JSON: the rows before the
+    error imported, the file reported). The engine declines a file with invalid JSON, a
+    repeated field, an item that is not an object or a UTF-16 surrogate escape.
+    The few rows it does not take as clean are parsed by Python's C JSON decoder (the
+    same values ijson yields) for ``normalize_extended``.
+    """
+    import json
+
+    import duckdb
+    import pyarrow.compute as pc
+
+    if _SURROGATE_ESCAPE.search(data):
+        return None
+    params = {
+        "path": path,
+        "now": now.astimezone(UTC).replace(tzinfo=None),
+        "earliest": EARLIEST_PLAY.replace(tzinfo=None),
+    }
+    try:
+        table = con.sql(_extended_sql(), params=params).to_arrow_table()
+    except duckdb.Error:
+        return None
+    mask = table["clean"]
+    rest = table.filter(pc.invert(mask))["row"].to_pylist()
+    others: list[tuple[int, Any]] = []
+    if rest:
+        try:
+            items = json.loads(data.decode("utf-8-sig"), parse_constant=_no_constants)
+        except ValueError:
+            return None
+        if not isinstance(items, list) or len(items) != table.num_rows:
+            return None
+        others = [(i, items[i]) for i in rest]
+    clean = table.filter(mask).drop_columns(["clean"])
+    return EngineRows(clean=clean, others=others)

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import dagster as dg
 import duckdb
@@ -279,6 +280,19 @@ class DuckDBWarehouseResource(WarehouseResource):
             after = _count(con, PLAYS_TABLE)
         return MergeResult(inserted=after - before, duplicates=incoming - (after - before), total_rows=after)
 
+    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
+        """Merge a batch's Parquet files; from a local lake DuckDB reads them itself (no pandas round trip)."""
+        files = _local_files(lake, paths)
+        if files is None or not files:
+            return super().merge_plays_from_lake(lake, paths, batch_id)
+        with self._writer() as con:
+            before = _count(con, PLAYS_TABLE)
+            rel = "read_parquet($files, union_by_name = true, hive_partitioning = false)"
+            incoming = int(con.execute(f"SELECT count(*) FROM {rel}", {"files": files}).fetchall()[0][0])
+            con.execute(f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM {rel}", {"files": files})
+            after = _count(con, PLAYS_TABLE)
+        return MergeResult(inserted=after - before, duplicates=incoming - (after - before), total_rows=after)
+
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
         features = conform(features, "track_features")
         features = features.drop_duplicates("track_id", keep="last")
@@ -351,6 +365,14 @@ class DuckDBWarehouseResource(WarehouseResource):
             )
             after = con.execute(f"SELECT count(*) FROM {GAPS_TABLE} WHERE closed_at IS NULL").fetchall()[0][0]
         return int(before - after)
+
+
+def _local_files(lake: LakeResource, paths: list[str]) -> list[str] | None:
+    """Local filesystem paths of lake files, or None when the lake is not a local folder."""
+    uris = [lake.uri(p) for p in paths]
+    if not all(u.startswith("file://") for u in uris):
+        return None
+    return [unquote(urlparse(u).path) for u in uris]
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
