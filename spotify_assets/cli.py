@@ -29,12 +29,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spotify_assets.imports.command:import_command",
         "import a Spotify privacy export (.zip or folder)",
     ),
+    "rebuild-warehouse": (
+        "spotify_assets.rebuild:rebuild_command",
+        "rebuild the warehouse's plays and track features from the lake alone",
+    ),
 }
 
 
 def _usage() -> str:
     lines = ["usage: spotify-assets <command> [options]", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<17} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 

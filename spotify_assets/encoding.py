@@ -29,13 +29,24 @@ def content_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:DIGEST_CHARS]
 
 
-def parquet_bytes(df: pd.DataFrame, table: TableName) -> bytes:
-    """``df`` as Parquet typed by ``schemas/<table>.json`` (zstd, statistics, deterministic bytes)."""
+def parquet_bytes(df: pd.DataFrame | pa.Table, table: TableName) -> bytes:
+    """``df`` as Parquet typed by ``schemas/<table>.json`` (zstd, statistics, deterministic bytes).
+
+    An Arrow table is taken as it is (cast to the schema): the history import writes one file
+    per day of a chunk, and zero-copy slices of one Arrow table cost far less than a pandas
+    frame per day.
+    """
     buf = io.BytesIO()
+    schema = arrow_schema(table)
+    arrow = (
+        df.select(schema.names).cast(schema)
+        if isinstance(df, pa.Table)
+        else pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    )
     # Fixed writer settings keep the bytes deterministic for the same rows, so a retried
     # write of the same batch is recognised as identical by the create-only lake.
     pq.write_table(
-        pa.Table.from_pandas(df, schema=arrow_schema(table), preserve_index=False),
+        arrow,
         buf,
         compression="zstd",
         write_statistics=True,

@@ -118,7 +118,10 @@ def assert_adds_up(report: ImportReport) -> None:
 
 # -- a generated export, twice ----------------------------------------------------------------
 def test_generated_20k_export_imported_twice(tmp_path: Path, wh: DuckDBWarehouseResource, lake) -> None:
-    summary = generate_export(tmp_path / "export.zip", 20_000, seed=11, rows_per_file=6_000)
+    # Three months, not the default ten years: every day of plays is a lake file.
+    summary = generate_export(
+        tmp_path / "export.zip", 20_000, seed=11, rows_per_file=6_000, start=T0 - timedelta(days=90), end=T0
+    )
     progress: list[runner.ProgressEvent] = []
 
     first = import_export(tmp_path / "export.zip", wh, lake, progress.append, chunk_rows=7_000)
@@ -164,7 +167,7 @@ def test_generated_20k_export_imported_twice(tmp_path: Path, wh: DuckDBWarehouse
 
 def test_overlapping_exports(tmp_path: Path, wh, lake) -> None:
     full = tmp_path / "full"
-    generate_export(full, 3_000, seed=5, rows_per_file=1_000)
+    generate_export(full, 3_000, seed=5, rows_per_file=1_000, start=T0 - timedelta(days=30), end=T0)
     audio = sorted((full / "Spotify Extended Streaming History").glob("Streaming_History_Audio_*.json"))
     assert len(audio) == 3
     first, second = tmp_path / "a", tmp_path / "b"

@@ -4,12 +4,21 @@ from typing import Any
 
 import dagster as dg
 
+from spotify_assets.assets.history import history_import
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
 
 
-@dg.asset(group_name="warehouse", kinds={"duckdb", "bigquery"}, code_version="1", pool="warehouse")
+@dg.asset(
+    group_name="warehouse",
+    kinds={"duckdb", "bigquery"},
+    code_version="1",
+    pool="warehouse",
+    # The other writer of the plays table: an import lands its plays in the lake and merges
+    # them with this asset's own call, so the graph shows it upstream.
+    deps=[history_import],
+)
 def bq_plays(
     context: dg.AssetExecutionContext,
     gcs_csv: dict[str, Any],

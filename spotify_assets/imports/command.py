@@ -120,14 +120,18 @@ def _run_import(
 
 
 def _tell_dagster(added: int, path: str, data_dir: Path) -> None:
-    """Record the import as a materialization of ``history_import`` in the local Dagster instance.
+    """Record the import as materializations of ``history_import`` and ``bq_plays`` in the local Dagster instance.
 
-    The plays table changed outside any run; this event is what the top ten's automation
+    The plays table changed outside any run: the import landed its plays in the lake and
+    merged them into ``bq_plays`` (the same call the pipeline's ``bq_plays`` makes). These
+    events put that write in the asset's history, and they are what the top ten's automation
     condition sees (``assets/marts.py``), so the mart is recomputed on the next sensor tick
     instead of staying stale until the API brings new plays. The instance is the one
     ``make demo`` and ``make dev`` use (``$DAGSTER_HOME``, else ``dagster_home`` in the data directory).
     """
     import dagster as dg
+
+    from spotify_assets.schema import PLAYS_TABLE
 
     home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
@@ -138,5 +142,12 @@ def _tell_dagster(added: int, path: str, data_dir: Path) -> None:
                 asset_key="history_import",
                 description="spotify-assets import",
                 metadata={"path": path, "plays_added": added},
+            )
+        )
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key="bq_plays",
+                description="spotify-assets import: plays merged from the lake",
+                metadata={"table": PLAYS_TABLE, "plays_inserted": added, "source": path},
             )
         )

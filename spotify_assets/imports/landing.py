@@ -22,10 +22,13 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from spotify_assets.encoding import parquet_bytes
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
+from spotify_assets.schema import arrow_schema
 from spotify_assets.spotify.normalize import batch_id_for
 
 
@@ -45,11 +48,16 @@ def land_plays(lake: LakeResource, plays: pd.DataFrame, pool: Executor) -> Lande
     Returns only once every file is in place: the merge that follows must find all of them.
     """
     batch_id = batch_id_for(plays["play_key"].tolist())
-    days = plays["played_at"].dt.strftime("%Y-%m-%d")
+    day = plays["played_at"].dt.floor("D")
+    order = np.argsort(day.to_numpy(), kind="stable")  # by day, chunk order within a day
+    arrow = pa.Table.from_pandas(plays.iloc[order], schema=arrow_schema("plays"), preserve_index=False)
+    days = day.to_numpy()[order]
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    ends = np.r_[starts[1:], len(days)]
     futures = []
-    for day, rows in plays.groupby(days, sort=True).indices.items():
-        part = plays.iloc[rows]
-        futures.append(pool.submit(_land_day, lake, f"plays/played_date={day}/{batch_id}.parquet", part))
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        path = f"plays/played_date={pd.Timestamp(days[start]):%Y-%m-%d}/{batch_id}.parquet"
+        futures.append(pool.submit(_land_day, lake, path, arrow.slice(start, end - start)))
     paths, earlier = [], set()
     for future in futures:  # in order; the first failure is raised once all writes finished
         path, stamps = future.result()
@@ -58,13 +66,13 @@ def land_plays(lake: LakeResource, plays: pd.DataFrame, pool: Executor) -> Lande
     return LandedPlays(batch_id=batch_id, paths=paths, earlier_ingested_at=earlier)
 
 
-def _land_day(lake: LakeResource, path: str, part: pd.DataFrame) -> tuple[str, set[datetime]]:
+def _land_day(lake: LakeResource, path: str, part: pa.Table) -> tuple[str, set[datetime]]:
     """Create ``path``, or accept the file already there when it holds exactly these plays."""
     try:
         lake.write_bytes(path, parquet_bytes(part, "plays"))
         return path, set()
     except LakeConflictError:
         existing = pd.read_parquet(io.BytesIO(lake.read_bytes(path)), columns=["play_key", "ingested_at"])
-        if set(existing["play_key"]) != set(part["play_key"]):
+        if set(existing["play_key"]) != set(part["play_key"].to_pylist()):
             raise
         return path, {pd.Timestamp(t).to_pydatetime() for t in existing["ingested_at"].unique()}

@@ -1,0 +1,173 @@
+"""Rebuild the warehouse from the lake alone: ``spotify-assets rebuild-warehouse``.
+
+The lake is the source of truth. Every play reaches the plays table through a Parquet file
+under ``plays/`` (the pipeline's batches from ``gcs_csv``, the history import's chunks), and
+every feature row through a file under ``track_features/``, so merging those files again
+gives the same tables: a lost, damaged or deleted warehouse is recovered from the lake. The
+merges are the pipeline's own calls (``merge_plays_from_lake``, ``merge_track_features_from_lake``),
+so the rebuild is idempotent too: into a warehouse that is not empty it adds only what is missing.
+
+Not rebuilt, because the lake does not hold them: the marts (``top_ten_tracks`` is recomputed
+by its asset) and the record of poll gaps (``ingest_gaps``).
+
+Locally, ``--replace`` first moves the DuckDB file aside (``warehouse.duckdb.replaced-<time>``),
+never deleting it: data is not destroyed by a command that exists to recover it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spotify_assets.resources.lake import LakeResource
+    from spotify_assets.resources.warehouse import WarehouseResource
+
+#: Plays files per merge: one merge (one load job in BigQuery) per this many lake files.
+FILES_PER_MERGE = 1_000
+
+
+@dataclass
+class RebuildReport:
+    plays_files: int = 0
+    plays_inserted: int = 0
+    plays_total: int = 0
+    features_files: int = 0
+    features_total: int = 0
+
+    def render(self) -> str:
+        return (
+            f"Rebuilt from the lake: {self.plays_inserted:,} play(s) merged from {self.plays_files:,} file(s), "
+            f"{self.plays_total:,} in the plays table; {self.features_total:,} track feature row(s) "
+            f"from {self.features_files:,} file(s)"
+        )
+
+
+def rebuild_from_lake(
+    warehouse: WarehouseResource, lake: LakeResource, *, files_per_merge: int = FILES_PER_MERGE
+) -> RebuildReport:
+    """Merge every plays and track-features file of ``lake`` into ``warehouse``.
+
+    Plays files go in path order; a key in two files (a batch landed twice by runs that
+    fetched overlapping plays) is kept once, from the first file merged. Feature files go in
+    the order they were fetched, so the upsert rule (an ``ok`` row is never replaced by a worse
+    status) decides as it did the first time.
+    """
+    import pandas as pd
+
+    from spotify_assets.encoding import content_digest
+
+    report = RebuildReport()
+    plays = [p for p in lake.list("plays/") if p.endswith(".parquet")]
+    report.plays_files = len(plays)
+    with warehouse.batch():
+        for start in range(0, len(plays), files_per_merge):
+            paths = plays[start : start + files_per_merge]
+            batch_id = "rebuild-" + content_digest("\n".join(paths).encode())
+            result = warehouse.merge_plays_from_lake(lake, paths, batch_id)
+            report.plays_inserted += result.inserted
+            report.plays_total = result.total_rows
+
+        def fetched(path: str) -> tuple[pd.Timestamp, str]:
+            at = pd.read_parquet(io.BytesIO(lake.read_bytes(path)), columns=["fetched_at"])["fetched_at"]
+            return (pd.Timestamp(at.min()) if len(at) else pd.Timestamp(0, tz="UTC"), path)
+
+        features = sorted(
+            (p for p in lake.list("track_features/") if p.endswith(".parquet")), key=fetched
+        )
+        report.features_files = len(features)
+        for path in features:
+            merged = warehouse.merge_track_features_from_lake(lake, [path], "rebuild-" + content_digest(path.encode()))
+            report.features_total = merged.total_rows
+    if not plays:
+        from spotify_assets.schema import PLAYS_TABLE
+
+        report.plays_total = warehouse.count(PLAYS_TABLE)
+    return report
+
+
+def set_aside(db: Path, now: datetime | None = None) -> Path | None:
+    """Move the DuckDB warehouse at ``db`` (and its published snapshot) aside; returns where it went."""
+    if not db.exists():
+        return None
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    target = db.with_name(f"{db.name}.replaced-{stamp}")
+    db.rename(target)
+    for extra in (db.with_suffix(".snapshot.duckdb"), db.with_name(db.name + ".wal")):
+        if extra.exists():
+            extra.rename(extra.with_name(f"{extra.name}.replaced-{stamp}"))
+    return target
+
+
+def rebuild_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spotify-assets rebuild-warehouse",
+        description="Rebuild the warehouse's plays and track features from the lake's Parquet files.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="where the warehouse and lake live (default: $SPOTIFY_DATA_DIR, else .data/ at the repo root)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="move the existing local warehouse aside first (kept as warehouse.duckdb.replaced-<time>)",
+    )
+    args = parser.parse_args(argv)
+
+    from spotify_assets.schema import PLAYS_TABLE
+    from spotify_assets.settings import data_dir as default_data_dir
+    from spotify_assets.settings import deployment
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    with contextlib.ExitStack() as stack:
+        if deployment() == "cloud":
+            import dagster as dg
+
+            from spotify_assets.resources.cloud import cloud_resources, missing_cloud_env
+
+            missing = missing_cloud_env()
+            if missing:
+                print(f"spotify-assets rebuild-warehouse: cloud mode needs {', '.join(missing)}", file=sys.stderr)
+                return 2
+            if args.replace:
+                print(
+                    "spotify-assets rebuild-warehouse: --replace is local only; in the cloud the "
+                    "merge adds what the tables miss (drop them with Terraform to start empty)",
+                    file=sys.stderr,
+                )
+                return 2
+            cloud = cloud_resources()
+            built = stack.enter_context(dg.build_resources({k: cloud[k] for k in ("warehouse", "lake")}))
+            warehouse, lake = built.warehouse, built.lake
+        else:
+            from spotify_assets.resources.lake import LocalLakeResource
+            from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+
+            db = data_dir / "warehouse.duckdb"
+            lake = LocalLakeResource(root=str(data_dir / "lake"))
+            if not (data_dir / "lake" / "plays").is_dir():
+                print(f"spotify-assets rebuild-warehouse: no plays in the lake at {lake.root}", file=sys.stderr)
+                return 2
+            if args.replace:
+                moved = set_aside(db)
+                if moved is not None:
+                    print(f"moved the old warehouse to {moved}")
+            warehouse = DuckDBWarehouseResource(path=str(db))
+            if not args.replace and db.exists() and warehouse.count(PLAYS_TABLE):
+                print(
+                    f"spotify-assets rebuild-warehouse: {db} already holds plays; the merge would only add "
+                    "what it misses. Use --replace to rebuild it from the lake alone.",
+                    file=sys.stderr,
+                )
+                return 2
+        report = rebuild_from_lake(warehouse, lake)
+    print(report.render())
+    return 0
