@@ -272,3 +272,127 @@ def test_export_files_from_zip_and_folder_agree(tmp_path: Path) -> None:
     not_zip.write_text("[]")
     with pytest.raises(FileNotFoundError, match=r"neither a folder nor a \.zip"):
         list(iter_export_files(not_zip))
+
+
+# -- the engine's reader agrees with the row-by-row normaliser -----------------------------------
+def _hostile_rows() -> list[object]:
+    """Rows that must leave the engine's fast path (or stay on it) without changing any outcome."""
+    ok = dict(EXT_TRACK)
+    return [
+        ok,
+        {**ok, "ts": "2023-04-02T18:31:08+02:00"},  # an offset: Python converts it
+        {**ok, "ts": "2023-04-02 18:31:09"},  # no 'T': bad_ts
+        {**ok, "ts": "2023-02-30T18:31:09Z"},  # no such day
+        {**ok, "ts": "2023-04-02T18:31:60Z"},  # a leap second Python refuses
+        {**ok, "ts": "2023-04-02T18:31:10.500Z"},  # fractional seconds
+        {**ok, "ts": "2030-01-01T00:00:00Z"},  # the future
+        {**ok, "ts": "2001-01-01T00:00:00Z"},  # before 2006
+        {**ok, "ts": 1680460267},
+        {**ok, "ms_played": 1.0},  # a float that is an integer: kept
+        {**ok, "ms_played": 1.5},
+        {**ok, "ms_played": -1},
+        {**ok, "ms_played": True},
+        {**ok, "ms_played": "lots"},
+        {**ok, "shuffle": "yes"},
+        {**ok, "platform": 7},
+        {**ok, "spotify_track_uri": "spotify:track:short"},
+        {**ok, "spotify_track_uri": "spotify:local:Artist:Album:Song:215"},
+        {**ok, "spotify_track_uri": ""},  # empty: the name keys it
+        {**ok, "spotify_track_uri": None, "spotify_episode_uri": "spotify:episode:0123456789abcdefghijkl"},
+        {**ok, "spotify_track_uri": None, "spotify_episode_uri": "spotify:episode:bad"},
+        {**ok, "spotify_track_uri": None, "master_metadata_track_name": None},
+        {**ok, "spotify_track_uri": None, "master_metadata_track_name": "  Song  ", "episode_name": "E"},
+        {**ok, "master_metadata_album_artist_name": "", "master_metadata_album_album_name": ""},
+        {**ok, "reason_start": "", "conn_country": None},
+        {**ok, "master_metadata_track_name": "Emoji \U0001f600 and \u00e9", "skipped": None},
+        {},
+    ]
+
+
+def _both_ways(
+    tmp_path: Path, data: bytes
+) -> tuple[list[tuple[int, object]], list[tuple[int, object]], int]:
+    """(row, normalised dict or reject reason) from the engine path and from the Python path,
+    and how many rows the engine took as clean itself."""
+    import duckdb
+
+    from spotify_assets.imports.parsers import JsonArray, read_extended_with_engine
+
+    def judge(i: int, obj: object) -> tuple[int, object]:
+        try:
+            return i, normalize_extended(obj, NOW)
+        except Reject as rej:
+            return i, rej.reason
+
+    path = tmp_path / "file.json"
+    path.write_bytes(data)
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        engine = read_extended_with_engine(con, str(path), data, NOW)
+    assert engine is not None
+    got = [judge(i, obj) for i, obj in engine.others]
+    for row in engine.clean.to_pylist():
+        key = row.pop("play_key")
+        i = row.pop("row")
+        if key is not None:  # the engine's key is the Python key, character for character
+            assert key == play_key(row["played_at"], row["track_id"], None, None)
+        got.append((i, row))
+    want = [judge(i, obj) for i, obj in enumerate(JsonArray(data))]
+    return sorted(got, key=lambda r: r[0]), want, engine.clean.num_rows
+
+
+def test_engine_reader_agrees_with_the_normaliser_row_for_row(tmp_path: Path) -> None:
+    data = json.dumps(_hostile_rows(), ensure_ascii=False).encode()
+    got, want, clean = _both_ways(tmp_path, data)
+    assert got == want
+    assert sum(isinstance(r, dict) for _, r in got) == 11  # the kept rows, the rest quarantined
+    assert clean == 8  # canonical rows the engine takes itself; the odd ones go to the normaliser
+
+
+def test_engine_declines_files_only_python_can_judge(tmp_path: Path) -> None:
+    import duckdb
+
+    from spotify_assets.imports.parsers import read_extended_with_engine
+
+    cases = {
+        "repeated field": b'[{"ts": "2023-04-02T18:31:07Z", "ts": "2023-04-02T18:31:08Z", "ms_played": 1}]',
+        "not an object": b'[{"ts": "2023-04-02T18:31:07Z", "ms_played": 1}, 5]',
+        "lone surrogate": b'[{"ts": "2023-04-02T18:31:07Z", "master_metadata_track_name": "\\ud800"}]',
+        "truncated": b'[{"ts": "2023-04-02T18:31:07Z", "ms_played": 1}, {"ts": ',
+        "empty": b"",
+        "integer over 64 bits (ijson calls the file invalid)": b'[{"ts": "2023-04-02T18:31:07Z", "ms_played": 18446744073709551615}]',
+        "NaN": b'[{"ts": "2023-04-02T18:31:07Z", "ms_played": NaN}]',
+        "trailing comma": b'[{"ts": "2023-04-02T18:31:07Z", "ms_played": 1},]',
+        "comment": b'[{"ts": "2023-04-02T18:31:07Z", "ms_played": 1} /* hi */]',
+        "garbage after the array": b'[{"ts": "2023-04-02T18:31:07Z", "ms_played": 1}] x',
+        "an object": b'{"ts": "2023-04-02T18:31:07Z"}',
+    }
+    path = tmp_path / "file.json"
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        for why, data in cases.items():
+            path.write_bytes(data)
+            assert read_extended_with_engine(con, str(path), data, NOW) is None, why
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        p.name
+        for p in (Path(__file__).parent / "data" / "bad_exports").glob("Streaming_History_Audio_*.json")
+    ),
+)
+def test_engine_reader_agrees_on_every_corpus_file_it_takes(tmp_path: Path, name: str) -> None:
+    data = (Path(__file__).parent / "data" / "bad_exports" / name).read_bytes()
+    import duckdb
+
+    from spotify_assets.imports.parsers import read_extended_with_engine
+
+    path = tmp_path / "file.json"
+    path.write_bytes(data)
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        taken = read_extended_with_engine(con, str(path), data, NOW) is not None
+    if taken:
+        got, want, _ = _both_ways(tmp_path, data)
+        assert got == want

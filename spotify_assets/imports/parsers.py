@@ -393,8 +393,9 @@ def play_key(played_at: datetime, track_id: str | None, artist: str | None, trac
 # -- the engine's reader (extended history) --------------------------------------------------
 #: The fields of an extended-history object the import reads (the rest is kept in the raw file).
 _EXT_FIELDS = (*_EXT_STRINGS, *_EXT_BOOLS, "ms_played")
-#: A UTF-16 surrogate escape: the engine refuses a lone one outright, so such a file goes the row-by-row way.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: What only the row-by-row parser judges as it always did: a UTF-16 surrogate escape (the engine
+#: refuses a lone one), and a run of 19+ digits (ijson calls an integer beyond 64 bits invalid JSON).
+_ROW_BY_ROW_ONLY = re.compile(rb"\\u[dD][89a-fA-F]|\d{19}")
 
 
 def _extended_sql() -> str:
@@ -511,7 +512,11 @@ def read_extended_with_engine(con: Any, path: str, data: bytes, now: datetime) -
     import duckdb
     import pyarrow.compute as pc
 
-    if _SURROGATE_ESCAPE.search(data):
+    if _ROW_BY_ROW_ONLY.search(data):
+        return None
+    try:
+        JsonArray(data)  # empty, or not an array: the row-by-row parser reports it in its words
+    except FileFormatError:
         return None
     params = {
         "path": path,
