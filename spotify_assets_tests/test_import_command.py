@@ -184,3 +184,84 @@ def test_asset_fails_visibly_when_a_file_is_unreadable(tmp_path: Path) -> None:
     assert "Streaming_History_Audio_empty.json" in str(failure.error)
     # The readable file was still imported.
     assert DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb")).count("bq_plays") == 3
+
+
+def test_kill_9_mid_import_then_reimport_adds_exactly_the_missing_rows(tmp_path: Path) -> None:
+    """SIGKILL once several chunks are in; the next import adds exactly what the first did not commit."""
+    import signal
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime(2024, 6, 1, tzinfo=UTC)
+    summary = generate_export(
+        tmp_path / "export.zip", 30_000, seed=8, rows_per_file=5_000, start=end - timedelta(days=60), end=end
+    )
+    data_dir = tmp_path / ".data"
+    env = {k: v for k, v in os.environ.items() if k != "SPOTIFY_DATA_DIR"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spotify_assets.cli", "import", str(tmp_path / "export.zip"), "--no-progress",
+         "--chunk-rows", "2000", "--data-dir", str(data_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    plays = data_dir / "lake" / "plays"
+    deadline = time.monotonic() + 240
+    # Kill once the lake holds plays of at least three chunks (so at least two were merged).
+    while time.monotonic() < deadline and proc.poll() is None:
+        batches = {p.stem for p in plays.rglob("*.parquet")} if plays.exists() else set()
+        if len(batches) >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the import finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    wh = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
+    committed = wh.count("bq_plays")
+    assert 0 < committed < summary.expected_added
+
+    again = subprocess.run(
+        [sys.executable, "-m", "spotify_assets.cli", "import", str(tmp_path / "export.zip"), "--json",
+         "--no-progress", "--chunk-rows", "2000", "--data-dir", str(data_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["added"] == summary.expected_added - committed
+    assert report["duplicates"] == report["duplicates_same_key"] == committed
+    assert report["quarantined"] == summary.no_content
+    assert wh.count("bq_plays") == summary.expected_added
+    assert wh.query("SELECT count(DISTINCT play_key) AS n FROM bq_plays")["n"].iloc[0] == summary.expected_added
+
+
+def test_the_graph_shows_the_import_upstream_of_the_plays_and_the_command_reports_both(
+    tmp_path: Path, small_zip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spotify_assets.definitions import defs
+    from spotify_assets.imports.command import import_command
+
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("history_import") in graph.get(dg.AssetKey("bq_plays")).parent_keys
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    archive, expected_added, _ = small_zip
+    home.mkdir()
+    (home / "dagster.yaml").touch()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        before = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # type: ignore[arg-type]
+        assert before.get_num_requested(dg.AssetKey("top_ten_tracks")) == 0
+    assert import_command([str(archive), "--data-dir", str(tmp_path / "d"), "--no-progress"]) == 0
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for key in ("history_import", "bq_plays"):
+            event = instance.get_latest_materialization_event(dg.AssetKey(key))
+            assert event is not None and event.asset_materialization is not None, key
+        plays = instance.get_latest_materialization_event(dg.AssetKey("bq_plays"))
+        assert plays is not None and plays.asset_materialization is not None
+        assert plays.asset_materialization.metadata["plays_inserted"].value == expected_added
+        # The top ten's automation condition asks for one recompute after the import.
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)  # type: ignore[arg-type]
+        assert result.get_num_requested(dg.AssetKey("top_ten_tracks")) == 1

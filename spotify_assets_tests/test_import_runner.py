@@ -377,3 +377,52 @@ def test_quarantine_that_changes_between_imports_keeps_both_versions(tmp_path: P
     second = import_export(export, wh, lake, now=later)
     assert (second.added, second.quarantine_reasons) == (1, {"bad_ms_played": 1})
     assert len(lake.list("quarantine/exports")) == 2
+
+
+# -- the lake first, then the warehouse -----------------------------------------------------------
+_MERGES: list[str] = []
+
+
+class CrashingWarehouse(DuckDBWarehouseResource):
+    """Dies in the second merge, after that chunk's plays were landed in the lake (a crash between the two)."""
+
+    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
+        _MERGES.append(batch_id)
+        if len(_MERGES) == 2:
+            raise KeyboardInterrupt("killed between landing and merging")
+        return super().merge_plays_from_lake(lake, paths, batch_id)
+
+
+def test_imported_plays_are_in_the_lake_and_a_crash_before_the_merge_loses_nothing(
+    tmp_path: Path, lake
+) -> None:
+    rows = [ext_row(T0 + timedelta(hours=7 * i)) for i in range(30)]  # 30 plays over 9 days
+    export = write_export(tmp_path / "export", {"Streaming_History_Audio_2024.json": rows})
+    db = str(tmp_path / "data" / "warehouse.duckdb")
+    _MERGES.clear()
+    crashing = CrashingWarehouse(path=db)
+    first_run = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(KeyboardInterrupt):
+        import_export(export, crashing, lake, chunk_rows=10, now=first_run)
+    landed = lake.list("plays")
+    assert len({p.rsplit("/", 1)[1] for p in landed}) == 2  # two chunks landed, one merged
+    wh = DuckDBWarehouseResource(path=db)
+    assert wh.count("bq_plays") == 10
+
+    report = import_export(export, wh, lake, chunk_rows=10)
+    assert (report.added, report.duplicates_same_key) == (20, 10)
+    assert wh.count("bq_plays") == 30
+    after = lake.list("plays")
+    # The crashed chunk's files were accepted as they were, not written again; the third chunk is new.
+    assert set(landed) <= set(after) and len({p.rsplit("/", 1)[1] for p in after}) == 3
+    stamps = wh.query("SELECT ingested_at, count(*) AS n FROM bq_plays GROUP BY 1 ORDER BY 1")
+    assert list(stamps["n"]) == [20, 10]  # the crashed chunk's rows carry the first import's time
+    assert stamps["ingested_at"].iloc[0] == pd.Timestamp(first_run)
+
+    # Every play of the warehouse is in the lake's plays files, and nothing else is.
+    keys = set()
+    for path in after:
+        keys |= set(pd.read_parquet(io.BytesIO(lake.read_bytes(path)))["play_key"])
+    assert keys == set(wh.query("SELECT play_key FROM bq_plays")["play_key"])
+    assert import_export(export, wh, lake, chunk_rows=10).added == 0
+    assert lake.list("plays") == after  # a re-import lands nothing
