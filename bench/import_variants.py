@@ -1,9 +1,10 @@
 """One history-import variant in its own process, so its peak RSS is its own.
 
-    python -m bench.import_variants --variant ours|pandas_csv|dlt --export DIR --work DIR
+    python -m bench.import_variants --variant ours|duckdb_floor|pandas_csv|dlt --export DIR --work DIR
 
 Prints one JSON line: ``{"variant", "rows", "seconds", "peak_rss_mb", ...}``. ``rows`` is the
-number of plays in the warehouse table afterwards (all three must agree; run.py checks).
+number of plays in the warehouse table afterwards (all but the floor must agree; the floor keeps
+the rows ours quarantines).
 
 * ``ours``: ``spotify_assets.imports.runner.import_export`` into ``DuckDBWarehouseResource``
   (streaming parse, lake landing, dedupe joins, one merge per 100k-row chunk).
@@ -12,6 +13,10 @@ number of plays in the warehouse table afterwards (all three must agree; run.py 
   ``read_csv`` (INSERT OR IGNORE) into the same table - the best ordinary CSV load.
 * ``pandas_csv_rowwise``: the same, but the CSV loaded row-wise as the seed did (DuckDB
   ``executemany``, one transaction), stopped after ``ROWWISE_ROWS`` rows; its rate is reported.
+* ``duckdb_floor``: the engine's floor, nothing else: DuckDB ``read_json`` of the same files
+  (auto-detected, as a user would type it) into a table keyed on ``ts`` + the URI (or name)
+  with ``INSERT OR IGNORE``. No validation, no quarantine, no lake, no dedupe window, so it
+  keeps the no-content rows ours quarantines; ours is judged as a ratio to it.
 * ``dlt``: a ``dlt`` pipeline to the duckdb destination, ``write_disposition="merge"`` with
   ``primary_key="play_key"``, fed the rows the project's own parser produces (dlt has no
   Spotify-export reader, and this gives it the same row transform).
@@ -58,9 +63,28 @@ def run_ours(export: Path, work: Path) -> dict[str, Any]:
         "seconds": seconds,
         "rows": wh.count(PLAYS_TABLE),
         "lookup_seconds": report.lookup_seconds,
+        "landing_seconds": report.landing_seconds,
         "merge_seconds": report.merge_seconds,
         "quarantined": report.quarantined,
+        "lake_plays_files": len(lake.list("plays/")),
     }
+
+
+def run_duckdb_floor(export: Path, work: Path) -> dict[str, Any]:
+    files = [str(f) for f in _audio_files(export)]
+    t0 = time.perf_counter()
+    with duckdb.connect(str(work / "floor.duckdb")) as con:
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_json([{listed}], format = 'array')")
+        con.execute("CREATE TABLE plays_floor AS SELECT ''::VARCHAR AS play_key, * FROM src LIMIT 0")
+        con.execute("ALTER TABLE plays_floor ADD PRIMARY KEY (play_key)")
+        con.execute(
+            "INSERT OR IGNORE INTO plays_floor SELECT ts || '|' || coalesce(spotify_track_uri, "
+            "spotify_episode_uri, master_metadata_track_name, episode_name, ''), * FROM src"
+        )
+        con.execute("CHECKPOINT")
+        rows = int(con.execute("SELECT count(*) FROM plays_floor").fetchall()[0][0])
+    return {"seconds": time.perf_counter() - t0, "rows": rows}
 
 
 def run_pandas_csv(export: Path, work: Path, rowwise_rows: int = 0) -> dict[str, Any]:
@@ -188,6 +212,7 @@ def run_dlt(export: Path, work: Path) -> dict[str, Any]:
 
 VARIANTS = {
     "ours": run_ours,
+    "duckdb_floor": run_duckdb_floor,
     "pandas_csv": run_pandas_csv,
     "pandas_csv_rowwise": lambda export, work: run_pandas_csv(export, work, rowwise_rows=ROWWISE_ROWS),
     "dlt": run_dlt,

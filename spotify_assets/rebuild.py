@@ -78,12 +78,12 @@ def rebuild_from_lake(
             at = pd.read_parquet(io.BytesIO(lake.read_bytes(path)), columns=["fetched_at"])["fetched_at"]
             return (pd.Timestamp(at.min()) if len(at) else pd.Timestamp(0, tz="UTC"), path)
 
-        features = sorted(
-            (p for p in lake.list("track_features/") if p.endswith(".parquet")), key=fetched
-        )
+        features = sorted((p for p in lake.list("track_features/") if p.endswith(".parquet")), key=fetched)
         report.features_files = len(features)
         for path in features:
-            merged = warehouse.merge_track_features_from_lake(lake, [path], "rebuild-" + content_digest(path.encode()))
+            merged = warehouse.merge_track_features_from_lake(
+                lake, [path], "rebuild-" + content_digest(path.encode())
+            )
             report.features_total = merged.total_rows
     if not plays:
         from spotify_assets.schema import PLAYS_TABLE
@@ -135,7 +135,10 @@ def rebuild_command(argv: list[str]) -> int:
 
             missing = missing_cloud_env()
             if missing:
-                print(f"spotify-assets rebuild-warehouse: cloud mode needs {', '.join(missing)}", file=sys.stderr)
+                print(
+                    f"spotify-assets rebuild-warehouse: cloud mode needs {', '.join(missing)}",
+                    file=sys.stderr,
+                )
                 return 2
             if args.replace:
                 print(
@@ -154,7 +157,9 @@ def rebuild_command(argv: list[str]) -> int:
             db = data_dir / "warehouse.duckdb"
             lake = LocalLakeResource(root=str(data_dir / "lake"))
             if not (data_dir / "lake" / "plays").is_dir():
-                print(f"spotify-assets rebuild-warehouse: no plays in the lake at {lake.root}", file=sys.stderr)
+                print(
+                    f"spotify-assets rebuild-warehouse: no plays in the lake at {lake.root}", file=sys.stderr
+                )
                 return 2
             if args.replace:
                 moved = set_aside(db)

@@ -199,8 +199,18 @@ def test_kill_9_mid_import_then_reimport_adds_exactly_the_missing_rows(tmp_path:
     data_dir = tmp_path / ".data"
     env = {k: v for k, v in os.environ.items() if k != "SPOTIFY_DATA_DIR"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spotify_assets.cli", "import", str(tmp_path / "export.zip"), "--no-progress",
-         "--chunk-rows", "2000", "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "spotify_assets.cli",
+            "import",
+            str(tmp_path / "export.zip"),
+            "--no-progress",
+            "--chunk-rows",
+            "2000",
+            "--data-dir",
+            str(data_dir),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -222,8 +232,19 @@ def test_kill_9_mid_import_then_reimport_adds_exactly_the_missing_rows(tmp_path:
     assert 0 < committed < summary.expected_added
 
     again = subprocess.run(
-        [sys.executable, "-m", "spotify_assets.cli", "import", str(tmp_path / "export.zip"), "--json",
-         "--no-progress", "--chunk-rows", "2000", "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "spotify_assets.cli",
+            "import",
+            str(tmp_path / "export.zip"),
+            "--json",
+            "--no-progress",
+            "--chunk-rows",
+            "2000",
+            "--data-dir",
+            str(data_dir),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -235,7 +256,9 @@ def test_kill_9_mid_import_then_reimport_adds_exactly_the_missing_rows(tmp_path:
     assert report["duplicates"] == report["duplicates_same_key"] == committed
     assert report["quarantined"] == summary.no_content
     assert wh.count("bq_plays") == summary.expected_added
-    assert wh.query("SELECT count(DISTINCT play_key) AS n FROM bq_plays")["n"].iloc[0] == summary.expected_added
+    assert (
+        wh.query("SELECT count(DISTINCT play_key) AS n FROM bq_plays")["n"].iloc[0] == summary.expected_added
+    )
 
 
 def test_the_graph_shows_the_import_upstream_of_the_plays_and_the_command_reports_both(

@@ -309,9 +309,7 @@ def _hostile_rows() -> list[object]:
     ]
 
 
-def _both_ways(
-    tmp_path: Path, data: bytes
-) -> tuple[list[tuple[int, object]], list[tuple[int, object]], int]:
+def _both_ways(tmp_path: Path, data: bytes) -> tuple[list[tuple[int, object]], list[tuple[int, object]], int]:
     """(row, normalised dict or reject reason) from the engine path and from the Python path,
     and how many rows the engine took as clean itself."""
     import duckdb

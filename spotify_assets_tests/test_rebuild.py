@@ -56,15 +56,25 @@ def mixed_history(data_dir: Path, pipeline_sandbox: SandboxServer, tmp_path: Pat
     folder = export / "Spotify Extended Streaming History"
     # The last three days as the export has them: the newest 50 are already in from the API
     # (the export's clock is 2 s early), the rest are new.
-    recent = pipeline_sandbox.plays_between(pipeline_sandbox.now() - timedelta(days=3), pipeline_sandbox.now())
+    recent = pipeline_sandbox.plays_between(
+        pipeline_sandbox.now() - timedelta(days=3), pipeline_sandbox.now()
+    )
     rows = [
         extended_row_from_api_item(
-            item, ts=(pd.Timestamp(item["played_at"]) - pd.Timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            item,
+            ts=(pd.Timestamp(item["played_at"]) - pd.Timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         for item in recent
     ]
     start = pd.Timestamp(recent[-1]["played_at"] if recent else pipeline_sandbox.now()).to_pydatetime()
-    generate_export(export, 2_000, seed=3, rows_per_file=800, start=start - timedelta(days=365), end=start - timedelta(days=300))
+    generate_export(
+        export,
+        2_000,
+        seed=3,
+        rows_per_file=800,
+        start=start - timedelta(days=365),
+        end=start - timedelta(days=300),
+    )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "Streaming_History_Audio_2026_9.json").write_text(json.dumps(rows))
     report = import_export(export, warehouse, lake)
@@ -106,7 +116,15 @@ def test_rebuild_command_replaces_the_local_warehouse(mixed_history: dict[str, A
     assert rebuild_command(["--data-dir", str(data_dir)]) == 2
 
     done = subprocess.run(
-        [sys.executable, "-m", "spotify_assets.cli", "rebuild-warehouse", "--data-dir", str(data_dir), "--replace"],
+        [
+            sys.executable,
+            "-m",
+            "spotify_assets.cli",
+            "rebuild-warehouse",
+            "--data-dir",
+            str(data_dir),
+            "--replace",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -14,9 +14,9 @@ The report's numbers add up by construction and are checked before it is returne
 from __future__ import annotations
 
 import functools
-import tempfile
 import hashlib
 import json
+import tempfile
 import time
 import zipfile
 from collections import Counter
@@ -170,7 +170,7 @@ _CHUNK_SCHEMA = pa.schema(
     [*_ROWS_SCHEMA, pa.field("file_idx", pa.int64()), pa.field("batch_id", pa.string())]
 )
 #: Lake writes in flight at once: each is a temp file, an fsync and a link, so they overlap well.
-_LAKE_WRITERS = 16
+_LAKE_WRITERS = 4
 
 
 def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -202,6 +202,7 @@ class _Importer:
         self.source: str | None = None
         self.engine = duckdb.connect()
         self.engine.execute("SET TimeZone = 'UTC'")
+        self.engine.execute("SET enable_progress_bar = false")
         self.pool = ThreadPoolExecutor(_LAKE_WRITERS, thread_name_prefix="lake-write")
 
     def close(self) -> None:
