@@ -43,6 +43,9 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert ours and pandas, text
     assert ours.group(2) == pandas.group(2)
     assert re.search(r"vs pandas_csv \d+\.\d+x", text)
+    # The engine's floor beside ours, and their ratio (the import's target).
+    assert re.search(rf"^\| 5,000 \| duckdb_floor \| ({FIGURE}) \|", text, re.M)
+    assert re.search(r"ours / DuckDB floor \d+\.\d+x \(target <= 1\.5x\)", text)
     assert "vs dlt " in text or "dlt not installed" in text
     # Tick: both history sizes with a wall figure and the API calls counted.
     assert re.search(rf"^\| 1,000 \| {FIGURE} \| \d+ \| 1 \| \d+ \|", text, re.M)

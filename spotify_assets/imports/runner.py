@@ -1,10 +1,16 @@
-"""Run an import: stream every file of an export into the plays table and account for every row.
+"""Run an import: every file of an export into the lake, then the plays table, every row accounted for.
 
 Per file: land the raw bytes in the lake (create-only, under the file's sha256, so a re-import
-writes nothing new), stream its rows through the normaliser, quarantine rejects (lake JSONL
-with a reason each), and feed good rows into chunks of ``chunk_rows``. Per chunk: match
+writes nothing new). An extended-history file is read by DuckDB's JSON reader, which takes the
+rows it can prove clean and hands every other row to the Python normaliser (``parsers``), so
+the quarantine reasons are the normaliser's; account-data files, and any file the engine
+declines, go row by row through the normaliser. Rejects are quarantined (lake JSONL with a
+reason each); good rows queue, as Arrow, into chunks of ``chunk_rows``. Per chunk: match
 account-data names to ids, drop rows the warehouse already has (same key, or the same stream
-from another source within the tolerance; see ``dedupe``), then one ``merge_plays``.
+from another source within the tolerance; see ``dedupe``), land the new plays in the lake's
+``plays/`` as the pipeline lands its batches (``landing``), then merge them from there with
+``merge_plays_from_lake``, the call ``bq_plays`` makes: the lake holds every play the
+warehouse does, and the warehouse can be rebuilt from it (``spotify_assets.rebuild``).
 
 Memory is bounded by one file's bytes (a real export file is ~10-15 MB) plus one chunk.
 The report's numbers add up by construction and are checked before it is returned:
