@@ -12,7 +12,7 @@ EXPECTED_LINEAGE = {
     "raw_recent_tracks": set(),
     "audio_features": {"raw_recent_tracks"},
     "gcs_csv": {"raw_recent_tracks", "audio_features"},
-    "bq_plays": {"gcs_csv"},
+    "bq_plays": {"gcs_csv", "history_import"},  # the two paths into the plays table, both via the lake
     "top_ten_tracks": {"bq_plays", "history_import"},  # both write the plays table it reads
 }
 
