@@ -176,7 +176,7 @@ _CHUNK_SCHEMA = pa.schema(
     [*_ROWS_SCHEMA, pa.field("file_idx", pa.int64()), pa.field("batch_id", pa.string())]
 )
 #: Lake writes in flight at once: each is a temp file, an fsync and a link, so they overlap well.
-_LAKE_WRITERS = 4
+_LAKE_WRITERS = 8
 
 
 def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
