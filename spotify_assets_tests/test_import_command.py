@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -39,7 +40,15 @@ def _run(
 @pytest.fixture(scope="module")
 def small_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     tmp = tmp_path_factory.mktemp("cmd")
-    summary = generate_export(tmp / "my_spotify_data.zip", 1_500, seed=21, rows_per_file=600)
+    # Three months of history: every day of plays is a lake file, ten years would be 1,500 of them.
+    summary = generate_export(
+        tmp / "my_spotify_data.zip",
+        1_500,
+        seed=21,
+        rows_per_file=600,
+        start=datetime(2024, 3, 1, tzinfo=UTC),
+        end=datetime(2024, 6, 1, tzinfo=UTC),
+    )
     return tmp / "my_spotify_data.zip", summary.expected_added, summary.no_content
 
 
@@ -190,7 +199,7 @@ def test_kill_9_mid_import_then_reimport_adds_exactly_the_missing_rows(tmp_path:
     """SIGKILL once several chunks are in; the next import adds exactly what the first did not commit."""
     import signal
     import time
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     end = datetime(2024, 6, 1, tzinfo=UTC)
     summary = generate_export(
