@@ -10,15 +10,15 @@
 # Loopback only: --bridge=none --iptables=false --ip-forward=false, so no container gets a
 # bridge network, no firewall rule is touched, and the stack runs with host networking (see
 # deploy/compose-test.yaml). Its images, containers and volumes live under
-# SPOTIFY_DOCKER_ROOT (default /var/tmp/spotify-listening-platform-docker-<hash of the
-# checkout path>): kept between runs, so the second run reuses the images; remove the folder
-# (after `stop`) to reclaim the disk (~8 GB after a full run).
+# SPOTIFY_DOCKER_ROOT (default $SPOTIFY_CACHE_DIR/docker, i.e.
+# /var/tmp/spotify-listening-platform/docker): one per machine, shared by every checkout and
+# kept between runs, so the next run (of any clone) reuses the base images and the image's
+# dependency layer; remove the folder (after `stop`) to reclaim the disk (~5 GB).
 #
 # Exit codes: 0 ok, 2 usage, 3 this machine cannot run dockerd (said loudly on stderr).
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-default_root="/var/tmp/spotify-listening-platform-docker-$(printf '%s' "$REPO_ROOT" | sha1sum | cut -c1-8)"
+default_root="${SPOTIFY_CACHE_DIR:-/var/tmp/spotify-listening-platform}/docker"
 ROOT="${SPOTIFY_DOCKER_ROOT:-$default_root}"
 SOCK="$ROOT/docker.sock"
 PIDFILE="$ROOT/dockerd.pid"
