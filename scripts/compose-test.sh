@@ -159,7 +159,11 @@ say "docker build $IMAGE (BASE_IMAGE=$BASE_IMAGE)"
 step docker build --force-rm --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log" >&2; die "docker build failed"; }
 lap image_build "$t"
-# The image a rebuild replaced (and the failed build's leftovers) hold gigabytes: drop them.
+# The build stages' images are untagged, so a prune would delete the dependency layer and the
+# next run would reinstall every wheel (~4 min): tag the last build stage (its parents are the
+# builder's layers), then drop what the rebuild replaced (old image, old stages, failed builds).
+stage="$(sed -n '1,/ AS runtime$/p' "$WORK/build.log" | grep -oE -- '---> [0-9a-f]{12}$' | tail -1 | cut -c6-)"
+[ -n "$stage" ] && docker tag "$stage" "${IMAGE%%:*}:build-cache"
 docker image prune -f >/dev/null
 IMAGE_SIZE="$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"
 say "image $IMAGE: $IMAGE_SIZE (build ${TIMES[image_build]}s)"

@@ -81,8 +81,6 @@ print(con.execute("SELECT count(*) FROM {PLAYS_TABLE}").fetchone()[0])
 def stack_env() -> dict[str, str]:
     """The stack's env file (KEY=VALUE lines), written by compose-test.sh."""
     env: dict[str, str] = {}
-    if "SPOTIFY_STACK_ENV" not in os.environ:  # TEMP-COMPAT
-        return dict(os.environ)
     for line in Path(os.environ["SPOTIFY_STACK_ENV"]).read_text().splitlines():
         key, sep, value = line.partition("=")
         if sep and not key.startswith("#"):
@@ -326,7 +324,7 @@ def main(argv: list[str]) -> int:
     if argv == ["provision"]:
         provision()
         return 0
-    if argv in (["check"], []):  # TEMP-COMPAT
+    if argv == ["check"]:
         return check()
     print("usage: compose_check.py provision | check", file=sys.stderr)
     return 2
