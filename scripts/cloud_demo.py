@@ -266,7 +266,7 @@ def run(fresh: bool) -> int:
         _say(f"Spark master {master_url} with one worker")
 
         # 5. The sandbox Spotify API (fixed clock: a second demo finds no new plays)
-        from spotify_assets.sandbox.server import SandboxServer
+        from spotify_sandbox.server import SandboxServer
 
         sandbox = stack.enter_context(SandboxServer())
         _say(f"sandbox Spotify API at {sandbox.url}")
@@ -319,8 +319,8 @@ def run(fresh: bool) -> int:
         import dagster as dg
 
         from spotify_assets.definitions import defs
-        from spotify_assets.demo import print_table
         from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
+        from spotify_sandbox.demo import print_table
 
         instance = stack.enter_context(dg.DagsterInstance.get())
         job = defs.resolve_job_def("spotify_pipeline")

@@ -26,7 +26,7 @@ import pandas as pd
 from spotify_assets.settings import data_dir
 
 if TYPE_CHECKING:
-    from spotify_assets.sandbox.server import SandboxServer
+    from spotify_sandbox.server import SandboxServer
 
 
 def _prepare_home() -> Path:
@@ -53,7 +53,7 @@ def _sandbox_history_export(sandbox: SandboxServer, days: int, folder: Path) -> 
     It ends at the oldest of the 50 plays the API still shows, so the poll that follows
     overlaps the export by exactly one play (the dedupe keeps it once) and leaves no gap.
     """
-    from spotify_assets.imports.generate import extended_row_from_api_item
+    from spotify_sandbox.exports import extended_row_from_api_item
 
     recent = sandbox.recently_played_truth()
     oldest = min(pd.Timestamp(i["played_at"]) for i in recent)
@@ -100,7 +100,7 @@ def demo_command(argv: list[str]) -> int:
     _prepare_home()
     with ExitStack() as stack:
         if not os.environ.get("SPOTIFY_CLIENT_ID") and not os.environ.get("SPOTIFY_SANDBOX_URL"):
-            from spotify_assets.sandbox.server import SandboxServer
+            from spotify_sandbox.server import SandboxServer
 
             sandbox = stack.enter_context(SandboxServer())
             # The sandbox listener lives on a fixed simulated clock: the time-based checks judge
