@@ -32,6 +32,8 @@ from typing import Any
 
 import requests
 
+from spotify_sandbox.processes import stop_groups
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "spotify-demo"
 BUCKET = "spotify-demo-lake"
@@ -91,14 +93,7 @@ def _daemon(
     try:
         yield proc
     finally:
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_groups([proc], signal.SIGTERM, grace_s=10)
         _say(f"stopped {what}")
 
 
