@@ -149,6 +149,24 @@ def demo_command(argv: list[str]) -> int:
             )
             for mat in backfill.asset_materializations_for_node("audio_features_backfill"):
                 print(f"Audio features backfill: {mat.metadata['note'].value}")
+            # And the artist and album ids and cover art the export does not carry (the sandbox
+            # answers at loopback speed, so no pacing; against Spotify the asset's default applies).
+            from spotify_assets.assets.catalog import track_metadata
+
+            pace = {} if os.environ.get("SPOTIFY_CLIENT_ID") else {"requests_per_second": 0}
+            lookups = dg.materialize(
+                [track_metadata],
+                instance=dg.DagsterInstance.get(),
+                resources={k: bound[k] for k in ("spotify", "warehouse", "lake")},
+                run_config={"ops": {"track_metadata": {"config": pace}}},
+                raise_on_error=False,
+            )
+            for mat in lookups.asset_materializations_for_node("track_metadata"):
+                meta = mat.metadata
+                print(
+                    f"Track lookups (ids and cover art for imported plays): {meta['found'].value} found, "
+                    f"{meta['not_found'].value} unknown to Spotify"
+                )
         materialized = sorted(
             {
                 e.asset_key.to_user_string()
