@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from spotify_assets.jobs import spotify_pipeline_job
+from spotify_assets.resources.spark import SparkResource
 from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
 from spotify_assets.spotify.normalize import normalize_recently_played
 
@@ -283,6 +284,26 @@ def check_exact(label: str, state: dict[str, Any], now: datetime) -> set[str]:
     return set(keys)
 
 
+def check_spark_cluster_ran_the_job() -> None:
+    """The top ten ran as an application of the stack's Spark master (executors on its worker).
+
+    The driver wrote the job's input under its TMPDIR and the executors read it and wrote the
+    output there: a worker that does not share the spark-exchange volume fails the run; this
+    check rules out the other way to pass, a driver that quietly ran Spark locally.
+    """
+    url = f"http://127.0.0.1:{ENV['SPOTIFY_STACK_SPARK_UI_PORT']}/json/"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        master = json.loads(resp.read())
+    apps = [*master.get("activeapps", []), *master.get("completedapps", [])]
+    names = [a.get("name") for a in apps]
+    if SparkResource().app_name not in names:
+        fail(f"the Spark master ran no top-ten application (its applications: {names})")
+    workers = [w for w in master.get("workers", []) if w.get("state") == "ALIVE"]
+    say(
+        f"Spark master ran {names.count(SparkResource().app_name)} top-ten application(s) on {len(workers)} worker(s)"
+    )
+
+
 def check_dashboard(n: int) -> None:
     if CLOUD:
         say("dashboard NOT checked in cloud mode (app/warehouse.py has no BigQuery endpoint setting)")
@@ -300,6 +321,7 @@ def check() -> int:
 
     timings["run 1"] = run_pipeline("run 1")
     first = check_exact("run 1", warehouse(), now)
+    check_spark_cluster_ran_the_job()
     check_dashboard(len(first))
 
     now = datetime.fromisoformat(sandbox("clock", {"advance_seconds": ADVANCE.total_seconds()})["now"])

@@ -18,7 +18,8 @@
 # pyproject.toml and the uv version; DIR receives hard links to them. An unchanged lock costs no
 # download at all, and DIR's bytes are the same as last time, so the image's dependency layer
 # stays cached in the engine (pyspark's wheel, built from its sdist, is not byte-reproducible).
-# A changed lock reuses every wheel the previous keys already hold. The two newest keys are kept.
+# A new key takes its wheels from the previous keys when they hold every pin (no download), else
+# from the index. The two newest keys are kept.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -55,10 +56,17 @@ if [ ! -f "$CACHE/.complete" ]; then
   # Wheels an earlier key already holds are reused (pip wheel copies a found wheel).
   links=()
   for d in "$CACHE_ROOT"/*/; do [ "${d%/}" != "$CACHE" ] && links+=(--find-links "${d%/}"); done
-  say "downloading $(wc -l <"$reqs") runtime requirements into $CACHE"
-  "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --find-links "$CACHE" "${links[@]}" \
-    -r "$reqs" -w "$CACHE" 2>&1 | { grep -v "^WARNING: Location" >&2 || true; } \
-    || die "pip wheel failed (see above)"
+  # First from the earlier keys alone (a pyproject edit that changes no pin downloads nothing);
+  # when a pin is new, from the index.
+  if [ "${#links[@]}" -gt 0 ] && "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-index \
+    "${links[@]}" -r "$reqs" -w "$CACHE" >/dev/null 2>&1; then
+    say "every wheel came from an earlier key's cache"
+  else
+    say "downloading $(wc -l <"$reqs") runtime requirements into $CACHE"
+    "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --find-links "$CACHE" "${links[@]}" \
+      -r "$reqs" -w "$CACHE" 2>&1 | { grep -v "^WARNING: Location" >&2 || true; } \
+      || die "pip wheel failed (see above)"
+  fi
   touch "$CACHE/.complete"
   say "$(find "$CACHE" -name '*.whl' | wc -l) wheels, $(du -sh "$CACHE" | cut -f1), in $((SECONDS - t0))s"
   # Keep the two newest keys.

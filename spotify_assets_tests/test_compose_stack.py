@@ -44,8 +44,11 @@ def test_compose_stack_builds_starts_and_runs_the_pipeline_exactly_once() -> Non
             + (banner[-1].strip() if banner else "this machine cannot run dockerd")
             + " *** (a failure under CI=true)"
         )
+    # The script's own timings, for `pytest -s` / `-rP` (the README quotes them).
+    print("\n".join(line for line in output.splitlines() if "timings" in line or "PASSED in" in line))
     assert proc.returncode == 0, output[-8000:]
     assert "compose-test: PASSED" in output
     assert "run 1: launched run" in output and "through the webserver" in output
     assert "dashboard container reads the same warehouse" in output
+    assert "top-ten application(s) on 1 worker(s)" in output
     assert "run 2 (after the restart): added exactly the" in output
