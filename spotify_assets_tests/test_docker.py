@@ -236,6 +236,7 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None
     patterns = _dockerignore_patterns()
     for path in (
         ".venv",
+        ".venv-bqemulator",
         ".data",
         ".git",
         ".tools",
