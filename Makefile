@@ -43,8 +43,9 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-## Lint, type-check, then the whole test suite, the compose stack test included (~6-12 min of
-## it; SPOTIFY_COMPOSE_TEST=0 switches that one off locally, a failure under CI). `.ci/run`
+## Lint, type-check, then the whole test suite, the compose stack test included (5-8 min of it
+## warm, ~15 after a dependency change; SPOTIFY_COMPOSE_TEST=0 switches that one off locally, a
+## failure under CI). `.ci/run`
 ## calls exactly this.
 test: venv
 	bash scripts/test-services.sh
