@@ -17,12 +17,13 @@ from typing import Any, Literal
 import pandas as pd
 import pyarrow as pa
 
-TableName = Literal["plays", "track_features", "top_ten_tracks"]
+TableName = Literal["plays", "track_features", "track_metadata", "top_ten_tracks"]
 
 #: Warehouse table names, named after the assets that own them.
 PLAYS_TABLE = "bq_plays"
 FEATURES_TABLE = "track_features"
 TOP_TEN_TABLE = "top_ten_tracks"
+TRACK_METADATA_TABLE = "track_metadata"
 
 #: The column that makes a play unique (see ``plays.json``).
 PLAY_KEY = "play_key"

@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 
 from spotify_assets.assets import PIPELINE_ASSETS
-from spotify_assets.imports.generate import extended_row_from_api_item, generate_export
 from spotify_assets.imports.runner import import_export
 from spotify_assets.rebuild import rebuild_command, rebuild_from_lake, set_aside
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-from spotify_assets.sandbox.server import SandboxServer
+from spotify_sandbox.exports import extended_row_from_api_item, generate_export
+from spotify_sandbox.server import SandboxServer
 
 UPSTREAM_OF_SPARK = PIPELINE_ASSETS[:4]
 
@@ -33,7 +33,7 @@ UPSTREAM_OF_SPARK = PIPELINE_ASSETS[:4]
 def _resources(sandbox: SandboxServer) -> dict[str, Any]:
     """The local resources ``definitions.py`` builds (Spark is not needed up to ``bq_plays``)."""
     from spotify_assets.resources.by_deployment import local_resources
-    from spotify_assets.resources.spotify import SandboxSpotifyResource
+    from spotify_sandbox.resource import SandboxSpotifyResource
 
     return local_resources(SandboxSpotifyResource(url=sandbox.url))
 
