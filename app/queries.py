@@ -30,9 +30,8 @@ from typing import Literal
 
 from sqlglot import exp
 
-from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE, TOP_TEN_TABLE
+from spotify_assets.schema import FEATURES_TABLE, META_TABLE, PLAYS_TABLE, TOP_TEN_TABLE
 
-META_TABLE = "warehouse_meta"
 Grain = Literal["day", "week", "month"]
 GRAINS: tuple[Grain, ...] = ("day", "week", "month")
 PeriodKind = Literal["4w", "6m", "all", "custom"]

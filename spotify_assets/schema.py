@@ -23,6 +23,10 @@ TableName = Literal["plays", "track_features", "top_ten_tracks"]
 PLAYS_TABLE = "bq_plays"
 FEATURES_TABLE = "track_features"
 TOP_TEN_TABLE = "top_ten_tracks"
+#: Bookkeeping tables (not data, so not in ``schemas/``): the published-at stamp the dashboard
+#: reads, and the poll windows in which plays may have been missed (see ``record_gap``).
+META_TABLE = "warehouse_meta"
+GAPS_TABLE = "ingest_gaps"
 
 #: The column that makes a play unique (see ``plays.json``).
 PLAY_KEY = "play_key"

@@ -20,8 +20,8 @@ from dagster_gcp import GCSResource
 from google.cloud import storage
 
 from spotify_assets.assets.lake import parquet_bytes
-from spotify_assets.imports.dedupe import plays_index
 from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResource
+from spotify_assets.resources.dedupe import plays_index
 from spotify_assets.resources.gcs_lake import GCSLakeResource
 from spotify_assets.schema import column_names, conform, empty_frame
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 import spotify_assets.imports.runner as runner
-from spotify_assets.imports.dedupe import FetchingPlaysIndex
 from spotify_assets.imports.generate import generate_export
 from spotify_assets.imports.runner import ImportCountError, ImportReport, import_export
+from spotify_assets.resources.dedupe import FetchingPlaysIndex
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource, MergeResult
 from spotify_assets.schema import conform

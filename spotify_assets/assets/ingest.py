@@ -1,6 +1,5 @@
 """Ingest: what the Spotify Web API says the listener played, and what those tracks sound like."""
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -8,8 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.assets.lake import parquet_bytes
-from spotify_assets.imports.dedupe import plays_index
+from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.metadata import markdown_table
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
@@ -51,7 +49,7 @@ def raw_recent_tracks(
     raw_path = None
     if items:
         body = json.dumps(items, sort_keys=True, separators=(",", ":")).encode()
-        digest = hashlib.sha256(body).hexdigest()[:20]
+        digest = content_digest(body)
         raw_path = lake.write_bytes(
             f"raw/recently_played/fetched_date={fetched_at:%Y-%m-%d}/{digest}.json", body
         ).path
@@ -64,14 +62,14 @@ def raw_recent_tracks(
     if len(plays):
         # A play the warehouse already holds from a privacy export carries the export's
         # clock (whole seconds, a second or two off): same track within the tolerance is
-        # the same stream, so it is not new (see imports/dedupe.py for the tolerances).
-        dups = plays_index(warehouse).duplicates(plays.assign(idx=range(len(plays))), "api")
+        # the same stream, so it is not new (see resources/dedupe.py for the tolerances).
+        dups = warehouse.plays_index().duplicates(plays.assign(idx=range(len(plays))), "api")
         imported = dups.loc[dups["why"] == "window", "idx"].tolist()
         already_imported = len(imported)
         plays = plays.drop(index=imported).reset_index(drop=True)
     if normalized.quarantine:
         body = "\n".join(json.dumps(q, sort_keys=True) for q in normalized.quarantine).encode()
-        digest = hashlib.sha256(body).hexdigest()[:20]
+        digest = content_digest(body)
         lake.write_bytes(
             f"quarantine/recently_played/fetched_date={fetched_at:%Y-%m-%d}/{digest}.jsonl", body
         )
@@ -201,7 +199,7 @@ def audio_features_backfill(
         context.log.warning(note)
     fetched = normalize_audio_features(track_ids, answers, provider=features.provider)
     data = parquet_bytes(fetched, "track_features")
-    path = f"track_features/backfill/{hashlib.sha256(data).hexdigest()[:20]}.parquet"
+    path = f"track_features/backfill/{content_digest(data)}.parquet"
     lake.write_bytes(path, data)
     result = warehouse.merge_track_features(fetched)
     counts = fetched["status"].value_counts().to_dict()

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spotify_assets.imports.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.imports.parsers import (
     ROW_COLUMNS,
     SKIP_REASONS,
@@ -41,6 +40,7 @@ from spotify_assets.imports.parsers import (
     normalizer,
     play_key,
 )
+from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE, conform
