@@ -136,14 +136,11 @@ def demo_command(argv: list[str]) -> int:
             _report_failure(result)
             return 1
         if history_imported:
-            # The imported year has tracks the hourly poll never asked features for.
-            from spotify_assets.assets.ingest import audio_features_backfill
-
-            bound = defs.resources or {}
-            backfill = dg.materialize(
-                [audio_features_backfill],
+            # The imported year has tracks the hourly poll never asked features for: fetch them
+            # and merge them through the table's own asset (its writers sit upstream of it).
+            backfill = defs.resolve_implicit_global_asset_job_def().execute_in_process(
                 instance=dg.DagsterInstance.get(),
-                resources={k: bound[k] for k in ("features", "warehouse", "lake")},
+                asset_selection=[dg.AssetKey("audio_features_backfill"), dg.AssetKey("track_features")],
                 raise_on_error=False,
             )
             for mat in backfill.asset_materializations_for_node("audio_features_backfill"):

@@ -52,6 +52,12 @@ def lake_root() -> Path:
     return data_dir() / "lake"
 
 
+def handoff_root() -> Path:
+    """Where assets hand data to each other locally (typed files, see ``io_managers/``): beside the
+    lake, never inside it, so listing the lake never finds a handoff file."""
+    return data_dir() / "handoff"
+
+
 def spotify_api_url() -> str:
     """``SPOTIFY_API_URL``: the Web API base URL (a recording proxy, a gateway, a test double...)."""
     return (os.environ.get("SPOTIFY_API_URL") or DEFAULT_API_URL).rstrip("/")

@@ -194,17 +194,23 @@ def test_materialize_writes_the_run_and_its_events_to_postgres(
 def test_the_real_project_graph_on_postgres_instance_storage(
     request: pytest.FixtureRequest, deploy_instance: dg.DagsterInstance, postgres_database: str
 ) -> None:
-    """The project's five assets, with the test resources (tmp data dir + sandbox API), on Postgres."""
+    """The project's six pipeline assets, with the test resources (tmp data dir + sandbox API), on Postgres."""
     from spotify_assets import jobs
-    from spotify_assets.assets import PIPELINE_ASSETS
+    from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 
     resources: dict[str, Any] = request.getfixturevalue("local_resources")
 
     assets = list(PIPELINE_ASSETS)
     expected = sorted(key.to_user_string() for a in assets for key in a.keys)
-    assert len(expected) == 5
+    assert len(expected) == 6
 
-    result = dg.materialize(assets, instance=deploy_instance, resources=resources, tags=jobs.PIPELINE_TAG)
+    result = dg.materialize(
+        PIPELINE_GRAPH,
+        selection=assets,
+        instance=deploy_instance,
+        resources=resources,
+        tags=jobs.PIPELINE_TAG,
+    )
     assert result.success
 
     assert _fetchall(postgres_database, "SELECT status FROM runs WHERE run_id = %s", (result.run_id,)) == [

@@ -21,7 +21,7 @@ import pandas as pd
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.imports.generate import generate_export
 from spotify_assets.resources.by_deployment import resources_for
 from spotify_assets.sandbox.server import SandboxServer
@@ -39,7 +39,7 @@ def _objects(env: dict[str, str]) -> list[str]:
 
 
 def _run(assets: list[Any] | None = None) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(assets or PIPELINE_ASSETS, resources=resources_for())
+    result = dg.materialize(PIPELINE_GRAPH, selection=assets or PIPELINE_ASSETS, resources=resources_for())
     assert result.success
     return result
 
