@@ -10,7 +10,7 @@ object create/get/list calls.
 
 Layout: ``<asset key>/<run id>.parquet`` for a frame (typed by the schema named in the asset's
 ``spotify/table`` metadata: the same encoder as the lake's batches), ``<asset key>/<run id>.json``
-for a dict. Names are per run, never reused, so nothing is overwritten and a re-execution of a
+for anything else JSON can hold (a manifest dict, a path string). Names are per run, never reused, so nothing is overwritten and a re-execution of a
 failed run reads its parent run's files (Dagster hands the producing run's id to the loader).
 An input whose upstream asset did not run in this run (nor in the run it re-executes) is the
 asset's latest materialization; an ``AssetIn`` with ``metadata={ONLY_THIS_RUN_KEY: True}`` asks
@@ -43,7 +43,7 @@ class HandoffMissingError(RuntimeError):
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Frames as Parquet, dicts as JSON, in ``store`` (a lake resource rooted beside the lake)."""
+    """Frames as Parquet, other values (dicts, lists, strings) as JSON, in ``store`` (a lake resource rooted beside the lake)."""
 
     store: LakeResource = Field(
         description="Create-only file store for the handoff files: a folder, or a GCS prefix beside the lake."
@@ -62,12 +62,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, pd.DataFrame):
             table = _table(context.definition_metadata, context.asset_key)
             return f"{base}.parquet", parquet_bytes(conform(obj, table), table)
-        if isinstance(obj, dict):
+        try:
             return f"{base}.json", json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-        raise TypeError(
-            f"{context.asset_key.to_user_string()}: LakeIOManager stores DataFrames and dicts, "
-            f"got {type(obj).__name__}"
-        )
+        except TypeError as exc:
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: LakeIOManager stores DataFrames (as Parquet) and "
+                f"JSON values (dicts, lists, strings, numbers), got {type(obj).__name__}"
+            ) from exc
 
     # -- reading -----------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> Any:
