@@ -22,7 +22,6 @@ from dagster_gcp import GCSResource
 from google.cloud import storage
 from pydantic import Field
 
-
 #: google-cloud-storage's switch for its span-labelling bucket lookups (see the module docstring).
 DISABLE_BUCKET_LOOKUP_ENV = "DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA"
 
