@@ -30,7 +30,14 @@ from typing import Literal
 
 from sqlglot import exp
 
-from spotify_assets.schema import FEATURES_TABLE, META_TABLE, PLAYS_TABLE, TOP_TEN_TABLE
+from spotify_assets.schema import (
+    FEATURES_TABLE,
+    META_TABLE,
+    PLAYS_TABLE,
+    TOP_TEN_TABLE,
+    TRACK_METADATA_TABLE,
+    column_names,
+)
 
 Grain = Literal["day", "week", "month"]
 GRAINS: tuple[Grain, ...] = ("day", "week", "month")
@@ -119,6 +126,26 @@ def previous_period(period: Period, now: datetime | None = None) -> Period | Non
     return Period(start=period.start - (end - period.start), end=period.start)
 
 
+#: Columns a play may lack (an export names artist and album only by name) that the pipeline's
+#: ``track_metadata`` asset looks up per track; the dashboard fills them in from there.
+RESOLVED_COLUMNS = ("artist_ids", "primary_artist_id", "album_id", "album_image_url")
+
+
+def plays_resolved() -> str:
+    """``bq_plays`` with looked-up artist and album ids and cover art filled in where a play lacks them.
+
+    A subquery over the stored table: the key columns stay those of the play (names first),
+    so figures do not change when lookups arrive; only ids and images appear.
+    """
+    cols = ", ".join(
+        f"coalesce(p.{c}, m.{c}) AS {c}" if c in RESOLVED_COLUMNS else f"p.{c}" for c in column_names("plays")
+    )
+    return (
+        f"(SELECT {cols} FROM {PLAYS_TABLE} AS p "
+        f"LEFT JOIN {TRACK_METADATA_TABLE} AS m ON m.track_id = p.track_id AND m.status = 'ok')"
+    )
+
+
 #: How plays are grouped into tracks, artists and albums (see the module docstring).
 TRACK_KEY = "coalesce(lower(primary_artist_name) || '|' || lower(track_name), track_id)"
 ARTIST_KEY = "coalesce(lower(primary_artist_name), primary_artist_id)"
@@ -158,7 +185,7 @@ def music_cte(tz: str, where: str = "TRUE") -> str:
     track_id, track_name, artist_names, primary_artist_id, primary_artist_name, album_id, album_name,
     album_image_url,
     coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes
-  FROM {PLAYS_TABLE}
+  FROM {plays_resolved()} AS plays
   WHERE is_play AND content_type <> 'episode' AND ({where})
 )"""
 
@@ -455,7 +482,7 @@ FROM (
   SELECT played_at, track_name AS track, artist_names AS artists, album_name AS album,
     album_image_url AS image, coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes, content_type,
     is_play, source, context_type
-  FROM {PLAYS_TABLE} WHERE {where}
+  FROM {plays_resolved()} AS plays WHERE {where}
   ORDER BY played_at DESC LIMIT {int(limit)} OFFSET {int(offset)}
 ) AS page ORDER BY page.played_at DESC""",
         "count": f"SELECT count(*) AS n FROM {PLAYS_TABLE} WHERE {where}",
@@ -509,7 +536,9 @@ def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
     id_col, key_sql, name_col = DETAIL[kind]
     # The item's plays are picked on the stored columns before anything else is computed, so
     # a page costs one filtered scan per query, not a grouping of the whole history.
-    same_key = f"{key_sql} IN (SELECT {key_sql} FROM {PLAYS_TABLE} WHERE {id_col} = {lit(item_id)})"
+    same_key = (
+        f"{key_sql} IN (SELECT {key_sql} FROM {plays_resolved()} AS plays WHERE {id_col} = {lit(item_id)})"
+    )
     base = f"WITH {music_cte(tz, same_key)},\nmine AS (SELECT * FROM music)\n"
     local = local_of("q", tz)
     out = {

@@ -166,6 +166,59 @@ def name_card(label: str, name: str, detail: str = "", href: str | None = None) 
     )
 
 
+#: Cover placeholder: a note on a neutral square, drawn under every cover (see ``card_grid_html``).
+PLACEHOLDER_ART = (
+    "data:image/svg+xml;utf8,"
+    "%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 64 64'%3E"
+    "%3Crect width='64' height='64' fill='%237f7f7f' fill-opacity='0.18'/%3E"
+    "%3Cpath d='M26 44a6 6 0 1 1-4-5.7V20l20-4v22a6 6 0 1 1-4-5.7V22l-12 2.4z' fill='%237f7f7f' fill-opacity='0.6'/%3E"
+    "%3C/svg%3E"
+)
+_SAFE_URL = re.compile(r"^https?://[^\s'\"()<>\\]+$")
+
+
+def card_grid_html(rows: list[dict[str, object]], kind: str) -> str:
+    """Cards (cover, rank, name, a detail line) as HTML; each name links to its detail page.
+
+    The cover is a CSS background with the placeholder as a second layer below it: a cover
+    that cannot load (offline, an expired CDN link, none known yet) leaves the placeholder
+    showing, never a broken-image icon, and no script is needed. Only plain http(s) URLs are
+    put into the CSS; anything else gets the placeholder alone.
+    """
+    cards = []
+    for row in rows:
+        image = str(row.get("image") or "")
+        layers = (f"url('{image}'), " if _SAFE_URL.match(image) else "") + f'url("{PLACEHOLDER_ART}")'
+        name = html_escape(str(row.get("name") or "—"))
+        item_id = row.get("id")
+        title = (
+            f'<a href="./{kind}?id={html_escape(str(item_id))}" target="_self">{name}</a>'
+            if isinstance(item_id, str) and item_id
+            else name
+        )
+        cards.append(
+            '<div class="sp-card">'
+            f'<div class="sp-art" role="img" aria-label="{name}" style="background-image: {html_escape(layers)}"></div>'
+            f'<div class="sp-name"><span class="sp-rank">{html_escape(str(row.get("rank", "")))}</span> {title}</div>'
+            f'<div class="sp-sub">{html_escape(str(row.get("sub") or ""))}</div>'
+            "</div>"
+        )
+    style = (
+        "<style>.sp-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(132px,1fr));gap:14px;"
+        "margin:6px 0 14px}.sp-art{aspect-ratio:1;border-radius:6px;background-size:cover;"
+        "background-position:center}.sp-name{font-weight:600;font-size:.9rem;margin-top:6px;"
+        "overflow-wrap:anywhere}.sp-name a{color:inherit;text-decoration:none}.sp-rank{opacity:.6}"
+        ".sp-sub{font-size:.8rem;opacity:.7}</style>"
+    )
+    return style + '<div class="sp-grid">' + "".join(cards) + "</div>"
+
+
+def card_grid(rows: list[dict[str, object]], kind: str) -> None:
+    """``card_grid_html`` on the page."""
+    if rows:
+        st.html(card_grid_html(rows, kind))
+
+
 def md_escape(text: str) -> str:
     """Text shown inside Markdown as itself (track names contain ``*``, ``_``, ``[``...)."""
     return re.sub(r"([\\`*_\[\]<>|~$#])", r"\\\1", text)

@@ -24,10 +24,10 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from spotify_assets.schema import FEATURES_TABLE, META_TABLE, PLAYS_TABLE, TOP_TEN_TABLE
+from spotify_assets.schema import FEATURES_TABLE, META_TABLE, PLAYS_TABLE, TOP_TEN_TABLE, TRACK_METADATA_TABLE
 from spotify_assets.settings import snapshot_path_for, warehouse_path
 
-KNOWN_TABLES = frozenset({PLAYS_TABLE, FEATURES_TABLE, TOP_TEN_TABLE, META_TABLE})
+KNOWN_TABLES = frozenset({PLAYS_TABLE, FEATURES_TABLE, TOP_TEN_TABLE, TRACK_METADATA_TABLE, META_TABLE})
 
 #: Bounded retry for transient open/lock errors while the pipeline replaces the snapshot.
 RETRY_ATTEMPTS = 8

@@ -17,12 +17,13 @@ from typing import Any, Literal
 import pandas as pd
 import pyarrow as pa
 
-TableName = Literal["plays", "track_features", "top_ten_tracks"]
+TableName = Literal["plays", "track_features", "track_metadata", "top_ten_tracks"]
 
 #: Warehouse table names, named after the assets that own them.
 PLAYS_TABLE = "bq_plays"
 FEATURES_TABLE = "track_features"
 TOP_TEN_TABLE = "top_ten_tracks"
+TRACK_METADATA_TABLE = "track_metadata"
 #: Bookkeeping tables (not data, so not in ``schemas/``): the published-at stamp the dashboard
 #: reads, and the poll windows in which plays may have been missed (see ``record_gap``).
 META_TABLE = "warehouse_meta"

@@ -38,14 +38,16 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
     )
 
 
-#: Evaluates ``top_ten_tracks``'s automation condition (see ``assets/marts.py``). On by default:
-#: without it an import that adds plays would leave the mart stale until the next hourly run
-#: that finds new API plays. Dagster's implicit ``default_automation_condition_sensor`` starts
+#: Evaluates the automation conditions of ``top_ten_tracks`` and ``track_metadata`` (see
+#: ``automation.py``). On by default: without it an import that adds plays would leave the mart
+#: stale and the imported tracks without ids and art until the next hourly run that finds new
+#: API plays. Dagster's implicit ``default_automation_condition_sensor`` starts
 #: stopped, so the project declares its own.
 mart_automation_sensor = dg.AutomationConditionSensorDefinition(
     "mart_automation_sensor",
-    target=dg.AssetSelection.assets("top_ten_tracks"),
+    target=dg.AssetSelection.assets("top_ten_tracks", "track_metadata"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
-    description="Recompute the top ten after any write to the plays table (API poll or history import).",
+    description="Recompute the top ten and look up new tracks' ids and art after any write to the plays "
+    "table (API poll or history import).",
 )

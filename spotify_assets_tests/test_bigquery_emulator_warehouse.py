@@ -168,6 +168,46 @@ def test_track_features_upsert_and_read(bigquery_emulator: BigQueryEmulator, n: 
     assert str(got["fetched_at"].dtype) == "datetime64[us, UTC]"
 
 
+def test_track_metadata_upsert_keeps_ok_rows(bigquery_emulator: BigQueryEmulator) -> None:
+    from spotify_assets.spotify.normalize import normalize_track_metadata
+
+    warehouse = bigquery_emulator.warehouse()
+    track = {
+        "id": "a",
+        "name": "Song",
+        "artists": [{"id": "ar1", "name": "Band"}],
+        "album": {
+            "id": "al1",
+            "name": "LP",
+            "images": [{"url": "https://i.scdn.co/image/x", "width": 640, "height": 640}],
+        },
+    }
+    first = warehouse.merge_track_metadata(normalize_track_metadata({"a": track, "b": None}))
+    assert (first.inserted, first.total_rows) == (2, 2)
+    # A later not_found for a track once found does not erase what was found.
+    again = warehouse.merge_track_metadata(normalize_track_metadata({"a": None}))
+    assert (again.inserted, again.total_rows) == (0, 2)
+    got = warehouse.query(
+        "SELECT track_id, status, primary_artist_id, album_id, album_image_url FROM track_metadata ORDER BY 1"
+    )
+    assert got.to_dict("records") == [
+        {
+            "track_id": "a",
+            "status": "ok",
+            "primary_artist_id": "ar1",
+            "album_id": "al1",
+            "album_image_url": "https://i.scdn.co/image/x",
+        },
+        {
+            "track_id": "b",
+            "status": "not_found",
+            "primary_artist_id": None,
+            "album_id": None,
+            "album_image_url": None,
+        },
+    ]
+
+
 @pytest.mark.parametrize("n", [0, 1, 10], ids=lambda n: f"{n}_rows")
 def test_replace_top_ten_replaces_the_whole_mart(bigquery_emulator: BigQueryEmulator, n: int) -> None:
     warehouse = bigquery_emulator.warehouse()

@@ -19,7 +19,14 @@ from typing import Any
 import hcl2
 import pytest
 
-from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE, TOP_TEN_TABLE, load_schema, schema_path
+from spotify_assets.schema import (
+    FEATURES_TABLE,
+    PLAYS_TABLE,
+    TOP_TEN_TABLE,
+    TRACK_METADATA_TABLE,
+    load_schema,
+    schema_path,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TF_DIR = REPO_ROOT / "terraform"
@@ -156,7 +163,12 @@ def test_lake_bucket_is_private_versioned_and_expires_what_it_should(tf: Terrafo
 
 def test_table_ids_match_the_pipelines_table_names(tf: Terraform) -> None:
     tables = tf.resources["google_bigquery_table"]
-    assert {t["table_id"] for t in tables.values()} == {PLAYS_TABLE, FEATURES_TABLE, TOP_TEN_TABLE}
+    assert {t["table_id"] for t in tables.values()} == {
+        PLAYS_TABLE,
+        FEATURES_TABLE,
+        TRACK_METADATA_TABLE,
+        TOP_TEN_TABLE,
+    }
     for table in tables.values():
         assert table["dataset_id"] == "${google_bigquery_dataset.warehouse.dataset_id}"
         assert table["deletion_protection"] == "${var.deletion_protection}"
@@ -179,7 +191,12 @@ def test_plays_table_is_day_partitioned_on_played_at_and_clustered(tf: Terraform
 
 @pytest.mark.parametrize(
     ("resource_name", "schema_name"),
-    [("bq_plays", "plays"), ("track_features", "track_features"), ("top_ten_tracks", "top_ten_tracks")],
+    [
+        ("bq_plays", "plays"),
+        ("track_features", "track_features"),
+        ("track_metadata", "track_metadata"),
+        ("top_ten_tracks", "top_ten_tracks"),
+    ],
 )
 def test_table_schema_is_the_one_schema_source(tf: Terraform, resource_name: str, schema_name: Any) -> None:
     table = tf.resource("google_bigquery_table", resource_name)

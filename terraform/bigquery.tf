@@ -82,6 +82,20 @@ resource "google_bigquery_table" "track_features" {
   deletion_protection = var.deletion_protection
 }
 
+resource "google_bigquery_table" "track_metadata" {
+  #checkov:skip=CKV_GCP_80:CMEK is optional (var.kms_key_name, inherited from the dataset's default encryption when set).
+  project     = var.project_id
+  dataset_id  = google_bigquery_dataset.warehouse.dataset_id
+  table_id    = "track_metadata"
+  description = "Artist and album ids and album art per track id (GET /v1/tracks/{id}), for plays imported without them."
+  labels      = local.labels
+
+  schema     = file("${path.module}/../spotify_assets/schemas/track_metadata.json")
+  clustering = ["track_id"]
+
+  deletion_protection = var.deletion_protection
+}
+
 resource "google_bigquery_table" "top_ten_tracks" {
   #checkov:skip=CKV_GCP_80:CMEK is optional (var.kms_key_name, inherited from the dataset's default encryption when set).
   project     = var.project_id

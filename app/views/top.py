@@ -70,8 +70,28 @@ else:
                 ui.name_card(label, str(df.iloc[0][name]), ui.plural(int(df.iloc[0]["plays"]), "play"))
                 detail.link(kind, df.iloc[0]["id"], f"Open the {kind}")  # type: ignore[arg-type]
 
+
+def _cards(df: pd.DataFrame, name: str, kind: str, by: str | None = None) -> None:
+    """The first ten as cover cards (``by``: the artist line under a track or album); the full list follows."""
+    top = _ranked(df.head(10)) if len(df) else df
+    ui.card_grid(
+        [
+            {
+                "rank": r["rank"],
+                "name": r[name],
+                "sub": (f"{r[by]} · " if by and r.get(by) else "") + ui.plural(int(r["plays"]), "play"),
+                "image": r["image"],
+                "id": r["id"],
+            }
+            for r in top.to_dict("records")
+        ],
+        kind,
+    )
+
+
 tab_tracks, tab_artists, tab_albums, tab_mart = st.tabs(["Tracks", "Artists", "Albums", "Top ten (Spark)"])
 with tab_tracks:
+    _cards(tracks, "track", "track", by="artists")
     _table(
         _ranked(tracks)[["rank", "image", "track", "artists", "album", "plays", "minutes", "id"]]
         if len(tracks)
@@ -81,6 +101,7 @@ with tab_tracks:
         "top_tracks_table",
     )
 with tab_artists:
+    _cards(artists, "artist", "artist")
     _table(
         _ranked(artists)[["rank", "image", "artist", "plays", "minutes", "tracks", "id"]]
         if len(artists)
@@ -90,6 +111,7 @@ with tab_artists:
         "top_artists_table",
     )
 with tab_albums:
+    _cards(albums, "album", "album", by="artist")
     _table(
         _ranked(albums)[["rank", "image", "album", "artist", "plays", "minutes", "tracks", "id"]]
         if len(albums)

@@ -7,27 +7,13 @@ import pandas as pd
 
 from spotify_assets.assets.history import history_import
 from spotify_assets.assets.warehouse import bq_plays
+from spotify_assets.automation import AFTER_PLAYS_WRITE
 from spotify_assets.metadata import markdown_table
 from spotify_assets.resources.spark import SparkResource
 from spotify_assets.resources.warehouse import WarehouseResource
 
-#: Recompute the top ten after every write to the plays table, whoever made it: the hourly
-#: run's ``bq_plays`` and a history import (the ``history_import`` asset, or
-#: ``spotify-assets import``, which reports a materialization of it). ``eager()`` is not used
-#: because it waits while any dependency is missing, and ``history_import`` stays missing for
-#: anyone who never imports; a missing mart is the hourly job's to compute, not this rule's.
-#: ``since_last_handled`` keeps an update pending through ticks where a run is in progress.
-#: A run that already recomputes the mart (the hourly job) does not trigger it again
-#: (``any_deps_updated`` ignores updates made by runs that target the mart), and a failed
-#: blocking check on ``bq_plays`` holds it back, as it does inside the job.
-TOP_TEN_AUTOMATION = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_match(
-        dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
-    )
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("after every write to the plays table")
+#: Recompute the top ten after every write to the plays table (see ``automation.py``).
+TOP_TEN_AUTOMATION = AFTER_PLAYS_WRITE
 
 
 @dg.asset(

@@ -52,6 +52,7 @@ from spotify_assets.schema import (
     PLAY_KEY,
     PLAYS_TABLE,
     TOP_TEN_TABLE,
+    TRACK_METADATA_TABLE,
     TableName,
     column_names,
     conform,
@@ -164,6 +165,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         specs: list[tuple[str, list[bigquery.SchemaField]]] = [
             (PLAYS_TABLE, bq_schema("plays")),
             (FEATURES_TABLE, bq_schema("track_features")),
+            (TRACK_METADATA_TABLE, bq_schema("track_metadata")),
             (TOP_TEN_TABLE, bq_schema("top_ten_tracks")),
             (GAPS_TABLE, GAPS_SCHEMA),
         ]
@@ -179,7 +181,7 @@ class BigQueryWarehouseResource(WarehouseResource):
                     type_=bigquery.TimePartitioningType.DAY, field="played_at"
                 )
                 table.clustering_fields = ["track_id"]
-            elif name == FEATURES_TABLE:
+            elif name in (FEATURES_TABLE, TRACK_METADATA_TABLE):
                 table.clustering_fields = ["track_id"]
             client.create_table(table, exists_ok=True)  # exists_ok: a concurrent run may win the race
         self._tables_ready = True
@@ -340,44 +342,53 @@ class BigQueryWarehouseResource(WarehouseResource):
 
     # -- features ----------------------------------------------------------------------
     def merge_features_sql(self, staging_table: str) -> str:
-        """Upsert by ``track_id``; an ``ok`` row is replaced only by another ``ok`` row."""
-        sets = ", ".join(f"`{c}` = S.`{c}`" for c in column_names("track_features") if c != "track_id")
+        """Upsert ``track_features`` by ``track_id``; an ``ok`` row is replaced only by another ``ok`` row."""
+        return self._upsert_sql("track_features", FEATURES_TABLE, staging_table)
+
+    def _upsert_sql(self, schema: TableName, table: str, staging_table: str) -> str:
+        sets = ", ".join(f"`{c}` = S.`{c}`" for c in column_names(schema) if c != "track_id")
         return (
-            f"MERGE `{self.table_id(FEATURES_TABLE)}` AS T\n"
+            f"MERGE `{self.table_id(table)}` AS T\n"
             f"USING `{staging_table}` AS S\n"
             f"ON T.track_id = S.track_id\n"
             f"WHEN MATCHED AND (T.status <> 'ok' OR S.status = 'ok') THEN UPDATE SET {sets}\n"
-            f"WHEN NOT MATCHED THEN {_insert_all('track_features')}"
+            f"WHEN NOT MATCHED THEN {_insert_all(schema)}"
         )
 
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
-        features = conform(features, "track_features").drop_duplicates("track_id", keep="last")
-        if features.empty:
-            return MergeResult(inserted=0, duplicates=0, total_rows=self.count(FEATURES_TABLE))
+        return self._upsert_by_track_id(features, "track_features", FEATURES_TABLE)
+
+    def merge_track_metadata(self, metadata: pd.DataFrame) -> MergeResult:
+        return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
+
+    def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
+        frame = conform(frame, schema).drop_duplicates("track_id", keep="last")
+        if frame.empty:
+            return MergeResult(inserted=0, duplicates=0, total_rows=self.count(table))
         self.ensure_tables()
-        before = self.count(FEATURES_TABLE)
-        data = parquet_bytes(features.reset_index(drop=True), "track_features")
+        before = self.count(table)
+        data = parquet_bytes(frame.reset_index(drop=True), schema)
         # Upserts are not insert-only, so skipping a "seen" content would be wrong (A, B, A
         # again must end at A): plain unique job ids here; the MERGE itself is idempotent.
         load = self.client().load_table_from_file(
             io.BytesIO(data),
-            self._staging_id(f"track_features_{_frame_digest(features)}"),
+            self._staging_id(f"{schema}_{_frame_digest(frame)}"),
             size=len(data),
-            job_id_prefix="spotify_load_features_",
-            job_config=self._load_config("track_features", bigquery.SourceFormat.PARQUET),
+            job_id_prefix=f"spotify_load_{schema}_",
+            job_config=self._load_config(schema, bigquery.SourceFormat.PARQUET),
         )
         load.result(timeout=self.job_timeout_s)
         dest = load.destination
         merge = self.client().query(
-            self.merge_features_sql(f"{dest.project}.{dest.dataset_id}.{dest.table_id}"),
-            job_id_prefix="spotify_merge_features_",
+            self._upsert_sql(schema, table, f"{dest.project}.{dest.dataset_id}.{dest.table_id}"),
+            job_id_prefix=f"spotify_merge_{schema}_",
         )
         merge.result(timeout=self.job_timeout_s)
-        total = self.count(FEATURES_TABLE)
+        total = self.count(table)
         # dmlStats splits inserts from updates; without it (some BigQuery implementations omit
         # it) the growth of the table is the number inserted by this upsert.
         inserted = int(merge.dml_stats.inserted_row_count) if merge.dml_stats else max(total - before, 0)
-        return MergeResult(inserted=inserted, duplicates=len(features) - inserted, total_rows=total)
+        return MergeResult(inserted=inserted, duplicates=len(frame) - inserted, total_rows=total)
 
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
         ids = sorted(set(track_ids))

@@ -47,6 +47,7 @@ from spotify_assets.schema import (
     PLAY_KEY,
     PLAYS_TABLE,
     TOP_TEN_TABLE,
+    TRACK_METADATA_TABLE,
     TableName,
     conform,
     duckdb_columns_sql,
@@ -82,6 +83,10 @@ class WarehouseResource(dg.ConfigurableResource):
     @abstractmethod
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
         """Upsert features by ``track_id``; an ``ok`` row is never replaced by a worse status."""
+
+    @abstractmethod
+    def merge_track_metadata(self, metadata: pd.DataFrame) -> MergeResult:
+        """Upsert ``track_metadata`` rows by ``track_id`` (``ok`` replaced only by ``ok``)."""
 
     @abstractmethod
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
@@ -285,23 +290,29 @@ class DuckDBWarehouseResource(WarehouseResource):
         return MergeResult(inserted=after - before, duplicates=incoming - (after - before), total_rows=after)
 
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
-        features = conform(features, "track_features")
-        features = features.drop_duplicates("track_id", keep="last")
-        cols = [c for c in features.columns if c != "track_id"]
+        return self._upsert_by_track_id(features, "track_features", FEATURES_TABLE)
+
+    def merge_track_metadata(self, metadata: pd.DataFrame) -> MergeResult:
+        return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
+
+    def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
+        """Upsert on ``track_id``; an ``ok`` row is replaced only by another ``ok`` row."""
+        frame = conform(frame, schema).drop_duplicates("track_id", keep="last")
+        cols = [c for c in frame.columns if c != "track_id"]
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols)
         with self._writer() as con:
-            before = _count(con, FEATURES_TABLE)
-            if len(features):
-                con.register("incoming_features", features)
+            before = _count(con, table)
+            if len(frame):
+                con.register("incoming_rows", frame)
                 con.execute(
-                    f"INSERT INTO {FEATURES_TABLE} BY NAME SELECT * FROM incoming_features "
+                    f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows "
                     f"ON CONFLICT (track_id) DO UPDATE SET {updates} "
-                    f"WHERE {FEATURES_TABLE}.status <> 'ok' OR excluded.status = 'ok'"
+                    f"WHERE {table}.status <> 'ok' OR excluded.status = 'ok'"
                 )
-                con.unregister("incoming_features")
-            after = _count(con, FEATURES_TABLE)
+                con.unregister("incoming_rows")
+            after = _count(con, table)
         return MergeResult(
-            inserted=after - before, duplicates=len(features) - (after - before), total_rows=after
+            inserted=after - before, duplicates=len(frame) - (after - before), total_rows=after
         )
 
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
@@ -371,6 +382,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     tables: list[tuple[str, TableName, str]] = [
         (PLAYS_TABLE, "plays", PLAY_KEY),
         (FEATURES_TABLE, "track_features", "track_id"),
+        (TRACK_METADATA_TABLE, "track_metadata", "track_id"),
         (TOP_TEN_TABLE, "top_ten_tracks", "rank"),
     ]
     for table, schema, key in tables:

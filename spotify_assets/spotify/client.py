@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 import requests
 
@@ -117,6 +118,14 @@ class SpotifyClient(ABC):
     @abstractmethod
     def audio_features(self, track_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         """Audio features per track id (None where Spotify has none). Raises AudioFeaturesUnavailable on 403."""
+
+    @abstractmethod
+    def track(self, track_id: str) -> dict[str, Any] | None:
+        """The Track object for one id (``GET /v1/tracks/{id}``); None when Spotify has no such track.
+
+        One id per call: since February 2026 development-mode apps may no longer call the
+        several-tracks endpoint (``GET /v1/tracks?ids=``), only the single-track one.
+        """
 
 
 class HttpSpotifyClient(SpotifyClient):
@@ -252,6 +261,22 @@ class HttpSpotifyClient(SpotifyClient):
                 value = features[i] if i < len(features) else None
                 out[track_id] = value if isinstance(value, dict) else None
         return out
+
+    def track(self, track_id: str) -> dict[str, Any] | None:
+        try:
+            body = self._send(
+                "GET",
+                f"{self.api_base_url}/v1/tracks/{quote(track_id, safe='')}",
+                endpoint="track",
+                auth="app",
+            )
+        except SpotifyAPIError as exc:
+            if exc.status in (400, 404):  # 400: Spotify's answer to a malformed id ("invalid id")
+                return None
+            raise
+        if not isinstance(body, dict) or body.get("id") is None:
+            raise SpotifyAPIError("track answer is not a Track object", endpoint="track")
+        return body
 
     def exchange_code(self, code: str, redirect_uri: str) -> dict[str, Any]:
         """Authorization Code step 2: trade ``code`` for tokens (used by ``spotify-assets auth``)."""

@@ -50,6 +50,45 @@ def _largest_image(album: dict[str, Any]) -> str | None:
     return str(max(images, key=lambda i: (i.get("width") or 0) * (i.get("height") or 0))["url"])
 
 
+def track_columns(track: dict[str, Any]) -> dict[str, Any]:
+    """The columns a Track object fills, shared by plays and ``track_metadata``."""
+    raw_album = track.get("album")
+    album: dict[str, Any] = raw_album if isinstance(raw_album, dict) else {}
+    artists = [a for a in track.get("artists") or [] if isinstance(a, dict)]
+    return {
+        "track_id": track.get("id"),
+        "track_name": track.get("name"),
+        "track_uri": track.get("uri"),
+        "artist_ids": ",".join(a.get("id") or "" for a in artists) or None,
+        "artist_names": ", ".join(a.get("name") or "" for a in artists) or None,
+        "primary_artist_id": artists[0].get("id") if artists else None,
+        "primary_artist_name": artists[0].get("name") if artists else None,
+        "album_id": album.get("id"),
+        "album_name": album.get("name"),
+        "album_release_date": album.get("release_date"),
+        "album_image_url": _largest_image(album),
+        "duration_ms": track.get("duration_ms"),
+        "explicit": track.get("explicit"),
+    }
+
+
+def normalize_track_metadata(
+    answers: dict[str, dict[str, Any] | None], *, looked_up_at: datetime | None = None
+) -> pd.DataFrame:
+    """``GET /v1/tracks/{id}`` answers (None: not found) as ``track_metadata`` rows, one per id."""
+    looked_up_at = looked_up_at or datetime.now(UTC)
+    rows = [
+        {
+            **(track_columns(track) if track else {}),
+            "track_id": track_id,
+            "status": "ok" if track else "not_found",
+            "looked_up_at": looked_up_at,
+        }
+        for track_id, track in answers.items()
+    ]
+    return conform(pd.DataFrame(rows), "track_metadata") if rows else empty_frame("track_metadata")
+
+
 def _quarantine_reason(item: Any) -> str | None:
     """Why an item cannot be a play, or None. Every item the client could not read lands here too."""
     if not isinstance(item, dict):
@@ -86,27 +125,13 @@ def normalize_recently_played(items: list[Any], *, ingested_at: datetime | None 
             continue
         played_at = pd.Timestamp(parsed)
         track = item["track"]
-        album = track.get("album") or {}
-        artists = [a for a in track.get("artists") or [] if isinstance(a, dict)]
         context = item.get("context") or {}
         rows.append(
             {
                 "play_key": play_key(played_at, track["id"]),
                 "played_at": played_at,
-                "track_id": track["id"],
-                "track_name": track.get("name"),
-                "track_uri": track.get("uri"),
-                "artist_ids": ",".join(a.get("id") or "" for a in artists) or None,
-                "artist_names": ", ".join(a.get("name") or "" for a in artists) or None,
-                "primary_artist_id": artists[0].get("id") if artists else None,
-                "primary_artist_name": artists[0].get("name") if artists else None,
-                "album_id": album.get("id"),
-                "album_name": album.get("name"),
-                "album_release_date": album.get("release_date"),
-                "album_image_url": _largest_image(album),
-                "duration_ms": track.get("duration_ms"),
+                **track_columns(track),
                 "popularity": track.get("popularity"),
-                "explicit": track.get("explicit"),
                 "context_type": context.get("type") if isinstance(context, dict) else None,
                 "context_uri": context.get("uri") if isinstance(context, dict) else None,
                 "content_type": "track",

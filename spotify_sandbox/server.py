@@ -16,6 +16,7 @@ import binascii
 import ipaddress
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -26,8 +27,8 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from spotify_assets.sandbox.catalogue import Catalogue
-from spotify_assets.sandbox.constants import (
+from spotify_sandbox.catalogue import Catalogue
+from spotify_sandbox.constants import (
     DEFAULT_NOW,
     DEFAULT_SEED,
     DEFAULT_TOKEN_TTL_S,
@@ -36,7 +37,7 @@ from spotify_assets.sandbox.constants import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
 )
-from spotify_assets.sandbox.listener import (
+from spotify_sandbox.listener import (
     ClockMode,
     Listener,
     SimClock,
@@ -45,14 +46,15 @@ from spotify_assets.sandbox.listener import (
     parse_instant,
     to_ms,
 )
-from spotify_assets.sandbox.reccobeats import RECCOBEATS_AUDIO_FEATURES_PATH, ReccoBeatsBadRequest
-from spotify_assets.sandbox.reccobeats import audio_features_answer as reccobeats_answer
-from spotify_assets.sandbox.state import SandboxState
+from spotify_sandbox.reccobeats import RECCOBEATS_AUDIO_FEATURES_PATH, ReccoBeatsBadRequest
+from spotify_sandbox.reccobeats import audio_features_answer as reccobeats_answer
+from spotify_sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
 
 RECENTLY_PLAYED_PATH = "/v1/me/player/recently-played"
 AUDIO_FEATURES_PATH = "/v1/audio-features"
+TRACKS_PATH = "/v1/tracks"
 _ERROR_MESSAGES = {
     400: "Bad request",
     401: "Unauthorized",
@@ -216,6 +218,14 @@ class _Handler(BaseHTTPRequestHandler):
         if path == AUDIO_FEATURES_PATH and method == "GET":
             self._bearer(user=False)
             return 200, self._audio_features(query), {}
+        if path.startswith(TRACKS_PATH + "/") and method == "GET":
+            self._bearer(user=False)
+            return 200, self._track(path.removeprefix(TRACKS_PATH + "/")), {}
+        if path == TRACKS_PATH and method == "GET":
+            # Development-mode apps lost the several-tracks endpoint in February 2026; the
+            # sandbox app is one, so a client that batches finds out here, not in production.
+            self._bearer(user=False)
+            raise api_error(403, "Forbidden: GET /v1/tracks is not available to development-mode apps")
         if path == RECCOBEATS_AUDIO_FEATURES_PATH and method == "GET":
             return 200, self._reccobeats_audio_features(), {}
         raise api_error(404)
@@ -350,6 +360,16 @@ class _Handler(BaseHTTPRequestHandler):
             "limit": limit,
             "href": f"{base}?{urlencode(href_params)}" if href_params else base,
         }
+
+    def _track(self, track_id: str) -> dict[str, Any]:
+        """``GET /v1/tracks/{id}``: 400 for a malformed id, 404 for an unknown one, as Spotify answers."""
+        if not re.fullmatch(r"[0-9A-Za-z]{22}", track_id):
+            raise api_error(400, "invalid id")
+        catalogue = self.server.sandbox.catalogue
+        idx = catalogue.track_index.get(track_id)
+        if idx is None:
+            raise api_error(404, "Resource not found")
+        return catalogue.track_json(idx)
 
     def _audio_features(self, query: dict[str, str]) -> dict[str, Any]:
         sandbox = self.server.sandbox
