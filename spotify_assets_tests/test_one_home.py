@@ -43,8 +43,15 @@ def test_fact_has_one_home(fact: str, pattern: str, home: list[str]) -> None:
 
 
 def test_no_magic_window_of_fifty() -> None:
-    """The API's 50-play window is used by name, never as a bare ``limit`` of 50."""
-    assert _homes(r"[\"']limit[\"']\s*:\s*50\b|limit\s*=\s*50\b") == []
+    """The API's 50-play window is used by name, never as a bare 50: in the runtime, and in the
+    sandbox that stands in for Spotify (which takes it from the client)."""
+    assert _homes(r"[\"']limit[\"']\s*:\s*50\b|limit\s*=\s*50\b|limit\s*<=\s*50\b") == []
+    sandbox = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "spotify_sandbox").rglob("*.py")
+        if re.search(r"WINDOW\s*=\s*50\b|<=\s*50\b", p.read_text())
+    ]
+    assert sandbox == []
 
 
 @pytest.mark.parametrize(
