@@ -73,9 +73,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
     # -- reading -----------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
-        if upstream is None or not context.has_asset_key:
-            raise HandoffMissingError("LakeIOManager loads asset inputs only")
-        asset_key = context.asset_key
+        if upstream is None or not upstream.has_asset_key:
+            raise HandoffMissingError("LakeIOManager loads asset outputs only")
+        asset_key = upstream.asset_key
         table = _table_or_none(upstream.definition_metadata)
         run_id = _producing_run(upstream)
         if run_id is None:
