@@ -275,4 +275,4 @@ def test_tables_are_created_from_the_schema_files_partitioned_and_clustered(
     assert plays.time_partitioning.type_ == "DAY" and plays.time_partitioning.field == "played_at"
     assert plays.clustering_fields == ["track_id"]
     names = {t.table_id for t in client.list_tables(warehouse.dataset)}
-    assert names == {"bq_plays", "track_features", "top_ten_tracks", "ingest_gaps"}
+    assert names == {"bq_plays", "track_features", "top_ten_tracks", "track_metadata", "ingest_gaps"}
