@@ -21,6 +21,8 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from spotify_assets.io_managers import LakeIOManager
+from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets_tests.fixtures.postgres import dagster_postgres_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +150,7 @@ def test_materialize_writes_the_run_and_its_events_to_postgres(
         [upstream_numbers, sorted_numbers],
         instance=deploy_instance,
         tags={PIPELINE_TAG_KEY: "test"},
-        resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io"))},
+        resources={"io_manager": LakeIOManager(store=LocalLakeResource(root=str(tmp_path / "io")))},
     )
     assert result.success
     assert result.output_for_node("sorted_numbers") == [1, 2, 3]

@@ -1,4 +1,4 @@
-"""Secrets stay secret: a whole run (all five assets, Spark included) and a failing run, with
+"""Secrets stay secret: a whole run (all six pipeline assets, Spark included) and a failing run, with
 distinctive fake credentials, leave no client secret, refresh token or access token in any
 log, event, exception, output or file, except the refresh token in the 0600 token store.
 
