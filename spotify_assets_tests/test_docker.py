@@ -206,10 +206,37 @@ def test_every_copied_path_exists_and_survives_dockerignore(instructions: list[t
         assert not _ignored(src, patterns), f"COPY {src}: excluded by .dockerignore"
 
 
+def test_the_project_stage_copies_every_package_the_distribution_installs(
+    instructions: list[tuple[str, str]],
+) -> None:
+    """A top-level package pyproject.toml installs but the image lacks fails at import in the stack.
+
+    ``[tool.setuptools.packages.find] include`` names the packages by pattern; every top-level
+    package of the repository that matches one must be COPYed into the project stage before
+    ``uv pip install .``, or the wheel built there silently lacks it. Packages .dockerignore
+    keeps out on purpose (the tests, which ``spotify_assets*`` also matches) are the exception.
+    """
+    import tomllib
+
+    find = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    patterns = _dockerignore_patterns()
+    packages = {
+        d.name
+        for d in REPO_ROOT.iterdir()
+        if (d / "__init__.py").exists()
+        and any(fnmatch.fnmatch(d.name, p) for p in find["include"])
+        and not _ignored(d.name, patterns)
+    }
+    assert {"spotify_assets", "spark"} <= packages
+    copied = {shlex.split(args)[0] for keyword, args in _stage(instructions, "project") if keyword == "COPY"}
+    assert packages <= copied, f"not copied into the project stage: {sorted(packages - copied)}"
+
+
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None:
     patterns = _dockerignore_patterns()
     for path in (
         ".venv",
+        ".venv-bqemulator",
         ".data",
         ".git",
         ".tools",
@@ -477,6 +504,7 @@ def test_every_hadolint_ignore_is_explained() -> None:
 # --- the test stack (deploy/compose-test.yaml, run by scripts/compose-test.sh) ----------------
 
 COMPOSE_TEST = REPO_ROOT / "deploy" / "compose-test.yaml"
+COMPOSE_TEST_CLOUD = REPO_ROOT / "deploy" / "compose-test.cloud.yaml"
 COMPOSE_TEST_SCRIPT = REPO_ROOT / "scripts" / "compose-test.sh"
 
 
@@ -519,16 +547,38 @@ def test_compose_test_override_keeps_every_service_on_loopback(compose: dict[str
         command = override[name]["command"]
         flag = next(f for f in ("-h", "--server.address", "--host") if f in command)
         assert command[command.index(flag) + 1] == "127.0.0.1", name
-    # Every port is a variable the script sets, and the script sets nothing the file does not use.
-    used = set(re.findall(r"\$\{(SPOTIFY_STACK_[A-Z_]+)", COMPOSE_TEST.read_text()))
+    # Every port is a variable the script sets, and the script sets nothing the files do not use
+    # (but the deployment, which scripts/compose_check.py reads from the same env file).
+    used = set(
+        re.findall(r"\$\{(SPOTIFY_STACK_[A-Z_]+)", COMPOSE_TEST.read_text() + COMPOSE_TEST_CLOUD.read_text())
+    )
     script = COMPOSE_TEST_SCRIPT.read_text()
-    env_file = script[script.index('cat >"$WORK/stack.env" <<EOF') :].split("\nEOF\n")[0]
-    set_by_script = set(re.findall(r"^(SPOTIFY_STACK_[A-Z_]+)=", env_file, re.MULTILINE))
-    assert used == set_by_script, used ^ set_by_script
-    # The test run is local mode against the sandbox service (cloud mode: the cloud issue).
+    env_files = [part.split("\nEOF\n")[0] for part in script.split('"$WORK/stack.env" <<EOF')[1:]]
+    assert len(env_files) == 2  # the stack's variables, then the cloud mode's
+    set_by_script = set(re.findall(r"^(SPOTIFY_STACK_[A-Z_]+)=", "\n".join(env_files), re.MULTILINE))
+    assert used == set_by_script - {"SPOTIFY_STACK_DEPLOYMENT"}, used ^ set_by_script
+    assert 'ENV.get("SPOTIFY_STACK_DEPLOYMENT"' in (REPO_ROOT / "scripts" / "compose_check.py").read_text()
+    # The default test run is local mode against the sandbox service.
     env = override["code-location"]["environment"]
     assert env["SPOTIFY_DEPLOYMENT"] == "local"
     assert env["SPOTIFY_SANDBOX_URL"].endswith("${SPOTIFY_STACK_SANDBOX_PORT:?}")
+
+
+def test_compose_test_cloud_mode_points_the_code_location_at_the_loopback_emulators() -> None:
+    """Cloud mode of the test stack: every required cloud variable, both endpoints on 127.0.0.1."""
+    from spotify_assets.resources.cloud import REQUIRED_CLOUD_ENV
+
+    cloud = yaml.safe_load(COMPOSE_TEST_CLOUD.read_text())["services"]
+    assert set(cloud) == {"code-location"}  # the only service that runs the pipeline
+    env = cloud["code-location"]["environment"]
+    assert env["SPOTIFY_DEPLOYMENT"] == "cloud"
+    assert set(REQUIRED_CLOUD_ENV) <= set(env)
+    for name in ("SPOTIFY_GCS_ENDPOINT", "SPOTIFY_BQ_ENDPOINT"):
+        assert env[name].startswith("http://127.0.0.1:${SPOTIFY_STACK_"), name
+    # The script adds the file only in cloud mode.
+    assert '[ "$DEPLOYMENT" = cloud ] && COMPOSE+=" -f deploy/compose-test.cloud.yaml"' in (
+        COMPOSE_TEST_SCRIPT.read_text()
+    )
 
 
 def test_compose_test_workspace_points_at_the_test_code_server(monkeypatch: pytest.MonkeyPatch) -> None:
