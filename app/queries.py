@@ -32,13 +32,13 @@ from sqlglot import exp
 
 from spotify_assets.schema import (
     FEATURES_TABLE,
+    META_TABLE,
     PLAYS_TABLE,
     TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     column_names,
 )
 
-META_TABLE = "warehouse_meta"
 Grain = Literal["day", "week", "month"]
 GRAINS: tuple[Grain, ...] = ("day", "week", "month")
 PeriodKind = Literal["4w", "6m", "all", "custom"]

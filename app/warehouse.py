@@ -24,9 +24,9 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE, TOP_TEN_TABLE, TRACK_METADATA_TABLE
+from spotify_assets.schema import FEATURES_TABLE, META_TABLE, PLAYS_TABLE, TOP_TEN_TABLE, TRACK_METADATA_TABLE
+from spotify_assets.settings import snapshot_path_for, warehouse_path
 
-META_TABLE = "warehouse_meta"
 KNOWN_TABLES = frozenset({PLAYS_TABLE, FEATURES_TABLE, TOP_TEN_TABLE, TRACK_METADATA_TABLE, META_TABLE})
 
 #: Bounded retry for transient open/lock errors while the pipeline replaces the snapshot.
@@ -67,8 +67,7 @@ def default_snapshot_path(environ: Mapping[str, str] | None = None) -> Path:
     explicit = env.get("SPOTIFY_WAREHOUSE_SNAPSHOT")
     if explicit:
         return Path(explicit)
-    data_dir = env.get("SPOTIFY_DATA_DIR") or str(Path(__file__).resolve().parent.parent / ".data")
-    return Path(data_dir) / "warehouse.snapshot.duckdb"
+    return snapshot_path_for(warehouse_path(env))
 
 
 @dataclass(frozen=True)

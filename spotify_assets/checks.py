@@ -1,4 +1,4 @@
-"""Data-quality checks on the plays table.
+"""Data-quality checks on the plays table (and, on ``track_features``, feature coverage).
 
 Blocking checks guard what the marts must never be computed from (duplicate or keyless
 plays, plays from the future, a drifted schema): when one fails, ``top_ten_tracks`` does
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from spotify_assets.assets.warehouse import bq_plays
+from spotify_assets.assets.warehouse import bq_plays, track_features
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAY_KEY, PLAYS_TABLE, column_names
 
@@ -115,7 +115,7 @@ def newest_play_is_fresh(config: ClockConfig, warehouse: WarehouseResource) -> d
     )
 
 
-@dg.asset_check(asset=bq_plays, description="Most played tracks have audio features (warns only).")
+@dg.asset_check(asset=track_features, description="Most played tracks have audio features (warns only).")
 def audio_feature_coverage(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     stats = warehouse.query(
         f"SELECT count(DISTINCT p.track_id) AS tracks, "

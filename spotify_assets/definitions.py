@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.assets import PIPELINE_GRAPH
 from spotify_assets.assets.catalog import track_metadata
 from spotify_assets.assets.history import history_assets
-from spotify_assets.assets.ingest import audio_features_backfill
 from spotify_assets.checks import PLAYS_CHECKS
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.resources.by_deployment import resources_for
@@ -21,7 +20,7 @@ from spotify_assets.schedules import hourly_schedule
 from spotify_assets.sensors import mart_automation_sensor, new_plays_sensor
 
 defs = dg.Definitions(
-    assets=[*PIPELINE_ASSETS, *history_assets, audio_features_backfill, track_metadata],
+    assets=[*PIPELINE_GRAPH, *history_assets, track_metadata],
     asset_checks=PLAYS_CHECKS,
     jobs=[spotify_pipeline_job],
     schedules=[hourly_schedule],

@@ -1,4 +1,4 @@
-"""The one job: the five pipeline assets, end to end."""
+"""The one job: the six pipeline assets, end to end."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ PIPELINE_TAG = {"spotify/pipeline": "hourly"}
 spotify_pipeline_job = dg.define_asset_job(
     name="spotify_pipeline",
     selection=dg.AssetSelection.assets(*PIPELINE_ASSETS),
-    description="Fetch new plays, land them in the lake, merge into the warehouse, recompute the top ten.",
+    description="Fetch new plays and their features, land them in the lake, merge into the warehouse, recompute the top ten.",
     tags=PIPELINE_TAG,
     executor_def=dg.in_process_executor,
 )

@@ -24,6 +24,10 @@ PLAYS_TABLE = "bq_plays"
 FEATURES_TABLE = "track_features"
 TOP_TEN_TABLE = "top_ten_tracks"
 TRACK_METADATA_TABLE = "track_metadata"
+#: Bookkeeping tables (not data, so not in ``schemas/``): the published-at stamp the dashboard
+#: reads, and the poll windows in which plays may have been missed (see ``record_gap``).
+META_TABLE = "warehouse_meta"
+GAPS_TABLE = "ingest_gaps"
 
 #: The column that makes a play unique (see ``plays.json``).
 PLAY_KEY = "play_key"

@@ -2,11 +2,14 @@
 
 Assets never read these; ``definitions.py`` does, once, to pick the resource set (and the
 ``spotify-assets`` commands do, so every client in a process points at the same servers).
+The dashboard (``app/``) reads the data directory here too, so this module imports nothing
+from Dagster: it is the one home of these defaults for every process.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -27,21 +30,32 @@ def deployment() -> Deployment:
     return "cloud" if value == "cloud" else "local"
 
 
-def data_dir() -> Path:
+def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     """``SPOTIFY_DATA_DIR``, default ``.data/`` at the repo root (or the working directory when installed)."""
-    configured = os.environ.get("SPOTIFY_DATA_DIR")
+    configured = (os.environ if environ is None else environ).get("SPOTIFY_DATA_DIR")
     if configured:
         return Path(configured).expanduser().resolve()
     root = _REPO_ROOT if (_REPO_ROOT / "pyproject.toml").exists() else Path.cwd()
     return root / ".data"
 
 
-def warehouse_path() -> Path:
-    return data_dir() / "warehouse.duckdb"
+def warehouse_path(environ: Mapping[str, str] | None = None) -> Path:
+    return data_dir(environ) / "warehouse.duckdb"
+
+
+def snapshot_path_for(database: Path) -> Path:
+    """The published read-only copy of a DuckDB warehouse, next to it (what the dashboard opens)."""
+    return database.with_suffix(".snapshot.duckdb")
 
 
 def lake_root() -> Path:
     return data_dir() / "lake"
+
+
+def handoff_root() -> Path:
+    """Where assets hand data to each other locally (typed files, see ``io_managers/``): beside the
+    lake, never inside it, so listing the lake never finds a handoff file."""
+    return data_dir() / "handoff"
 
 
 def spotify_api_url() -> str:

@@ -20,8 +20,8 @@ from dagster_gcp import GCSResource
 from google.cloud import storage
 
 from spotify_assets.assets.lake import parquet_bytes
-from spotify_assets.imports.dedupe import plays_index
 from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResource
+from spotify_assets.resources.dedupe import plays_index
 from spotify_assets.resources.gcs_lake import GCSLakeResource
 from spotify_assets.schema import column_names, conform, empty_frame
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
@@ -275,4 +275,4 @@ def test_tables_are_created_from_the_schema_files_partitioned_and_clustered(
     assert plays.time_partitioning.type_ == "DAY" and plays.time_partitioning.field == "played_at"
     assert plays.clustering_fields == ["track_id"]
     names = {t.table_id for t in client.list_tables(warehouse.dataset)}
-    assert names == {"bq_plays", "track_features", "top_ten_tracks", "ingest_gaps"}
+    assert names == {"bq_plays", "track_features", "top_ten_tracks", "track_metadata", "ingest_gaps"}

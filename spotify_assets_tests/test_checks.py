@@ -22,7 +22,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.checks import PLAYS_CHECKS
 from spotify_assets.schema import PLAYS_TABLE, duckdb_columns_sql
 from spotify_assets.spotify.normalize import normalize_recently_played
@@ -37,7 +37,8 @@ def _run(resources: dict[str, Any], now: datetime) -> dg.ExecuteInProcessResult:
     """The pipeline with its checks; both time-based checks take ``now`` from the run config."""
     clock = {"config": {"now": now.isoformat()}}
     return dg.materialize(
-        [*PIPELINE_ASSETS, *PLAYS_CHECKS],
+        [*PIPELINE_GRAPH, *PLAYS_CHECKS],
+        selection=PIPELINE_ASSETS,
         resources=resources,
         run_config={"ops": {"bq_plays_no_future_plays": clock, "bq_plays_newest_play_is_fresh": clock}},
         raise_on_error=False,
@@ -126,7 +127,8 @@ def test_play_after_now_fails_no_future_plays_and_blocks_the_top_ten(
     now = pipeline_sandbox.now() - timedelta(hours=1)
     clock = {"config": {"now": now.isoformat()}}
     result = dg.materialize(
-        [*PIPELINE_ASSETS, *PLAYS_CHECKS],
+        [*PIPELINE_GRAPH, *PLAYS_CHECKS],
+        selection=PIPELINE_ASSETS,
         resources=local_resources,
         # Freshness keeps the sandbox's clock so that only the blocking check is exercised.
         run_config={

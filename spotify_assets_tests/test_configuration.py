@@ -159,7 +159,9 @@ def test_deployment_local_puts_everything_under_the_data_dir(
     assert resources["warehouse"].path == str(data_dir / "warehouse.duckdb")
     result = dg.materialize([landed], resources=resources)
     assert result.output_for_node("landed") == (data_dir / "lake" / "raw" / "config-test.bin").as_uri()
-    assert (data_dir / "storage" / "landed").exists()  # Dagster's IO manager, beside the lake
+    # The value handed to the next asset: typed JSON under handoff/, beside the lake, per run.
+    handoff = data_dir / "handoff" / "landed" / f"{result.run_id}.json"
+    assert json.loads(handoff.read_text()) == result.output_for_node("landed")
 
 
 def test_deployment_cloud_through_resources_for_lands_in_the_bucket(
@@ -179,8 +181,8 @@ def test_deployment_cloud_through_resources_for_lands_in_the_bucket(
     names = {b.name for b in storage.Client().list_blobs(gcs_emulator.bucket)}
     assert names == {
         "spotify/lake/raw/config-test.bin",
-        "spotify/dagster/landed",
-        "spotify/dagster/handed_to_spark",
+        f"spotify/dagster/landed/{result.run_id}.json",
+        f"spotify/dagster/handed_to_spark/{result.run_id}.json",
     }
     assert not data_dir.exists()  # nothing local
 

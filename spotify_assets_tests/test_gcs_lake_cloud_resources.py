@@ -1,8 +1,8 @@
 """The cloud resource set, resolved by Dagster from environment variables, against the GCS emulator.
 
 Runs two assets typed only against ``LakeResource`` / ``WarehouseResource`` with
-``cloud_resources()``: the lake file and Dagster's pickled outputs (``GCSPickleIOManager``)
-really land in the emulator's bucket under their sibling prefixes. The warehouse is only
+``cloud_resources()``: the lake file and the values handed between assets (``LakeIOManager``,
+JSON here) really land in the emulator's bucket under their sibling prefixes. The warehouse is only
 resolved here (``export_plays_for_spark`` needs no BigQuery call); its BigQuery behaviour is
 in ``test_bigquery_warehouse.py``.
 """
@@ -42,7 +42,7 @@ def spark_input(landed: str, warehouse: WarehouseResource) -> str:
 
 def test_cloud_resources_land_lake_and_io_files_in_the_bucket(cloud_env: GCSEmulator) -> None:
     resources = cloud_resources()
-    assert set(resources) == {"lake", "warehouse", "io_manager", "gcs"}
+    assert set(resources) == {"lake", "warehouse", "io_manager", "warehouse_io_manager", "gcs"}
 
     result = dg.materialize([landed, spark_input], resources=resources)
     assert result.success
@@ -53,7 +53,8 @@ def test_cloud_resources_land_lake_and_io_files_in_the_bucket(cloud_env: GCSEmul
 
     names = sorted(b.name for b in storage.Client().list_blobs(bucket))
     assert "spotify/lake/raw/batch=1/part-0.parquet" in names
-    assert {"spotify/dagster/landed", "spotify/dagster/spark_input"} <= set(names)
+    run = result.run_id
+    assert {f"spotify/dagster/landed/{run}.json", f"spotify/dagster/spark_input/{run}.json"} <= set(names)
     assert all(n.startswith(("spotify/lake/", "spotify/dagster/")) for n in names)
 
 
@@ -68,7 +69,10 @@ def test_prefix_and_location_come_from_the_environment(cloud_env: GCSEmulator, m
         == f"gs://{cloud_env.bucket}/me/music/lake/raw/batch=1/part-0.parquet"
     )
     names = {b.name for b in storage.Client().list_blobs(cloud_env.bucket)}
-    assert {"me/music/lake/raw/batch=1/part-0.parquet", "me/music/dagster/landed"} == names
+    assert {
+        "me/music/lake/raw/batch=1/part-0.parquet",
+        f"me/music/dagster/landed/{result.run_id}.json",
+    } == names
 
 
 def test_missing_required_variables_are_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 import spotify_assets.imports.runner as runner
-from spotify_assets.imports.dedupe import FetchingPlaysIndex
 from spotify_assets.imports.runner import ImportCountError, ImportReport, import_export
+from spotify_assets.resources.dedupe import FetchingPlaysIndex
 from spotify_assets.resources.lake import LakeResource, LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource, MergeResult
 from spotify_assets.schema import conform

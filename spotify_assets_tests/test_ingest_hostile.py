@@ -37,8 +37,8 @@ from spotify_sandbox import (
 RP = "/v1/me/player/recently-played"
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 UPSTREAM_OF_SPARK = PIPELINE_ASSETS[:4]
-#: The README's documented CLI selection of the pipeline (the schedule's five assets, nothing on demand).
-PIPELINE_SELECTION = "raw_recent_tracks,audio_features,gcs_csv,bq_plays,top_ten_tracks"
+#: The README's documented CLI selection of the pipeline (the schedule's six assets, nothing on demand).
+PIPELINE_SELECTION = "raw_recent_tracks,audio_features,gcs_csv,bq_plays,track_features,top_ten_tracks"
 
 #: One of each kind of item the client cannot read or normalization must refuse, with its reason.
 JUNK = {
@@ -290,7 +290,7 @@ def test_demo_reports_a_failed_run_with_its_cause(tmp_path: Path) -> None:
     assert "run `make demo` again" in proc.stderr
 
 
-def test_documented_pipeline_selection_is_the_five_assets_not_the_backfill(tmp_path: Path) -> None:
+def test_documented_pipeline_selection_is_the_six_assets_not_the_backfill(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f"--select {PIPELINE_SELECTION}\n" in readme
     proc = subprocess.run(

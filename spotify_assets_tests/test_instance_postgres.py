@@ -21,6 +21,8 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from spotify_assets.io_managers import LakeIOManager
+from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets_tests.fixtures.postgres import dagster_postgres_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +150,7 @@ def test_materialize_writes_the_run_and_its_events_to_postgres(
         [upstream_numbers, sorted_numbers],
         instance=deploy_instance,
         tags={PIPELINE_TAG_KEY: "test"},
-        resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io"))},
+        resources={"io_manager": LakeIOManager(store=LocalLakeResource(root=str(tmp_path / "io")))},
     )
     assert result.success
     assert result.output_for_node("sorted_numbers") == [1, 2, 3]
@@ -194,17 +196,23 @@ def test_materialize_writes_the_run_and_its_events_to_postgres(
 def test_the_real_project_graph_on_postgres_instance_storage(
     request: pytest.FixtureRequest, deploy_instance: dg.DagsterInstance, postgres_database: str
 ) -> None:
-    """The project's five assets, with the test resources (tmp data dir + sandbox API), on Postgres."""
+    """The project's six pipeline assets, with the test resources (tmp data dir + sandbox API), on Postgres."""
     from spotify_assets import jobs
-    from spotify_assets.assets import PIPELINE_ASSETS
+    from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 
     resources: dict[str, Any] = request.getfixturevalue("local_resources")
 
     assets = list(PIPELINE_ASSETS)
     expected = sorted(key.to_user_string() for a in assets for key in a.keys)
-    assert len(expected) == 5
+    assert len(expected) == 6
 
-    result = dg.materialize(assets, instance=deploy_instance, resources=resources, tags=jobs.PIPELINE_TAG)
+    result = dg.materialize(
+        PIPELINE_GRAPH,
+        selection=assets,
+        instance=deploy_instance,
+        resources=resources,
+        tags=jobs.PIPELINE_TAG,
+    )
     assert result.success
 
     assert _fetchall(postgres_database, "SELECT status FROM runs WHERE run_id = %s", (result.run_id,)) == [

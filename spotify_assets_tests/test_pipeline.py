@@ -9,14 +9,14 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_sandbox.server import SandboxServer
 
-UPSTREAM_OF_SPARK = PIPELINE_ASSETS[:4]
+UPSTREAM_OF_SPARK = [a for a in PIPELINE_ASSETS if a.key.to_user_string() != "top_ten_tracks"]
 
 
 def _run(resources: dict[str, Any], assets: list[Any] | None = None) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(assets or PIPELINE_ASSETS, resources=resources)
+    result = dg.materialize(PIPELINE_GRAPH, selection=assets or PIPELINE_ASSETS, resources=resources)
     assert result.success
     return result
 
@@ -66,12 +66,43 @@ def test_full_graph_twice_second_run_skips_and_adds_nothing(
 
     second = _run(local_resources)
     assert _materialized(second) == []
-    assert _skipped(second) == ["audio_features", "bq_plays", "gcs_csv", "top_ten_tracks"]
+    assert _skipped(second) == ["audio_features", "bq_plays", "gcs_csv", "top_ten_tracks", "track_features"]
     observations = [e for e in second.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert "no plays after the cursor" in str(observations[0].event_specific_data)
     assert warehouse.count("bq_plays") == 50
     # The lake got no new files either.
     assert len([p for p in (data_dir / "lake").rglob("*") if p.is_file()]) == len(lake_files)
+    _assert_handoff_is_typed_files_and_nothing_is_pickled(data_dir, first.run_id)
+
+
+#: Pickle protocols 2-5 start with PROTO (0x80) and the protocol number.
+_PICKLE_MAGIC = {bytes([0x80, n]) for n in range(2, 6)}
+#: Binary files of known formats that may start with any byte (DuckDB's header is a checksum).
+_KNOWN_BINARY = {".duckdb", ".wal", ".lock", ".db", ".sqlite", ".parquet", ".crc"}
+
+
+def _assert_handoff_is_typed_files_and_nothing_is_pickled(data_dir: Path, run_id: str) -> None:
+    """Asset handoff is Parquet/JSON under ``handoff/``; no file under the data dir is a pickle."""
+    handoff = sorted(
+        p.relative_to(data_dir / "handoff").as_posix()
+        for p in (data_dir / "handoff").rglob("*")
+        if p.is_file()
+    )
+    assert handoff == [
+        f"audio_features/{run_id}.parquet",
+        f"gcs_csv/{run_id}.json",
+        f"raw_recent_tracks/{run_id}.parquet",
+    ]
+    plays = pd.read_parquet(data_dir / "handoff" / "raw_recent_tracks" / f"{run_id}.parquet")
+    assert len(plays) == 50 and str(plays["played_at"].dtype) == "datetime64[us, UTC]"
+    pickles = []
+    for path in data_dir.rglob("*"):
+        if path.is_file() and path.suffix not in _KNOWN_BINARY:
+            with path.open("rb") as fh:
+                if fh.read(2) in _PICKLE_MAGIC:
+                    pickles.append(path.relative_to(data_dir).as_posix())
+    assert pickles == []
+    assert not (data_dir / "storage").exists(), "the filesystem IO manager's folder came back"
 
 
 def test_new_plays_after_the_clock_moves_are_added_exactly(
@@ -231,7 +262,7 @@ def test_a_polled_play_already_imported_from_an_export_is_not_added_twice(
 def test_features_backfill_fills_imported_tracks_most_played_first(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    from spotify_assets.assets.ingest import audio_features_backfill
+    from spotify_assets.assets import audio_features_backfill, track_features
     from spotify_assets.imports.runner import import_export
     from spotify_sandbox.exports import extended_row_from_api_item
 
@@ -245,21 +276,25 @@ def test_features_backfill_fills_imported_tracks_most_played_first(
     )
     import_export(export, local_resources["warehouse"], local_resources["lake"])
     played = pd.Series([i["track"]["id"] for i in history]).value_counts()
-    resources = {k: local_resources[k] for k in ("features", "warehouse", "lake")}
+    # The backfill fetches; the table's own asset, downstream of it, merges (one writer per table).
+    backfill = [audio_features_backfill, track_features]
 
     first = dg.materialize(
-        [audio_features_backfill],
-        resources=resources,
+        PIPELINE_GRAPH,
+        selection=backfill,
+        resources=local_resources,
         run_config={"ops": {"audio_features_backfill": {"config": {"max_tracks": 5}}}},
     )
     assert _meta(first, "audio_features_backfill")["requested"] == 5
+    assert _meta(first, "track_features")["from_backfill"] == 5
+    assert _meta(first, "track_features")["from_audio_features"] == 0  # not run here: nothing old re-merged
     stored = local_resources["warehouse"].query("SELECT track_id, status FROM track_features")
     most_played = sorted(played.items(), key=lambda kv: (-kv[1], kv[0]))[:5]  # the asset's order
     assert set(stored["track_id"]) == {track for track, _ in most_played}
     assert set(stored["status"]) == {"ok"}
 
-    rest = dg.materialize([audio_features_backfill], resources=resources)
+    rest = dg.materialize(PIPELINE_GRAPH, selection=backfill, resources=local_resources)
     assert _meta(rest, "audio_features_backfill")["requested"] == len(played) - 5
     assert local_resources["warehouse"].count("track_features") == len(played)
-    done = dg.materialize([audio_features_backfill], resources=resources)
+    done = dg.materialize(PIPELINE_GRAPH, selection=backfill, resources=local_resources)
     assert _meta(done, "audio_features_backfill")["requested"] == 0

@@ -4,7 +4,8 @@
 endpoint variables): the resources are ``resources_for()`` exactly as ``definitions.py``
 builds them, no test wiring. Lake files land in the GCS emulator, BigQuery load jobs read
 them back by ``gs://`` URI, MERGE runs as SQL, Spark's driver reads ``bq_plays`` from the
-BigQuery emulator and the top ten is written back there; Dagster's IO files go to the bucket.
+BigQuery emulator and the top ten is written back there (the warehouse IO manager); the data
+handed between assets goes to the bucket as typed Parquet/JSON (no pickles).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.resources.by_deployment import resources_for
 from spotify_sandbox.exports import generate_export
 from spotify_sandbox.server import SandboxServer
@@ -39,7 +40,7 @@ def _objects(env: dict[str, str]) -> list[str]:
 
 
 def _run(assets: list[Any] | None = None) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(assets or PIPELINE_ASSETS, resources=resources_for())
+    result = dg.materialize(PIPELINE_GRAPH, selection=assets or PIPELINE_ASSETS, resources=resources_for())
     assert result.success
     return result
 
@@ -91,11 +92,21 @@ def test_cloud_graph_twice_exact_and_second_run_skips(
     assert any(o.startswith("spotify/lake/plays/played_date=") and o.endswith(".parquet") for o in objects)
     assert any(o.startswith("spotify/lake/plays_csv/played_date=") for o in objects)
     assert any(o.startswith("spotify/lake/raw/recently_played/") for o in objects)
-    assert "spotify/dagster/raw_recent_tracks" in objects  # Dagster's IO manager writes to the bucket
+    # The IO manager hands data between assets as typed files in the bucket, one per asset per run.
+    handoff = [o for o in objects if o.startswith("spotify/dagster/")]
+    assert handoff == sorted(
+        f"spotify/dagster/{name}/{first.run_id}.{ext}"
+        for name, ext in (
+            ("raw_recent_tracks", "parquet"),
+            ("audio_features", "parquet"),
+            ("gcs_csv", "json"),
+        )
+    )
+    assert _meta(first, "track_features")["from_audio_features"] == warehouse.count("track_features")
 
     second = _run()
     assert _materialized(second) == []
-    assert _skipped(second) == ["audio_features", "bq_plays", "gcs_csv", "top_ten_tracks"]
+    assert _skipped(second) == ["audio_features", "bq_plays", "gcs_csv", "top_ten_tracks", "track_features"]
     assert warehouse.count("bq_plays") == 50
     assert [o for o in _objects(cloud_env) if o.startswith("spotify/lake/")] == [
         o for o in objects if o.startswith("spotify/lake/")

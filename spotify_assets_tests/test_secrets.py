@@ -1,4 +1,4 @@
-"""Secrets stay secret: a whole run (all five assets, Spark included) and a failing run, with
+"""Secrets stay secret: a whole run (all six pipeline assets, Spark included) and a failing run, with
 distinctive fake credentials, leave no client secret, refresh token or access token in any
 log, event, exception, output or file, except the refresh token in the 0600 token store.
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import pytest
 
-from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.resources.by_deployment import local_resources
 from spotify_assets_tests.fixtures.faults import failure_text, play_keys, truth_keys
 from spotify_sandbox.constants import SANDBOX_REFRESH_TOKEN
@@ -81,7 +81,9 @@ def test_no_secret_leaks_from_a_full_run_and_a_failing_run(
         texts: list[str] = []
         (data / "dagster_home").mkdir(parents=True)
         with dg.instance_for_test(temp_dir=str(data / "dagster_home")) as instance:
-            ok = dg.materialize(PIPELINE_ASSETS, resources=resources, instance=instance)
+            ok = dg.materialize(
+                PIPELINE_GRAPH, selection=PIPELINE_ASSETS, resources=resources, instance=instance
+            )
             assert ok.success
             assert play_keys(resources) == truth_keys(sandbox.recently_played_truth())
             texts += _run_texts(ok, instance)
@@ -95,7 +97,11 @@ def test_no_secret_leaks_from_a_full_run_and_a_failing_run(
                 token_store_path=str(tmp_path / "config" / "other-token.json"),
             )
             failed = dg.materialize(
-                PIPELINE_ASSETS, resources=local_resources(bad), instance=instance, raise_on_error=False
+                PIPELINE_GRAPH,
+                selection=PIPELINE_ASSETS,
+                resources=local_resources(bad),
+                instance=instance,
+                raise_on_error=False,
             )
             assert not failed.success
             assert "spotify-assets auth" in failure_text(failed)

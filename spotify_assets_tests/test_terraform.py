@@ -125,6 +125,10 @@ def test_every_variable_is_described_and_inputs_are_validated(tf: Terraform) -> 
 # --- the lake bucket -----------------------------------------------------------------------
 
 
+#: The IO managers' prefix in the bucket (``resources/cloud.py``: ``<prefix>/dagster``).
+HANDOFF = "${var.gcs_prefix}/dagster/"
+
+
 def test_lake_bucket_is_private_versioned_and_expires_what_it_should(tf: Terraform) -> None:
     bucket = tf.resource("google_storage_bucket", "lake")
     assert bucket["uniform_bucket_level_access"] is True
@@ -143,12 +147,15 @@ def test_lake_bucket_is_private_versioned_and_expires_what_it_should(tf: Terrafo
     assert noncurrent[0]["with_state"] == "ARCHIVED"
     temp = [c for c, action in rules if action == "Delete" and c.get("matches_prefix") == ["temp/"]]
     assert temp and temp[0]["age"] == "${var.temp_object_retention_days}"
-    # No rule may delete live objects outside temp/ (that would be deleting the lake).
+    handoff = [c for c, action in rules if action == "Delete" and c.get("matches_prefix") == [HANDOFF]]
+    assert handoff and handoff[0]["age"] == "${var.handoff_retention_days}"
+    # No rule may delete live objects outside temp/ and the handoff (that would be deleting the lake).
     for condition, action in rules:
         if action == "Delete":
-            assert condition.get("with_state") == "ARCHIVED" or condition.get("matches_prefix") == [
-                "temp/"
-            ], condition
+            assert condition.get("with_state") == "ARCHIVED" or condition.get("matches_prefix") in (
+                ["temp/"],
+                [HANDOFF],
+            ), condition
 
 
 # --- BigQuery --------------------------------------------------------------------------------
@@ -238,13 +245,6 @@ def test_iam_is_least_privilege(tf: Terraform) -> None:
     assert _bindings(tf) == {
         ("google_storage_bucket_iam_member", bucket, "roles/storage.objectCreator", pipeline),
         ("google_storage_bucket_iam_member", bucket, "roles/storage.objectViewer", pipeline),
-        ("google_storage_bucket_iam_member", bucket, "roles/storage.legacyBucketReader", pipeline),
-        (
-            "google_storage_bucket_iam_member",
-            bucket,
-            "${google_project_iam_custom_role.dagster_io_object_replacer.id}",
-            pipeline,
-        ),
         ("google_bigquery_dataset_iam_member", warehouse, "roles/bigquery.dataEditor", pipeline),
         ("google_bigquery_dataset_iam_member", staging, "roles/bigquery.dataEditor", pipeline),
         ("google_bigquery_dataset_iam_member", warehouse, "roles/bigquery.dataViewer", dashboard),
@@ -259,16 +259,17 @@ def test_iam_is_least_privilege(tf: Terraform) -> None:
     assert "google_service_account_key" not in tf.resources
 
 
-def test_the_only_delete_is_on_dagster_io_objects(tf: Terraform) -> None:
-    """Dagster's IO manager replaces its own objects; the lake itself stays create-only."""
-    role = tf.resource("google_project_iam_custom_role", "dagster_io_object_replacer")
-    assert role["permissions"] == ["storage.objects.delete"]
-    binding = tf.resource("google_storage_bucket_iam_member", "pipeline_dagster_io_replacer")
-    (condition,) = binding["condition"]
-    assert condition["expression"].replace('\\"', '"') == (
-        'resource.name.startsWith("projects/_/buckets/${google_storage_bucket.lake.name}'
-        '/objects/${var.gcs_prefix}/dagster/")'
+def test_nothing_may_delete_or_look_up_the_bucket(tf: Terraform) -> None:
+    """The IO managers write create-only like the lake: no custom role, no delete, no bucket get."""
+    assert "google_project_iam_custom_role" not in tf.resources
+    text = "\n".join(
+        line
+        for p in TF_DIR.glob("*.tf")
+        for line in p.read_text().splitlines()
+        if not line.lstrip().startswith("#")
     )
+    assert "storage.objects.delete" not in text
+    assert "legacyBucketReader" not in text
 
 
 def test_no_forbidden_role_appears_anywhere_in_the_sources() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from spotify_assets.spotify.client import RECENTLY_PLAYED_LIMIT
+
 SANDBOX_CLIENT_ID = "sandbox-client-id"
 SANDBOX_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public sandbox value, not a secret
 SANDBOX_REFRESH_TOKEN = "sandbox-refresh-token"  # noqa: S105 - valid from start in every sandbox
@@ -17,8 +19,8 @@ DEFAULT_NOW = datetime(2026, 11, 20, 21, 0, 0, tzinfo=UTC)
 DEFAULT_SEED = 42
 DEFAULT_TOKEN_TTL_S = 3600
 
-#: Spotify only ever exposes the user's latest 50 plays.
-RECENTLY_PLAYED_WINDOW = 50
+#: Spotify only ever exposes the user's latest 50 plays (the fact's one home is the client).
+RECENTLY_PLAYED_WINDOW = RECENTLY_PLAYED_LIMIT
 #: How far back (hours) the sandbox looks for those 50 plays before giving up.
 MAX_LOOKBACK_HOURS = 24 * 60
 #: Spotify's cap on ids per /v1/audio-features request.

@@ -323,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
             limit = int(query.get("limit", "20"))
         except ValueError:
             raise api_error(400, "Invalid limit") from None
-        if not 1 <= limit <= 50:
+        if not 1 <= limit <= RECENTLY_PLAYED_WINDOW:
             raise api_error(400, "Invalid limit")
         if query.get("after") and query.get("before"):
             raise api_error(400, "after and before cannot both be specified")

@@ -42,35 +42,9 @@ resource "google_storage_bucket_iam_member" "pipeline_object_viewer" {
   member = "serviceAccount:${google_service_account.pipeline.email}"
 }
 
-# Dagster's IO manager (dagster-gcp GCSPickleIOManager) checks the bucket exists at start-up
-# (storage.buckets.get) and replaces its own objects under <prefix>/dagster/ on every run
-# (delete, then create). legacyBucketReader is storage.buckets.get + storage.objects.list.
-resource "google_storage_bucket_iam_member" "pipeline_bucket_reader" {
-  bucket = google_storage_bucket.lake.name
-  role   = "roles/storage.legacyBucketReader"
-  member = "serviceAccount:${google_service_account.pipeline.email}"
-}
-
-# Delete, and only under <prefix>/dagster/: the lake stays create-only for the pipeline.
-resource "google_project_iam_custom_role" "dagster_io_object_replacer" {
-  project     = var.project_id
-  role_id     = "spotifyDagsterIoObjectReplacer"
-  title       = "Spotify pipeline: replace Dagster IO objects"
-  description = "storage.objects.delete, bound only with a condition on the Dagster IO prefix."
-  permissions = ["storage.objects.delete"]
-}
-
-resource "google_storage_bucket_iam_member" "pipeline_dagster_io_replacer" {
-  bucket = google_storage_bucket.lake.name
-  role   = google_project_iam_custom_role.dagster_io_object_replacer.id
-  member = "serviceAccount:${google_service_account.pipeline.email}"
-
-  condition {
-    title       = "dagster-io-prefix-only"
-    description = "Only Dagster's own IO objects, never the lake."
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.lake.name}/objects/${var.gcs_prefix}/dagster/\")"
-  }
-}
+# Data handed between assets (spotify_assets/io_managers/) is written under <prefix>/dagster/
+# through the same create-only lake code: one new object per asset per run, never replaced,
+# no bucket lookup. So the two grants above cover it: no storage.buckets.get, no delete.
 
 # --- BigQuery data access, scoped to the two datasets.
 resource "google_bigquery_dataset_iam_member" "pipeline_warehouse_editor" {

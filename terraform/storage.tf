@@ -51,6 +51,19 @@ resource "google_storage_bucket" "lake" {
     }
   }
 
+  # Data handed between assets (typed files, one per asset per run, never replaced) is
+  # only read by the same run or a re-execution of it: expire it, Google deletes it, the
+  # pipeline itself never needs delete.
+  lifecycle_rule {
+    condition {
+      age            = var.handoff_retention_days
+      matches_prefix = ["${var.gcs_prefix}/dagster/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   lifecycle_rule {
     condition {
       age = 1

@@ -91,6 +91,17 @@ variable "max_noncurrent_versions" {
   }
 }
 
+variable "handoff_retention_days" {
+  description = "Objects under <gcs_prefix>/dagster/ (data handed between assets, one file per asset per run) are deleted after this many days; a failed run can be re-executed within that time."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.handoff_retention_days >= 1
+    error_message = "handoff_retention_days must be at least 1."
+  }
+}
+
 variable "temp_object_retention_days" {
   description = "Objects under temp/ (scratch space for loads and Spark) are deleted after this many days."
   type        = number
@@ -138,7 +149,7 @@ variable "labels" {
 }
 
 variable "gcs_prefix" {
-  description = "SPOTIFY_GCS_PREFIX: object prefix in the bucket; the lake is under <prefix>/lake/, Dagster's IO files under <prefix>/dagster/ (the only objects the pipeline may delete)."
+  description = "SPOTIFY_GCS_PREFIX: object prefix in the bucket; the lake is under <prefix>/lake/, the data handed between assets under <prefix>/dagster/ (create-only too; expired by a lifecycle rule)."
   type        = string
   default     = "spotify"
 

@@ -1,6 +1,5 @@
 """Ingest: what the Spotify Web API says the listener played, and what those tracks sound like."""
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -8,8 +7,8 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.assets.lake import parquet_bytes
-from spotify_assets.imports.dedupe import plays_index
+from spotify_assets.encoding import content_digest, parquet_bytes
+from spotify_assets.io_managers import HANDOFF_TABLE_KEY
 from spotify_assets.metadata import markdown_table
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
@@ -27,6 +26,7 @@ PREVIEW_COLUMNS = ["played_at", "track_name", "artist_names", "album_name"]
     kinds={"spotify", "pandas"},
     output_required=False,
     code_version="1",
+    metadata={HANDOFF_TABLE_KEY: "plays"},
 )
 def raw_recent_tracks(
     context: dg.AssetExecutionContext,
@@ -51,7 +51,7 @@ def raw_recent_tracks(
     raw_path = None
     if items:
         body = json.dumps(items, sort_keys=True, separators=(",", ":")).encode()
-        digest = hashlib.sha256(body).hexdigest()[:20]
+        digest = content_digest(body)
         raw_path = lake.write_bytes(
             f"raw/recently_played/fetched_date={fetched_at:%Y-%m-%d}/{digest}.json", body
         ).path
@@ -64,14 +64,14 @@ def raw_recent_tracks(
     if len(plays):
         # A play the warehouse already holds from a privacy export carries the export's
         # clock (whole seconds, a second or two off): same track within the tolerance is
-        # the same stream, so it is not new (see imports/dedupe.py for the tolerances).
-        dups = plays_index(warehouse).duplicates(plays.assign(idx=range(len(plays))), "api")
+        # the same stream, so it is not new (see resources/dedupe.py for the tolerances).
+        dups = warehouse.plays_index().duplicates(plays.assign(idx=range(len(plays))), "api")
         imported = dups.loc[dups["why"] == "window", "idx"].tolist()
         already_imported = len(imported)
         plays = plays.drop(index=imported).reset_index(drop=True)
     if normalized.quarantine:
         body = "\n".join(json.dumps(q, sort_keys=True) for q in normalized.quarantine).encode()
-        digest = hashlib.sha256(body).hexdigest()[:20]
+        digest = content_digest(body)
         lake.write_bytes(
             f"quarantine/recently_played/fetched_date={fetched_at:%Y-%m-%d}/{digest}.jsonl", body
         )
@@ -116,7 +116,12 @@ def raw_recent_tracks(
     yield dg.Output(plays, metadata=metadata)
 
 
-@dg.asset(group_name="ingest", kinds={"spotify", "pandas"}, code_version="1")
+@dg.asset(
+    group_name="ingest",
+    kinds={"spotify", "pandas"},
+    code_version="1",
+    metadata={HANDOFF_TABLE_KEY: "track_features"},
+)
 def audio_features(
     context: dg.AssetExecutionContext,
     raw_recent_tracks: pd.DataFrame,
@@ -168,20 +173,27 @@ class FeaturesBackfillConfig(dg.Config):
     max_tracks: int = 5000
 
 
-@dg.asset(group_name="ingest", kinds={"spotify", "pandas"}, deps=["bq_plays"], code_version="1")
+@dg.asset(
+    group_name="ingest",
+    kinds={"spotify", "pandas"},
+    deps=["bq_plays"],
+    code_version="1",
+    metadata={HANDOFF_TABLE_KEY: "track_features"},
+)
 def audio_features_backfill(
     context: dg.AssetExecutionContext,
     config: FeaturesBackfillConfig,
     features: AudioFeaturesResource,
     warehouse: WarehouseResource,
     lake: LakeResource,
-) -> dg.MaterializeResult:
+) -> dg.Output[pd.DataFrame]:
     """Audio features for tracks the warehouse has plays of but no features for.
 
     Imported history brings thousands of tracks the hourly poll never fetched features for.
     This asset, run on demand (not hourly, so a tick's cost stays proportional to new plays),
-    asks the provider for up to ``max_tracks`` of them, most played first, lands the answer
-    in the lake and merges it like the hourly batch does.
+    asks the provider for up to ``max_tracks`` of them, most played first, and lands the
+    answer in the lake; ``track_features``, downstream, merges it like the hourly batch
+    (materialize both: ``--select audio_features_backfill+``).
     """
     missing = warehouse.query(
         f"SELECT p.track_id, count(*) AS plays FROM {PLAYS_TABLE} p "
@@ -192,7 +204,10 @@ def audio_features_backfill(
     )
     track_ids = missing["track_id"].astype(str).tolist()
     if not track_ids:
-        return dg.MaterializeResult(metadata={"requested": 0, "note": "every played track has features"})
+        return dg.Output(
+            normalize_audio_features([], {}, provider=features.provider),
+            metadata={"requested": 0, "note": "every played track has features"},
+        )
     try:
         answers = features.fetch(track_ids)
         note = f"fetched {len(track_ids)} track(s) from {features.provider}"
@@ -201,16 +216,15 @@ def audio_features_backfill(
         context.log.warning(note)
     fetched = normalize_audio_features(track_ids, answers, provider=features.provider)
     data = parquet_bytes(fetched, "track_features")
-    path = f"track_features/backfill/{hashlib.sha256(data).hexdigest()[:20]}.parquet"
+    path = f"track_features/backfill/{content_digest(data)}.parquet"
     lake.write_bytes(path, data)
-    result = warehouse.merge_track_features(fetched)
     counts = fetched["status"].value_counts().to_dict()
-    return dg.MaterializeResult(
+    return dg.Output(
+        fetched,
         metadata={
             "requested": len(track_ids),
             "status_counts": {str(k): int(v) for k, v in counts.items()},
             "lake_file": path,
-            "track_features_rows": result.total_rows,
             "note": note,
-        }
+        },
     )

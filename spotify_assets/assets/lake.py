@@ -1,31 +1,16 @@
 """Lake: every batch of plays kept as files, the seed's CSV plus typed Parquet."""
 
-import hashlib
 import io
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.resources.lake import LakeConflictError, LakeResource, LakeWrite
-from spotify_assets.schema import TableName, arrow_schema
 
-
-def parquet_bytes(df: pd.DataFrame, table: TableName) -> bytes:
-    buf = io.BytesIO()
-    # Fixed writer settings keep the bytes deterministic for the same rows, so a retried
-    # write of the same batch is recognised as identical by the create-only lake.
-    pq.write_table(
-        pa.Table.from_pandas(df, schema=arrow_schema(table), preserve_index=False),
-        buf,
-        compression="zstd",
-        write_statistics=True,
-        store_schema=True,
-    )
-    return buf.getvalue()
+__all__ = ["gcs_csv", "parquet_bytes"]  # parquet_bytes: re-exported for callers that land batches
 
 
 def _csv_bytes(df: pd.DataFrame) -> bytes:
@@ -104,7 +89,7 @@ def gcs_csv(
     if len(audio_features):
         # Features change between runs (a provider comes back): name the file by its bytes.
         data = parquet_bytes(audio_features, "track_features")
-        digest = hashlib.sha256(data).hexdigest()[:20]
+        digest = content_digest(data)
         write = lake.write_bytes(
             f"track_features/fetched_date={datetime.now(UTC):%Y-%m-%d}/{digest}.parquet", data
         )

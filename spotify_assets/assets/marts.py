@@ -3,6 +3,7 @@
 import tempfile
 
 import dagster as dg
+import pandas as pd
 
 from spotify_assets.assets.history import history_import
 from spotify_assets.assets.warehouse import bq_plays
@@ -10,7 +11,6 @@ from spotify_assets.automation import AFTER_PLAYS_WRITE
 from spotify_assets.metadata import markdown_table
 from spotify_assets.resources.spark import SparkResource
 from spotify_assets.resources.warehouse import WarehouseResource
-from spotify_assets.schema import TOP_TEN_TABLE
 
 #: Recompute the top ten after every write to the plays table (see ``automation.py``).
 TOP_TEN_AUTOMATION = AFTER_PLAYS_WRITE
@@ -23,31 +23,31 @@ TOP_TEN_AUTOMATION = AFTER_PLAYS_WRITE
     code_version="1",
     pool="warehouse",
     automation_condition=TOP_TEN_AUTOMATION,
+    io_manager_key="warehouse_io_manager",
 )
 def top_ten_tracks(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     spark: SparkResource,
-) -> dg.MaterializeResult:
+) -> dg.Output[pd.DataFrame]:
     """The ten most played tracks of all time: plays, minutes listened, first and last play.
 
     Computed by the ``spark/`` application (the same code ``spark-submit`` runs on a
     cluster) over every play in the warehouse, then written back as a table the dashboard
     reads. Ranking ties are broken by minutes listened, then recency, then track id, so the
-    mart is deterministic.
+    mart is deterministic. The frame is returned: ``warehouse_io_manager`` replaces the
+    ``top_ten_tracks`` table with it (``io_managers/warehouse_io_manager.py``).
     """
     with tempfile.TemporaryDirectory(prefix="spotify-top-ten-") as tmp:
         spark_input = warehouse.export_plays_for_spark(f"{tmp}/input")
         top_ten = spark.run_top_ten(spark_input, f"{tmp}/output", n=10, log=context.log)
-    warehouse.replace_top_ten(top_ten)
-    return dg.MaterializeResult(
+    return dg.Output(
+        top_ten,
         metadata={
-            "table": TOP_TEN_TABLE,
-            "dagster/row_count": len(top_ten),
             "spark_master": spark.master,
             "top_track": str(top_ten["track_name"].iloc[0]) if len(top_ten) else "none",
             "preview": markdown_table(
                 top_ten, ["rank", "track_name", "artist_names", "plays", "minutes_listened", "last_played_at"]
             ),
-        }
+        },
     )

@@ -38,7 +38,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from spotify_assets.imports.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.imports.landing import land_plays
 from spotify_assets.imports.parsers import (
     ROW_COLUMNS,
@@ -54,6 +53,7 @@ from spotify_assets.imports.parsers import (
     play_key,
     read_extended_with_engine,
 )
+from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE, arrow_schema, conform

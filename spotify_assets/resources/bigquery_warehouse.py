@@ -39,21 +39,21 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
 from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
 
+from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.resources.lake import LakeResource
-from spotify_assets.resources.warehouse import GAPS_TABLE, MergeResult, WarehouseResource
+from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
 from spotify_assets.schema import (
     FEATURES_TABLE,
+    GAPS_TABLE,
     PLAY_KEY,
     PLAYS_TABLE,
     TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     TableName,
-    arrow_schema,
     column_names,
     conform,
     load_schema,
@@ -93,14 +93,7 @@ def safe_id(text: str) -> str:
 def _frame_digest(df: pd.DataFrame) -> str:
     """Content hash of a conformed frame: same rows in any order -> same digest."""
     body = df.sort_values(list(df.columns)).to_json(orient="records", date_format="iso", date_unit="us")
-    return hashlib.sha256(body.encode()).hexdigest()[:20]
-
-
-def _parquet_bytes(df: pd.DataFrame, table: TableName) -> bytes:
-    """The frame as Parquet typed by the schema file (the same types the lake files carry)."""
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(df, schema=arrow_schema(table), preserve_index=False), buf)
-    return buf.getvalue()
+    return content_digest(body.encode())
 
 
 def _insert_all(table: TableName) -> str:
@@ -309,7 +302,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         plays = conform(plays, "plays")
         if plays.empty:
             return MergeResult(inserted=0, duplicates=0, total_rows=self.count(PLAYS_TABLE))
-        data = _parquet_bytes(plays, "plays")
+        data = parquet_bytes(plays, "plays")
         key = f"df_{_frame_digest(plays)}"
 
         def submit(job_id: str) -> bigquery.LoadJob:
@@ -374,7 +367,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             return MergeResult(inserted=0, duplicates=0, total_rows=self.count(table))
         self.ensure_tables()
         before = self.count(table)
-        data = _parquet_bytes(frame.reset_index(drop=True), schema)
+        data = parquet_bytes(frame.reset_index(drop=True), schema)
         # Upserts are not insert-only, so skipping a "seen" content would be wrong (A, B, A
         # again must end at A): plain unique job ids here; the MERGE itself is idempotent.
         load = self.client().load_table_from_file(
@@ -410,7 +403,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         """One WRITE_TRUNCATE load job: readers see the old mart or the new one, never a mix."""
         top_ten = conform(top_ten, "top_ten_tracks")
         self.ensure_tables()
-        data = _parquet_bytes(top_ten, "top_ten_tracks")
+        data = parquet_bytes(top_ten, "top_ten_tracks")
         job = self.client().load_table_from_file(
             io.BytesIO(data),
             self.table_id(TOP_TEN_TABLE),

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from spotify_assets.io_managers import LakeIOManager, WarehouseTableIOManager
 from spotify_assets.resources.features import AudioFeaturesResource
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.spark import SparkResource
@@ -20,8 +21,8 @@ from spotify_assets.resources.spotify import LiveSpotifyResource, SpotifyResourc
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.settings import (
     Deployment,
-    data_dir,
     deployment,
+    handoff_root,
     lake_root,
     spotify_accounts_url,
     spotify_api_url,
@@ -88,12 +89,18 @@ def shared_resources(spotify: SpotifyResource | None = None) -> dict[str, Any]:
 
 
 def local_resources(spotify: SpotifyResource | None = None) -> dict[str, Any]:
-    """Lake = a folder, warehouse = DuckDB, Spark = local[*], all under ``SPOTIFY_DATA_DIR``."""
+    """Lake = a folder, warehouse = DuckDB, Spark = local[*], all under ``SPOTIFY_DATA_DIR``.
+
+    Data handed between assets goes to ``handoff/`` beside the lake as Parquet/JSON (no
+    pickles); the mart goes to its warehouse table (see ``io_managers/``).
+    """
+    warehouse = DuckDBWarehouseResource(path=str(warehouse_path()))
     return {
         **shared_resources(spotify),
         "lake": LocalLakeResource(root=str(lake_root())),
-        "warehouse": DuckDBWarehouseResource(path=str(warehouse_path())),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(data_dir() / "storage")),
+        "warehouse": warehouse,
+        "io_manager": LakeIOManager(store=LocalLakeResource(root=str(handoff_root()))),
+        "warehouse_io_manager": WarehouseTableIOManager(warehouse=warehouse),
     }
 
 

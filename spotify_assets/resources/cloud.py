@@ -24,8 +24,9 @@ Credentials are never configured here: the clients use Application Default Crede
 given an endpoint is anonymous (what emulators expect), so the endpoints are for emulators
 and test doubles; unset, the clients talk to Google with ADC.
 
-The lake and Dagster's pickled outputs live under sibling prefixes, never one inside the
-other, so listing the lake can never pick up an IO-manager file.
+The lake and the data handed between assets (``io_managers/``: typed Parquet/JSON, create-only,
+no pickles) live under sibling prefixes, never one inside the other, so listing the lake can
+never pick up a handoff file.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ import os
 from typing import Any
 
 import dagster as dg
-from dagster_gcp.gcs import GCSPickleIOManager
 
+from spotify_assets.io_managers import LakeIOManager, WarehouseTableIOManager
 from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResource
 from spotify_assets.resources.gcs_client import GCSClientResource
 from spotify_assets.resources.gcs_lake import GCSLakeResource
@@ -66,24 +67,28 @@ def gcs_prefix() -> str:
 
 
 def cloud_resources() -> dict[str, Any]:
-    """``lake``, ``warehouse``, ``io_manager`` and ``gcs`` for cloud mode (Spotify/Spark come from elsewhere)."""
+    """``lake``, ``warehouse``, the IO managers and ``gcs`` for cloud mode (Spotify/Spark come from elsewhere)."""
     prefix = gcs_prefix()
     project = dg.EnvVar("SPOTIFY_GCP_PROJECT")
     bucket = dg.EnvVar("SPOTIFY_GCS_BUCKET")
     gcs = GCSClientResource(project=project, api_endpoint=endpoint("SPOTIFY_GCS_ENDPOINT"))
+    warehouse = BigQueryWarehouseResource(
+        project=project,
+        dataset=dg.EnvVar("SPOTIFY_BQ_DATASET"),
+        staging_dataset=dg.EnvVar("SPOTIFY_BQ_STAGING_DATASET"),
+        location=os.environ.get("SPOTIFY_BQ_LOCATION", DEFAULT_BQ_LOCATION),
+        api_endpoint=endpoint("SPOTIFY_BQ_ENDPOINT"),
+    )
     return {
         "gcs": gcs,
         "lake": GCSLakeResource(
             bucket=bucket, prefix=f"{prefix}/lake" if prefix else "lake", project=project, gcs=gcs
         ),
-        "warehouse": BigQueryWarehouseResource(
-            project=project,
-            dataset=dg.EnvVar("SPOTIFY_BQ_DATASET"),
-            staging_dataset=dg.EnvVar("SPOTIFY_BQ_STAGING_DATASET"),
-            location=os.environ.get("SPOTIFY_BQ_LOCATION", DEFAULT_BQ_LOCATION),
-            api_endpoint=endpoint("SPOTIFY_BQ_ENDPOINT"),
+        "warehouse": warehouse,
+        "io_manager": LakeIOManager(
+            store=GCSLakeResource(
+                bucket=bucket, prefix=f"{prefix}/dagster" if prefix else "dagster", project=project, gcs=gcs
+            )
         ),
-        "io_manager": GCSPickleIOManager(
-            gcs_bucket=bucket, gcs_prefix=f"{prefix}/dagster" if prefix else "dagster", gcs=gcs
-        ),
+        "warehouse_io_manager": WarehouseTableIOManager(warehouse=warehouse),
     }

@@ -23,7 +23,7 @@ from google.api_core.exceptions import PreconditionFailed
 from google.cloud import storage
 from pydantic import Field
 
-from spotify_assets.resources.lake import LakeResource, _check_relative
+from spotify_assets.resources.lake import LakeResource, check_relative
 
 
 class GCSLakeResource(LakeResource):
@@ -43,7 +43,7 @@ class GCSLakeResource(LakeResource):
         return self.prefix.strip("/")
 
     def _name(self, path: str) -> str:
-        _check_relative(path)
+        check_relative(path)
         root = self._root()
         return f"{root}/{path}" if root else path
 

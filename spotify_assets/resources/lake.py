@@ -59,7 +59,7 @@ class LakeResource(dg.ConfigurableResource):
 
     def write_bytes(self, path: str, data: bytes) -> LakeWrite:
         """Create ``path`` holding ``data``; idempotent for identical bytes, an error otherwise."""
-        _check_relative(path)
+        check_relative(path)
         created = self._create(path, data)
         if not created:
             existing = self.read_bytes(path)
@@ -71,7 +71,8 @@ class LakeResource(dg.ConfigurableResource):
         return LakeWrite(path=path, uri=self.uri(path), created=created)
 
 
-def _check_relative(path: str) -> None:
+def check_relative(path: str) -> None:
+    """Refuse absolute, empty or ``..`` paths: every lake implementation addresses files the same way."""
     parts = path.split("/")
     if not path or path.startswith("/") or any(p in {"", ".", ".."} for p in parts):
         raise ValueError(f"lake paths are relative and normalised, got {path!r}")
@@ -83,7 +84,7 @@ class LocalLakeResource(LakeResource):
     root: str
 
     def _path(self, path: str) -> Path:
-        _check_relative(path)
+        check_relative(path)
         return Path(self.root) / path
 
     def uri(self, path: str) -> str:

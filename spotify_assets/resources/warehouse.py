@@ -41,9 +41,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
+from spotify_assets.resources.dedupe import DuckDBPlaysIndex, FetchingPlaysIndex, PlaysIndex
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
     FEATURES_TABLE,
+    GAPS_TABLE,
+    META_TABLE,
     PLAY_KEY,
     PLAYS_TABLE,
     TOP_TEN_TABLE,
@@ -53,10 +56,7 @@ from spotify_assets.schema import (
     duckdb_columns_sql,
     empty_frame,
 )
-
-META_TABLE = "warehouse_meta"
-#: Poll windows in which plays may have been missed (the API only shows the latest 50).
-GAPS_TABLE = "ingest_gaps"
+from spotify_assets.settings import snapshot_path_for
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -108,17 +108,26 @@ class WarehouseResource(dg.ConfigurableResource):
         """Run read-only SQL (in this warehouse's dialect) and return the result."""
 
     # -- poll gaps: windows in which plays may have been missed (see checks.no_open_gaps) --
+    @abstractmethod
     def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
         """Remember that plays between ``gap_start`` and ``gap_end`` may be missing."""
-        raise NotImplementedError
 
+    @abstractmethod
     def open_gaps(self) -> pd.DataFrame:
         """Gaps not yet covered by an import (columns gap_start, gap_end, detected_at)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
         """Close gaps lying inside [start, end] (an import covered them); returns how many."""
-        raise NotImplementedError
+
+    # -- the dedupe questions asked before a merge (see resources/dedupe.py) ------------
+    def plays_index(self) -> PlaysIndex:
+        """Where "is this play (or this stream) already here?" is answered for this warehouse.
+
+        Any warehouse can answer through ``query`` (the chunk's time window is fetched and
+        joined locally); a warehouse that can join in place overrides this.
+        """
+        return FetchingPlaysIndex(self)
 
     @contextmanager
     def batch(self, *, publish: bool = True) -> Iterator[None]:
@@ -163,11 +172,7 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     @property
     def _snapshot(self) -> Path:
-        return (
-            Path(self.snapshot_path)
-            if self.snapshot_path
-            else Path(self.path).with_suffix(".snapshot.duckdb")
-        )
+        return Path(self.snapshot_path) if self.snapshot_path else snapshot_path_for(Path(self.path))
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
@@ -364,6 +369,11 @@ class DuckDBWarehouseResource(WarehouseResource):
     def query(self, sql: str) -> pd.DataFrame:
         with self._reader() as con:
             return con.execute(sql).df()
+
+    def plays_index(self) -> PlaysIndex:
+        """Joins run in place, inside the published snapshot (or the current batch's connection,
+        so an import's previous chunk is visible to the next one's dedupe)."""
+        return DuckDBPlaysIndex(self._reader)
 
     def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
         # Not published on its own: the run's merge, moments later, publishes it with the plays

@@ -7,7 +7,6 @@ both counts, and the quarantine lands in the lake for inspection.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from spotify_assets.encoding import content_digest
 from spotify_assets.schema import column_names, conform, empty_frame
 from spotify_assets.spotify.client import parse_played_at
 
@@ -40,8 +40,7 @@ def play_key(
 
 def batch_id_for(keys: list[str]) -> str:
     """A batch's id is a hash of its sorted play keys: the same plays always make the same batch."""
-    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
-    return digest[:20]
+    return content_digest("\n".join(sorted(keys)).encode())
 
 
 def _largest_image(album: dict[str, Any]) -> str | None:

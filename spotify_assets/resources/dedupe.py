@@ -17,22 +17,31 @@ id (local files, unmatched account rows) or one side is account data (whose id i
 from its names, and may be another release of the same song) - the same
 lower(trim(artist))|lower(trim(track)) and content type.
 
-For DuckDB the joins run inside the warehouse's published snapshot (read-only, never
-contends with a writer). Other warehouses (BigQuery) get ``FetchingPlaysIndex``: the chunk's
-time window of plays is fetched with ``warehouse.query`` and joined in a local DuckDB.
+Callers ask the warehouse for its index (``warehouse.plays_index()``), never build one: the
+warehouse knows where its plays can be joined. DuckDB answers with ``DuckDBPlaysIndex``, whose
+joins run inside the warehouse's published snapshot (read-only, never contends with a
+writer); any other warehouse (BigQuery) with ``FetchingPlaysIndex``: the chunk's time window
+of plays is fetched with ``warehouse.query`` and joined in a local DuckDB.
+
+This module sits beside the warehouse (not under ``imports/``) because both the poller
+(``assets/ingest.py``) and the history import ask these questions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
 
-from spotify_assets.resources.warehouse import DuckDBWarehouseResource, WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
+
+if TYPE_CHECKING:
+    from spotify_assets.resources.warehouse import WarehouseResource
 
 EXTENDED_TOLERANCE = timedelta(seconds=5)
 MINUTE_BUCKET = timedelta(seconds=60)
@@ -145,32 +154,31 @@ def match_ids(
         con.unregister("names")
 
 
-class PlaysIndex:
-    """What the runner asks of the warehouse before each merge."""
+class PlaysIndex(ABC):
+    """What the poller and the import ask of the warehouse before each merge."""
 
+    @abstractmethod
     def duplicates(self, chunk: pd.DataFrame, source: str) -> pd.DataFrame:
-        raise NotImplementedError
+        """Rows of ``chunk`` the warehouse already holds: columns ``idx`` and ``why`` ('key' or 'window')."""
 
+    @abstractmethod
     def match(self, names: pd.DataFrame) -> pd.DataFrame:
-        raise NotImplementedError
+        """The most common known track id per (content type, artist, title) of ``names``."""
 
+    @abstractmethod
     def inserted_keys(self, keys: pd.Series, run_at: datetime) -> set[str]:
         """Which of ``keys`` this run (rows with ``ingested_at == run_at``) inserted."""
-        raise NotImplementedError
 
 
 class DuckDBPlaysIndex(PlaysIndex):
-    """Joins inside the DuckDB warehouse's published snapshot (opened read-only per call)."""
+    """Joins inside a DuckDB database the warehouse opens for each call (its published snapshot).
 
-    def __init__(self, warehouse: DuckDBWarehouseResource) -> None:
-        self._wh = warehouse
+    ``connect`` is the warehouse's reader (a context manager yielding a connection): the
+    warehouse hands it over in ``plays_index()``, so no module reaches into its privates.
+    """
 
-    @contextmanager
-    def _con(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        # The snapshot is what readers use; merge_plays publishes it after every write,
-        # so the previous chunk's rows are visible here.
-        with self._wh._reader() as con:
-            yield con
+    def __init__(self, connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]) -> None:
+        self._con = connect
 
     def duplicates(self, chunk: pd.DataFrame, source: str) -> pd.DataFrame:
         with self._con() as con:
@@ -228,6 +236,5 @@ class FetchingPlaysIndex(PlaysIndex):
 
 
 def plays_index(warehouse: WarehouseResource) -> PlaysIndex:
-    if isinstance(warehouse, DuckDBWarehouseResource):
-        return DuckDBPlaysIndex(warehouse)
-    return FetchingPlaysIndex(warehouse)
+    """The warehouse's own index (``warehouse.plays_index()``); a function so tests can swap it."""
+    return warehouse.plays_index()

@@ -1,0 +1,145 @@
+"""Asset outputs as typed files in a create-only store (a folder locally, GCS in the cloud).
+
+Why not Dagster's ``FilesystemIOManager`` / ``GCSPickleIOManager``: they pickle (a file no
+other tool can read, stored beside the lake's own Parquet of the same batch), they overwrite
+one object per asset on every run (on GCS: ``storage.objects.delete``), and the GCS one checks
+the bucket at start-up (``storage.buckets.get``); the pipeline's least-privilege account has
+neither permission. This manager writes through the project's ``LakeResource`` instead, so it
+inherits the lake's guarantees: create-only (``ifGenerationMatch=0`` on GCS), atomic, and only
+object create/get/list calls.
+
+Layout: ``<asset key>/<run id>.parquet`` for a frame (typed by the schema named in the asset's
+``spotify/table`` metadata: the same encoder as the lake's batches), ``<asset key>/<run id>.json``
+for anything else JSON can hold (a manifest dict, a path string). Names are per run, never reused, so nothing is overwritten and a re-execution of a
+failed run reads its parent run's files (Dagster hands the producing run's id to the loader).
+An input whose upstream asset did not run in this run (nor in the run it re-executes) is the
+asset's latest materialization; an ``AssetIn`` with ``metadata={ONLY_THIS_RUN_KEY: True}`` asks
+instead for an empty frame in that case, for a table that merges what its writers produced in
+this run and must not merge an old batch again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, cast
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from spotify_assets.encoding import parquet_bytes
+from spotify_assets.resources.lake import LakeResource
+from spotify_assets.schema import TableName, conform, empty_frame, load_schema
+
+#: Asset metadata naming the schema (``schemas/<table>.json``) a frame output is typed by.
+HANDOFF_TABLE_KEY = "spotify/table"
+#: Input metadata: load an empty frame unless the upstream asset ran in this run.
+ONLY_THIS_RUN_KEY = "spotify/only_this_run"
+
+
+class HandoffMissingError(RuntimeError):
+    """An input's upstream asset has never been materialized (or its file is gone)."""
+
+
+class LakeIOManager(dg.ConfigurableIOManager):
+    """Frames as Parquet, other values (dicts, lists, strings) as JSON, in ``store`` (a lake resource rooted beside the lake)."""
+
+    store: LakeResource = Field(
+        description="Create-only file store for the handoff files: a folder, or a GCS prefix beside the lake."
+    )
+
+    # -- writing -----------------------------------------------------------------------
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        path, data = self._encode(context, obj)
+        write = self.store.write_bytes(path, data)
+        context.add_output_metadata({"handoff_uri": dg.MetadataValue.path(write.uri)})
+
+    def _encode(self, context: dg.OutputContext, obj: Any) -> tuple[str, bytes]:
+        base = _base(context.asset_key, context.run_id)
+        if isinstance(obj, pd.DataFrame):
+            table = _table(context.definition_metadata, context.asset_key)
+            return f"{base}.parquet", parquet_bytes(conform(obj, table), table)
+        try:
+            return f"{base}.json", json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+        except TypeError as exc:
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: LakeIOManager stores DataFrames (as Parquet) and "
+                f"JSON values (dicts, lists, strings, numbers), got {type(obj).__name__}"
+            ) from exc
+
+    # -- reading -----------------------------------------------------------------------
+    def load_input(self, context: dg.InputContext) -> Any:
+        upstream = context.upstream_output
+        if upstream is None or not upstream.has_asset_key:
+            raise HandoffMissingError("LakeIOManager loads asset outputs only")
+        asset_key = upstream.asset_key
+        table = _table_or_none(upstream.definition_metadata)
+        run_id = _producing_run(upstream)
+        if run_id is None:
+            if context.definition_metadata.get(ONLY_THIS_RUN_KEY):
+                if table is None:
+                    raise HandoffMissingError(f"{ONLY_THIS_RUN_KEY} needs a frame input with a table")
+                context.log.info(
+                    f"{asset_key.to_user_string()} did not run in this run: nothing to take from it"
+                )
+                return empty_frame(table)
+            run_id = _latest_run(context, asset_key)
+        base = _base(asset_key, run_id)
+        if table is not None:
+            return conform(pd.read_parquet(io.BytesIO(self._read(f"{base}.parquet"))), table)
+        return json.loads(self._read(f"{base}.json"))
+
+    def _read(self, path: str) -> bytes:
+        if not self.store.exists(path):
+            raise HandoffMissingError(f"handoff file {self.store.uri(path)} does not exist")
+        return self.store.read_bytes(path)
+
+
+def _base(asset_key: dg.AssetKey, run_id: str) -> str:
+    return "/".join([*asset_key.path, run_id])
+
+
+def _table_or_none(metadata: Any) -> TableName | None:
+    name = (metadata or {}).get(HANDOFF_TABLE_KEY)
+    if name is None:
+        return None
+    table = cast(TableName, str(name))
+    load_schema(table)  # an unknown table fails here, loudly
+    return table
+
+
+def _table(metadata: Any, asset_key: dg.AssetKey) -> TableName:
+    table = _table_or_none(metadata)
+    if table is None:
+        raise TypeError(
+            f"{asset_key.to_user_string()} returns a DataFrame but names no schema: "
+            f"add metadata={{{HANDOFF_TABLE_KEY!r}: '<table>'}} to the asset"
+        )
+    return table
+
+
+def _producing_run(upstream: dg.OutputContext) -> str | None:
+    """The run that produced the upstream output in this run's lineage, or None if it is not in it.
+
+    An asset loaded from outside the run gets an artificial upstream context from Dagster: no
+    step (``step_key`` "none") and a placeholder run id (``__EPHEMERAL_RUN_ID``), or none at all.
+    """
+    try:
+        run_id = upstream.run_id
+    except dg.DagsterInvariantViolationError:
+        return None
+    if upstream.step_key == "none" or run_id.startswith("__"):
+        return None
+    return run_id
+
+
+def _latest_run(context: dg.InputContext, asset_key: dg.AssetKey) -> str:
+    event = context.instance.get_latest_materialization_event(asset_key)
+    if event is None:
+        raise HandoffMissingError(
+            f"{asset_key.to_user_string()} has never been materialized: materialize it first"
+        )
+    return event.run_id
