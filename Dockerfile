@@ -63,6 +63,7 @@ FROM builder AS project
 # Not editable: the runtime stage has no source tree.
 COPY README.md ./
 COPY spotify_assets ./spotify_assets
+COPY spotify_sandbox ./spotify_sandbox
 COPY spark ./spark
 # The files the install adds (its RECORD: packages, dist-info, the console script), plus their
 # bytecode, gathered under /opt/project-files with their absolute paths.

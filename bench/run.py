@@ -153,7 +153,7 @@ def bench_import(plan: Plan) -> tuple[list[str], dict[str, Any]]:
         export = WORK / "exports" / f"{n}"
         if not export.exists():
             log(f"generating a {n:,}-row export (seed {SEED})")
-            from spotify_assets.imports.generate import generate_export
+            from spotify_sandbox.exports import generate_export
 
             generate_export(export, n, seed=SEED)
         variants = ["ours"]
@@ -183,7 +183,7 @@ def bench_import(plan: Plan) -> tuple[list[str], dict[str, Any]]:
     lines = [
         "## 1. History import",
         "",
-        "Seeded extended-history export (`spotify_assets.imports.generate`, seed 7) into the plays table "
+        "Seeded extended-history export (`spotify_sandbox.exports`, seed 7) into the plays table "
         "of a fresh DuckDB warehouse. Rows/s counts rows read; peak RSS is the variant's own process.",
         "",
         "| rows | variant | wall s | rows/s | peak RSS MiB | plays in table |",

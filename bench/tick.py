@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_dir.mkdir(parents=True)
 
     from bench.synth import fill_warehouse
-    from spotify_assets.sandbox.server import SandboxServer
+    from spotify_sandbox.server import SandboxServer
 
     with SandboxServer() as sandbox:
         start = sandbox.now()
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from spotify_assets.assets import PIPELINE_ASSETS
         from spotify_assets.resources.by_deployment import local_resources
-        from spotify_assets.resources.spotify import SandboxSpotifyResource
+        from spotify_sandbox.resource import SandboxSpotifyResource
 
         logging.disable(logging.INFO)
         runs: list[dict[str, Any]] = []

@@ -32,6 +32,8 @@ from typing import Any
 
 import requests
 
+from spotify_sandbox.processes import stop_groups
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "spotify-demo"
 BUCKET = "spotify-demo-lake"
@@ -91,14 +93,7 @@ def _daemon(
     try:
         yield proc
     finally:
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_groups([proc], signal.SIGTERM, grace_s=10)
         _say(f"stopped {what}")
 
 
@@ -266,7 +261,7 @@ def run(fresh: bool) -> int:
         _say(f"Spark master {master_url} with one worker")
 
         # 5. The sandbox Spotify API (fixed clock: a second demo finds no new plays)
-        from spotify_assets.sandbox.server import SandboxServer
+        from spotify_sandbox.server import SandboxServer
 
         sandbox = stack.enter_context(SandboxServer())
         _say(f"sandbox Spotify API at {sandbox.url}")
@@ -319,8 +314,8 @@ def run(fresh: bool) -> int:
         import dagster as dg
 
         from spotify_assets.definitions import defs
-        from spotify_assets.demo import print_table
         from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
+        from spotify_sandbox.demo import print_table
 
         instance = stack.enter_context(dg.DagsterInstance.get())
         job = defs.resolve_job_def("spotify_pipeline")

@@ -9,21 +9,13 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 
 #: sub-command -> ("module:function", one-line help). Each function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": (
-        "spotify_assets.demo:demo_command",
-        "run the whole pipeline once on the local default and print the top ten",
-    ),
-    "dev": ("spotify_assets.demo:dev_command", "start the sandbox API (real-time clock) and the Dagster UI"),
     "auth": (
         "spotify_assets.spotify.auth:auth_command",
         "get a Spotify refresh token (Authorization Code flow)",
-    ),
-    "sandbox": (
-        "spotify_assets.sandbox.server:serve_command",
-        "serve the sandbox Spotify Web API on loopback",
     ),
     "import": (
         "spotify_assets.imports.command:import_command",
@@ -31,10 +23,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
+#: Entry-point group for more sub-commands: each entry point names a dict shaped like ``COMMANDS``.
+#: The project's sandbox registers ``demo``, ``dev`` and ``sandbox`` there.
+COMMANDS_GROUP = "spotify_assets.commands"
+
+
+def all_commands() -> dict[str, tuple[str, str]]:
+    """The built-in commands plus those registered by installed packages (built-ins win a clash)."""
+    found: dict[str, tuple[str, str]] = {}
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        found.update(ep.load())
+    return {**found, **COMMANDS}
+
 
 def _usage() -> str:
     lines = ["usage: spotify-assets <command> [options]", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in all_commands().items()]
     return "\n".join(lines)
 
 
@@ -44,10 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0
     name, rest = args[0], args[1:]
-    if name not in COMMANDS:
+    commands = all_commands()
+    if name not in commands:
         print(f"spotify-assets: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module_name, func_name = COMMANDS[name][0].split(":")
+    module_name, func_name = commands[name][0].split(":")
     func: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), func_name)
     return int(func(rest) or 0)
 

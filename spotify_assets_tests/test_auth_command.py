@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from spotify_assets.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SandboxServer
 from spotify_assets.spotify.auth import auth_command
 from spotify_assets.spotify.client import HttpSpotifyClient
 from spotify_assets.spotify.token_store import FileTokenStore
+from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SandboxServer
 
 
 def free_port() -> int:

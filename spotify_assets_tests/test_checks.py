@@ -24,9 +24,9 @@ import pandas as pd
 
 from spotify_assets.assets import PIPELINE_ASSETS
 from spotify_assets.checks import PLAYS_CHECKS
-from spotify_assets.sandbox.server import SandboxServer
 from spotify_assets.schema import PLAYS_TABLE, duckdb_columns_sql
 from spotify_assets.spotify.normalize import normalize_recently_played
+from spotify_sandbox.server import SandboxServer
 
 BLOCKING = {"play_key_unique", "keys_not_null", "no_future_plays", "schema_unchanged"}
 WARNINGS = {"newest_play_is_fresh", "audio_feature_coverage", "no_open_gaps"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-from spotify_assets.sandbox.server import SandboxServer
+from spotify_sandbox.server import SandboxServer
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 SELECTION = "raw_recent_tracks,audio_features,gcs_csv,bq_plays"

@@ -22,12 +22,13 @@ from spotify_assets.assets.ingest import audio_features, raw_recent_tracks
 from spotify_assets.resources.by_deployment import resources_for
 from spotify_assets.resources.features import AudioFeaturesResource
 from spotify_assets.resources.lake import LakeResource
-from spotify_assets.resources.spotify import LiveSpotifyResource, SandboxSpotifyResource, SpotifyResource
+from spotify_assets.resources.spotify import LiveSpotifyResource, SpotifyResource
 from spotify_assets.resources.warehouse import WarehouseResource
-from spotify_assets.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
-from spotify_assets.sandbox.reccobeats import RECCOBEATS_PREFIX
-from spotify_assets.sandbox.server import SandboxServer
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
+from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
+from spotify_sandbox.reccobeats import RECCOBEATS_PREFIX
+from spotify_sandbox.resource import SandboxSpotifyResource
+from spotify_sandbox.server import SandboxServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import pytest
 
 from spotify_assets.definitions import defs
 from spotify_assets.imports.command import import_command
-from spotify_assets.imports.generate import generate_export
+from spotify_sandbox.exports import generate_export
 
 TOP_TEN = dg.AssetKey("top_ten_tracks")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from spotify_assets.assets import PIPELINE_ASSETS
-from spotify_assets.sandbox.server import SandboxServer
 from spotify_assets_tests.fixtures.faults import (
     RECENTLY_PLAYED,
     BuildResources,
@@ -23,6 +22,7 @@ from spotify_assets_tests.fixtures.faults import (
     step_meta,
     truth_keys,
 )
+from spotify_sandbox.server import SandboxServer
 
 UPSTREAM_OF_SPARK = PIPELINE_ASSETS[:4]
 

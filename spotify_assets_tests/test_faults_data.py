@@ -16,8 +16,6 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from spotify_assets.assets import PIPELINE_ASSETS
-from spotify_assets.sandbox.reccobeats import is_analysed
-from spotify_assets.sandbox.server import SandboxServer
 from spotify_assets_tests.fixtures.faults import (
     BuildResources,
     failed_steps,
@@ -28,6 +26,8 @@ from spotify_assets_tests.fixtures.faults import (
     step_meta,
     truth_keys,
 )
+from spotify_sandbox.reccobeats import is_analysed
+from spotify_sandbox.server import SandboxServer
 
 UPSTREAM_OF_SPARK = PIPELINE_ASSETS[:4]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -13,9 +13,9 @@ import dagster as dg
 import pytest
 
 from spotify_assets.assets.history import HistoryImportConfig, history_assets, history_import
-from spotify_assets.imports.generate import generate_export
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+from spotify_sandbox.exports import generate_export
 
 CORPUS = Path(__file__).parent / "data" / "bad_exports"
 REPO_ROOT = Path(__file__).resolve().parents[1]

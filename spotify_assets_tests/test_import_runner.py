@@ -19,12 +19,12 @@ import pytest
 
 import spotify_assets.imports.runner as runner
 from spotify_assets.imports.dedupe import FetchingPlaysIndex
-from spotify_assets.imports.generate import generate_export
 from spotify_assets.imports.runner import ImportCountError, ImportReport, import_export
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource, MergeResult
 from spotify_assets.schema import conform
 from spotify_assets.spotify.normalize import play_key as api_play_key
+from spotify_sandbox.exports import generate_export
 
 T0 = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 TRACK = "4uLU6hMCjMI75M1A2tKUQC"

@@ -22,17 +22,17 @@ import pytest
 
 from spotify_assets.assets import PIPELINE_ASSETS
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-from spotify_assets.sandbox import (
-    SANDBOX_CLIENT_ID,
-    SANDBOX_CLIENT_SECRET,
-    SANDBOX_REFRESH_TOKEN,
-    SandboxServer,
-)
 from spotify_assets.settings import sandbox_token_path
 from spotify_assets.spotify.client import HttpSpotifyClient, played_at_ms
 from spotify_assets.spotify.errors import SpotifyServerError
 from spotify_assets_tests.fixtures.sandbox import SleepRecorder
 from spotify_assets_tests.test_auth_command import free_port
+from spotify_sandbox import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
+    SANDBOX_REFRESH_TOKEN,
+    SandboxServer,
+)
 
 RP = "/v1/me/player/recently-played"
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.assets import PIPELINE_ASSETS
-from spotify_assets.sandbox.server import SandboxServer
+from spotify_sandbox.server import SandboxServer
 
 UPSTREAM_OF_SPARK = PIPELINE_ASSETS[:4]
 
@@ -209,8 +209,8 @@ def test_poll_gap_is_recorded_then_closed_by_an_import(
 def test_a_polled_play_already_imported_from_an_export_is_not_added_twice(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    from spotify_assets.imports.generate import extended_row_from_api_item
     from spotify_assets.imports.runner import import_export
+    from spotify_sandbox.exports import extended_row_from_api_item
 
     newest = pipeline_sandbox.recently_played_truth()[0]
     ended = pd.Timestamp(newest["played_at"]) - pd.Timedelta(seconds=2)  # the export's clock, 2 s early
@@ -232,8 +232,8 @@ def test_features_backfill_fills_imported_tracks_most_played_first(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     from spotify_assets.assets.ingest import audio_features_backfill
-    from spotify_assets.imports.generate import extended_row_from_api_item
     from spotify_assets.imports.runner import import_export
+    from spotify_sandbox.exports import extended_row_from_api_item
 
     history = pipeline_sandbox.plays_between(
         pipeline_sandbox.now() - pd.Timedelta(days=3), pipeline_sandbox.now()

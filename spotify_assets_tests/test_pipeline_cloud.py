@@ -22,9 +22,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from spotify_assets.assets import PIPELINE_ASSETS
-from spotify_assets.imports.generate import generate_export
 from spotify_assets.resources.by_deployment import resources_for
-from spotify_assets.sandbox.server import SandboxServer
+from spotify_sandbox.exports import generate_export
+from spotify_sandbox.server import SandboxServer
 
 UPSTREAM_OF_WAREHOUSE = PIPELINE_ASSETS[:3]
 

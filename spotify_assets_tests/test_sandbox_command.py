@@ -10,8 +10,8 @@ from pathlib import Path
 
 import requests
 
-from spotify_assets.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
 from spotify_assets.spotify.client import HttpSpotifyClient
+from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen[str], limit_s: float = 30.0) -> str:

@@ -20,10 +20,10 @@ import pytest
 
 from spotify_assets.assets import PIPELINE_ASSETS
 from spotify_assets.resources.by_deployment import local_resources
-from spotify_assets.resources.spotify import SandboxSpotifyResource
-from spotify_assets.sandbox.constants import SANDBOX_REFRESH_TOKEN
-from spotify_assets.sandbox.server import SandboxServer
 from spotify_assets_tests.fixtures.faults import failure_text, play_keys, truth_keys
+from spotify_sandbox.constants import SANDBOX_REFRESH_TOKEN
+from spotify_sandbox.resource import SandboxSpotifyResource
+from spotify_sandbox.server import SandboxServer
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -9,12 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from spotify_assets.sandbox import (
-    SANDBOX_CLIENT_ID,
-    SANDBOX_CLIENT_SECRET,
-    SANDBOX_REFRESH_TOKEN,
-    SandboxServer,
-)
 from spotify_assets.spotify.client import HttpSpotifyClient, played_at_ms
 from spotify_assets.spotify.errors import (
     AudioFeaturesUnavailable,
@@ -25,6 +19,12 @@ from spotify_assets.spotify.errors import (
 )
 from spotify_assets.spotify.token_store import FileTokenStore, token_sha256
 from spotify_assets_tests.fixtures.sandbox import SleepRecorder
+from spotify_sandbox import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
+    SANDBOX_REFRESH_TOKEN,
+    SandboxServer,
+)
 
 RP = "/v1/me/player/recently-played"
 AF = "/v1/audio-features"

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from spotify_assets.resources.spotify import LiveSpotifyResource, SandboxSpotifyResource, SpotifyResource
-from spotify_assets.sandbox import SandboxServer
+from spotify_assets.resources.spotify import LiveSpotifyResource, SpotifyResource
 from spotify_assets.spotify.client import HttpSpotifyClient
+from spotify_sandbox import SandboxServer
+from spotify_sandbox.resource import SandboxSpotifyResource
 
 
 def test_embedded_sandbox_resource_serves_an_asset() -> None:

@@ -8,6 +8,7 @@ from environment variables, never by editing code.
 from __future__ import annotations
 
 import os
+from importlib.metadata import entry_points
 from typing import Any
 
 import dagster as dg
@@ -15,7 +16,7 @@ import dagster as dg
 from spotify_assets.resources.features import AudioFeaturesResource
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.spark import SparkResource
-from spotify_assets.resources.spotify import LiveSpotifyResource, SandboxSpotifyResource, SpotifyResource
+from spotify_assets.resources.spotify import LiveSpotifyResource, SpotifyResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.settings import (
     Deployment,
@@ -45,7 +46,33 @@ def spotify_resource() -> SpotifyResource:
             api_base_url=spotify_api_url(),
             accounts_base_url=spotify_accounts_url(),
         )
-    return SandboxSpotifyResource(url=os.environ.get("SPOTIFY_SANDBOX_URL", ""))
+    return spotify_fallback(os.environ.get("SPOTIFY_SANDBOX_URL", ""))
+
+
+#: Entry-point group a package registers its stand-in Spotify API under (the project's own
+#: sandbox does); this package never imports a test double.
+FALLBACK_GROUP = "spotify_assets.spotify_fallback"
+
+
+class NoSpotifyError(RuntimeError):
+    """No credentials and no stand-in API installed: nothing to collect plays from."""
+
+
+def spotify_fallback(url: str = "") -> SpotifyResource:
+    """The Spotify stand-in registered under ``FALLBACK_GROUP`` (the sandbox API), at ``url`` or embedded."""
+    found = sorted(entry_points(group=FALLBACK_GROUP), key=lambda ep: ep.name)
+    if not found:
+        raise NoSpotifyError(
+            "No Spotify credentials (SPOTIFY_CLIENT_ID) and no sandbox API installed. Either set "
+            "SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET and SPOTIFY_REFRESH_TOKEN (see README "
+            '"Use your real Spotify account"), or install the project with its sandbox: `make venv`.'
+        )
+    resource = found[0].load()(url)
+    if not isinstance(resource, SpotifyResource):
+        raise TypeError(
+            f"entry point {found[0].value} returned {type(resource).__name__}, not a SpotifyResource"
+        )
+    return resource
 
 
 def shared_resources(spotify: SpotifyResource | None = None) -> dict[str, Any]:

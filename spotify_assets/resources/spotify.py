@@ -1,8 +1,9 @@
 """Dagster resources that hand the assets a ``SpotifyClient``.
 
-``LiveSpotifyResource`` talks to Spotify; ``SandboxSpotifyResource`` runs the *same* HTTP client
-against the sandbox API (an embedded one per process unless ``url`` names a running one), so
-local mode exercises OAuth, retries and paging for real without an account.
+``LiveSpotifyResource`` talks to Spotify, or to any server with Spotify's endpoints at the base
+URLs it is given. The sandbox API's resource (``spotify_sandbox.resource``) subclasses it, so
+local mode runs the *same* HTTP client (OAuth, retries, paging) without an account; this
+package never imports the sandbox (``resources.by_deployment`` finds it through an entry point).
 
 Secrets: set ``client_secret`` and ``refresh_token`` from ``dg.EnvVar`` in the definitions, so
 the Dagster UI shows the variable name, never the value. The sandbox defaults are public.
@@ -16,13 +17,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from spotify_assets.sandbox.constants import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
-from spotify_assets.settings import DEFAULT_ACCOUNTS_URL, DEFAULT_API_URL, sandbox_token_path
+from spotify_assets.settings import DEFAULT_ACCOUNTS_URL, DEFAULT_API_URL
 from spotify_assets.spotify.client import HttpSpotifyClient, SpotifyClient
-from spotify_assets.spotify.token_store import FileTokenStore, MemoryTokenStore, TokenStore
+from spotify_assets.spotify.token_store import FileTokenStore, TokenStore
 
 _SECRET_FIELDS = frozenset({"client_secret", "refresh_token"})
-_EMBEDDED_STORE = MemoryTokenStore()
 
 
 class SpotifyResource(dg.ConfigurableResource):
@@ -87,35 +86,3 @@ class LiveSpotifyResource(SpotifyResource):
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-class SandboxSpotifyResource(LiveSpotifyResource):
-    """The sandbox API: ``url`` of a running ``spotify-assets sandbox``, or empty for an embedded one.
-
-    Rotated refresh tokens persist across runs as they do against Spotify: in a 0600 file per
-    sandbox URL under the data dir (``settings.sandbox_token_path``), never the user's real
-    token file. Only the embedded sandbox, which dies with the process, keeps them in memory.
-    """
-
-    client_id: str = SANDBOX_CLIENT_ID
-    client_secret: str = SANDBOX_CLIENT_SECRET
-    refresh_token: str | None = SANDBOX_REFRESH_TOKEN
-    url: str = Field(
-        default="", description="Sandbox base URL; empty starts one embedded sandbox per process."
-    )
-
-    def _token_store(self) -> TokenStore:
-        if self.token_store_path:
-            return FileTokenStore(self.token_store_path)
-        if self.url:
-            return FileTokenStore(sandbox_token_path(self.url))
-        # The embedded sandbox lives as long as this process: one in-memory store for all its runs.
-        return _EMBEDDED_STORE
-
-    def _base_urls(self) -> tuple[str, str]:
-        if self.url:
-            return self.url.rstrip("/"), self.url.rstrip("/")
-        from spotify_assets.sandbox.server import embedded_sandbox
-
-        sandbox = embedded_sandbox()
-        return sandbox.api_url, sandbox.accounts_url

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
-from spotify_assets.sandbox.catalogue import Catalogue, stable_int, stable_unit
-from spotify_assets.sandbox.constants import MAX_LOOKBACK_HOURS, RECENTLY_PLAYED_WINDOW
+from spotify_sandbox.catalogue import Catalogue, stable_int, stable_unit
+from spotify_sandbox.constants import MAX_LOOKBACK_HOURS, RECENTLY_PLAYED_WINDOW
 
 HOUR_MS = 3_600_000
 #: Chance that the listener listens at all in a given UTC hour: silent nights, a morning

@@ -26,8 +26,8 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from spotify_assets.sandbox.catalogue import Catalogue
-from spotify_assets.sandbox.constants import (
+from spotify_sandbox.catalogue import Catalogue
+from spotify_sandbox.constants import (
     DEFAULT_NOW,
     DEFAULT_SEED,
     DEFAULT_TOKEN_TTL_S,
@@ -36,7 +36,7 @@ from spotify_assets.sandbox.constants import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
 )
-from spotify_assets.sandbox.listener import (
+from spotify_sandbox.listener import (
     ClockMode,
     Listener,
     SimClock,
@@ -45,9 +45,9 @@ from spotify_assets.sandbox.listener import (
     parse_instant,
     to_ms,
 )
-from spotify_assets.sandbox.reccobeats import RECCOBEATS_AUDIO_FEATURES_PATH, ReccoBeatsBadRequest
-from spotify_assets.sandbox.reccobeats import audio_features_answer as reccobeats_answer
-from spotify_assets.sandbox.state import SandboxState
+from spotify_sandbox.reccobeats import RECCOBEATS_AUDIO_FEATURES_PATH, ReccoBeatsBadRequest
+from spotify_sandbox.reccobeats import audio_features_answer as reccobeats_answer
+from spotify_sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
 

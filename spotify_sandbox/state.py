@@ -14,7 +14,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from spotify_assets.sandbox.constants import DEFAULT_TOKEN_TTL_S, SANDBOX_REFRESH_TOKEN
+from spotify_sandbox.constants import DEFAULT_TOKEN_TTL_S, SANDBOX_REFRESH_TOKEN
 
 TokenKind = Literal["app", "user"]
 

@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from spotify_assets.providers.reccobeats import FEATURE_KEYS
-from spotify_assets.sandbox.catalogue import Catalogue, stable_unit
+from spotify_sandbox.catalogue import Catalogue, stable_unit
 
 #: Where the sandbox serves the emulation (the client appends ``/v1/audio-features``).
 RECCOBEATS_PREFIX = "/reccobeats"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from spotify_assets.sandbox.constants import PUBLIC_API
+from spotify_sandbox.constants import PUBLIC_API
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 N_ARTISTS = 80

@@ -10,7 +10,7 @@ emoji names, and stream ends exactly on DST transitions (``ts`` is UTC, so they 
 Timestamps strictly increase (at least 1 s apart), so every row has a distinct ``play_key`` and
 the expected counts are exact: ``added == rows - no_content``, ``quarantined == no_content``.
 
-    python -m spotify_assets.imports.generate --rows 1000000 --out /tmp/export.zip --seed 7
+    python -m spotify_sandbox.exports --rows 1000000 --out /tmp/export.zip --seed 7
 """
 
 from __future__ import annotations

@@ -1,0 +1,121 @@
+"""``spotify-assets dev`` stops promptly and completely, even while the machine is busy.
+
+A real ``spotify-assets dev`` (sandbox + ``dagster dev`` → webserver, daemon, code server) is
+started, its whole process tree recorded from ``/proc`` once the UI answers, two CPU burners
+keep both cores busy, and one signal goes to the command, as a terminal's Ctrl-C or a
+supervisor's SIGTERM would. Every process of the tree must be gone within 15 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+STOP_BUDGET_S = 15.0
+START_TIMEOUT_S = 240.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid for every live (non-zombie) process, from /proc."""
+    out: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # The command name may hold spaces or parentheses: split after the last ')'.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                out[int(entry.name)] = int(fields[1])
+    return out
+
+
+def _tree(root: int) -> set[int]:
+    parents = _parents()
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = {p for p, pp in parents.items() if pp == pid}
+        tree |= children
+        frontier += list(children)
+    return tree & set(parents)
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return pids & set(_parents())
+
+
+@contextlib.contextmanager
+def _busy_cpus(n: int = 2) -> Iterator[None]:
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+
+
+def _ui_up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_dev_stops_its_whole_tree_within_15s_on_a_busy_machine(tmp_path: Path, sig: signal.Signals) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_"))}
+    env["SPOTIFY_DATA_DIR"] = str(tmp_path / "data")
+    log = (tmp_path / "dev.log").open("wb")
+    dev = subprocess.Popen(
+        [str(Path(sys.executable).with_name("spotify-assets")), "dev", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # this test's own handle on the tree, for clean-up if it fails
+    )
+    tree: set[int] = set()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _ui_up(port):
+            assert dev.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the Dagster UI did not come up"
+            time.sleep(1)
+        time.sleep(3)  # let the daemon and the code server start too
+        tree = _tree(dev.pid)
+        # spotify-assets dev, the sandbox, dagster dev, its webserver and daemon (and code servers)
+        assert len(tree) >= 5, tree
+        with _busy_cpus():
+            dev.send_signal(sig)
+            started = time.monotonic()
+            while _alive(tree) and time.monotonic() - started < STOP_BUDGET_S:
+                time.sleep(0.2)
+            left = _alive(tree)
+        assert left == set(), f"still running {STOP_BUDGET_S}s after {sig.name}: {sorted(left)}"
+        assert dev.wait(timeout=5) == 0
+        assert not _ui_up(port)
+    finally:
+        for pid in _alive(tree | {dev.pid}):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            dev.wait(timeout=10)
+        log.close()
