@@ -371,7 +371,7 @@ def test_resource_session_mode_returns_a_conformed_frame(
             str(source), str(tmp_path / "top"), n=10, log=logging.getLogger("spark-test")
         )
     # The shared session was reused (local[2]), and the job's progress went to the given log.
-    assert "Running top-ten in-process on Spark master local[2]" in caplog.messages
+    assert "Running top-ten on an in-process session, master local[2]" in caplog.messages
     assert f"[top_ten] writing 8 ranked track(s) to {tmp_path / 'top'}" in caplog.messages
     assert pandas_rows(result) == EXPECTED
     expected_dtypes = conform(result, "top_ten_tracks").dtypes
