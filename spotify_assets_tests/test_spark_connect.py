@@ -135,10 +135,7 @@ def test_without_the_token_the_run_falls_back_and_everything_binds_loopback_only
     assert "did not answer" in stderr and "using an in-process session" in stderr
     assert spark_connect_server.proc is not None
     served = assert_loopback_only(spark_connect_server.proc.pid, "the Spark Connect server")
-    assert ("127.0.0.1", spark_connect_server.port) in served or (
-        "::ffff:127.0.0.1",
-        spark_connect_server.port,
-    ) in served
+    assert ("127.0.0.1", spark_connect_server.port) in served
 
 
 def test_a_closed_port_is_found_quickly_and_logged(caplog: pytest.LogCaptureFixture) -> None:
