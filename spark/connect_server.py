@@ -74,6 +74,20 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
+def free_port(preferred: int = 15002) -> int:
+    """``preferred`` when nothing listens there on loopback, otherwise a port the system picks.
+
+    The port is free when checked, not reserved: a server that then fails to bind it logs so,
+    and clients fall back to an in-process Spark.
+    """
+    with socket.socket() as sock:
+        try:
+            sock.bind((LOOPBACK, preferred))
+        except OSError:
+            sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
 def server_command(
     master: str, port: int, conf: Mapping[str, str], driver_memory: str | None = None
 ) -> list[str]:
@@ -120,7 +134,9 @@ class SparkConnectServer:
         self.log_path = log_path or Path(tempfile.mkdtemp(prefix="spark-connect-")) / "server.log"
         self.driver_memory = driver_memory
         self.proc: subprocess.Popen[bytes] | None = None
-        self.port: int | None = None
+        #: Known up front for a fixed port (so the URL can be handed out before the JVM is
+        #: up); read from the log for port 0.
+        self.port: int | None = port or None
 
     @property
     def host(self) -> str:
