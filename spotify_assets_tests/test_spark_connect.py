@@ -17,18 +17,19 @@ import textwrap
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from spark.connect_server import SparkConnectServer, server_command
 from spotify_assets.resources.by_deployment import spark_resource
 from spotify_assets.resources.spark import SparkResource, connect_endpoint, connect_session, redact
 from spotify_assets_tests.fixtures.sockets import is_loopback, listening_sockets, process_tree
-from spotify_assets_tests.test_spark_top_ten import EXPECTED, history, pandas_rows, write_plays_parquet
+from spotify_assets_tests.test_spark_top_ten import EXPECTED, history, write_plays_parquet
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(420)]
 
 ROOT = Path(__file__).resolve().parents[1]
+#: EXPECTED as it comes through the client's JSON line.
+EXPECTED_JSON = json.loads(json.dumps([list(r) for r in EXPECTED], default=str))
 
 #: A pipeline step's Spark work in a fresh process: the resource as the pipeline builds it
 #: (``spark_resource()`` from the environment), one top-ten run, then a JSON line saying where
@@ -46,7 +47,10 @@ CLIENT = textwrap.dedent(
     frame = resource.run_top_ten(sys.argv[1], sys.argv[2], n=10, log=log)
     seconds = time.perf_counter() - t0
     session = resource.get_session(log)
-    print(json.dumps({"connect": is_connect_session(session), "rows": len(frame), "seconds": seconds}), flush=True)
+    from spotify_assets_tests.test_spark_top_ten import pandas_rows
+    ranking = [list(r) for r in pandas_rows(frame)]
+    print(json.dumps({"connect": is_connect_session(session), "rows": len(frame), "seconds": seconds,
+                      "ranking": ranking}, default=str), flush=True)
     if sys.argv[3] == "hold":
         sys.stdin.readline()
     """
@@ -94,7 +98,7 @@ def test_the_pipeline_step_runs_on_the_warm_server(
     assert report["connect"] is True, log[-3000:]
     assert "Running top-ten on the Spark Connect server" in log
     assert spark_connect_server.token and spark_connect_server.token not in log  # the URL is redacted
-    assert pandas_rows(pd.read_parquet(tmp_path / "top")) == EXPECTED
+    assert report["ranking"] == EXPECTED_JSON
     # A second run is the warm case: same server, same answer.
     report, _ = run_client(spark_connect_server.url, source, tmp_path / "top2")
     assert report["connect"] is True and report["rows"] == len(EXPECTED)
@@ -122,7 +126,7 @@ def test_without_the_token_the_run_falls_back_and_everything_binds_loopback_only
         assert line, proc.stderr.read()[-3000:] if proc.stderr else "no output"
         report = json.loads(line)
         assert report["connect"] is False
-        assert pandas_rows(pd.read_parquet(tmp_path / "top")) == EXPECTED
+        assert report["ranking"] == EXPECTED_JSON
         # The run's process is alive and holds its JVM (py4j gateway, block manager, ...).
         local = assert_loopback_only(proc.pid, "the in-process Spark session")
         assert len(local) >= 2, local

@@ -147,8 +147,11 @@ class SparkResource(dg.ConfigurableResource):
     def run_top_ten(
         self, input_path: str, output_path: str, n: int = 10, log: logging.Logger | None = None
     ) -> pd.DataFrame:
-        """Rank the plays at ``input_path`` (Parquet), write the ranking to ``output_path``
-        (a Parquet directory, replaced) and return it read back, in the warehouse's types.
+        """Rank the plays at ``input_path`` (Parquet) and return the ranking in the warehouse's types.
+
+        Submit mode has the application write it to ``output_path`` (a Parquet directory,
+        replaced) and reads it back; session mode collects the ten rows straight into this
+        process (one Spark job instead of three) and does not use ``output_path``.
 
         In submit mode against a cluster on other machines, both paths must be on storage the
         driver, the executors and this process all reach (e.g. ``gs://`` with the GCS connector
@@ -157,13 +160,13 @@ class SparkResource(dg.ConfigurableResource):
         """
         logger = log or dg.get_dagster_logger()
         if self.deploy_mode == "session":
-            from spark.top_ten import run
+            from spark.top_ten import collect
 
             session = self.get_session(logger)
             logger.info(f"Running top-ten on {describe_session(session)}")
-            run(session, input_path, output_path, n=n, log=lambda msg: logger.info(f"[top_ten] {msg}"))
-        else:
-            self._submit(input_path, output_path, n, logger)
+            frame = collect(session, input_path, n=n, log=lambda msg: logger.info(f"[top_ten] {msg}"))
+            return conform(frame, "top_ten_tracks")
+        self._submit(input_path, output_path, n, logger)
         return conform(pd.read_parquet(output_path), "top_ten_tracks")
 
     def submit_command(self, input_path: str, output_path: str, n: int = 10) -> list[str]:
