@@ -254,6 +254,8 @@ def test_spark_package_does_not_import_dagster_or_the_project() -> None:
         "argparse",
         "os",
         "sys",
+        "warnings",
+        "typing",
         "collections",
         "datetime",
         "pyspark",
