@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -306,7 +306,7 @@ def bench_tick(plan: Plan) -> list[str]:
         f"Requests seen in the last run: `{json.dumps(out[big]['runs'][-1]['requests'])}`.",
         "",
     ]
-    return lines + bench_hourly_run(plan, small)
+    return lines
 
 
 def bench_hourly_run(plan: Plan, history: int) -> list[str]:
@@ -448,10 +448,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized: small data, few repeats")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--work", default=str(DEFAULT_WORK), help="scratch folder (default bench/.work)")
+    parser.add_argument(
+        "--sections",
+        default="import,tick,hourly,topten,dashboard",
+        help="comma-separated subset to run (a partial run writes only those sections)",
+    )
+    parser.add_argument("--topten-sizes", help="comma-separated play counts for the top-ten section")
     args = parser.parse_args(argv)
     global WORK  # one scratch folder for the whole run, chosen once here
     WORK = Path(args.work)
     plan = QUICK if args.quick else FULL
+    chosen = set(args.sections.split(","))
+    if args.topten_sizes:
+        plan = replace(plan, topten_sizes=[int(x) for x in args.topten_sizes.split(",")])
     started = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
     header = [
@@ -464,15 +473,27 @@ def main(argv: list[str] | None = None) -> int:
         *[f"- Note: {n}" for n in plan.notes],
         "",
     ]
-    import_lines, figures = bench_import(plan)
-    split = figures["ours_split"]
-    import_lines += [
-        f"Where our import's time goes (largest size): warehouse lookups {split['lookup_seconds']:.1f} s, "
-        f"merges {split['merge_seconds']:.1f} s, the rest ({split['seconds'] - split['lookup_seconds'] - split['merge_seconds']:.1f} s) "
-        "reading, parsing and landing files in the lake.",
-        "",
-    ]
-    sections = [import_lines, bench_tick(plan), bench_topten(plan), bench_dashboard(plan)]
+    sections: list[list[str]] = []
+    if "import" in chosen:
+        import_lines, figures = bench_import(plan)
+        split = figures["ours_split"]
+        import_lines += [
+            f"Where our import's time goes (largest size): warehouse lookups {split['lookup_seconds']:.1f} s, "
+            f"merges {split['merge_seconds']:.1f} s, the rest ({split['seconds'] - split['lookup_seconds'] - split['merge_seconds']:.1f} s) "
+            "reading, parsing and landing files in the lake.",
+            "",
+        ]
+        sections.append(import_lines)
+    if "tick" in chosen:
+        sections.append(bench_tick(plan))
+    if "hourly" in chosen:
+        sections.append(bench_hourly_run(plan, plan.tick_histories[0]))
+    if "topten" in chosen:
+        sections.append(bench_topten(plan))
+    if "dashboard" in chosen:
+        sections.append(bench_dashboard(plan))
+    if chosen != {"import", "tick", "hourly", "topten", "dashboard"}:
+        header.insert(-1, f"- Partial run: sections {args.sections} only.")
     footer = [f"Total benchmark wall time: {time.perf_counter() - started:.0f} s.", ""]
     text = "\n".join([*header, *(line for s in sections for line in s), *footer])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
