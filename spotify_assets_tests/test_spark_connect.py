@@ -50,7 +50,7 @@ CLIENT = textwrap.dedent(
     from spotify_assets_tests.test_spark_top_ten import pandas_rows
     ranking = [list(r) for r in pandas_rows(frame)]
     print(json.dumps({"connect": is_connect_session(session), "rows": len(frame), "seconds": seconds,
-                      "ranking": ranking}, default=str), flush=True)
+                      "ranking": ranking}, default=lambda v: v.item() if hasattr(v, "item") else str(v)), flush=True)
     if sys.argv[3] == "hold":
         sys.stdin.readline()
     """
