@@ -62,13 +62,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pyspark.errors import AnalysisException, PySparkRuntimeError
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+if TYPE_CHECKING:
+    import pandas
 
 #: The output table, column for column as in ``schemas/top_ten_tracks.json``
 #: (INT64 -> LongType, FLOAT64 -> DoubleType, TIMESTAMP -> TimestampType).
@@ -182,7 +187,11 @@ def top_ten_tracks(plays: DataFrame, n: int = 10, computed_at: datetime | None =
     # Sort-and-limit first (a per-partition top-k), so the unpartitioned window that numbers
     # the ranks only ever sees n rows, however many distinct tracks there are.
     top = per_track.orderBy(*order).limit(n)
-    ranked = top.withColumn("rank", F.row_number().over(Window.orderBy(*order)))
+    # An unpartitioned window on purpose: it numbers n rows, already in one partition after the
+    # limit (no exchange). The Spark Connect client warns about any unpartitioned window.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*No Partition Defined for Window operation")
+        ranked = top.withColumn("rank", F.row_number().over(Window.orderBy(*order)))
     values: dict[str, Column] = {
         "rank": F.col("rank"),
         "track_id": F.col("track_id"),
@@ -308,6 +317,32 @@ def read_bigquery_plays(spark: SparkSession, spec: str, log: Callable[[str], Non
     return select_plays(spark.createDataFrame(arrow))
 
 
+def read_plays(spark: SparkSession, input_path: str, log: Callable[[str], None] = _log) -> DataFrame:
+    """Plays from Parquet, or from BigQuery for a ``bigquery:`` input (see the module docstring)."""
+    log(f"reading plays from {input_path.partition('?')[0]}")
+    if input_path.startswith(BIGQUERY_INPUT_PREFIX):
+        return read_bigquery_plays(spark, input_path, log)
+    return read_parquet_plays(spark, input_path, log)
+
+
+def collect(
+    spark: SparkSession,
+    input_path: str,
+    n: int = 10,
+    computed_at: datetime | None = None,
+    log: Callable[[str], None] = _log,
+) -> pandas.DataFrame:
+    """The ranking as a pandas frame in this (driver) process: one Spark job, no output files.
+
+    What the Dagster resource runs when its driver is in-process or a Spark Connect client:
+    the answer is at most ``n`` rows, and writing then re-reading Parquet would cost two more
+    jobs (the cache, the count, the write), which on a warm server is most of the run.
+    """
+    frame = top_ten_tracks(read_plays(spark, input_path, log), n=n, computed_at=computed_at).toPandas()
+    log(f"ranked {len(frame)} track(s)")
+    return frame
+
+
 def run(
     spark: SparkSession,
     input_path: str,
@@ -319,11 +354,7 @@ def run(
     """Plays (Parquet, or ``bigquery:`` in cloud mode) to Parquet; returns the number of ranked
     rows written. Used by :func:`main` and by the Dagster resource's in-process mode (which
     passes its logger as ``log``), so both run exactly the same code."""
-    log(f"reading plays from {input_path.partition('?')[0]}")
-    if input_path.startswith(BIGQUERY_INPUT_PREFIX):
-        plays = read_bigquery_plays(spark, input_path, log)
-    else:
-        plays = read_parquet_plays(spark, input_path, log)
+    plays = read_plays(spark, input_path, log)
     # Cached so the count for the log and the write share one computation (each Spark job
     # costs seconds on a cold cluster, the data itself is tiny).
     result = top_ten_tracks(plays, n=n, computed_at=computed_at).cache()

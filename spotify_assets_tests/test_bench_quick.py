@@ -51,7 +51,11 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert re.search(rf"^\| 1,000 \| {FIGURE} \| \d+ \| 1 \| \d+ \|", text, re.M)
     assert re.search(rf"^\| 20,000 \| {FIGURE} \| \d+ \| 1 \| \d+ \|", text, re.M)
     assert re.search(r"Ratio 20,000 / 1,000 history: \d+\.\d+x", text)
-    # Top ten: three engines agree on the result and every cell is a number.
+    # The whole hourly run with and without the warm Spark Connect server, step times included.
+    assert "## 2b. The whole hourly run, top ten included" in text
+    for label in ("warm Connect server", r"without it \(in-process JVM\)"):
+        assert re.search(rf"^\| {label} \| {FIGURE} \| {FIGURE} \| {FIGURE} \|$", text, re.M), label
+    # Top ten: the engines agree on the result and every cell is a number.
     assert re.search(r"^\| 50,000 \| \d+\.\d+ .*\| \d+\.\d+x \| \d+\.\d+x \| \d+\.\d+x \|$", text, re.M)
     assert "return the same ten track ids: yes" in text
     # Dashboard: the six pages, each with cold and warm seconds.

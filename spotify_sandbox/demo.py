@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import pandas as pd
 
+from spotify_assets.resources.spark import redact
 from spotify_assets.settings import data_dir
 from spotify_sandbox.processes import stop_groups
 
 if TYPE_CHECKING:
+    from spark.connect_server import SparkConnectServer
     from spotify_sandbox.server import SandboxServer
 
 
@@ -201,8 +203,49 @@ def _raise_stop(signum: int, _frame: object) -> None:
     raise _StopRequested(signum)
 
 
+def _start_spark_connect() -> SparkConnectServer | None:
+    """Start the warm Spark (a Connect server on loopback) unless Spark is configured elsewhere,
+    and hand its URL to every run as ``SPOTIFY_SPARK_REMOTE``.
+
+    Not started when ``SPOTIFY_SPARK_REMOTE`` already names a server or ``SPOTIFY_SPARK_MASTER``
+    is a cluster. The port is chosen here (15002 when free) so the URL is known at once and
+    nothing waits for the JVM: a run that starts before the server is up, or after it failed,
+    uses an in-process Spark instead, slower but correct.
+    """
+    if os.environ.get("SPOTIFY_SPARK_REMOTE"):
+        print(
+            f"Spark: the Connect server in SPOTIFY_SPARK_REMOTE ({redact(os.environ['SPOTIFY_SPARK_REMOTE'])})"
+        )
+        return None
+    master = os.environ.get("SPOTIFY_SPARK_MASTER", "local[*]")
+    if not master.startswith("local"):
+        return None
+    from spark.connect_server import SparkConnectServer, free_port
+
+    log = data_dir() / "spark-connect" / "server.log"
+    server = SparkConnectServer(master=master, port=free_port(), log_path=log).start()
+    os.environ["SPOTIFY_SPARK_REMOTE"] = server.url
+    return server
+
+
+def _report_spark_connect(server: SparkConnectServer) -> None:
+    """Say when the server is up (or why not); runs use it from then on."""
+    from spark.connect_server import ConnectServerError
+
+    try:
+        server.wait_ready(timeout_s=180)
+        print(
+            f"Spark Connect server (warm Spark for every run) at {redact(server.url)}, log {server.log_path}"
+        )
+    except ConnectServerError as exc:
+        print(
+            f"the Spark Connect server did not start; runs use an in-process Spark.\n{exc}", file=sys.stderr
+        )
+
+
 def dev_command(argv: list[str]) -> int:
-    """Start the sandbox (real-time clock, so the schedule finds new plays) and ``dagster dev``.
+    """Start the sandbox (real-time clock, so the schedule finds new plays), a warm Spark Connect
+    server for the runs' Spark step, and ``dagster dev``.
 
     Each child leads its own process group, so Ctrl-C, SIGTERM or SIGHUP to this command stops
     the whole tree (``dagster dev``'s webserver, daemon and code servers included) within about
@@ -215,6 +258,9 @@ def dev_command(argv: list[str]) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
+        spark = _start_spark_connect()
+        if spark is not None and spark.proc is not None:
+            procs.append(spark.proc)
         if not os.environ.get("SPOTIFY_CLIENT_ID") and not os.environ.get("SPOTIFY_SANDBOX_URL"):
             port_file = Path(tempfile.mkdtemp()) / "port"
             procs.append(
@@ -243,10 +289,16 @@ def dev_command(argv: list[str]) -> int:
         root = Path(__file__).resolve().parents[1]
         dagster = Path(sys.executable).with_name("dagster")
         cmd = [str(dagster), "dev", "-w", str(root / "workspace.yaml"), "-p", args.port, *rest]
-        procs.append(subprocess.Popen(cmd, cwd=root, start_new_session=True))
-        return procs[-1].wait()
+        dagster_dev = subprocess.Popen(cmd, cwd=root, start_new_session=True)
+        procs.append(dagster_dev)
+        if spark is not None:
+            _report_spark_connect(spark)
+        return dagster_dev.wait()
     except (KeyboardInterrupt, _StopRequested):
-        print("\nstopping: the Dagster UI, daemon and code server, and the sandbox", file=sys.stderr)
+        print(
+            "\nstopping: the Dagster UI, daemon and code server, the Spark Connect server and the sandbox",
+            file=sys.stderr,
+        )
         return 0
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave servers running.

@@ -76,6 +76,15 @@ def spotify_fallback(url: str = "") -> SpotifyResource:
     return resource
 
 
+def spark_resource() -> SparkResource:
+    """``SPOTIFY_SPARK_MASTER`` (default ``local[*]``) and, when set, ``SPOTIFY_SPARK_REMOTE``:
+    the Spark Connect server to use first (``spotify-assets dev`` sets it). The URL may hold a
+    token, so it is passed as an ``EnvVar`` and the UI shows the variable's name, not its value.
+    """
+    remote = dg.EnvVar("SPOTIFY_SPARK_REMOTE") if os.environ.get("SPOTIFY_SPARK_REMOTE") else ""
+    return SparkResource(master=os.environ.get("SPOTIFY_SPARK_MASTER", "local[*]"), remote=remote)
+
+
 def shared_resources(spotify: SpotifyResource | None = None) -> dict[str, Any]:
     """What both deployments share: the API, the features provider and Spark."""
     spotify = spotify or spotify_resource()
@@ -84,7 +93,7 @@ def shared_resources(spotify: SpotifyResource | None = None) -> dict[str, Any]:
         "features": AudioFeaturesResource(
             spotify=spotify, provider=os.environ.get("SPOTIFY_FEATURES_PROVIDER", "spotify")
         ),
-        "spark": SparkResource(master=os.environ.get("SPOTIFY_SPARK_MASTER", "local[*]")),
+        "spark": spark_resource(),
     }
 
 
