@@ -75,6 +75,12 @@ def test_query_layer_numbers(dashboard_snapshot):
         assert share.loc[month, "new_plays"] / share.loc[month, "plays"] == pytest.approx(expected)
 
 
+def test_top_lists_keep_their_limit(dashboard_snapshot):
+    """A regression guard: a LEFT JOIN in the pages' base once made DuckDB 2.0.1 drop these LIMITs."""
+    res = DuckDBSnapshot(dashboard_snapshot).fetch(q.top_queries("UTC", q.Period(), limit=3))
+    assert [len(res[n]) for n in ("tracks", "artists", "albums")] == [3, 3, 3]
+
+
 def test_sessions_and_streaks_in_sql(dashboard_snapshot):
     res = DuckDBSnapshot(dashboard_snapshot).fetch(q.when_queries("UTC", q.Period(), "month"))
     top = res["sessions"].iloc[0]
