@@ -13,7 +13,8 @@
 #   4. the project image, built with --network host and no package index
 #   5. docker-compose.yaml + deploy/compose-test.yaml on free 127.0.0.1 ports, `up --wait`
 #   6. scripts/compose_check.py: two runs through the webserver, exact plays and top ten,
-#      a restart of the code location and the daemon in between
+#      a restart of the code location and the daemon in between; both top tens ran on the warm
+#      Spark Connect server (the run's log, the master's application list)
 #   7. `down -v`, dockerd stopped; timings and disk use printed
 # SPOTIFY_STACK_DEPLOYMENT=cloud: the code location runs in cloud mode against the GCS emulator
 # and the BigQuery emulator (scripts/bigquery-emulator.sh), both started here on host loopback,
@@ -178,7 +179,7 @@ say "image $IMAGE: $IMAGE_SIZE (build ${TIMES[image_build]}s)"
 # 5. stack on free loopback ports
 read -r -a ports < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(11)]
+socks = [socket.socket() for _ in range(12)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
@@ -186,9 +187,12 @@ for s in socks:
     s.close()
 EOF
 )
+CONNECT_TOKEN="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')"
 : >"$WORK/empty-key.json"
 chmod 0644 "$WORK/empty-key.json"
 chmod 0755 "$WORK"
+: >"$WORK/stack.env"
+chmod 0600 "$WORK/stack.env" # the Postgres password and the Spark Connect token
 cat >"$WORK/stack.env" <<EOF
 DAGSTER_POSTGRES_USER=dagster
 DAGSTER_POSTGRES_PASSWORD=stack-test-$RANDOM$RANDOM
@@ -201,6 +205,8 @@ SPOTIFY_STACK_SPARK_UI_PORT=${ports[4]}
 SPOTIFY_STACK_WORKER_UI_PORT=${ports[5]}
 SPOTIFY_STACK_STREAMLIT_PORT=${ports[6]}
 SPOTIFY_STACK_SANDBOX_PORT=${ports[7]}
+SPOTIFY_STACK_CONNECT_PORT=${ports[11]}
+SPOTIFY_STACK_CONNECT_TOKEN=$CONNECT_TOKEN
 SPOTIFY_STACK_DEPLOYMENT=$DEPLOYMENT
 SPOTIFY_STACK_POSTGRES_IMAGE=$POSTGRES_IMAGE
 GCP_CREDENTIALS_FILE=$WORK/empty-key.json

@@ -8,12 +8,16 @@ dashboard's copy inside the streamlit container. What is checked, exactly:
 1. run 1: the plays in the warehouse are exactly the sandbox's plays of the window the run
    saw, normalized by the pipeline's own code (same play keys, no duplicate); the top ten has
    ten ranked rows whose play counts are the ten highest per-track counts of those plays;
-   the dashboard's snapshot has the same number of plays. The top ten is computed by the
-   stack's Spark worker from files the driver (code location) wrote on the shared
-   spark-exchange volume, so a worker that cannot see them fails the run.
+   the dashboard's snapshot has the same number of plays. The top ten ran warm, through the
+   stack's Spark Connect server: the run's own log says the step ran on the Connect server (not
+   the in-process fallback), the Spark master lists the server's application with cores on the
+   worker and no application of a fallback driver. The server and the worker read the job's
+   input from files the code location wrote on the shared spark-exchange volume, so a service
+   that cannot see them fails the run.
 2. the sandbox clock moves on; the code location and the daemon are restarted; run 2, the
    next requested run, adds exactly the new plays (the key sets are equal again, nothing
-   twice, nothing lost) and the dashboard follows.
+   twice, nothing lost) and the dashboard follows; its top ten ran on the same Connect
+   application (the server outlives code-location restarts, so it stays warm).
 
 Two runs, not three: a run with nothing new at the API (adds 0) is covered by the in-process
 tests of the merge; here every run costs a Spark job on the cluster (minutes on 2 cores).
@@ -44,6 +48,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from spark.connect_server import APP_NAME as CONNECT_APP_NAME
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.resources.spark import SparkResource
 from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
@@ -152,9 +157,23 @@ query Status($runId: ID!) {
 }
 """
 
+EVENTS = """
+query Events($runId: ID!, $cursor: String) {
+  logsForRun(runId: $runId, afterCursor: $cursor, limit: 1000) {
+    __typename
+    ... on EventConnection { cursor hasMore events { __typename ... on MessageEvent { message timestamp stepKey } } }
+    ... on PythonError { message }
+  }
+}
+"""
 
-def run_pipeline(label: str) -> float:
-    """Launch the job through the webserver, wait for it; returns its wall time."""
+#: The top-ten step, and what SparkResource logs when it runs there (describe_session).
+TOP_TEN_STEP = "top_ten_tracks"
+ON_CONNECT = "Running top-ten on the Spark Connect server"
+
+
+def run_pipeline(label: str) -> tuple[str, float]:
+    """Launch the job through the webserver, wait for it; returns its id and wall time."""
     params = {
         "selector": {
             "repositoryLocationName": LOCATION,
@@ -189,7 +208,62 @@ def run_pipeline(label: str) -> float:
         logs = compose("logs", "--tail", "80", "code-location", "dagster-daemon")
         fail(f"{label}: run {run_id} ended {status or 'not within the timeout'} after {took:.0f}s\n{logs}")
     say(f"{label}: run {run_id} SUCCESS in {took:.0f}s")
-    return took
+    return run_id, took
+
+
+def run_events(run_id: str) -> list[dict[str, Any]]:
+    """Every message event of the run (the log the UI shows), in order."""
+    events: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = graphql(EVENTS, {"runId": run_id, "cursor": cursor})["logsForRun"]
+        if page["__typename"] != "EventConnection":
+            fail(f"the log of run {run_id}: {page}")
+        events += [e for e in page["events"] if "message" in e]
+        cursor = page["cursor"]
+        if not page["hasMore"]:
+            return events
+
+
+def check_top_ten_ran_on_the_connect_server(label: str, run_id: str) -> tuple[str, float]:
+    """The run's top ten ran warm, through the stack's Spark Connect server; returns the
+    server's application id and the step's duration.
+
+    Three independent witnesses: the step's own log line (SparkResource names where the session
+    runs, and warns when it falls back), the master's application list (the server's application
+    is alive with cores granted on the worker), and no application of a fallback driver (which
+    registers with the master under SparkResource's app name).
+    """
+    step = [e for e in run_events(run_id) if e.get("stepKey") == TOP_TEN_STEP]
+    messages = [e["message"] for e in step]
+    fallback = [m for m in messages if "using an in-process session" in m]
+    if fallback or not any(ON_CONNECT in m for m in messages):
+        fail(f"{label}: the top ten did not run on the Spark Connect server; its step logged: {messages}")
+    kinds = {e["__typename"]: float(e["timestamp"]) for e in step}
+    if not {"ExecutionStepStartEvent", "ExecutionStepSuccessEvent"} <= set(kinds):
+        fail(f"{label}: no start/success events for step {TOP_TEN_STEP}: {sorted(kinds)}")
+    seconds = (kinds["ExecutionStepSuccessEvent"] - kinds["ExecutionStepStartEvent"]) / 1000
+    url = f"http://127.0.0.1:{ENV['SPOTIFY_STACK_SPARK_UI_PORT']}/json/"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        master = json.loads(resp.read())
+    active = master.get("activeapps", [])
+    names = [a.get("name") for a in [*active, *master.get("completedapps", [])]]
+    connect = [a for a in active if a.get("name") == CONNECT_APP_NAME]
+    if len(connect) != 1 or not connect[0].get("cores"):
+        fail(
+            f"{label}: the Spark master has no running Connect application with cores (its applications: {active})"
+        )
+    if SparkResource().app_name in names:
+        fail(
+            f"{label}: a fallback driver ran {SparkResource().app_name!r} on the master (applications: {names})"
+        )
+    workers = [w for w in master.get("workers", []) if w.get("state") == "ALIVE"]
+    app_id = str(connect[0]["id"])
+    say(
+        f"{label}: top ten ran through the Spark Connect server (application {app_id}, "
+        f"{connect[0]['cores']} core(s) on {len(workers)} worker(s)); step {TOP_TEN_STEP} took {seconds:.1f}s"
+    )
+    return app_id, seconds
 
 
 def bigquery() -> Any:
@@ -284,24 +358,15 @@ def check_exact(label: str, state: dict[str, Any], now: datetime) -> set[str]:
     return set(keys)
 
 
-def check_spark_cluster_ran_the_job() -> None:
-    """The top ten ran as an application of the stack's Spark master (executors on its worker).
-
-    The driver wrote the job's input under its TMPDIR and the executors read it and wrote the
-    output there: a worker that does not share the spark-exchange volume fails the run; this
-    check rules out the other way to pass, a driver that quietly ran Spark locally.
-    """
-    url = f"http://127.0.0.1:{ENV['SPOTIFY_STACK_SPARK_UI_PORT']}/json/"
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        master = json.loads(resp.read())
-    apps = [*master.get("activeapps", []), *master.get("completedapps", [])]
-    names = [a.get("name") for a in apps]
-    if SparkResource().app_name not in names:
-        fail(f"the Spark master ran no top-ten application (its applications: {names})")
-    workers = [w for w in master.get("workers", []) if w.get("state") == "ALIVE"]
-    say(
-        f"Spark master ran {names.count(SparkResource().app_name)} top-ten application(s) on {len(workers)} worker(s)"
-    )
+def check_connect_token_not_logged() -> None:
+    """The Connect server's token (in the stack's env file) is in no service's log."""
+    logs = compose("logs", "--no-color")
+    if ENV["SPOTIFY_STACK_CONNECT_TOKEN"] in logs:
+        fail("the Spark Connect token appears in the stack's logs")
+    served = compose("logs", "--no-color", "spark-connect")
+    if "Spark Connect server started" not in served:
+        fail(f"the spark-connect service's log does not show the server starting:\n{served[-3000:]}")
+    say("the Spark Connect token is in no service's log")
 
 
 def check_dashboard(n: int) -> None:
@@ -319,9 +384,9 @@ def check() -> int:
     say(f"{'cloud mode: warehouse = the BigQuery emulator' if CLOUD else 'local mode: warehouse = DuckDB'}")
     now = datetime.fromisoformat(sandbox("clock")["now"])
 
-    timings["run 1"] = run_pipeline("run 1")
+    run_id, timings["run 1"] = run_pipeline("run 1")
     first = check_exact("run 1", warehouse(), now)
-    check_spark_cluster_ran_the_job()
+    app_1, timings["run 1 top ten"] = check_top_ten_ran_on_the_connect_server("run 1", run_id)
     check_dashboard(len(first))
 
     now = datetime.fromisoformat(sandbox("clock", {"advance_seconds": ADVANCE.total_seconds()})["now"])
@@ -331,14 +396,19 @@ def check() -> int:
     timings["restart"] = time.monotonic() - t0
     say(f"restarted code-location and dagster-daemon, healthy again in {timings['restart']:.0f}s")
 
-    timings["run 2"] = run_pipeline("run 2")
+    run_id, timings["run 2"] = run_pipeline("run 2")
     second = check_exact("run 2", warehouse(), now)
+    app_2, timings["run 2 top ten"] = check_top_ten_ran_on_the_connect_server("run 2", run_id)
+    if app_2 != app_1:
+        fail(f"run 2 ran on Connect application {app_2}, not run 1's {app_1}: the server restarted")
+    say(f"run 2 reused the warm Connect application {app_1} across the code-location restart")
+    check_connect_token_not_logged()
     added = len(second - first)
     if added == 0 or not first <= second:
         fail(f"run 2 after {ADVANCE} of new plays: added {added}, kept all earlier: {first <= second}")
     say(f"run 2 (after the restart): added exactly the {added} new plays")
     check_dashboard(len(second))
-    say("timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+    say("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return 0
 
 

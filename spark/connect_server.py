@@ -43,7 +43,12 @@ from types import TracebackType
 
 #: The server class shipped in the pyspark wheel (``jars/spark-connect_*.jar``).
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+#: The server's application name on a cluster master (what ``scripts/compose_check.py`` looks for).
+APP_NAME = "spotify-spark-connect"
 LOOPBACK = "127.0.0.1"
+#: Where Spark reads the server's bearer token; ``main`` also takes a token from here (the
+#: compose test stack sets it from its env file), and never prints it.
+TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 #: A small, private local server: loopback only, no UI, few shuffle partitions (one person's
 #: history; adaptive execution coalesces further), UTC, microsecond Parquet timestamps.
@@ -97,7 +102,7 @@ def server_command(
         "--class",
         SERVER_CLASS,
         "--name",
-        "spotify-spark-connect",
+        APP_NAME,
     ]
     cmd += ["--master", master]
     if driver_memory:
@@ -110,9 +115,10 @@ def server_command(
 class SparkConnectServer:
     """One server process: ``start()``, ``wait_ready()``, ``url``, ``stop()`` (or ``with``).
 
-    ``token=True`` (the default) generates a bearer token; ``False`` runs without one, for a
-    server on a private container network that clients reach by name (the token needs TLS
-    there). Loopback binding is the default; pass ``conf`` to override any setting.
+    ``token=True`` (the default) generates a bearer token, a string is used as the token;
+    ``False`` runs without one, for a server on a private container network that clients reach
+    by name (pyspark sends a token to any host but ``localhost`` only over TLS, which the server
+    does not speak). Loopback binding is the default; pass ``conf`` to override any setting.
     """
 
     def __init__(
@@ -120,7 +126,7 @@ class SparkConnectServer:
         master: str = "local[*]",
         port: int = 0,
         conf: Mapping[str, str] | None = None,
-        token: bool = True,
+        token: bool | str = True,
         log_path: Path | None = None,
         driver_memory: str | None = None,
         java_options: str | None = None,
@@ -130,7 +136,10 @@ class SparkConnectServer:
         self.conf = {**LOCAL_SERVER_CONF, **(conf or {})}
         if java_options:
             self.conf["spark.driver.extraJavaOptions"] = java_options
-        self.token = secrets.token_urlsafe(24) if token else None
+        if isinstance(token, str) and token:
+            self.token: str | None = token
+        else:
+            self.token = secrets.token_urlsafe(24) if token is True else None
         self.log_path = log_path or Path(tempfile.mkdtemp(prefix="spark-connect-")) / "server.log"
         self.driver_memory = driver_memory
         self.proc: subprocess.Popen[bytes] | None = None
@@ -161,9 +170,9 @@ class SparkConnectServer:
         for var in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE"):
             env.pop(var, None)
         if self.token:
-            env["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = self.token
+            env[TOKEN_ENV] = self.token
         else:
-            env.pop("SPARK_CONNECT_AUTHENTICATE_TOKEN", None)
+            env.pop(TOKEN_ENV, None)
         cmd = server_command(self.master, self.requested_port, self.conf, self.driver_memory)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -232,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run a server in the foreground until SIGINT/SIGTERM; print its URL on stdout.
 
     ``--bind 0.0.0.0 --no-token`` is for a container whose port is reachable only on a private
-    network (the compose stack); the default is a loopback server with a token.
+    network (the compose stack); the default is a loopback server with a token: the one in
+    ``SPARK_CONNECT_AUTHENTICATE_TOKEN`` when set (a service whose clients are given the same
+    secret, e.g. the compose test stack; the printed URL then leaves it out, since stdout is a
+    container log), else a random one, printed in the URL for the developer who started it.
     """
     parser = argparse.ArgumentParser(
         prog="spark.connect_server", description=__doc__.splitlines()[0] if __doc__ else None
@@ -241,13 +253,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=15002, help="0 picks a free port (default 15002)")
     parser.add_argument("--bind", default=LOOPBACK, help="gRPC bind address (default 127.0.0.1)")
     parser.add_argument("--no-token", action="store_true", help="no bearer token (private networks only)")
+    parser.add_argument("--driver-memory", help="the server JVM's heap (spark-submit --driver-memory)")
     parser.add_argument("--url-file", help="also write the URL here (mode 0600: it holds the token)")
+    parser.add_argument(
+        "--follow-log", action="store_true", help="copy the server's log to stdout (a container's log)"
+    )
     args = parser.parse_args(argv)
     conf = {"spark.connect.grpc.binding.address": args.bind}
     if args.bind != LOOPBACK:
         # Executors on other hosts reach this driver by its name, not by loopback.
         conf |= {"spark.driver.host": socket.gethostname(), "spark.driver.bindAddress": args.bind}
-    server = SparkConnectServer(master=args.master, port=args.port, conf=conf, token=not args.no_token)
+    given = os.environ.get(TOKEN_ENV, "")
+    token: bool | str = False if args.no_token else (given or True)
+    server = SparkConnectServer(
+        master=args.master, port=args.port, conf=conf, token=token, driver_memory=args.driver_memory
+    )
     stop = {"now": False}
 
     def _stop(_signum: int, _frame: object) -> None:
@@ -261,10 +281,18 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(args.url_file)
             path.touch(mode=0o600)
             path.write_text(url + "\n")
-        print(url, flush=True)
+        shown = f"{url.split('/;', 1)[0]} (token from {TOKEN_ENV})" if given and server.token else url
+        print(shown, flush=True)
         assert server.proc is not None
-        while not stop["now"] and server.proc.poll() is None:
-            time.sleep(0.5)
+        with server.log_path.open("rb") as log:
+            while not stop["now"] and server.proc.poll() is None:
+                if args.follow_log:
+                    sys.stdout.buffer.write(log.read())
+                    sys.stdout.flush()
+                time.sleep(0.5)
+            if args.follow_log:
+                sys.stdout.buffer.write(log.read())
+                sys.stdout.flush()
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,10 +1,11 @@
 """The deployment for real: ``scripts/compose-test.sh`` (``make compose-test``) as a test.
 
 It starts a private Docker engine, builds the base images from Debian packages and the
-project image from the wheelhouse, starts the seven services of docker-compose.yaml (plus the
+project image from the wheelhouse, starts the eight services of docker-compose.yaml (plus the
 sandbox API) on loopback, runs the pipeline twice through the stack's webserver with a restart
-of the code location and the daemon in between, checks the warehouse exactly, and tears
-everything down. The README ("make compose-test") gives the measured times; the engine's
+of the code location and the daemon in between, checks the warehouse exactly and that both top
+tens ran warm on the stack's Spark Connect server (one application on the master, across the
+restart), and tears everything down. The README ("make compose-test") gives the measured times; the engine's
 images and the wheelhouse are cached under /var/tmp/spotify-listening-platform, so only the
 first run on a machine pays for the base images, the wheel downloads and the dependency layer.
 
@@ -50,5 +51,7 @@ def test_compose_stack_builds_starts_and_runs_the_pipeline_exactly_once() -> Non
     assert "compose-test: PASSED" in output
     assert "run 1: launched run" in output and "through the webserver" in output
     assert "dashboard container reads the same warehouse" in output
-    assert "top-ten application(s) on 1 worker(s)" in output
+    assert "run 1: top ten ran through the Spark Connect server" in output
+    assert "run 2: top ten ran through the Spark Connect server" in output
+    assert "run 2 reused the warm Connect application" in output
     assert "run 2 (after the restart): added exactly the" in output

@@ -39,6 +39,7 @@ EXPECTED_SERVICES = {
     "dagster-daemon",
     "spark-master",
     "spark-worker",
+    "spark-connect",
     "streamlit",
 }
 
@@ -284,7 +285,13 @@ def _depends(service: dict[str, Any]) -> dict[str, str]:
 def test_compose_start_order_waits_for_healthy_dependencies(compose: dict[str, Any]) -> None:
     s = compose["services"]
     healthy = "service_healthy"
-    assert _depends(s["code-location"]) == {"postgres": healthy, "spark-master": healthy}
+    # The warm Spark server is optional for the code location (its runs fall back without it).
+    assert _depends(s["code-location"]) == {
+        "postgres": healthy,
+        "spark-master": healthy,
+        "spark-connect": "service_started",
+    }
+    assert _depends(s["spark-connect"]) == {"spark-master": healthy}
     assert _depends(s["dagster-webserver"]) == {"postgres": healthy, "code-location": healthy}
     assert _depends(s["dagster-daemon"]) == {"postgres": healthy, "code-location": healthy}
     assert _depends(s["spark-worker"]) == {"spark-master": healthy}
@@ -331,12 +338,25 @@ def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, An
     example = _env_example()
     assert example["SPOTIFY_SPARK_MASTER"] == master_url
 
+    # The code location's runs are clients of the spark-connect service, itself on the master.
+    connect_cmd = s["spark-connect"]["command"]
+    assert connect_cmd[:3] == ["python", "-m", "spark.connect_server"]
+    assert connect_cmd[connect_cmd.index("--master") + 1] == master_url
+    remote = s["code-location"]["environment"]["SPOTIFY_SPARK_REMOTE"]
+    connect_port = connect_cmd[connect_cmd.index("--port") + 1]
+    assert remote == f"${{SPOTIFY_SPARK_REMOTE:-sc://{s['spark-connect']['hostname']}:{connect_port}}}"
+    assert example["SPOTIFY_SPARK_REMOTE"] == f"sc://spark-connect:{connect_port}"
+    assert connect_port in " ".join(s["spark-connect"]["healthcheck"]["test"])
+
     streamlit_cmd = s["streamlit"]["command"]
     assert streamlit_cmd[:3] == ["streamlit", "run", "app/streamlit_app.py"]
     assert "--server.headless" in streamlit_cmd
 
 
 def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
+    # The Connect server runs any Spark code it is sent and has no token (see the compose file):
+    # its port stays on the compose network.
+    assert "ports" not in compose["services"]["spark-connect"]
     published = [p for svc in compose["services"].values() for p in svc.get("ports", [])]
     assert published, "the UI ports should be published"
     for mapping in published:
@@ -358,6 +378,9 @@ def test_only_the_code_location_gets_the_spotify_secrets(compose: dict[str, Any]
     )
     assert s["streamlit"]["secrets"] == ["gcp_dashboard_credentials"]
     assert set(compose["secrets"]) == {"gcp_credentials", "gcp_dashboard_credentials"}
+    # The Connect server computes on what a run hands it: no key, no lake, read-only exchange.
+    assert "secrets" not in s["spark-connect"]
+    assert s["spark-connect"]["volumes"] == ["spark-exchange:/opt/dagster/spark-exchange:ro"]
     # The Spotify token store sits on a volume only the code location mounts.
     token_dir = str(Path(s["code-location"]["environment"]["SPOTIFY_TOKEN_FILE"]).parent)
     mounts = {name: [v.split(":")[1] for v in svc.get("volumes", [])] for name, svc in s.items()}
@@ -524,7 +547,7 @@ def test_spark_driver_and_workers_share_the_drivers_temporary_folder(compose: di
     """The top-ten job's input/output live in the driver's TMPDIR; executors must see that path."""
     s = compose["services"]
     tmpdir = s["code-location"]["environment"]["TMPDIR"]
-    for name in ("code-location", "spark-worker"):
+    for name in ("code-location", "spark-worker", "spark-connect"):
         mounts = {v.split(":")[1]: v.split(":")[0] for v in s[name]["volumes"]}
         assert mounts.get(tmpdir) == "spark-exchange", f"{name} does not mount the exchange at {tmpdir}"
     assert "spark-exchange" in compose["volumes"]
@@ -543,10 +566,19 @@ def test_compose_test_override_keeps_every_service_on_loopback(compose: dict[str
             assert service.get("hostname", "") is None, f"{name} keeps a hostname (not allowed on host net)"
         command = " ".join(service.get("command", []))
         assert "0.0.0.0" not in command, name
-    for name in ("code-location", "dagster-webserver", "streamlit", "sandbox"):
+    for name in ("code-location", "dagster-webserver", "streamlit", "sandbox", "spark-connect"):
         command = override[name]["command"]
-        flag = next(f for f in ("-h", "--server.address", "--host") if f in command)
+        flag = next(f for f in ("-h", "--server.address", "--host", "--bind") if f in command)
         assert command[command.index(flag) + 1] == "127.0.0.1", name
+    # On host loopback the Connect server keeps a token: in its environment (not argv), and the
+    # code location's URL carries the same one to localhost (pyspark sends it there without TLS).
+    connect = override["spark-connect"]
+    assert "--no-token" not in connect["command"]
+    token = "${SPOTIFY_STACK_CONNECT_TOKEN:?}"
+    assert connect["environment"]["SPARK_CONNECT_AUTHENTICATE_TOKEN"] == token
+    assert not any("TOKEN" in part for part in connect["command"])
+    remote = override["code-location"]["environment"]["SPOTIFY_SPARK_REMOTE"]
+    assert remote == f"sc://localhost:${{SPOTIFY_STACK_CONNECT_PORT:?}}/;token={token}"
     # Every port is a variable the script sets, and the script sets nothing the files do not use
     # (but the deployment, which scripts/compose_check.py reads from the same env file).
     used = set(
