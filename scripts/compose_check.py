@@ -364,8 +364,10 @@ def check_connect_token_not_logged() -> None:
     if ENV["SPOTIFY_STACK_CONNECT_TOKEN"] in logs:
         fail("the Spark Connect token appears in the stack's logs")
     served = compose("logs", "--no-color", "spark-connect")
-    if "Spark Connect server started" not in served:
-        fail(f"the spark-connect service's log does not show the server starting:\n{served[-3000:]}")
+    if "Spark Connect server started" not in served or "warmed up in" not in served:
+        fail(
+            f"the spark-connect service's log does not show the server starting and warming up:\n{served[-3000:]}"
+        )
     say("the Spark Connect token is in no service's log")
 
 

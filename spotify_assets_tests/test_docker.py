@@ -347,6 +347,10 @@ def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, An
     assert remote == f"${{SPOTIFY_SPARK_REMOTE:-sc://{s['spark-connect']['hostname']}:{connect_port}}}"
     assert example["SPOTIFY_SPARK_REMOTE"] == f"sc://spark-connect:{connect_port}"
     assert connect_port in " ".join(s["spark-connect"]["healthcheck"]["test"])
+    # Healthy only once warmed up: the first pipeline run gets a warm server too.
+    assert "--warm-up" in connect_cmd
+    ready = connect_cmd[connect_cmd.index("--ready-file") + 1]
+    assert ready in " ".join(s["spark-connect"]["healthcheck"]["test"])
 
     streamlit_cmd = s["streamlit"]["command"]
     assert streamlit_cmd[:3] == ["streamlit", "run", "app/streamlit_app.py"]
