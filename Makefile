@@ -43,7 +43,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-## Lint, type-check, then the whole test suite, the compose stack test included (5-8 min of it
+## Lint, type-check, then the whole test suite, the compose stack test included (2.5-3 min of it
 ## warm, ~15 after a dependency change; SPOTIFY_COMPOSE_TEST=0 switches that one off locally, a
 ## failure under CI). `.ci/run`
 ## calls exactly this.

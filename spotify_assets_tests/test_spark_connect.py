@@ -185,3 +185,14 @@ def test_the_server_command_binds_loopback_and_keeps_the_token_off_argv() -> Non
     assert "spark.connect.grpc.binding.address=127.0.0.1" in cmd
     assert "spark.driver.bindAddress=127.0.0.1" in cmd and "spark.ui.enabled=false" in cmd
     assert server.token and not any(server.token in part for part in cmd)
+
+
+def test_a_given_token_is_used_and_none_means_none() -> None:
+    """The compose test stack hands the server its token (SPARK_CONNECT_AUTHENTICATE_TOKEN) and
+    the code location the same one; a private-network server runs without one."""
+    given = SparkConnectServer(token="from-the-env-file", port=15002)
+    assert given.token == "from-the-env-file"
+    assert given.url == "sc://localhost:15002/;token=from-the-env-file"
+    assert SparkConnectServer(token=False, port=15002).url == "sc://localhost:15002"
+    generated = SparkConnectServer(port=15002).token
+    assert generated and generated != SparkConnectServer(port=15002).token
