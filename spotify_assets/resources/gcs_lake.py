@@ -70,6 +70,9 @@ class GCSLakeResource(LakeResource):
         names = (b.name for b in self._bucket().list_blobs(prefix=search))
         return sorted(n[strip:] for n in names if not n.endswith("/"))
 
+    def remove(self, path: str) -> None:
+        self._bucket().blob(self._name(path)).delete()
+
     def _create(self, path: str, data: bytes) -> bool:
         blob = self._bucket().blob(self._name(path))
         if blob.exists():
