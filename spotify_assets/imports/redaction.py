@@ -84,10 +84,10 @@ def redact(data: bytes) -> Redacted:
     for a member left over; such a file is reported as broken by the import anyway.
     """
     cut, fields = _cut(data)
-    if not fields:
-        return Redacted(data, 0, 0)
     if _LEFT.search(cut):
         raise RedactionError("an IP address member is left after the cut")
+    if not fields:
+        return Redacted(data, 0, 0)
     try:
         original = json.loads(data)
     except ValueError:  # not JSON or not UTF-8: nothing more to compare

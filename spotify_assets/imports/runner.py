@@ -2,10 +2,10 @@
 
 Per file: land the raw bytes in the lake (create-only, under the file's sha256, so a re-import
 writes nothing new), without their IP addresses unless ``SPOTIFY_KEEP_IP_ADDRESSES=1``
-(``redaction``); quarantined rows lose them too. An extended-history file is read by DuckDB's JSON reader, which takes the
-rows it can prove clean and hands every other row to the Python normaliser (``parsers``), so
-the quarantine reasons are the normaliser's; account-data files, and any file the engine
-declines, go row by row through the normaliser. Rejects are quarantined (lake JSONL with a
+(``redaction``; quarantined rows lose them too). An extended-history file is read by
+DuckDB's JSON reader, which takes the rows it can prove clean and hands every other row to
+the Python normaliser (``parsers``), so the quarantine reasons are the normaliser's;
+account-data files, and any file the engine declines, go row by row through the normaliser. Rejects are quarantined (lake JSONL with a
 reason each); good rows queue, as Arrow, into chunks of ``chunk_rows``. Per chunk: match
 account-data names to ids, drop rows the warehouse already has (same key, or the same stream
 from another source within the tolerance; see ``dedupe``), land the new plays in the lake's
