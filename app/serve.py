@@ -6,16 +6,20 @@ A listening history is personal data, and Streamlit on its own listens on every 
 explicit choice to serve beyond this machine. ``app/.streamlit/config.toml`` sets the same
 loopback default for a bare ``streamlit run app/streamlit_app.py``.
 
-Any further arguments go to ``streamlit run`` (``--server.port 8600``, ...).
+Served beyond loopback it needs a login (``app/auth.py``): without a complete one it does not
+start, and says what to set. Any further arguments go to ``streamlit run`` (``--server.port
+8600``, ...).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from app.auth import HELP, check_login_configured
+from app.auth import is_loopback as is_loopback
 
 #: The environment variable that serves the dashboard beyond loopback.
 ADDRESS_ENV = "SPOTIFY_DASHBOARD_ADDRESS"
@@ -27,16 +31,6 @@ APP = Path(__file__).resolve().parent / "streamlit_app.py"
 def dashboard_address() -> str:
     """The address the dashboard binds: ``SPOTIFY_DASHBOARD_ADDRESS`` or loopback."""
     return os.environ.get(ADDRESS_ENV, "").strip() or LOOPBACK
-
-
-def is_loopback(address: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``; a host name or wildcard counts as beyond."""
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _option(args: Sequence[str], name: str, default: str) -> str:
@@ -69,6 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     address = dashboard_address()
     port = _option(args, "--server.port", DEFAULT_PORT)
+    secrets, missing = check_login_configured(address)
+    if missing:
+        where = f"on {address}" if not is_loopback(address) else "with a login"
+        print(
+            f"make dashboard: not serving {where}: {'; '.join(missing)}.\nTo share it, {HELP}.",
+            file=sys.stderr,
+        )
+        return 2
+    if secrets is not None:
+        args = ["--secrets.files", str(secrets), *args]
     if is_loopback(address):
         print(
             f"Dashboard at http://{address}:{port} (this machine only; set {ADDRESS_ENV} to serve it beyond)",
