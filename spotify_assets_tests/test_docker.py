@@ -332,8 +332,9 @@ def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, An
     assert example["SPOTIFY_SPARK_MASTER"] == master_url
 
     streamlit_cmd = s["streamlit"]["command"]
-    assert streamlit_cmd[:3] == ["streamlit", "run", "app/streamlit_app.py"]
-    assert "--server.headless" in streamlit_cmd
+    # app/serve.py: headless streamlit run, and no start beyond loopback without the login.
+    assert streamlit_cmd[:3] == ["python", "-m", "app.serve"]
+    assert s["streamlit"]["environment"]["SPOTIFY_DASHBOARD_SECRETS"] == "/run/secrets/dashboard_login"
 
 
 def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
@@ -356,8 +357,8 @@ def test_only_the_code_location_gets_the_spotify_secrets(compose: dict[str, Any]
         s["streamlit"]["environment"]["GOOGLE_APPLICATION_CREDENTIALS"]
         == "/run/secrets/gcp_dashboard_credentials"
     )
-    assert s["streamlit"]["secrets"] == ["gcp_dashboard_credentials"]
-    assert set(compose["secrets"]) == {"gcp_credentials", "gcp_dashboard_credentials"}
+    assert s["streamlit"]["secrets"] == ["gcp_dashboard_credentials", "dashboard_login"]
+    assert set(compose["secrets"]) == {"gcp_credentials", "gcp_dashboard_credentials", "dashboard_login"}
     # The Spotify token store sits on a volume only the code location mounts.
     token_dir = str(Path(s["code-location"]["environment"]["SPOTIFY_TOKEN_FILE"]).parent)
     mounts = {name: [v.split(":")[1] for v in svc.get("volumes", [])] for name, svc in s.items()}
