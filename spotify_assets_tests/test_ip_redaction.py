@@ -298,3 +298,8 @@ def test_redaction_cuts_only_ip_members_and_refuses_what_it_cannot_prove() -> No
     assert redact(b'[{"a": 1}]').data == b'[{"a": 1}]'
     with pytest.raises(RedactionError):
         redact(b'[{"a": 1, "ip_addr": {"nested": "1.2.3.4"}}]')  # not a value the cut knows
+    with pytest.raises(RedactionError):  # a key that only looks like one: '"ip_addr' with a quote
+        redact(json.dumps([{'"ip_addr': "x", "b": 1}]).encode(), verify=False)
+    # Unverified (the import's way) the cut is the same bytes.
+    text = json.dumps(rows, indent=2).encode()
+    assert redact(text, verify=False).data == redact(text).data
