@@ -183,7 +183,8 @@ def browser() -> Iterator[object]:
 
 
 def _wait_text(page, text: str) -> None:  # type: ignore[no-untyped-def]
-    page.wait_for_function(f"document.body.innerText.includes({text!r})", timeout=60_000)
+    # ``document.body`` is briefly null while the sign-in's redirects load the next page.
+    page.wait_for_function(f"!!document.body && document.body.innerText.includes({text!r})", timeout=60_000)
 
 
 def _sign_in(browser, base: str, email: str):  # type: ignore[no-untyped-def]

@@ -88,7 +88,9 @@ def _finish(lake: LakeResource, path: str, staged: bytes) -> None:
 
 def _replace(lake: LakeResource, path: str, original: bytes, copy: Redacted) -> None:
     _put(lake, f"{STAGING_PREFIX}{path}", copy.data)
-    lake.write_bytes(*redaction_record(path, original, copy))
+    record_path, record = redaction_record(path, original, copy)
+    if not lake.exists(record_path):
+        lake.write_bytes(record_path, record)
     if _sha(lake.read_bytes(path)) != _sha(original):  # changed since it was read: leave it
         raise LakeRedactionError(f"{lake.uri(path)} changed while it was being redacted")
     lake.remove(path)
