@@ -23,7 +23,8 @@ secrets file::
 
 Every account not listed is refused, with a message saying so. Today the platform has one
 listener, so every allowed account sees the same plays; the mapping is what a household of
-listeners (issue 13) fills in, and ``Viewer.household`` is what household-wide pages ask.
+listeners (issue 13) fills in, and ``may_see_household(current_viewer())`` is what a
+household-wide page asks before it shows anything.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from typing import Any
 
 #: The TOML file with the login's settings (``[auth]``, ``[accounts]``, ``[household]``).
 SECRETS_ENV = "SPOTIFY_DASHBOARD_SECRETS"
+#: Where ``gate`` keeps the signed-in viewer for the pages (``current_viewer``).
+VIEWER_KEY = "_viewer"
 #: What Streamlit's ``st.login`` needs in ``[auth]`` for one OpenID Connect provider.
 AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 HELP = (
@@ -55,6 +58,20 @@ class Viewer:
     email: str
     listener: str
     household: bool
+
+
+def may_see_household(viewer: Viewer | None) -> bool:
+    """Whether household-wide views (the Compare page, the all-users top ten) may be shown:
+    to the owner on an unshared dashboard (``None``) and to listeners who opted in."""
+    return viewer is None or viewer.household
+
+
+def current_viewer() -> Viewer | None:
+    """The viewer ``gate`` let in on this session (``None``: the owner, no login), for pages."""
+    import streamlit as st
+
+    viewer = st.session_state.get(VIEWER_KEY)
+    return viewer if isinstance(viewer, Viewer) else None
 
 
 def is_loopback(address: str | None) -> bool:
@@ -145,6 +162,7 @@ def gate() -> Viewer | None:
         )
         st.button("Sign out", on_click=st.logout)
         st.stop()
+    st.session_state[VIEWER_KEY] = viewer
     with st.sidebar:
         st.caption(f"Signed in as **{viewer.email}**")
         st.button("Sign out", on_click=st.logout)

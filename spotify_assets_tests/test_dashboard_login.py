@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from app.auth import AUTH_KEYS, SECRETS_ENV, accounts, problems
+from app.auth import AUTH_KEYS, SECRETS_ENV, accounts, may_see_household, problems
 from spotify_assets_tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +102,9 @@ def test_accounts_map_to_listeners_and_household_is_opt_in() -> None:
     assert sorted(found) == ["alice@example.org", "bob@example.org"]
     assert {v.listener for v in found.values()} == {"me"} and not any(v.household for v in found.values())
     assert accounts({**settings, "household": {"listeners": ["me"]}})["bob@example.org"].household
+    assert not may_see_household(found["bob@example.org"])
+    assert may_see_household(accounts({**settings, "household": {"listeners": ["me"]}})["bob@example.org"])
+    assert may_see_household(None)  # the owner's own loopback dashboard, no login
     assert problems({}) == [
         *(f"[auth] {k} is not set" for k in AUTH_KEYS),
         "[accounts] lists no allowed account",
