@@ -5,9 +5,10 @@ A privacy export carries the IP address of every stream (``ip_addr``; older expo
 bucket, in cloud mode) would otherwise keep years of them. So by default the copy has those
 members removed and **everything else byte for byte**: the members are cut out of the text
 (a regular expression over the bytes, never a re-serialisation), and only where a member can
-start; ``redact-lake`` also proves each cut by parsing both versions (``redact(verify=True)``). The copy keeps the original
-file's path, ``raw/exports/<sha256 of the original>/<name>``, so a re-import still finds its
-file there and writes nothing. ``SPOTIFY_KEEP_IP_ADDRESSES=1`` keeps the byte-exact archive.
+start; ``redact-lake`` also proves each cut by parsing both versions (``verify``). The copy
+keeps the original file's path, ``raw/exports/<sha256 of the original>/<name>``, so a
+re-import still finds its file there and writes nothing. ``SPOTIFY_KEEP_IP_ADDRESSES=1``
+keeps the byte-exact archive.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ KEEP_IP_ENV = "SPOTIFY_KEEP_IP_ADDRESSES"
 
 _NAMES = b"|".join(f.encode() for f in IP_FIELDS)
 _VALUE = rb'"(?:[^"\\]|\\.)*"|null|true|false|-?[0-9][0-9.eE+-]*'
-#: One IP member and, when another member follows, the comma and space up to that member's key.
-#: It starts with a literal quote, which outside a string is never escaped: no match can start
-#: inside a string value (and the literal start keeps the scan fast).
+#: One IP member with a scalar value and, when another member follows, the comma and space up
+#: to that member's key. The literal start keeps the scan fast; ``_cut`` checks that each match
+#: starts where a key can.
 _MEMBER = re.compile(rb'"(?:' + _NAMES + rb')"\s*:\s*(?:' + _VALUE + rb")(?P<after>\s*,\s*)?")
 _LEFT = re.compile(rb'"(?:' + _NAMES + rb')"\s*:')
 _SPACE = b" \t\r\n"
@@ -121,5 +122,5 @@ def redact_lines(data: bytes) -> Redacted:
     lines = data.split(b"\n")
     parts = [redact(line) if line.strip() else Redacted(line, 0, 0) for line in lines]
     return Redacted(
-        b"\n".join(p.data for p in parts), sum(p.fields for p in parts), sum(p.rows for p in parts)
+        b"\n".join(p.data for p in parts), sum(p.fields for p in parts), sum(1 for p in parts if p.fields)
     )
