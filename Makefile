@@ -32,9 +32,10 @@ cloud-demo: venv
 dev: venv
 	$(BIN)/spotify-assets dev
 
-## The Streamlit dashboard over the local warehouse (run `make demo` first).
+## The Streamlit dashboard over the local warehouse (run `make demo` first), on 127.0.0.1 only;
+## SPOTIFY_DASHBOARD_ADDRESS=0.0.0.0 serves it beyond this machine (see README "Sharing the dashboard").
 dashboard: venv
-	$(BIN)/streamlit run app/streamlit_app.py --server.headless true
+	$(BIN)/python -m app.serve
 
 lint: venv
 	$(BIN)/ruff check .

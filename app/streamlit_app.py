@@ -15,9 +15,12 @@ if str(_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import queries, ui  # noqa: E402
+from app import auth, queries, ui  # noqa: E402
 
 st.set_page_config(page_title="Listening insights", page_icon=":material/headphones:", layout="wide")
+
+# Before anything is read: a shared dashboard shows nothing to a visitor not signed in and allowed.
+viewer = auth.gate()
 
 ctx = ui.context()
 

@@ -211,6 +211,7 @@ SPOTIFY_STACK_DEPLOYMENT=$DEPLOYMENT
 SPOTIFY_STACK_POSTGRES_IMAGE=$POSTGRES_IMAGE
 GCP_CREDENTIALS_FILE=$WORK/empty-key.json
 GCP_DASHBOARD_CREDENTIALS_FILE=$WORK/empty-key.json
+DASHBOARD_LOGIN_FILE=$WORK/empty-key.json
 EOF
 if [ "$DEPLOYMENT" = cloud ]; then
   # The emulators of the cloud-mode tests, on host loopback; bucket and datasets as Terraform

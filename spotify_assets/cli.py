@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spotify_assets.imports.command:import_command",
         "import a Spotify privacy export (.zip or folder)",
     ),
+    "redact-lake": (
+        "spotify_assets.imports.redact_lake:redact_lake_command",
+        "remove the IP addresses from export copies an older import landed in the lake",
+    ),
     "rebuild-warehouse": (
         "spotify_assets.rebuild:rebuild_command",
         "rebuild the warehouse's plays and track features from the lake alone",

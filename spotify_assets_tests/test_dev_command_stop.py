@@ -3,7 +3,8 @@
 A real ``spotify-assets dev`` (sandbox + ``dagster dev`` → webserver, daemon, code server) is
 started, its whole process tree recorded from ``/proc`` once the UI answers, two CPU burners
 keep both cores busy, and one signal goes to the command, as a terminal's Ctrl-C or a
-supervisor's SIGTERM would. Every process of the tree must be gone within 15 s.
+supervisor's SIGTERM would. Every process of the tree must be gone within 15 s. Before the
+signal, the tree's listening sockets (from ``/proc``) are all on loopback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from spotify_assets_tests.fixtures.sockets import is_loopback, listening_sockets, process_tree
 
 STOP_BUDGET_S = 15.0
 START_TIMEOUT_S = 240.0
@@ -103,6 +106,11 @@ def test_dev_stops_its_whole_tree_within_15s_on_a_busy_machine(tmp_path: Path, s
         tree = _tree(dev.pid)
         # spotify-assets dev, the sandbox, dagster dev, its webserver and daemon (and code servers)
         assert len(tree) >= 5, tree
+        # Nothing the command started listens beyond loopback (issue 14): the UI has no login.
+        listening = listening_sockets(process_tree(dev.pid))
+        assert ("127.0.0.1", port) in listening, listening
+        assert all(is_loopback(addr) for addr, _ in listening), listening
+        assert f"Dagster UI at http://127.0.0.1:{port}" in (tmp_path / "dev.log").read_text()
         with _busy_cpus():
             dev.send_signal(sig)
             started = time.monotonic()

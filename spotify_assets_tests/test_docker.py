@@ -353,8 +353,9 @@ def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, An
     assert ready in " ".join(s["spark-connect"]["healthcheck"]["test"])
 
     streamlit_cmd = s["streamlit"]["command"]
-    assert streamlit_cmd[:3] == ["streamlit", "run", "app/streamlit_app.py"]
-    assert "--server.headless" in streamlit_cmd
+    # app/serve.py: headless streamlit run, and no start beyond loopback without the login.
+    assert streamlit_cmd[:3] == ["python", "-m", "app.serve"]
+    assert s["streamlit"]["environment"]["SPOTIFY_DASHBOARD_SECRETS"] == "/run/secrets/dashboard_login"
 
 
 def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
@@ -380,8 +381,8 @@ def test_only_the_code_location_gets_the_spotify_secrets(compose: dict[str, Any]
         s["streamlit"]["environment"]["GOOGLE_APPLICATION_CREDENTIALS"]
         == "/run/secrets/gcp_dashboard_credentials"
     )
-    assert s["streamlit"]["secrets"] == ["gcp_dashboard_credentials"]
-    assert set(compose["secrets"]) == {"gcp_credentials", "gcp_dashboard_credentials"}
+    assert s["streamlit"]["secrets"] == ["gcp_dashboard_credentials", "dashboard_login"]
+    assert set(compose["secrets"]) == {"gcp_credentials", "gcp_dashboard_credentials", "dashboard_login"}
     # The Connect server computes on what a run hands it: no key, no lake, read-only exchange.
     assert "secrets" not in s["spark-connect"]
     assert s["spark-connect"]["volumes"] == ["spark-exchange:/opt/dagster/spark-exchange:ro"]

@@ -253,6 +253,9 @@ def dev_command(argv: list[str]) -> int:
     """
     parser = argparse.ArgumentParser(prog="spotify-assets dev")
     parser.add_argument("--port", default="3000", help="Dagster UI port")
+    # The Dagster UI has no login: loopback unless asked otherwise (the sandbox and the Spark
+    # Connect server it starts are loopback-only whatever this says).
+    parser.add_argument("--host", default="127.0.0.1", help="Dagster UI address (loopback by default)")
     args, rest = parser.parse_known_args(argv)
     _prepare_home()
     procs: list[subprocess.Popen[bytes]] = []
@@ -288,9 +291,21 @@ def dev_command(argv: list[str]) -> int:
             print(f"Sandbox Spotify API (real-time clock) at {os.environ['SPOTIFY_SANDBOX_URL']}")
         root = Path(__file__).resolve().parents[1]
         dagster = Path(sys.executable).with_name("dagster")
-        cmd = [str(dagster), "dev", "-w", str(root / "workspace.yaml"), "-p", args.port, *rest]
+        cmd = [
+            str(dagster),
+            "dev",
+            "-w",
+            str(root / "workspace.yaml"),
+            "-h",
+            args.host,
+            "-p",
+            args.port,
+            *rest,
+        ]
         dagster_dev = subprocess.Popen(cmd, cwd=root, start_new_session=True)
         procs.append(dagster_dev)
+        where = "this machine only" if args.host == "127.0.0.1" else "served beyond this machine, no login"
+        print(f"Dagster UI at http://{args.host}:{args.port} ({where})", flush=True)
         if spark is not None:
             _report_spark_connect(spark)
         return dagster_dev.wait()

@@ -137,6 +137,9 @@ def _row(rng: random.Random, cat: _Catalogue, ts: datetime, s: GenerateSummary) 
         "platform": rng.choice(_PLATFORMS),
         "ms_played": ms,
         "conn_country": rng.choice(_COUNTRIES),
+        # As in a real export; from the documentation range and not drawn from ``rng``, so the
+        # rest of every row is what it was before the field was added.
+        "ip_addr": f"198.51.100.{ts.minute + 1}",
         "master_metadata_track_name": None,
         "master_metadata_album_artist_name": None,
         "master_metadata_album_album_name": None,
@@ -193,6 +196,7 @@ def extended_row_from_api_item(item: dict[str, Any], ts: str | None = None) -> d
         "platform": "linux",
         "ms_played": track["duration_ms"],
         "conn_country": "DE",
+        "ip_addr": "192.0.2.10",
         "master_metadata_track_name": track["name"],
         "master_metadata_album_artist_name": track["artists"][0]["name"],
         "master_metadata_album_album_name": track["album"]["name"],

@@ -45,6 +45,8 @@ resource "google_storage_bucket_iam_member" "pipeline_object_viewer" {
 # Data handed between assets (spotify_assets/io_managers/) is written under <prefix>/dagster/
 # through the same create-only lake code: one new object per asset per run, never replaced,
 # no bucket lookup. So the two grants above cover it: no storage.buckets.get, no delete.
+# The one command that deletes, `spotify-assets redact-lake` (issue 14: IP addresses out of
+# export copies an older import landed), runs with an operator's credentials, not this account.
 
 # --- BigQuery data access, scoped to the two datasets.
 resource "google_bigquery_dataset_iam_member" "pipeline_warehouse_editor" {

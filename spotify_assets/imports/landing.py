@@ -13,11 +13,16 @@ pipeline batch, so:
   in ``ingested_at``, and the file already there is accepted when it holds exactly the same
   keys (as ``gcs_csv`` accepts a batch an overlapping run landed). Its rows are then the ones
   merged, with the earlier ``ingested_at``, which the caller is told.
+
+Each export file's raw copy lands too (``land_raw_copy``), under the original file's sha256,
+without its IP addresses unless the user keeps them (``redaction``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from spotify_assets.encoding import parquet_bytes
+from spotify_assets.imports.redaction import IP_FIELDS, Redacted, redact
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.schema import arrow_schema
 from spotify_assets.spotify.normalize import batch_id_for
@@ -76,3 +82,56 @@ def _land_day(lake: LakeResource, path: str, part: pa.Table) -> tuple[str, set[d
         if set(existing["play_key"]) != set(part["play_key"].to_pylist()):
             raise
         return path, {pd.Timestamp(t).to_pydatetime() for t in existing["ingested_at"].unique()}
+
+
+#: Where the lake says, per redacted copy, what it was cut from: ``redactions/<copy's path>.json``.
+REDACTIONS_PREFIX = "redactions/"
+
+
+def raw_copy_path(sha256: str, name: str) -> str:
+    """The lake path of an export file's raw copy: named by the *original* file's hash, so a
+    re-import of the same file finds it whether the copy there is byte-exact or redacted."""
+    return f"raw/exports/{sha256}/{name}"
+
+
+def redaction_record(path: str, original: bytes, copy: Redacted) -> tuple[str, bytes]:
+    """The record of one redacted copy (path, bytes): deterministic, so writing it again is a no-op."""
+    body = {
+        "path": path,
+        "original_sha256": hashlib.sha256(original).hexdigest(),
+        "sha256": hashlib.sha256(copy.data).hexdigest(),
+        "removed_fields": list(IP_FIELDS),
+        "fields_removed": copy.fields,
+    }
+    return f"{REDACTIONS_PREFIX}{path}.json", (json.dumps(body, indent=1, sort_keys=True) + "\n").encode()
+
+
+def land_raw_copy(lake: LakeResource, sha256: str, name: str, data: bytes, keep_ip: bool) -> int:
+    """Land one export file's raw copy; returns how many IP members its copy lacks.
+
+    ``keep_ip``: byte for byte. Otherwise ``redact(data)`` and a record saying so. When the
+    same file was imported before with the other setting, the copy already there is kept (the
+    lake is create-only; ``spotify-assets redact-lake`` redacts a byte-exact one).
+    """
+    path = raw_copy_path(sha256, name)
+    red = None if keep_ip else redact(data, verify=False)
+    copy = data if red is None else red.data
+    try:
+        lake.write_bytes(path, copy)
+    except LakeConflictError:
+        existing = lake.read_bytes(path)
+        if existing == data:
+            return 0
+        red = red or redact(data, verify=False)
+        if existing != red.data:
+            raise
+    if red is None or not red.fields:
+        return 0
+    record_path, record = redaction_record(path, data, red)
+    try:
+        lake.write_bytes(record_path, record)
+    except LakeConflictError:
+        # A record an earlier version wrote: it stays, if it describes this same copy.
+        if json.loads(lake.read_bytes(record_path)).get("sha256") != json.loads(record)["sha256"]:
+            raise
+    return red.fields

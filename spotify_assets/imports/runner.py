@@ -1,10 +1,11 @@
 """Run an import: every file of an export into the lake, then the plays table, every row accounted for.
 
 Per file: land the raw bytes in the lake (create-only, under the file's sha256, so a re-import
-writes nothing new). An extended-history file is read by DuckDB's JSON reader, which takes the
-rows it can prove clean and hands every other row to the Python normaliser (``parsers``), so
-the quarantine reasons are the normaliser's; account-data files, and any file the engine
-declines, go row by row through the normaliser. Rejects are quarantined (lake JSONL with a
+writes nothing new), without their IP addresses unless ``SPOTIFY_KEEP_IP_ADDRESSES=1``
+(``redaction``; quarantined rows lose them too). An extended-history file is read by
+DuckDB's JSON reader, which takes the rows it can prove clean and hands every other row to
+the Python normaliser (``parsers``), so the quarantine reasons are the normaliser's;
+account-data files, and any file the engine declines, go row by row through the normaliser. Rejects are quarantined (lake JSONL with a
 reason each); good rows queue, as Arrow, into chunks of ``chunk_rows``. Per chunk: match
 account-data names to ids, drop rows the warehouse already has (same key, or the same stream
 from another source within the tolerance; see ``dedupe``), land the new plays in the lake's
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from spotify_assets.imports.landing import land_plays
+from spotify_assets.imports.landing import land_plays, land_raw_copy
 from spotify_assets.imports.parsers import (
     ROW_COLUMNS,
     SKIP_REASONS,
@@ -53,6 +54,7 @@ from spotify_assets.imports.parsers import (
     play_key,
     read_extended_with_engine,
 )
+from spotify_assets.imports.redaction import KEEP_IP_ENV, RedactionError, keep_ip_addresses, without_ip
 from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
@@ -81,6 +83,8 @@ class FileReport:
     unmatched: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    #: IP address members cut from the file's raw copy in the lake (0 with ``SPOTIFY_KEEP_IP_ADDRESSES``).
+    ip_addresses_removed: int = 0
 
 
 @dataclass
@@ -98,6 +102,7 @@ class ImportReport:
     files_imported: int = 0
     files_failed: int = 0
     files_skipped: dict[str, int] = field(default_factory=dict)
+    ip_addresses_removed: int = 0
     wall_seconds: float = 0.0
     #: Poll gaps (windows the 50-play API window may have missed) that imported history now covers.
     gaps_closed: int = 0
@@ -142,6 +147,11 @@ class ImportReport:
         ]
         lines += [f"      {reason:<34} {n:>8,}" for reason, n in sorted(self.quarantine_reasons.items())]
         lines.append(f"  files imported {self.files_imported}, failed {self.files_failed}")
+        if self.ip_addresses_removed:
+            lines.append(
+                f"  IP addresses removed from the lake's raw copies: {self.ip_addresses_removed:,} "
+                f"({KEEP_IP_ENV}=1 keeps them)"
+            )
         lines += [f"  files skipped: {reason} x{n}" for reason, n in sorted(self.files_skipped.items())]
         lines += [f"  ERROR {f.name}: {f.error}" for f in self.files if f.status == "error"]
         lines.append(
@@ -210,6 +220,8 @@ class _Importer:
         self.engine.execute("SET TimeZone = 'UTC'")
         self.engine.execute("SET enable_progress_bar = false")
         self.pool = ThreadPoolExecutor(_LAKE_WRITERS, thread_name_prefix="lake-write")
+        #: ``SPOTIFY_KEEP_IP_ADDRESSES``: raw copies and quarantine rows keep the IP addresses.
+        self.keep_ip = keep_ip_addresses()
 
     def close(self) -> None:
         self.pool.shutdown()
@@ -226,7 +238,14 @@ class _Importer:
             return
         sha = hashlib.sha256(data).hexdigest()
         fr.sha256 = sha
-        self.lake.write_bytes(f"raw/exports/{sha}/{PurePosixPath(f.name).name}", data)
+        try:
+            fr.ip_addresses_removed = land_raw_copy(
+                self.lake, sha, PurePosixPath(f.name).name, data, self.keep_ip
+            )
+        except RedactionError as exc:
+            fr.status = "error"
+            fr.error = f"cannot remove its IP addresses ({exc}); {KEEP_IP_ENV}=1 imports it byte for byte"
+            return
         batch_id = f"export-{sha[:16]}"
         source = f.kind.source
         if self.source not in (None, source):
@@ -240,8 +259,9 @@ class _Importer:
                 row = normalise(obj, self.run_at)
             except Reject as rej:
                 reasons[rej.reason] += 1
+                data = obj if self.keep_ip else without_ip(obj)
                 quarantine.append(
-                    json.dumps({"file": f.name, "row": i, "reason": rej.reason, "data": obj}, sort_keys=True)
+                    json.dumps({"file": f.name, "row": i, "reason": rej.reason, "data": data}, sort_keys=True)
                 )
             else:
                 row["row"] = i
@@ -487,6 +507,7 @@ def import_export(
     for fr in report.files:
         report.rows_read += fr.rows_read
         report.quarantined += fr.quarantined
+        report.ip_addresses_removed += fr.ip_addresses_removed
         for reason, n in fr.quarantine_reasons.items():
             report.quarantine_reasons[reason] = report.quarantine_reasons.get(reason, 0) + n
         if fr.status == "imported":

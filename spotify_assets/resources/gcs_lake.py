@@ -70,6 +70,15 @@ class GCSLakeResource(LakeResource):
         names = (b.name for b in self._bucket().list_blobs(prefix=search))
         return sorted(n[strip:] for n in names if not n.endswith("/"))
 
+    def remove(self, path: str) -> None:
+        """Delete the live generation itself: on the versioned bucket (terraform/storage.tf) a
+        plain delete would only make it a noncurrent version, kept for the retention period."""
+        bucket = self._bucket()
+        blob = bucket.get_blob(self._name(path))
+        if blob is None:
+            raise FileNotFoundError(self.uri(path))
+        bucket.delete_blob(blob.name, generation=blob.generation)
+
     def _create(self, path: str, data: bytes) -> bool:
         blob = self._bucket().blob(self._name(path))
         if blob.exists():

@@ -57,6 +57,12 @@ class LakeResource(dg.ConfigurableResource):
     def _create(self, path: str, data: bytes) -> bool:
         """Create ``path`` with ``data`` atomically unless it exists; True if this call created it."""
 
+    @abstractmethod
+    def remove(self, path: str) -> None:
+        """Delete ``path``. Outside the pipeline's contract: only operator commands call it
+        (``spotify-assets redact-lake``, after the replacement is written and verified); the
+        pipeline never does, and its GCS account is not allowed to (no ``storage.objects.delete``)."""
+
     def write_bytes(self, path: str, data: bytes) -> LakeWrite:
         """Create ``path`` holding ``data``; idempotent for identical bytes, an error otherwise."""
         check_relative(path)
@@ -106,6 +112,9 @@ class LocalLakeResource(LakeResource):
             for p in base.rglob("*")
             if p.is_file() and not p.name.startswith(".tmp-")
         )
+
+    def remove(self, path: str) -> None:
+        self._path(path).unlink()
 
     def _create(self, path: str, data: bytes) -> bool:
         target = self._path(path)
