@@ -51,7 +51,7 @@ typecheck: venv
 test: venv
 	bash scripts/test-services.sh
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/python -m pytest -p no:cacheprovider -q -rs
+	$(BIN)/python -m pytest -p no:cacheprovider -q -rs --durations=25
 
 ## The deployment for real: a private Docker engine, base images from Debian packages, the
 ## image from the wheelhouse, the compose stack on loopback, the pipeline run inside it twice
