@@ -66,8 +66,8 @@ def render(kind: queries.DetailKind) -> None:
     by_name = int(summary["by_name"] or 0)
     if by_name:
         st.caption(
-            f"{ui.plural(by_name, 'play')} came from an export without Spotify ids and are matched by name, "
-            "as on the Top page."
+            f"{ui.plural(by_name, 'play')} came from an export without Spotify ids whose tracks have not been "
+            "looked up yet (the pipeline's `track_metadata` step): they are matched by name, as on the Top page."
         )
 
     head_cols = st.columns(4)

@@ -134,19 +134,28 @@ RESOLVED_COLUMNS = ("artist_ids", "primary_artist_id", "album_id", "album_image_
 def plays_resolved() -> str:
     """``bq_plays`` with looked-up artist and album ids and cover art filled in where a play lacks them.
 
-    A subquery over the stored table: the key columns stay those of the play (names first),
-    so figures do not change when lookups arrive; only ids and images appear.
+    A subquery over the stored table, used by every page in place of ``bq_plays``: the plays
+    table has one writer (the pipeline) and the dashboard only reads, so the lookups are
+    joined in at read time. Only ids and images are filled in; names (the grouping keys) stay
+    those of the play, so figures do not change when lookups arrive. ``track_metadata`` has
+    one row per ``track_id`` (its primary key), so the join never duplicates a play.
 
-    Not used by the pages yet: with DuckDB 2.0.1 this LEFT JOIN inside the pages' CTEs made
-    the top lists ignore their ``LIMIT`` (Wrapped's "top 5" returned 2,365 artists on the 1M
-    benchmark warehouse); ``test_dashboard_queries`` guards the limits.
+    The lookup's columns are renamed (``m_album_id``...) before the join on purpose: with
+    ``coalesce(p.x, m.x) AS x`` over same-named columns, DuckDB 2.0.1 dropped the top lists'
+    ``LIMIT`` when ``track_metadata`` was empty (Wrapped's "top 5" listed 2,382 artists on
+    the 1M benchmark warehouse); ``test_top_lists_keep_their_limit`` runs against an empty and
+    a filled table. An explicit column list rather than ``* REPLACE`` keeps it plain SQL for
+    BigQuery.
     """
     cols = ", ".join(
-        f"coalesce(p.{c}, m.{c}) AS {c}" if c in RESOLVED_COLUMNS else f"p.{c}" for c in column_names("plays")
+        f"coalesce(p.{c}, m.m_{c}) AS {c}" if c in RESOLVED_COLUMNS else f"p.{c}"
+        for c in column_names("plays")
     )
+    looked_up = ", ".join(f"{c} AS m_{c}" for c in RESOLVED_COLUMNS)
     return (
-        f"(SELECT {cols} FROM {PLAYS_TABLE} AS p "
-        f"LEFT JOIN {TRACK_METADATA_TABLE} AS m ON m.track_id = p.track_id AND m.status = 'ok')"
+        f"(SELECT {cols} FROM {PLAYS_TABLE} AS p LEFT JOIN "
+        f"(SELECT track_id AS m_track_id, {looked_up} FROM {TRACK_METADATA_TABLE} WHERE status = 'ok') AS m "
+        "ON m.m_track_id = p.track_id)"
     )
 
 
@@ -189,7 +198,7 @@ def music_cte(tz: str, where: str = "TRUE") -> str:
     track_id, track_name, artist_names, primary_artist_id, primary_artist_name, album_id, album_name,
     album_image_url,
     coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes
-  FROM {PLAYS_TABLE}
+  FROM {plays_resolved()} AS plays
   WHERE is_play AND content_type <> 'episode' AND ({where})
 )"""
 
@@ -290,9 +299,14 @@ def top_ten_mart_query() -> dict[str, str]:
     what has arrived since, until the automation condition on ``top_ten_tracks`` reruns it.
     """
     return {
-        "top_ten": f"""SELECT rank, track_id, track_name, artist_names, album_name, album_image_url, plays,
-  minutes_listened, first_played_at, last_played_at, computed_at
-FROM {TOP_TEN_TABLE} ORDER BY rank""",
+        # Covers of imported tracks come from the lookups, as on the other tabs.
+        "top_ten": f"""SELECT rank, track_id, track_name, artist_names, album_name,
+  coalesce(t.album_image_url, m.m_image) AS album_image_url, plays, minutes_listened, first_played_at,
+  last_played_at, computed_at
+FROM {TOP_TEN_TABLE} AS t
+LEFT JOIN (SELECT track_id AS m_track_id, album_image_url AS m_image FROM {TRACK_METADATA_TABLE} WHERE status = 'ok') AS m
+  ON m.m_track_id = t.track_id
+ORDER BY rank""",
         "mart_input": f"""WITH m AS (SELECT max(computed_at) AS computed_at FROM {TOP_TEN_TABLE})
 SELECT max(m.computed_at) AS computed_at,
   sum(CASE WHEN p.ingested_at <= m.computed_at THEN 1 ELSE 0 END) AS seen, count(*) AS now
@@ -479,16 +493,19 @@ class RecentFilter:
 def recent_queries(tz: str, flt: RecentFilter, limit: int, offset: int) -> dict[str, str]:
     where = flt.where()
     return {
-        # Page first, then convert only the page's rows to local time.
-        "rows": f"""SELECT played_at AT TIME ZONE {lit(check_timezone(tz))} AS played_at, track, artists, album,
-  image, minutes, content_type, is_play, source, context_type
+        # Page first, then convert only the page's rows to local time and look up only their covers.
+        "rows": f"""SELECT page.played_at AT TIME ZONE {lit(check_timezone(tz))} AS played_at, track, artists, album,
+  coalesce(page.image, m.m_image) AS image, minutes, content_type, is_play, source, context_type
 FROM (
-  SELECT played_at, track_name AS track, artist_names AS artists, album_name AS album,
+  SELECT played_at, track_id, track_name AS track, artist_names AS artists, album_name AS album,
     album_image_url AS image, coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes, content_type,
     is_play, source, context_type
   FROM {PLAYS_TABLE} WHERE {where}
   ORDER BY played_at DESC LIMIT {int(limit)} OFFSET {int(offset)}
-) AS page ORDER BY page.played_at DESC""",
+) AS page
+LEFT JOIN (SELECT track_id AS m_track_id, album_image_url AS m_image FROM {TRACK_METADATA_TABLE} WHERE status = 'ok') AS m
+  ON m.m_track_id = page.track_id
+ORDER BY page.played_at DESC""",
         "count": f"SELECT count(*) AS n FROM {PLAYS_TABLE} WHERE {where}",
     }
 
@@ -540,7 +557,11 @@ def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
     id_col, key_sql, name_col = DETAIL[kind]
     # The item's plays are picked on the stored columns before anything else is computed, so
     # a page costs one filtered scan per query, not a grouping of the whole history.
-    same_key = f"{key_sql} IN (SELECT {key_sql} FROM {PLAYS_TABLE} WHERE {id_col} = {lit(item_id)})"
+    # Ids are those after the lookups (``plays_resolved``), so an artist known only from
+    # imported plays opens too.
+    same_key = (
+        f"{key_sql} IN (SELECT {key_sql} FROM {plays_resolved()} AS plays WHERE {id_col} = {lit(item_id)})"
+    )
     base = f"WITH {music_cte(tz, same_key)},\nmine AS (SELECT * FROM music)\n"
     local = local_of("q", tz)
     out = {

@@ -16,10 +16,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app import card
-from spotify_assets.schema import conform
 from spotify_assets_tests.fixtures.dashboard import (
-    TRACKS,
-    _row,
+    ALBUM_COLORS,
+    _svg,
     build_dashboard_warehouse,
     dashboard_features,
     dashboard_plays,
@@ -122,20 +121,69 @@ def test_track_page_links_to_its_artist_and_album(dashboard_env, dashboard_snaps
     assert links == {"Aurora Lane": "id=a1", "Glass Harbour": "id=al1"}
 
 
-def test_plays_without_ids_are_matched_by_name_and_said_so(dashboard_env, tmp_path):
-    plays = dashboard_plays()
-    exported = [
-        _row(TRACKS["t1"], pd.Timestamp(f"2023-12-0{d}T21:00Z").to_pydatetime(), source="extended_export")
-        for d in range(1, 6)
-    ]
-    for row in exported:  # an export row: track URI only, no artist or album id
-        row.update(primary_artist_id=None, artist_ids=None, album_id=None)
-    snapshot = build_dashboard_warehouse(
-        tmp_path, conform(pd.concat([plays, conform(pd.DataFrame(exported), "plays")]), "plays")
+#: A play's ids after the pipeline's lookups: the stored id, else the one ``track_metadata`` found.
+RESOLVED = """(SELECT p.*, coalesce(p.primary_artist_id, m.primary_artist_id) AS primary_artist_id_resolved,
+  coalesce(p.album_id, m.album_id) AS album_id_resolved
+FROM bq_plays AS p LEFT JOIN track_metadata AS m ON m.track_id = p.track_id AND m.status = 'ok') AS r"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "item_id", "column", "title"),
+    [
+        ("artist", "a1", "primary_artist_id", "Aurora Lane"),
+        ("album", "al1", "album_id", "Glass Harbour"),
+    ],
+)
+def test_imported_plays_open_by_the_ids_their_lookups_found(
+    dashboard_env, dashboard_snapshot, kind, item_id, column, title
+):
+    """Every play of Aurora Lane came from an export (no artist or album id); the track lookups
+    found the ids, and the page by id counts every one of those plays."""
+    stored = _sql(
+        dashboard_snapshot,
+        f"SELECT count(*) FROM bq_plays WHERE {MUSIC} AND {column} = '{item_id}'",
     )
+    assert stored == 0  # no play in the plays table carries the id
+    plays = _sql(
+        dashboard_snapshot,
+        f"SELECT count(*) FROM {RESOLVED} WHERE {MUSIC} AND {column}_resolved = '{item_id}'",
+    )
+    assert plays == 60
+    at = _open(dashboard_env, dashboard_snapshot, kind, id=item_id)
+    assert at.title[0].value == title
+    assert _metrics(at)["Plays"] == f"{plays:,}"
+    assert "matched by name" not in _text(at)  # all resolved: nothing left to match by name
+    # The cover the lookup found is shown (the plays themselves have none).
+    assert [i.proto.imgs[0].url for i in at.get("image")] == [_svg(ALBUM_COLORS["al1"])]
+
+
+def test_plays_not_yet_looked_up_are_matched_by_name_and_said_so(dashboard_env, dashboard_snapshot):
+    """Basalt's "Magma" (t4) has not been looked up yet: its plays join the artist by name."""
+    by_id = _sql(
+        dashboard_snapshot,
+        f"SELECT count(*) FROM {RESOLVED} WHERE {MUSIC} AND primary_artist_id_resolved = 'a2'",
+    )
+    pending = _sql(
+        dashboard_snapshot,
+        f"SELECT count(*) FROM {RESOLVED} WHERE {MUSIC} AND primary_artist_id_resolved IS NULL AND primary_artist_name = 'Basalt'",
+    )
+    assert (by_id, pending) == (35, 10)
+    at = _open(dashboard_env, dashboard_snapshot, "artist", id="a2")
+    assert _metrics(at)["Plays"] == "45"  # as on the Top page
+    assert (
+        "10 plays came from an export without Spotify ids whose tracks have not been looked up yet"
+        in _text(at)
+    )
+
+
+def test_before_any_lookup_imported_names_have_no_id_and_top_says_why(dashboard_env, tmp_path):
+    snapshot = build_dashboard_warehouse(tmp_path, dashboard_plays())  # no track_metadata rows yet
     at = _open(dashboard_env, snapshot, "artist", id="a1")
-    assert _metrics(at)["Plays"] == "65"  # 60 with the id + 5 matched by name, as on the Top page
-    assert "5 plays came from an export without Spotify ids and are matched by name" in _text(at)
+    assert "No plays of the artist" in at.warning[0].value
+    at = _open(dashboard_env, snapshot, "top")
+    artists = at.dataframe[1].value
+    assert artists["artist"].iloc[0] == "Aurora Lane" and pd.isna(artists["id"].iloc[0])
+    assert "not been looked up yet" in _text(at)
 
 
 def test_unknown_or_missing_id(dashboard_env, dashboard_snapshot):

@@ -69,6 +69,12 @@ else:
             with col:
                 ui.name_card(label, str(df.iloc[0][name]), ui.plural(int(df.iloc[0]["plays"]), "play"))
                 detail.link(kind, df.iloc[0]["id"], f"Open the {kind}")  # type: ignore[arg-type]
+    if any(df["id"].isna().any() for df in (tracks, artists, albums) if len(df)):
+        st.caption(
+            "Names without a link come from an export whose tracks have not been looked up yet (the "
+            "pipeline's `track_metadata` step adds their Spotify ids and covers); until then they are "
+            "grouped by name."
+        )
 
 
 def _cards(df: pd.DataFrame, name: str, kind: str, by: str | None = None) -> None:
