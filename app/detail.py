@@ -57,8 +57,8 @@ def render(kind: queries.DetailKind) -> None:
     ui.keep_in_url(ID_PARAM, item_id)
 
     art, head = st.columns([1, 8])
-    if isinstance(summary["image"], str) and summary["image"]:
-        art.image(summary["image"], width=96)
+    with art:
+        ui.cover(summary["image"], 96, str(summary["name"]))
     with head:
         st.title(str(summary["name"]))
         if kind != "artist":

@@ -131,7 +131,7 @@ def previous_period(period: Period, now: datetime | None = None) -> Period | Non
 RESOLVED_COLUMNS = ("artist_ids", "primary_artist_id", "album_id", "album_image_url")
 
 
-def plays_resolved() -> str:
+def plays_resolved(where: str = "TRUE") -> str:
     """``bq_plays`` with looked-up artist and album ids and cover art filled in where a play lacks them.
 
     A subquery over the stored table, used by every page in place of ``bq_plays``: the plays
@@ -145,7 +145,8 @@ def plays_resolved() -> str:
     ``LIMIT`` when ``track_metadata`` was empty (Wrapped's "top 5" listed 2,382 artists on
     the 1M benchmark warehouse); ``test_top_lists_keep_their_limit`` runs against an empty and
     a filled table. An explicit column list rather than ``* REPLACE`` keeps it plain SQL for
-    BigQuery.
+    BigQuery. ``where`` narrows the stored plays before the join (bare column names are the
+    play's: the lookup's are all ``m_``-prefixed), so a detail page joins only its own plays.
     """
     cols = ", ".join(
         f"coalesce(p.{c}, m.m_{c}) AS {c}" if c in RESOLVED_COLUMNS else f"p.{c}"
@@ -155,7 +156,7 @@ def plays_resolved() -> str:
     return (
         f"(SELECT {cols} FROM {PLAYS_TABLE} AS p LEFT JOIN "
         f"(SELECT track_id AS m_track_id, {looked_up} FROM {TRACK_METADATA_TABLE} WHERE status = 'ok') AS m "
-        "ON m.m_track_id = p.track_id)"
+        f"ON m.m_track_id = p.track_id WHERE {where})"
     )
 
 
@@ -180,12 +181,14 @@ def raw_groups_cte() -> str:
 )"""
 
 
-def music_cte(tz: str, where: str = "TRUE") -> str:
+def music_cte(tz: str, where: str = "TRUE", stored: str = "TRUE") -> str:
     """The counted music plays with stable keys: the base of every page.
 
     ``q`` is the play's UTC quarter-hour (epoch seconds). Every time zone's offset is a
     multiple of 15 minutes, so the local hour, day and month of ``q`` are those of the play;
     pages aggregate by ``q`` first and convert only the (far fewer) buckets to local time.
+    ``where`` filters the resolved plays; ``stored`` (a superset of it, over the stored
+    columns) may narrow the plays before the lookups are joined in.
     """
     check_timezone(tz)
     return f"""music AS (
@@ -198,7 +201,7 @@ def music_cte(tz: str, where: str = "TRUE") -> str:
     track_id, track_name, artist_names, primary_artist_id, primary_artist_name, album_id, album_name,
     album_image_url,
     coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes
-  FROM {plays_resolved()} AS plays
+  FROM {plays_resolved(stored)} AS plays
   WHERE is_play AND content_type <> 'episode' AND ({where})
 )"""
 
@@ -539,11 +542,12 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
 # -- detail pages and Wrapped ----------------------------------------------------------
 DetailKind = Literal["artist", "track", "album"]
 #: For each detail page: the id column it is addressed by, the grouping key it shares with
-#: the Top page (over the stored columns), and the name column it shows.
-DETAIL: dict[DetailKind, tuple[str, str, str]] = {
-    "artist": ("primary_artist_id", ARTIST_KEY, "primary_artist_name"),
-    "track": ("track_id", TRACK_KEY, "track_name"),
-    "album": ("album_id", ALBUM_KEY, "album_name"),
+#: the Top page, the name column it shows, and when the key falls back from names to the id
+#: (only then can a lookup change a play's key).
+DETAIL: dict[DetailKind, tuple[str, str, str, str]] = {
+    "artist": ("primary_artist_id", ARTIST_KEY, "primary_artist_name", "primary_artist_name IS NULL"),
+    "track": ("track_id", TRACK_KEY, "track_name", "FALSE"),  # track ids are never looked up
+    "album": ("album_id", ALBUM_KEY, "album_name", "primary_artist_name IS NULL OR album_name IS NULL"),
 }
 
 
@@ -554,15 +558,20 @@ def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
     page (names, lower-cased), so plays imported from an export without ids are included and
     the page's play count equals the Top page's. ``by_name`` counts those plays.
     """
-    id_col, key_sql, name_col = DETAIL[kind]
-    # The item's plays are picked on the stored columns before anything else is computed, so
-    # a page costs one filtered scan per query, not a grouping of the whole history.
+    id_col, key_sql, name_col, key_by_id = DETAIL[kind]
     # Ids are those after the lookups (``plays_resolved``), so an artist known only from
-    # imported plays opens too.
-    same_key = (
-        f"{key_sql} IN (SELECT {key_sql} FROM {plays_resolved()} AS plays WHERE {id_col} = {lit(item_id)})"
+    # imported plays opens too. Both filters are first applied to the stored plays (a play
+    # has the id, or lacks it and its track was looked up with it; it has one of the keys, or
+    # its key may still change by a lookup), so only the item's plays are joined.
+    item = lit(item_id)
+    has_id = (
+        f"{id_col} = {item} OR ({id_col} IS NULL AND track_id IN "
+        f"(SELECT track_id FROM {TRACK_METADATA_TABLE} WHERE status = 'ok' AND {id_col} = {item}))"
     )
-    base = f"WITH {music_cte(tz, same_key)},\nmine AS (SELECT * FROM music)\n"
+    keys = f"SELECT DISTINCT {key_sql} AS k FROM {plays_resolved(has_id)} AS plays WHERE {id_col} = {item}"
+    same_key = f"{key_sql} IN (SELECT k FROM item_keys)"
+    music = music_cte(tz, same_key, f"{same_key} OR {key_by_id}")
+    base = f"WITH item_keys AS ({keys}),\n{music},\nmine AS (SELECT * FROM music)\n"
     local = local_of("q", tz)
     out = {
         "summary": base
@@ -603,7 +612,7 @@ FROM mine GROUP BY track_key ORDER BY plays DESC, minutes DESC, track LIMIT 20""
 FROM mine WHERE album_key IS NOT NULL GROUP BY album_key ORDER BY plays DESC, minutes DESC, album LIMIT 10"""
         )
         # Local months are looked up per quarter-hour bucket (``cal``), not computed per play.
-        out["rank"] = f"""WITH {music_cte(tz)},
+        out["rank"] = f"""WITH item_keys AS ({keys}), {music_cte(tz)},
 target AS (SELECT DISTINCT artist_key AS k FROM music WHERE {same_key}),
 cal AS (SELECT q, CAST(date_trunc('month', {local}) AS DATE) AS month FROM (SELECT DISTINCT q FROM music) AS d),
 monthly AS (

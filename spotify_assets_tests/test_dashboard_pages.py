@@ -153,8 +153,11 @@ def test_imported_plays_open_by_the_ids_their_lookups_found(
     assert at.title[0].value == title
     assert _metrics(at)["Plays"] == f"{plays:,}"
     assert "matched by name" not in _text(at)  # all resolved: nothing left to match by name
-    # The cover the lookup found is shown (the plays themselves have none).
-    assert [i.proto.imgs[0].url for i in at.get("image")] == [_svg(ALBUM_COLORS["al1"])]
+    # The cover the lookup found is shown (the plays themselves have none), over the placeholder.
+    covers = [e.proto.body for e in at.get("html") if 'class="sp-cover"' in e.proto.body]
+    assert len(covers) == 1 and f"url(&#x27;{_svg(ALBUM_COLORS['al1'])}&#x27;)" in covers[0]
+    assert "data:image/svg+xml;utf8" in covers[0]  # the placeholder layer
+    assert not at.get("image")  # no <img>: it would be a broken-image icon when offline
 
 
 def test_plays_not_yet_looked_up_are_matched_by_name_and_said_so(dashboard_env, dashboard_snapshot):
