@@ -294,6 +294,21 @@ ORDER BY plays DESC, minutes DESC, album LIMIT {int(limit)}""",
     }
 
 
+def pending_lookups_query(period: Period) -> dict[str, str]:
+    """Counted plays whose track the ``track_metadata`` step has still to look up.
+
+    The same rule as the step's own (``spotify_assets.assets.catalog.pending_tracks_sql``): a
+    track with an id, played without an artist id, album id or cover, never looked up. Local
+    files (no track id) and tracks Spotify no longer knows (``not_found``) are not pending.
+    """
+    return {
+        "pending": f"""SELECT count(*) AS plays, count(DISTINCT p.track_id) AS tracks FROM {PLAYS_TABLE} AS p
+WHERE p.is_play AND p.content_type = 'track' AND ({period.sql("p.played_at")}) AND p.track_id IS NOT NULL
+  AND (p.primary_artist_id IS NULL OR p.album_id IS NULL OR p.album_image_url IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM {TRACK_METADATA_TABLE} AS m WHERE m.track_id = p.track_id)"""
+    }
+
+
 def top_ten_mart_query() -> dict[str, str]:
     """The Spark mart, and how many plays it was computed over against how many there are now.
 
@@ -526,6 +541,7 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
         ("overview", overview_queries(tz, period, previous_period(period))),
         ("top", top_queries(tz, period, previous=previous_period(period))),
         ("top_ten", top_ten_mart_query()),
+        ("pending", pending_lookups_query(period)),
         ("mood", mood_queries(tz, period)),
         ("discovery", discovery_queries(tz)),
         ("sources", sources_query()),
