@@ -131,33 +131,35 @@ def previous_period(period: Period, now: datetime | None = None) -> Period | Non
 RESOLVED_COLUMNS = ("artist_ids", "primary_artist_id", "album_id", "album_image_url")
 
 
-def plays_resolved(where: str = "TRUE") -> str:
+def lookups() -> str:
+    """What the ``track_metadata`` step found per track, as a subquery to LEFT JOIN on ``m_track_id``.
+
+    The columns are renamed (``m_album_id``...) on purpose: with ``coalesce(p.x, m.x) AS x``
+    over same-named columns, DuckDB 2.0.1 dropped the top lists' ``LIMIT`` when
+    ``track_metadata`` was empty (Wrapped's "top 5" listed 2,382 artists on the 1M benchmark
+    warehouse); ``test_top_lists_keep_their_limit`` runs against an empty and a filled table.
+    ``track_metadata`` has one row per ``track_id`` (its primary key), so the join never
+    duplicates a row.
+    """
+    looked_up = ", ".join(f"{c} AS m_{c}" for c in RESOLVED_COLUMNS)
+    return f"(SELECT track_id AS m_track_id, {looked_up} FROM {TRACK_METADATA_TABLE} WHERE status = 'ok')"
+
+
+def plays_resolved() -> str:
     """``bq_plays`` with looked-up artist and album ids and cover art filled in where a play lacks them.
 
-    A subquery over the stored table, used by every page in place of ``bq_plays``: the plays
-    table has one writer (the pipeline) and the dashboard only reads, so the lookups are
-    joined in at read time. Only ids and images are filled in; names (the grouping keys) stay
-    those of the play, so figures do not change when lookups arrive. ``track_metadata`` has
-    one row per ``track_id`` (its primary key), so the join never duplicates a play.
-
-    The lookup's columns are renamed (``m_album_id``...) before the join on purpose: with
-    ``coalesce(p.x, m.x) AS x`` over same-named columns, DuckDB 2.0.1 dropped the top lists'
-    ``LIMIT`` when ``track_metadata`` was empty (Wrapped's "top 5" listed 2,382 artists on
-    the 1M benchmark warehouse); ``test_top_lists_keep_their_limit`` runs against an empty and
-    a filled table. An explicit column list rather than ``* REPLACE`` keeps it plain SQL for
-    BigQuery. ``where`` narrows the stored plays before the join (bare column names are the
-    play's: the lookup's are all ``m_``-prefixed), so a detail page joins only its own plays.
+    The plays table has one writer (the pipeline) and the dashboard only reads, so lookups are
+    joined in at read time. Only ids and images are filled in; names and the grouping keys
+    stay those of the play, so figures do not change when lookups arrive. The pages join the
+    lookups where they show ids or covers, after grouping or paging (a few thousand rows, not
+    every play): see ``raw_groups_cte`` and ``detail_queries``; this whole-table form is for
+    tests and ad-hoc questions. An explicit column list keeps it plain SQL for BigQuery.
     """
     cols = ", ".join(
         f"coalesce(p.{c}, m.m_{c}) AS {c}" if c in RESOLVED_COLUMNS else f"p.{c}"
         for c in column_names("plays")
     )
-    looked_up = ", ".join(f"{c} AS m_{c}" for c in RESOLVED_COLUMNS)
-    return (
-        f"(SELECT {cols} FROM {PLAYS_TABLE} AS p LEFT JOIN "
-        f"(SELECT track_id AS m_track_id, {looked_up} FROM {TRACK_METADATA_TABLE} WHERE status = 'ok') AS m "
-        f"ON m.m_track_id = p.track_id WHERE {where})"
-    )
+    return f"(SELECT {cols} FROM {PLAYS_TABLE} AS p LEFT JOIN {lookups()} AS m ON m.m_track_id = p.track_id)"
 
 
 #: How plays are grouped into tracks, artists and albums (see the module docstring).
@@ -168,27 +170,33 @@ RAW_COLUMNS = "primary_artist_name, primary_artist_id, track_name, track_id, alb
 
 
 def raw_groups_cte() -> str:
-    """Plays grouped by the raw identifying columns (needs ``music``).
+    """Plays grouped by the raw identifying columns (needs ``music``), with looked-up ids.
 
     Big histories repeat the same few thousand (artist, track, album) combinations; grouping
     on the stored columns first and deriving the lower-cased keys from the groups costs
-    about half of computing the keys for every play.
+    about half of computing the keys for every play. The lookups are joined to the groups
+    (``artist_id_r``, ``album_id_r``, ``image``), not to every play.
     """
     return f"""raw AS (
-  SELECT {RAW_COLUMNS}, max(artist_names) AS artist_names, max(album_image_url) AS image,
-    count(*) AS plays, sum(minutes) AS minutes, min(played_at) AS first_play, max(played_at) AS last_play
-  FROM music GROUP BY {RAW_COLUMNS}
+  SELECT g.*, coalesce(g.primary_artist_id, m.m_primary_artist_id) AS artist_id_r,
+    coalesce(g.album_id, m.m_album_id) AS album_id_r, coalesce(g.stored_image, m.m_album_image_url) AS image
+  FROM (
+    SELECT {RAW_COLUMNS}, max(artist_names) AS artist_names, max(album_image_url) AS stored_image,
+      count(*) AS plays, sum(minutes) AS minutes, min(played_at) AS first_play, max(played_at) AS last_play
+    FROM music GROUP BY {RAW_COLUMNS}
+  ) AS g
+  LEFT JOIN {lookups()} AS m ON m.m_track_id = g.track_id
 )"""
 
 
-def music_cte(tz: str, where: str = "TRUE", stored: str = "TRUE") -> str:
+def music_cte(tz: str, where: str = "TRUE") -> str:
     """The counted music plays with stable keys: the base of every page.
 
     ``q`` is the play's UTC quarter-hour (epoch seconds). Every time zone's offset is a
     multiple of 15 minutes, so the local hour, day and month of ``q`` are those of the play;
     pages aggregate by ``q`` first and convert only the (far fewer) buckets to local time.
-    ``where`` filters the resolved plays; ``stored`` (a superset of it, over the stored
-    columns) may narrow the plays before the lookups are joined in.
+    Ids and covers are the stored ones; pages that show them join ``lookups()`` after
+    grouping.
     """
     check_timezone(tz)
     return f"""music AS (
@@ -201,7 +209,7 @@ def music_cte(tz: str, where: str = "TRUE", stored: str = "TRUE") -> str:
     track_id, track_name, artist_names, primary_artist_id, primary_artist_name, album_id, album_name,
     album_image_url,
     coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes
-  FROM {plays_resolved(stored)} AS plays
+  FROM {PLAYS_TABLE}
   WHERE is_play AND content_type <> 'episode' AND ({where})
 )"""
 
@@ -249,8 +257,9 @@ def overview_queries(tz: str, period: Period = Period(), previous: Period | None
     return {
         **comparison_queries(tz, period, previous),
         "last_track": base
-        + """SELECT track_name, artist_names, album_name, album_image_url, played_at
-FROM music ORDER BY played_at DESC LIMIT 1""",
+        + f"""SELECT track_name, artist_names, album_name, coalesce(l.album_image_url, m.m_album_image_url)
+  AS album_image_url, played_at
+FROM (SELECT * FROM music ORDER BY played_at DESC LIMIT 1) AS l LEFT JOIN {lookups()} AS m ON m.m_track_id = l.track_id""",
         "top_artist": f"WITH {music_cte(tz, period.sql())}\n"
         + """SELECT arg_max(primary_artist_name, played_at) AS artist, count(*) AS plays
 FROM music WHERE artist_key IS NOT NULL GROUP BY artist_key ORDER BY plays DESC, artist LIMIT 1""",
@@ -282,13 +291,13 @@ def top_queries(
 FROM raw GROUP BY {TRACK_KEY} ORDER BY plays DESC, minutes DESC, track LIMIT {int(limit)}""",
         "artists": base
         + f"""SELECT arg_max(primary_artist_name, last_play) AS artist, max(image) AS image, sum(plays) AS plays,
-  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks, max(primary_artist_id) AS id
+  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks, max(artist_id_r) AS id
 FROM raw WHERE {ARTIST_KEY} IS NOT NULL GROUP BY {ARTIST_KEY}
 ORDER BY plays DESC, minutes DESC, artist LIMIT {int(limit)}""",
         "albums": base
         + f"""SELECT arg_max(album_name, last_play) AS album, arg_max(primary_artist_name, last_play) AS artist,
   max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks,
-  max(album_id) AS id
+  max(album_id_r) AS id
 FROM raw WHERE {ALBUM_KEY} IS NOT NULL GROUP BY {ALBUM_KEY}
 ORDER BY plays DESC, minutes DESC, album LIMIT {int(limit)}""",
     }
@@ -319,10 +328,10 @@ def top_ten_mart_query() -> dict[str, str]:
     return {
         # Covers of imported tracks come from the lookups, as on the other tabs.
         "top_ten": f"""SELECT rank, track_id, track_name, artist_names, album_name,
-  coalesce(t.album_image_url, m.m_image) AS album_image_url, plays, minutes_listened, first_played_at,
+  coalesce(t.album_image_url, m.m_album_image_url) AS album_image_url, plays, minutes_listened, first_played_at,
   last_played_at, computed_at
 FROM {TOP_TEN_TABLE} AS t
-LEFT JOIN (SELECT track_id AS m_track_id, album_image_url AS m_image FROM {TRACK_METADATA_TABLE} WHERE status = 'ok') AS m
+LEFT JOIN {lookups()} AS m
   ON m.m_track_id = t.track_id
 ORDER BY rank""",
         "mart_input": f"""WITH m AS (SELECT max(computed_at) AS computed_at FROM {TOP_TEN_TABLE})
@@ -513,7 +522,7 @@ def recent_queries(tz: str, flt: RecentFilter, limit: int, offset: int) -> dict[
     return {
         # Page first, then convert only the page's rows to local time and look up only their covers.
         "rows": f"""SELECT page.played_at AT TIME ZONE {lit(check_timezone(tz))} AS played_at, track, artists, album,
-  coalesce(page.image, m.m_image) AS image, minutes, content_type, is_play, source, context_type
+  coalesce(page.image, m.m_album_image_url) AS image, minutes, content_type, is_play, source, context_type
 FROM (
   SELECT played_at, track_id, track_name AS track, artist_names AS artists, album_name AS album,
     album_image_url AS image, coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes, content_type,
@@ -521,7 +530,7 @@ FROM (
   FROM {PLAYS_TABLE} WHERE {where}
   ORDER BY played_at DESC LIMIT {int(limit)} OFFSET {int(offset)}
 ) AS page
-LEFT JOIN (SELECT track_id AS m_track_id, album_image_url AS m_image FROM {TRACK_METADATA_TABLE} WHERE status = 'ok') AS m
+LEFT JOIN {lookups()} AS m
   ON m.m_track_id = page.track_id
 ORDER BY page.played_at DESC""",
         "count": f"SELECT count(*) AS n FROM {PLAYS_TABLE} WHERE {where}",
@@ -558,12 +567,11 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
 # -- detail pages and Wrapped ----------------------------------------------------------
 DetailKind = Literal["artist", "track", "album"]
 #: For each detail page: the id column it is addressed by, the grouping key it shares with
-#: the Top page, the name column it shows, and when the key falls back from names to the id
-#: (only then can a lookup change a play's key).
-DETAIL: dict[DetailKind, tuple[str, str, str, str]] = {
-    "artist": ("primary_artist_id", ARTIST_KEY, "primary_artist_name", "primary_artist_name IS NULL"),
-    "track": ("track_id", TRACK_KEY, "track_name", "FALSE"),  # track ids are never looked up
-    "album": ("album_id", ALBUM_KEY, "album_name", "primary_artist_name IS NULL OR album_name IS NULL"),
+#: the Top page (over the stored columns), and the name column it shows.
+DETAIL: dict[DetailKind, tuple[str, str, str]] = {
+    "artist": ("primary_artist_id", ARTIST_KEY, "primary_artist_name"),
+    "track": ("track_id", TRACK_KEY, "track_name"),
+    "album": ("album_id", ALBUM_KEY, "album_name"),
 }
 
 
@@ -574,23 +582,31 @@ def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
     page (names, lower-cased), so plays imported from an export without ids are included and
     the page's play count equals the Top page's. ``by_name`` counts those plays.
     """
-    id_col, key_sql, name_col, key_by_id = DETAIL[kind]
-    # Ids are those after the lookups (``plays_resolved``), so an artist known only from
-    # imported plays opens too. Both filters are first applied to the stored plays (a play
-    # has the id, or lacks it and its track was looked up with it; it has one of the keys, or
-    # its key may still change by a lookup), so only the item's plays are joined.
+    id_col, key_sql, name_col = DETAIL[kind]
+    # The item's plays are picked on the stored columns before anything else is computed, so
+    # a page costs one filtered scan per query, not a grouping of the whole history. The id
+    # is the looked-up one where the play lacks it (an export), so an artist known only from
+    # imported plays opens too; only the summary and the albums, which show ids and covers,
+    # join the lookups, and only to the item's plays.
     item = lit(item_id)
-    has_id = (
-        f"{id_col} = {item} OR ({id_col} IS NULL AND track_id IN "
-        f"(SELECT track_id FROM {TRACK_METADATA_TABLE} WHERE status = 'ok' AND {id_col} = {item}))"
-    )
-    keys = f"SELECT DISTINCT {key_sql} AS k FROM {plays_resolved(has_id)} AS plays WHERE {id_col} = {item}"
-    same_key = f"{key_sql} IN (SELECT k FROM item_keys)"
-    music = music_cte(tz, same_key, f"{same_key} OR {key_by_id}")
-    base = f"WITH item_keys AS ({keys}),\n{music},\nmine AS (SELECT * FROM music)\n"
+    has_id = f"{id_col} = {item}"
+    if id_col in RESOLVED_COLUMNS:
+        has_id += (
+            f" OR ({id_col} IS NULL AND track_id IN "
+            f"(SELECT track_id FROM {TRACK_METADATA_TABLE} WHERE status = 'ok' AND {id_col} = {item}))"
+        )
+    same_key = f"{key_sql} IN (SELECT DISTINCT {key_sql} FROM {PLAYS_TABLE} WHERE {has_id})"
+    base = f"WITH {music_cte(tz, same_key)},\nmine AS (SELECT * FROM music)\n"
+    resolved = f"""WITH {music_cte(tz, same_key)},
+mine AS (
+  SELECT music.* REPLACE (coalesce(primary_artist_id, m.m_primary_artist_id) AS primary_artist_id,
+    coalesce(album_id, m.m_album_id) AS album_id, coalesce(album_image_url, m.m_album_image_url) AS album_image_url)
+  FROM music LEFT JOIN {lookups()} AS m ON m.m_track_id = music.track_id
+)
+"""
     local = local_of("q", tz)
     out = {
-        "summary": base
+        "summary": resolved
         + f"""SELECT arg_max({name_col}, played_at) AS name, arg_max(artist_names, played_at) AS artists,
   arg_max(primary_artist_id, played_at) AS artist_id, arg_max(album_name, played_at) AS album,
   arg_max(album_id, played_at) AS album_id, max(album_image_url) AS image,
@@ -622,13 +638,13 @@ FROM mine GROUP BY track_key ORDER BY plays DESC, minutes DESC, track LIMIT 20""
         )
     if kind == "artist":
         out["albums"] = (
-            base
+            resolved
             + """SELECT arg_max(album_name, played_at) AS album, max(album_id) AS id, max(album_image_url) AS image,
   count(*) AS plays, sum(minutes) AS minutes
 FROM mine WHERE album_key IS NOT NULL GROUP BY album_key ORDER BY plays DESC, minutes DESC, album LIMIT 10"""
         )
         # Local months are looked up per quarter-hour bucket (``cal``), not computed per play.
-        out["rank"] = f"""WITH item_keys AS ({keys}), {music_cte(tz)},
+        out["rank"] = f"""WITH {music_cte(tz)},
 target AS (SELECT DISTINCT artist_key AS k FROM music WHERE {same_key}),
 cal AS (SELECT q, CAST(date_trunc('month', {local}) AS DATE) AS month FROM (SELECT DISTINCT q FROM music) AS d),
 monthly AS (
