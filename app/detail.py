@@ -122,7 +122,13 @@ def render(kind: queries.DetailKind) -> None:
             .mark_line(point=True, color=ui.ACCENT)
             .encode(
                 x=alt.X("utcyearmonth(month):T", title=None),
-                y=alt.Y("rank:Q", scale=alt.Scale(reverse=True, zero=False), title="rank (1 = most played)"),
+                # Whole ranks only: an artist #1 every month drew one tick labelled "1.000000".
+                y=alt.Y(
+                    "rank:Q",
+                    scale=alt.Scale(reverse=True, zero=False),
+                    axis=alt.Axis(format="d", tickMinStep=1),
+                    title="rank (1 = most played)",
+                ),
                 tooltip=[alt.Tooltip("utcyearmonth(month):T", format="%b %Y"), "rank:Q", "plays:Q"],
             ),
             height=200,

@@ -7,6 +7,7 @@ never values read back from the page.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import duckdb
@@ -104,6 +105,8 @@ def test_artist_page_top_tracks_rank_and_features(dashboard_env, dashboard_snaps
     # (22) and Basalt/Echo Park Kids (10/15); March 4th.
     rank = _chart_data(_charts(at)[2])
     assert rank["rank"].tolist() == [1, 3, 4] and rank["plays"].tolist() == [35, 10, 15]
+    axis = json.loads(_charts(at)[2].proto.spec)["encoding"]["y"]["axis"]
+    assert (axis["format"], axis["tickMinStep"]) == ("d", 1)  # whole ranks, never "1.000000"
     plays = dashboard_plays()
     mine = plays[
         plays["is_play"]
