@@ -221,6 +221,18 @@ def _settle(page, title: str, text: str, charts: int) -> None:  # type: ignore[n
     page.wait_for_timeout(800)  # let the last chart and table finish their first paint
 
 
+def _whole_page(page) -> None:  # type: ignore[no-untyped-def]
+    """Make the window as tall as the page: Streamlit scrolls inside its main section, so a
+    full-page screenshot would otherwise stop at the first screen (no tables below it)."""
+    height = page.evaluate(
+        "Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main')]"
+        ".map(e => e.scrollHeight), 0)"
+    )
+    if height > 1100:
+        page.set_viewport_size({"width": 1440, "height": min(int(height) + 40, 12_000)})
+        page.wait_for_timeout(800)  # charts redraw for the new size
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize(("path", "title", "text", "charts"), PAGES, ids=[p[1] for p in PAGES])
 def test_every_page_in_the_browser(served_dashboard, browser, scheme, path, title, text, charts):
@@ -231,6 +243,7 @@ def test_every_page_in_the_browser(served_dashboard, browser, scheme, path, titl
         assert "Page not found" not in page.inner_text("body")
         name = (path or "overview").replace("?", "-").replace("=", "-")
         shot = SHOTS / f"dashboard-{name}-{scheme}.png"
+        _whole_page(page)
         page.screenshot(path=str(shot), full_page=True)  # first: a failure below leaves the evidence
         assert shot.stat().st_size > 10_000
         body = page.inner_text("body")
