@@ -183,13 +183,23 @@ def test_plays_not_yet_looked_up_are_matched_by_name_and_said_so(dashboard_env, 
     )
 
 
-def test_before_any_lookup_imported_names_have_no_id_and_top_says_why(dashboard_env, tmp_path):
+def test_before_any_lookup_imported_names_have_no_id_and_top_says_why(
+    dashboard_env, dashboard_snapshot, tmp_path
+):
     snapshot = build_dashboard_warehouse(tmp_path, dashboard_plays())  # no track_metadata rows yet
     at = _open(dashboard_env, snapshot, "artist", id="a1")
     assert "No plays of the artist" in at.warning[0].value
     at = _open(dashboard_env, snapshot, "top")
     artists = at.dataframe[1].value
     assert artists["artist"].iloc[0] == "Aurora Lane" and pd.isna(artists["id"].iloc[0])
+    # The lookups add ids and covers only: every figure is the same once they have arrived.
+    after = _open(dashboard_env, dashboard_snapshot, "top")
+    assert _metrics(after) == _metrics(at)
+    for i in range(3):
+        before_df, after_df = at.dataframe[i].value, after.dataframe[i].value
+        cols = [c for c in before_df.columns if c not in ("id", "image")]
+        pd.testing.assert_frame_equal(before_df[cols], after_df[cols])
+    assert after.dataframe[1].value["id"].iloc[0] == "a1"
     assert _pending(looked_up=()) == (137, 6)  # the 105 imported plays, and 32 API plays without a cover
     assert "137 plays of 6 tracks lack Spotify ids or a cover (an export has neither)" in _text(at)
 
