@@ -57,8 +57,8 @@ def render(kind: queries.DetailKind) -> None:
     ui.keep_in_url(ID_PARAM, item_id)
 
     art, head = st.columns([1, 8])
-    if isinstance(summary["image"], str) and summary["image"]:
-        art.image(summary["image"], width=96)
+    with art:
+        ui.cover(summary["image"], 96, str(summary["name"]))
     with head:
         st.title(str(summary["name"]))
         if kind != "artist":
@@ -66,8 +66,8 @@ def render(kind: queries.DetailKind) -> None:
     by_name = int(summary["by_name"] or 0)
     if by_name:
         st.caption(
-            f"{ui.plural(by_name, 'play')} came from an export without Spotify ids and are matched by name, "
-            "as on the Top page."
+            f"{ui.plural(by_name, 'play')} came from an export without Spotify ids whose tracks have not been "
+            "looked up yet (the pipeline's `track_metadata` step): they are matched by name, as on the Top page."
         )
 
     head_cols = st.columns(4)
@@ -122,7 +122,13 @@ def render(kind: queries.DetailKind) -> None:
             .mark_line(point=True, color=ui.ACCENT)
             .encode(
                 x=alt.X("utcyearmonth(month):T", title=None),
-                y=alt.Y("rank:Q", scale=alt.Scale(reverse=True, zero=False), title="rank (1 = most played)"),
+                # Whole ranks only: an artist #1 every month drew one tick labelled "1.000000".
+                y=alt.Y(
+                    "rank:Q",
+                    scale=alt.Scale(reverse=True, zero=False),
+                    axis=alt.Axis(format="d", tickMinStep=1),
+                    title="rank (1 = most played)",
+                ),
                 tooltip=[alt.Tooltip("utcyearmonth(month):T", format="%b %Y"), "rank:Q", "plays:Q"],
             ),
             height=200,

@@ -131,23 +131,35 @@ def previous_period(period: Period, now: datetime | None = None) -> Period | Non
 RESOLVED_COLUMNS = ("artist_ids", "primary_artist_id", "album_id", "album_image_url")
 
 
+def lookups() -> str:
+    """What the ``track_metadata`` step found per track, as a subquery to LEFT JOIN on ``m_track_id``.
+
+    The columns are renamed (``m_album_id``...) on purpose: with ``coalesce(p.x, m.x) AS x``
+    over same-named columns, DuckDB 2.0.1 dropped the top lists' ``LIMIT`` when
+    ``track_metadata`` was empty (Wrapped's "top 5" listed 2,382 artists on the 1M benchmark
+    warehouse); ``test_top_lists_keep_their_limit`` runs against an empty and a filled table.
+    ``track_metadata`` has one row per ``track_id`` (its primary key), so the join never
+    duplicates a row.
+    """
+    looked_up = ", ".join(f"{c} AS m_{c}" for c in RESOLVED_COLUMNS)
+    return f"(SELECT track_id AS m_track_id, {looked_up} FROM {TRACK_METADATA_TABLE} WHERE status = 'ok')"
+
+
 def plays_resolved() -> str:
     """``bq_plays`` with looked-up artist and album ids and cover art filled in where a play lacks them.
 
-    A subquery over the stored table: the key columns stay those of the play (names first),
-    so figures do not change when lookups arrive; only ids and images appear.
-
-    Not used by the pages yet: with DuckDB 2.0.1 this LEFT JOIN inside the pages' CTEs made
-    the top lists ignore their ``LIMIT`` (Wrapped's "top 5" returned 2,365 artists on the 1M
-    benchmark warehouse); ``test_dashboard_queries`` guards the limits.
+    The plays table has one writer (the pipeline) and the dashboard only reads, so lookups are
+    joined in at read time. Only ids and images are filled in; names and the grouping keys
+    stay those of the play, so figures do not change when lookups arrive. The pages join the
+    lookups where they show ids or covers, after grouping or paging (a few thousand rows, not
+    every play): see ``raw_groups_cte`` and ``detail_queries``; this whole-table form is for
+    tests and ad-hoc questions. An explicit column list keeps it plain SQL for BigQuery.
     """
     cols = ", ".join(
-        f"coalesce(p.{c}, m.{c}) AS {c}" if c in RESOLVED_COLUMNS else f"p.{c}" for c in column_names("plays")
+        f"coalesce(p.{c}, m.m_{c}) AS {c}" if c in RESOLVED_COLUMNS else f"p.{c}"
+        for c in column_names("plays")
     )
-    return (
-        f"(SELECT {cols} FROM {PLAYS_TABLE} AS p "
-        f"LEFT JOIN {TRACK_METADATA_TABLE} AS m ON m.track_id = p.track_id AND m.status = 'ok')"
-    )
+    return f"(SELECT {cols} FROM {PLAYS_TABLE} AS p LEFT JOIN {lookups()} AS m ON m.m_track_id = p.track_id)"
 
 
 #: How plays are grouped into tracks, artists and albums (see the module docstring).
@@ -158,16 +170,22 @@ RAW_COLUMNS = "primary_artist_name, primary_artist_id, track_name, track_id, alb
 
 
 def raw_groups_cte() -> str:
-    """Plays grouped by the raw identifying columns (needs ``music``).
+    """Plays grouped by the raw identifying columns (needs ``music``), with looked-up ids.
 
     Big histories repeat the same few thousand (artist, track, album) combinations; grouping
     on the stored columns first and deriving the lower-cased keys from the groups costs
-    about half of computing the keys for every play.
+    about half of computing the keys for every play. The lookups are joined to the groups
+    (``artist_id_r``, ``album_id_r``, ``image``), not to every play.
     """
     return f"""raw AS (
-  SELECT {RAW_COLUMNS}, max(artist_names) AS artist_names, max(album_image_url) AS image,
-    count(*) AS plays, sum(minutes) AS minutes, min(played_at) AS first_play, max(played_at) AS last_play
-  FROM music GROUP BY {RAW_COLUMNS}
+  SELECT g.*, coalesce(g.primary_artist_id, m.m_primary_artist_id) AS artist_id_r,
+    coalesce(g.album_id, m.m_album_id) AS album_id_r, coalesce(g.stored_image, m.m_album_image_url) AS image
+  FROM (
+    SELECT {RAW_COLUMNS}, max(artist_names) AS artist_names, max(album_image_url) AS stored_image,
+      count(*) AS plays, sum(minutes) AS minutes, min(played_at) AS first_play, max(played_at) AS last_play
+    FROM music GROUP BY {RAW_COLUMNS}
+  ) AS g
+  LEFT JOIN {lookups()} AS m ON m.m_track_id = g.track_id
 )"""
 
 
@@ -177,6 +195,8 @@ def music_cte(tz: str, where: str = "TRUE") -> str:
     ``q`` is the play's UTC quarter-hour (epoch seconds). Every time zone's offset is a
     multiple of 15 minutes, so the local hour, day and month of ``q`` are those of the play;
     pages aggregate by ``q`` first and convert only the (far fewer) buckets to local time.
+    Ids and covers are the stored ones; pages that show them join ``lookups()`` after
+    grouping.
     """
     check_timezone(tz)
     return f"""music AS (
@@ -237,8 +257,9 @@ def overview_queries(tz: str, period: Period = Period(), previous: Period | None
     return {
         **comparison_queries(tz, period, previous),
         "last_track": base
-        + """SELECT track_name, artist_names, album_name, album_image_url, played_at
-FROM music ORDER BY played_at DESC LIMIT 1""",
+        + f"""SELECT track_name, artist_names, album_name, coalesce(l.album_image_url, m.m_album_image_url)
+  AS album_image_url, played_at
+FROM (SELECT * FROM music ORDER BY played_at DESC LIMIT 1) AS l LEFT JOIN {lookups()} AS m ON m.m_track_id = l.track_id""",
         "top_artist": f"WITH {music_cte(tz, period.sql())}\n"
         + """SELECT arg_max(primary_artist_name, played_at) AS artist, count(*) AS plays
 FROM music WHERE artist_key IS NOT NULL GROUP BY artist_key ORDER BY plays DESC, artist LIMIT 1""",
@@ -270,15 +291,30 @@ def top_queries(
 FROM raw GROUP BY {TRACK_KEY} ORDER BY plays DESC, minutes DESC, track LIMIT {int(limit)}""",
         "artists": base
         + f"""SELECT arg_max(primary_artist_name, last_play) AS artist, max(image) AS image, sum(plays) AS plays,
-  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks, max(primary_artist_id) AS id
+  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks, max(artist_id_r) AS id
 FROM raw WHERE {ARTIST_KEY} IS NOT NULL GROUP BY {ARTIST_KEY}
 ORDER BY plays DESC, minutes DESC, artist LIMIT {int(limit)}""",
         "albums": base
         + f"""SELECT arg_max(album_name, last_play) AS album, arg_max(primary_artist_name, last_play) AS artist,
   max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks,
-  max(album_id) AS id
+  max(album_id_r) AS id
 FROM raw WHERE {ALBUM_KEY} IS NOT NULL GROUP BY {ALBUM_KEY}
 ORDER BY plays DESC, minutes DESC, album LIMIT {int(limit)}""",
+    }
+
+
+def pending_lookups_query(period: Period) -> dict[str, str]:
+    """Counted plays whose track the ``track_metadata`` step has still to look up.
+
+    The same rule as the step's own (``spotify_assets.assets.catalog.pending_tracks_sql``): a
+    track with an id, played without an artist id, album id or cover, never looked up. Local
+    files (no track id) and tracks Spotify no longer knows (``not_found``) are not pending.
+    """
+    return {
+        "pending": f"""SELECT count(*) AS plays, count(DISTINCT p.track_id) AS tracks FROM {PLAYS_TABLE} AS p
+WHERE p.is_play AND p.content_type = 'track' AND ({period.sql("p.played_at")}) AND p.track_id IS NOT NULL
+  AND (p.primary_artist_id IS NULL OR p.album_id IS NULL OR p.album_image_url IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM {TRACK_METADATA_TABLE} AS m WHERE m.track_id = p.track_id)"""
     }
 
 
@@ -290,9 +326,14 @@ def top_ten_mart_query() -> dict[str, str]:
     what has arrived since, until the automation condition on ``top_ten_tracks`` reruns it.
     """
     return {
-        "top_ten": f"""SELECT rank, track_id, track_name, artist_names, album_name, album_image_url, plays,
-  minutes_listened, first_played_at, last_played_at, computed_at
-FROM {TOP_TEN_TABLE} ORDER BY rank""",
+        # Covers of imported tracks come from the lookups, as on the other tabs.
+        "top_ten": f"""SELECT rank, track_id, track_name, artist_names, album_name,
+  coalesce(t.album_image_url, m.m_album_image_url) AS album_image_url, plays, minutes_listened, first_played_at,
+  last_played_at, computed_at
+FROM {TOP_TEN_TABLE} AS t
+LEFT JOIN {lookups()} AS m
+  ON m.m_track_id = t.track_id
+ORDER BY rank""",
         "mart_input": f"""WITH m AS (SELECT max(computed_at) AS computed_at FROM {TOP_TEN_TABLE})
 SELECT max(m.computed_at) AS computed_at,
   sum(CASE WHEN p.ingested_at <= m.computed_at THEN 1 ELSE 0 END) AS seen, count(*) AS now
@@ -479,16 +520,19 @@ class RecentFilter:
 def recent_queries(tz: str, flt: RecentFilter, limit: int, offset: int) -> dict[str, str]:
     where = flt.where()
     return {
-        # Page first, then convert only the page's rows to local time.
-        "rows": f"""SELECT played_at AT TIME ZONE {lit(check_timezone(tz))} AS played_at, track, artists, album,
-  image, minutes, content_type, is_play, source, context_type
+        # Page first, then convert only the page's rows to local time and look up only their covers.
+        "rows": f"""SELECT page.played_at AT TIME ZONE {lit(check_timezone(tz))} AS played_at, track, artists, album,
+  coalesce(page.image, m.m_album_image_url) AS image, minutes, content_type, is_play, source, context_type
 FROM (
-  SELECT played_at, track_name AS track, artist_names AS artists, album_name AS album,
+  SELECT played_at, track_id, track_name AS track, artist_names AS artists, album_name AS album,
     album_image_url AS image, coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes, content_type,
     is_play, source, context_type
   FROM {PLAYS_TABLE} WHERE {where}
   ORDER BY played_at DESC LIMIT {int(limit)} OFFSET {int(offset)}
-) AS page ORDER BY page.played_at DESC""",
+) AS page
+LEFT JOIN {lookups()} AS m
+  ON m.m_track_id = page.track_id
+ORDER BY page.played_at DESC""",
         "count": f"SELECT count(*) AS n FROM {PLAYS_TABLE} WHERE {where}",
     }
 
@@ -506,6 +550,7 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
         ("overview", overview_queries(tz, period, previous_period(period))),
         ("top", top_queries(tz, period, previous=previous_period(period))),
         ("top_ten", top_ten_mart_query()),
+        ("pending", pending_lookups_query(period)),
         ("mood", mood_queries(tz, period)),
         ("discovery", discovery_queries(tz)),
         ("sources", sources_query()),
@@ -539,12 +584,29 @@ def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
     """
     id_col, key_sql, name_col = DETAIL[kind]
     # The item's plays are picked on the stored columns before anything else is computed, so
-    # a page costs one filtered scan per query, not a grouping of the whole history.
-    same_key = f"{key_sql} IN (SELECT {key_sql} FROM {PLAYS_TABLE} WHERE {id_col} = {lit(item_id)})"
+    # a page costs one filtered scan per query, not a grouping of the whole history. The id
+    # is the looked-up one where the play lacks it (an export), so an artist known only from
+    # imported plays opens too; only the summary and the albums, which show ids and covers,
+    # join the lookups, and only to the item's plays.
+    item = lit(item_id)
+    has_id = f"{id_col} = {item}"
+    if id_col in RESOLVED_COLUMNS:
+        has_id += (
+            f" OR ({id_col} IS NULL AND track_id IN "
+            f"(SELECT track_id FROM {TRACK_METADATA_TABLE} WHERE status = 'ok' AND {id_col} = {item}))"
+        )
+    same_key = f"{key_sql} IN (SELECT DISTINCT {key_sql} FROM {PLAYS_TABLE} WHERE {has_id})"
     base = f"WITH {music_cte(tz, same_key)},\nmine AS (SELECT * FROM music)\n"
+    resolved = f"""WITH {music_cte(tz, same_key)},
+mine AS (
+  SELECT music.* REPLACE (coalesce(primary_artist_id, m.m_primary_artist_id) AS primary_artist_id,
+    coalesce(album_id, m.m_album_id) AS album_id, coalesce(album_image_url, m.m_album_image_url) AS album_image_url)
+  FROM music LEFT JOIN {lookups()} AS m ON m.m_track_id = music.track_id
+)
+"""
     local = local_of("q", tz)
     out = {
-        "summary": base
+        "summary": resolved
         + f"""SELECT arg_max({name_col}, played_at) AS name, arg_max(artist_names, played_at) AS artists,
   arg_max(primary_artist_id, played_at) AS artist_id, arg_max(album_name, played_at) AS album,
   arg_max(album_id, played_at) AS album_id, max(album_image_url) AS image,
@@ -576,7 +638,7 @@ FROM mine GROUP BY track_key ORDER BY plays DESC, minutes DESC, track LIMIT 20""
         )
     if kind == "artist":
         out["albums"] = (
-            base
+            resolved
             + """SELECT arg_max(album_name, played_at) AS album, max(album_id) AS id, max(album_image_url) AS image,
   count(*) AS plays, sum(minutes) AS minutes
 FROM mine WHERE album_key IS NOT NULL GROUP BY album_key ORDER BY plays DESC, minutes DESC, album LIMIT 10"""

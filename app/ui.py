@@ -174,7 +174,32 @@ PLACEHOLDER_ART = (
     "%3Cpath d='M26 44a6 6 0 1 1-4-5.7V20l20-4v22a6 6 0 1 1-4-5.7V22l-12 2.4z' fill='%237f7f7f' fill-opacity='0.6'/%3E"
     "%3C/svg%3E"
 )
-_SAFE_URL = re.compile(r"^https?://[^\s'\"()<>\\]+$")
+#: Covers that may go into CSS: plain http(s) URLs, and base64 data images (no quote or
+#: bracket can occur in either, so neither can leave the ``url('...')``).
+_SAFE_URL = re.compile(
+    r"^(https?://[^\s'\"()<>\\]+|data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=]+)$"
+)
+
+
+def cover_layers(image: object) -> str:
+    """The CSS ``background-image`` of a cover: the cover (when safe) over the placeholder."""
+    url = str(image or "")
+    return (f"url('{url}'), " if _SAFE_URL.match(url) else "") + f'url("{PLACEHOLDER_ART}")'
+
+
+def cover_html(image: object, size: int, label: str = "") -> str:
+    """One cover of ``size`` px as HTML: as on the cards, a cover that cannot load leaves the
+    placeholder, never a broken-image icon (which ``st.image`` would show offline)."""
+    return (
+        f'<div role="img" aria-label="{html_escape(label)}" class="sp-cover" style="width:{int(size)}px;'
+        f"height:{int(size)}px;border-radius:6px;background-size:cover;background-position:center;"
+        f'background-image: {html_escape(cover_layers(image))}"></div>'
+    )
+
+
+def cover(image: object, size: int, label: str = "") -> None:
+    """``cover_html`` on the page."""
+    st.html(cover_html(image, size, label))
 
 
 def card_grid_html(rows: list[dict[str, object]], kind: str) -> str:
@@ -187,8 +212,7 @@ def card_grid_html(rows: list[dict[str, object]], kind: str) -> str:
     """
     cards = []
     for row in rows:
-        image = str(row.get("image") or "")
-        layers = (f"url('{image}'), " if _SAFE_URL.match(image) else "") + f'url("{PLACEHOLDER_ART}")'
+        layers = cover_layers(row.get("image"))
         name = html_escape(str(row.get("name") or "—"))
         item_id = row.get("id")
         title = (

@@ -200,6 +200,9 @@ def test_recent_plays_search_and_filters(dashboard_env, dashboard_snapshot):
     rows = at.dataframe[0].value
     assert len(rows) == 60 and set(rows["artists"]) == {"Aurora Lane"}
     assert rows["played_at"].is_monotonic_decreasing
+    # Imported plays: the source as a listener knows it, the looked-up cover, no "None" cells.
+    assert set(rows["source"]) == {"Extended history"} and rows["image"].str.startswith("data:image/").all()
+    assert not rows[["source", "context_type", "image"]].isna().any().any()
     at.text_input(key="recent_search").set_value("it's \\ %_").run()  # quotes and wildcards are literal
     assert not at.exception
     assert "0 matching plays" in _text(at)

@@ -7,6 +7,7 @@ never values read back from the page.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import duckdb
@@ -16,10 +17,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app import card
-from spotify_assets.schema import conform
 from spotify_assets_tests.fixtures.dashboard import (
-    TRACKS,
-    _row,
+    ALBUM_COLORS,
+    LOOKED_UP,
+    _svg,
     build_dashboard_warehouse,
     dashboard_features,
     dashboard_plays,
@@ -104,6 +105,8 @@ def test_artist_page_top_tracks_rank_and_features(dashboard_env, dashboard_snaps
     # (22) and Basalt/Echo Park Kids (10/15); March 4th.
     rank = _chart_data(_charts(at)[2])
     assert rank["rank"].tolist() == [1, 3, 4] and rank["plays"].tolist() == [35, 10, 15]
+    axis = json.loads(_charts(at)[2].proto.spec)["encoding"]["y"]["axis"]
+    assert (axis["format"], axis["tickMinStep"]) == ("d", 1)  # whole ranks, never "1.000000"
     plays = dashboard_plays()
     mine = plays[
         plays["is_play"]
@@ -122,20 +125,103 @@ def test_track_page_links_to_its_artist_and_album(dashboard_env, dashboard_snaps
     assert links == {"Aurora Lane": "id=a1", "Glass Harbour": "id=al1"}
 
 
-def test_plays_without_ids_are_matched_by_name_and_said_so(dashboard_env, tmp_path):
-    plays = dashboard_plays()
-    exported = [
-        _row(TRACKS["t1"], pd.Timestamp(f"2023-12-0{d}T21:00Z").to_pydatetime(), source="extended_export")
-        for d in range(1, 6)
-    ]
-    for row in exported:  # an export row: track URI only, no artist or album id
-        row.update(primary_artist_id=None, artist_ids=None, album_id=None)
-    snapshot = build_dashboard_warehouse(
-        tmp_path, conform(pd.concat([plays, conform(pd.DataFrame(exported), "plays")]), "plays")
+#: A play's ids after the pipeline's lookups: the stored id, else the one ``track_metadata`` found.
+RESOLVED = """(SELECT p.*, coalesce(p.primary_artist_id, m.primary_artist_id) AS primary_artist_id_resolved,
+  coalesce(p.album_id, m.album_id) AS album_id_resolved
+FROM bq_plays AS p LEFT JOIN track_metadata AS m ON m.track_id = p.track_id AND m.status = 'ok') AS r"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "item_id", "column", "title"),
+    [
+        ("artist", "a1", "primary_artist_id", "Aurora Lane"),
+        ("album", "al1", "album_id", "Glass Harbour"),
+    ],
+)
+def test_imported_plays_open_by_the_ids_their_lookups_found(
+    dashboard_env, dashboard_snapshot, kind, item_id, column, title
+):
+    """Every play of Aurora Lane came from an export (no artist or album id); the track lookups
+    found the ids, and the page by id counts every one of those plays."""
+    stored = _sql(
+        dashboard_snapshot,
+        f"SELECT count(*) FROM bq_plays WHERE {MUSIC} AND {column} = '{item_id}'",
     )
+    assert stored == 0  # no play in the plays table carries the id
+    plays = _sql(
+        dashboard_snapshot,
+        f"SELECT count(*) FROM {RESOLVED} WHERE {MUSIC} AND {column}_resolved = '{item_id}'",
+    )
+    assert plays == 60
+    at = _open(dashboard_env, dashboard_snapshot, kind, id=item_id)
+    assert at.title[0].value == title
+    assert _metrics(at)["Plays"] == f"{plays:,}"
+    assert "matched by name" not in _text(at)  # all resolved: nothing left to match by name
+    # The cover the lookup found is shown (the plays themselves have none), over the placeholder.
+    covers = [e.proto.body for e in at.get("html") if 'class="sp-cover"' in e.proto.body]
+    assert len(covers) == 1 and f"url(&#x27;{_svg(ALBUM_COLORS['al1'])}&#x27;)" in covers[0]
+    assert "data:image/svg+xml;utf8" in covers[0]  # the placeholder layer
+    assert not at.get("image")  # no <img>: it would be a broken-image icon when offline
+
+
+def test_plays_not_yet_looked_up_are_matched_by_name_and_said_so(dashboard_env, dashboard_snapshot):
+    """Basalt's "Magma" (t4) has not been looked up yet: its plays join the artist by name."""
+    by_id = _sql(
+        dashboard_snapshot,
+        f"SELECT count(*) FROM {RESOLVED} WHERE {MUSIC} AND primary_artist_id_resolved = 'a2'",
+    )
+    pending = _sql(
+        dashboard_snapshot,
+        f"SELECT count(*) FROM {RESOLVED} WHERE {MUSIC} AND primary_artist_id_resolved IS NULL AND primary_artist_name = 'Basalt'",
+    )
+    assert (by_id, pending) == (35, 10)
+    at = _open(dashboard_env, dashboard_snapshot, "artist", id="a2")
+    assert _metrics(at)["Plays"] == "45"  # as on the Top page
+    assert (
+        "10 plays came from an export without Spotify ids whose tracks have not been looked up yet"
+        in _text(at)
+    )
+
+
+def test_before_any_lookup_imported_names_have_no_id_and_top_says_why(
+    dashboard_env, dashboard_snapshot, tmp_path
+):
+    snapshot = build_dashboard_warehouse(tmp_path, dashboard_plays())  # no track_metadata rows yet
     at = _open(dashboard_env, snapshot, "artist", id="a1")
-    assert _metrics(at)["Plays"] == "65"  # 60 with the id + 5 matched by name, as on the Top page
-    assert "5 plays came from an export without Spotify ids and are matched by name" in _text(at)
+    assert "No plays of the artist" in at.warning[0].value
+    at = _open(dashboard_env, snapshot, "top")
+    artists = at.dataframe[1].value
+    assert artists["artist"].iloc[0] == "Aurora Lane" and pd.isna(artists["id"].iloc[0])
+    # The lookups add ids and covers only: every figure is the same once they have arrived.
+    after = _open(dashboard_env, dashboard_snapshot, "top")
+    assert _metrics(after) == _metrics(at)
+    for i in range(3):
+        before_df, after_df = at.dataframe[i].value, after.dataframe[i].value
+        cols = [c for c in before_df.columns if c not in ("id", "image")]
+        pd.testing.assert_frame_equal(before_df[cols], after_df[cols])
+    assert after.dataframe[1].value["id"].iloc[0] == "a1"
+    assert _pending(looked_up=()) == (137, 6)  # the 105 imported plays, and 32 API plays without a cover
+    assert "137 plays of 6 tracks lack Spotify ids or a cover (an export has neither)" in _text(at)
+
+
+def _pending(looked_up: tuple[str, ...]) -> tuple[int, int]:
+    """Plays (and tracks) the ``track_metadata`` step has still to look up, counted in pandas."""
+    plays = dashboard_plays()
+    lacking = plays[["primary_artist_id", "album_id", "album_image_url"]].isna().any(axis=1)
+    todo = plays[
+        plays["is_play"]
+        & (plays["content_type"] == "track")
+        & plays["track_id"].notna()
+        & lacking
+        & ~plays["track_id"].isin(looked_up)
+    ]
+    return len(todo), todo["track_id"].nunique()
+
+
+def test_top_counts_the_plays_still_to_look_up(dashboard_env, dashboard_snapshot):
+    at = _open(dashboard_env, dashboard_snapshot, "top")
+    assert _pending(looked_up=LOOKED_UP) == (42, 3)  # Magma (pending), Paper Crown and Lantern (no cover)
+    assert "42 plays of 3 tracks lack Spotify ids or a cover" in _text(at)
 
 
 def test_unknown_or_missing_id(dashboard_env, dashboard_snapshot):

@@ -75,10 +75,20 @@ def test_query_layer_numbers(dashboard_snapshot):
         assert share.loc[month, "new_plays"] / share.loc[month, "plays"] == pytest.approx(expected)
 
 
-def test_top_lists_keep_their_limit(dashboard_snapshot):
-    """A regression guard: a LEFT JOIN in the pages' base once made DuckDB 2.0.1 drop these LIMITs."""
-    res = DuckDBSnapshot(dashboard_snapshot).fetch(q.top_queries("UTC", q.Period(), limit=3))
+@pytest.mark.parametrize("lookups", ["filled", "empty"])
+def test_top_lists_keep_their_limit(dashboard_snapshot, dashboard_snapshot_no_features, lookups):
+    """A regression guard: joining ``track_metadata`` into the pages' base as ``coalesce(p.x, m.x)
+    AS x`` made DuckDB 2.0.1 drop these LIMITs while the lookup table was empty."""
+    snapshot = dashboard_snapshot if lookups == "filled" else dashboard_snapshot_no_features
+    wh = DuckDBSnapshot(snapshot)
+    assert int(wh.fetch({"n": "SELECT count(*) AS n FROM track_metadata"})["n"]["n"].iloc[0]) == (
+        3 if lookups == "filled" else 0
+    )
+    res = wh.fetch(q.top_queries("UTC", q.Period(), limit=3))
     assert [len(res[n]) for n in ("tracks", "artists", "albums")] == [3, 3, 3]
+    wrapped = wh.fetch(q.wrapped_queries("UTC", 2024))
+    assert [len(wrapped[n]) for n in ("tracks", "artists", "albums")] == [5, 5, 5]
+    assert len(wh.fetch(q.recent_queries("UTC", q.RecentFilter(), 7, 0))["rows"]) == 7
 
 
 def test_sessions_and_streaks_in_sql(dashboard_snapshot):

@@ -227,15 +227,31 @@ def test_cards_always_layer_a_placeholder_and_refuse_odd_urls() -> None:
             },
             {"rank": 2, "name": "No cover", "sub": "y", "image": None, "id": None},
             {"rank": 3, "name": "Evil", "sub": "z", "image": "javascript:alert(1)')", "id": "t3"},
+            {
+                "rank": 4,
+                "name": "Inline",
+                "sub": "w",
+                "image": "data:image/png;base64,iVBORw0K+/=",
+                "id": "t4",
+            },
+            {
+                "rank": 5,
+                "name": "Odd",
+                "sub": "v",
+                "image": "data:image/svg+xml;utf8,<svg onload=x>')",
+                "id": None,
+            },
         ],
         "track",
     )
     arts = re.findall(r'class="sp-art"[^>]*style="([^"]*)"', html)
-    assert len(arts) == 3 and all(
+    assert "data:image/png;base64,iVBORw0K+/=" in arts[3]  # a base64 cover (no quote can occur in it)
+    assert "onload" not in html  # anything else: the placeholder alone
+    assert len(arts) == 5 and all(
         "data:image/svg+xml" in a for a in arts
     )  # the placeholder under every cover
     assert "https://i.scdn.co/image/abc" in arts[0]
     assert "javascript" not in html
     assert "A &lt;b&gt;song&lt;/b&gt;" in html and "<b>song" not in html
     assert 'href="./track?id=t1"' in html and 'href="./track?id=t3"' in html
-    assert html.count("<a ") == 2  # no id, no link
+    assert html.count("<a ") == 3  # no id, no link

@@ -66,8 +66,8 @@ if len(top_artist):
 if len(last):
     row = last.iloc[0]
     art, text = st.columns([1, 12])
-    if isinstance(row["album_image_url"], str) and row["album_image_url"]:
-        art.image(row["album_image_url"], width=64)
+    with art:
+        ui.cover(row["album_image_url"], 64, str(row["album_name"] or ""))
     text.markdown(
         f"**Last played:** {row['track_name']} - {row['artist_names']}  \n"
         f"{row['album_name'] or ''} · {ui.local(row['played_at'], ctx.tz)}"

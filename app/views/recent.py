@@ -25,9 +25,14 @@ content = cast(queries.ContentFilter, content_choice or "music")
 period = ui.period_picker("recent", ctx.status, ctx.tz, default="all")
 include_short = st.toggle("Include streams under 30 s", key="recent_short")
 
+#: Where a play came from, as a listener knows it (the privacy download's two kinds of file).
+SOURCE_LABELS = {"api": "API", "extended_export": "Extended history", "account_export": "Account data"}
 sources_all = ui.frame(ctx.fetch(queries.sources_query()), "sources")
 sources = st.multiselect(
-    "Source", sources_all["source"].tolist() if len(sources_all) else [], key="recent_sources"
+    "Source",
+    sources_all["source"].tolist() if len(sources_all) else [],
+    key="recent_sources",
+    format_func=lambda s: SOURCE_LABELS.get(s, s),
 )
 flt = queries.RecentFilter(
     search=search, content=content, include_short=include_short, period=period, sources=tuple(sources)
@@ -41,6 +46,8 @@ res = ctx.fetch(queries.recent_queries(ctx.tz, flt, PAGE_SIZE, (page - 1) * PAGE
 rows = ui.frame(res, "rows")
 if len(rows):
     rows["image"] = rows["image"].fillna("")  # an empty cell, not the word "None"
+    rows["context_type"] = rows["context_type"].fillna("")
+    rows["source"] = rows["source"].map(lambda s: SOURCE_LABELS.get(s, s))
 st.caption(f"{ui.number(count)} matching plays · times in {ctx.tz}")
 st.dataframe(  # type: ignore[call-overload]
     rows,

@@ -11,7 +11,9 @@ ctx = ui.context()
 st.title("Top")
 period = ui.period_picker("top", ctx.status, ctx.tz, default=ui.recent_default(ctx.status))
 previous = queries.previous_period(period, now=data.hour_anchor())
-res = ctx.fetch(queries.top_queries(ctx.tz, period, previous=previous))
+res = ctx.fetch(
+    {**queries.top_queries(ctx.tz, period, previous=previous), **queries.pending_lookups_query(period)}
+)
 ui.headline_metrics(res, period)
 
 
@@ -69,6 +71,15 @@ else:
             with col:
                 ui.name_card(label, str(df.iloc[0][name]), ui.plural(int(df.iloc[0]["plays"]), "play"))
                 detail.link(kind, df.iloc[0]["id"], f"Open the {kind}")  # type: ignore[arg-type]
+    pending = ui.frame(res, "pending")
+    pending_plays = int(pending["plays"].iloc[0] or 0) if len(pending) else 0
+    if pending_plays:
+        st.caption(
+            f"{ui.plural(pending_plays, 'play')} of {ui.plural(int(pending['tracks'].iloc[0]), 'track')} "
+            "lack Spotify ids or a cover (an export has neither) and have not been looked up yet: the "
+            "pipeline's `track_metadata` step adds them. Until then they count by name, and a name known "
+            "only from them has no link or cover."
+        )
 
 
 def _cards(df: pd.DataFrame, name: str, kind: str, by: str | None = None) -> None:
