@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spotify_assets.imports.command:import_command",
         "import a Spotify privacy export (.zip or folder)",
     ),
+    "users": (
+        "spotify_assets.users.command:users_command",
+        "the household: add, list or remove listeners (one Spotify account each)",
+    ),
     "rebuild-warehouse": (
         "spotify_assets.rebuild:rebuild_command",
         "rebuild the warehouse's plays and track features from the lake alone",
