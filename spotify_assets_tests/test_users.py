@@ -224,10 +224,20 @@ def test_users_add_list_remove_end_to_end(
     capsys.readouterr()
     assert users_command(["--data-dir", str(data), "list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert listed[0].split() == ["NAME", "SPOTIFY", "ID", "DISPLAY", "NAME", "TOKEN", "ADDED"]
-    assert [line.split()[:4] for line in listed[1:]] == [
-        ["alice", "sandbox-alice", "Alice", "stored"],
-        ["bobby", "sandbox-bob", "Bob", "stored"],
+    assert listed[0].split() == [
+        "NAME",
+        "SPOTIFY",
+        "ID",
+        "DISPLAY",
+        "NAME",
+        "TOKEN",
+        "NEWEST",
+        "PLAY",
+        "ADDED",
+    ]
+    assert [line.split()[:5] for line in listed[1:]] == [
+        ["alice", "sandbox-alice", "Alice", "stored", "-"],
+        ["bobby", "sandbox-bob", "Bob", "stored", "-"],
     ]
 
     assert users_command(["--data-dir", str(data), "remove", "alice"]) == 0

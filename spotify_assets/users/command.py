@@ -102,16 +102,37 @@ def _add(args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
-def _list(registry: UserRegistry) -> int:
+def _newest_plays(data: Path, users: list[User]) -> dict[str, str]:
+    """Each user's newest play in the local warehouse ("-" for none, or no local warehouse)."""
+    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+    from spotify_assets.settings import warehouse_path
+
+    db = warehouse_path({"SPOTIFY_DATA_DIR": str(data)})
+    if not db.exists():
+        return {}
+    warehouse = DuckDBWarehouseResource(path=str(db))
+    newest = {u.user_id: warehouse.max_played_at(u.user_id) for u in users}
+    return {k: f"{v:%Y-%m-%d %H:%M}Z" for k, v in newest.items() if v is not None}
+
+
+def _list(registry: UserRegistry, data: Path) -> int:
     users = registry.users()
     if not users:
         print("No users yet; add one with `spotify-assets users add NAME`.")
         return 0
-    rows = [("NAME", "SPOTIFY ID", "DISPLAY NAME", "TOKEN", "ADDED")]
+    newest = _newest_plays(data, users)
+    rows = [("NAME", "SPOTIFY ID", "DISPLAY NAME", "TOKEN", "NEWEST PLAY", "ADDED")]
     for user in users:
         stored = registry.token_store(user.name).load()
         rows.append(
-            (user.name, user.user_id, user.display_name, "stored" if stored else "missing", user.added_at)
+            (
+                user.name,
+                user.user_id,
+                user.display_name,
+                "stored" if stored else "missing",
+                newest.get(user.user_id, "-"),
+                user.added_at,
+            )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -155,7 +176,7 @@ def users_command(argv: list[str]) -> int:
     if args.action == "remove":
         return _remove(args, data)
     try:
-        return _list(UserRegistry(users_root(data)))
+        return _list(UserRegistry(users_root(data)), data)
     except UserError as exc:
         print(f"spotify-assets users list: {exc}", file=sys.stderr)
         return 1
