@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import zipfile
 from pathlib import Path
@@ -162,8 +161,9 @@ def _tell_dagster(added: int, path: str, data_dir: Path) -> None:
     import dagster as dg
 
     from spotify_assets.schema import PLAYS_TABLE
+    from spotify_assets.settings import dagster_home
 
-    home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home")
+    home = dagster_home(data_dir)
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").touch()
     with dg.DagsterInstance.from_config(str(home)) as instance:
