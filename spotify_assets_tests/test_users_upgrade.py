@@ -197,3 +197,26 @@ def test_adoption_keeps_one_row_per_play_when_the_user_already_has_some(tmp_path
     rows = warehouse.query("SELECT play_key, user_id FROM bq_plays")
     assert len(rows) == 9 and set(rows["user_id"]) == {"u1"} and rows["play_key"].is_unique
     assert warehouse.adopt_legacy_plays("u1") == 0
+
+
+def test_the_same_export_imported_for_two_users_is_kept_apart(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = UserRegistry(data_dir / "users")
+    registry.add("alice", SpotifyUser("sandbox-alice", "Alice"), "rt-a")
+    registry.add("bob", SpotifyUser("sandbox-bob", "Bob"), "rt-b")
+    export = tmp_path / "export"
+    summary = generate_export(export, 400, seed=11, rows_per_file=400)
+    base = ["--data-dir", str(data_dir), "--no-progress", "--json"]
+    added = {}
+    for name in ("alice", "bob", "alice"):
+        capsys.readouterr()
+        assert import_command([str(export), *base, "--user", name]) == 0
+        added.setdefault(name, []).append(json.loads(capsys.readouterr().out)["added"])
+    assert added == {"alice": [summary.expected_added, 0], "bob": [summary.expected_added]}
+    warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
+    counts = warehouse.query("SELECT user_id, count(*) AS n FROM bq_plays GROUP BY 1 ORDER BY 1")
+    assert counts.to_dict("records") == [
+        {"user_id": "sandbox-alice", "n": summary.expected_added},
+        {"user_id": "sandbox-bob", "n": summary.expected_added},
+    ]
