@@ -30,6 +30,7 @@ from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.spotify.client import SpotifyUser
 from spotify_assets.spotify.normalize import for_user
 from spotify_assets.users.adoption import ADOPTION_PATH
+from spotify_assets.users.command import users_command
 from spotify_assets.users.registry import UserRegistry
 from spotify_assets_tests.fixtures.plays import make_plays
 from spotify_assets_tests.test_rebuild import UPSTREAM_OF_SPARK, _fingerprint, _resources
@@ -200,7 +201,7 @@ def test_adoption_keeps_one_row_per_play_when_the_user_already_has_some(tmp_path
 
 
 def test_the_same_export_imported_for_two_users_is_kept_apart(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry = UserRegistry(data_dir / "users")
     registry.add("alice", SpotifyUser("sandbox-alice", "Alice"), "rt-a")
@@ -220,3 +221,8 @@ def test_the_same_export_imported_for_two_users_is_kept_apart(
         {"user_id": "sandbox-alice", "n": summary.expected_added},
         {"user_id": "sandbox-bob", "n": summary.expected_added},
     ]
+    # Removing bob stops polling him; his plays stay.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert users_command(["--data-dir", str(data_dir), "remove", "bob"]) == 0
+    assert warehouse.count("bq_plays") == 2 * summary.expected_added
+    assert [u.name for u in registry.users()] == ["alice"]
