@@ -53,7 +53,8 @@ def plays_sql(n: int, end: datetime, seed: int = 7) -> str:
             NULL::VARCHAR AS conn_country, NULL::BOOLEAN AS offline, NULL::BOOLEAN AS incognito_mode,
             CASE WHEN u < 0.03 THEN 'episode' ELSE 'track' END AS content_type,
             u >= 0.03 AND u < 0.95 OR u >= 0.98 AS is_play,
-            'api' AS source, 'bench' AS batch_id, played_at AS ingested_at
+            'api' AS source, 'bench' AS batch_id, played_at AS ingested_at,
+            NULL::VARCHAR AS user_id
         FROM r
     )
     SELECT {cols} FROM p

@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spotify_assets.imports.redact_lake:redact_lake_command",
         "remove the IP addresses from export copies an older import landed in the lake",
     ),
+    "users": (
+        "spotify_assets.users.command:users_command",
+        "the household: add, list or remove listeners (one Spotify account each)",
+    ),
     "rebuild-warehouse": (
         "spotify_assets.rebuild:rebuild_command",
         "rebuild the warehouse's plays and track features from the lake alone",

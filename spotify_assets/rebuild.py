@@ -7,6 +7,10 @@ gives the same tables: a lost, damaged or deleted warehouse is recovered from th
 merges are the pipeline's own calls (``merge_plays_from_lake``, ``merge_track_features_from_lake``),
 so the rebuild is idempotent too: into a warehouse that is not empty it adds only what is missing.
 
+Plays of the single-user layout (files without a ``user_id=`` folder, rows without the
+column) are adopted as the owner the lake records (``users/adoption.py``), as they were the
+first time, so a rebuilt warehouse has the same keys as the one it replaces.
+
 Not rebuilt, because the lake does not hold them: the marts (``top_ten_tracks`` is recomputed
 by its asset) and the record of poll gaps (``ingest_gaps``).
 
@@ -38,6 +42,7 @@ class RebuildReport:
     plays_files: int = 0
     plays_inserted: int = 0
     plays_total: int = 0
+    plays_adopted: int = 0
     features_files: int = 0
     features_total: int = 0
 
@@ -46,6 +51,7 @@ class RebuildReport:
             f"Rebuilt from the lake: {self.plays_inserted:,} play(s) merged from {self.plays_files:,} file(s), "
             f"{self.plays_total:,} in the plays table; {self.features_total:,} track feature row(s) "
             f"from {self.features_files:,} file(s)"
+            + (f"; {self.plays_adopted:,} single-user play(s) adopted" if self.plays_adopted else "")
         )
 
 
@@ -62,6 +68,7 @@ def rebuild_from_lake(
     import pandas as pd
 
     from spotify_assets.encoding import content_digest
+    from spotify_assets.users.adoption import legacy_owner
 
     report = RebuildReport()
     plays = [p for p in lake.list("plays/") if p.endswith(".parquet")]
@@ -73,6 +80,13 @@ def rebuild_from_lake(
             result = warehouse.merge_plays_from_lake(lake, paths, batch_id)
             report.plays_inserted += result.inserted
             report.plays_total = result.total_rows
+        owner = legacy_owner(lake)
+        if owner is not None:
+            report.plays_adopted = warehouse.adopt_legacy_plays(owner)
+            if report.plays_adopted:
+                from spotify_assets.schema import PLAYS_TABLE
+
+                report.plays_total = warehouse.count(PLAYS_TABLE)
 
         def fetched(path: str) -> tuple[pd.Timestamp, str]:
             at = pd.read_parquet(io.BytesIO(lake.read_bytes(path)), columns=["fetched_at"])["fetched_at"]

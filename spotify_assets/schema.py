@@ -31,6 +31,10 @@ GAPS_TABLE = "ingest_gaps"
 
 #: The column that makes a play unique (see ``plays.json``).
 PLAY_KEY = "play_key"
+#: How BigQuery clusters ``bq_plays`` (Terraform spells the same list, test_terraform checks):
+#: by listener first, as a household's per-user questions (cursor, top ten, a user's pages)
+#: read one user's blocks; then by track, for the top ten and per-track lookups.
+PLAYS_CLUSTERING = ("user_id", "track_id")
 
 
 @dataclass(frozen=True)

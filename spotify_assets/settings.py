@@ -43,6 +43,18 @@ def warehouse_path(environ: Mapping[str, str] | None = None) -> Path:
     return data_dir(environ) / "warehouse.duckdb"
 
 
+def dagster_home(data: Path | None = None) -> Path:
+    """The Dagster instance the commands report to: ``$DAGSTER_HOME``, else ``dagster_home`` in the
+    data directory (what ``make demo`` and ``make dev`` use)."""
+    configured = os.environ.get("DAGSTER_HOME")
+    return Path(configured).expanduser() if configured else (data or data_dir()) / "dagster_home"
+
+
+def users_root(data: Path | None = None) -> Path:
+    """The household's registry and each listener's 0600 token file (``spotify-assets users``)."""
+    return (data or data_dir()) / "users"
+
+
 def snapshot_path_for(database: Path) -> Path:
     """The published read-only copy of a DuckDB warehouse, next to it (what the dashboard opens)."""
     return database.with_suffix(".snapshot.duckdb")

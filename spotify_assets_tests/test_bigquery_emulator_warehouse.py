@@ -273,7 +273,7 @@ def test_tables_are_created_from_the_schema_files_partitioned_and_clustered(
         (f.name, f.type, f.mode) for f in load_schema("plays")
     ]
     assert plays.time_partitioning.type_ == "DAY" and plays.time_partitioning.field == "played_at"
-    assert plays.clustering_fields == ["track_id"]
+    assert plays.clustering_fields == ["user_id", "track_id"]
     names = {t.table_id for t in client.list_tables(warehouse.dataset)}
     assert names == {"bq_plays", "track_features", "top_ten_tracks", "track_metadata", "ingest_gaps"}
 
@@ -312,3 +312,31 @@ def test_dashboard_resolves_imported_plays_on_bigquery(bigquery_emulator: BigQue
     top = queries.top_queries("UTC", queries.Period(), limit=3)
     assert run(top["artists"])["id"].tolist() == ["a1", "a2", "a4"]
     assert len(run(top["albums"])) == 3
+
+
+def test_a_single_user_plays_table_is_upgraded_and_adopted(bigquery_emulator: BigQueryEmulator) -> None:
+    """A ``bq_plays`` of the single-user layout (no ``user_id``) gets the column from
+    ``ensure_tables`` and its rows are adopted: user set, keys prefixed, doubles dropped."""
+    from google.cloud import bigquery
+
+    from spotify_assets.schema import load_schema
+    from spotify_assets.spotify.normalize import for_user
+
+    warehouse = bigquery_emulator.warehouse()
+    client = bigquery_emulator.client()
+    old_schema = [
+        bigquery.SchemaField(f.name, f.type, f.mode) for f in load_schema("plays") if f.name != "user_id"
+    ]
+    client.create_table(bigquery.Table(warehouse.table_id("bq_plays"), schema=old_schema))
+    warehouse.ensure_tables()
+    upgraded = client.get_table(warehouse.table_id("bq_plays"))
+    assert "user_id" in {f.name for f in upgraded.schema}
+    assert upgraded.clustering_fields == ["user_id", "track_id"]
+    assert warehouse.merge_plays(make_plays(5)).inserted == 5  # plays 0-4, the old layout's
+    assert warehouse.merge_plays(for_user(make_plays(6, start=3), "u1")).inserted == 6  # plays 3-8, u1's
+    assert warehouse.max_played_at("u1") == (BASE + timedelta(minutes=4 * 8)).astimezone(UTC)
+    assert warehouse.adopt_legacy_plays("u1") == 3  # plays 3 and 4 were u1's already
+    rows = warehouse.query("SELECT play_key, user_id FROM bq_plays")
+    assert len(rows) == 9 and set(rows["user_id"]) == {"u1"}
+    assert all(k.startswith("u1|") for k in rows["play_key"]) and rows["play_key"].is_unique
+    assert warehouse.adopt_legacy_plays("u1") == 0

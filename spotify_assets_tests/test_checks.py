@@ -107,7 +107,9 @@ def test_duplicate_play_key_fails_play_key_unique_and_blocks_the_top_ten(
     _prepare_warehouse(data_dir, _keyless_table(), pd.concat([older, again]))
     result = _run(local_resources, pipeline_sandbox.now())
     _assert_blocked_by(result, "play_key_unique", "1 play_key(s) appear more than once")
-    assert _evaluations(result)["play_key_unique"].metadata["examples"].value == [older["play_key"].iloc[0]]
+    # The rows had no listener (the single-user layout): the run adopted them as the token's user.
+    adopted = "sandbox-listener|" + older["play_key"].iloc[0]
+    assert _evaluations(result)["play_key_unique"].metadata["examples"].value == [adopted]
 
 
 def test_null_play_key_fails_keys_not_null_and_blocks_the_top_ten(

@@ -60,9 +60,12 @@ def test_full_graph_twice_second_run_skips_and_adds_nothing(
     lake_files = sorted(
         p.relative_to(data_dir / "lake").as_posix() for p in (data_dir / "lake").rglob("*") if p.is_file()
     )
-    assert any(f.startswith("plays/played_date=") and f.endswith(".parquet") for f in lake_files)
-    assert any(f.startswith("plays_csv/played_date=") and f.endswith(".csv") for f in lake_files)
-    assert any(f.startswith("raw/recently_played/") for f in lake_files)
+    # The listener's own folder (issue 13): the default sandbox listener's Spotify id.
+    mine = "user_id=sandbox-listener"
+    assert any(f.startswith(f"plays/{mine}/played_date=") and f.endswith(".parquet") for f in lake_files)
+    assert any(f.startswith(f"plays_csv/{mine}/played_date=") and f.endswith(".csv") for f in lake_files)
+    assert any(f.startswith(f"raw/recently_played/{mine}/") for f in lake_files)
+    assert set(warehouse.query("SELECT DISTINCT user_id FROM bq_plays")["user_id"]) == {"sandbox-listener"}
 
     second = _run(local_resources)
     assert _materialized(second) == []

@@ -89,8 +89,11 @@ def test_cloud_graph_twice_exact_and_second_run_skips(
     assert top["plays"].sum() == per_track.sort_values(ascending=False).head(10).sum()
 
     objects = _objects(cloud_env)
-    assert any(o.startswith("spotify/lake/plays/played_date=") and o.endswith(".parquet") for o in objects)
-    assert any(o.startswith("spotify/lake/plays_csv/played_date=") for o in objects)
+    mine = "user_id=sandbox-listener"
+    assert any(
+        o.startswith(f"spotify/lake/plays/{mine}/played_date=") and o.endswith(".parquet") for o in objects
+    )
+    assert any(o.startswith(f"spotify/lake/plays_csv/{mine}/played_date=") for o in objects)
     assert any(o.startswith("spotify/lake/raw/recently_played/") for o in objects)
     # The IO manager hands data between assets as typed files in the bucket, one per asset per run.
     handoff = [o for o in objects if o.startswith("spotify/dagster/")]

@@ -80,6 +80,7 @@ def play(
         "source": "api",
         "batch_id": "batch-1",
         "ingested_at": DAY + timedelta(days=1),
+        "user_id": "sandbox-listener",
     }
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from spotify_assets.schema import (
     FEATURES_TABLE,
+    PLAYS_CLUSTERING,
     PLAYS_TABLE,
     TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
@@ -179,7 +180,7 @@ def test_plays_table_is_day_partitioned_on_played_at_and_clustered(tf: Terraform
     partitioning = _one(plays["time_partitioning"])
     assert partitioning == {"type": "DAY", "field": "played_at"}  # no expiration: plays are kept forever
     assert plays["require_partition_filter"] is False
-    assert plays["clustering"] == ["track_id"]
+    assert plays["clustering"] == list(PLAYS_CLUSTERING) == ["user_id", "track_id"]
     fields = {f.name: f for f in load_schema("plays")}
     assert fields["played_at"].type == "TIMESTAMP" and fields["played_at"].required
     assert "track_id" in fields

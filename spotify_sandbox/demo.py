@@ -24,7 +24,7 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.resources.spark import redact
-from spotify_assets.settings import data_dir
+from spotify_assets.settings import dagster_home, data_dir
 from spotify_sandbox.processes import stop_groups
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 def _prepare_home() -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home")
+    home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").touch()  # default local storage, said explicitly (silences a warning)
     os.environ["DAGSTER_HOME"] = str(home)

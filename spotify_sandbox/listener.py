@@ -1,9 +1,14 @@
-"""The synthetic listener: a simulated clock and a deterministic play history.
+"""The synthetic listeners: a simulated clock and a deterministic play history per listener.
 
-Plays are generated per UTC hour from a hash of (seed, hour) alone, so any hour can be
-computed on its own, in any order, and always comes out the same. "Recently played" then
+Plays are generated per UTC hour from a hash of (seed, listener, hour) alone, so any hour can
+be computed on its own, in any order, and always comes out the same. "Recently played" then
 only needs the few hours just before *now*: it walks back hour by hour until it has the 50
 latest plays (bounded lookback) and caches each hour it builds.
+
+A sandbox serves several listeners (a household sharing one app, as Spotify's development
+mode allows): the default one, whose history every single-user test knows, and the named
+``LISTENER_PROFILES`` with their own tastes and hours, over the same catalogue so that they
+share artists the way friends do. Each is selected by the tokens it was given.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from spotify_sandbox.catalogue import Catalogue, stable_int, stable_unit
-from spotify_sandbox.constants import MAX_LOOKBACK_HOURS, RECENTLY_PLAYED_WINDOW
+from spotify_sandbox.constants import MAX_LOOKBACK_HOURS, PUBLIC_API, RECENTLY_PLAYED_WINDOW
 
 HOUR_MS = 3_600_000
 #: Chance that the listener listens at all in a given UTC hour: silent nights, a morning
@@ -86,6 +91,32 @@ class SimClock:
 
 
 @dataclass(frozen=True)
+class ListenerProfile:
+    """Who a sandbox listener is: a Spotify user id (the key), a display name (a label) and a taste.
+
+    ``taste`` None keeps the catalogue's own preference order and the hour hashes the sandbox
+    has always used, so the default listener's history is exactly what it was before there
+    were several. ``hour_shift`` moves the daily activity curve (a night owl, an early bird).
+    """
+
+    user_id: str
+    display_name: str
+    taste: str | None = None
+    hour_shift: int = 0
+
+
+DEFAULT_LISTENER = ListenerProfile("sandbox-listener", "Sandbox Listener")
+#: The named listeners, by the name a test or ``spotify-assets demo --users`` picks them with.
+LISTENER_PROFILES: dict[str, ListenerProfile] = {
+    "alice": ListenerProfile("sandbox-alice", "Alice", taste="alice", hour_shift=-2),
+    "bob": ListenerProfile("sandbox-bob", "Bob", taste="bob", hour_shift=5),
+    "carol": ListenerProfile("sandbox-carol", "Carol", taste="carol", hour_shift=1),
+    "dave": ListenerProfile("sandbox-dave", "Dave", taste="dave", hour_shift=-4),
+    "erin": ListenerProfile("sandbox-erin", "Erin", taste="erin", hour_shift=3),
+}
+
+
+@dataclass(frozen=True)
 class Play:
     """One finished play: ``played_at_ms`` is when it ended (Spotify's convention)."""
 
@@ -96,24 +127,43 @@ class Play:
 
 
 class Listener:
-    """Generates and renders the seeded listener's plays."""
+    """Generates and renders one seeded listener's plays."""
 
-    def __init__(self, catalogue: Catalogue, *, local_file_ratio: float = 0.0, episode_ratio: float = 0.0):
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        profile: ListenerProfile = DEFAULT_LISTENER,
+        local_file_ratio: float = 0.0,
+        episode_ratio: float = 0.0,
+    ):
         self.catalogue = catalogue
         self.seed = catalogue.seed
+        self.profile = profile
         self.local_file_ratio = local_file_ratio
         self.episode_ratio = episode_ratio
+        if profile.taste is None:
+            self.preference_order = catalogue.preference_order
+        else:
+            order = list(catalogue.preference_order)
+            random.Random(stable_int("taste", self.seed, profile.taste)).shuffle(order)  # noqa: S311
+            self.preference_order = order
         self.hour = lru_cache(maxsize=8192)(self._generate_hour)
 
     def _pick_track(self, rng: random.Random) -> int:
         c = self.catalogue
-        rank = rng.choices(range(len(c.preference_order)), cum_weights=c.preference_cum_weights)[0]
-        return c.preference_order[rank]
+        rank = rng.choices(range(len(self.preference_order)), cum_weights=c.preference_cum_weights)[0]
+        return self.preference_order[rank]
+
+    def _hour_seed(self, hour: int) -> int:
+        if self.profile.taste is None:
+            return stable_int("hour", self.seed, hour)
+        return stable_int("hour", self.seed, self.profile.taste, hour)
 
     def _generate_hour(self, hour: int) -> tuple[Play, ...]:
         """The plays that *ended* inside UTC hour ``hour`` (hours since the epoch), oldest first."""
-        rng = random.Random(stable_int("hour", self.seed, hour))  # noqa: S311 - synthetic data
-        if rng.random() >= HOUR_ACTIVITY[hour % 24]:
+        rng = random.Random(self._hour_seed(hour))  # noqa: S311 - synthetic data
+        if rng.random() >= HOUR_ACTIVITY[(hour + self.profile.hour_shift) % 24]:
             return ()
         start = hour * HOUR_MS
         end = start + HOUR_MS
@@ -152,6 +202,20 @@ class Listener:
         for h in range(start_ms // HOUR_MS, end_ms // HOUR_MS + 1):
             out.extend(p for p in self.hour(h) if start_ms < p.played_at_ms <= end_ms)
         return out
+
+    def profile_json(self) -> dict[str, Any]:
+        """``GET /v1/me`` for this listener: Spotify's public user object."""
+        user_id = self.profile.user_id
+        return {
+            "display_name": self.profile.display_name,
+            "external_urls": {"spotify": f"https://open.spotify.com/user/{user_id}"},
+            "followers": {"href": None, "total": stable_int("followers", self.seed, user_id) % 200},
+            "href": f"{PUBLIC_API}/v1/users/{user_id}",
+            "id": user_id,
+            "images": [],
+            "type": "user",
+            "uri": f"spotify:user:{user_id}",
+        }
 
     def render(self, play: Play) -> dict[str, Any]:
         """A play-history item as the API returns it; the local/episode knobs apply per play, by hash."""

@@ -38,8 +38,11 @@ from spotify_sandbox.constants import (
     SANDBOX_CLIENT_SECRET,
 )
 from spotify_sandbox.listener import (
+    DEFAULT_LISTENER,
+    LISTENER_PROFILES,
     ClockMode,
     Listener,
+    ListenerProfile,
     SimClock,
     corrupt_item,
     from_ms,
@@ -48,11 +51,15 @@ from spotify_sandbox.listener import (
 )
 from spotify_sandbox.reccobeats import RECCOBEATS_AUDIO_FEATURES_PATH, ReccoBeatsBadRequest
 from spotify_sandbox.reccobeats import audio_features_answer as reccobeats_answer
-from spotify_sandbox.state import SandboxState
+from spotify_sandbox.state import AccessToken, SandboxState
 
 log = logging.getLogger(__name__)
 
 RECENTLY_PLAYED_PATH = "/v1/me/player/recently-played"
+ME_PATH = "/v1/me"
+#: The sandbox's stand-in for signing in at Spotify's consent page: ``/authorize?...&sandbox_user=alice``
+#: approves as that listener (a name of ``LISTENER_PROFILES`` or a user id); without it, the default one.
+SANDBOX_USER_PARAM = "sandbox_user"
 AUDIO_FEATURES_PATH = "/v1/audio-features"
 TRACKS_PATH = "/v1/tracks"
 _ERROR_MESSAGES = {
@@ -213,8 +220,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/authorize" and method == "GET":
             return 302, None, {"Location": self._authorize(query)}
         if path == RECENTLY_PLAYED_PATH and method == "GET":
-            self._bearer(user=True)
-            return 200, self._recently_played(query), {}
+            token = self._bearer(user=True)
+            return 200, self._recently_played(query, token), {}
+        if path == ME_PATH and method == "GET":
+            token = self._bearer(user=True)
+            return 200, self.server.sandbox.listener_for(token.user_id).profile_json(), {}
         if path == AUDIO_FEATURES_PATH and method == "GET":
             self._bearer(user=False)
             return 200, self._audio_features(query), {}
@@ -262,25 +272,29 @@ class _Handler(BaseHTTPRequestHandler):
             redeemed = state.redeem_auth_code(form.get("code", ""))
             if redeemed is None:
                 raise oauth_error(400, "invalid_grant", "Invalid authorization code")
-            redirect_uri, code_scope = redeemed
+            redirect_uri, grant_given = redeemed
             if form.get("redirect_uri") != redirect_uri:
                 raise oauth_error(400, "invalid_grant", "Invalid redirect URI")
             return {
-                "access_token": state.issue_access_token("user", code_scope),
+                "access_token": state.issue_access_token("user", grant_given.scope, grant_given.user_id),
                 **base,
-                "refresh_token": state.issue_refresh_token(code_scope),
-                "scope": code_scope,
+                "refresh_token": state.issue_refresh_token(grant_given.scope, grant_given.user_id),
+                "scope": grant_given.scope,
             }
         if grant == "refresh_token":
             old = form.get("refresh_token", "")
             with state.lock:
-                scope = state.refresh_tokens.get(old)
-                if scope is None:
+                held = state.refresh_tokens.get(old)
+                if held is None:
                     raise oauth_error(400, "invalid_grant", "Invalid refresh token")
-                out = {"access_token": state.issue_access_token("user", scope), **base, "scope": scope}
+                out = {
+                    "access_token": state.issue_access_token("user", held.scope, held.user_id),
+                    **base,
+                    "scope": held.scope,
+                }
                 if state.faults.rotate_refresh_tokens:
                     del state.refresh_tokens[old]
-                    out["refresh_token"] = state.issue_refresh_token(scope)
+                    out["refresh_token"] = state.issue_refresh_token(held.scope, held.user_id)
             return out
         if not grant:
             raise oauth_error(400, "invalid_request", "grant_type parameter is missing")
@@ -299,14 +313,18 @@ class _Handler(BaseHTTPRequestHandler):
         redirect_uri = query.get("redirect_uri", "")
         if not redirect_uri.startswith(("http://", "https://")):
             raise oauth_error(400, "invalid_request", "Illegal redirect_uri")
-        code = sandbox.state.issue_auth_code(redirect_uri, query.get("scope", ""))
+        try:
+            listener = sandbox.listener_for(query.get(SANDBOX_USER_PARAM) or None)
+        except KeyError:
+            raise oauth_error(400, "invalid_request", "Unknown sandbox listener") from None
+        code = sandbox.state.issue_auth_code(redirect_uri, query.get("scope", ""), listener.profile.user_id)
         params = {"code": code}
         if "state" in query:
             params["state"] = query["state"]
         separator = "&" if urlsplit(redirect_uri).query else "?"
         return f"{redirect_uri}{separator}{urlencode(params)}"
 
-    def _bearer(self, *, user: bool) -> None:
+    def _bearer(self, *, user: bool) -> AccessToken:
         header = self.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -316,9 +334,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise api_error(401, message)
         if user and found.kind != "user":
             raise api_error(401, "This endpoint needs a user access token; client credentials carry no user")
+        return found
 
-    def _recently_played(self, query: dict[str, str]) -> dict[str, Any]:
+    def _recently_played(self, query: dict[str, str], token: AccessToken) -> dict[str, Any]:
         sandbox = self.server.sandbox
+        listener = sandbox.listener_for(token.user_id)
         try:
             limit = int(query.get("limit", "20"))
         except ValueError:
@@ -334,7 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise api_error(
                 400, "Invalid cursor: after/before must be Unix timestamps in milliseconds"
             ) from None
-        plays = sandbox.listener.recent(sandbox.clock.now_ms())
+        plays = listener.recent(sandbox.clock.now_ms())
         if after is not None:
             plays = [p for p in plays if p.played_at_ms > after]
         if before is not None:
@@ -351,7 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
         faults = sandbox.state.item_faults()
         items = [
             corrupt_item(rendered, faults[n], sandbox.catalogue, p.played_at_ms) if n in faults else rendered
-            for n, (p, rendered) in enumerate((p, sandbox.listener.render(p)) for p in page)
+            for n, (p, rendered) in enumerate((p, listener.render(p)) for p in page)
         ]
         return {
             "items": items,
@@ -394,7 +414,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and action == "clock":
             return {"now": sandbox.now().isoformat(), "mode": sandbox.clock.mode}
         if method == "GET" and action == "plays":
-            return {"items": sandbox.plays_between(query["start"], query["end"])}
+            return {"items": sandbox.plays_between(query["start"], query["end"], query.get("user") or None)}
+        if method == "GET" and action == "listeners":
+            return {"items": [listener.profile_json() for listener in sandbox.listeners.values()]}
         if method != "POST":
             raise api_error(404, f"unknown sandbox control {method} {path}")
         if action == "clock":
@@ -427,7 +449,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif action == "reset-stats":
             sandbox.reset_stats()
         elif action == "refresh-token":
-            return {"refresh_token": sandbox.issue_refresh_token()}
+            return {"refresh_token": sandbox.issue_refresh_token(body.get("user") or None)}
+        elif action == "revoke":
+            return {"revoked": sandbox.revoke(str(body["user"]))}
         else:
             raise api_error(404, f"unknown sandbox control {path}")
         return {"ok": True}
@@ -477,6 +501,15 @@ class SandboxServer:
         self.listener = Listener(
             self.catalogue, local_file_ratio=local_file_ratio, episode_ratio=episode_ratio
         )
+        #: Every listener by Spotify user id, the default one first (see ``listener.LISTENER_PROFILES``).
+        self.listeners: dict[str, Listener] = {DEFAULT_LISTENER.user_id: self.listener}
+        for profile in LISTENER_PROFILES.values():
+            self.listeners[profile.user_id] = Listener(
+                self.catalogue,
+                profile=profile,
+                local_file_ratio=local_file_ratio,
+                episode_ratio=episode_ratio,
+            )
         self.clock = SimClock(parse_instant(now), clock)
         self.state = SandboxState(token_ttl_s)
         self.state.configure(
@@ -591,16 +624,32 @@ class SandboxServer:
         self.state.configure(
             audio_features_forbidden=audio_features_forbidden, rotate_refresh_tokens=rotate_refresh_tokens
         )
-        if local_file_ratio is not None:
-            self.listener.local_file_ratio = float(local_file_ratio)
-        if episode_ratio is not None:
-            self.listener.episode_ratio = float(episode_ratio)
+        for listener in self.listeners.values():
+            if local_file_ratio is not None:
+                listener.local_file_ratio = float(local_file_ratio)
+            if episode_ratio is not None:
+                listener.episode_ratio = float(episode_ratio)
 
     def clear_faults(self) -> None:
         self.state.clear_faults()
 
-    def issue_refresh_token(self) -> str:
-        return self.state.issue_refresh_token()
+    def listener_for(self, user: str | None = None) -> Listener:
+        """A listener by name (``"alice"``), by Spotify user id, or the default one for None.
+
+        Raises KeyError for anyone else.
+        """
+        if user is None:
+            return self.listener
+        profile: ListenerProfile | None = LISTENER_PROFILES.get(user)
+        return self.listeners[profile.user_id if profile is not None else user]
+
+    def issue_refresh_token(self, user: str | None = None) -> str:
+        """A refresh token for ``user`` (see :meth:`listener_for`), as the authorization flow would give."""
+        return self.state.issue_refresh_token(user_id=self.listener_for(user).profile.user_id)
+
+    def revoke(self, user: str) -> int:
+        """``user`` revokes the app: their refresh tokens answer ``invalid_grant`` from now on."""
+        return self.state.revoke_refresh_tokens(self.listener_for(user).profile.user_id)
 
     def is_refresh_token_valid(self, token: str) -> bool:
         with self.state.lock:
@@ -614,18 +663,21 @@ class SandboxServer:
 
     # -- ground truth -------------------------------------------------------------------------------
 
-    def plays_between(self, start: str | datetime, end: str | datetime) -> list[dict[str, Any]]:
-        """Every play with start < played_at <= end, oldest first, as API items (ignores the 50 cap)."""
+    def plays_between(
+        self, start: str | datetime, end: str | datetime, user: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every play of ``user`` (default listener if None) with start < played_at <= end, oldest
+        first, as API items (ignores the 50 cap)."""
+        listener = self.listener_for(user)
         return [
-            self.listener.render(p)
-            for p in self.listener.between(to_ms(parse_instant(start)), to_ms(parse_instant(end)))
+            listener.render(p)
+            for p in listener.between(to_ms(parse_instant(start)), to_ms(parse_instant(end)))
         ]
 
-    def recently_played_truth(self) -> list[dict[str, Any]]:
-        """What ``/recently-played`` would hold right now: the latest 50 plays, newest first."""
-        return [
-            self.listener.render(p) for p in self.listener.recent(self.clock.now_ms(), RECENTLY_PLAYED_WINDOW)
-        ]
+    def recently_played_truth(self, user: str | None = None) -> list[dict[str, Any]]:
+        """What ``/recently-played`` would hold right now for ``user``: the latest 50 plays, newest first."""
+        listener = self.listener_for(user)
+        return [listener.render(p) for p in listener.recent(self.clock.now_ms(), RECENTLY_PLAYED_WINDOW)]
 
 
 # -- one embedded sandbox per process (SandboxSpotifyResource with no url) ---------------------------

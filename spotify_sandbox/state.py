@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spotify_sandbox.constants import DEFAULT_TOKEN_TTL_S, SANDBOX_REFRESH_TOKEN
+from spotify_sandbox.listener import DEFAULT_LISTENER
 
 TokenKind = Literal["app", "user"]
 
@@ -24,6 +25,16 @@ class AccessToken:
     kind: TokenKind
     expires_at: float  # time.monotonic() deadline: tokens expire in wall time
     scope: str = ""
+    #: Whose plays a user token opens (a listener's Spotify user id); app tokens carry nobody.
+    user_id: str = ""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a refresh token or an authorization code stands for: a scope, given by one listener."""
+
+    scope: str
+    user_id: str
 
 
 @dataclass
@@ -92,8 +103,10 @@ class SandboxState:
         self.token_ttl_s = token_ttl_s
         self.lock = threading.RLock()
         self.access_tokens: dict[str, AccessToken] = {}
-        self.refresh_tokens: dict[str, str] = {SANDBOX_REFRESH_TOKEN: "user-read-recently-played"}
-        self.auth_codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, scope)
+        self.refresh_tokens: dict[str, Grant] = {
+            SANDBOX_REFRESH_TOKEN: Grant("user-read-recently-played", DEFAULT_LISTENER.user_id)
+        }
+        self.auth_codes: dict[str, tuple[str, Grant]] = {}  # code -> (redirect_uri, grant)
         self.faults = FaultPlan()
         self.requests: Counter[str] = Counter()
         self.grant_types: Counter[str] = Counter()
@@ -102,25 +115,35 @@ class SandboxState:
 
     # -- tokens -------------------------------------------------------------------------------------
 
-    def issue_access_token(self, kind: TokenKind, scope: str = "") -> str:
+    def issue_access_token(self, kind: TokenKind, scope: str = "", user_id: str = "") -> str:
         token = "sbx-at-" + secrets.token_urlsafe(24)
         with self.lock:
-            self.access_tokens[token] = AccessToken(kind, time.monotonic() + self.token_ttl_s, scope)
+            self.access_tokens[token] = AccessToken(kind, time.monotonic() + self.token_ttl_s, scope, user_id)
         return token
 
-    def issue_refresh_token(self, scope: str = "user-read-recently-played") -> str:
+    def issue_refresh_token(
+        self, scope: str = "user-read-recently-played", user_id: str = DEFAULT_LISTENER.user_id
+    ) -> str:
         token = "sbx-rt-" + secrets.token_urlsafe(24)
         with self.lock:
-            self.refresh_tokens[token] = scope
+            self.refresh_tokens[token] = Grant(scope, user_id)
         return token
 
-    def issue_auth_code(self, redirect_uri: str, scope: str) -> str:
+    def revoke_refresh_tokens(self, user_id: str) -> int:
+        """Forget every refresh token ``user_id`` gave (the user revoked the app); returns how many."""
+        with self.lock:
+            gone = [t for t, grant in self.refresh_tokens.items() if grant.user_id == user_id]
+            for token in gone:
+                del self.refresh_tokens[token]
+            return len(gone)
+
+    def issue_auth_code(self, redirect_uri: str, scope: str, user_id: str = DEFAULT_LISTENER.user_id) -> str:
         code = "sbx-code-" + secrets.token_urlsafe(16)
         with self.lock:
-            self.auth_codes[code] = (redirect_uri, scope)
+            self.auth_codes[code] = (redirect_uri, Grant(scope, user_id))
         return code
 
-    def redeem_auth_code(self, code: str) -> tuple[str, str] | None:
+    def redeem_auth_code(self, code: str) -> tuple[str, Grant] | None:
         with self.lock:
             return self.auth_codes.pop(code, None)
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.io_managers import HANDOFF_TABLE_KEY
+from spotify_assets.lake_layout import user_dir
 from spotify_assets.metadata import markdown_table
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
@@ -17,6 +18,7 @@ from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
 from spotify_assets.spotify.client import RECENTLY_PLAYED_LIMIT
 from spotify_assets.spotify.normalize import normalize_audio_features, normalize_recently_played
+from spotify_assets.users.adoption import adopt_legacy
 
 PREVIEW_COLUMNS = ["played_at", "track_name", "artist_names", "album_name"]
 
@@ -34,17 +36,24 @@ def raw_recent_tracks(
     warehouse: WarehouseResource,
     lake: LakeResource,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetObservation]:
-    """Plays the listener finished since the newest play already in the warehouse.
+    """Plays the listener finished since the newest play of theirs already in the warehouse.
 
+    Whose plays they are is asked of Spotify (``GET /v1/me``): the user id goes into each row
+    and its key. On the first start after the household upgrade, the single-user layout's
+    plays are adopted as that user (``users/adoption.py``) before the cursor is read.
     The cursor is read from the warehouse, not remembered by the pipeline, so a run that
     crashed after fetching simply fetches the same plays again (the merge keeps them once).
     The raw API items are landed in the lake first, exactly as received. When there is
     nothing new, the asset yields no output: everything downstream is *skipped*, not
     failed, and an observation records why.
     """
-    cursor = warehouse.max_played_at()
-    after_ms = int(cursor.timestamp() * 1000) if cursor else None
     client = spotify.get_client()
+    user_id = client.me().id
+    owner, adopted = adopt_legacy(warehouse, lake, user_id)
+    if adopted:
+        context.log.info(f"adopted {adopted} play(s) of the single-user layout as {owner}")
+    cursor = warehouse.max_played_at(user_id)
+    after_ms = int(cursor.timestamp() * 1000) if cursor else None
     window = client.recently_played_window(after_ms=after_ms)
     items = window.items
     fetched_at = datetime.now(UTC)
@@ -53,9 +62,10 @@ def raw_recent_tracks(
         body = json.dumps(items, sort_keys=True, separators=(",", ":")).encode()
         digest = content_digest(body)
         raw_path = lake.write_bytes(
-            f"raw/recently_played/fetched_date={fetched_at:%Y-%m-%d}/{digest}.json", body
+            f"{user_dir('raw/recently_played', user_id)}/fetched_date={fetched_at:%Y-%m-%d}/{digest}.json",
+            body,
         ).path
-    normalized = normalize_recently_played(items, ingested_at=fetched_at)
+    normalized = normalize_recently_played(items, ingested_at=fetched_at, user_id=user_id)
     plays = normalized.plays
     if cursor is not None and len(plays):
         # Spotify's `after` is exclusive already; this guards a server that is not.
@@ -73,7 +83,8 @@ def raw_recent_tracks(
         body = "\n".join(json.dumps(q, sort_keys=True) for q in normalized.quarantine).encode()
         digest = content_digest(body)
         lake.write_bytes(
-            f"quarantine/recently_played/fetched_date={fetched_at:%Y-%m-%d}/{digest}.jsonl", body
+            f"{user_dir('quarantine/recently_played', user_id)}/fetched_date={fetched_at:%Y-%m-%d}/{digest}.jsonl",
+            body,
         )
         context.log.warning(
             f"quarantined {len(normalized.quarantine)} item(s): {normalized.quarantine_reasons}"
@@ -94,6 +105,8 @@ def raw_recent_tracks(
             "often, or import a privacy export)"
         )
     metadata: dict[str, dg.RawMetadataValue] = {
+        "user_id": user_id,
+        "adopted_single_user_plays": adopted,
         "cursor": cursor.isoformat() if cursor else "none (first run)",
         "items_returned": window.raw_items,
         "new_plays": len(plays),

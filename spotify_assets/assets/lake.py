@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.encoding import content_digest, parquet_bytes
+from spotify_assets.lake_layout import plays_day_path
 from spotify_assets.resources.lake import LakeConflictError, LakeResource, LakeWrite
 
 __all__ = ["gcs_csv", "parquet_bytes"]  # parquet_bytes: re-exported for callers that land batches
@@ -57,8 +58,8 @@ def gcs_csv(
 ) -> dg.Output[dict[str, Any]]:
     """The batch landed in the lake, partitioned by the day each play ended (UTC).
 
-    Per day: ``plays/played_date=<day>/<batch>.parquet`` (the plays schema, what the
-    warehouse loads), ``plays_csv/played_date=<day>/<batch>.csv`` (the seed's format: plays
+    Per day: ``plays/user_id=<listener>/played_date=<day>/<batch>.parquet`` (the plays schema,
+    what the warehouse loads), ``plays_csv/user_id=<listener>/played_date=<day>/<batch>.csv`` (the seed's format: plays
     joined with their audio features) and ``track_features/fetched_date=<day>/<hash>.parquet``. Paths are a
     function of the batch's content and writes are create-only and atomic, so a retry
     writes nothing new and a reader never sees half a file. (Locally a folder; in cloud
@@ -66,6 +67,10 @@ def gcs_csv(
     """
     plays = raw_recent_tracks
     batch_id = str(plays["batch_id"].iloc[0])
+    user_ids = plays["user_id"].dropna().unique().tolist() if "user_id" in plays else []
+    if len(user_ids) > 1:
+        raise ValueError(f"a batch holds the plays of one listener, this one of {len(user_ids)}")
+    user_id = str(user_ids[0]) if user_ids else None
     feature_cols = [c for c in audio_features.columns if c not in {"track_id", "duration_ms"}]
     joined = plays.merge(
         audio_features[["track_id", *feature_cols]].rename(columns={"fetched_at": "features_fetched_at"}),
@@ -80,8 +85,16 @@ def gcs_csv(
         joined_part = joined[joined["play_key"].isin(part["play_key"])]
         keys = set(part["play_key"])
         for kind, path, data in (
-            ("plays_parquet", f"plays/played_date={day}/{batch_id}.parquet", parquet_bytes(part, "plays")),
-            ("plays_csv", f"plays_csv/played_date={day}/{batch_id}.csv", _csv_bytes(joined_part)),
+            (
+                "plays_parquet",
+                plays_day_path("plays", user_id, day, f"{batch_id}.parquet"),
+                parquet_bytes(part, "plays"),
+            ),
+            (
+                "plays_csv",
+                plays_day_path("plays_csv", user_id, day, f"{batch_id}.csv"),
+                _csv_bytes(joined_part),
+            ),
         ):
             write = _land_batch_file(lake, path, data, keys, kind.rsplit("_", 1)[1])
             files[kind].append(write.path)

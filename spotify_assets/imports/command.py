@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import zipfile
 from pathlib import Path
@@ -39,6 +38,17 @@ def import_command(argv: list[str]) -> int:
         default=None,
         help="where the warehouse and lake live (default: $SPOTIFY_DATA_DIR, else .data/ at the repo root)",
     )
+    parser.add_argument(
+        "--user",
+        default=None,
+        help="whose export it is: a name from `spotify-assets users list` (default: the single-user "
+        "layout's owner, see README 'A household')",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="import even if the export's username is not the user's Spotify id",
+    )
     parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -56,6 +66,23 @@ def import_command(argv: list[str]) -> int:
     from spotify_assets.settings import deployment
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    args.user_id = None
+    if args.user is not None:
+        from spotify_assets.imports.owner import mismatch
+        from spotify_assets.settings import users_root
+        from spotify_assets.users.registry import UserError, UserRegistry
+
+        try:
+            args.user_id = UserRegistry(users_root(data_dir)).get(args.user).user_id
+        except UserError as exc:
+            print(f"spotify-assets import: {exc}", file=sys.stderr)
+            return 2
+        refused = mismatch(export, args.user_id)
+        if refused and not args.force:
+            print(f"spotify-assets import: refused: {refused}", file=sys.stderr)
+            return 2
+        if refused:
+            print(f"spotify-assets import: --force: {refused}", file=sys.stderr)
     with contextlib.ExitStack() as stack:
         if deployment() == "cloud":
             import dagster as dg
@@ -107,7 +134,9 @@ def _run_import(
         bar.set_postfix(rows=f"{event.rows_read:,}", refresh=False)
 
     try:
-        report = import_export(export, warehouse, lake, on_progress, chunk_rows=args.chunk_rows)
+        report = import_export(
+            export, warehouse, lake, on_progress, chunk_rows=args.chunk_rows, user_id=args.user_id
+        )
     except FileNotFoundError as exc:
         bar.close()
         print(f"spotify-assets import: {exc}", file=sys.stderr)
@@ -132,8 +161,9 @@ def _tell_dagster(added: int, path: str, data_dir: Path) -> None:
     import dagster as dg
 
     from spotify_assets.schema import PLAYS_TABLE
+    from spotify_assets.settings import dagster_home
 
-    home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home")
+    home = dagster_home(data_dir)
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").touch()
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from spotify_assets.encoding import parquet_bytes
 from spotify_assets.imports.redaction import IP_FIELDS, Redacted, redact
+from spotify_assets.lake_layout import plays_day_path
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.schema import arrow_schema
 from spotify_assets.spotify.normalize import batch_id_for
@@ -48,8 +49,11 @@ class LandedPlays:
     earlier_ingested_at: set[datetime] = field(default_factory=set)
 
 
-def land_plays(lake: LakeResource, plays: pd.DataFrame, pool: Executor) -> LandedPlays:
-    """Write ``plays`` (conformed to ``plays``) as one Parquet file per day; writes overlap in ``pool``.
+def land_plays(
+    lake: LakeResource, plays: pd.DataFrame, pool: Executor, user_id: str | None = None
+) -> LandedPlays:
+    """Write ``plays`` (conformed to ``plays``; all ``user_id``'s) as one Parquet file per day, under
+    the listener's folder (``lake_layout``); writes overlap in ``pool``.
 
     Returns only once every file is in place: the merge that follows must find all of them.
     """
@@ -62,7 +66,9 @@ def land_plays(lake: LakeResource, plays: pd.DataFrame, pool: Executor) -> Lande
     ends = np.r_[starts[1:], len(days)]
     futures = []
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        path = f"plays/played_date={pd.Timestamp(days[start]):%Y-%m-%d}/{batch_id}.parquet"
+        path = plays_day_path(
+            "plays", user_id, f"{pd.Timestamp(days[start]):%Y-%m-%d}", f"{batch_id}.parquet"
+        )
         futures.append(pool.submit(_land_day, lake, path, arrow.slice(start, end - start)))
     paths, earlier = [], set()
     for future in futures:  # in order; the first failure is raised once all writes finished

@@ -59,6 +59,8 @@ from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, plays_inde
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE, arrow_schema, conform
+from spotify_assets.spotify.normalize import for_user
+from spotify_assets.users.adoption import legacy_owner
 
 DEFAULT_CHUNK_ROWS = 100_000
 _PROGRESS_EVERY = 10_000
@@ -204,7 +206,9 @@ class _Importer:
         run_at: datetime,
         chunk_rows: int,
         scratch: Path,
+        user_id: str | None = None,
     ) -> None:
+        self.user_id = user_id
         self.wh = warehouse
         self.lake = lake
         self.report = report
@@ -389,6 +393,11 @@ class _Importer:
                     strict=True,
                 )
             ]
+        # The listener's plays: their id in each row and in front of each key (None: the
+        # single-user layout, adopted later as the first listener's, see users/adoption.py).
+        df = for_user(df, self.user_id)
+        if self.user_id is None:
+            df["user_id"] = pd.Series(None, index=df.index, dtype="string")
         # Within the chunk: an identical key is the same row twice (overlapping files, repeated rows).
         in_chunk_dup = df["play_key"].duplicated(keep="first")
         df["idx"] = range(len(df))
@@ -413,7 +422,7 @@ class _Importer:
             return
         plays = conform(plays, "plays")
         t0 = time.monotonic()
-        landed = land_plays(self.lake, plays, self.pool)
+        landed = land_plays(self.lake, plays, self.pool, self.user_id)
         self.report.landing_seconds += time.monotonic() - t0
         t0 = time.monotonic()
         result = self.wh.merge_plays_from_lake(self.lake, landed.paths, landed.batch_id)
@@ -465,8 +474,16 @@ def import_export(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     now: datetime | None = None,
+    user_id: str | None = None,
 ) -> ImportReport:
-    """Import the export at ``path`` (.zip or folder) into ``warehouse``; see the module docstring."""
+    """Import the export at ``path`` (.zip or folder) into ``warehouse`` as ``user_id``'s plays;
+    see the module docstring.
+
+    No ``user_id``: the single-user layout's owner once the pipeline has recorded one
+    (``users/adoption.py``), else rows without a user, adopted on the pipeline's first run.
+    """
+    if user_id is None:
+        user_id = legacy_owner(lake)
     started = time.monotonic()
     run_at = (now or datetime.now(UTC)).astimezone(UTC)
     report = ImportReport(path=str(path))
@@ -479,7 +496,7 @@ def import_export(
     total_bytes = sum(files[i].size for i in importable)
     done_bytes = 0
     scratch = tempfile.TemporaryDirectory(prefix="spotify-import-")
-    importer = _Importer(warehouse, lake, report, run_at, chunk_rows, Path(scratch.name))
+    importer = _Importer(warehouse, lake, report, run_at, chunk_rows, Path(scratch.name), user_id)
 
     def emit(file: str, position: int) -> None:
         if progress is not None:

@@ -50,6 +50,7 @@ from spotify_assets.schema import (
     FEATURES_TABLE,
     GAPS_TABLE,
     PLAY_KEY,
+    PLAYS_CLUSTERING,
     PLAYS_TABLE,
     TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
@@ -58,6 +59,7 @@ from spotify_assets.schema import (
     conform,
     load_schema,
 )
+from spotify_assets.spotify.normalize import user_play_key
 
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
 MAX_JOB_ATTEMPTS = 5
@@ -157,7 +159,8 @@ class BigQueryWarehouseResource(WarehouseResource):
         """Create the warehouse tables from the schema files if missing (Terraform normally has).
 
         ``bq_plays`` is partitioned by DAY on ``played_at`` (time-range queries read only
-        their days) and clustered by ``track_id`` (top-ten and per-track lookups).
+        their days) and clustered by ``schema.PLAYS_CLUSTERING`` (listener, then track). A
+        table of an older layout gets the columns and the clustering it lacks.
         """
         if self._tables_ready:
             return
@@ -171,20 +174,50 @@ class BigQueryWarehouseResource(WarehouseResource):
         ]
         for name, schema in specs:
             try:
-                client.get_table(self.table_id(name))
-                continue
+                existing = client.get_table(self.table_id(name))
             except NotFound:
                 pass
+            else:
+                if existing.schema:  # a table we cannot see the columns of is left as it is
+                    self._upgrade(existing, name, schema)
+                continue
             table = bigquery.Table(self.table_id(name), schema=schema)
             if name == PLAYS_TABLE:
                 table.time_partitioning = bigquery.TimePartitioning(
                     type_=bigquery.TimePartitioningType.DAY, field="played_at"
                 )
-                table.clustering_fields = ["track_id"]
+                table.clustering_fields = list(PLAYS_CLUSTERING)
             elif name in (FEATURES_TABLE, TRACK_METADATA_TABLE):
                 table.clustering_fields = ["track_id"]
             client.create_table(table, exists_ok=True)  # exists_ok: a concurrent run may win the race
         self._tables_ready = True
+
+    def _upgrade(self, existing: bigquery.Table, name: str, schema: list[bigquery.SchemaField]) -> None:
+        """Bring a table of an older layout up to its schema file (and ``bq_plays`` to its clustering)."""
+        client = self.client()
+        # A table of an older layout (plays without user_id) gets the columns it lacks,
+        # as NULLABLE (BigQuery adds no REQUIRED column to a table with rows), by DDL:
+        # the statement every BigQuery implementation runs, not a metadata patch.
+        have = {f.name for f in existing.schema}
+        for f in (f for f in schema if f.name not in have):
+            client.query(
+                f"ALTER TABLE `{self.table_id(name)}` ADD COLUMN IF NOT EXISTS `{f.name}` {f.field_type}"
+            ).result(timeout=self.job_timeout_s)
+        if any(f.name not in have for f in schema):
+            existing = client.get_table(self.table_id(name))
+            # BigQuery shows the new column in the table's metadata at once; an emulator
+            # may change only its data, so the metadata is patched to match when needed.
+            listed = {f.name for f in existing.schema}
+            lacking = [f for f in schema if f.name not in listed]
+            if lacking:
+                existing.schema = [
+                    *existing.schema,
+                    *(bigquery.SchemaField(f.name, f.field_type, "NULLABLE") for f in lacking),
+                ]
+                existing = client.update_table(existing, ["schema"])
+        if name == PLAYS_TABLE and list(existing.clustering_fields or []) != list(PLAYS_CLUSTERING):
+            existing.clustering_fields = list(PLAYS_CLUSTERING)
+            client.update_table(existing, ["clustering_fields"])
 
     def _run_once(
         self, base_job_id: str, submit: Callable[[str], _J], valid: Callable[[_J], bool] | None = None
@@ -334,11 +367,36 @@ class BigQueryWarehouseResource(WarehouseResource):
             inserted=inserted, duplicates=staged - inserted, total_rows=self.count(PLAYS_TABLE)
         )
 
-    def max_played_at(self) -> datetime | None:
-        value = self._rows(f"SELECT MAX(played_at) AS m FROM `{self.table_id(PLAYS_TABLE)}`")["m"].iloc[0]
+    def max_played_at(self, user_id: str | None = None) -> datetime | None:
+        where, params = "", []
+        if user_id is not None:
+            where, params = (
+                " WHERE user_id = @user_id",
+                [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)],
+            )
+        value = self._rows(f"SELECT MAX(played_at) AS m FROM `{self.table_id(PLAYS_TABLE)}`{where}", params)[
+            "m"
+        ].iloc[0]
         return (
             None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
         )
+
+    def adopt_legacy_plays(self, user_id: str) -> int:
+        plays = f"`{self.table_id(PLAYS_TABLE)}`"
+        if not int(self._rows(f"SELECT count(*) AS n FROM {plays} WHERE user_id IS NULL")["n"].iloc[0]):
+            return 0
+        prefix = bigquery.ScalarQueryParameter("prefix", "STRING", user_play_key(user_id, ""))
+        user = bigquery.ScalarQueryParameter("user_id", "STRING", user_id)
+        self._dml(
+            f"DELETE FROM {plays} WHERE user_id IS NULL AND CONCAT(@prefix, play_key) IN "
+            f"(SELECT play_key FROM {plays} WHERE user_id = @user_id)",
+            [prefix, user],
+        )
+        job = self._dml(
+            f"UPDATE {plays} SET user_id = @user_id, play_key = CONCAT(@prefix, play_key) WHERE user_id IS NULL",
+            [prefix, user],
+        )
+        return int(job.num_dml_affected_rows or 0)
 
     # -- features ----------------------------------------------------------------------
     def merge_features_sql(self, staging_table: str) -> str:

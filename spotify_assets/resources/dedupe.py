@@ -10,7 +10,8 @@ recorded by two different logging paths:
   ``[endTime, endTime + 60 s)``; with the same 5 s clock slack either side the window is
   **[endTime - 5 s, endTime + 65 s)** (applied whichever side of the pair is account data).
 
-Only rows from a *different* source are window-matched: within one source the clock is the
+Only rows of the *same listener* (``user_id``; two people playing one track at one second
+are two plays) and from a *different* source are window-matched: within one source the clock is the
 same, so a repeat with a different timestamp is a real second stream (a skip-back), and an
 identical one is caught by the key. "Same track" means the same id, or - when a side has no
 id (local files, unmatched account rows) or one side is account data (whose id is only inferred
@@ -61,6 +62,7 @@ CHUNK_COLUMNS = [
     "primary_artist_name",
     "track_name",
     "content_type",
+    "user_id",
 ]
 #: Columns of the names frame ``match_ids`` takes and returns (plus ``track_id``).
 NAME_COLUMNS = ["content_type", "primary_artist_name", "track_name"]
@@ -80,7 +82,8 @@ def _duplicates_sql(existing: str, source: str) -> str:
     skew = int(MAX_SKEW.total_seconds())
     return f"""
     WITH e AS (
-        SELECT play_key, played_at, track_id, source, content_type, {_NAME_KEY.format(p="")} AS name_key
+        SELECT play_key, played_at, track_id, source, content_type, user_id,
+            {_NAME_KEY.format(p="")} AS name_key
         FROM {existing}
         WHERE played_at BETWEEN $lo - INTERVAL {skew} SECOND AND $hi + INTERVAL {skew} SECOND
     ),
@@ -89,12 +92,12 @@ def _duplicates_sql(existing: str, source: str) -> str:
     ),
     by_id AS (
         SELECT c.idx FROM chunk c JOIN e ON c.track_id = e.track_id
-        WHERE e.source <> $source AND ({window})
+        WHERE e.source <> $source AND c.user_id IS NOT DISTINCT FROM e.user_id AND ({window})
     ),
     by_name AS (
         SELECT c.idx FROM (SELECT *, {_NAME_KEY.format(p="")} AS name_key FROM chunk) c
         JOIN e ON c.name_key = e.name_key AND c.content_type = e.content_type
-        WHERE e.source <> $source
+        WHERE e.source <> $source AND c.user_id IS NOT DISTINCT FROM e.user_id
           AND (c.track_id IS NULL OR e.track_id IS NULL OR $source = 'account_export' OR e.source = 'account_export')
           AND ({window})
     )
@@ -128,7 +131,12 @@ def find_duplicates(
     """Rows of ``chunk`` already in ``existing``: columns ``idx`` and ``why`` ('key' or 'window')."""
     if chunk.empty:
         return pd.DataFrame({"idx": pd.Series([], dtype="int64"), "why": pd.Series([], dtype="object")})
-    con.register("chunk", chunk[CHUNK_COLUMNS])
+    frame = (
+        chunk
+        if "user_id" in chunk
+        else chunk.assign(user_id=pd.Series(None, index=chunk.index, dtype="string"))
+    )
+    con.register("chunk", frame[CHUNK_COLUMNS])
     try:
         params = {"lo": chunk["played_at"].min(), "hi": chunk["played_at"].max(), "source": source}
         return con.execute(_duplicates_sql(existing, source), params).df()
@@ -210,7 +218,7 @@ class FetchingPlaysIndex(PlaysIndex):
         lo = (chunk["played_at"].min() - MAX_SKEW).strftime("%Y-%m-%d %H:%M:%S.%f+00")
         hi = (chunk["played_at"].max() + MAX_SKEW).strftime("%Y-%m-%d %H:%M:%S.%f+00")
         window = self._wh.query(
-            "SELECT play_key, played_at, track_id, source, content_type, primary_artist_name, track_name "
+            "SELECT play_key, played_at, track_id, source, content_type, user_id, primary_artist_name, track_name "
             f"FROM {PLAYS_TABLE} WHERE played_at BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'"
         )
         with duckdb.connect() as con:

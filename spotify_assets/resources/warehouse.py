@@ -57,6 +57,7 @@ from spotify_assets.schema import (
     empty_frame,
 )
 from spotify_assets.settings import snapshot_path_for
+from spotify_assets.spotify.normalize import user_play_key
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -76,8 +77,15 @@ class WarehouseResource(dg.ConfigurableResource):
     """Where plays, features and marts live; the same calls locally and in the cloud."""
 
     @abstractmethod
-    def max_played_at(self) -> datetime | None:
-        """Newest ``played_at`` of any play kept, the polling cursor (None when empty)."""
+    def max_played_at(self, user_id: str | None = None) -> datetime | None:
+        """Newest ``played_at`` of ``user_id``'s plays (of any play for None): the polling cursor
+        (None when there are none)."""
+
+    @abstractmethod
+    def adopt_legacy_plays(self, user_id: str) -> int:
+        """Make the plays of the single-user layout (no ``user_id``) ``user_id``'s: the column set,
+        each key prefixed (``normalize.user_play_key``). A legacy row whose prefixed key is
+        already there is the same play and goes. Returns how many rows were adopted."""
 
     @abstractmethod
     def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
@@ -161,6 +169,8 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     # Per thread: a resource instance may be shared by runs in several threads.
     _tls: threading.local = PrivateAttr(default_factory=threading.local)
+    #: The published snapshot has been seen to carry the current tables (checked once).
+    _snapshot_current: bool = PrivateAttr(default=False)
 
     @property
     def _batch_con(self) -> duckdb.DuckDBPyConnection | None:
@@ -263,9 +273,11 @@ class DuckDBWarehouseResource(WarehouseResource):
         if self._batch_con is not None:
             yield self._batch_con
             return
-        if not self._snapshot.exists():
-            with self._writer():
-                pass  # create the empty warehouse and publish its first snapshot
+        if not self._snapshot_current:
+            if not self._snapshot.exists() or not _has_current_tables(self._snapshot):
+                with self._writer():
+                    pass  # create (or upgrade) the warehouse and publish its snapshot
+            self._snapshot_current = True
         con = _connect_with_retry(str(self._snapshot), read_only=True, timeout_s=30)
         try:
             yield con
@@ -273,10 +285,35 @@ class DuckDBWarehouseResource(WarehouseResource):
             con.close()
 
     # -- the contract ----------------------------------------------------------------
-    def max_played_at(self) -> datetime | None:
+    def max_played_at(self, user_id: str | None = None) -> datetime | None:
         with self._reader() as con:
-            value = con.execute(f"SELECT max(played_at) FROM {PLAYS_TABLE}").fetchall()[0][0]
+            if user_id is None:
+                value = con.execute(f"SELECT max(played_at) FROM {PLAYS_TABLE}").fetchall()[0][0]
+            else:
+                value = con.execute(
+                    f"SELECT max(played_at) FROM {PLAYS_TABLE} WHERE user_id = ?", [user_id]
+                ).fetchall()[0][0]
         return None if value is None else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+
+    def adopt_legacy_plays(self, user_id: str) -> int:
+        with self._reader() as con:
+            waiting = con.execute(f"SELECT count(*) FROM {PLAYS_TABLE} WHERE user_id IS NULL").fetchall()[0][
+                0
+            ]
+        if not waiting:
+            return 0  # the common case: no write, no lock, no snapshot copy
+        with self._writer() as con:
+            prefix = user_play_key(user_id, "")
+            con.execute(
+                f"DELETE FROM {PLAYS_TABLE} WHERE user_id IS NULL AND (? || play_key) IN "
+                f"(SELECT play_key FROM {PLAYS_TABLE} WHERE user_id = ?)",
+                [prefix, user_id],
+            )
+            adopted = con.execute(
+                f"UPDATE {PLAYS_TABLE} SET user_id = ?, play_key = ? || play_key WHERE user_id IS NULL",
+                [user_id, prefix],
+            ).fetchall()[0][0]
+        return int(adopted)
 
     def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
         plays = conform(plays, "plays")
@@ -402,6 +439,20 @@ class DuckDBWarehouseResource(WarehouseResource):
         return int(before - after)
 
 
+def _has_current_tables(snapshot: Path) -> bool:
+    """Whether ``snapshot`` has the current plays table (a warehouse of the single-user layout
+    lacks ``user_id`` until a writer has run ``_ensure_tables`` on it)."""
+    con = _connect_with_retry(str(snapshot), read_only=True, timeout_s=30)
+    try:
+        found = con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = 'user_id'",
+            [PLAYS_TABLE],
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    return bool(found)
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
@@ -417,6 +468,9 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {table} (\n  {duckdb_columns_sql(schema)},\n  PRIMARY KEY ({key}))"
         )
+    # A warehouse of the single-user layout lacks the listener's column: add it (null until
+    # the plays are adopted, see users/adoption.py). Columns are only ever added, never dropped.
+    con.execute(f"ALTER TABLE {PLAYS_TABLE} ADD COLUMN IF NOT EXISTS user_id VARCHAR")
     con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {GAPS_TABLE} (gap_start TIMESTAMPTZ NOT NULL, gap_end TIMESTAMPTZ NOT NULL, "

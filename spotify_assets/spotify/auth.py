@@ -95,8 +95,16 @@ def _read_pasted(results: queue.Queue[str]) -> None:
         return
 
 
-def auth_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="spotify-assets auth", description=__doc__.splitlines()[0])
+class AuthorizationFailed(Exception):
+    """The Authorization Code flow did not end with tokens; the message says why (no secrets)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def add_flow_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the flow, shared by ``spotify-assets auth`` and ``spotify-assets users add``."""
     parser.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI, help="must match the app's settings")
     parser.add_argument(
         "--accounts-url",
@@ -105,25 +113,30 @@ def auth_command(argv: list[str]) -> int:
     )
     parser.add_argument("--no-browser", action="store_true", help="only print the URL")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the redirect")
-    parser.add_argument(
-        "--token-file", default=None, help="token store path (default: $SPOTIFY_TOKEN_FILE or XDG)"
-    )
-    args = parser.parse_args(argv)
 
+
+def app_credentials() -> tuple[str, str]:
+    """``SPOTIFY_CLIENT_ID`` and ``SPOTIFY_CLIENT_SECRET``, or AuthorizationFailed (exit 2) naming them."""
     client_id = os.environ.get("SPOTIFY_CLIENT_ID", "")
     client_secret = os.environ.get("SPOTIFY_CLIENT_SECRET", "")
     if not client_id or not client_secret:
-        print(
-            "Set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (from your Spotify app) first.", file=sys.stderr
+        raise AuthorizationFailed(
+            "Set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (from your Spotify app) first.", exit_code=2
         )
-        return 2
+    return client_id, client_secret
+
+
+def run_authorization_flow(args: argparse.Namespace, client_id: str, client_secret: str) -> dict[str, Any]:
+    """Consent URL -> redirect (loopback callback or pasted URL) -> state check -> code exchange.
+
+    Returns Spotify's token answer (it holds ``refresh_token``; never print it). Raises
+    AuthorizationFailed with the reason.
+    """
     redirect = urlsplit(args.redirect_uri)
     if redirect.scheme != "http" or not redirect.hostname or not _is_loopback(redirect.hostname):
-        print(
-            "--redirect-uri must be a loopback http URI such as http://127.0.0.1:8888/callback",
-            file=sys.stderr,
+        raise AuthorizationFailed(
+            "--redirect-uri must be a loopback http URI such as http://127.0.0.1:8888/callback", exit_code=2
         )
-        return 2
 
     state = secrets.token_urlsafe(24)
     results: queue.Queue[str] = queue.Queue()
@@ -142,8 +155,7 @@ def auth_command(argv: list[str]) -> int:
     try:
         query = results.get(timeout=args.timeout)
     except queue.Empty:
-        print(f"No redirect within {args.timeout:g} s; run `spotify-assets auth` again.", file=sys.stderr)
-        return 1
+        raise AuthorizationFailed(f"No redirect within {args.timeout:g} s; run the command again.") from None
     finally:
         if server is not None:
             server.shutdown()
@@ -151,26 +163,37 @@ def auth_command(argv: list[str]) -> int:
 
     params = {k: v[-1] for k, v in parse_qs(query).items()}
     if "error" in params:
-        print(f"Spotify did not authorise the app: {params['error'][:100]}", file=sys.stderr)
-        return 1
+        raise AuthorizationFailed(f"Spotify did not authorise the app: {params['error'][:100]}")
     if not secrets.compare_digest(params.get("state", ""), state):
-        print(
-            "The redirect's state does not match this session; refusing it (possible CSRF).", file=sys.stderr
+        raise AuthorizationFailed(
+            "The redirect's state does not match this session; refusing it (possible CSRF)."
         )
-        return 1
     code = params.get("code")
     if not code:
-        print("The redirect carried no authorization code.", file=sys.stderr)
-        return 1
+        raise AuthorizationFailed("The redirect carried no authorization code.")
 
     client = HttpSpotifyClient(client_id, client_secret, accounts_base_url=args.accounts_url)
     try:
-        answer = client.exchange_code(code, args.redirect_uri)
+        return client.exchange_code(code, args.redirect_uri)
     except SpotifyError as exc:
-        print(f"Token exchange failed: {exc}", file=sys.stderr)
-        return 1
+        raise AuthorizationFailed(f"Token exchange failed: {exc}") from None
     finally:
         client.close()
+
+
+def auth_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="spotify-assets auth", description=__doc__.splitlines()[0])
+    add_flow_arguments(parser)
+    parser.add_argument(
+        "--token-file", default=None, help="token store path (default: $SPOTIFY_TOKEN_FILE or XDG)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        client_id, client_secret = app_credentials()
+        answer = run_authorization_flow(args, client_id, client_secret)
+    except AuthorizationFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
 
     store = FileTokenStore(args.token_file)
     env_token = os.environ.get("SPOTIFY_REFRESH_TOKEN")

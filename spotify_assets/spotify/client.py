@@ -100,6 +100,14 @@ class RecentlyPlayed:
         return self.oldest_ms is None or self.oldest_ms > self.after_ms
 
 
+@dataclass(frozen=True)
+class SpotifyUser:
+    """Who a user token belongs to (``GET /v1/me``): the id is the user's key, the name a label."""
+
+    id: str
+    display_name: str
+
+
 class SpotifyClient(ABC):
     """What the assets need from Spotify."""
 
@@ -114,6 +122,10 @@ class SpotifyClient(ABC):
     def recently_played(self, after_ms: int | None = None) -> list[Any]:
         """Raw play-history items played strictly after ``after_ms`` (all available if None), newest first."""
         return self.recently_played_window(after_ms).items
+
+    @abstractmethod
+    def me(self) -> SpotifyUser:
+        """The user the refresh token belongs to (``GET /v1/me``, no scope needed)."""
 
     @abstractmethod
     def audio_features(self, track_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
@@ -233,6 +245,14 @@ class HttpSpotifyClient(SpotifyClient):
             raw_items=raw_items,
             oldest_ms=oldest_ms,
         )
+
+    def me(self) -> SpotifyUser:
+        body = self._send("GET", f"{self.api_base_url}/v1/me", endpoint="me", auth="user")
+        user_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(user_id, str) or not user_id:
+            raise SpotifyAPIError("the /v1/me answer carries no user id", endpoint="me")
+        name = body.get("display_name")
+        return SpotifyUser(id=user_id, display_name=name if isinstance(name, str) and name else user_id)
 
     def audio_features(self, track_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         ids = list(dict.fromkeys(i for i in track_ids if i))

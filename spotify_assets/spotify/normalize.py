@@ -38,6 +38,24 @@ def play_key(
     return f"{ts}|{ident}"
 
 
+def user_play_key(user_id: str, key: str) -> str:
+    """A listener's play key: their Spotify user id in front, so two people playing the same
+    track at the same instant are two plays (the one place the prefix is spelled)."""
+    return f"{user_id}|{key}"
+
+
+def for_user(plays: pd.DataFrame, user_id: str | None) -> pd.DataFrame:
+    """``plays`` (keys without a user) as ``user_id``'s: the column filled, each key prefixed.
+
+    None leaves the frame as the single-user layout had it (adopted later, see ``users/adoption.py``).
+    """
+    if user_id is None or plays.empty:
+        return plays.assign(user_id=user_id) if user_id is not None else plays
+    return plays.assign(
+        user_id=user_id, play_key=[user_play_key(user_id, k) for k in plays["play_key"].astype(str)]
+    )
+
+
 def batch_id_for(keys: list[str]) -> str:
     """A batch's id is a hash of its sorted play keys: the same plays always make the same batch."""
     return content_digest("\n".join(sorted(keys)).encode())
@@ -112,8 +130,10 @@ def _quarantine_reason(item: Any) -> str | None:
     return None
 
 
-def normalize_recently_played(items: list[Any], *, ingested_at: datetime | None = None) -> Normalized:
-    """Normalize recently-played items into a conformed plays frame (``batch_id`` filled)."""
+def normalize_recently_played(
+    items: list[Any], *, ingested_at: datetime | None = None, user_id: str | None = None
+) -> Normalized:
+    """Normalize ``user_id``'s recently-played items into a conformed plays frame (``batch_id`` filled)."""
     ingested_at = ingested_at or datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     quarantine: list[dict[str, Any]] = []
@@ -145,6 +165,7 @@ def normalize_recently_played(items: list[Any], *, ingested_at: datetime | None 
         return Normalized(plays=empty_frame("plays"), quarantine=quarantine)
     # The same play can appear twice when pages overlap; the key makes it one row.
     frame = pd.DataFrame(rows).drop_duplicates("play_key").sort_values("played_at").reset_index(drop=True)
+    frame = for_user(frame, user_id)
     frame["batch_id"] = batch_id_for(frame["play_key"].tolist())
     plays = conform(frame, "plays")
     return Normalized(plays=plays, quarantine=quarantine)
