@@ -59,7 +59,20 @@ print(import_export(sys.argv[3], resources["warehouse"], resources["lake"]).adde
 """
 
 
+def _have_commit() -> bool:
+    probe = ["git", "-C", str(ROOT), "cat-file", "-e", f"{SINGLE_USER_COMMIT}^{{commit}}"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
 def _old_tree(dest: Path) -> Path:
+    if not _have_commit():
+        # A shallow clone (some CI checkouts) lacks the commit: ask the origin for it once.
+        subprocess.run(
+            ["git", "-C", str(ROOT), "fetch", "--quiet", "--depth=1", "origin", SINGLE_USER_COMMIT],
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", SINGLE_USER_COMMIT, "spotify_assets", "spotify_sandbox"],
         capture_output=True,
