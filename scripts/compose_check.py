@@ -52,7 +52,8 @@ from spark.connect_server import APP_NAME as CONNECT_APP_NAME
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.resources.spark import SparkResource
 from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
-from spotify_assets.spotify.normalize import normalize_recently_played
+from spotify_assets.spotify.normalize import for_user, normalize_recently_played
+from spotify_sandbox.listener import DEFAULT_LISTENER
 
 LOCATION = "spotify_assets"
 RUN_TIMEOUT_S = 900
@@ -325,10 +326,11 @@ def provision() -> None:
 
 
 def expected_keys(start: datetime, end: datetime) -> set[str]:
-    """The sandbox's plays in (start, end], normalized by the pipeline's own code."""
+    """The sandbox's plays in (start, end], normalized by the pipeline's own code and keyed as
+    the stack's one listener's (the sandbox's default listener, whose token the stack holds)."""
     query = urllib.parse.urlencode({"start": start.isoformat(), "end": end.isoformat()})
     items = sandbox(f"plays?{query}")["items"]
-    return set(normalize_recently_played(items).plays["play_key"])
+    return set(for_user(normalize_recently_played(items).plays, DEFAULT_LISTENER.user_id)["play_key"])
 
 
 def check_exact(label: str, state: dict[str, Any], now: datetime) -> set[str]:
