@@ -20,6 +20,7 @@ The report's numbers add up by construction and are checked before it is returne
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -55,6 +56,7 @@ from spotify_assets.imports.parsers import (
     read_extended_with_engine,
 )
 from spotify_assets.imports.redaction import KEEP_IP_ENV, RedactionError, keep_ip_addresses, without_ip
+from spotify_assets.lake_layout import import_record_path
 from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
@@ -250,6 +252,13 @@ class _Importer:
             fr.status = "error"
             fr.error = f"cannot remove its IP addresses ({exc}); {KEEP_IP_ENV}=1 imports it byte for byte"
             return
+        if self.user_id is not None:
+            # Whose copy it is (create-only, the same bytes on a re-import): see lake_layout.
+            with contextlib.suppress(LakeConflictError):
+                self.lake.write_bytes(
+                    import_record_path(self.user_id, sha),
+                    json.dumps({"sha256": sha, "user_id": self.user_id}, sort_keys=True).encode(),
+                )
         batch_id = f"export-{sha[:16]}"
         source = f.kind.source
         if self.source not in (None, source):
