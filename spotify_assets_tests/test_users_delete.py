@@ -103,6 +103,12 @@ def test_delete_data_leaves_no_trace_of_the_listener(
         assert import_command([str(export), *base, "--user", name]) == 0
     capsys.readouterr()
 
+    # Bob's imports as an import before the records existed made them: whose the shared copy
+    # is then comes from his plays' batch ids alone.
+    bobs_records = list((data_dir / "lake" / "imports" / "user_id=sandbox-bob").glob("*.json"))
+    assert len(bobs_records) == 2
+    for record in bobs_records:
+        record.unlink()
     warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
     before = _counts(warehouse)
     assert before[ALICE_ID] > 100 and before["sandbox-bob"] > 100
@@ -168,3 +174,58 @@ def test_delete_data_asks_first(
     assert users_command(["--data-dir", str(data_dir), "remove", "alice", "--delete-data"]) == 1
     assert "not confirmed; nothing deleted" in capsys.readouterr().err
     assert [u.name for u in UserRegistry(data_dir / "users").users()] == ["alice"]
+
+
+def test_delete_data_in_cloud_mode_on_the_emulators(
+    cloud_env: dict[str, str],
+    pipeline_sandbox: SandboxServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same command with the cloud variables: BigQuery DELETE, the GCS objects removed."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from spotify_assets.resources.by_deployment import resources_for
+
+    data = tmp_path / "data"  # the registry stays local; plays and lake files are in the cloud
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    registry = UserRegistry(data / "users")
+    registry.add("alice", SpotifyUser(ALICE_ID, "Alice"), "rt-a")
+    registry.add("bob", SpotifyUser("sandbox-bob", "Bob"), "rt-b")
+    alices = _export(tmp_path / "a", pipeline_sandbox, "alice", ALICE_MARK, (40, 30))
+    bobs = _export(tmp_path / "b", pipeline_sandbox, "bob", BOB_MARK, (40, 30))
+    base = ["--data-dir", str(data), "--no-progress", "--json"]
+    for export, name in ((alices, "alice"), (bobs, "bob")):
+        assert import_command([str(export), *base, "--user", name]) == 0
+    warehouse = resources_for()["warehouse"].process_config_and_initialize()
+    bucket = storage.Client(
+        project="p",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": cloud_env["SPOTIFY_GCS_ENDPOINT"]},
+    ).bucket(cloud_env["SPOTIFY_GCS_BUCKET"])
+
+    def objects() -> dict[str, bytes]:
+        return {b.name: b.download_as_bytes() for b in bucket.list_blobs()}
+
+    def counts() -> dict[str, int]:
+        rows = warehouse.query("SELECT user_id, count(*) AS n FROM bq_plays GROUP BY user_id")
+        return {str(u): int(n) for u, n in zip(rows["user_id"], rows["n"], strict=True)}
+
+    before, stored = counts(), objects()
+    assert before == {ALICE_ID: 60, "sandbox-bob": 60}
+    assert any(ALICE_MARK.encode() in body for body in stored.values())
+    capsys.readouterr()
+    assert users_command(["--data-dir", str(data), "remove", "alice", "--delete-data", "--yes"]) == 0
+    assert re.search(r"warehouse plays\s+60 rows", capsys.readouterr().out)
+    after = objects()
+    assert counts() == {"sandbox-bob": 60}
+    assert [name for name, body in after.items() if ALICE_MARK.encode() in body or ALICE_ID in name] == []
+    assert {n: b for n, b in stored.items() if "sandbox-bob" in n} == {
+        n: b for n, b in after.items() if "sandbox-bob" in n
+    }
+    assert (
+        int(warehouse.query(f"SELECT count(*) AS n FROM bq_plays WHERE platform = '{BOB_MARK}'")["n"].iloc[0])
+        == 60
+    )
