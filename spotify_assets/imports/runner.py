@@ -209,8 +209,12 @@ class _Importer:
         chunk_rows: int,
         scratch: Path,
         user_id: str | None = None,
+        record_imports: bool = True,
     ) -> None:
         self.user_id = user_id
+        #: Write the import records (``lake_layout.import_record_path``): not for the single-user
+        #: layout's owner, whose copies are theirs without one (``users/deletion.py``).
+        self.record_imports = record_imports and user_id is not None
         self.wh = warehouse
         self.lake = lake
         self.report = report
@@ -252,7 +256,7 @@ class _Importer:
             fr.status = "error"
             fr.error = f"cannot remove its IP addresses ({exc}); {KEEP_IP_ENV}=1 imports it byte for byte"
             return
-        if self.user_id is not None:
+        if self.record_imports and self.user_id is not None:
             # Whose copy it is (create-only, the same bytes on a re-import): see lake_layout.
             with contextlib.suppress(LakeConflictError):
                 self.lake.write_bytes(
@@ -491,6 +495,7 @@ def import_export(
     No ``user_id``: the single-user layout's owner once the pipeline has recorded one
     (``users/adoption.py``), else rows without a user, adopted on the pipeline's first run.
     """
+    explicit_user = user_id is not None
     if user_id is None:
         user_id = legacy_owner(lake)
     started = time.monotonic()
@@ -505,7 +510,9 @@ def import_export(
     total_bytes = sum(files[i].size for i in importable)
     done_bytes = 0
     scratch = tempfile.TemporaryDirectory(prefix="spotify-import-")
-    importer = _Importer(warehouse, lake, report, run_at, chunk_rows, Path(scratch.name), user_id)
+    importer = _Importer(
+        warehouse, lake, report, run_at, chunk_rows, Path(scratch.name), user_id, record_imports=explicit_user
+    )
 
     def emit(file: str, position: int) -> None:
         if progress is not None:

@@ -161,7 +161,9 @@ def delete_user_data(
     report = Deletion(user_id)
     owners = _export_owners(lake, warehouse)
     is_legacy_owner = legacy_owner(lake) == user_id
-    theirs = {sha for sha, who in owners.items() if user_id in who or (is_legacy_owner and None in who)}
+    # The single-user layout's owner also owns the copies nobody else is recorded for: imports
+    # without ``--user`` write no record, and a copy whose rows were all quarantined has no play.
+    theirs = {sha for sha, who in owners.items() if user_id in who or (is_legacy_owner and not who - {None})}
     alone = {sha for sha in theirs if not (owners[sha] - {user_id, None})}
     report.shared_exports_kept = len(theirs - alone)
 
