@@ -229,3 +229,39 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
         int(warehouse.query(f"SELECT count(*) AS n FROM bq_plays WHERE platform = '{BOB_MARK}'")["n"].iloc[0])
         == 60
     )
+
+
+def test_the_single_user_layouts_owner_is_deleted_with_their_unrecorded_files(
+    data_dir: Path, pipeline_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Files of the single-user layout carry no user (no ``user_id=`` folder, imports without
+    ``--user`` write no record): they are the recorded legacy owner's, and go with them."""
+    from spotify_assets.imports.runner import import_export
+    from spotify_assets.users.adoption import ADOPTION_PATH, record_owner
+
+    lake = LocalLakeResource(root=str(data_dir / "lake"))
+    warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
+    record_owner(lake, "sandbox-listener")
+    lake.write_bytes(
+        "plays_csv/played_date=2024-01-01/old.csv", f"play_key,platform\nk,{ALICE_MARK}\n".encode()
+    )
+    mine = _export(tmp_path / "a", pipeline_sandbox, "alice", ALICE_MARK, (40, 30))
+    bobs = _export(tmp_path / "b", pipeline_sandbox, "bob", BOB_MARK, (40, 30))
+    assert import_export(mine, warehouse, lake).added == 60  # as the legacy owner, no record
+    assert import_export(bobs, warehouse, lake, user_id="sandbox-bob").added == 60
+    # A file whose rows were all quarantined: no play says whose its copy is.
+    junk = tmp_path / "junk" / "Spotify Extended Streaming History"
+    junk.mkdir(parents=True)
+    (junk / "Streaming_History_Audio_2025.json").write_text(
+        json.dumps([{"ts": None, "platform": ALICE_MARK}])
+    )
+    assert import_export(junk.parent, warehouse, lake).quarantined == 1
+    assert _files_holding(data_dir, ALICE_MARK.encode())
+
+    deleted = delete_user_data("sandbox-listener", warehouse, lake)
+    assert deleted.warehouse_rows == 60 and deleted.lake_files["legacy owner record"] == 1
+    assert _files_holding(data_dir, ALICE_MARK.encode()) == []
+    assert not lake.exists(ADOPTION_PATH)
+    assert _counts(warehouse) == {"sandbox-bob": 60}
+    assert len(_files_holding(data_dir / "lake", BOB_MARK.encode())) == 3  # his copy, quarantine and Parquet
+    assert delete_user_data("sandbox-listener", warehouse, lake).nothing
