@@ -65,9 +65,7 @@ class Deletion:
 
     def render(self) -> str:
         lines = [f"Deleted the data of Spotify user {self.user_id}:"]
-        lines.append(
-            f"  warehouse plays       {self.warehouse_rows:>8,} rows (file rewritten, snapshot re-published)"
-        )
+        lines.append(f"  warehouse plays       {self.warehouse_rows:>8,} rows")
         for what in sorted(self.lake_files):
             lines.append(f"  lake {what:<16} {self.lake_files[what]:>8,} files")
         lines.append(f"  handoff files         {self.handoff_files:>8,}")
