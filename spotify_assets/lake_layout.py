@@ -23,3 +23,14 @@ def user_dir(kind: str, user_id: str | None) -> str:
 def plays_day_path(kind: str, user_id: str | None, day: str, name: str) -> str:
     """A batch's file for one UTC day: ``plays/user_id=<id>/played_date=<day>/<name>``."""
     return f"{user_dir(kind, user_id)}/played_date={day}/{name}"
+
+
+#: Which export files were imported for a listener: one create-only record per (user, file),
+#: ``imports/user_id=<id>/<sha256>.json``. The raw copies (``raw/exports/<sha256>/``) are shared
+#: by everyone who imported the same file, so this is how ``users remove --delete-data``
+#: knows whose they are.
+IMPORTS_KIND = "imports"
+
+
+def import_record_path(user_id: str, sha256: str) -> str:
+    return f"{user_dir(IMPORTS_KIND, user_id)}/{sha256}.json"

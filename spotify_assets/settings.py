@@ -64,10 +64,10 @@ def lake_root() -> Path:
     return data_dir() / "lake"
 
 
-def handoff_root() -> Path:
+def handoff_root(data: Path | None = None) -> Path:
     """Where assets hand data to each other locally (typed files, see ``io_managers/``): beside the
     lake, never inside it, so listing the lake never finds a handoff file."""
-    return data_dir() / "handoff"
+    return (data or data_dir()) / "handoff"
 
 
 def spotify_api_url() -> str:

@@ -20,6 +20,7 @@ The report's numbers add up by construction and are checked before it is returne
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -55,6 +56,7 @@ from spotify_assets.imports.parsers import (
     read_extended_with_engine,
 )
 from spotify_assets.imports.redaction import KEEP_IP_ENV, RedactionError, keep_ip_addresses, without_ip
+from spotify_assets.lake_layout import import_record_path
 from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
@@ -207,8 +209,12 @@ class _Importer:
         chunk_rows: int,
         scratch: Path,
         user_id: str | None = None,
+        record_imports: bool = True,
     ) -> None:
         self.user_id = user_id
+        #: Write the import records (``lake_layout.import_record_path``): not for the single-user
+        #: layout's owner, whose copies are theirs without one (``users/deletion.py``).
+        self.record_imports = record_imports and user_id is not None
         self.wh = warehouse
         self.lake = lake
         self.report = report
@@ -250,6 +256,13 @@ class _Importer:
             fr.status = "error"
             fr.error = f"cannot remove its IP addresses ({exc}); {KEEP_IP_ENV}=1 imports it byte for byte"
             return
+        if self.record_imports and self.user_id is not None:
+            # Whose copy it is (create-only, the same bytes on a re-import): see lake_layout.
+            with contextlib.suppress(LakeConflictError):
+                self.lake.write_bytes(
+                    import_record_path(self.user_id, sha),
+                    json.dumps({"sha256": sha, "user_id": self.user_id}, sort_keys=True).encode(),
+                )
         batch_id = f"export-{sha[:16]}"
         source = f.kind.source
         if self.source not in (None, source):
@@ -482,6 +495,7 @@ def import_export(
     No ``user_id``: the single-user layout's owner once the pipeline has recorded one
     (``users/adoption.py``), else rows without a user, adopted on the pipeline's first run.
     """
+    explicit_user = user_id is not None
     if user_id is None:
         user_id = legacy_owner(lake)
     started = time.monotonic()
@@ -496,7 +510,9 @@ def import_export(
     total_bytes = sum(files[i].size for i in importable)
     done_bytes = 0
     scratch = tempfile.TemporaryDirectory(prefix="spotify-import-")
-    importer = _Importer(warehouse, lake, report, run_at, chunk_rows, Path(scratch.name), user_id)
+    importer = _Importer(
+        warehouse, lake, report, run_at, chunk_rows, Path(scratch.name), user_id, record_imports=explicit_user
+    )
 
     def emit(file: str, position: int) -> None:
         if progress is not None:

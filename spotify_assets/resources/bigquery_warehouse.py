@@ -398,6 +398,16 @@ class BigQueryWarehouseResource(WarehouseResource):
         )
         return int(job.num_dml_affected_rows or 0)
 
+    def delete_user(self, user_id: str) -> int:
+        """A DML DELETE of the user's rows. BigQuery keeps changed data for the dataset's time
+        travel window (7 days by default) and then fail-safe (7 more): the rows are gone from
+        every query at once, and from Google's storage after that window."""
+        job = self._dml(
+            f"DELETE FROM `{self.table_id(PLAYS_TABLE)}` WHERE user_id = @user_id",
+            [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)],
+        )
+        return int(job.num_dml_affected_rows or 0)
+
     # -- features ----------------------------------------------------------------------
     def merge_features_sql(self, staging_table: str) -> str:
         """Upsert ``track_features`` by ``track_id``; an ``ok`` row is replaced only by another ``ok`` row."""

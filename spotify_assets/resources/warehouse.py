@@ -92,6 +92,16 @@ class WarehouseResource(dg.ConfigurableResource):
         """Insert plays whose ``play_key`` is new; a frame conformed to ``plays``."""
 
     @abstractmethod
+    def delete_user(self, user_id: str) -> int:
+        """Delete every play of ``user_id`` so that none is recoverable from the storage; returns
+        how many rows went.
+
+        "One writer per table" holds: the assets only ever insert (``merge_plays``), and this is
+        not an asset but an operator command's call (``spotify-assets users remove NAME
+        --delete-data``), like ``rebuild-warehouse``; it takes the same writer lock a run takes.
+        """
+
+    @abstractmethod
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
         """Upsert features by ``track_id``; an ``ok`` row is never replaced by a worse status."""
 
@@ -205,8 +215,14 @@ class DuckDBWarehouseResource(WarehouseResource):
                 self._batch_con = None
 
     @contextmanager
-    def _exclusive(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-        """flock (bounded wait) -> connect -> ... -> checkpoint, close, publish the snapshot."""
+    def _exclusive(
+        self, *, publish: bool = True, rewrite: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """flock (bounded wait) -> connect -> ... -> checkpoint, close, [rewrite,] publish the snapshot.
+
+        ``rewrite``: copy the database into a fresh file and rename it over the old one, so that
+        rows deleted in it are not left behind in the old file's free blocks (``delete_user``).
+        """
         db = Path(self.path)
         db.parent.mkdir(parents=True, exist_ok=True)
         with open(db.with_suffix(".lock"), "a+") as lock_file:
@@ -229,6 +245,8 @@ class DuckDBWarehouseResource(WarehouseResource):
                     con.execute("CHECKPOINT")
                 finally:
                     con.close()
+                if rewrite:
+                    _rewrite_database(db)
                 # Only committed data is in the file: publish even if a later write in a
                 # batch failed, so readers see everything that did commit.
                 if publish or not self._snapshot.exists():
@@ -328,6 +346,32 @@ class DuckDBWarehouseResource(WarehouseResource):
                 con.unregister("incoming_plays")
             after = _count(con, PLAYS_TABLE)
         return MergeResult(inserted=after - before, duplicates=incoming - (after - before), total_rows=after)
+
+    def delete_user(self, user_id: str) -> int:
+        """DELETE, then rewrite the file (``_rewrite_database``) and publish the snapshot from it.
+
+        DuckDB reuses the blocks a DELETE frees but does not wipe them, so the deleted rows' bytes
+        would stay readable in the file (and in every snapshot copied from it). The file is
+        rewritten on every call, even when nothing is left to delete: a run cut short between
+        its DELETE and the rewrite is finished by the next.
+        """
+        if self._batch_con is not None:
+            raise RuntimeError("delete_user rewrites the database file: call it outside a batch")
+        with self._exclusive(publish=True, rewrite=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                deleted = con.execute(f"DELETE FROM {PLAYS_TABLE} WHERE user_id = ?", [user_id]).fetchall()[
+                    0
+                ][0]
+                con.execute(
+                    f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
+                    [datetime.now(UTC).isoformat()],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return int(deleted)
 
     def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
         """Merge a batch's Parquet files, read as Arrow (several at once) and inserted without a pandas round trip.
@@ -437,6 +481,33 @@ class DuckDBWarehouseResource(WarehouseResource):
             )
             after = con.execute(f"SELECT count(*) FROM {GAPS_TABLE} WHERE closed_at IS NULL").fetchall()[0][0]
         return int(before - after)
+
+
+def _rewrite_database(db: Path) -> None:
+    """Copy the closed database ``db`` into a fresh file (``COPY FROM DATABASE``: tables, keys
+    and rows, none of the free blocks) and rename it over ``db``."""
+    fd, tmp = tempfile.mkstemp(prefix=".rewrite-", suffix=".duckdb", dir=db.parent)
+    os.close(fd)
+    os.unlink(tmp)  # DuckDB creates the file itself
+
+    def quoted(path: Path | str) -> str:
+        return "'" + str(path).replace("'", "''") + "'"
+
+    try:
+        con = duckdb.connect()
+        try:
+            con.execute(f"ATTACH {quoted(db)} AS old_db (READ_ONLY)")
+            con.execute(f"ATTACH {quoted(tmp)} AS new_db")
+            con.execute("COPY FROM DATABASE old_db TO new_db")
+            con.execute("DETACH new_db")
+            con.execute("DETACH old_db")
+        finally:
+            con.close()
+        os.replace(tmp, db)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        Path(tmp + ".wal").unlink(missing_ok=True)
+        raise
 
 
 def _has_current_tables(snapshot: Path) -> bool:

@@ -3,15 +3,19 @@
 ``add NAME`` runs the Authorization Code flow for that person (as ``spotify-assets auth``
 does), asks ``GET /v1/me`` whose token it is, stores the refresh token in the user's own
 0600 file and adds the user's Dagster partition. ``remove NAME`` deletes the partition and
-the token (nobody polls them any more); their plays stay. ``list`` shows who is registered
+the token (nobody polls them any more); their plays stay, unless ``--delete-data`` (confirmed
+by typing the name, or ``--yes``) deletes them everywhere first (``users/deletion.py``). ``list`` shows who is registered
 and whether their token is there. Exit status: 0 done, 1 refused or failed, 2 usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spotify_assets.settings import dagster_home, data_dir, spotify_api_url, users_root
 from spotify_assets.spotify.auth import (
@@ -24,6 +28,10 @@ from spotify_assets.spotify.client import HttpSpotifyClient
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.token_store import MemoryTokenStore
 from spotify_assets.users.registry import User, UserError, UserRegistry, check_name
+
+if TYPE_CHECKING:
+    from spotify_assets.resources.lake import LakeResource
+    from spotify_assets.resources.warehouse import WarehouseResource
 
 
 def sync_partitions(data: Path, *, add: list[str] | None = None, delete: list[str] | None = None) -> None:
@@ -140,15 +148,98 @@ def _list(registry: UserRegistry, data: Path) -> int:
     return 0
 
 
+def _confirmed(args: argparse.Namespace, user: User) -> bool:
+    """``--yes``, or the operator types the name: deleting a person's history cannot be undone."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print(
+            "spotify-assets users remove: --delete-data deletes every play of "
+            f"{user.name} for good; confirm on a terminal, or pass --yes in a script",
+            file=sys.stderr,
+        )
+        return False
+    answer = input(
+        f"This deletes every play of {user.name} (Spotify user {user.user_id}) from the warehouse, "
+        f"the lake and the snapshot, for good. Type {user.name} to go on: "
+    )
+    return answer.strip() == user.name
+
+
+@contextlib.contextmanager
+def _stores(data: Path) -> Iterator[tuple[WarehouseResource, LakeResource, Path | None]]:
+    """The active deployment's warehouse and lake (as ``rebuild-warehouse`` builds them), and the
+    local handoff folder (None in the cloud, where handoff files are a GCS prefix of their own)."""
+    from spotify_assets.settings import deployment, handoff_root, warehouse_path
+
+    if deployment() == "cloud":
+        import dagster as dg
+
+        from spotify_assets.resources.cloud import cloud_resources, missing_cloud_env
+
+        missing = missing_cloud_env()
+        if missing:
+            raise UserError(f"cloud mode needs {', '.join(missing)}")
+        cloud = cloud_resources()
+        with dg.build_resources({k: cloud[k] for k in ("warehouse", "lake")}) as built:
+            yield built.warehouse, built.lake, None
+        return
+    from spotify_assets.resources.lake import LocalLakeResource
+    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+
+    yield (
+        DuckDBWarehouseResource(path=str(warehouse_path({"SPOTIFY_DATA_DIR": str(data)}))),
+        LocalLakeResource(root=str(data / "lake")),
+        handoff_root(data),
+    )
+
+
 def _remove(args: argparse.Namespace, data: Path) -> int:
+    """Stop polling NAME; with ``--delete-data`` delete their data first (``users/deletion.py``).
+
+    The registry entry, the token and the partition go last, so a deletion cut short (or refused
+    by a bucket) is finished by running the same command again.
+    """
     registry = UserRegistry(users_root(data))
     try:
-        user = registry.remove(args.name)
+        user = registry.get(args.name)
+    except UserError as exc:
+        if args.delete_data:
+            print(f"Nothing to delete: {exc}.")
+            return 0
+        print(f"spotify-assets users remove: {exc}", file=sys.stderr)
+        return 1
+    if args.delete_data:
+        if not _confirmed(args, user):
+            print("spotify-assets users remove: not confirmed; nothing deleted", file=sys.stderr)
+            return 1
+        from google.api_core.exceptions import Forbidden
+
+        from spotify_assets.users.deletion import delete_user_data
+
+        try:
+            with _stores(data) as (warehouse, lake, handoff):
+                deletion = delete_user_data(user.user_id, warehouse, lake, handoff)
+        except Forbidden as exc:
+            print(
+                f"spotify-assets users remove: the bucket refused a deletion ({exc.message}). The "
+                "pipeline's service account cannot delete objects, by design (terraform/iam.tf): run "
+                "this again with an operator's credentials; it finishes what is left.",
+                file=sys.stderr,
+            )
+            return 1
+        except UserError as exc:
+            print(f"spotify-assets users remove: {exc}", file=sys.stderr)
+            return 2
+        print(deletion.render())
+    try:
+        registry.remove(user.name)
     except UserError as exc:
         print(f"spotify-assets users remove: {exc}", file=sys.stderr)
         return 1
     sync_partitions(data, delete=[user.user_id])
-    print(f"Removed {user.name} (Spotify user {user.user_id}): no longer polled; their plays stay.")
+    stays = "their data is deleted" if args.delete_data else "their plays stay"
+    print(f"Removed {user.name} (Spotify user {user.user_id}): no longer polled; {stays}.")
     return 0
 
 
@@ -167,8 +258,14 @@ def users_command(argv: list[str]) -> int:
         help="Web API base URL (default: $SPOTIFY_API_URL or Spotify's)",
     )
     sub.add_parser("list", help="who is registered, with their Spotify id and token state")
-    remove = sub.add_parser("remove", help="stop polling a listener (their plays stay)")
+    remove = sub.add_parser("remove", help="stop polling a listener (their plays stay unless --delete-data)")
     remove.add_argument("name")
+    remove.add_argument(
+        "--delete-data",
+        action="store_true",
+        help="also delete their plays from the warehouse, the lake and the snapshot (asks first)",
+    )
+    remove.add_argument("--yes", action="store_true", help="with --delete-data: do not ask (for scripts)")
     args = parser.parse_args(argv)
     data = Path(args.data_dir).expanduser().resolve() if args.data_dir else data_dir()
     if args.action == "add":

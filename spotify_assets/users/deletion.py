@@ -1,0 +1,188 @@
+"""Deleting a listener's data (``spotify-assets users remove NAME --delete-data``).
+
+Everything the platform keeps of one person goes: their plays in the warehouse (and the
+published snapshot, re-published from a rewritten file), their folders in the lake
+(``lake_layout.user_dir`` of every kind: Parquet and CSV batches, raw API pages, quarantined
+pages, import records), the raw copies of the export files imported for them with their
+redaction records and quarantined rows, and the local handoff files that hold their rows.
+
+The raw copies sit under the file's hash, not under a user (``landing.raw_copy_path``): one file
+imported for two people is one copy. Whose a copy is comes from the import records
+(``lake_layout.import_record_path``) and, for imports made before those records existed, from the
+plays' ``batch_id`` (``export-<sha256[:16]>``). A copy another listener also imported stays
+until the last of them is deleted.
+
+The lake is create-only for the pipeline; deleting is an operator's act, like ``redact-lake``,
+and confined to these two commands. On GCS it needs ``storage.objects.delete``, which the
+pipeline's service account does not have (terraform/iam.tf): run it with a bucket owner's
+credentials (``gcloud auth application-default login``).
+
+The steps are ordered so that a run cut short is finished by the next one: the lake files
+first, then the warehouse, then the handoff files, and the import records last (they are what
+says whose the shared copies are). Nothing found is a report of zeros.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spotify_assets.imports.landing import REDACTIONS_PREFIX
+from spotify_assets.imports.redact_lake import QUARANTINE_PREFIX, RAW_PREFIX, STAGING_PREFIX
+from spotify_assets.lake_layout import IMPORTS_KIND, USER_DIR_PREFIX, user_dir
+from spotify_assets.resources.lake import LakeResource
+from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.schema import PLAYS_TABLE
+from spotify_assets.users.adoption import ADOPTION_PATH, legacy_owner
+
+#: The lake's per-listener kinds (``lake_layout.user_dir``); import records go last, separately.
+USER_KINDS = ("plays", "plays_csv", "raw/recently_played", "quarantine/recently_played")
+_EXPORT_BATCH = "export-"
+
+
+@dataclass
+class Deletion:
+    """What ``delete_user_data`` deleted, for the command's report."""
+
+    user_id: str
+    warehouse_rows: int = 0
+    #: Lake files deleted, by what they were.
+    lake_files: Counter[str] = field(default_factory=Counter)
+    #: Raw export copies kept because another listener imported the same file too.
+    shared_exports_kept: int = 0
+    handoff_files: int = 0
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.warehouse_rows or self.lake_files or self.handoff_files)
+
+    def render(self) -> str:
+        lines = [f"Deleted the data of Spotify user {self.user_id}:"]
+        lines.append(f"  warehouse plays       {self.warehouse_rows:>8,} rows")
+        for what in sorted(self.lake_files):
+            lines.append(f"  lake {what:<16} {self.lake_files[what]:>8,} files")
+        lines.append(f"  handoff files         {self.handoff_files:>8,}")
+        if self.shared_exports_kept:
+            lines.append(
+                f"  kept {self.shared_exports_kept} raw export copies another listener imported too "
+                "(they go with the last of them)"
+            )
+        if self.nothing:
+            lines.append("  nothing to delete: no play, lake file or handoff file of theirs was found")
+        return "\n".join(lines)
+
+
+def _export_owners(lake: LakeResource, warehouse: WarehouseResource) -> dict[str, set[str | None]]:
+    """sha256 of each raw export copy -> the listeners it was imported for (None: no user)."""
+    shas = {p[len(RAW_PREFIX) :].split("/", 1)[0] for p in lake.list(RAW_PREFIX.rstrip("/"))}
+    owners: dict[str, set[str | None]] = {sha: set() for sha in shas}
+    for path in lake.list(IMPORTS_KIND):
+        folder, _, name = path[len(IMPORTS_KIND) + 1 :].partition("/")
+        sha = name.removesuffix(".json")
+        if folder.startswith(USER_DIR_PREFIX) and sha in owners:
+            owners[sha].add(folder[len(USER_DIR_PREFIX) :])
+    batches = warehouse.query(
+        f"SELECT DISTINCT user_id, batch_id FROM {PLAYS_TABLE} WHERE batch_id LIKE '{_EXPORT_BATCH}%'"
+    )
+    by_prefix: dict[str, set[str | None]] = {}
+    for user, batch in zip(batches["user_id"], batches["batch_id"], strict=True):
+        owner = None if pd.isna(user) else str(user)
+        by_prefix.setdefault(str(batch)[len(_EXPORT_BATCH) :], set()).add(owner)
+    for sha, found in owners.items():
+        found |= by_prefix.get(sha[:16], set())
+    return owners
+
+
+def _export_files(lake: LakeResource, shas: set[str]) -> list[tuple[str, str]]:
+    """(what, path) of every lake file that is or describes one of these exports' copies."""
+    if not shas:
+        return []
+
+    def of(path: str) -> bool:
+        if path.startswith(RAW_PREFIX):
+            return path[len(RAW_PREFIX) :].split("/", 1)[0] in shas
+        if path.startswith(QUARANTINE_PREFIX):
+            return path[len(QUARANTINE_PREFIX) :].split(".", 1)[0] in shas
+        return False
+
+    found = [("raw exports", p) for p in lake.list(RAW_PREFIX.rstrip("/")) if of(p)]
+    found += [("export quarantine", p) for p in lake.list(QUARANTINE_PREFIX.rstrip("/")) if of(p)]
+    for path in lake.list(REDACTIONS_PREFIX.rstrip("/")):
+        inner = (
+            path[len(STAGING_PREFIX) :] if path.startswith(STAGING_PREFIX) else path[len(REDACTIONS_PREFIX) :]
+        )
+        if of(inner.removesuffix(".json")) or of(inner):
+            found.append(("redactions", path))
+    return found
+
+
+def _legacy_files(lake: LakeResource) -> list[tuple[str, str]]:
+    """The single-user layout's files (no ``user_id=`` level): the legacy owner's."""
+    found = []
+    for kind in USER_KINDS:
+        for path in lake.list(kind):
+            if not path[len(kind) + 1 :].startswith(USER_DIR_PREFIX):
+                found.append((kind, path))
+    if lake.exists(ADOPTION_PATH):
+        found.append(("legacy owner record", ADOPTION_PATH))
+    return found
+
+
+def _holds_user(path: Path, user_id: str) -> bool:
+    """Whether a handoff file holds a row of ``user_id`` (a ``user_id`` value or a key of theirs)."""
+    data = path.read_bytes()
+    if path.suffix != ".parquet":
+        return user_id.encode() in data
+    table = pq.read_table(io.BytesIO(data))
+    prefix = f"{user_id}|"
+    for name in table.column_names:
+        column = table.column(name)
+        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+            continue
+        for value in column.to_pylist():
+            if value is not None and (value == user_id or value.startswith(prefix)):
+                return True
+    return False
+
+
+def delete_user_data(
+    user_id: str, warehouse: WarehouseResource, lake: LakeResource, handoff: Path | None = None
+) -> Deletion:
+    """Delete ``user_id``'s plays and files (see the module docstring); idempotent."""
+    report = Deletion(user_id)
+    owners = _export_owners(lake, warehouse)
+    is_legacy_owner = legacy_owner(lake) == user_id
+    # The single-user layout's owner also owns the copies nobody else is recorded for: imports
+    # without ``--user`` write no record, and a copy whose rows were all quarantined has no play.
+    theirs = {sha for sha, who in owners.items() if user_id in who or (is_legacy_owner and not who - {None})}
+    alone = {sha for sha in theirs if not (owners[sha] - {user_id, None})}
+    report.shared_exports_kept = len(theirs - alone)
+
+    doomed = [(kind, p) for kind in USER_KINDS for p in lake.list(user_dir(kind, user_id))]
+    doomed += _export_files(lake, alone)
+    if is_legacy_owner:
+        doomed += _legacy_files(lake)
+    for what, path in doomed:
+        lake.remove(path)
+        report.lake_files[what] += 1
+
+    report.warehouse_rows = warehouse.delete_user(user_id)
+
+    if handoff is not None and handoff.exists():
+        for file in sorted(p for p in handoff.rglob("*") if p.is_file()):
+            if _holds_user(file, user_id):
+                file.unlink()
+                report.handoff_files += 1
+
+    for path in lake.list(user_dir(IMPORTS_KIND, user_id)):
+        with contextlib.suppress(FileNotFoundError):
+            lake.remove(path)
+        report.lake_files["import records"] += 1
+    return report
