@@ -58,13 +58,13 @@ if ctx.status.state != "ready":
     st.stop()
 
 home = ui.household(ctx, viewer)
-if home.several:
-    # Registered for everyone, listed only where household views are allowed: the page itself
-    # refuses the others, so a shared /compare link says why instead of "Page not found".
-    compare: Literal["visible", "hidden"] = "visible" if home.everyone else "hidden"
-    PAGES.insert(
-        7, st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", visibility=compare)
-    )
+# Compare is always registered and listed only where two listeners may be compared: the page
+# itself refuses a viewer without household views, so a shared /compare link says why
+# instead of "Page not found".
+compare: Literal["visible", "hidden"] = "visible" if home.several and home.everyone else "hidden"
+PAGES.insert(
+    7, st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", visibility=compare)
+)
 page = st.navigation(PAGES)
 ui.listener_picker(home, viewer)
 

@@ -62,8 +62,8 @@ for col, who, plays, shared in (
         help=f"{ui.number(int(shared))} of {ui.plural(int(plays), 'play')}.",
     )
 
-left, right = st.columns(2)
-with left:
+# One above the other: side by side, six columns of the artists table do not fit half a page.
+with st.container():
     st.subheader("Shared artists")
     artists = ui.frame(res, "shared_artists")
     if len(artists):
@@ -85,7 +85,7 @@ with left:
         )
     else:
         st.info("No artist both of them played in this period.")
-with right:
+with st.container():
     st.subheader("Shared tracks")
     tracks = ui.frame(res, "shared_tracks")
     if len(tracks):
