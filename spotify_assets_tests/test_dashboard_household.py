@@ -218,3 +218,18 @@ def test_a_household_member_may_pick_everyone_and_compare(dashboard_env, househo
     assert _metrics(at)["Plays"] == str((_plays(household_snapshot)["user_id"] == BOB).sum())
     compare = _open(dashboard_env, household_snapshot, "compare", viewer=ALICE_HOUSEHOLD)
     assert compare.title[0].value == "Compare"
+
+
+def test_one_listeners_queries_transpile_to_bigquery():
+    """The cloud warehouse gets the same filter: every plays read qualified and restricted."""
+    from app.warehouse import to_bigquery
+
+    for name, sql in queries.all_builders_sample().items():
+        out = to_bigquery(queries.for_listener(sql, "alice"), "my-project", "spotify")
+        tree = sqlglot.parse_one(out, read="bigquery")
+        for table in (t for t in tree.find_all(exp.Table) if t.name == "bq_plays"):
+            assert (table.catalog, table.db) == ("my-project", "spotify"), name
+            select = table.find_ancestor(exp.Select)
+            assert select is not None and select.args["where"].this.sql("bigquery") == "user_id = 'alice'", (
+                name
+            )
