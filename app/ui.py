@@ -125,7 +125,10 @@ class Household:
     everyone: bool
 
     def label(self, user_id: str) -> str:
-        return EVERYONE_LABEL if user_id == EVERYONE else self.known[user_id].label
+        if user_id == EVERYONE:
+            return EVERYONE_LABEL
+        # A signed-in listener with no plays yet is in neither the warehouse nor, maybe, the registry.
+        return self.known.get(user_id, listeners.Listener(user_id)).label
 
     @property
     def several(self) -> bool:

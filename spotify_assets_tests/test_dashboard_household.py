@@ -233,3 +233,12 @@ def test_one_listeners_queries_transpile_to_bigquery():
             assert select is not None and select.args["where"].this.sql("bigquery") == "user_id = 'alice'", (
                 name
             )
+
+
+def test_a_listener_without_plays_sees_none_of_the_others(dashboard_env, household_snapshot):
+    at = _open(
+        dashboard_env, household_snapshot, viewer=Viewer("carol@example.org", "carol", household=False)
+    )
+    assert _picker(at).options == ["carol"]
+    assert "Northern Glass" not in _text(at) and "Ivy Coast" not in _text(at)
+    assert _metrics(at).get("Plays", "0") == "0"
