@@ -21,10 +21,11 @@ secrets file::
     [household]             # listeners who opted in to household-wide views
     listeners = ["me"]
 
-Every account not listed is refused, with a message saying so. Today the platform has one
-listener, so every allowed account sees the same plays; the mapping is what a household of
-listeners (issue 13) fills in, and ``may_see_household(current_viewer())`` is what a
-household-wide page asks before it shows anything.
+Every account not listed is refused, with a message saying so. In a household (several
+listeners with plays) an allowed account sees only its listener's plays, and
+``may_see_household(current_viewer())`` is what a household-wide view (*Everyone* in the
+listener picker, the Compare page) asks before it shows anything; ``app/listeners.py`` and
+``ui.listener_picker`` apply the rule. With one listener every allowed account sees the same plays.
 """
 
 from __future__ import annotations

@@ -25,9 +25,10 @@ from __future__ import annotations
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal
 
+import sqlglot
 from sqlglot import exp
 
 from spotify_assets.schema import (
@@ -207,7 +208,7 @@ def music_cte(tz: str, where: str = "TRUE") -> str:
     {ARTIST_KEY} AS artist_key,
     {ALBUM_KEY} AS album_key,
     track_id, track_name, artist_names, primary_artist_id, primary_artist_name, album_id, album_name,
-    album_image_url,
+    album_image_url, user_id,
     coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes
   FROM {PLAYS_TABLE}
   WHERE is_play AND content_type <> 'episode' AND ({where})
@@ -225,6 +226,108 @@ def buckets_cte(tz: str) -> str:
   SELECT {local_of("q", tz)} AS local_ts, plays, minutes
   FROM (SELECT q, count(*) AS plays, sum(minutes) AS minutes FROM music GROUP BY q) AS b
 )"""
+
+
+# -- listeners ---------------------------------------------------------------------------
+@lru_cache(maxsize=4096)
+def for_listener(sql: str, user_id: str | None) -> str:
+    """``sql`` with every read of the plays table restricted to one listener's plays.
+
+    This is the one place a listener is chosen: each ``bq_plays`` reference becomes
+    ``(SELECT * FROM bq_plays WHERE user_id = '<id>') AS <its alias>``, so every page, the
+    detail pages and Wrapped follow the picker without a parameter of their own, and the
+    SQL text (hence the cache key) differs per listener. ``None`` (everyone) leaves ``sql``
+    as it is. The tables are collected before they are replaced, so the new subquery's own
+    read of the plays table is not rewritten again.
+    """
+    if user_id is None:
+        return sql
+    tree = sqlglot.parse_one(sql, dialect="duckdb")
+    for table in list(tree.find_all(exp.Table)):
+        if table.name != PLAYS_TABLE or table.args.get("db"):
+            continue
+        own = (
+            exp.select("*")
+            .from_(exp.to_table(PLAYS_TABLE))
+            .where(exp.column("user_id").eq(exp.Literal.string(user_id)))
+        )
+        table.replace(
+            exp.Subquery(this=own, alias=exp.TableAlias(this=exp.to_identifier(table.alias or PLAYS_TABLE)))
+        )
+    return tree.sql(dialect="duckdb")
+
+
+def listeners_query() -> dict[str, str]:
+    """The listeners with counted plays, busiest first (null ids are the single-user layout's)."""
+    return {
+        "listeners": f"""SELECT user_id, count(*) AS plays FROM {PLAYS_TABLE}
+WHERE is_play AND user_id IS NOT NULL GROUP BY user_id ORDER BY plays DESC, user_id"""
+    }
+
+
+#: Compare's taste overlap is the Jaccard index of each listener's top artists by plays.
+OVERLAP_TOP = 50
+
+
+def compare_queries(tz: str, period: Period, a: str, b: str) -> dict[str, str]:
+    """Two listeners side by side (the Compare page); ``a`` and ``b`` are Spotify user ids.
+
+    *Shared* artists and tracks are those both listeners played in the period; the overlap
+    is the Jaccard index of their top-``OVERLAP_TOP`` artists (ties broken by name) and, for
+    each, the share of their plays that went to shared artists.
+    """
+    pair = f"user_id IN ({lit(a)}, {lit(b)})"
+    base = f"WITH {music_cte(tz, f'({period.sql()}) AND {pair}')}"
+    side = f"CASE WHEN user_id = {lit(a)} THEN 'a' ELSE 'b' END"
+    artists = f"""{base},
+ua AS (
+  SELECT {side} AS who, artist_key, arg_max(primary_artist_name, played_at) AS artist, count(*) AS plays,
+    min(played_at) AS first_play
+  FROM music WHERE artist_key IS NOT NULL GROUP BY 1, 2
+),
+ranked AS (SELECT *, row_number() OVER (PARTITION BY who ORDER BY plays DESC, artist) AS rn FROM ua),
+shared AS (
+  SELECT x.artist_key, x.artist, x.plays AS plays_a, y.plays AS plays_b, x.first_play AS first_a,
+    y.first_play AS first_b
+  FROM ua AS x JOIN ua AS y ON x.artist_key = y.artist_key AND x.who = 'a' AND y.who = 'b'
+)
+"""
+    return {
+        "overlap": artists
+        + f"""SELECT
+  (SELECT count(*) FROM ranked AS x JOIN ranked AS y ON x.artist_key = y.artist_key
+     WHERE x.who = 'a' AND y.who = 'b' AND x.rn <= {OVERLAP_TOP} AND y.rn <= {OVERLAP_TOP}) AS top_shared,
+  (SELECT count(DISTINCT artist_key) FROM ranked WHERE rn <= {OVERLAP_TOP}) AS top_union,
+  (SELECT coalesce(sum(plays), 0) FROM ua WHERE who = 'a') AS plays_a,
+  (SELECT coalesce(sum(plays), 0) FROM ua WHERE who = 'b') AS plays_b,
+  (SELECT coalesce(sum(plays_a), 0) FROM shared) AS shared_plays_a,
+  (SELECT coalesce(sum(plays_b), 0) FROM shared) AS shared_plays_b,
+  (SELECT count(*) FROM shared) AS shared_artists""",
+        "shared_artists": artists
+        + """SELECT artist, plays_a, plays_b, first_a, first_b,
+  CASE WHEN first_a < first_b THEN 'a' WHEN first_b < first_a THEN 'b' ELSE '=' END AS first
+FROM shared ORDER BY plays_a + plays_b DESC, artist LIMIT 20""",
+        "shared_tracks": f"""{base},
+ut AS (
+  SELECT {side} AS who, track_key, arg_max(track_name, played_at) AS track,
+    arg_max(artist_names, played_at) AS artists, max(track_id) AS id, count(*) AS plays
+  FROM music GROUP BY 1, 2
+)
+SELECT x.track, x.artists, coalesce(x.id, y.id) AS id, x.plays AS plays_a, y.plays AS plays_b
+FROM ut AS x JOIN ut AS y ON x.track_key = y.track_key AND x.who = 'a' AND y.who = 'b'
+ORDER BY plays_a + plays_b DESC, track LIMIT 20""",
+        "hours": f"""{base}
+SELECT who, hour({local_of("q", tz)}) AS hour, sum(plays) AS plays
+FROM (SELECT {side} AS who, q, count(*) AS plays FROM music GROUP BY 1, 2) AS b GROUP BY 1, 2 ORDER BY 1, 2""",
+        "features": f"""{base},
+feat AS (
+  SELECT track_id, energy, valence, danceability, tempo FROM {FEATURES_TABLE} WHERE status = 'ok'
+  QUALIFY row_number() OVER (PARTITION BY track_id ORDER BY fetched_at DESC) = 1
+)
+SELECT {side} AS who, count(feat.track_id) AS plays_with_features, count(*) AS plays, avg(energy) AS energy,
+  avg(valence) AS valence, avg(danceability) AS danceability, avg(tempo) AS tempo
+FROM music LEFT JOIN feat ON feat.track_id = music.track_id GROUP BY 1 ORDER BY 1""",
+    }
 
 
 def version_queries() -> dict[str, str]:
@@ -559,6 +662,7 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
     batches += [(f"when_{g}", when_queries(tz, period, g)) for g in GRAINS]
     batches += [(kind, detail_queries(kind, "x'y", tz)) for kind in DETAIL]
     batches += [("years", years_query(tz)), ("wrapped", wrapped_queries(tz, 2024))]
+    batches += [("listeners", listeners_query()), ("compare", compare_queries(tz, period, "al'ice", "bob"))]
     for prefix, batch in batches:
         out.update({f"{prefix}.{k}": v for k, v in batch.items()})
     return out

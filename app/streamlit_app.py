@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
@@ -20,7 +21,9 @@ from app import auth, queries, ui  # noqa: E402
 st.set_page_config(page_title="Listening insights", page_icon=":material/headphones:", layout="wide")
 
 # Before anything is read: a shared dashboard shows nothing to a visitor not signed in and allowed.
-viewer = auth.gate()
+auth.gate()
+#: Whose plays this visitor may see (``None``: the owner); the pages ask the same hook.
+viewer = auth.current_viewer()
 
 ctx = ui.context()
 
@@ -40,7 +43,7 @@ PAGES = [
 
 #: The URL path of every page above but the default (a page file's path is its name). Spelled
 #: out rather than read from the pages: ``st.Page`` attributes are unset outside ``streamlit run``.
-READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", "artist", "track", "album"]
+READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", "compare", "artist", "track", "album"]
 
 if ctx.status.state != "ready":
     # Every address the ready app has opens the welcome page, so a bookmarked or shared
@@ -54,7 +57,16 @@ if ctx.status.state != "ready":
     st.navigation(welcome_pages, position="hidden").run()
     st.stop()
 
+home = ui.household(ctx, viewer)
+# Compare is always registered and listed only where two listeners may be compared: the page
+# itself refuses a viewer without household views, so a shared /compare link says why
+# instead of "Page not found".
+compare: Literal["visible", "hidden"] = "visible" if home.several and home.everyone else "hidden"
+PAGES.insert(
+    7, st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", visibility=compare)
+)
 page = st.navigation(PAGES)
+ui.listener_picker(home, viewer)
 
 with st.sidebar:
     zones = sorted(queries.valid_timezones())

@@ -11,14 +11,14 @@ import html
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import data, queries
+from app import auth, data, listeners, queries
 from app.warehouse import Warehouse
 
 ACCENT = "#1DB954"
@@ -31,6 +31,11 @@ MUTED = "#8A8F98"
 TZ_KEY = "tz"
 #: Query parameters that carry a view's state, so a copied link reopens the same view.
 TZ_PARAM = "tz"
+#: The listener picker: the widget, the URL parameter (a Spotify id, or a registry name on
+#: the way in) and the listener every page of this run is for (``None``: everyone).
+USER_KEY, USER_PARAM, SCOPE_KEY = "user", "user", "_scope_user"
+#: The picker's choice for the whole household.
+EVERYONE = ""
 
 DEFINITIONS = (
     "**Definitions.** A *play* is a track streamed for at least 30 seconds (Spotify's own rule); "
@@ -46,9 +51,17 @@ class Context:
     wh: Warehouse
     status: data.Status
     tz: str
+    #: The listener whose plays the pages show (a Spotify id), ``None`` for everyone.
+    user: str | None = None
 
     def fetch(self, batch: dict[str, str]) -> dict[str, pd.DataFrame | None]:
-        return data.fetch(self.wh, self.status, batch)
+        """Run a page's batch, restricted to ``user``'s plays (``queries.for_listener``)."""
+        scoped = {name: queries.for_listener(sql, self.user) for name, sql in batch.items()}
+        return data.fetch(self.wh, self.status, scoped)
+
+    def household(self) -> Context:
+        """The same context for everyone's plays (the Compare page filters by its own pair)."""
+        return replace(self, user=None)
 
 
 def default_timezone() -> str:
@@ -96,7 +109,87 @@ def keep_in_url(param: str, value: str | None) -> None:
 
 def context() -> Context:
     wh = data.warehouse()
-    return Context(wh=wh, status=data.status(wh), tz=current_tz())
+    scope = st.session_state.get(SCOPE_KEY)
+    return Context(
+        wh=wh, status=data.status(wh), tz=current_tz(), user=scope if isinstance(scope, str) else None
+    )
+
+
+@dataclass(frozen=True)
+class Household:
+    """The listeners with plays (busiest first), their labels, and whom this viewer may see."""
+
+    ids: list[str]
+    known: dict[str, listeners.Listener]
+    allowed: list[str]
+    everyone: bool
+
+    def label(self, user_id: str) -> str:
+        if user_id == EVERYONE:
+            return EVERYONE_LABEL
+        # A signed-in listener with no plays yet is in neither the warehouse nor, maybe, the registry.
+        return self.known.get(user_id, listeners.Listener(user_id)).label
+
+    @property
+    def several(self) -> bool:
+        return len(self.ids) > 1
+
+
+EVERYONE_LABEL = "Everyone"
+
+
+def household(ctx: Context, viewer: auth.Viewer | None) -> Household:
+    found = frame(ctx.household().fetch(queries.listeners_query()), "listeners")
+    ids = [str(u) for u in found["user_id"]] if len(found) else []
+    known = {uid: listeners.Listener(uid) for uid in ids} | listeners.registry()
+    return Household(ids, known, listeners.visible(viewer, ids, known), auth.may_see_household(viewer))
+
+
+def refuse(message: str) -> None:
+    """End the page with a refusal: nothing of another listener's plays is read or shown."""
+    st.title("Not shared with you")
+    st.error(message)
+    st.stop()
+
+
+def listener_picker(home: Household, viewer: auth.Viewer | None) -> str | None:
+    """The sidebar's listener picker, kept in the URL as ``user=``; returns whose plays to show.
+
+    Hidden while the warehouse has one listener (or only the single-user layout's null ids):
+    then every page shows every play, as before. A signed-in listener who has not opted in to
+    household views is offered only themselves, and a link to another listener's page
+    (``?user=<other>``) is refused before any page reads a play.
+    """
+    if not home.several:
+        st.session_state[SCOPE_KEY] = None
+        return None
+    raw = st.query_params.get(USER_PARAM)
+    asked = listeners.resolve(raw, home.known)
+    if raw and (asked is None or asked not in home.allowed):
+        if viewer is not None and not home.everyone and asked is not None:
+            refuse(
+                "This dashboard shows you your own listening only; another listener's page is not shared with you."
+            )
+        refuse(f"There is no listener {raw!r} you may see here.")
+    options = ([EVERYONE] if home.everyone else []) + (
+        home.allowed or ([listeners.own_id(viewer, home.known)] if viewer else [])
+    )
+    if st.session_state.get(USER_KEY) not in options:
+        st.session_state.pop(USER_KEY, None)
+    if USER_KEY not in st.session_state:
+        st.session_state[USER_KEY] = asked if asked in options else options[0]
+    with st.sidebar:
+        chosen = st.selectbox(
+            "Listener",
+            options,
+            key=USER_KEY,
+            format_func=home.label,
+            help="Every page shows this listener's plays.",
+        )
+    user = chosen or None
+    keep_in_url(USER_PARAM, user)
+    st.session_state[SCOPE_KEY] = user
+    return user
 
 
 def definitions_note() -> None:

@@ -40,7 +40,10 @@ PAGES = [
     "views/track.py",
     "views/album.py",
     "views/wrapped.py",
+    "views/compare.py",
 ]
+#: A household of two: the plays are split between these listeners (70/30), so Compare has a pair.
+LISTENERS = ("bench-a", "bench-b")
 TARGET_S = 1.5
 #: The older share of plays that came from an export (no artist or album id, no cover), and the
 #: share of their tracks ``track_metadata`` has looked up: the dashboard resolves the rest.
@@ -80,9 +83,11 @@ def synthetic_plays(n: int, seed: int = 7) -> pd.DataFrame:
     aid = np.char.add("a", track_artist[track].astype(str))
     alb = np.char.add("al", track_album[track].astype(str))
     exported = offset_s < np.quantile(offset_s, EXPORTED_SHARE)
+    user = np.where(rng.random(n) < 0.7, LISTENERS[0], LISTENERS[1])
     df = pd.DataFrame(
         {
-            "play_key": [f"{p.isoformat()}|{t}" for p, t in zip(played_at, tid, strict=True)],
+            "play_key": [f"{u}|{p.isoformat()}|{t}" for u, p, t in zip(user, played_at, tid, strict=True)],
+            "user_id": user,
             "played_at": played_at,
             "track_id": tid,
             "track_name": np.char.add("Track ", track.astype(str)),
@@ -193,6 +198,7 @@ def _page_params(snapshot: Path) -> dict[str, dict[str, str]]:
             "views/track.py": {"id": top("track_id")},
             "views/album.py": {"id": top("album_id")},
             "views/wrapped.py": {"year": str(year[0]) if year else ""},
+            "views/compare.py": {"user": LISTENERS[0], "with": LISTENERS[1]},
         }
     finally:
         con.close()

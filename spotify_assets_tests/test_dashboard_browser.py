@@ -48,7 +48,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _serve(snapshot: Path) -> Iterator[str]:
+def _serve(snapshot: Path, **extra_env: str) -> Iterator[str]:
     """``streamlit run`` on a free loopback port over ``snapshot``; yields the base URL."""
     port = _free_port()
     env = {
@@ -56,6 +56,7 @@ def _serve(snapshot: Path) -> Iterator[str]:
         "SPOTIFY_WAREHOUSE_SNAPSHOT": str(snapshot),
         "SPOTIFY_TIMEZONE": "UTC",
         "SPOTIFY_DEPLOYMENT": "local",
+        **extra_env,
     }
     proc = subprocess.Popen(
         [
@@ -107,6 +108,13 @@ def _serve(snapshot: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def served_dashboard(dashboard_snapshot: Path) -> Iterator[str]:
     with _serve(dashboard_snapshot) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def served_household(household_snapshot: Path) -> Iterator[str]:
+    """Alice and Bob in one warehouse, labelled from the users registry beside it."""
+    with _serve(household_snapshot, SPOTIFY_DATA_DIR=str(household_snapshot.parent)) as url:
         yield url
 
 
@@ -236,12 +244,30 @@ def _whole_page(page) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize(("path", "title", "text", "charts"), PAGES, ids=[p[1] for p in PAGES])
 def test_every_page_in_the_browser(served_dashboard, browser, scheme, path, title, text, charts):
+    _check_page(served_dashboard, browser, scheme, path, title, text, charts)
+
+
+#: The household's pages (two listeners): Compare, and one listener's Overview picked by link.
+HOUSEHOLD_PAGES = [
+    ("compare?user=sandbox-alice&with=sandbox-bob", "Compare", "Taste overlap", 2),
+    ("?user=sandbox-bob", "Overview", "Ivy Coast", 1),
+]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize(("path", "title", "text", "charts"), HOUSEHOLD_PAGES, ids=["Compare", "Bob"])
+def test_household_pages_in_the_browser(served_household, browser, scheme, path, title, text, charts):
+    _check_page(served_household, browser, scheme, path, title, text, charts, prefix="household-")
+
+
+def _check_page(base, browser, scheme, path, title, text, charts, prefix=""):  # type: ignore[no-untyped-def]
+    """Open ``path``, wait for it to draw, screenshot it and check nothing is cut, broken or failing."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context, page = _open(browser, f"{served_dashboard}/{path}", scheme)
+    context, page = _open(browser, f"{base}/{path}", scheme)
     try:
         _settle(page, title, text, charts)
         assert "Page not found" not in page.inner_text("body")
-        name = (path or "overview").replace("?", "-").replace("=", "-")
+        name = prefix + (path.replace("?", "-").replace("=", "-").replace("&", "-").strip("-") or "overview")
         shot = SHOTS / f"dashboard-{name}-{scheme}.png"
         _whole_page(page)
         page.screenshot(path=str(shot), full_page=True)  # first: a failure below leaves the evidence

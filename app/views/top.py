@@ -132,9 +132,16 @@ with tab_albums:
         "top_albums_table",
     )
 with tab_mart:
-    mart_res = ctx.fetch(queries.top_ten_mart_query())
+    # The mart is computed over the whole household; a listener's own top ten is the Tracks tab.
+    mart_res = {} if ctx.user else ctx.fetch(queries.top_ten_mart_query())
     mart = ui.frame(mart_res, "top_ten")
-    if not len(mart):
+    if ctx.user:
+        st.info(
+            "The Spark top ten is computed over every listener; pick *Everyone* in the sidebar to see it. "
+            "This listener's own top tracks are on the Tracks tab.",
+            icon=":material/groups:",
+        )
+    elif not len(mart):
         st.info(
             "The `top_ten_tracks` mart has not been computed yet: the Spark step runs at the end of `make demo`."
         )

@@ -1,0 +1,158 @@
+"""Compare: two listeners of the household side by side (``/compare?user=<id>&with=<id>``).
+
+A household-wide page: shown only where ``auth.may_see_household`` allows (the owner's own
+dashboard, listeners who opted in); anyone else is refused before a play is read.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app import auth, listeners, queries, ui
+
+WITH_PARAM = "with"
+FEATURES = [("energy", "Energy"), ("valence", "Valence"), ("danceability", "Danceability")]
+
+viewer = auth.current_viewer()
+ctx = ui.context()
+home = ui.household(ctx, viewer)
+if not home.everyone:
+    ui.refuse(
+        "Compare shows two listeners' plays side by side; it is shared only with listeners who opted in."
+    )
+st.title("Compare")
+if not home.several:
+    st.info("Compare needs two listeners with plays: add one with `spotify-assets users add NAME`.")
+    st.stop()
+
+a = ctx.user or home.ids[0]
+others = [uid for uid in home.ids if uid != a]
+asked = listeners.resolve(st.query_params.get(WITH_PARAM), home.known)
+if "compare_with" not in st.session_state or st.session_state["compare_with"] not in others:
+    st.session_state["compare_with"] = asked if asked in others else others[0]
+b: str = st.selectbox(f"Compare {home.label(a)} with", others, key="compare_with", format_func=home.label)
+ui.keep_in_url(WITH_PARAM, b)
+ui.keep_in_url(ui.USER_PARAM, a)
+period = ui.period_picker("compare", ctx.status, ctx.tz, default="all")
+res = ctx.household().fetch(queries.compare_queries(ctx.tz, period, a, b))
+la, lb = home.label(a), home.label(b)
+st.caption(
+    f"The listener picked in the sidebar (**{la}**) and **{lb}**. *Shared* artists and tracks are those "
+    f"both played in the period; the taste overlap is the Jaccard index of their top {queries.OVERLAP_TOP} artists."
+)
+
+ov = ui.frame(res, "overlap").iloc[0]
+union = int(ov["top_union"])
+cols = st.columns(4)
+cols[0].metric(
+    "Taste overlap",
+    f"{int(ov['top_shared']) / union:.0%}" if union else "-",
+    help=f"Artists in both top {queries.OVERLAP_TOP} lists, over the artists in either.",
+)
+cols[1].metric("Shared artists", ui.number(int(ov["shared_artists"])))
+for col, who, plays, shared in (
+    (cols[2], la, ov["plays_a"], ov["shared_plays_a"]),
+    (cols[3], lb, ov["plays_b"], ov["shared_plays_b"]),
+):
+    col.metric(
+        f"{who}: plays on shared artists",
+        f"{int(shared) / int(plays):.0%}" if int(plays) else "-",
+        help=f"{ui.number(int(shared))} of {ui.plural(int(plays), 'play')}.",
+    )
+
+# One above the other: side by side, six columns of the artists table do not fit half a page.
+with st.container():
+    st.subheader("Shared artists")
+    artists = ui.frame(res, "shared_artists")
+    if len(artists):
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "Artist": artists["artist"],
+                    f"{la} plays": artists["plays_a"],
+                    f"{lb} plays": artists["plays_b"],
+                    "Found first": [
+                        la if w == "a" else lb if w == "b" else "same day" for w in artists["first"]
+                    ],
+                    f"{la} first": [ui.local(t, ctx.tz, "%d %b %Y") for t in artists["first_a"]],
+                    f"{lb} first": [ui.local(t, ctx.tz, "%d %b %Y") for t in artists["first_b"]],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.info("No artist both of them played in this period.")
+with st.container():
+    st.subheader("Shared tracks")
+    tracks = ui.frame(res, "shared_tracks")
+    if len(tracks):
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "Track": tracks["track"],
+                    "Artists": tracks["artists"],
+                    f"{la} plays": tracks["plays_a"],
+                    f"{lb} plays": tracks["plays_b"],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.info("No track both of them played in this period.")
+
+st.subheader("Hour of day")
+hours = ui.frame(res, "hours")
+if len(hours):
+    hours = hours.assign(
+        listener=[la if w == "a" else lb for w in hours["who"]],
+        share=hours["plays"] / hours.groupby("who")["plays"].transform("sum"),
+    )
+    ui.chart(
+        alt.Chart(hours)
+        .mark_bar()
+        .encode(
+            x=alt.X("hour:O", title=f"Hour ({ctx.tz})"),
+            xOffset="listener:N",
+            y=alt.Y("share:Q", title="Share of plays", axis=alt.Axis(format="%")),
+            color=alt.Color("listener:N", scale=alt.Scale(range=[ui.ACCENT, ui.SECOND]), title=None),
+            tooltip=["listener:N", "hour:O", "plays:Q", alt.Tooltip("share:Q", format=".0%")],
+        )
+    )
+
+st.subheader("Audio features")
+feat = ui.frame(res, "features")
+feat = feat[feat["plays_with_features"] > 0] if len(feat) else feat
+if len(feat):
+    long = pd.DataFrame(
+        [
+            {"listener": la if row["who"] == "a" else lb, "feature": label, "value": float(row[key])}
+            for _, row in feat.iterrows()
+            for key, label in FEATURES
+        ]
+    )
+    ui.chart(
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("feature:N", title=None),
+            xOffset="listener:N",
+            y=alt.Y("value:Q", title="Average (0-1)", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("listener:N", scale=alt.Scale(range=[ui.ACCENT, ui.SECOND]), title=None),
+            tooltip=["listener:N", "feature:N", alt.Tooltip("value:Q", format=".2f")],
+        ),
+        height=220,
+    )
+    st.caption(
+        " · ".join(
+            f"{la if row['who'] == 'a' else lb}: tempo {float(row['tempo']):.0f} BPM over "
+            f"{ui.plural(int(row['plays_with_features']), 'play')} with features"
+            for _, row in feat.iterrows()
+        )
+    )
+else:
+    st.info("No audio features for these plays yet.")
+ui.definitions_note()

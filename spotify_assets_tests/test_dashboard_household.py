@@ -1,0 +1,244 @@
+"""The dashboard for a household (issues 13 and 14): the listener picker, Compare, per-listener access.
+
+Expected figures are computed from the fixture warehouse itself (SQL and pandas over the same
+snapshot the app reads), never read back from the page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import sqlglot
+from sqlglot import exp
+from streamlit.testing.v1 import AppTest
+
+from app import queries
+from app.auth import VIEWER_KEY, Viewer
+from spotify_assets_tests.fixtures.dashboard import ALICE, BOB
+from spotify_assets_tests.test_dashboard import _metrics, _text
+from spotify_assets_tests.test_dashboard_defects import _chart_data, _charts
+
+APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
+MUSIC = "is_play AND content_type <> 'episode'"
+
+
+def _plays(snapshot: Path) -> pd.DataFrame:
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        return con.execute(f"SELECT * FROM bq_plays WHERE {MUSIC}").df()
+    finally:
+        con.close()
+
+
+def _scalar(snapshot: Path, sql: str) -> float:
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        row = con.execute(sql).fetchone()
+        assert row is not None
+        return float(row[0])
+    finally:
+        con.close()
+
+
+def _open(
+    monkeypatch: pytest.MonkeyPatch,
+    snapshot: Path,
+    page: str | None = None,
+    viewer: Viewer | None = None,
+    **params: str,
+) -> AppTest:
+    """What a browser opening ``/<page>?<params>`` gets (as ``viewer``, through app/auth's viewer hook)."""
+    monkeypatch.setenv("SPOTIFY_WAREHOUSE_SNAPSHOT", str(snapshot))
+    monkeypatch.setenv("SPOTIFY_DATA_DIR", str(snapshot.parent))
+    at = AppTest.from_file(APP, default_timeout=60)
+    if viewer is not None:
+        at.session_state[VIEWER_KEY] = viewer
+    at.query_params.update(params)
+    at.run()
+    if page is not None:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _picker(at: AppTest):  # type: ignore[no-untyped-def]
+    return next(s for s in at.sidebar.selectbox if s.label == "Listener")
+
+
+# -- one filter for every page ---------------------------------------------------------
+def test_every_read_of_the_plays_table_is_restricted_to_the_listener():
+    for name, sql in queries.all_builders_sample().items():
+        reads = [
+            t for t in sqlglot.parse_one(sql, dialect="duckdb").find_all(exp.Table) if t.name == "bq_plays"
+        ]
+        scoped = sqlglot.parse_one(queries.for_listener(sql, "o'brien"), dialect="duckdb")
+        after = [t for t in scoped.find_all(exp.Table) if t.name == "bq_plays"]
+        assert len(after) == len(reads), name
+        for table in after:  # each read is now the listener's own plays, and nothing else
+            select = table.find_ancestor(exp.Select)
+            assert select is not None and isinstance(select.parent, exp.Subquery), name
+            assert select.sql(dialect="duckdb") == "SELECT * FROM bq_plays WHERE user_id = 'o''brien'", name
+        assert queries.for_listener(sql, None) == sql
+
+
+# -- the picker ------------------------------------------------------------------------
+def test_one_listeners_pages_count_only_their_plays(dashboard_env, household_snapshot):
+    plays = _plays(household_snapshot)
+    everyone = _open(dashboard_env, household_snapshot)
+    assert _metrics(everyone)["Plays"] == f"{len(plays):,}"
+    assert _picker(everyone).value == ""
+    assert _picker(everyone).options == ["Everyone", "Alice", "Bob"]  # display names from the registry
+    for uid in (ALICE, BOB):
+        mine = plays[plays["user_id"] == uid]
+        at = _open(dashboard_env, household_snapshot, user=uid)
+        m = _metrics(at)
+        assert m["Plays"] == f"{len(mine):,}", uid
+        assert m["Artists"] == str(mine["primary_artist_name"].str.lower().nunique()), uid
+        # The detail pages and Wrapped follow the same filter.
+        basalt = mine[mine["primary_artist_name"] == "Basalt"]
+        detail = _open(dashboard_env, household_snapshot, "artist", id="a2", user=uid)
+        assert _metrics(detail)["Plays"] == str(len(basalt)), uid
+
+
+def test_the_picked_listener_is_kept_in_the_link(dashboard_env, household_snapshot):
+    at = _open(dashboard_env, household_snapshot, "top")
+    assert "user" not in at.query_params
+    _picker(at).set_value(BOB).run()
+    assert at.query_params["user"] == [BOB] or at.query_params["user"] == BOB
+    bob_top = at.dataframe[0].value if at.dataframe else None
+    assert bob_top is None or "Magma" not in str(bob_top)  # the ids in the link are Spotify ids
+    # Opening that link again reopens Bob's view; a registry name works as well as the id.
+    again = _open(dashboard_env, household_snapshot, "top", user="bob")
+    assert _picker(again).value == BOB
+    bob = _plays(household_snapshot).query("user_id == @BOB")
+    assert _metrics(again)["Plays"] == str(len(bob))
+
+
+def test_one_listener_has_no_picker(dashboard_env, dashboard_snapshot):
+    at = _open(dashboard_env, dashboard_snapshot)
+    assert not [s for s in at.sidebar.selectbox if s.label == "Listener"]
+
+
+# -- Compare ---------------------------------------------------------------------------
+def _expected_compare(plays: pd.DataFrame) -> dict[str, object]:
+    plays = plays.assign(artist=plays["primary_artist_name"].str.lower())
+    per = {uid: plays[plays["user_id"] == uid] for uid in (ALICE, BOB)}
+    counts = {uid: df.groupby("artist").size().reset_index(name="n") for uid, df in per.items()}
+    top = {
+        uid: set(c.sort_values(["n", "artist"], ascending=[False, True]).head(queries.OVERLAP_TOP)["artist"])
+        for uid, c in counts.items()
+    }
+    shared = set(counts[ALICE]["artist"]) & set(counts[BOB]["artist"])
+    first = {
+        artist: (
+            ALICE
+            if per[ALICE][per[ALICE]["artist"] == artist]["played_at"].min()
+            < per[BOB][per[BOB]["artist"] == artist]["played_at"].min()
+            else BOB
+        )
+        for artist in shared
+    }
+    return {
+        "jaccard": len(top[ALICE] & top[BOB]) / len(top[ALICE] | top[BOB]),
+        "shared": shared,
+        "share": {uid: per[uid]["artist"].isin(shared).sum() / len(per[uid]) for uid in (ALICE, BOB)},
+        "first": first,
+    }
+
+
+def test_compare_two_listeners(dashboard_env, household_snapshot):
+    plays = _plays(household_snapshot)
+    want = _expected_compare(plays)
+    at = _open(dashboard_env, household_snapshot, "compare", user=ALICE, **{"with": BOB})
+    m = _metrics(at)
+    assert m["Taste overlap"] == f"{want['jaccard']:.0%}"
+    assert m["Shared artists"] == str(len(want["shared"]))  # type: ignore[arg-type]
+    share = want["share"]
+    assert isinstance(share, dict)
+    assert m["Alice: plays on shared artists"] == f"{share[ALICE]:.0%}"
+    assert m["Bob: plays on shared artists"] == f"{share[BOB]:.0%}"
+    artists = at.dataframe[0].value
+    assert {a.lower() for a in artists["Artist"]} == want["shared"]
+    first = want["first"]
+    assert isinstance(first, dict)
+    found = {a.lower(): who for a, who in zip(artists["Artist"], artists["Found first"], strict=True)}
+    assert found == {a: ("Alice" if uid == ALICE else "Bob") for a, uid in first.items()}
+    assert found["basalt"] == "Bob"
+    tracks = at.dataframe[1].value
+    both = set(plays[plays["user_id"] == ALICE]["track_name"]) & set(
+        plays[plays["user_id"] == BOB]["track_name"]
+    )
+    assert set(tracks["Track"]) == both
+    for _, row in tracks.iterrows():
+        for uid, col in ((ALICE, "Alice plays"), (BOB, "Bob plays")):
+            assert row[col] == ((plays["user_id"] == uid) & (plays["track_name"] == row["Track"])).sum()
+    hours, features = (_chart_data(c) for c in _charts(at))  # side by side: one bar per listener
+    for uid, label in ((ALICE, "Alice"), (BOB, "Bob")):
+        mine = plays[plays["user_id"] == uid]
+        drawn = hours[hours["listener"] == label].set_index("hour")["plays"].astype(int).to_dict()
+        assert drawn == mine.groupby(mine["played_at"].dt.tz_convert("UTC").dt.hour).size().to_dict(), uid
+        energy = _scalar(
+            household_snapshot,
+            f"SELECT avg(f.energy) FROM bq_plays AS p JOIN track_features AS f ON f.track_id = p.track_id "
+            f"WHERE {MUSIC} AND f.status = 'ok' AND p.user_id = '{uid}'",
+        )
+        shown = features[(features["listener"] == label) & (features["feature"] == "Energy")]["value"]
+        assert shown.tolist() == pytest.approx([energy]), uid
+    assert at.query_params["with"] in (BOB, [BOB])
+
+
+# -- access (issue 14) -----------------------------------------------------------------
+ALICE_ONLY = Viewer("alice@example.org", "alice", household=False)
+ALICE_HOUSEHOLD = Viewer("alice@example.org", "alice", household=True)
+
+
+def test_a_listener_sees_only_their_own_plays(dashboard_env, household_snapshot):
+    plays = _plays(household_snapshot)
+    at = _open(dashboard_env, household_snapshot, viewer=ALICE_ONLY)
+    assert _picker(at).options == ["Alice"]
+    assert _metrics(at)["Plays"] == str((plays["user_id"] == ALICE).sum())
+
+
+@pytest.mark.parametrize(
+    ("page", "params"), [(None, {"user": BOB}), ("top", {"user": "bob"}), ("compare", {})]
+)
+def test_another_listeners_page_by_url_is_refused(dashboard_env, household_snapshot, page, params):
+    at = _open(dashboard_env, household_snapshot, page, viewer=ALICE_ONLY, **params)
+    assert at.title[0].value == "Not shared with you"
+    assert not at.metric
+    assert "Northern Glass" not in _text(at) and "Ivy Coast" not in _text(at)
+
+
+def test_a_household_member_may_pick_everyone_and_compare(dashboard_env, household_snapshot):
+    at = _open(dashboard_env, household_snapshot, viewer=ALICE_HOUSEHOLD, user=BOB)
+    assert _picker(at).options == ["Everyone", "Alice", "Bob"]
+    assert _metrics(at)["Plays"] == str((_plays(household_snapshot)["user_id"] == BOB).sum())
+    compare = _open(dashboard_env, household_snapshot, "compare", viewer=ALICE_HOUSEHOLD)
+    assert compare.title[0].value == "Compare"
+
+
+def test_one_listeners_queries_transpile_to_bigquery():
+    """The cloud warehouse gets the same filter: every plays read qualified and restricted."""
+    from app.warehouse import to_bigquery
+
+    for name, sql in queries.all_builders_sample().items():
+        out = to_bigquery(queries.for_listener(sql, "alice"), "my-project", "spotify")
+        tree = sqlglot.parse_one(out, read="bigquery")
+        for table in (t for t in tree.find_all(exp.Table) if t.name == "bq_plays"):
+            assert (table.catalog, table.db) == ("my-project", "spotify"), name
+            select = table.find_ancestor(exp.Select)
+            assert select is not None and select.args["where"].this.sql("bigquery") == "user_id = 'alice'", (
+                name
+            )
+
+
+def test_a_listener_without_plays_sees_none_of_the_others(dashboard_env, household_snapshot):
+    at = _open(
+        dashboard_env, household_snapshot, viewer=Viewer("carol@example.org", "carol", household=False)
+    )
+    assert _picker(at).options == ["carol"]
+    assert "Northern Glass" not in _text(at) and "Ivy Coast" not in _text(at)
+    assert _metrics(at).get("Plays", "0") == "0"
