@@ -129,6 +129,27 @@ class MemoryTokenStore(TokenStore):
             yield
 
 
+def write_private_json(path: Path, payload: object, *, prefix: str, indent: int | None = None) -> None:
+    """Write ``payload`` as JSON to ``path`` readable by its owner only, atomically.
+
+    The temp file is made 0600 before a single byte is written (a token or a household's
+    registry must never be readable by others, even for a moment), fsynced, then renamed
+    over ``path``, so a crash leaves the old file or the new one, never half of either.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=indent)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 class FileTokenStore(TokenStore):
     """A JSON file, mode 0600, in a 0700 directory."""
 
@@ -168,18 +189,7 @@ class FileTokenStore(TokenStore):
             "updated_at": datetime.now(UTC).isoformat(),
         }
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".token-", suffix=".tmp", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)  # before a single byte of the token is written
-            with os.fdopen(fd, "w") as fh:
-                json.dump(payload, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_private_json(self.path, payload, prefix=".token-")
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,7 +25,7 @@ from pathlib import Path
 
 from spotify_assets.settings import users_root
 from spotify_assets.spotify.client import SpotifyUser
-from spotify_assets.spotify.token_store import FileTokenStore
+from spotify_assets.spotify.token_store import FileTokenStore, write_private_json
 
 REGISTRY_FILE = "users.json"
 TOKENS_DIR = "tokens"
@@ -150,15 +148,4 @@ class UserRegistry:
 
     def _write(self, users: list[User]) -> None:
         payload = {"version": 1, "users": [asdict(u) for u in users]}
-        fd, tmp = tempfile.mkstemp(prefix=".users-", suffix=".tmp", dir=self.root)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(payload, fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_private_json(self.path, payload, prefix=".users-", indent=2)
