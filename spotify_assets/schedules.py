@@ -4,7 +4,7 @@ Hourly is the seed's cadence and it is enough: the API shows the latest 50 plays
 three hours of non-stop listening, so an hourly poll does not miss plays. A run that
 finds nothing new skips its downstream steps (visible in the run, not a failure).
 
-Each ``users`` partition gets its own run, so a user whose token is revoked or throttled
+Each ``users`` partition gets its own run (tagged ``spotify/user``, see ``users/polling.py``), so a user whose token is revoked or throttled
 fails their run only and the others go on. With no partition (the single-user setup, no
 ``users add`` yet) the tick requests one run without a key, which polls the token-store
 listener as before the household.
@@ -15,10 +15,7 @@ from __future__ import annotations
 import dagster as dg
 
 from spotify_assets.jobs import spotify_pipeline_job
-from spotify_assets.partitions import USERS_PARTITIONS_NAME
-
-#: The tag naming whose plays a run moves (the partition key is the Spotify user id).
-USER_TAG = "spotify/user"
+from spotify_assets.partitions import USER_TAG, USERS_PARTITIONS_NAME
 
 
 @dg.schedule(
@@ -30,13 +27,11 @@ USER_TAG = "spotify/user"
     description="Poll Spotify for new plays every hour, one run per user.",
 )
 def hourly_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    """A ``RunRequest`` per user partition; the run key makes a tick's runs unique per user and hour."""
+    """A ``RunRequest`` per user partition; the run key makes a tick's runs unique per user and hour
+    (a daemon restarted mid-tick never starts a user's hour twice)."""
     users = context.instance.get_dynamic_partitions(USERS_PARTITIONS_NAME)
     when = context.scheduled_execution_time
     stamp = f"{when:%Y-%m-%dT%H:%M}" if when is not None else "now"
     if not users:
         return [dg.RunRequest(run_key=f"hourly-{stamp}")]
-    return [
-        dg.RunRequest(run_key=f"hourly-{stamp}-{key}", partition_key=key, tags={USER_TAG: key})
-        for key in users
-    ]
+    return [dg.RunRequest(run_key=f"hourly-{stamp}-{key}", tags={USER_TAG: key}) for key in users]

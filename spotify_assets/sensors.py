@@ -5,7 +5,7 @@ UI) for fresher data at the cost of more API calls; it never starts a run for no
 and every empty tick says so with a ``SkipReason``.
 
 With a household (``users`` partitions) the cursor is JSON, the newest ``played_at`` per
-user id, and each user with new plays gets a run of their partition. A user whose poll fails
+user id, and each user with new plays gets a run of their own (tagged ``spotify/user``). A user whose poll fails
 (revoked token, throttled) is named in the tick's log and skipped; the others go on and the
 failed user's cursor stays, so their next tick asks again from the same point.
 """
@@ -17,9 +17,8 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.jobs import spotify_pipeline_job
-from spotify_assets.partitions import USERS_PARTITIONS_NAME
+from spotify_assets.partitions import USER_TAG, USERS_PARTITIONS_NAME
 from spotify_assets.resources.spotify import SpotifyResource
-from spotify_assets.schedules import USER_TAG
 from spotify_assets.spotify.client import SpotifyClient, played_at_ms
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.users.polling import user_listener
@@ -66,7 +65,6 @@ def _per_user(
         requests.append(
             dg.RunRequest(
                 run_key=f"plays-{user_id}-until-{newest_ms}",
-                partition_key=user_id,
                 tags={"spotify/new_plays": str(seen), USER_TAG: user_id},
             )
         )

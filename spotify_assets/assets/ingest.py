@@ -11,7 +11,6 @@ from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.io_managers import HANDOFF_TABLE_KEY
 from spotify_assets.lake_layout import user_dir
 from spotify_assets.metadata import markdown_table
-from spotify_assets.partitions import users_partitions
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
@@ -58,7 +57,6 @@ def _window(listener: Listener, after_ms: int | None) -> RecentlyPlayed:
     output_required=False,
     code_version="1",
     metadata={HANDOFF_TABLE_KEY: "plays"},
-    partitions_def=users_partitions,
 )
 def raw_recent_tracks(
     context: dg.AssetExecutionContext,
@@ -68,9 +66,10 @@ def raw_recent_tracks(
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetObservation]:
     """Plays the listener finished since the newest play of theirs already in the warehouse.
 
-    A run for a ``users`` partition polls with that user's own token from the registry
-    (``users/polling.py``); a run without a key polls the single-user token store as before
-    the household. Whose plays they are is asked of Spotify (``GET /v1/me``): the user id goes into each row
+    A run tagged with a user (``spotify/user``: one per ``users`` partition, from the hourly
+    schedule or the sensor) polls with that user's own token from the registry
+    (``users/polling.py``); an untagged run polls the single-user token store as before the
+    household. Whose plays they are is asked of Spotify (``GET /v1/me``): the user id goes into each row
     and its key. On the first start after the household upgrade, the single-user layout's
     plays are adopted as that user (``users/adoption.py``) before the cursor is read.
     The cursor is read from the warehouse, not remembered by the pipeline, so a run that
@@ -159,7 +158,6 @@ def raw_recent_tracks(
         context.log.info(f"No new plays since {cursor}: downstream assets are skipped for this run.")
         yield dg.AssetObservation(
             asset_key=context.asset_key,
-            partition=context.partition_key if context.has_partition_key else None,
             metadata={**metadata, "skipped_reason": "the API returned no plays after the cursor"},
         )
         return
@@ -173,7 +171,6 @@ def raw_recent_tracks(
     kinds={"spotify", "pandas"},
     code_version="1",
     metadata={HANDOFF_TABLE_KEY: "track_features"},
-    partitions_def=users_partitions,
 )
 def audio_features(
     context: dg.AssetExecutionContext,

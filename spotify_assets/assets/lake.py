@@ -9,7 +9,6 @@ import pandas as pd
 
 from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.lake_layout import plays_day_path
-from spotify_assets.partitions import users_partitions
 from spotify_assets.resources.lake import LakeConflictError, LakeResource, LakeWrite
 
 __all__ = ["gcs_csv", "parquet_bytes"]  # parquet_bytes: re-exported for callers that land batches
@@ -50,7 +49,7 @@ def _land_batch_file(lake: LakeResource, path: str, data: bytes, keys: set[str],
         return LakeWrite(path=path, uri=lake.uri(path), created=False)
 
 
-@dg.asset(group_name="lake", kinds={"csv", "parquet"}, code_version="1", partitions_def=users_partitions)
+@dg.asset(group_name="lake", kinds={"csv", "parquet"}, code_version="1")
 def gcs_csv(
     context: dg.AssetExecutionContext,
     raw_recent_tracks: pd.DataFrame,

@@ -13,7 +13,6 @@ import pandas as pd
 
 from spotify_assets.assets.history import history_import
 from spotify_assets.io_managers.lake_io_manager import ONLY_THIS_RUN_KEY
-from spotify_assets.partitions import users_partitions
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
@@ -24,7 +23,6 @@ from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
     kinds={"duckdb", "bigquery"},
     code_version="1",
     pool="warehouse",
-    partitions_def=users_partitions,
     # The other writer of the plays table: an import lands its plays in the lake and merges
     # them with this asset's own call, so the graph shows it upstream.
     deps=[history_import],
@@ -65,7 +63,6 @@ _THIS_RUN = dg.AssetIn(metadata={ONLY_THIS_RUN_KEY: True})
     kinds={"duckdb", "bigquery"},
     code_version="1",
     pool="warehouse",
-    partitions_def=users_partitions,
     ins={"audio_features": _THIS_RUN, "audio_features_backfill": _THIS_RUN},
 )
 def track_features(
