@@ -12,3 +12,8 @@ import dagster as dg
 USERS_PARTITIONS_NAME = "users"
 
 users_partitions = dg.DynamicPartitionsDefinition(name=USERS_PARTITIONS_NAME)
+
+#: The run tag naming whose plays a run moves (a Spotify user id, a ``users`` partition key).
+#: The hourly schedule and the sensor set it, one run per user; the ingest asset polls with
+#: that user's token (``users/polling.py``). A run without it is the single-user setup's.
+USER_TAG = "spotify/user"

@@ -3,14 +3,84 @@
 Off by default: the hourly schedule is the primary trigger. Switch the sensor on (in the
 UI) for fresher data at the cost of more API calls; it never starts a run for nothing,
 and every empty tick says so with a ``SkipReason``.
+
+With a household (``users`` partitions) the cursor is JSON, the newest ``played_at`` per
+user id, and each user with new plays gets a run of their own (tagged ``spotify/user``). A user whose poll fails
+(revoked token, throttled) is named in the tick's log and skipped; the others go on and the
+failed user's cursor stays, so their next tick asks again from the same point.
 """
+
+import json
+from collections.abc import Sequence
 
 import dagster as dg
 import pandas as pd
 
 from spotify_assets.jobs import spotify_pipeline_job
+from spotify_assets.partitions import USER_TAG, USERS_PARTITIONS_NAME
 from spotify_assets.resources.spotify import SpotifyResource
-from spotify_assets.spotify.client import played_at_ms
+from spotify_assets.spotify.client import SpotifyClient, played_at_ms
+from spotify_assets.spotify.errors import SpotifyError
+from spotify_assets.users.polling import user_listener
+from spotify_assets.users.registry import UserError
+
+
+def _newest_after(client: SpotifyClient, after_ms: int | None) -> tuple[int | None, int]:
+    """(newest readable played_at after the cursor or None, items seen)."""
+    items = client.recently_played(after_ms=after_ms)
+    # Items without a readable played_at are the run's to quarantine; they move no cursor.
+    played = [ms for ms in map(played_at_ms, items) if ms is not None]
+    newest_ms = max(played, default=None)
+    if newest_ms is None or (after_ms is not None and newest_ms <= after_ms):
+        return None, len(played)
+    return newest_ms, len(played)
+
+
+def _since(after_ms: int | None) -> str:
+    return pd.Timestamp(after_ms, unit="ms", tz="UTC").isoformat() if after_ms else "ever"
+
+
+def _per_user(
+    context: dg.SensorEvaluationContext, spotify: SpotifyResource, users: Sequence[str]
+) -> dg.SensorResult:
+    """One run request per user with new plays; the cursor is ``{user_id: newest_ms}``."""
+    try:
+        cursor: dict[str, int] = {str(k): int(v) for k, v in json.loads(context.cursor or "{}").items()}
+    except (ValueError, AttributeError):
+        cursor = {}  # a single-user cursor from before the household: start each user afresh
+    requests: list[dg.RunRequest] = []
+    quiet: list[str] = []
+    for user_id in users:
+        after_ms = cursor.get(user_id)
+        try:
+            newest_ms, seen = _newest_after(user_listener(spotify, user_id).client, after_ms)
+        except (SpotifyError, UserError) as exc:
+            context.log.warning(f"user {user_id}: poll failed, the other users go on: {exc}")
+            quiet.append(f"{user_id}: poll failed ({type(exc).__name__})")
+            continue
+        if newest_ms is None:
+            quiet.append(f"{user_id}: no new plays since {_since(after_ms)}")
+            continue
+        cursor[user_id] = newest_ms
+        requests.append(
+            dg.RunRequest(
+                run_key=f"plays-{user_id}-until-{newest_ms}",
+                tags={"spotify/new_plays": str(seen), USER_TAG: user_id},
+            )
+        )
+    new_cursor = json.dumps(cursor, sort_keys=True)
+    if not requests:
+        return dg.SensorResult(skip_reason=dg.SkipReason("; ".join(quiet) + "."), cursor=new_cursor)
+    return dg.SensorResult(run_requests=requests, cursor=new_cursor)
+
+
+def _household(context: dg.SensorEvaluationContext) -> Sequence[str]:
+    """The ``users`` partition keys; none for a context built without an instance (a unit test's)."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:
+        return []
+    return instance.get_dynamic_partitions(USERS_PARTITIONS_NAME)
 
 
 @dg.sensor(
@@ -21,18 +91,17 @@ from spotify_assets.spotify.client import played_at_ms
     description="Start the pipeline when Spotify reports plays newer than the last one seen.",
 )
 def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResource) -> dg.SensorResult:
-    """The cursor is the newest ``played_at`` (Unix ms) the sensor has seen."""
+    """The cursor is the newest ``played_at`` (Unix ms) seen: per user with a household, else one."""
+    users = _household(context)
+    if users:
+        return _per_user(context, spotify, users)
     after_ms = int(context.cursor) if context.cursor else None
-    items = spotify.get_client().recently_played(after_ms=after_ms)
-    # Items without a readable played_at are the run's to quarantine; they move no cursor.
-    played = [ms for ms in map(played_at_ms, items) if ms is not None]
-    newest_ms = max(played, default=None)
-    if newest_ms is None or (after_ms is not None and newest_ms <= after_ms):
-        since = pd.Timestamp(after_ms, unit="ms", tz="UTC").isoformat() if after_ms else "ever"
-        return dg.SensorResult(skip_reason=dg.SkipReason(f"No new plays since {since}."))
+    newest_ms, seen = _newest_after(spotify.get_client(), after_ms)
+    if newest_ms is None:
+        return dg.SensorResult(skip_reason=dg.SkipReason(f"No new plays since {_since(after_ms)}."))
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f"plays-until-{newest_ms}", tags={"spotify/new_plays": str(len(played))})
+            dg.RunRequest(run_key=f"plays-until-{newest_ms}", tags={"spotify/new_plays": str(seen)})
         ],
         cursor=str(newest_ms),
     )

@@ -50,17 +50,18 @@ def print_table(rows: list[tuple[object, ...]], headers: list[str]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-def _sandbox_history_export(sandbox: SandboxServer, days: int, folder: Path) -> Path:
-    """Write the sandbox listener's past year as an extended-streaming-history export.
+def history_export(sandbox: SandboxServer, days: int, folder: Path, user: str | None = None) -> Path:
+    """Write a sandbox listener's past year (``user``, default the default listener) as an
+    extended-streaming-history export.
 
     It ends at the oldest of the 50 plays the API still shows, so the poll that follows
     overlaps the export by exactly one play (the dedupe keeps it once) and leaves no gap.
     """
     from spotify_sandbox.exports import extended_row_from_api_item
 
-    recent = sandbox.recently_played_truth()
+    recent = sandbox.recently_played_truth(user)
     oldest = min(pd.Timestamp(i["played_at"]) for i in recent)
-    items = sandbox.plays_between(oldest - pd.Timedelta(days=days), oldest)
+    items = sandbox.plays_between(oldest - pd.Timedelta(days=days), oldest, user=user)
     rows = [
         extended_row_from_api_item(i)
         for i in items
@@ -72,7 +73,7 @@ def _sandbox_history_export(sandbox: SandboxServer, days: int, folder: Path) -> 
     return folder
 
 
-def _report_failure(result: dg.ExecuteInProcessResult) -> None:
+def report_failure(result: dg.ExecuteInProcessResult) -> None:
     """Say which step failed, with its error's own message (which says what to do), not a traceback."""
     for event in result.all_events:
         if event.is_step_failure:
@@ -87,6 +88,41 @@ def _report_failure(result: dg.ExecuteInProcessResult) -> None:
     )
 
 
+def enrich_imported_history(defs: dg.Definitions) -> None:
+    """Features, ids and cover art for imported plays, which the hourly poll never looks up."""
+    # The imported year has tracks the hourly poll never asked features for: fetch them
+    # and merge them through the table's own asset (its writers sit upstream of it).
+    backfill = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        asset_selection=[dg.AssetKey("audio_features_backfill"), dg.AssetKey("track_features")],
+        raise_on_error=False,
+    )
+    for mat in backfill.asset_materializations_for_node("audio_features_backfill"):
+        print(f"Audio features backfill: {mat.metadata['note'].value}")
+    # And the artist and album ids and cover art the export does not carry (the sandbox
+    # answers at loopback speed, so no pacing; against Spotify the asset's default applies).
+    from spotify_assets.assets.catalog import track_metadata
+
+    pace = {} if os.environ.get("SPOTIFY_CLIENT_ID") else {"requests_per_second": 0}
+    bound = defs.resources or {}
+    lookups = dg.materialize(
+        [track_metadata],
+        instance=dg.DagsterInstance.get(),
+        resources={k: bound[k] for k in ("spotify", "warehouse", "lake")},
+        run_config={"ops": {"track_metadata": {"config": pace}}},
+        raise_on_error=False,
+    )
+    for mat in lookups.asset_materializations_for_node("track_metadata"):
+        meta = mat.metadata
+        if "found" not in meta:  # nothing to look up (a second demo): the asset says why
+            print(f"Track lookups: {meta['note'].value}")
+            continue
+        print(
+            f"Track lookups (ids and cover art for imported plays): {meta['found'].value} found, "
+            f"{meta['not_found'].value} unknown to Spotify"
+        )
+
+
 def demo_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spotify-assets demo", description=__doc__)
     parser.add_argument(
@@ -96,7 +132,15 @@ def demo_command(argv: list[str]) -> int:
         help="sandbox only: import this many days of the sandbox listener's history first, as a "
         "privacy export would be imported (0 to skip)",
     )
+    parser.add_argument(
+        "--users",
+        default="",
+        help="sandbox only: a household instead of the single listener, e.g. alice,bob: registers each "
+        "(as `users add` does), imports their history and runs the pipeline once per user",
+    )
     args = parser.parse_args(argv)
+    if args.users:
+        return _household(args)
     started = time.monotonic()
     history_imported = False
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -119,7 +163,7 @@ def demo_command(argv: list[str]) -> int:
                 from spotify_assets.resources.by_deployment import local_resources
 
                 resources = local_resources()
-                export = _sandbox_history_export(sandbox, args.history_days, data_dir() / "sandbox-export")
+                export = history_export(sandbox, args.history_days, data_dir() / "sandbox-export")
                 report = import_export(export, resources["warehouse"], resources["lake"])
                 print(
                     f"Imported {args.history_days} days of sandbox listening history as a privacy export: "
@@ -136,40 +180,10 @@ def demo_command(argv: list[str]) -> int:
             run_config=run_config,
         )
         if not result.success:
-            _report_failure(result)
+            report_failure(result)
             return 1
         if history_imported:
-            # The imported year has tracks the hourly poll never asked features for: fetch them
-            # and merge them through the table's own asset (its writers sit upstream of it).
-            backfill = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-                instance=dg.DagsterInstance.get(),
-                asset_selection=[dg.AssetKey("audio_features_backfill"), dg.AssetKey("track_features")],
-                raise_on_error=False,
-            )
-            for mat in backfill.asset_materializations_for_node("audio_features_backfill"):
-                print(f"Audio features backfill: {mat.metadata['note'].value}")
-            # And the artist and album ids and cover art the export does not carry (the sandbox
-            # answers at loopback speed, so no pacing; against Spotify the asset's default applies).
-            from spotify_assets.assets.catalog import track_metadata
-
-            pace = {} if os.environ.get("SPOTIFY_CLIENT_ID") else {"requests_per_second": 0}
-            bound = defs.resources or {}
-            lookups = dg.materialize(
-                [track_metadata],
-                instance=dg.DagsterInstance.get(),
-                resources={k: bound[k] for k in ("spotify", "warehouse", "lake")},
-                run_config={"ops": {"track_metadata": {"config": pace}}},
-                raise_on_error=False,
-            )
-            for mat in lookups.asset_materializations_for_node("track_metadata"):
-                meta = mat.metadata
-                if "found" not in meta:  # nothing to look up (a second demo): the asset says why
-                    print(f"Track lookups: {meta['note'].value}")
-                    continue
-                print(
-                    f"Track lookups (ids and cover art for imported plays): {meta['found'].value} found, "
-                    f"{meta['not_found'].value} unknown to Spotify"
-                )
+            enrich_imported_history(defs)
         materialized = sorted(
             {
                 e.asset_key.to_user_string()
@@ -193,6 +207,22 @@ def demo_command(argv: list[str]) -> int:
         print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
         print(f"\nDone in {time.monotonic() - started:.1f}s. Next: `make dashboard` or `make dev`.")
     return 0
+
+
+def _household(args: argparse.Namespace) -> int:
+    """``demo --users a,b``: always against a sandbox started here (its listeners are the household)."""
+    from spotify_assets.checks import clock_run_config
+    from spotify_sandbox.household import household_demo
+    from spotify_sandbox.server import SandboxServer
+
+    names = [n.strip() for n in args.users.split(",") if n.strip()]
+    _prepare_home()
+    with SandboxServer() as sandbox:
+        os.environ["SPOTIFY_SANDBOX_URL"] = sandbox.url
+        print(f"Household demo for {', '.join(names)} on the sandbox Spotify API at {sandbox.url}")
+        run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        run_config.update(clock_run_config(sandbox.now()))
+        return household_demo(sandbox, names, args.history_days, run_config)
 
 
 class _StopRequested(Exception):

@@ -16,11 +16,39 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
-from spotify_assets.spotify.client import RECENTLY_PLAYED_LIMIT
+from spotify_assets.spotify.client import RECENTLY_PLAYED_LIMIT, RecentlyPlayed, SpotifyClient
+from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.normalize import normalize_audio_features, normalize_recently_played
 from spotify_assets.users.adoption import adopt_legacy
+from spotify_assets.users.polling import Listener, run_listener
 
 PREVIEW_COLUMNS = ["played_at", "track_name", "artist_names", "album_name"]
+
+
+def _failure(listener: Listener, exc: SpotifyError) -> dg.Failure:
+    """A poll that failed, naming whose: one user's revoked or throttled token fails their run only."""
+    return dg.Failure(
+        description=f"polling {listener.label()} failed: {exc}",
+        metadata={"user_id": listener.user_id or "single user", "user": listener.name or "-"},
+    )
+
+
+def _whoami(listener: Listener) -> str:
+    try:
+        return listener.client.me().id
+    except SpotifyError as exc:
+        if listener.user_id is None:
+            raise  # the single-user run fails exactly as before the household
+        raise _failure(listener, exc) from exc
+
+
+def _window(listener: Listener, after_ms: int | None) -> RecentlyPlayed:
+    try:
+        return listener.client.recently_played_window(after_ms=after_ms)
+    except SpotifyError as exc:
+        if listener.user_id is None:
+            raise  # the single-user run fails exactly as before the household
+        raise _failure(listener, exc) from exc
 
 
 @dg.asset(
@@ -38,7 +66,10 @@ def raw_recent_tracks(
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetObservation]:
     """Plays the listener finished since the newest play of theirs already in the warehouse.
 
-    Whose plays they are is asked of Spotify (``GET /v1/me``): the user id goes into each row
+    A run tagged with a user (``spotify/user``: one per ``users`` partition, from the hourly
+    schedule or the sensor) polls with that user's own token from the registry
+    (``users/polling.py``); an untagged run polls the single-user token store as before the
+    household. Whose plays they are is asked of Spotify (``GET /v1/me``): the user id goes into each row
     and its key. On the first start after the household upgrade, the single-user layout's
     plays are adopted as that user (``users/adoption.py``) before the cursor is read.
     The cursor is read from the warehouse, not remembered by the pipeline, so a run that
@@ -47,14 +78,20 @@ def raw_recent_tracks(
     nothing new, the asset yields no output: everything downstream is *skipped*, not
     failed, and an observation records why.
     """
-    client = spotify.get_client()
-    user_id = client.me().id
+    listener = run_listener(context, spotify)
+    client: SpotifyClient = listener.client
+    user_id = _whoami(listener)
+    if listener.user_id is not None and user_id != listener.user_id:
+        raise dg.Failure(
+            f"{listener.label()}: the stored token belongs to Spotify user {user_id!r}, not to the "
+            "partition's user; run `spotify-assets users remove` and `users add` again"
+        )
     owner, adopted = adopt_legacy(warehouse, lake, user_id)
     if adopted:
         context.log.info(f"adopted {adopted} play(s) of the single-user layout as {owner}")
     cursor = warehouse.max_played_at(user_id)
     after_ms = int(cursor.timestamp() * 1000) if cursor else None
-    window = client.recently_played_window(after_ms=after_ms)
+    window = _window(listener, after_ms)
     items = window.items
     fetched_at = datetime.now(UTC)
     raw_path = None
@@ -147,7 +184,9 @@ def audio_features(
     read back, so the batch always carries features for all of its tracks. When the
     provider refuses (Spotify answers 403 to apps created after Nov 2024) the tracks are
     recorded as ``unavailable``, the run goes on, and a later run or another provider
-    (``SPOTIFY_FEATURES_PROVIDER``) fills them in.
+    (``SPOTIFY_FEATURES_PROVIDER``) fills them in. Features are per track, not per user: a
+    track another listener's run already stored is read back, not fetched again (Spotify's
+    limits are per app).
     """
     track_ids = sorted(raw_recent_tracks["track_id"].dropna().unique().tolist())
     known = warehouse.track_features(track_ids)

@@ -30,6 +30,11 @@ class SpotifyResource(dg.ConfigurableResource):
     @abstractmethod
     def get_client(self) -> SpotifyClient: ...
 
+    @abstractmethod
+    def get_user_client(self, user_id: str, token_store: TokenStore) -> SpotifyClient:
+        """A client for one listener of the household, refreshing with the token in ``token_store``
+        (the user's own 0600 file), so a revoked or rotated token never touches another user."""
+
 
 class LiveSpotifyResource(SpotifyResource):
     """The Spotify Web API. Client Credentials for audio features, a refresh token for recently-played."""
@@ -54,6 +59,7 @@ class LiveSpotifyResource(SpotifyResource):
     max_retry_wait_s: float = 60.0
 
     _client: HttpSpotifyClient | None = PrivateAttr(default=None)
+    _user_clients: dict[str, HttpSpotifyClient] = PrivateAttr(default_factory=dict)
 
     def __repr_args__(self) -> Any:
         """Keep the secret and the refresh token out of repr()/str() (pydantic shows every field)."""
@@ -66,23 +72,34 @@ class LiveSpotifyResource(SpotifyResource):
     def _base_urls(self) -> tuple[str, str]:
         return self.api_base_url, self.accounts_base_url
 
+    def _http_client(self, refresh_token: str | None, token_store: TokenStore) -> HttpSpotifyClient:
+        api_url, accounts_url = self._base_urls()
+        return HttpSpotifyClient(
+            self.client_id,
+            self.client_secret,
+            refresh_token,
+            api_base_url=api_url,
+            accounts_base_url=accounts_url,
+            token_store=token_store,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            max_retry_wait_s=self.max_retry_wait_s,
+        )
+
     def get_client(self) -> SpotifyClient:
         if self._client is None:
-            api_url, accounts_url = self._base_urls()
-            self._client = HttpSpotifyClient(
-                self.client_id,
-                self.client_secret,
-                self.refresh_token,
-                api_base_url=api_url,
-                accounts_base_url=accounts_url,
-                token_store=self._token_store(),
-                timeout_s=self.timeout_s,
-                max_retries=self.max_retries,
-                max_retry_wait_s=self.max_retry_wait_s,
-            )
+            self._client = self._http_client(self.refresh_token, self._token_store())
         return self._client
 
+    def get_user_client(self, user_id: str, token_store: TokenStore) -> SpotifyClient:
+        # No env token: the user's store is the only source of their refresh token.
+        if user_id not in self._user_clients:
+            self._user_clients[user_id] = self._http_client(None, token_store)
+        return self._user_clients[user_id]
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        for client in [self._client, *self._user_clients.values()]:
+            if client is not None:
+                client.close()
+        self._client = None
+        self._user_clients.clear()
