@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pkgutil
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -35,6 +36,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "allowed_skip(reason): this test may skip even in CI (it guards no promised part)"
     )
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_main_module() -> Iterator[None]:
+    """Put ``sys.modules["__main__"]`` back after each test.
+
+    Streamlit's script runner (AppTest runs it in this process) installs the dashboard script as
+    ``__main__`` and leaves it there. A later test that starts ``spawn`` processes then has each
+    child re-run ``app/streamlit_app.py`` on start-up (multiprocessing re-imports the parent's
+    main module), which fails there without a warehouse: test_warehouse's writer processes
+    exited 1 that way once the dashboard read the listeners at import time.
+    """
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.hookimpl(hookwrapper=True)
