@@ -30,7 +30,6 @@ This module sits beside the warehouse (not under ``imports/``) because both the 
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -126,15 +125,6 @@ _MATCH_SQL = f"""
 """
 
 
-#: Held while a frame is registered on a DuckDB connection and queried. Two threads of one
-#: process that open the published snapshot share one DuckDB database instance, and DuckDB
-#: 2.0.1 can then fail a registration with "Table Function with name pandas_scan does not
-#: exist" (seen twice in test_two_concurrent_in_process_runs_load_each_play_once). The
-#: questions asked under it are short reads, and it is taken only once a connection is open,
-#: never while waiting for the warehouse's write lock.
-FRAMES_LOCK = threading.RLock()
-
-
 def find_duplicates(
     con: duckdb.DuckDBPyConnection, existing: str, chunk: pd.DataFrame, source: str
 ) -> pd.DataFrame:
@@ -146,13 +136,12 @@ def find_duplicates(
         if "user_id" in chunk
         else chunk.assign(user_id=pd.Series(None, index=chunk.index, dtype="string"))
     )
-    with FRAMES_LOCK:
-        con.register("chunk", frame[CHUNK_COLUMNS])
-        try:
-            params = {"lo": chunk["played_at"].min(), "hi": chunk["played_at"].max(), "source": source}
-            return con.execute(_duplicates_sql(existing, source), params).df()
-        finally:
-            con.unregister("chunk")
+    con.register("chunk", frame[CHUNK_COLUMNS])
+    try:
+        params = {"lo": chunk["played_at"].min(), "hi": chunk["played_at"].max(), "source": source}
+        return con.execute(_duplicates_sql(existing, source), params).df()
+    finally:
+        con.unregister("chunk")
 
 
 def match_ids(
@@ -166,12 +155,11 @@ def match_ids(
     """
     if names.empty:
         return pd.DataFrame(columns=[*NAME_COLUMNS, "track_id"])
-    with FRAMES_LOCK:
-        con.register("names", names[NAME_COLUMNS])
-        try:
-            return con.execute(_MATCH_SQL.format(existing=existing, weight=weight)).df()
-        finally:
-            con.unregister("names")
+    con.register("names", names[NAME_COLUMNS])
+    try:
+        return con.execute(_MATCH_SQL.format(existing=existing, weight=weight)).df()
+    finally:
+        con.unregister("names")
 
 
 class PlaysIndex(ABC):
@@ -209,7 +197,7 @@ class DuckDBPlaysIndex(PlaysIndex):
             return match_ids(con, PLAYS_TABLE, names)
 
     def inserted_keys(self, keys: pd.Series, run_at: datetime) -> set[str]:
-        with self._con() as con, FRAMES_LOCK:
+        with self._con() as con:
             con.register("merged_keys", pd.DataFrame({"play_key": keys.astype(str)}))
             rows = con.execute(
                 f"SELECT p.play_key FROM {PLAYS_TABLE} p JOIN merged_keys USING (play_key) WHERE p.ingested_at = $t",

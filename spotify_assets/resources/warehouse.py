@@ -244,7 +244,7 @@ class DuckDBWarehouseResource(WarehouseResource):
                     yield con
                     con.execute("CHECKPOINT")
                 finally:
-                    con.close()
+                    _close(con)
                 if rewrite:
                     _rewrite_database(db)
                 # Only committed data is in the file: publish even if a later write in a
@@ -300,7 +300,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         try:
             yield con
         finally:
-            con.close()
+            _close(con)
 
     # -- the contract ----------------------------------------------------------------
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
@@ -520,7 +520,7 @@ def _has_current_tables(snapshot: Path) -> bool:
             [PLAYS_TABLE],
         ).fetchall()[0][0]
     finally:
-        con.close()
+        _close(con)
     return bool(found)
 
 
@@ -549,13 +549,27 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+#: Held while a database file is opened or a connection to it closed. Connections of one process
+#: to one file share a DuckDB database instance, and the last close tears it down: two runs in
+#: threads (test_two_concurrent_in_process_runs_load_each_play_once) could then open the
+#: snapshot while the other thread's close was tearing it down, and a query on the new
+#: connection failed with "Table Function with name pandas_scan does not exist".
+_INSTANCES_LOCK = threading.Lock()
+
+
+def _close(con: duckdb.DuckDBPyConnection) -> None:
+    with _INSTANCES_LOCK:
+        con.close()
+
+
 def _connect_with_retry(path: str, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
     """Open DuckDB, retrying with backoff while another process holds a conflicting lock."""
     deadline = time.monotonic() + timeout_s
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            with _INSTANCES_LOCK:
+                return duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
