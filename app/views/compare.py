@@ -6,6 +6,8 @@ dashboard, listeners who opted in); anyone else is refused before a play is read
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -14,6 +16,23 @@ from app import auth, listeners, queries, ui
 
 WITH_PARAM = "with"
 FEATURES = [("energy", "Energy"), ("valence", "Valence"), ("danceability", "Danceability")]
+
+
+def side_by_side(frame: pd.DataFrame, x: alt.X, y: alt.Y, tooltip: list[Any], height: int = 260) -> None:
+    """Bars of the two listeners next to each other (``xOffset``), each in their own colour."""
+    ui.chart(
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=x,
+            xOffset="listener:N",
+            y=y,
+            color=alt.Color("listener:N", scale=alt.Scale(range=[ui.ACCENT, ui.SECOND]), title=None),
+            tooltip=tooltip,
+        ),
+        height=height,
+    )
+
 
 viewer = auth.current_viewer()
 ctx = ui.context()
@@ -111,16 +130,11 @@ if len(hours):
         listener=[la if w == "a" else lb for w in hours["who"]],
         share=hours["plays"] / hours.groupby("who")["plays"].transform("sum"),
     )
-    ui.chart(
-        alt.Chart(hours)
-        .mark_bar()
-        .encode(
-            x=alt.X("hour:O", title=f"Hour ({ctx.tz})"),
-            xOffset="listener:N",
-            y=alt.Y("share:Q", title="Share of plays", axis=alt.Axis(format="%")),
-            color=alt.Color("listener:N", scale=alt.Scale(range=[ui.ACCENT, ui.SECOND]), title=None),
-            tooltip=["listener:N", "hour:O", "plays:Q", alt.Tooltip("share:Q", format=".0%")],
-        )
+    side_by_side(
+        hours,
+        x=alt.X("hour:O", title=f"Hour ({ctx.tz})"),
+        y=alt.Y("share:Q", title="Share of plays", axis=alt.Axis(format="%")),
+        tooltip=["listener:N", "hour:O", "plays:Q", alt.Tooltip("share:Q", format=".0%")],
     )
 
 st.subheader("Audio features")
@@ -134,16 +148,11 @@ if len(feat):
             for key, label in FEATURES
         ]
     )
-    ui.chart(
-        alt.Chart(long)
-        .mark_bar()
-        .encode(
-            x=alt.X("feature:N", title=None),
-            xOffset="listener:N",
-            y=alt.Y("value:Q", title="Average (0-1)", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("listener:N", scale=alt.Scale(range=[ui.ACCENT, ui.SECOND]), title=None),
-            tooltip=["listener:N", "feature:N", alt.Tooltip("value:Q", format=".2f")],
-        ),
+    side_by_side(
+        long,
+        x=alt.X("feature:N", title=None),
+        y=alt.Y("value:Q", title="Average (0-1)", scale=alt.Scale(domain=[0, 1])),
+        tooltip=["listener:N", "feature:N", alt.Tooltip("value:Q", format=".2f")],
         height=220,
     )
     st.caption(

@@ -337,15 +337,8 @@ class DuckDBWarehouseResource(WarehouseResource):
         plays = conform(plays, "plays")
         incoming = len(plays)
         with self._writer() as con:
-            before = _count(con, PLAYS_TABLE)
-            if incoming:
-                con.register("incoming_plays", plays)
-                # INSERT OR IGNORE on the primary key: exactly-once even if the same batch
-                # arrives twice in one frame or from two overlapping runs.
-                con.execute(f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM incoming_plays")
-                con.unregister("incoming_plays")
-            after = _count(con, PLAYS_TABLE)
-        return MergeResult(inserted=after - before, duplicates=incoming - (after - before), total_rows=after)
+            inserted, after = _insert_ignoring(con, plays) if incoming else (0, _count(con, PLAYS_TABLE))
+        return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
 
     def delete_user(self, user_id: str) -> int:
         """DELETE, then rewrite the file (``_rewrite_database``) and publish the snapshot from it.
@@ -390,12 +383,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         incoming_plays = pa.concat_tables(tables, promote_options="default")
         with self._writer() as con:
             con.execute("SET enable_progress_bar = false")  # a long insert must not draw on stdout
-            before = _count(con, PLAYS_TABLE)
-            con.register("incoming_plays", incoming_plays)
-            con.execute(f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM incoming_plays")
-            con.unregister("incoming_plays")
-            after = _count(con, PLAYS_TABLE)
-        inserted = after - before
+            inserted, after = _insert_ignoring(con, incoming_plays)
         return MergeResult(inserted=inserted, duplicates=incoming_plays.num_rows - inserted, total_rows=after)
 
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
@@ -526,6 +514,22 @@ def _has_current_tables(snapshot: Path) -> bool:
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def _insert_ignoring(con: duckdb.DuckDBPyConnection, incoming: pd.DataFrame | pa.Table) -> tuple[int, int]:
+    """Insert plays whose key is new; return (rows inserted, rows in the table after).
+
+    INSERT OR IGNORE on the primary key: exactly-once even if the same batch arrives twice in
+    one frame or from two overlapping runs.
+    """
+    before = _count(con, PLAYS_TABLE)
+    con.register("incoming_plays", incoming)
+    try:
+        con.execute(f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM incoming_plays")
+    finally:
+        con.unregister("incoming_plays")
+    after = _count(con, PLAYS_TABLE)
+    return after - before, after
 
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
