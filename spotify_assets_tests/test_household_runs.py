@@ -1,6 +1,7 @@
-"""A household in the pipeline: one run per user (tagged ``spotify/user``), each with that user's
-own token; plays kept apart; a revoked user fails alone and is named; runs of two users overlap
-safely; the hourly schedule and the sensor ask for one run per user."""
+"""A household in the pipeline: one run per ``users`` partition, each with that user's own token;
+plays kept apart; a revoked user fails alone and is named; runs of two users overlap safely (two
+real processes on one instance and one DuckDB file); the hourly schedule and the sensor ask for
+one run per user partition."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import pytest
 import requests
 
 from spotify_assets.assets import PIPELINE_GRAPH
-from spotify_assets.partitions import USER_TAG, USERS_PARTITIONS_NAME
+from spotify_assets.partitions import USERS_PARTITIONS_NAME
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets.spotify.normalize import normalize_recently_played
 from spotify_assets.users.command import register
 from spotify_assets.users.registry import User, UserRegistry
+from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, materialize_user
 from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SandboxServer
+from spotify_sandbox.resource import SandboxSpotifyResource
 
 #: The pipeline up to the warehouse: the Spark top ten (all users) is not what these tests judge.
 UP_TO_WAREHOUSE = ["raw_recent_tracks", "audio_features", "gcs_csv", "bq_plays", "track_features"]
@@ -44,12 +47,12 @@ def _register(sandbox: SandboxServer, data_dir: Path, *names: str) -> list[User]
 def _run(
     resources: dict[str, Any], user: User, instance: dg.DagsterInstance | None = None
 ) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
+    return materialize_user(
         PIPELINE_GRAPH,
+        user_id=user.user_id,
         selection=UP_TO_WAREHOUSE,
         resources=resources,
         instance=instance,
-        tags={USER_TAG: user.user_id},
         raise_on_error=False,
     )
 
@@ -118,21 +121,28 @@ def test_a_revoked_user_fails_alone_and_the_failure_names_them(
     assert _plays_of(warehouse, bob.user_id) == _expected(pipeline_sandbox, bob, "bob")
 
 
-def test_the_hourly_schedule_requests_one_run_per_user_partition() -> None:
+def test_the_hourly_schedule_requests_one_run_per_user_partition(pipeline_sandbox: SandboxServer) -> None:
     from spotify_assets.schedules import hourly_schedule
 
     tick = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+    resources = {"spotify": SandboxSpotifyResource(url=pipeline_sandbox.url)}
     with dg.instance_for_test() as instance:
-        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as ctx:
+        # No partition yet (one listener, no `users add`): the tick adds the token store's owner.
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=tick, resources=resources
+        ) as ctx:
             single = hourly_schedule(ctx)
-        assert isinstance(single, list) and len(single) == 1 and USER_TAG not in single[0].tags
+        assert isinstance(single, list) and [r.partition_key for r in single] == [DEFAULT_USER_ID]
+        assert instance.get_dynamic_partitions(USERS_PARTITIONS_NAME) == [DEFAULT_USER_ID]
         keys = ["sandbox-alice", "sandbox-bob", "sandbox-carol"]
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, keys)
-        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as ctx:
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=tick, resources=resources
+        ) as ctx:
             requests_ = hourly_schedule(ctx)
     assert isinstance(requests_, list)
-    assert [r.tags[USER_TAG] for r in requests_] == keys
-    assert len({r.run_key for r in requests_}) == 3 and all(
+    assert [r.partition_key for r in requests_] == [DEFAULT_USER_ID, *keys]
+    assert len({r.run_key for r in requests_}) == 4 and all(
         "2026-11-20T21:00" in (r.run_key or "") for r in requests_
     )
 
@@ -154,7 +164,7 @@ def test_the_sensor_keeps_a_cursor_per_user_and_a_failed_user_blocks_nobody(
             return result
 
         first = tick(None)
-        assert sorted(r.tags[USER_TAG] for r in first.run_requests or []) == [alice.user_id, bob.user_id]
+        assert sorted(r.partition_key or "" for r in first.run_requests or []) == [alice.user_id, bob.user_id]
         cursor = json.loads(first.cursor or "{}")
         for user, name in ((alice, "alice"), (bob, "bob")):
             newest = max(datetime.fromisoformat(i["played_at"].replace("Z", "+00:00"))
@@ -165,7 +175,7 @@ def test_the_sensor_keeps_a_cursor_per_user_and_a_failed_user_blocks_nobody(
         pipeline_sandbox.advance(12 * 3600)
         pipeline_sandbox.revoke("alice")
         again = tick(first.cursor)
-        assert [r.tags[USER_TAG] for r in again.run_requests or []] == [bob.user_id]
+        assert [r.partition_key for r in again.run_requests or []] == [bob.user_id]
         moved = json.loads(again.cursor or "{}")
         assert moved[alice.user_id] == cursor[alice.user_id]  # alice asks again from the same point
         assert moved[bob.user_id] > cursor[bob.user_id]
