@@ -296,14 +296,15 @@ def test_demo_reports_a_failed_run_with_its_cause(tmp_path: Path) -> None:
         )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "CheckError" not in proc.stderr
-    assert "Step raw_recent_tracks failed: " in proc.stderr
+    # The first call is the listener's partition (whose token is it, GET /v1/me), before any run.
+    assert "Could not ask Spotify whose the stored token is (GET /v1/me): " in proc.stderr
     assert "invalid_client" in proc.stderr
     assert "run `make demo` again" in proc.stderr
 
 
 def test_documented_pipeline_selection_is_the_six_assets_not_the_backfill(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert f"--select {PIPELINE_SELECTION}\n" in readme
+    assert f"--partition {DEFAULT_USER_ID} --select {PIPELINE_SELECTION}\n" in readme
     proc = subprocess.run(
         [DAGSTER, "asset", "list", "-m", "spotify_assets.definitions", "--select", PIPELINE_SELECTION],
         env=_cli_env(tmp_path),

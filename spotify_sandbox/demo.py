@@ -98,7 +98,11 @@ def single_user_partition(defs: dg.Definitions) -> str | None:
         try:
             owner = add_token_store_partition(dg.DagsterInstance.get(), bound.spotify)
         except SpotifyError as exc:
-            print(f"Could not ask Spotify whose the stored token is (GET /v1/me): {exc}", file=sys.stderr)
+            print(
+                f"Could not ask Spotify whose the stored token is (GET /v1/me): {exc}\n"
+                "Fix the cause above and run `make demo` again.",
+                file=sys.stderr,
+            )
             return None
     print(f"Listener: Spotify user {owner} (Dagster partition {owner!r})")
     return owner
