@@ -297,3 +297,12 @@ def test_a_run_for_an_unregistered_user_says_how_to_add_them(
     result = _run(local_resources, User("x", tag, "X", ""))
     assert not result.success
     assert "names no registered user" in _failure_messages(result)
+
+
+def test_a_run_without_a_partition_says_how_to_name_one(local_resources: dict[str, Any]) -> None:
+    result = dg.materialize(
+        PIPELINE_GRAPH, selection=UP_TO_WAREHOUSE, resources=local_resources, raise_on_error=False
+    )
+    assert not result.success
+    assert "raw_recent_tracks is partitioned by listener" in _failure_messages(result)
+    assert "--partition <Spotify user id>" in _failure_messages(result)

@@ -88,15 +88,16 @@ def report_failure(result: dg.ExecuteInProcessResult) -> None:
     )
 
 
-def single_user_partition(defs: dg.Definitions) -> str | None:
-    """The token store's listener as a ``users`` partition (asked of ``/v1/me``), or None after
-    saying why it could not be asked."""
+def single_user_partition(defs: dg.Definitions, instance: dg.DagsterInstance | None = None) -> str | None:
+    """The token store's listener as a ``users`` partition of ``instance`` (default: the one at
+    ``$DAGSTER_HOME``), asked of ``/v1/me``; or None after saying why it could not be asked.
+    ``make cloud-demo`` uses it too."""
     from spotify_assets.spotify.errors import SpotifyError
     from spotify_assets.users.polling import add_token_store_partition
 
     with dg.build_resources({"spotify": (defs.resources or {})["spotify"]}) as bound:
         try:
-            owner = add_token_store_partition(dg.DagsterInstance.get(), bound.spotify)
+            owner = add_token_store_partition(instance or dg.DagsterInstance.get(), bound.spotify)
         except SpotifyError as exc:
             print(
                 f"Could not ask Spotify whose the stored token is (GET /v1/me): {exc}\n"

@@ -61,7 +61,13 @@ def listener_for(spotify: SpotifyResource, user_id: str, registry: UserRegistry 
 
 
 def run_listener(context: dg.AssetExecutionContext, spotify: SpotifyResource) -> Listener:
-    """The listener of the run's partition."""
+    """The listener of the run's partition; a run that names none is refused, saying how to name one."""
+    if not context.has_partition_key:
+        raise UserError(
+            f"{context.asset_key.to_user_string()} is partitioned by listener: run it for one "
+            "(`dagster asset materialize --partition <Spotify user id>`, a partition in the UI; "
+            "`spotify-assets users list` shows the ids, `demo`/`dev` add the single listener's)"
+        )
     return listener_for(spotify, context.partition_key)
 
 
