@@ -306,3 +306,29 @@ def test_a_run_without_a_partition_says_how_to_name_one(local_resources: dict[st
     assert not result.success
     assert "raw_recent_tracks is partitioned by listener" in _failure_messages(result)
     assert "--partition <Spotify user id>" in _failure_messages(result)
+
+
+def test_a_handoff_from_an_earlier_run_is_the_same_partitions(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
+) -> None:
+    """``bq_plays`` run on its own loads ``gcs_csv``'s latest materialization *of its partition*:
+    bob's batch landed last, but alice's run merges alice's batch, and bob's plays wait for his."""
+    alice, bob = _register(pipeline_sandbox, data_dir, "alice", "bob")
+    with dg.instance_for_test() as instance:
+        for user in (alice, bob):
+            landed = materialize_user(
+                PIPELINE_GRAPH, user_id=user.user_id, selection=UP_TO_WAREHOUSE[:3], resources=local_resources,
+                instance=instance,
+            )  # fmt: skip
+            assert landed.success
+        merged = materialize_user(
+            PIPELINE_GRAPH,
+            user_id=alice.user_id,
+            selection=["bq_plays"],
+            resources=local_resources,
+            instance=instance,
+        )
+        assert merged.success
+        warehouse = local_resources["warehouse"]
+        assert _plays_of(warehouse, alice.user_id) == _expected(pipeline_sandbox, alice, "alice")
+        assert _plays_of(warehouse, bob.user_id) == 0
