@@ -79,8 +79,9 @@ def raw_recent_tracks(
     Partitioned by user (``users``, keyed by Spotify user id): a registered user's run polls
     with that user's own token from the registry, the single-user setup's with the token store
     (``users/polling.py``); either way the token is checked to be the partition's user
-    (``GET /v1/me``). The user id goes into each row and its key. On the first start after the household upgrade, the single-user layout's
-    plays are adopted as that user (``users/adoption.py``) before the cursor is read.
+    (``GET /v1/me``). The user id goes into each row and its key. On the first start after the
+    household upgrade, the single-user layout's plays are adopted as that user
+    (``users/adoption.py``) before the cursor is read.
     The cursor is read from the warehouse, not remembered by the pipeline, so a run that
     crashed after fetching simply fetches the same plays again (the merge keeps them once).
     The raw API items are landed in the lake first, exactly as received. When there is
