@@ -256,6 +256,23 @@ def test_the_hourly_schedule_requests_one_run_per_user_partition(pipeline_sandbo
     )
 
 
+def test_with_no_partition_and_no_usable_token_the_tick_skips_saying_what_to_run(
+    pipeline_sandbox: SandboxServer,
+) -> None:
+    from spotify_assets.schedules import hourly_schedule
+
+    pipeline_sandbox.revoke(DEFAULT_USER_ID)
+    resources = {"spotify": SandboxSpotifyResource(url=pipeline_sandbox.url)}
+    with dg.instance_for_test() as instance:
+        with dg.build_schedule_context(instance=instance, resources=resources) as ctx:
+            skipped = hourly_schedule(ctx)
+        assert isinstance(skipped, dg.SkipReason)
+        assert "spotify-assets auth" in (skipped.skip_message or "") and "invalid_grant" in (
+            skipped.skip_message or ""
+        )
+        assert instance.get_dynamic_partitions(USERS_PARTITIONS_NAME) == []
+
+
 def test_the_sensor_keeps_a_cursor_per_user_and_a_failed_user_blocks_nobody(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
 ) -> None:
