@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 def one_run(dg: Any, assets: Any, work: Path, seed_dir: Path, sandbox: Any, target: Any) -> dict[str, Any]:
     """One tick from a fresh copy of the seed data; wall time, step times and API calls."""
     from spotify_assets.assets import PIPELINE_GRAPH
+    from spotify_assets.partitions import add_user_partition
     from spotify_assets.resources.by_deployment import local_resources
+    from spotify_sandbox.listener import DEFAULT_LISTENER
     from spotify_sandbox.resource import SandboxSpotifyResource
 
     shutil.rmtree(work / "run", ignore_errors=True)
@@ -115,12 +117,15 @@ def one_run(dg: Any, assets: Any, work: Path, seed_dir: Path, sandbox: Any, targ
     sandbox.set_now(target)
     sandbox.reset_stats()
     instance = dg.DagsterInstance.ephemeral()
+    listener = DEFAULT_LISTENER.user_id  # the token store's listener: its ``users`` partition
+    add_user_partition(instance, listener)
     t0 = time.perf_counter()
     result = dg.materialize(
         PIPELINE_GRAPH,
         selection=assets,
         resources=local_resources(SandboxSpotifyResource(url=sandbox.url)),
         instance=instance,
+        partition_key=listener,
     )
     seconds = time.perf_counter() - t0
     if not result.success:

@@ -315,14 +315,18 @@ def run(fresh: bool) -> int:
 
         from spotify_assets.definitions import defs
         from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
-        from spotify_sandbox.demo import print_table
+        from spotify_sandbox.demo import print_table, single_user_partition
 
         instance = stack.enter_context(dg.DagsterInstance.get())
+        listener = single_user_partition(defs, instance)  # the sandbox listener's ``users`` partition
+        if listener is None:
+            return 1
         job = defs.resolve_job_def("spotify_pipeline")
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            partition_key=listener,
         )
         with contextlib.suppress(Exception):
             from pyspark.sql import SparkSession

@@ -50,6 +50,7 @@ from typing import Any
 
 from spark.connect_server import APP_NAME as CONNECT_APP_NAME
 from spotify_assets.jobs import spotify_pipeline_job
+from spotify_assets.partitions import USERS_PARTITIONS_NAME
 from spotify_assets.resources.spark import SparkResource
 from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
 from spotify_assets.spotify.normalize import for_user, normalize_recently_played
@@ -152,6 +153,18 @@ mutation Launch($params: ExecutionParams!) {
 }
 """
 
+ADD_PARTITION = """
+mutation AddPartition($repositorySelector: RepositorySelector!, $partitionsDefName: String!, $partitionKey: String!) {
+  addDynamicPartition(
+    repositorySelector: $repositorySelector, partitionsDefName: $partitionsDefName, partitionKey: $partitionKey
+  ) {
+    __typename
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
 STATUS = """
 query Status($runId: ID!) {
   runOrError(runId: $runId) { __typename ... on Run { status } }
@@ -174,7 +187,9 @@ ON_CONNECT = "Running top-ten on the Spark Connect server"
 
 
 def run_pipeline(label: str) -> tuple[str, float]:
-    """Launch the job through the webserver, wait for it; returns its id and wall time."""
+    """Launch the job through the webserver for the sandbox listener's ``users`` partition (added
+    through the webserver too, as ``demo``/``dev``/the first hourly tick would), wait for it;
+    returns its id and wall time."""
     params = {
         "selector": {
             "repositoryLocationName": LOCATION,
@@ -182,12 +197,21 @@ def run_pipeline(label: str) -> tuple[str, float]:
             "jobName": spotify_pipeline_job.name,
         },
         "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DEFAULT_LISTENER.user_id}]},
+    }
+    added = {
+        "repositorySelector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"},
+        "partitionsDefName": USERS_PARTITIONS_NAME,
+        "partitionKey": DEFAULT_LISTENER.user_id,
     }
     t0 = time.monotonic()
     # Right after a restart the webserver may still be reloading the code location: retry.
     deadline = t0 + 180
     while True:
         try:
+            partition = graphql(ADD_PARTITION, added)["addDynamicPartition"]["__typename"]
+            if partition not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
+                raise RuntimeError(f"could not add the listener's partition: {partition}")
             result = graphql(LAUNCH, {"params": params})["launchRun"]
         except (OSError, RuntimeError) as exc:
             result = {"__typename": "Error", "message": str(exc)}

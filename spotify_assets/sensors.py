@@ -4,10 +4,12 @@ Off by default: the hourly schedule is the primary trigger. Switch the sensor on
 UI) for fresher data at the cost of more API calls; it never starts a run for nothing,
 and every empty tick says so with a ``SkipReason``.
 
-With a household (``users`` partitions) the cursor is JSON, the newest ``played_at`` per
-user id, and each user with new plays gets a run of their own (tagged ``spotify/user``). A user whose poll fails
-(revoked token, throttled) is named in the tick's log and skipped; the others go on and the
-failed user's cursor stays, so their next tick asks again from the same point.
+The cursor is JSON, the newest ``played_at`` per user id, and each ``users`` partition with new
+plays gets a run of its own (``partition_key``). A user whose poll fails (revoked token,
+throttled) is named in the tick's log and skipped; the others go on and the failed user's
+cursor stays, so their next tick asks again from the same point. With no partition yet the
+single-user token store's listener is asked whose it is (``GET /v1/me``) and its partition is
+added with the tick's result.
 """
 
 import json
@@ -17,11 +19,11 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.jobs import spotify_pipeline_job
-from spotify_assets.partitions import USER_TAG, USERS_PARTITIONS_NAME
+from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
 from spotify_assets.resources.spotify import SpotifyResource
 from spotify_assets.spotify.client import SpotifyClient, played_at_ms
 from spotify_assets.spotify.errors import SpotifyError
-from spotify_assets.users.polling import user_listener
+from spotify_assets.users.polling import listener_for, token_store_owner
 from spotify_assets.users.registry import UserError
 
 
@@ -40,38 +42,12 @@ def _since(after_ms: int | None) -> str:
     return pd.Timestamp(after_ms, unit="ms", tz="UTC").isoformat() if after_ms else "ever"
 
 
-def _per_user(
-    context: dg.SensorEvaluationContext, spotify: SpotifyResource, users: Sequence[str]
-) -> dg.SensorResult:
-    """One run request per user with new plays; the cursor is ``{user_id: newest_ms}``."""
+def _read_cursor(cursor: str | None) -> dict[str, int]:
     try:
-        cursor: dict[str, int] = {str(k): int(v) for k, v in json.loads(context.cursor or "{}").items()}
+        parsed = json.loads(cursor or "{}")
+        return {str(k): int(v) for k, v in parsed.items()}
     except (ValueError, AttributeError):
-        cursor = {}  # a single-user cursor from before the household: start each user afresh
-    requests: list[dg.RunRequest] = []
-    quiet: list[str] = []
-    for user_id in users:
-        after_ms = cursor.get(user_id)
-        try:
-            newest_ms, seen = _newest_after(user_listener(spotify, user_id).client, after_ms)
-        except (SpotifyError, UserError) as exc:
-            context.log.warning(f"user {user_id}: poll failed, the other users go on: {exc}")
-            quiet.append(f"{user_id}: poll failed ({type(exc).__name__})")
-            continue
-        if newest_ms is None:
-            quiet.append(f"{user_id}: no new plays since {_since(after_ms)}")
-            continue
-        cursor[user_id] = newest_ms
-        requests.append(
-            dg.RunRequest(
-                run_key=f"plays-{user_id}-until-{newest_ms}",
-                tags={"spotify/new_plays": str(seen), USER_TAG: user_id},
-            )
-        )
-    new_cursor = json.dumps(cursor, sort_keys=True)
-    if not requests:
-        return dg.SensorResult(skip_reason=dg.SkipReason("; ".join(quiet) + "."), cursor=new_cursor)
-    return dg.SensorResult(run_requests=requests, cursor=new_cursor)
+        return {}  # a single-user cursor from before the household: start each user afresh
 
 
 def _household(context: dg.SensorEvaluationContext) -> Sequence[str]:
@@ -91,19 +67,46 @@ def _household(context: dg.SensorEvaluationContext) -> Sequence[str]:
     description="Start the pipeline when Spotify reports plays newer than the last one seen.",
 )
 def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResource) -> dg.SensorResult:
-    """The cursor is the newest ``played_at`` (Unix ms) seen: per user with a household, else one."""
-    users = _household(context)
-    if users:
-        return _per_user(context, spotify, users)
-    after_ms = int(context.cursor) if context.cursor else None
-    newest_ms, seen = _newest_after(spotify.get_client(), after_ms)
-    if newest_ms is None:
-        return dg.SensorResult(skip_reason=dg.SkipReason(f"No new plays since {_since(after_ms)}."))
+    """One run request per user partition with new plays; the cursor is ``{user_id: newest_ms}``."""
+    users = list(_household(context))
+    added: list[dg.AddDynamicPartitionsRequest] = []
+    if not users:
+        _, owner = token_store_owner(
+            spotify
+        )  # a failure here is the single user's: the tick fails, as before
+        users = [owner]
+        added = [users_partitions.build_add_request([owner])]
+    cursor = _read_cursor(context.cursor)
+    requests: list[dg.RunRequest] = []
+    quiet: list[str] = []
+    for user_id in users:
+        after_ms = cursor.get(user_id)
+        try:
+            newest_ms, seen = _newest_after(listener_for(spotify, user_id).client, after_ms)
+        except (SpotifyError, UserError) as exc:
+            context.log.warning(f"user {user_id}: poll failed, the other users go on: {exc}")
+            quiet.append(f"{user_id}: poll failed ({type(exc).__name__})")
+            continue
+        if newest_ms is None:
+            quiet.append(f"{user_id}: no new plays since {_since(after_ms)}")
+            continue
+        cursor[user_id] = newest_ms
+        requests.append(
+            dg.RunRequest(
+                run_key=f"plays-{user_id}-until-{newest_ms}",
+                partition_key=user_id,
+                tags={"spotify/new_plays": str(seen)},
+            )
+        )
+    new_cursor = json.dumps(cursor, sort_keys=True)
+    if not requests:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason("; ".join(quiet) + "."),
+            cursor=new_cursor,
+            dynamic_partitions_requests=added or None,
+        )
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=f"plays-until-{newest_ms}", tags={"spotify/new_plays": str(seen)})
-        ],
-        cursor=str(newest_ms),
+        run_requests=requests, cursor=new_cursor, dynamic_partitions_requests=added or None
     )
 
 

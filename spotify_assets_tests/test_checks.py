@@ -26,6 +26,7 @@ from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.checks import PLAYS_CHECKS
 from spotify_assets.schema import PLAYS_TABLE, duckdb_columns_sql
 from spotify_assets.spotify.normalize import normalize_recently_played
+from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox.server import SandboxServer
 
 BLOCKING = {"play_key_unique", "keys_not_null", "no_future_plays", "schema_unchanged"}
@@ -36,7 +37,7 @@ ALL_PASS = dict.fromkeys(BLOCKING | WARNINGS, True)
 def _run(resources: dict[str, Any], now: datetime) -> dg.ExecuteInProcessResult:
     """The pipeline with its checks; both time-based checks take ``now`` from the run config."""
     clock = {"config": {"now": now.isoformat()}}
-    return dg.materialize(
+    return materialize_user(
         [*PIPELINE_GRAPH, *PLAYS_CHECKS],
         selection=PIPELINE_ASSETS,
         resources=resources,
@@ -128,7 +129,7 @@ def test_play_after_now_fails_no_future_plays_and_blocks_the_top_ten(
     """The sandbox's plays end at its clock; a ``now`` an hour earlier puts the newest in the future."""
     now = pipeline_sandbox.now() - timedelta(hours=1)
     clock = {"config": {"now": now.isoformat()}}
-    result = dg.materialize(
+    result = materialize_user(
         [*PIPELINE_GRAPH, *PLAYS_CHECKS],
         selection=PIPELINE_ASSETS,
         resources=local_resources,

@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
-
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+from spotify_assets_tests.fixtures.partitions import add_partition_to_home
 from spotify_sandbox.server import SandboxServer
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -31,13 +30,22 @@ def test_two_overlapping_cli_runs_load_each_play_once(
     (tmp_path / "home").mkdir()
     # One deployment, one instance: create its storage once, as `dagster dev`/the daemon would,
     # so the two runs below do not race to create the same SQLite tables.
-    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
-        instance.get_runs(limit=1)
+    # The default listener's partition is added there too, as `demo`, `dev` or the first tick would.
+    partition = add_partition_to_home(tmp_path / "home")
     # The blocking no_future_plays check runs with bq_plays: it is given the sandbox's clock
     # (fixed at 2026-11-20) as "now", so the run does not depend on today's date.
     clock = {"config": {"now": pipeline_sandbox.now().isoformat()}}
     config = {"ops": {"bq_plays_no_future_plays": clock, "bq_plays_newest_play_is_fresh": clock}}
-    cmd = [DAGSTER, "asset", "materialize", "-m", "spotify_assets.definitions", "--select", SELECTION]
+    cmd = [
+        DAGSTER,
+        "asset",
+        "materialize",
+        "-m",
+        "spotify_assets.definitions",
+        "--select",
+        SELECTION,
+        *partition,
+    ]
     cmd += ["--config-json", json.dumps(config)]
     procs = [
         subprocess.Popen(

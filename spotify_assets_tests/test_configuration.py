@@ -25,6 +25,7 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import LiveSpotifyResource, SpotifyResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
+from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
 from spotify_sandbox.reccobeats import RECCOBEATS_PREFIX
 from spotify_sandbox.resource import SandboxSpotifyResource
@@ -45,7 +46,7 @@ def env_sandbox(
 
 
 def _features_after_one_poll(resources: dict[str, Any]) -> dg.ExecuteInProcessResult:
-    result = dg.materialize([raw_recent_tracks, audio_features], resources=resources)
+    result = materialize_user([raw_recent_tracks, audio_features], resources=resources)
     assert result.success
     return result
 

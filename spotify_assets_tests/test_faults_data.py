@@ -26,6 +26,7 @@ from spotify_assets_tests.fixtures.faults import (
     step_meta,
     truth_keys,
 )
+from spotify_assets_tests.fixtures.partitions import add_partition_to_home
 from spotify_sandbox.reccobeats import is_analysed
 from spotify_sandbox.server import SandboxServer
 
@@ -78,7 +79,7 @@ def test_sigkill_while_bq_plays_waits_then_next_run_loads_batch_once(
     }
     env.pop("SPOTIFY_CLIENT_ID", None)
     cmd = [DAGSTER, "asset", "materialize", "-m", "spotify_assets.definitions", "--select"]
-    cmd.append("raw_recent_tracks,audio_features,gcs_csv,bq_plays")
+    cmd += ["raw_recent_tracks,audio_features,gcs_csv,bq_plays", *add_partition_to_home(home)]
     lock_path = Path(warehouse.path).with_suffix(".lock")
     with open(lock_path, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

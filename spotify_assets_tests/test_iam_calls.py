@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import dagster as dg
 import pytest
 from google.auth.transport.requests import AuthorizedSession
 
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.resources.by_deployment import resources_for
+from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_assets_tests.test_terraform import TF_DIR, Terraform
 
 #: Permissions of the predefined roles the Terraform module grants (the subset these calls use).
@@ -224,7 +224,7 @@ def test_terraform_grants_cover_every_call_of_a_cloud_run_and_no_grant_is_unused
     cloud_env: dict[str, str], recorded: list[Call]
 ) -> None:
     for assets in (PIPELINE_ASSETS[:3], PIPELINE_ASSETS, PIPELINE_ASSETS):
-        assert dg.materialize(PIPELINE_GRAPH, selection=assets, resources=resources_for()).success
+        assert materialize_user(PIPELINE_GRAPH, selection=assets, resources=resources_for()).success
     needs = set().union(*(needs_of(c) for c in recorded))
     # The run really exercised what the IO manager and the lake need (so this test can fail).
     perms = {n.permission for n in needs}

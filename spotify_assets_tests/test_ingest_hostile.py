@@ -25,6 +25,7 @@ from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.settings import sandbox_token_path
 from spotify_assets.spotify.client import HttpSpotifyClient, played_at_ms
 from spotify_assets.spotify.errors import SpotifyServerError
+from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, add_partition_to_home, materialize_user
 from spotify_assets_tests.fixtures.sandbox import SleepRecorder
 from spotify_assets_tests.test_auth_command import free_port
 from spotify_sandbox import (
@@ -106,7 +107,7 @@ def test_junk_items_are_quarantined_with_reasons_and_the_rest_is_stored(
 ) -> None:
     pipeline_sandbox.corrupt_items({pos: kind for pos, (kind, _) in JUNK.items()})
     truth = pipeline_sandbox.recently_played_truth()
-    result = dg.materialize(UPSTREAM_OF_SPARK, resources=local_resources)
+    result = materialize_user(UPSTREAM_OF_SPARK, resources=local_resources)
     assert result.success
     meta = _meta(result, "raw_recent_tracks")
     assert meta["items_returned"] == 50
@@ -130,13 +131,13 @@ def test_a_gap_is_found_when_local_files_and_episodes_fill_part_of_the_window(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer
 ) -> None:
     warehouse = local_resources["warehouse"]
-    assert dg.materialize(UPSTREAM_OF_SPARK, resources=local_resources).success
+    assert materialize_user(UPSTREAM_OF_SPARK, resources=local_resources).success
     cursor = warehouse.max_played_at()
     pipeline_sandbox.advance(4 * 3600)
     between = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
     assert len(between) < 50  # no gap yet: the window reaches back past the cursor
     pipeline_sandbox.corrupt_items({0: "local", 1: "local", 2: "episode"})
-    quiet = dg.materialize(UPSTREAM_OF_SPARK, resources=local_resources)
+    quiet = materialize_user(UPSTREAM_OF_SPARK, resources=local_resources)
     assert _meta(quiet, "raw_recent_tracks")["possible_gap"] is False
     assert warehouse.open_gaps().empty
 
@@ -145,7 +146,7 @@ def test_a_gap_is_found_when_local_files_and_episodes_fill_part_of_the_window(
     missed = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
     assert len(missed) > 60
     pipeline_sandbox.corrupt_items({5: "local", 20: "local", 44: "episode"})
-    result = dg.materialize(UPSTREAM_OF_SPARK, resources=local_resources)
+    result = materialize_user(UPSTREAM_OF_SPARK, resources=local_resources)
     meta = _meta(result, "raw_recent_tracks")
     assert (meta["items_returned"], meta["new_plays"], meta["quarantined"]) == (50, 47, 3)
     assert meta["possible_gap"] is True
@@ -167,7 +168,7 @@ def test_the_sensor_ignores_unreadable_items_when_moving_its_cursor(
     with dg.build_sensor_context(resources={"spotify": local_resources["spotify"]}) as ctx:
         result = new_plays_sensor(ctx)
     assert isinstance(result, dg.SensorResult) and result.run_requests
-    assert result.cursor == str(played_at_ms(truth[2]))
+    assert json.loads(result.cursor or "") == {DEFAULT_USER_ID: played_at_ms(truth[2])}
 
 
 # -- configuration across processes -------------------------------------------------------------------
@@ -181,8 +182,18 @@ def _cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _materialize(env: dict[str, str], cwd: Path, selection: str) -> str:
+    partition = add_partition_to_home(Path(env["DAGSTER_HOME"]))
     proc = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "spotify_assets.definitions", "--select", selection],
+        [
+            DAGSTER,
+            "asset",
+            "materialize",
+            "-m",
+            "spotify_assets.definitions",
+            "--select",
+            selection,
+            *partition,
+        ],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -285,14 +296,15 @@ def test_demo_reports_a_failed_run_with_its_cause(tmp_path: Path) -> None:
         )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "CheckError" not in proc.stderr
-    assert "Step raw_recent_tracks failed: " in proc.stderr
+    # The first call is the listener's partition (whose token is it, GET /v1/me), before any run.
+    assert "Could not ask Spotify whose the stored token is (GET /v1/me): " in proc.stderr
     assert "invalid_client" in proc.stderr
     assert "run `make demo` again" in proc.stderr
 
 
 def test_documented_pipeline_selection_is_the_six_assets_not_the_backfill(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert f"--select {PIPELINE_SELECTION}\n" in readme
+    assert f"--partition {DEFAULT_USER_ID} --select {PIPELINE_SELECTION}\n" in readme
     proc = subprocess.run(
         [DAGSTER, "asset", "list", "-m", "spotify_assets.definitions", "--select", PIPELINE_SELECTION],
         env=_cli_env(tmp_path),

@@ -23,6 +23,7 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 
 from spotify_assets.io_managers import LakeIOManager
 from spotify_assets.resources.lake import LocalLakeResource
+from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_assets_tests.fixtures.postgres import dagster_postgres_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +207,7 @@ def test_the_real_project_graph_on_postgres_instance_storage(
     expected = sorted(key.to_user_string() for a in assets for key in a.keys)
     assert len(expected) == 6
 
-    result = dg.materialize(
+    result = materialize_user(
         PIPELINE_GRAPH,
         selection=assets,
         instance=deploy_instance,

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pytest
 from dagster_gcp import GCSResource
 
@@ -35,6 +34,7 @@ from spotify_assets.resources.lake import LakeResource, LakeWrite, LocalLakeReso
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.schema import PLAYS_TABLE, arrow_schema
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
+from spotify_assets_tests.fixtures.partitions import materialize_user
 
 IP_V4 = "203.0.113.197"
 IP_V6 = "2001:db8:77::1f"
@@ -142,7 +142,7 @@ def test_an_import_keeps_no_ip_address_anywhere_and_a_reimport_adds_nothing(
     assert first.ip_addresses_removed == 41 + 10 + 300
     assert "IP addresses removed from the lake's raw copies: 351" in first.render()
     # The pipeline over the same data dir: warehouse, snapshot, Spark mart, handoff files.
-    result = dg.materialize(PIPELINE_GRAPH, selection=PIPELINE_ASSETS, resources=local_resources)
+    result = materialize_user(PIPELINE_GRAPH, selection=PIPELINE_ASSETS, resources=local_resources)
     assert result.success
     assert (data_dir / "handoff").is_dir() and list(data_dir.glob("*.snapshot.duckdb"))
 

@@ -10,13 +10,14 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
+from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, materialize_user
 from spotify_sandbox.server import SandboxServer
 
 UPSTREAM_OF_SPARK = [a for a in PIPELINE_ASSETS if a.key.to_user_string() != "top_ten_tracks"]
 
 
 def _run(resources: dict[str, Any], assets: list[Any] | None = None) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(PIPELINE_GRAPH, selection=assets or PIPELINE_ASSETS, resources=resources)
+    result = materialize_user(PIPELINE_GRAPH, selection=assets or PIPELINE_ASSETS, resources=resources)
     assert result.success
     return result
 
@@ -176,20 +177,24 @@ def test_sensor_skips_then_requests_and_advances_cursor(
     with dg.build_sensor_context(resources=resources) as ctx:
         first = new_plays_sensor(ctx)
     assert isinstance(first, dg.SensorResult)
-    assert first.run_requests and len(first.run_requests) == 1
+    assert first.run_requests and [r.partition_key for r in first.run_requests] == [DEFAULT_USER_ID]
+    # No partition yet: the token store's listener gets theirs with the tick's result.
+    added = first.dynamic_partitions_requests or []
+    assert [(r.partitions_def_name, list(r.partition_keys)) for r in added] == [("users", [DEFAULT_USER_ID])]
     cursor = first.cursor
     newest = max(pd.Timestamp(i["played_at"]) for i in pipeline_sandbox.recently_played_truth())
-    assert cursor == str(int(newest.timestamp() * 1000))
+    assert json.loads(cursor or "") == {DEFAULT_USER_ID: int(newest.timestamp() * 1000)}
 
     with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
         quiet = new_plays_sensor(ctx)
     assert not quiet.run_requests
-    assert quiet.skip_reason and "No new plays" in (quiet.skip_reason.skip_message or "")
+    assert quiet.skip_reason and "no new plays" in (quiet.skip_reason.skip_message or "")
 
     pipeline_sandbox.advance(2 * 3600)
     with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
         again = new_plays_sensor(ctx)
-    assert again.run_requests and int(again.cursor or 0) > int(cursor or 0)
+    moved = json.loads(again.cursor or "")
+    assert again.run_requests and moved[DEFAULT_USER_ID] > json.loads(cursor or "")[DEFAULT_USER_ID]
 
 
 def test_poll_gap_is_recorded_then_closed_by_an_import(

@@ -24,6 +24,7 @@ from google.cloud import storage
 
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.resources.by_deployment import resources_for
+from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox.exports import generate_export
 from spotify_sandbox.server import SandboxServer
 
@@ -40,7 +41,7 @@ def _objects(env: dict[str, str]) -> list[str]:
 
 
 def _run(assets: list[Any] | None = None) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(PIPELINE_GRAPH, selection=assets or PIPELINE_ASSETS, resources=resources_for())
+    result = materialize_user(PIPELINE_GRAPH, selection=assets or PIPELINE_ASSETS, resources=resources_for())
     assert result.success
     return result
 

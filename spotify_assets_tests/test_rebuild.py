@@ -16,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pandas as pd
 import pytest
 
@@ -24,6 +23,7 @@ from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.imports.runner import import_export
 from spotify_assets.rebuild import rebuild_command, rebuild_from_lake, set_aside
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox.exports import extended_row_from_api_item, generate_export
 from spotify_sandbox.server import SandboxServer
 
@@ -49,7 +49,7 @@ def _fingerprint(warehouse: DuckDBWarehouseResource) -> tuple[int, int, dict[str
 @pytest.fixture
 def mixed_history(data_dir: Path, pipeline_sandbox: SandboxServer, tmp_path: Path) -> dict[str, Any]:
     resources = _resources(pipeline_sandbox)
-    assert dg.materialize(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=resources).success
+    assert materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=resources).success
     warehouse, lake = resources["warehouse"], resources["lake"]
     assert warehouse.count("bq_plays") == 50
 

@@ -21,6 +21,7 @@ import pytest
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.resources.by_deployment import local_resources
 from spotify_assets_tests.fixtures.faults import failure_text, play_keys, truth_keys
+from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox.constants import SANDBOX_REFRESH_TOKEN
 from spotify_sandbox.resource import SandboxSpotifyResource
 from spotify_sandbox.server import SandboxServer
@@ -81,7 +82,7 @@ def test_no_secret_leaks_from_a_full_run_and_a_failing_run(
         texts: list[str] = []
         (data / "dagster_home").mkdir(parents=True)
         with dg.instance_for_test(temp_dir=str(data / "dagster_home")) as instance:
-            ok = dg.materialize(
+            ok = materialize_user(
                 PIPELINE_GRAPH, selection=PIPELINE_ASSETS, resources=resources, instance=instance
             )
             assert ok.success
@@ -96,7 +97,7 @@ def test_no_secret_leaks_from_a_full_run_and_a_failing_run(
                 refresh_token=REVOKED_REFRESH_TOKEN,
                 token_store_path=str(tmp_path / "config" / "other-token.json"),
             )
-            failed = dg.materialize(
+            failed = materialize_user(
                 PIPELINE_GRAPH,
                 selection=PIPELINE_ASSETS,
                 resources=local_resources(bad),

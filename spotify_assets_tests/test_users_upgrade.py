@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pandas as pd
 import pytest
 
@@ -32,6 +31,7 @@ from spotify_assets.spotify.normalize import for_user
 from spotify_assets.users.adoption import ADOPTION_PATH
 from spotify_assets.users.command import users_command
 from spotify_assets.users.registry import UserRegistry
+from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_assets_tests.fixtures.plays import make_plays
 from spotify_assets_tests.test_rebuild import UPSTREAM_OF_SPARK, _fingerprint, _resources
 from spotify_sandbox.exports import extended_row_from_api_item, generate_export
@@ -122,7 +122,7 @@ def test_a_single_user_warehouse_and_lake_are_adopted_without_loss(
     )
     assert new_plays > 0
     resources = _resources(pipeline_sandbox)
-    assert dg.materialize(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=resources).success
+    assert materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=resources).success
     warehouse: DuckDBWarehouseResource = resources["warehouse"]
     after = warehouse.query("SELECT play_key, user_id FROM bq_plays")
     assert len(after) == len(legacy) + new_plays
@@ -133,7 +133,7 @@ def test_a_single_user_warehouse_and_lake_are_adopted_without_loss(
     assert list((data_dir / "lake" / "plays" / f"user_id={DEFAULT_LISTENER.user_id}").iterdir())
 
     # A rerun adds 0.
-    assert dg.materialize(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=resources).success
+    assert materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=resources).success
     assert warehouse.count("bq_plays") == len(after)
 
     # The lake alone (old files and new) rebuilds the same table, keys and users included.

@@ -88,6 +88,27 @@ def report_failure(result: dg.ExecuteInProcessResult) -> None:
     )
 
 
+def single_user_partition(defs: dg.Definitions, instance: dg.DagsterInstance | None = None) -> str | None:
+    """The token store's listener as a ``users`` partition of ``instance`` (default: the one at
+    ``$DAGSTER_HOME``), asked of ``/v1/me``; or None after saying why it could not be asked.
+    ``make cloud-demo`` uses it too."""
+    from spotify_assets.spotify.errors import SpotifyError
+    from spotify_assets.users.polling import add_token_store_partition
+
+    with dg.build_resources({"spotify": (defs.resources or {})["spotify"]}) as bound:
+        try:
+            owner = add_token_store_partition(instance or dg.DagsterInstance.get(), bound.spotify)
+        except SpotifyError as exc:
+            print(
+                f"Could not ask Spotify whose the stored token is (GET /v1/me): {exc}\n"
+                "Fix the cause above and run `make demo` again.",
+                file=sys.stderr,
+            )
+            return None
+    print(f"Listener: Spotify user {owner} (Dagster partition {owner!r})")
+    return owner
+
+
 def enrich_imported_history(defs: dg.Definitions) -> None:
     """Features, ids and cover art for imported plays, which the hourly poll never looks up."""
     # The imported year has tracks the hourly poll never asked features for: fetch them
@@ -173,11 +194,15 @@ def demo_command(argv: list[str]) -> int:
         from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
 
         print(f"Data directory: {data_dir()}")
+        listener = single_user_partition(defs)
+        if listener is None:
+            return 1
         job = defs.resolve_job_def("spotify_pipeline")
         result = job.execute_in_process(
             instance=dg.DagsterInstance.get(),
             raise_on_error=False,
             run_config=run_config,
+            partition_key=listener,
         )
         if not result.success:
             report_failure(result)
@@ -273,6 +298,24 @@ def _report_spark_connect(server: SparkConnectServer) -> None:
         )
 
 
+def _register_single_user() -> None:
+    """Give the token store's listener its ``users`` partition before ``dagster dev`` starts, so the
+    UI can materialize it at once (the first hourly tick would add it too). Registered users
+    (``users add``) have theirs already; without a usable token this says so and ``dev`` goes on."""
+    from spotify_assets.definitions import defs
+    from spotify_assets.partitions import USERS_PARTITIONS_NAME
+
+    if dg.DagsterInstance.get().get_dynamic_partitions(USERS_PARTITIONS_NAME):
+        return
+    try:
+        single_user_partition(defs)
+    except Exception as exc:  # no credentials at all: dev still starts, the UI says the rest
+        print(
+            f"No listener partition yet ({exc}); `spotify-assets auth` or `users add` adds one.",
+            file=sys.stderr,
+        )
+
+
 def dev_command(argv: list[str]) -> int:
     """Start the sandbox (real-time clock, so the schedule finds new plays), a warm Spark Connect
     server for the runs' Spark step, and ``dagster dev``.
@@ -319,6 +362,7 @@ def dev_command(argv: list[str]) -> int:
                 time.sleep(0.1)
             os.environ["SPOTIFY_SANDBOX_URL"] = f"http://127.0.0.1:{port_file.read_text().strip()}"
             print(f"Sandbox Spotify API (real-time clock) at {os.environ['SPOTIFY_SANDBOX_URL']}")
+        _register_single_user()  # before `dagster dev` opens the same instance's storage
         root = Path(__file__).resolve().parents[1]
         dagster = Path(sys.executable).with_name("dagster")
         cmd = [

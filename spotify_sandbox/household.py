@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, urlsplit
 import dagster as dg
 import requests
 
-from spotify_assets.partitions import USER_TAG
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets.settings import data_dir, users_root
 from spotify_assets.spotify.client import HttpSpotifyClient
@@ -134,7 +133,7 @@ def household_demo(
             instance=dg.DagsterInstance.get(),
             raise_on_error=False,
             run_config=run_config,
-            tags={USER_TAG: user.user_id},
+            partition_key=user.user_id,
         )
         added[user.name] = _count(warehouse, user.user_id) - before
         print(

@@ -11,6 +11,7 @@ from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.io_managers import HANDOFF_TABLE_KEY
 from spotify_assets.lake_layout import user_dir
 from spotify_assets.metadata import markdown_table
+from spotify_assets.partitions import users_partitions
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
@@ -29,24 +30,32 @@ def _failure(listener: Listener, exc: SpotifyError) -> dg.Failure:
     """A poll that failed, naming whose: one user's revoked or throttled token fails their run only."""
     return dg.Failure(
         description=f"polling {listener.label()} failed: {exc}",
-        metadata={"user_id": listener.user_id or "single user", "user": listener.name or "-"},
+        metadata={"user_id": listener.user_id, "user": listener.name or "-"},
     )
 
 
-def _whoami(listener: Listener) -> str:
+def _listener(context: dg.AssetExecutionContext, spotify: SpotifyResource) -> Listener:
+    """The partition's listener; a registered user's token is checked to be theirs (``/v1/me``)."""
+    listener = run_listener(context, spotify)
+    if listener.name is None:
+        return listener  # the token store's owner: ``run_listener`` asked /v1/me already
     try:
-        return listener.client.me().id
+        user_id = listener.client.me().id
     except SpotifyError as exc:
-        if listener.user_id is None:
-            raise  # the single-user run fails exactly as before the household
         raise _failure(listener, exc) from exc
+    if user_id != listener.user_id:
+        raise dg.Failure(
+            f"{listener.label()}: the stored token belongs to Spotify user {user_id!r}, not to the "
+            "partition's user; run `spotify-assets users remove` and `users add` again"
+        )
+    return listener
 
 
 def _window(listener: Listener, after_ms: int | None) -> RecentlyPlayed:
     try:
         return listener.client.recently_played_window(after_ms=after_ms)
     except SpotifyError as exc:
-        if listener.user_id is None:
+        if listener.name is None:
             raise  # the single-user run fails exactly as before the household
         raise _failure(listener, exc) from exc
 
@@ -54,6 +63,7 @@ def _window(listener: Listener, after_ms: int | None) -> RecentlyPlayed:
 @dg.asset(
     group_name="ingest",
     kinds={"spotify", "pandas"},
+    partitions_def=users_partitions,
     output_required=False,
     code_version="1",
     metadata={HANDOFF_TABLE_KEY: "plays"},
@@ -66,26 +76,21 @@ def raw_recent_tracks(
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetObservation]:
     """Plays the listener finished since the newest play of theirs already in the warehouse.
 
-    A run tagged with a user (``spotify/user``: one per ``users`` partition, from the hourly
-    schedule or the sensor) polls with that user's own token from the registry
-    (``users/polling.py``); an untagged run polls the single-user token store as before the
-    household. Whose plays they are is asked of Spotify (``GET /v1/me``): the user id goes into each row
-    and its key. On the first start after the household upgrade, the single-user layout's
-    plays are adopted as that user (``users/adoption.py``) before the cursor is read.
+    Partitioned by user (``users``, keyed by Spotify user id): a registered user's run polls
+    with that user's own token from the registry, the single-user setup's with the token store
+    (``users/polling.py``); either way the token is checked to be the partition's user
+    (``GET /v1/me``). The user id goes into each row and its key. On the first start after the
+    household upgrade, the single-user layout's plays are adopted as that user
+    (``users/adoption.py``) before the cursor is read.
     The cursor is read from the warehouse, not remembered by the pipeline, so a run that
     crashed after fetching simply fetches the same plays again (the merge keeps them once).
     The raw API items are landed in the lake first, exactly as received. When there is
     nothing new, the asset yields no output: everything downstream is *skipped*, not
     failed, and an observation records why.
     """
-    listener = run_listener(context, spotify)
+    listener = _listener(context, spotify)
     client: SpotifyClient = listener.client
-    user_id = _whoami(listener)
-    if listener.user_id is not None and user_id != listener.user_id:
-        raise dg.Failure(
-            f"{listener.label()}: the stored token belongs to Spotify user {user_id!r}, not to the "
-            "partition's user; run `spotify-assets users remove` and `users add` again"
-        )
+    user_id = listener.user_id
     owner, adopted = adopt_legacy(warehouse, lake, user_id)
     if adopted:
         context.log.info(f"adopted {adopted} play(s) of the single-user layout as {owner}")
@@ -169,6 +174,7 @@ def raw_recent_tracks(
 @dg.asset(
     group_name="ingest",
     kinds={"spotify", "pandas"},
+    partitions_def=users_partitions,
     code_version="1",
     metadata={HANDOFF_TABLE_KEY: "track_features"},
 )

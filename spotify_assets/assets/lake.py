@@ -9,6 +9,7 @@ import pandas as pd
 
 from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.lake_layout import plays_day_path
+from spotify_assets.partitions import users_partitions
 from spotify_assets.resources.lake import LakeConflictError, LakeResource, LakeWrite
 
 __all__ = ["gcs_csv", "parquet_bytes"]  # parquet_bytes: re-exported for callers that land batches
@@ -49,7 +50,7 @@ def _land_batch_file(lake: LakeResource, path: str, data: bytes, keys: set[str],
         return LakeWrite(path=path, uri=lake.uri(path), created=False)
 
 
-@dg.asset(group_name="lake", kinds={"csv", "parquet"}, code_version="1")
+@dg.asset(group_name="lake", kinds={"csv", "parquet"}, partitions_def=users_partitions, code_version="1")
 def gcs_csv(
     context: dg.AssetExecutionContext,
     raw_recent_tracks: pd.DataFrame,
@@ -71,6 +72,9 @@ def gcs_csv(
     if len(user_ids) > 1:
         raise ValueError(f"a batch holds the plays of one listener, this one of {len(user_ids)}")
     user_id = str(user_ids[0]) if user_ids else None
+    if user_id != context.partition_key:
+        # One user's run lands (and so merges) that user's plays only: the partition is the writer's scope.
+        raise ValueError(f"partition {context.partition_key!r} got a batch of user {user_id!r}'s plays")
     feature_cols = [c for c in audio_features.columns if c not in {"track_id", "duration_ms"}]
     joined = plays.merge(
         audio_features[["track_id", *feature_cols]].rename(columns={"fetched_at": "features_fetched_at"}),

@@ -13,6 +13,7 @@ import pandas as pd
 
 from spotify_assets.assets.history import history_import
 from spotify_assets.io_managers.lake_io_manager import ONLY_THIS_RUN_KEY
+from spotify_assets.partitions import users_partitions
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
@@ -23,6 +24,7 @@ from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
     kinds={"duckdb", "bigquery"},
     code_version="1",
     pool="warehouse",
+    partitions_def=users_partitions,
     # The other writer of the plays table: an import lands its plays in the lake and merges
     # them with this asset's own call, so the graph shows it upstream.
     deps=[history_import],
@@ -33,7 +35,10 @@ def bq_plays(
     lake: LakeResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    """All plays ever collected, one row per play (key: ``played_at`` + track id).
+    """All plays ever collected, one row per play (key: user id + ``played_at`` + track id).
+
+    Partitioned by user: a partition's run merges that user's batch only, and the merge only
+    inserts keys it does not hold, so one user's run never rewrites another user's rows.
 
     Loaded from the lake files of the batch, never from memory, so the warehouse can always
     be rebuilt from the lake. The merge is idempotent: rerunning a run, retrying a step or
@@ -46,6 +51,7 @@ def bq_plays(
     return dg.MaterializeResult(
         metadata={
             "table": PLAYS_TABLE,
+            "user_id": context.partition_key,
             "batch_id": gcs_csv["batch_id"],
             "plays_inserted": result.inserted,
             "plays_already_present": result.duplicates,

@@ -144,11 +144,13 @@ def _run_import(
     bar.close()
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     if report.added:
-        _tell_dagster(report.added, str(export), data_dir)
+        from spotify_assets.users.adoption import legacy_owner
+
+        _tell_dagster(report.added, str(export), data_dir, args.user_id or legacy_owner(lake))
     return 1 if report.files_failed else 0
 
 
-def _tell_dagster(added: int, path: str, data_dir: Path) -> None:
+def _tell_dagster(added: int, path: str, data_dir: Path, user_id: str | None) -> None:
     """Record the import as materializations of ``history_import`` and ``bq_plays`` in the local Dagster instance.
 
     The plays table changed outside any run: the import landed its plays in the lake and
@@ -157,9 +159,12 @@ def _tell_dagster(added: int, path: str, data_dir: Path) -> None:
     condition sees (``assets/marts.py``), so the mart is recomputed on the next sensor tick
     instead of staying stale until the API brings new plays. The instance is the one
     ``make demo`` and ``make dev`` use (``$DAGSTER_HOME``, else ``dagster_home`` in the data directory).
+    ``bq_plays`` is partitioned by user: the event names whose plays were merged (the import's
+    user, or the single-user layout's owner; none while no owner is recorded yet).
     """
     import dagster as dg
 
+    from spotify_assets.partitions import add_user_partition
     from spotify_assets.schema import PLAYS_TABLE
     from spotify_assets.settings import dagster_home
 
@@ -174,9 +179,12 @@ def _tell_dagster(added: int, path: str, data_dir: Path) -> None:
                 metadata={"path": path, "plays_added": added},
             )
         )
+        if user_id is not None:
+            add_user_partition(instance, user_id)
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
                 asset_key="bq_plays",
+                partition=user_id,
                 description="spotify-assets import: plays merged from the lake",
                 metadata={"table": PLAYS_TABLE, "plays_inserted": added, "source": path},
             )

@@ -13,7 +13,7 @@ Layout: ``<asset key>/<run id>.parquet`` for a frame (typed by the schema named 
 for anything else JSON can hold (a manifest dict, a path string). Names are per run, never reused, so nothing is overwritten and a re-execution of a
 failed run reads its parent run's files (Dagster hands the producing run's id to the loader).
 An input whose upstream asset did not run in this run (nor in the run it re-executes) is the
-asset's latest materialization; an ``AssetIn`` with ``metadata={ONLY_THIS_RUN_KEY: True}`` asks
+asset's latest materialization (of the same ``users`` partition, for the partitioned chain); an ``AssetIn`` with ``metadata={ONLY_THIS_RUN_KEY: True}`` asks
 instead for an empty frame in that case, for a table that merges what its writers produced in
 this run and must not merge an old batch again.
 """
@@ -137,9 +137,17 @@ def _producing_run(upstream: dg.OutputContext) -> str | None:
 
 
 def _latest_run(context: dg.InputContext, asset_key: dg.AssetKey) -> str:
-    event = context.instance.get_latest_materialization_event(asset_key)
-    if event is None:
+    """The run of the upstream's latest materialization: of the input's own partition when the
+    upstream is partitioned by user (another user's batch is never handed over)."""
+    keys = context.asset_partition_keys if context.has_asset_partitions else []
+    partition = keys[0] if len(keys) == 1 else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition] if partition else None),
+        limit=1,
+    ).records
+    if not records:
+        whose = f" for partition {partition!r}" if partition else ""
         raise HandoffMissingError(
-            f"{asset_key.to_user_string()} has never been materialized: materialize it first"
+            f"{asset_key.to_user_string()} has never been materialized{whose}: materialize it first"
         )
-    return event.run_id
+    return records[0].run_id
