@@ -219,7 +219,7 @@ def _remove(args: argparse.Namespace, data: Path) -> int:
 
         try:
             with _stores(data) as (warehouse, lake, handoff):
-                deletion = delete_user_data(user.user_id, warehouse, lake, handoff)
+                deletion = delete_user_data(user.user_id, warehouse, lake, handoff, dagster_home(data))
         except Forbidden as exc:
             print(
                 f"spotify-assets users remove: the bucket refused a deletion ({exc.message}). The "
