@@ -111,7 +111,16 @@ def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[
                 last_run_key = None if user_id in (data.last_run_key or "") else data.last_run_key
                 instance.update_instigator_state(
                     state.with_data(
-                        data._replace(cursor=json.dumps(cursor, sort_keys=True), last_run_key=last_run_key)
+                        SensorInstigatorData(
+                            last_tick_timestamp=data.last_tick_timestamp,
+                            last_run_key=last_run_key,
+                            min_interval=data.min_interval,
+                            cursor=json.dumps(cursor, sort_keys=True),
+                            last_tick_start_timestamp=data.last_tick_start_timestamp,
+                            last_sensor_start_timestamp=data.last_sensor_start_timestamp,
+                            sensor_type=data.sensor_type,
+                            last_tick_success_timestamp=data.last_tick_success_timestamp,
+                        )
                     )
                 )
                 cursors += 1
