@@ -11,6 +11,7 @@ a rerun deletes nothing.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
 from spotify_assets.assets import PIPELINE_GRAPH
@@ -40,6 +42,20 @@ ALICE_MARK = "alice-only-platform-7f3q9z"
 BOB_MARK = "bob-only-platform-k2v8w1"
 ALICE_ID = "sandbox-alice"
 BOB_ID = "sandbox-bob"
+
+
+def _register(registry: UserRegistry, sandbox: SandboxServer) -> None:
+    """Alice and bob as ``users add`` registers them: real sandbox tokens, so their runs can poll."""
+    for name in ("alice", "bob"):
+        register(
+            registry,
+            name,
+            sandbox.issue_refresh_token(name),
+            client_id=SANDBOX_CLIENT_ID,
+            client_secret=SANDBOX_CLIENT_SECRET,
+            api_url=sandbox.url,
+            accounts_url=sandbox.url,
+        )
 
 
 def _summary(scan: dict[str, object]) -> str:
@@ -173,16 +189,7 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     home = dagster_home(data_dir)
     assert home == data_dir / "dagster_home"
     registry = UserRegistry(data_dir / "users")
-    for name in ("alice", "bob"):
-        register(
-            registry,
-            name,
-            pipeline_sandbox.issue_refresh_token(name),
-            client_id=SANDBOX_CLIENT_ID,
-            client_secret=SANDBOX_CLIENT_SECRET,
-            api_url=pipeline_sandbox.url,
-            accounts_url=pipeline_sandbox.url,
-        )
+    _register(registry, pipeline_sandbox)
     sync_partitions(data_dir, add=[ALICE_ID, BOB_ID])
 
     # Each listener's recent plays through the pipeline, one tagged run each (raw API page,
@@ -292,7 +299,11 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     # A rerun finds nothing: by id (the deletion itself) and by name (the command).
     snapshot = {str(p): p.read_bytes() for p in (data_dir / "lake").rglob("*") if p.is_file()}
     again = delete_user_data(
-        ALICE_ID, warehouse, LocalLakeResource(root=str(data_dir / "lake")), data_dir / "handoff", home
+        ALICE_ID,
+        warehouse,
+        LocalLakeResource(root=str(data_dir / "lake")),
+        LocalLakeResource(root=str(data_dir / "handoff")),
+        home,
     )
     assert again.nothing and again.warehouse_rows == 0 and not again.lake_files
     assert "nothing to delete" in again.render()
@@ -320,7 +331,9 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The same command with the cloud variables: BigQuery DELETE, the GCS objects removed."""
+    """The same command with the cloud variables: BigQuery DELETE, the GCS lake objects and the
+    handoff objects (the bucket's ``dagster/`` prefix, written by a real run of each listener)
+    removed, bob's objects untouched."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
@@ -328,9 +341,16 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
 
     data = tmp_path / "data"  # the registry stays local; plays and lake files are in the cloud
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    registry = UserRegistry(data / "users")
-    registry.add("alice", SpotifyUser(ALICE_ID, "Alice"), "rt-a")
-    registry.add("bob", SpotifyUser("sandbox-bob", "Bob"), "rt-b")
+    monkeypatch.setenv("SPOTIFY_DATA_DIR", str(data))
+    _register(UserRegistry(data / "users"), pipeline_sandbox)
+    # Each listener's poll, in the cloud: a raw page in the lake and a handoff object each.
+    for user_id in (ALICE_ID, BOB_ID):
+        assert dg.materialize(
+            PIPELINE_GRAPH,
+            selection=["raw_recent_tracks"],
+            resources=resources_for(),
+            tags={USER_TAG: user_id},
+        ).success
     alices = _export(tmp_path / "a", pipeline_sandbox, "alice", ALICE_MARK, (40, 30))
     bobs = _export(tmp_path / "b", pipeline_sandbox, "bob", BOB_MARK, (40, 30))
     base = ["--data-dir", str(data), "--no-progress", "--json"]
@@ -350,15 +370,33 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
         rows = warehouse.query("SELECT user_id, count(*) AS n FROM bq_plays GROUP BY user_id")
         return {str(u): int(n) for u, n in zip(rows["user_id"], rows["n"], strict=True)}
 
+    def handoff_of(objects: dict[str, bytes], user_id: str) -> dict[str, bytes]:
+        """The handoff Parquet objects holding ``user_id``'s plays (read as tables: they are compressed)."""
+        return {
+            n: b
+            for n, b in objects.items()
+            if "/dagster/" in n
+            and n.endswith(".parquet")
+            and user_id in pq.read_table(io.BytesIO(b)).column("user_id").to_pylist()
+        }
+
     before, stored = counts(), objects()
     assert before == {ALICE_ID: 60, "sandbox-bob": 60}
     assert any(ALICE_MARK.encode() in body for body in stored.values())
+    assert len(handoff_of(stored, ALICE_ID)) == 1 and len(handoff_of(stored, BOB_ID)) == 1
     capsys.readouterr()
     assert users_command(["--data-dir", str(data), "remove", "alice", "--delete-data", "--yes"]) == 0
-    assert re.search(r"warehouse plays\s+60 rows", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert re.search(r"warehouse plays\s+60 rows", out) and re.search(r"handoff files\s+1\b", out), out
     after = objects()
     assert counts() == {"sandbox-bob": 60}
-    assert [name for name, body in after.items() if ALICE_MARK.encode() in body or ALICE_ID in name] == []
+    assert [
+        name
+        for name, body in after.items()
+        if ALICE_MARK.encode() in body or ALICE_ID in name or ALICE_ID.encode() in body
+    ] == []
+    assert handoff_of(after, ALICE_ID) == {}
+    assert handoff_of(after, BOB_ID) == handoff_of(stored, BOB_ID)
     assert {n: b for n, b in stored.items() if "sandbox-bob" in n} == {
         n: b for n, b in after.items() if "sandbox-bob" in n
     }

@@ -4,7 +4,8 @@ Everything the platform keeps of one person goes: their plays in the warehouse (
 published snapshot, re-published from a rewritten file), their folders in the lake
 (``lake_layout.user_dir`` of every kind: Parquet and CSV batches, raw API pages, quarantined
 pages, import records), the raw copies of the export files imported for them with their
-redaction records and quarantined rows, the local handoff files that hold their rows, and
+redaction records and quarantined rows, the handoff files that hold their rows (a folder
+locally, the bucket's ``dagster/`` prefix in the cloud), and
 their runs in the Dagster instance (``users/run_history.py``: run records, event logs, compute
 logs, the sensor's cursor entry, their partition; the SQLite files compacted).
 
@@ -144,10 +145,9 @@ def _legacy_files(lake: LakeResource) -> list[tuple[str, str]]:
     return found
 
 
-def _holds_user(path: Path, user_id: str) -> bool:
+def _holds_user(path: str, data: bytes, user_id: str) -> bool:
     """Whether a handoff file holds a row of ``user_id`` (a ``user_id`` value or a key of theirs)."""
-    data = path.read_bytes()
-    if path.suffix != ".parquet":
+    if not path.endswith(".parquet"):
         return user_id.encode() in data
     table = pq.read_table(io.BytesIO(data))
     prefix = f"{user_id}|"
@@ -165,11 +165,13 @@ def delete_user_data(
     user_id: str,
     warehouse: WarehouseResource,
     lake: LakeResource,
-    handoff: Path | None = None,
+    handoff: LakeResource | None = None,
     dagster_home: Path | None = None,
 ) -> Deletion:
     """Delete ``user_id``'s plays and files (see the module docstring); idempotent.
 
+    ``handoff``: the store the assets hand data through (``io_managers/``: ``handoff/`` locally,
+    the bucket's ``dagster/`` prefix in the cloud); its files holding their rows go.
     ``dagster_home``: the Dagster instance whose runs, event logs, sensor cursor and partition
     of theirs go too (``users/run_history.py``); None leaves the instance alone.
     """
@@ -192,10 +194,10 @@ def delete_user_data(
 
     report.warehouse_rows = warehouse.delete_user(user_id)
 
-    if handoff is not None and handoff.exists():
-        for file in sorted(p for p in handoff.rglob("*") if p.is_file()):
-            if _holds_user(file, user_id):
-                file.unlink()
+    if handoff is not None:
+        for path in handoff.list():
+            if _holds_user(path, handoff.read_bytes(path), user_id):
+                handoff.remove(path)
                 report.handoff_files += 1
 
     if dagster_home is not None:
