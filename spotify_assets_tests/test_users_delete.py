@@ -440,3 +440,73 @@ def test_the_single_user_layouts_owner_is_deleted_with_their_unrecorded_files(
     assert _counts(warehouse) == {"sandbox-bob": 60}
     assert len(_files_holding(data_dir / "lake", BOB_MARK.encode())) == 3  # his copy, quarantine and Parquet
     assert delete_user_data("sandbox-listener", warehouse, lake).nothing
+
+
+@dg.asset
+def tagged_preview(context) -> dg.MaterializeResult:  # type: ignore[no-untyped-def]
+    """An unpartitioned asset of a run tagged with its listener, as the household's runs are today."""
+    user_id = context.run.tags[USER_TAG]
+    return dg.MaterializeResult(metadata={"preview": {ALICE_ID: ALICE_MARK, BOB_ID: BOB_MARK}[user_id]})
+
+
+def _rows_holding(url: str, needle: str) -> dict[str, int]:
+    """Rows of every table of the instance's database whose text holds ``needle``, by table."""
+    import psycopg2
+
+    con = psycopg2.connect(url)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            tables = [t for (t,) in cur.fetchall()]
+            found = {}
+            for table in tables:
+                cur.execute(f'SELECT count(*) FROM "{table}" AS t WHERE t::text LIKE %s', (f"%{needle}%",))
+                row = cur.fetchone()
+                if row and row[0]:
+                    found[table] = int(row[0])
+            return found
+    finally:
+        con.close()
+
+
+def test_the_deployed_postgres_instance_forgets_the_listener_too(
+    tmp_path: Path, postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cloud deployment's instance (``deploy/dagster.yaml``, Postgres): the same deletion
+    leaves no row naming alice in any table, and bob's runs, partition and cursor stay."""
+    import shutil
+
+    from spotify_assets.users.run_history import delete_run_history
+    from spotify_assets_tests.fixtures.postgres import dagster_postgres_env
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    for key, value in dagster_postgres_env(postgres_database).items():
+        monkeypatch.setenv(key, value)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [BOB_ID, ALICE_ID])
+        for user_id in (BOB_ID, ALICE_ID):
+            assert dg.materialize([tagged_preview], instance=instance, tags={USER_TAG: user_id}).success
+            assert dg.materialize([listener_preview], instance=instance, partition_key=user_id).success
+        _sensor_with_cursor(instance, {ALICE_ID: 1, BOB_ID: 2})
+    before = _rows_holding(postgres_database, ALICE_ID), _rows_holding(postgres_database, ALICE_MARK)
+    assert {"runs", "event_logs", "asset_keys", "dynamic_partitions", "instigators"} <= set(before[0]), before
+    assert before[1], before
+
+    deleted = delete_run_history(home, ALICE_ID)
+    assert deleted["runs"] == 2 and deleted["partitions"] == 1 and deleted["sensor cursors"] == 1, deleted
+    assert (_rows_holding(postgres_database, ALICE_ID), _rows_holding(postgres_database, ALICE_MARK)) == (
+        {},
+        {},
+    )
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert len(instance.get_run_records()) == 2
+        assert list(instance.get_dynamic_partitions(USERS_PARTITIONS_NAME)) == [BOB_ID]
+        assert _sensor_cursor(instance) == {BOB_ID: 2}
+        latest = instance.get_latest_materialization_event(tagged_preview.key)
+        assert latest is not None and latest.run_id in {
+            r.dagster_run.run_id for r in instance.get_run_records()
+        }
+    assert _rows_holding(postgres_database, BOB_MARK)
+    assert delete_run_history(home, ALICE_ID) == {}
