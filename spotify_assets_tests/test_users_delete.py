@@ -30,11 +30,11 @@ from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.settings import dagster_home
 from spotify_assets.spotify.client import SpotifyUser
-from spotify_assets.users.command import register, sync_partitions, users_command
+from spotify_assets.users.command import sync_partitions, users_command
 from spotify_assets.users.deletion import delete_user_data
 from spotify_assets.users.registry import UserRegistry
+from spotify_assets_tests.fixtures.sandbox import register_listeners
 from spotify_assets_tests.test_rebuild import UPSTREAM_OF_SPARK
-from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from spotify_sandbox.exports import extended_row_from_api_item
 from spotify_sandbox.server import SandboxServer
 
@@ -42,20 +42,6 @@ ALICE_MARK = "alice-only-platform-7f3q9z"
 BOB_MARK = "bob-only-platform-k2v8w1"
 ALICE_ID = "sandbox-alice"
 BOB_ID = "sandbox-bob"
-
-
-def _register(registry: UserRegistry, sandbox: SandboxServer) -> None:
-    """Alice and bob as ``users add`` registers them: real sandbox tokens, so their runs can poll."""
-    for name in ("alice", "bob"):
-        register(
-            registry,
-            name,
-            sandbox.issue_refresh_token(name),
-            client_id=SANDBOX_CLIENT_ID,
-            client_secret=SANDBOX_CLIENT_SECRET,
-            api_url=sandbox.url,
-            accounts_url=sandbox.url,
-        )
 
 
 def _summary(scan: dict[str, object]) -> str:
@@ -189,7 +175,7 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     home = dagster_home(data_dir)
     assert home == data_dir / "dagster_home"
     registry = UserRegistry(data_dir / "users")
-    _register(registry, pipeline_sandbox)
+    register_listeners(pipeline_sandbox, data_dir / "users", "alice", "bob")
     sync_partitions(data_dir, add=[ALICE_ID, BOB_ID])
 
     # Each listener's recent plays through the pipeline, one tagged run each (raw API page,
@@ -342,7 +328,7 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
     data = tmp_path / "data"  # the registry stays local; plays and lake files are in the cloud
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SPOTIFY_DATA_DIR", str(data))
-    _register(UserRegistry(data / "users"), pipeline_sandbox)
+    register_listeners(pipeline_sandbox, data / "users", "alice", "bob")
     # Each listener's poll, in the cloud: a raw page in the lake and a handoff object each.
     for user_id in (ALICE_ID, BOB_ID):
         assert dg.materialize(
