@@ -496,3 +496,32 @@ def test_the_deployed_postgres_instance_forgets_the_listener_too(
         }
     assert _rows_holding(postgres_database, BOB_MARK)
     assert delete_run_history(home, ALICE_ID) == {}
+
+
+def test_a_run_of_the_listener_still_going_stops_the_deletion_before_anything_goes(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run still polling or loading her plays would write them again after the deletion."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    registry = UserRegistry(data_dir / "users")
+    registry.add("alice", SpotifyUser(ALICE_ID, "Alice"), "rt-a")
+    sync_partitions(data_dir, add=[ALICE_ID])
+    lake = LocalLakeResource(root=str(data_dir / "lake"))
+    lake.write_bytes(f"plays/user_id={ALICE_ID}/played_date=2024-01-01/b.parquet", ALICE_MARK.encode())
+    with dg.DagsterInstance.from_config(str(dagster_home(data_dir))) as instance:
+        going = instance.add_run(
+            dg.DagsterRun(
+                job_name="spotify_pipeline", status=dg.DagsterRunStatus.STARTED, tags={USER_TAG: ALICE_ID}
+            )
+        )
+    assert users_command(["--data-dir", str(data_dir), "remove", "alice", "--delete-data", "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"1 run(s) of {ALICE_ID} have not finished ({going.run_id})" in err and "nothing was deleted" in err
+    )
+    assert [u.name for u in registry.users()] == ["alice"]
+    assert lake.list("plays") == [f"plays/user_id={ALICE_ID}/played_date=2024-01-01/b.parquet"]
+    with dg.DagsterInstance.from_config(str(dagster_home(data_dir))) as instance:
+        instance.report_run_canceled(going)
+    assert users_command(["--data-dir", str(data_dir), "remove", "alice", "--delete-data", "--yes"]) == 0
+    assert lake.list("plays") == [] and registry.users() == []

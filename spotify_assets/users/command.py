@@ -221,6 +221,7 @@ def _remove(args: argparse.Namespace, data: Path) -> int:
         from google.api_core.exceptions import Forbidden
 
         from spotify_assets.users.deletion import delete_user_data
+        from spotify_assets.users.run_history import InstanceBusyError
 
         try:
             with _stores(data) as (warehouse, lake, handoff):
@@ -236,6 +237,9 @@ def _remove(args: argparse.Namespace, data: Path) -> int:
         except UserError as exc:
             print(f"spotify-assets users remove: {exc}", file=sys.stderr)
             return 2
+        except InstanceBusyError as exc:
+            print(f"spotify-assets users remove: {exc}", file=sys.stderr)
+            return 1
         print(deletion.render())
     try:
         registry.remove(user.name)

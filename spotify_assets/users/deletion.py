@@ -44,7 +44,7 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets.users.adoption import ADOPTION_PATH, legacy_owner
-from spotify_assets.users.run_history import delete_run_history
+from spotify_assets.users.run_history import InstanceBusyError, delete_run_history, unfinished_runs
 
 #: The lake's per-listener kinds (``lake_layout.user_dir``); import records go last, separately.
 USER_KINDS = ("plays", "plays_csv", "raw/recently_played", "quarantine/recently_played")
@@ -175,6 +175,13 @@ def delete_user_data(
     ``dagster_home``: the Dagster instance whose runs, event logs, sensor cursor and partition
     of theirs go too (``users/run_history.py``); None leaves the instance alone.
     """
+    if dagster_home is not None:
+        going = unfinished_runs(dagster_home, user_id)
+        if going:
+            raise InstanceBusyError(
+                f"{len(going)} run(s) of {user_id} have not finished ({', '.join(going)}): wait for "
+                "them or cancel them in the Dagster UI, then run this again; nothing was deleted"
+            )
     report = Deletion(user_id)
     owners = _export_owners(lake, warehouse)
     is_legacy_owner = legacy_owner(lake) == user_id

@@ -133,6 +133,10 @@ def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[
     return cursors, ticks
 
 
+class InstanceBusyError(RuntimeError):
+    """A run of the listener is still going, or another process holds the instance's files."""
+
+
 def compact_sqlite(files: Iterable[Path]) -> int:
     """``VACUUM`` each SQLite file (a deleted row's bytes stay in free pages until then)."""
     done = 0
@@ -140,9 +144,14 @@ def compact_sqlite(files: Iterable[Path]) -> int:
         with path.open("rb") as fh:
             if fh.read(16) != b"SQLite format 3\x00":
                 continue
-        con = sqlite3.connect(path)
+        con = sqlite3.connect(path, timeout=30)
         try:
             con.execute("VACUUM")
+        except sqlite3.OperationalError as exc:
+            raise InstanceBusyError(
+                f"could not compact {path} ({exc}): stop `dagster dev` / `spotify-assets dev` and run "
+                "this again; it finishes what is left"
+            ) from exc
         finally:
             con.close()
         done += 1
@@ -153,6 +162,9 @@ def delete_run_history(home: Path, user_id: str) -> Counter[str]:
     """Delete ``user_id`` from the Dagster instance at ``home`` (see the module docstring).
 
     Returns what went, by kind, for the command's report; nothing when ``home`` has no instance.
+    A run of theirs still going is refused (``InstanceBusyError``) before anything is deleted:
+    it would write their plays again after the deletion. The SQLite files are compacted on
+    every call, so a call cut short after its deletions is finished by the next one.
     """
     report: Counter[str] = Counter()
     if not (home / "dagster.yaml").exists() and not (home / "storage").exists():
@@ -169,6 +181,15 @@ def delete_run_history(home: Path, user_id: str) -> Counter[str]:
         if instance.has_dynamic_partition(USERS_PARTITIONS_NAME, user_id):
             instance.delete_dynamic_partition(USERS_PARTITIONS_NAME, user_id)
             report["partitions"] = 1
-    if +report:
-        report["sqlite files compacted"] = compact_sqlite(p for p in home.rglob("*") if p.is_file())
+    compact_sqlite(p for p in home.rglob("*") if p.is_file())
     return +report
+
+
+def unfinished_runs(home: Path, user_id: str) -> list[str]:
+    """Ids of ``user_id``'s runs that have not finished (queued, starting, started, canceling)."""
+    if not (home / "dagster.yaml").exists() and not (home / "storage").exists():
+        return []
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = _user_runs(instance, user_id)
+        records = instance.get_run_records(dg.RunsFilter(run_ids=sorted(runs))) if runs else []
+        return sorted(r.dagster_run.run_id for r in records if not r.dagster_run.is_finished)
