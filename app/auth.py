@@ -25,7 +25,8 @@ Every account not listed is refused, with a message saying so. In a household (s
 listeners with plays) an allowed account sees only its listener's plays, and
 ``may_see_household(current_viewer())`` is what a household-wide view (*Everyone* in the
 listener picker, the Compare page) asks before it shows anything; ``app/listeners.py`` and
-``ui.listener_picker`` apply the rule. With one listener every allowed account sees the same plays.
+``ui.listener_picker`` apply the rule, with one listener in the warehouse as with several: an
+account whose listener has no plays there sees none (not the one listener's).
 """
 
 from __future__ import annotations

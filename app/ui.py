@@ -156,13 +156,24 @@ def listener_picker(home: Household, viewer: auth.Viewer | None) -> str | None:
     """The sidebar's listener picker, kept in the URL as ``user=``; returns whose plays to show.
 
     Hidden while the warehouse has one listener (or only the single-user layout's null ids):
-    then every page shows every play, as before. A signed-in listener who has not opted in to
-    household views is offered only themselves, and a link to another listener's page
-    (``?user=<other>``) is refused before any page reads a play.
+    then every page shows every play to the owner and to household members, as before. A
+    signed-in listener who has not opted in to household views is offered only themselves, and
+    a link to another listener's page (``?user=<other>``) is refused before any page reads a
+    play. Such a listener with no plays in the warehouse is told so and shown nothing, with
+    one listener or several: the one listener's plays are not theirs.
     """
+    mine = listeners.own_id(viewer, home.known) if viewer is not None and not home.everyone else None
+    if mine is not None and mine not in home.ids:
+        st.session_state[SCOPE_KEY] = mine
+        st.title("No plays of yours yet")
+        st.info(
+            f"Signed in as {home.label(mine)}: this dashboard holds no plays of yours yet. They appear "
+            "after the pipeline's first run for you (`spotify-assets users add` registers a listener)."
+        )
+        st.stop()
     if not home.several:
-        st.session_state[SCOPE_KEY] = None
-        return None
+        st.session_state[SCOPE_KEY] = mine
+        return mine
     raw = st.query_params.get(USER_PARAM)
     asked = listeners.resolve(raw, home.known)
     if raw and (asked is None or asked not in home.allowed):

@@ -1,37 +1,21 @@
 """The served dashboard in a real headless browser (Debian's Chromium driven by Playwright).
 
-Streamlit runs as a subprocess on a free loopback port over the fixture warehouse; the test
-loads pages in light and dark mode, waits for the charts to draw, checks the visible text and
-leaves screenshots in ``artifacts/screenshots/`` (git-ignored) for a person to look at.
+``make dashboard`` (``fixtures/dashboard.serve_dashboard``) runs as a subprocess on a free
+loopback port over the fixture warehouse; the test loads pages in light and dark mode, waits
+for the charts to draw, checks the visible text and leaves screenshots in ``artifacts/screenshots/`` (git-ignored) for a person to look at.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+from spotify_assets_tests.fixtures.dashboard import CHROMIUM, ROOT, chromium, serve_dashboard, served_env
+
 SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.browser,
@@ -41,105 +25,47 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def _serve(snapshot: Path, **extra_env: str) -> Iterator[str]:
-    """``streamlit run`` on a free loopback port over ``snapshot``; yields the base URL."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "SPOTIFY_WAREHOUSE_SNAPSHOT": str(snapshot),
-        "SPOTIFY_TIMEZONE": "UTC",
-        "SPOTIFY_DEPLOYMENT": "local",
-        **extra_env,
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app" / "streamlit_app.py"),
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.fileWatcherType",
-            "none",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.read().decode().strip() == "ok":
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("streamlit did not become healthy")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+def _serve(tmp: pytest.TempPathFactory, snapshot: Path, **extra_env: str) -> Iterator[str]:
+    """The real dashboard over ``snapshot`` (times in UTC); yields the base URL."""
+    env = served_env(SPOTIFY_WAREHOUSE_SNAPSHOT=str(snapshot), SPOTIFY_TIMEZONE="UTC", **extra_env)
+    with serve_dashboard(env, tmp.mktemp("served") / "dashboard.log") as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
-def served_dashboard(dashboard_snapshot: Path) -> Iterator[str]:
-    with _serve(dashboard_snapshot) as url:
+def served_dashboard(dashboard_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serve(tmp_path_factory, dashboard_snapshot) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def served_household(household_snapshot: Path) -> Iterator[str]:
+def served_household(household_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Alice and Bob in one warehouse, labelled from the users registry beside it."""
-    with _serve(household_snapshot, SPOTIFY_DATA_DIR=str(household_snapshot.parent)) as url:
+    with _serve(tmp_path_factory, household_snapshot, SPOTIFY_DATA_DIR=str(household_snapshot.parent)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def served_first_day(dashboard_snapshot_first_day: Path) -> Iterator[str]:
-    with _serve(dashboard_snapshot_first_day) as url:
+def served_first_day(
+    dashboard_snapshot_first_day: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with _serve(tmp_path_factory, dashboard_snapshot_first_day) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def served_empty_dashboard(dashboard_snapshot_empty: Path) -> Iterator[str]:
-    with _serve(dashboard_snapshot_empty) as url:
+def served_empty_dashboard(
+    dashboard_snapshot_empty: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with _serve(tmp_path_factory, dashboard_snapshot_empty) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _open(browser, url: str, scheme: str):  # type: ignore[no-untyped-def]

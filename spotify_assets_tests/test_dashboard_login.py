@@ -2,44 +2,49 @@
 
 * Served beyond loopback without a complete login, ``make dashboard`` (``app/serve.py``) does
   not start and names what to set; nothing listens.
-* With one, the real dashboard (``app/serve.py`` over the fixture warehouse) is opened in real
-  Chromium against a real OpenID Connect provider on loopback (``oidc-provider-mock``): a
-  visitor not signed in sees no plays on any address (``/top`` opened by URL), an allowed
-  account signs in and sees its listener's pages, a refused account is told so and sees none.
+* With one, the real dashboard (``app/serve.py`` over Alice's and Bob's plays, the users
+  registry beside them) is opened in real Chromium against a real OpenID Connect provider on
+  loopback (``oidc-provider-mock``): a visitor not signed in sees no plays on any address
+  (``/top`` opened by URL); Alice's account sees her plays and none of Bob's, and cannot open
+  his pages or Compare by URL; Bob, who opted in to household views, can open hers and
+  Compare; Carol's account (allowed, no plays) sees nobody's; a refused account is told so.
+* With one listener in the warehouse, an account mapped to another listener sees none of the
+  one listener's plays (AppTest through the viewer hook).
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import contextlib
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.auth import AUTH_KEYS, SECRETS_ENV, accounts, may_see_household, problems
-from spotify_assets_tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
+from spotify_assets_tests.fixtures.dashboard import (
+    ROOT,
+    build_dashboard_warehouse,
+    chromium,
+    household_plays,
+    serve_dashboard,
+    served_env,
+    write_registry,
+)
+from spotify_assets_tests.fixtures.sockets import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+#: Alice's account sees her own plays only; Bob opted in to household views; Carol is allowed
+#: but has no plays in the warehouse; Mallory is not listed.
 ALLOWED = "alice@example.org"
+HOUSEHOLD_MEMBER = "bob@example.org"
+NO_PLAYS = "carol@example.org"
 REFUSED = "mallory@example.org"
-#: On the Top page of the fixture warehouse, only for a viewer allowed to see the plays.
+#: On Alice's Top page (her top track; Bob played it too).
 PLAYS_TEXT = "Northern Glass"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "STREAMLIT_"))}
-    return env | {"SPOTIFY_DEPLOYMENT": "local", **extra}
+#: Bob's own artist (Alice never played it), and Alice's (Bob never played it).
+BOBS_ARTIST = "Ivy Coast"
+ALICES_ARTIST = "Dune Radio"
 
 
 def _secrets(folder: Path, port: int, issuer: str, mode: int = 0o600) -> Path:
@@ -52,9 +57,11 @@ def _secrets(folder: Path, port: int, issuer: str, mode: int = 0o600) -> Path:
         'client_secret = "test-client-secret"\n'
         f'server_metadata_url = "{issuer}/.well-known/openid-configuration"\n'
         "[accounts]\n"
-        f'"{ALLOWED}" = "me"\n'
+        f'"{ALLOWED}" = "alice"\n'
+        f'"{HOUSEHOLD_MEMBER}" = "bob"\n'
+        f'"{NO_PLAYS}" = "carol"\n'
         "[household]\n"
-        'listeners = ["me"]\n'
+        'listeners = ["bob"]\n'
     )
     path.chmod(mode)
     return path
@@ -72,20 +79,20 @@ def _serve(env: dict[str, str], port: int) -> subprocess.CompletedProcess[str]:
 
 
 def test_shared_without_a_login_it_refuses_to_start_and_says_what_to_set(tmp_path: Path) -> None:
-    port = _free_port()
-    refused = _serve(_env(SPOTIFY_DASHBOARD_ADDRESS="0.0.0.0"), port)
+    port = free_port()
+    refused = _serve(served_env(SPOTIFY_DASHBOARD_ADDRESS="0.0.0.0"), port)
     assert refused.returncode == 2
     assert f"not serving on 0.0.0.0: {SECRETS_ENV} is not set" in refused.stderr
     assert all(key in refused.stderr for key in AUTH_KEYS) and "[accounts]" in refused.stderr
 
     readable = _secrets(tmp_path, port, "http://127.0.0.1:9", mode=0o644)
-    refused = _serve(_env(SPOTIFY_DASHBOARD_ADDRESS="0.0.0.0", **{SECRETS_ENV: str(readable)}), port)
+    refused = _serve(served_env(SPOTIFY_DASHBOARD_ADDRESS="0.0.0.0", **{SECRETS_ENV: str(readable)}), port)
     assert refused.returncode == 2 and f"chmod 600 {readable}" in refused.stderr
 
     incomplete = tmp_path / "incomplete.toml"
     incomplete.write_text('[auth]\nclient_id = "x"\n')
     incomplete.chmod(0o600)
-    refused = _serve(_env(SPOTIFY_DASHBOARD_ADDRESS="0.0.0.0", **{SECRETS_ENV: str(incomplete)}), port)
+    refused = _serve(served_env(SPOTIFY_DASHBOARD_ADDRESS="0.0.0.0", **{SECRETS_ENV: str(incomplete)}), port)
     assert refused.returncode == 2
     assert (
         "[auth] client_secret is not set" in refused.stderr
@@ -121,68 +128,26 @@ def oidc_issuer() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def login_dashboard(
-    dashboard_snapshot: Path, oidc_issuer: str, tmp_path_factory: pytest.TempPathFactory
+    household_snapshot: Path, oidc_issuer: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The real ``make dashboard`` on loopback with a login configured."""
-    port = _free_port()
+    """The real ``make dashboard`` on loopback with a login configured, over Alice's and Bob's plays."""
+    port = free_port()
     folder = tmp_path_factory.mktemp("login")
     secrets = _secrets(folder, port, oidc_issuer)
-    env = _env(
-        SPOTIFY_WAREHOUSE_SNAPSHOT=str(dashboard_snapshot),
+    env = served_env(
+        SPOTIFY_WAREHOUSE_SNAPSHOT=str(household_snapshot),
+        SPOTIFY_DATA_DIR=str(household_snapshot.parent),
         SPOTIFY_TIMEZONE="UTC",
         **{SECRETS_ENV: str(secrets)},
     )
-    log = folder / "dashboard.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.serve",
-                "--server.port",
-                str(port),
-                "--server.fileWatcherType",
-                "none",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.read().decode().strip() == "ok":
-                        break
-            except OSError:
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+    with serve_dashboard(env, folder / "dashboard.log", port) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("needs Debian's chromium (scripts/test-services.sh)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _wait_text(page, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -190,43 +155,85 @@ def _wait_text(page, text: str) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_function(f"!!document.body && document.body.innerText.includes({text!r})", timeout=60_000)
 
 
-def _sign_in(browser, base: str, email: str):  # type: ignore[no-untyped-def]
-    """Open ``/top`` by URL, see no plays, sign in at the provider as ``email``."""
+@contextlib.contextmanager
+def _signed_in(browser, base: str, email: str, greeting: str | None = None):  # type: ignore[no-untyped-def]
+    """Open ``/top`` by URL, see no plays, sign in at the provider as ``email``; yields the page
+    once it shows ``greeting`` (default: "Signed in as <email>"), in a context of its own."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(f"{base}/top", wait_until="domcontentloaded")
-    _wait_text(page, "Sign in to see it")
-    assert PLAYS_TEXT not in page.inner_text("body")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_selector("input[name=sub]", timeout=60_000)  # the provider's own form
-    page.fill("input[name=sub]", email)
-    page.get_by_role("button", name="Authorize").click()
-    return context, page
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/top", wait_until="domcontentloaded")
+        _wait_text(page, "Sign in to see it")
+        assert PLAYS_TEXT not in page.inner_text("body")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_selector("input[name=sub]", timeout=60_000)  # the provider's own form
+        page.fill("input[name=sub]", email)
+        page.get_by_role("button", name="Authorize").click()
+        _wait_text(page, greeting or f"Signed in as {email}")
+        yield page
+    finally:
+        context.close()
+
+
+def _body(page) -> str:  # type: ignore[no-untyped-def]
+    page.wait_for_timeout(1500)  # let the page finish drawing before judging what it lacks
+    return str(page.inner_text("body"))
 
 
 @pytest.mark.browser
 def test_an_allowed_account_signs_in_and_sees_its_plays(login_dashboard: str, browser) -> None:
-    context, page = _sign_in(browser, login_dashboard, ALLOWED)
-    try:
-        _wait_text(page, f"Signed in as {ALLOWED}")
+    with _signed_in(browser, login_dashboard, ALLOWED) as page:
         page.goto(f"{login_dashboard}/top", wait_until="domcontentloaded")
         _wait_text(page, PLAYS_TEXT)
-        assert "Not shared" not in page.inner_text("body")
-    finally:
-        context.close()
+        _wait_text(page, ALICES_ARTIST)
+        body = _body(page)
+        assert "Not shared" not in body and BOBS_ARTIST not in body  # her plays, not bob's
+
+
+@pytest.mark.browser
+def test_a_listener_cannot_open_another_listeners_pages_by_url(login_dashboard: str, browser) -> None:
+    with _signed_in(browser, login_dashboard, ALLOWED) as page:
+        for path in ("top?user=bob", "top?user=sandbox-bob", "?user=bob", "compare", "compare?user=bob"):
+            page.goto(f"{login_dashboard}/{path}", wait_until="domcontentloaded")
+            _wait_text(page, "Not shared with you")
+            body = _body(page)
+            assert BOBS_ARTIST not in body and PLAYS_TEXT not in body, (path, body)
+
+
+@pytest.mark.browser
+def test_a_household_member_opens_another_listeners_pages_and_compare(login_dashboard: str, browser) -> None:
+    with _signed_in(browser, login_dashboard, HOUSEHOLD_MEMBER) as page:
+        page.goto(f"{login_dashboard}/top?user=alice", wait_until="domcontentloaded")
+        _wait_text(page, ALICES_ARTIST)
+        assert "Not shared" not in _body(page)
+        page.goto(f"{login_dashboard}/compare?user=bob&with=alice", wait_until="domcontentloaded")
+        _wait_text(page, "Taste overlap")
+        assert "Not shared" not in _body(page)
+
+
+@pytest.mark.browser
+def test_an_allowed_account_without_plays_sees_nobody_elses(login_dashboard: str, browser) -> None:
+    with _signed_in(browser, login_dashboard, NO_PLAYS) as page:
+        for path in ("", "top", "top?user=alice", "compare"):
+            page.goto(f"{login_dashboard}/{path}", wait_until="domcontentloaded")
+            _wait_text(page, "Signed in as")
+            body = _body(page)
+            assert "No plays of yours yet" in body or "Not shared with you" in body, (path, body)
+            assert PLAYS_TEXT not in body and BOBS_ARTIST not in body and ALICES_ARTIST not in body, (
+                path,
+                body,
+            )
 
 
 @pytest.mark.browser
 def test_a_refused_account_is_told_and_sees_no_plays(login_dashboard: str, browser) -> None:
-    context, page = _sign_in(browser, login_dashboard, REFUSED)
-    try:
-        _wait_text(page, f"This dashboard is not shared with {REFUSED}")
+    with _signed_in(
+        browser, login_dashboard, REFUSED, f"This dashboard is not shared with {REFUSED}"
+    ) as page:
         page.goto(f"{login_dashboard}/top", wait_until="domcontentloaded")
         _wait_text(page, "Not shared with this account")
         page.wait_for_timeout(1500)
         assert PLAYS_TEXT not in page.inner_text("body")
-    finally:
-        context.close()
 
 
 def test_a_bare_streamlit_run_beyond_loopback_shows_nothing_without_a_login(
@@ -244,3 +251,40 @@ def test_a_bare_streamlit_run_beyond_loopback_shows_nothing_without_a_login(
         config.set_option("server.address", None)
     assert [e.value for e in at.error] and SECRETS_ENV in at.error[0].value
     assert not at.metric and not at.exception
+
+
+@pytest.fixture(scope="module")
+def one_listener_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Only Alice's plays in the warehouse (Bob registered, no plays yet), the registry beside it."""
+    plays = household_plays()
+    folder = tmp_path_factory.mktemp("dash_one_listener")
+    snapshot = build_dashboard_warehouse(folder, plays[plays["user_id"] == "sandbox-alice"])
+    write_registry(folder)
+    return snapshot
+
+
+@pytest.mark.parametrize(
+    ("listener", "household", "sees"),
+    [("bob", False, False), ("carol", False, False), ("alice", False, True), ("bob", True, True)],
+)
+def test_with_one_listener_in_the_warehouse_an_account_sees_only_its_own(
+    dashboard_env: pytest.MonkeyPatch, one_listener_snapshot: Path, listener: str, household: bool, sees: bool
+) -> None:
+    """One listener's plays are not everyone's: an account mapped to a listener without plays
+    (registered or not) is told so and shown nothing; household members see them, as before."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.auth import VIEWER_KEY, Viewer
+
+    dashboard_env.setenv("SPOTIFY_WAREHOUSE_SNAPSHOT", str(one_listener_snapshot))
+    dashboard_env.setenv("SPOTIFY_DATA_DIR", str(one_listener_snapshot.parent))
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=60)
+    at.session_state[VIEWER_KEY] = Viewer(f"{listener}@example.org", listener, household)
+    at.run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    if sees:
+        assert metrics.get("Plays") == "232", metrics
+    else:
+        assert [t.value for t in at.title] == ["No plays of yours yet"]
+        assert not at.metric

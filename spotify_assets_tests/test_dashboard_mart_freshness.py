@@ -13,6 +13,8 @@ import pytest
 
 from spotify_assets.definitions import defs
 from spotify_assets.imports.command import import_command
+from spotify_assets.partitions import USERS_PARTITIONS_NAME
+from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID
 from spotify_sandbox.exports import generate_export
 
 TOP_TEN = dg.AssetKey("top_ten_tracks")
@@ -32,35 +34,47 @@ def test_the_automation_sensor_is_on_by_default_and_targets_the_mart():
     assert {k.to_user_string() for k in graph.get(TOP_TEN).parent_keys} == {"bq_plays", "history_import"}
 
 
+def _write(instance: dg.DagsterInstance, writer: str) -> str | None:
+    """Report a write by ``writer``: ``bq_plays`` is partitioned by listener, so its write names one."""
+    partition = None
+    if writer == "bq_plays":
+        partition = DEFAULT_USER_ID
+        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [partition])
+    instance.report_runless_asset_event(dg.AssetMaterialization(writer, partition=partition))
+    return partition
+
+
 @pytest.mark.parametrize("writer", ["history_import", "bq_plays"])
 def test_any_write_to_the_plays_table_requests_the_top_ten_once(writer):
     with dg.DagsterInstance.ephemeral() as instance:
         n, cursor = _requested(instance, None)
         assert n == 0  # nothing happened yet
-        instance.report_runless_asset_event(dg.AssetMaterialization(writer))
+        _write(instance, writer)
         n, cursor = _requested(instance, cursor)
         assert n == 1
         n, cursor = _requested(instance, cursor)
         assert n == 0  # handled: not requested again on the next tick
-        instance.report_runless_asset_event(dg.AssetMaterialization(writer))
+        _write(instance, writer)
         n, cursor = _requested(instance, cursor)
         assert n == 1  # a second import: once more
 
 
-def test_a_failed_blocking_check_on_the_plays_holds_the_mart_back():
+@pytest.mark.parametrize("passed", [True, False])
+def test_a_failed_blocking_check_on_the_plays_holds_the_mart_back(passed):
     with dg.DagsterInstance.ephemeral() as instance:
         _, cursor = _requested(instance, None)
-        instance.report_runless_asset_event(dg.AssetMaterialization("bq_plays"))
+        partition = _write(instance, "bq_plays")
         instance.report_runless_asset_event(
             dg.AssetCheckEvaluation(
                 asset_key=dg.AssetKey("bq_plays"),
                 check_name="play_key_unique",
-                passed=False,
+                passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
+                partition=partition,
             )
         )
         n, _ = _requested(instance, cursor)
-        assert n == 0
+        assert n == (1 if passed else 0)  # the passing case shows the write alone would request it
 
 
 def test_the_import_command_reports_its_write_to_dagster(tmp_path, monkeypatch):

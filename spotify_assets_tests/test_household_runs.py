@@ -21,10 +21,10 @@ from spotify_assets.assets import PIPELINE_GRAPH
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets.spotify.normalize import normalize_recently_played
-from spotify_assets.users.command import register
-from spotify_assets.users.registry import User, UserRegistry
+from spotify_assets.users.registry import User
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, add_partition_to_home, materialize_user
-from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SandboxServer
+from spotify_assets_tests.fixtures.sandbox import register_listeners
+from spotify_sandbox import SandboxServer
 from spotify_sandbox.resource import SandboxSpotifyResource
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -35,19 +35,7 @@ UP_TO_WAREHOUSE_SKIPPED = sorted(UP_TO_WAREHOUSE[1:])
 
 
 def _register(sandbox: SandboxServer, data_dir: Path, *names: str) -> list[User]:
-    registry = UserRegistry(data_dir / "users")
-    return [
-        register(
-            registry,
-            name,
-            sandbox.issue_refresh_token(name),
-            client_id=SANDBOX_CLIENT_ID,
-            client_secret=SANDBOX_CLIENT_SECRET,
-            api_url=sandbox.url,
-            accounts_url=sandbox.url,
-        )
-        for name in names
-    ]
+    return register_listeners(sandbox, data_dir / "users", *names)
 
 
 def _run(

@@ -167,9 +167,9 @@ def _confirmed(args: argparse.Namespace, user: User) -> bool:
 
 
 @contextlib.contextmanager
-def _stores(data: Path) -> Iterator[tuple[WarehouseResource, LakeResource, Path | None]]:
+def _stores(data: Path) -> Iterator[tuple[WarehouseResource, LakeResource, LakeResource]]:
     """The active deployment's warehouse and lake (as ``rebuild-warehouse`` builds them), and the
-    local handoff folder (None in the cloud, where handoff files are a GCS prefix of their own)."""
+    store of the handoff files (``handoff/`` locally, the bucket's ``dagster/`` prefix in the cloud)."""
     from spotify_assets.settings import deployment, handoff_root, warehouse_path
 
     if deployment() == "cloud":
@@ -181,8 +181,13 @@ def _stores(data: Path) -> Iterator[tuple[WarehouseResource, LakeResource, Path 
         if missing:
             raise UserError(f"cloud mode needs {', '.join(missing)}")
         cloud = cloud_resources()
-        with dg.build_resources({k: cloud[k] for k in ("warehouse", "lake")}) as built:
-            yield built.warehouse, built.lake, None
+        stores = {
+            "warehouse": cloud["warehouse"],
+            "lake": cloud["lake"],
+            "handoff": cloud["io_manager"].store,
+        }
+        with dg.build_resources(stores) as built:
+            yield built.warehouse, built.lake, built.handoff
         return
     from spotify_assets.resources.lake import LocalLakeResource
     from spotify_assets.resources.warehouse import DuckDBWarehouseResource
@@ -190,7 +195,7 @@ def _stores(data: Path) -> Iterator[tuple[WarehouseResource, LakeResource, Path 
     yield (
         DuckDBWarehouseResource(path=str(warehouse_path({"SPOTIFY_DATA_DIR": str(data)}))),
         LocalLakeResource(root=str(data / "lake")),
-        handoff_root(data),
+        LocalLakeResource(root=str(handoff_root(data))),
     )
 
 
@@ -216,10 +221,11 @@ def _remove(args: argparse.Namespace, data: Path) -> int:
         from google.api_core.exceptions import Forbidden
 
         from spotify_assets.users.deletion import delete_user_data
+        from spotify_assets.users.run_history import InstanceBusyError
 
         try:
             with _stores(data) as (warehouse, lake, handoff):
-                deletion = delete_user_data(user.user_id, warehouse, lake, handoff)
+                deletion = delete_user_data(user.user_id, warehouse, lake, handoff, dagster_home(data))
         except Forbidden as exc:
             print(
                 f"spotify-assets users remove: the bucket refused a deletion ({exc.message}). The "
@@ -231,6 +237,9 @@ def _remove(args: argparse.Namespace, data: Path) -> int:
         except UserError as exc:
             print(f"spotify-assets users remove: {exc}", file=sys.stderr)
             return 2
+        except InstanceBusyError as exc:
+            print(f"spotify-assets users remove: {exc}", file=sys.stderr)
+            return 1
         print(deletion.render())
     try:
         registry.remove(user.name)

@@ -4,7 +4,10 @@ Everything the platform keeps of one person goes: their plays in the warehouse (
 published snapshot, re-published from a rewritten file), their folders in the lake
 (``lake_layout.user_dir`` of every kind: Parquet and CSV batches, raw API pages, quarantined
 pages, import records), the raw copies of the export files imported for them with their
-redaction records and quarantined rows, and the local handoff files that hold their rows.
+redaction records and quarantined rows, the handoff files that hold their rows (a folder
+locally, the bucket's ``dagster/`` prefix in the cloud), and
+their runs in the Dagster instance (``users/run_history.py``: run records, event logs, compute
+logs, the sensor's cursor entry, their partition; the SQLite files compacted).
 
 The raw copies sit under the file's hash, not under a user (``landing.raw_copy_path``): one file
 imported for two people is one copy. Whose a copy is comes from the import records
@@ -18,7 +21,7 @@ pipeline's service account does not have (terraform/iam.tf): run it with a bucke
 credentials (``gcloud auth application-default login``).
 
 The steps are ordered so that a run cut short is finished by the next one: the lake files
-first, then the warehouse, then the handoff files, and the import records last (they are what
+first, then the warehouse, then the handoff files and the Dagster runs, and the import records last (they are what
 says whose the shared copies are). Nothing found is a report of zeros.
 """
 
@@ -41,6 +44,7 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets.users.adoption import ADOPTION_PATH, legacy_owner
+from spotify_assets.users.run_history import InstanceBusyError, delete_run_history, unfinished_runs
 
 #: The lake's per-listener kinds (``lake_layout.user_dir``); import records go last, separately.
 USER_KINDS = ("plays", "plays_csv", "raw/recently_played", "quarantine/recently_played")
@@ -58,10 +62,12 @@ class Deletion:
     #: Raw export copies kept because another listener imported the same file too.
     shared_exports_kept: int = 0
     handoff_files: int = 0
+    #: What went from the Dagster instance (``users/run_history.py``), by kind.
+    dagster: Counter[str] = field(default_factory=Counter)
 
     @property
     def nothing(self) -> bool:
-        return not (self.warehouse_rows or self.lake_files or self.handoff_files)
+        return not (self.warehouse_rows or self.lake_files or self.handoff_files or self.dagster)
 
     def render(self) -> str:
         lines = [f"Deleted the data of Spotify user {self.user_id}:"]
@@ -69,13 +75,17 @@ class Deletion:
         for what in sorted(self.lake_files):
             lines.append(f"  lake {what:<16} {self.lake_files[what]:>8,} files")
         lines.append(f"  handoff files         {self.handoff_files:>8,}")
+        for what in sorted(self.dagster):
+            lines.append(f"  dagster {what:<13} {self.dagster[what]:>8,}")
         if self.shared_exports_kept:
             lines.append(
                 f"  kept {self.shared_exports_kept} raw export copies another listener imported too "
                 "(they go with the last of them)"
             )
         if self.nothing:
-            lines.append("  nothing to delete: no play, lake file or handoff file of theirs was found")
+            lines.append(
+                "  nothing to delete: no play, lake file, handoff file or Dagster run of theirs was found"
+            )
         return "\n".join(lines)
 
 
@@ -135,10 +145,9 @@ def _legacy_files(lake: LakeResource) -> list[tuple[str, str]]:
     return found
 
 
-def _holds_user(path: Path, user_id: str) -> bool:
+def _holds_user(path: str, data: bytes, user_id: str) -> bool:
     """Whether a handoff file holds a row of ``user_id`` (a ``user_id`` value or a key of theirs)."""
-    data = path.read_bytes()
-    if path.suffix != ".parquet":
+    if not path.endswith(".parquet"):
         return user_id.encode() in data
     table = pq.read_table(io.BytesIO(data))
     prefix = f"{user_id}|"
@@ -153,9 +162,26 @@ def _holds_user(path: Path, user_id: str) -> bool:
 
 
 def delete_user_data(
-    user_id: str, warehouse: WarehouseResource, lake: LakeResource, handoff: Path | None = None
+    user_id: str,
+    warehouse: WarehouseResource,
+    lake: LakeResource,
+    handoff: LakeResource | None = None,
+    dagster_home: Path | None = None,
 ) -> Deletion:
-    """Delete ``user_id``'s plays and files (see the module docstring); idempotent."""
+    """Delete ``user_id``'s plays and files (see the module docstring); idempotent.
+
+    ``handoff``: the store the assets hand data through (``io_managers/``: ``handoff/`` locally,
+    the bucket's ``dagster/`` prefix in the cloud); its files holding their rows go.
+    ``dagster_home``: the Dagster instance whose runs, event logs, sensor cursor and partition
+    of theirs go too (``users/run_history.py``); None leaves the instance alone.
+    """
+    if dagster_home is not None:
+        going = unfinished_runs(dagster_home, user_id)
+        if going:
+            raise InstanceBusyError(
+                f"{len(going)} run(s) of {user_id} have not finished ({', '.join(going)}): wait for "
+                "them or cancel them in the Dagster UI, then run this again; nothing was deleted"
+            )
     report = Deletion(user_id)
     owners = _export_owners(lake, warehouse)
     is_legacy_owner = legacy_owner(lake) == user_id
@@ -175,11 +201,14 @@ def delete_user_data(
 
     report.warehouse_rows = warehouse.delete_user(user_id)
 
-    if handoff is not None and handoff.exists():
-        for file in sorted(p for p in handoff.rglob("*") if p.is_file()):
-            if _holds_user(file, user_id):
-                file.unlink()
+    if handoff is not None:
+        for path in handoff.list():
+            if _holds_user(path, handoff.read_bytes(path), user_id):
+                handoff.remove(path)
                 report.handoff_files += 1
+
+    if dagster_home is not None:
+        report.dagster = delete_run_history(dagster_home, user_id)
 
     for path in lake.list(user_dir(IMPORTS_KIND, user_id)):
         with contextlib.suppress(FileNotFoundError):
