@@ -97,6 +97,37 @@ def _repoint_asset_index(instance: dg.DagsterInstance, deleted: set[str]) -> int
     return changed
 
 
+def _delete_runless_events(instance: dg.DagsterInstance, user_id: str) -> int:
+    """Delete the events recorded without a run for ``user_id``'s partition; returns how many.
+
+    ``spotify-assets import`` reports its write to ``bq_plays`` as a runless materialization of
+    the user's partition (``imports/command.py``), which ``delete_run`` never reaches. No public
+    API deletes one event (``wipe_asset_partitions`` raises on SQL storage in 1.13.27), so this
+    deletes the rows through the storage's own table definitions: in the index and, on SQLite,
+    in the shard of runless events (run id ``""``).
+    """
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import AssetEventTagsTable, SqlEventLogStorageTable
+
+    table = SqlEventLogStorageTable
+    where = db.and_(table.c.run_id == "", table.c.partition == user_id)
+    storage = instance.event_log_storage
+    connections = [storage.index_connection]  # type: ignore[attr-defined]
+    if hasattr(storage, "run_connection"):
+        connections.append(lambda: storage.run_connection(""))  # type: ignore[attr-defined]
+    deleted = 0
+    for i, connect in enumerate(connections):
+        with connect() as conn:
+            ids = [row.id for row in conn.execute(db.select(table.c.id).where(where)).fetchall()]
+            if not ids:
+                continue
+            if i == 0:
+                conn.execute(AssetEventTagsTable.delete().where(AssetEventTagsTable.c.event_id.in_(ids)))
+                deleted = len(ids)
+            conn.execute(table.delete().where(table.c.id.in_(ids)))
+    return deleted
+
+
 def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[int, int]:
     """Drop ``user_id`` from the sensor's cursor and purge the ticks naming them: (cursors, ticks)."""
     from dagster._core.scheduler.instigation import SensorInstigatorData
@@ -181,6 +212,9 @@ def delete_run_history(home: Path, user_id: str) -> Counter[str]:
         report["runs"] = len(runs)
         if runs:
             report["asset index rows"] = _repoint_asset_index(instance, runs)
+        report["runless events"] = _delete_runless_events(instance, user_id)
+        if runs or report["runless events"]:
+            instance.wipe_asset_cached_status(list(instance.get_asset_keys()))
         report["sensor cursors"], report["ticks"] = _forget_in_instigators(instance, user_id)
         if instance.has_dynamic_partition(USERS_PARTITIONS_NAME, user_id):
             instance.delete_dynamic_partition(USERS_PARTITIONS_NAME, user_id)
