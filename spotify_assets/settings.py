@@ -55,6 +55,12 @@ def users_root(data: Path | None = None) -> Path:
     return (data or data_dir()) / "users"
 
 
+def rate_limit_path(app: str, data: Path | None = None) -> Path:
+    """The app's shared Retry-After (``spotify/rate_gate.py``): every run and sensor of this
+    installation reads it before calling Spotify, so one listener's 429 holds back them all."""
+    return (data or data_dir()) / "state" / f"spotify-rate-limit-{app}.json"
+
+
 def snapshot_path_for(database: Path) -> Path:
     """The published read-only copy of a DuckDB warehouse, next to it (what the dashboard opens)."""
     return database.with_suffix(".snapshot.duckdb")

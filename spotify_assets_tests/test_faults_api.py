@@ -65,7 +65,18 @@ def test_429_storm_with_long_retry_after_fails_clearly_and_leaves_warehouse_as_i
     # One request: a 1 h Retry-After is not waited for, nor retried.
     assert pipeline_sandbox.stats()["requests"][f"GET {RECENTLY_PLAYED}"] == 2
 
+    # Spotify's limits are per app: within the hour the next run (any listener's) does not call
+    # it at all, although the sandbox would answer now (rate_gate.py).
     pipeline_sandbox.clear_faults()
+    held = run_assets(fault_resources(), UPSTREAM_OF_SPARK)
+    assert not held.success
+    assert "rate-limited this app (recently_played)" in failure_text(held)
+    assert pipeline_sandbox.stats()["requests"][f"GET {RECENTLY_PLAYED}"] == 2
+    gates = list((data_dir / "state").glob("spotify-rate-limit-*.json"))
+    assert len(gates) == 1 and "sandbox" not in gates[0].read_text()  # the endpoint, not whose
+
+    for gate in gates:  # an hour later
+        gate.unlink()
     result = run_assets(fault_resources(), UPSTREAM_OF_SPARK)
     assert result.success, failure_text(result)
     assert step_meta(result, "bq_plays")["plays_inserted"] == len(new)

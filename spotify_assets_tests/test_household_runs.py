@@ -98,6 +98,29 @@ def test_two_users_end_to_end_plays_kept_apart_and_a_rerun_adds_nothing(
     assert {u: _plays_of(warehouse, u) for u in expected} == expected
 
 
+def test_a_429_on_one_users_poll_holds_back_the_others_polls(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
+) -> None:
+    """Spotify's limits are per app: after alice's poll is told to wait an hour, bob's run does not
+    call Spotify (though the sandbox would answer him) and fails naming him and the wait; once the
+    hour is over both go on, each with exactly their own window."""
+    alice, bob = _register(pipeline_sandbox, data_dir, "alice", "bob")
+    recently_played = "/v1/me/player/recently-played"
+    before = pipeline_sandbox.stats()["requests"].get(f"GET {recently_played}", 0)
+    pipeline_sandbox.fail_next(429, count=1, path=recently_played, retry_after=3600)
+    first, second = _run(local_resources, alice), _run(local_resources, bob)
+    assert not first.success and not second.success
+    assert pipeline_sandbox.stats()["requests"][f"GET {recently_played}"] == before + 1  # alice's only
+    text = " ".join(str(e.event_specific_data) for e in second.all_events if e.is_step_failure)
+    assert "polling user bob (sandbox-bob) failed" in text and "rate-limited this app" in text, text
+
+    for gate in (data_dir / "state").glob("spotify-rate-limit-*.json"):  # an hour later
+        gate.unlink()
+    for user, name in ((alice, "alice"), (bob, "bob")):
+        assert _run(local_resources, user).success
+        assert _plays_of(local_resources["warehouse"], user.user_id) == _expected(pipeline_sandbox, user, name)
+
+
 def _skipped(result: dg.ExecuteInProcessResult) -> list[str]:
     return sorted(e.step_key or "" for e in result.all_events if e.event_type_value == "STEP_SKIPPED")
 

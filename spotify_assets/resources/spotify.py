@@ -17,8 +17,9 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from spotify_assets.settings import DEFAULT_ACCOUNTS_URL, DEFAULT_API_URL
+from spotify_assets.settings import DEFAULT_ACCOUNTS_URL, DEFAULT_API_URL, rate_limit_path
 from spotify_assets.spotify.client import HttpSpotifyClient, SpotifyClient
+from spotify_assets.spotify.rate_gate import RateGate, app_slug
 from spotify_assets.spotify.token_store import FileTokenStore, TokenStore
 
 _SECRET_FIELDS = frozenset({"client_secret", "refresh_token"})
@@ -57,6 +58,11 @@ class LiveSpotifyResource(SpotifyResource):
     timeout_s: float = 10.0
     max_retries: int = 4
     max_retry_wait_s: float = 60.0
+    share_rate_limits: bool = Field(
+        default=True,
+        description="Keep a 429's Retry-After in the data directory for every run and listener of this app "
+        "(Spotify's limits are per app); off only for a client that must not read or write the data directory.",
+    )
 
     _client: HttpSpotifyClient | None = PrivateAttr(default=None)
     _user_clients: dict[str, HttpSpotifyClient] = PrivateAttr(default_factory=dict)
@@ -84,6 +90,9 @@ class LiveSpotifyResource(SpotifyResource):
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
             max_retry_wait_s=self.max_retry_wait_s,
+            rate_gate=RateGate(rate_limit_path(app_slug(api_url, self.client_id)))
+            if self.share_rate_limits
+            else None,
         )
 
     def get_client(self) -> SpotifyClient:

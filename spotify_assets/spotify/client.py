@@ -41,6 +41,7 @@ from spotify_assets.spotify.errors import (
     SpotifyRateLimited,
     SpotifyServerError,
 )
+from spotify_assets.spotify.rate_gate import RateGate
 from spotify_assets.spotify.token_store import MemoryTokenStore, TokenStore
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class HttpSpotifyClient(SpotifyClient):
         max_pages: int = 5,
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
+        rate_gate: RateGate | None = None,
     ) -> None:
         super().__init__()
         self.client_id = client_id
@@ -176,6 +178,7 @@ class HttpSpotifyClient(SpotifyClient):
         self.max_pages = max_pages
         self._sleep = sleep
         self._session = session or requests.Session()
+        self._rate_gate = rate_gate  # the app's Retry-After, shared with every other listener's client
         self._tokens: dict[str, tuple[str, float]] = {}  # kind -> (access token, monotonic expiry)
 
     def __repr__(self) -> str:
@@ -373,6 +376,23 @@ class HttpSpotifyClient(SpotifyClient):
 
     # -- HTTP with retries --------------------------------------------------------------------------
 
+    def _wait_for_the_app(self, endpoint: str) -> None:
+        """Honour a Retry-After another listener's client recorded for this app (``rate_gate.py``)."""
+        if self._rate_gate is None:
+            return
+        wait, limited = self._rate_gate.remaining()
+        if wait <= 0:
+            return
+        if wait > self.max_retry_wait_s:
+            raise SpotifyRateLimited(
+                f"Spotify rate-limited this app ({limited}) for another {wait:.0f} s (Retry-After), more than "
+                f"max_retry_wait_s={self.max_retry_wait_s:g}; {endpoint} was not called; try again later",
+                retry_after_s=wait,
+                endpoint=endpoint,
+            )
+        log.warning("Spotify %s: the app is rate-limited (%s), waiting %.1f s first", endpoint, limited, wait)
+        self._sleep(wait)
+
     def _send(
         self,
         method: str,
@@ -392,6 +412,7 @@ class HttpSpotifyClient(SpotifyClient):
             else:
                 headers = {"Authorization": f"Bearer {self._access_token(auth)}"}
             headers["Accept"] = "application/json"
+            self._wait_for_the_app(endpoint)
             self.calls[endpoint] += 1
             try:
                 resp = self._session.request(
@@ -406,6 +427,8 @@ class HttpSpotifyClient(SpotifyClient):
             status = resp.status_code
             if status == 429:
                 wait = _retry_after_s(resp)
+                if self._rate_gate is not None:
+                    self._rate_gate.hold(wait, endpoint)
                 if wait > self.max_retry_wait_s:
                     raise SpotifyRateLimited(
                         f"Spotify rate-limited {endpoint} and asks to wait {wait:g} s (Retry-After), more than "
