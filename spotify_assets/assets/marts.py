@@ -57,7 +57,8 @@ def top_ten_tracks(
                 {str(k): int(v) for k, v in top_ten.groupby("user_id").size().items()}
             ),
             "preview": markdown_table(
-                everyone, ["rank", "track_name", "artist_names", "plays", "minutes_listened", "last_played_at"]
+                everyone,
+                ["rank", "track_name", "artist_names", "plays", "minutes_listened", "last_played_at"],
             ),
         },
     )
