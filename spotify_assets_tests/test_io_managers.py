@@ -120,6 +120,7 @@ def test_the_mart_io_manager_replaces_the_duckdb_table_and_reads_it_back(tmp_pat
         return conform(
             pd.DataFrame(
                 {
+                    "user_id": "*",
                     "rank": range(1, n + 1),
                     "track_id": [f"t{i}" for i in range(n)],
                     "plays": [10 - i for i in range(n)],
