@@ -103,7 +103,9 @@ def test_the_spark_job_ranks_a_household_read_from_bigquery_exactly(
 
     warehouse = bigquery_emulator.warehouse()
     warehouse.merge_plays(conform(pd.DataFrame(history(), columns=column_names("plays")), "plays"))
-    frame = top_ten.read_bigquery_plays(spark, warehouse.export_plays_for_spark("/unused"), log=lambda _: None)
+    frame = top_ten.read_bigquery_plays(
+        spark, warehouse.export_plays_for_spark("/unused"), log=lambda _: None
+    )
     result = top_ten.top_ten_tracks(frame, computed_at=COMPUTED_AT)
     assert [r[:-1] for r in collect(result)] == EXPECTED
 
