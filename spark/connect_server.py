@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -228,35 +227,8 @@ class SparkConnectServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
     def warm_up(self) -> float:
-        """One small top-ten job through the server; returns its seconds.
-
-        A fresh server's first job pays class loading and a cold JIT in the driver and in the
-        executors: in the compose test stack the first run's top-ten step took 31.8 s, the
-        second 7.6 s. Paying it here, before the server reports ready, gives the first pipeline
-        run the warm figure. The data is made up in memory (the job's code paths bar the Parquet
-        scan), so it needs no file that the executors of a cluster could not see.
-        """
-        from datetime import UTC, datetime, timedelta
-
-        from pyspark.sql import SparkSession
-
-        from spark.top_ten import PLAYS_INPUT_SCHEMA, top_ten_tracks
-
-        t0 = time.monotonic()
-        start = datetime(2026, 1, 1, tzinfo=UTC)
-        rows = [
-            (start + timedelta(minutes=3 * i), f"t{i % 37}", f"track {i % 37}", "artist", "album", None,
-             180_000, 170_000 + i, "track", i % 19 != 0)
-            for i in range(2_000)
-        ]  # fmt: skip
-        session = SparkSession.builder.remote(self.url).getOrCreate()
-        try:
-            with warnings.catch_warnings():  # the job's ten-row window (see spark/top_ten.py)
-                warnings.filterwarnings("ignore", message=".*No Partition Defined for Window operation")
-                top_ten_tracks(session.createDataFrame(rows, PLAYS_INPUT_SCHEMA)).toPandas()
-        finally:
-            session.stop()
-        return time.monotonic() - t0
+        """One small top-ten job through this server (:func:`warm_up`); returns its seconds."""
+        return warm_up(self.url)
 
     def __enter__(self) -> SparkConnectServer:
         self.start()
@@ -267,6 +239,36 @@ class SparkConnectServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def warm_up(url: str) -> float:
+    """One small top-ten job through the Connect server at ``url``; returns its seconds.
+
+    A fresh server's first job pays class loading and a cold JIT in the driver and in the
+    executors: in the compose test stack the first run's top-ten step took 31.8 s, the
+    second 7.6 s. Paying it here, before the server reports ready, gives the first pipeline
+    run the warm figure. The data is made up in memory (the job's code paths bar the Parquet
+    scan), so it needs no file that the executors of a cluster could not see.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from pyspark.sql import SparkSession
+
+    from spark.top_ten import PLAYS_INPUT_SCHEMA, top_ten_tracks
+
+    t0 = time.monotonic()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        (f"u{i % 2}", start + timedelta(minutes=3 * i), f"t{i % 37}", f"track {i % 37}", "artist", "album",
+         None, 180_000, 170_000 + i, "track", i % 19 != 0)
+        for i in range(2_000)
+    ]  # fmt: skip
+    session = SparkSession.builder.remote(url).getOrCreate()
+    try:
+        top_ten_tracks(session.createDataFrame(rows, PLAYS_INPUT_SCHEMA)).toPandas()
+    finally:
+        session.stop()
+    return time.monotonic() - t0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -196,3 +196,18 @@ def test_a_given_token_is_used_and_none_means_none() -> None:
     assert SparkConnectServer(token=False, port=15002).url == "sc://localhost:15002"
     generated = SparkConnectServer(port=15002).token
     assert generated and generated != SparkConnectServer(port=15002).token
+
+
+def test_the_warm_up_job_runs_on_the_server(spark_connect_server: SparkConnectServer) -> None:
+    """What ``make dev`` and the compose stack run before they report the server ready: one small
+    top-ten job, in a process of its own (this one holds the classic shared session)."""
+    code = "import sys; from spark.connect_server import warm_up; print(warm_up(sys.argv[1]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, spark_connect_server.url],
+        env=client_env(spark_connect_server.url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert float(proc.stdout.strip().splitlines()[-1]) > 0

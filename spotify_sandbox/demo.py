@@ -259,13 +259,22 @@ def _start_spark_connect() -> SparkConnectServer | None:
 
 
 def _report_spark_connect(server: SparkConnectServer) -> None:
-    """Say when the server is up (or why not); runs use it from then on."""
+    """Say when the server is up and warmed up (or why not); runs use it from then on.
+
+    The warm-up is one small top-ten job (``SparkConnectServer.warm_up``), as the compose
+    stack's server runs before it reports healthy: a fresh server's first job pays class
+    loading and a cold JIT, which otherwise lands on the first hourly run.
+    """
     from spark.connect_server import ConnectServerError
 
     try:
         server.wait_ready(timeout_s=180)
+        try:
+            warm = f"warmed up in {server.warm_up():.1f}s"
+        except Exception as exc:  # a failed warm-up leaves a usable server; runs still try it
+            warm = f"warm-up failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         print(
-            f"Spark Connect server (warm Spark for every run) at {redact(server.url)}, log {server.log_path}"
+            f"Spark Connect server (warm Spark for every run) at {redact(server.url)}, {warm}, log {server.log_path}"
         )
     except ConnectServerError as exc:
         print(
