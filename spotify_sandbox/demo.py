@@ -271,6 +271,8 @@ def _report_spark_connect(server: SparkConnectServer) -> None:
         server.wait_ready(timeout_s=180)
         try:
             warm = f"warmed up in {server.warm_up():.1f}s"
+        except _StopRequested:
+            raise
         except Exception as exc:  # a failed warm-up leaves a usable server; runs still try it
             warm = f"warm-up failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         print(
