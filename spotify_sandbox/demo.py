@@ -170,7 +170,7 @@ def demo_command(argv: list[str]) -> int:
                     f"{report.rows_read} rows, {report.added} added, {report.duplicates} already present."
                 )
         from spotify_assets.definitions import defs
-        from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
+        from spotify_assets.schema import ALL_LISTENERS, PLAYS_TABLE, TOP_TEN_TABLE
 
         print(f"Data directory: {data_dir()}")
         job = defs.resolve_job_def("spotify_pipeline")
@@ -201,7 +201,7 @@ def demo_command(argv: list[str]) -> int:
         plays = warehouse.count(PLAYS_TABLE)
         top = warehouse.query(
             f"SELECT rank, track_name, artist_names, plays, round(minutes_listened, 1) AS minutes, last_played_at "
-            f"FROM {TOP_TEN_TABLE} ORDER BY rank"
+            f"FROM {TOP_TEN_TABLE} WHERE user_id = '{ALL_LISTENERS}' ORDER BY rank"
         )
         print(f"\n{PLAYS_TABLE}: {plays} plays in the warehouse. Top ten tracks:\n")
         print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
