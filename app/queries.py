@@ -32,6 +32,7 @@ import sqlglot
 from sqlglot import exp
 
 from spotify_assets.schema import (
+    ALL_LISTENERS,
     FEATURES_TABLE,
     META_TABLE,
     PLAYS_TABLE,
@@ -421,13 +422,18 @@ WHERE p.is_play AND p.content_type = 'track' AND ({period.sql("p.played_at")}) A
     }
 
 
-def top_ten_mart_query() -> dict[str, str]:
-    """The Spark mart, and how many plays it was computed over against how many there are now.
+def top_ten_mart_query(user_id: str | None = None) -> dict[str, str]:
+    """The Spark mart of one scope, and how many plays it was computed over against how many
+    there are now.
 
-    The plays the mart saw are those ingested before it was computed and counted by the Spark
-    job's own rule (``spark/top_ten.py``: a play of a track with an id); the difference is
+    ``user_id`` None is everyone (the mart's ``ALL_LISTENERS`` rows), else that listener's own
+    rows. The plays the mart saw are those ingested before it was computed and counted by the
+    Spark job's own rule (``spark/top_ten.py``: a play of a track with an id); the difference is
     what has arrived since, until the automation condition on ``top_ten_tracks`` reruns it.
+    Run through ``Context.fetch``, the plays here are the listener's alone (``for_listener``);
+    everyone's count includes plays of no known listener, as the job's ranking does.
     """
+    scope = exp.Literal.string(user_id or ALL_LISTENERS).sql(dialect="duckdb")
     return {
         # Covers of imported tracks come from the lookups, as on the other tabs.
         "top_ten": f"""SELECT rank, track_id, track_name, artist_names, album_name,
@@ -436,8 +442,9 @@ def top_ten_mart_query() -> dict[str, str]:
 FROM {TOP_TEN_TABLE} AS t
 LEFT JOIN {lookups()} AS m
   ON m.m_track_id = t.track_id
+WHERE t.user_id = {scope}
 ORDER BY rank""",
-        "mart_input": f"""WITH m AS (SELECT max(computed_at) AS computed_at FROM {TOP_TEN_TABLE})
+        "mart_input": f"""WITH m AS (SELECT max(computed_at) AS computed_at FROM {TOP_TEN_TABLE} WHERE user_id = {scope})
 SELECT max(m.computed_at) AS computed_at,
   sum(CASE WHEN p.ingested_at <= m.computed_at THEN 1 ELSE 0 END) AS seen, count(*) AS now
 FROM {PLAYS_TABLE} AS p CROSS JOIN m
@@ -653,6 +660,7 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
         ("overview", overview_queries(tz, period, previous_period(period))),
         ("top", top_queries(tz, period, previous=previous_period(period))),
         ("top_ten", top_ten_mart_query()),
+        ("top_ten_listener", top_ten_mart_query("al'ice")),
         ("pending", pending_lookups_query(period)),
         ("mood", mood_queries(tz, period)),
         ("discovery", discovery_queries(tz)),

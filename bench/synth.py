@@ -14,12 +14,16 @@ import duckdb
 from spotify_assets.schema import column_names
 
 
-def plays_sql(n: int, end: datetime, seed: int = 7) -> str:
+def plays_sql(n: int, end: datetime, seed: int = 7, users: int = 0) -> str:
     """A SELECT of ``n`` plays (plays.json columns) ending just before ``end``, ~3 minutes apart.
 
     Track popularity is skewed (a power law over ~n/50 tracks), 3% episodes, 5% non-plays.
+    ``users`` > 0 spreads the plays over a household of listeners ``bench-1``..``bench-<users>``
+    (round robin on the row number, so the random columns are the same as with ``users=0``);
+    0 leaves ``user_id`` null, as in the single-user layout.
     """
     n_tracks = max(50, n // 50)
+    user_id = f"'bench-' || (1 + i % {users})" if users > 0 else "NULL::VARCHAR"
     cols = ", ".join(column_names("plays"))
     return f"""
     WITH s AS (SELECT setseed({(seed % 1000) / 1000.0})),
@@ -54,19 +58,19 @@ def plays_sql(n: int, end: datetime, seed: int = 7) -> str:
             CASE WHEN u < 0.03 THEN 'episode' ELSE 'track' END AS content_type,
             u >= 0.03 AND u < 0.95 OR u >= 0.98 AS is_play,
             'api' AS source, 'bench' AS batch_id, played_at AS ingested_at,
-            NULL::VARCHAR AS user_id
+            {user_id} AS user_id
         FROM r
     )
     SELECT {cols} FROM p
     """
 
 
-def write_parquet(n: int, end: datetime, out: Path, seed: int = 7) -> Path:
+def write_parquet(n: int, end: datetime, out: Path, seed: int = 7, users: int = 0) -> Path:
     """``n`` plays as one Parquet file (microsecond UTC timestamps, as the warehouse exports)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"COPY ({plays_sql(n, end, seed)}) TO '{out}' (FORMAT parquet)")
+        con.execute(f"COPY ({plays_sql(n, end, seed, users)}) TO '{out}' (FORMAT parquet)")
     return out
 
 

@@ -314,7 +314,7 @@ def run(fresh: bool) -> int:
         import dagster as dg
 
         from spotify_assets.definitions import defs
-        from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
+        from spotify_assets.schema import ALL_LISTENERS, PLAYS_TABLE, TOP_TEN_TABLE
         from spotify_sandbox.demo import print_table, single_user_partition
 
         instance = stack.enter_context(dg.DagsterInstance.get())
@@ -364,7 +364,7 @@ def run(fresh: bool) -> int:
             plays = built.warehouse.count(PLAYS_TABLE)
             top = built.warehouse.query(
                 f"SELECT rank, track_name, artist_names, plays, ROUND(minutes_listened, 1) AS minutes, "
-                f"last_played_at FROM {TOP_TEN_TABLE} ORDER BY rank"
+                f"last_played_at FROM {TOP_TEN_TABLE} WHERE user_id = '{ALL_LISTENERS}' ORDER BY rank"
             )
         print(
             f"\n{PLAYS_TABLE}: {plays} plays in the warehouse ({inserted} added by this run). Top ten tracks (from BigQuery):\n"

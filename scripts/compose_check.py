@@ -52,7 +52,7 @@ from spark.connect_server import APP_NAME as CONNECT_APP_NAME
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
 from spotify_assets.resources.spark import SparkResource
-from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
+from spotify_assets.schema import ALL_LISTENERS, PLAYS_TABLE, TOP_TEN_TABLE
 from spotify_assets.spotify.normalize import for_user, normalize_recently_played
 from spotify_sandbox.listener import DEFAULT_LISTENER
 
@@ -66,7 +66,8 @@ ADVANCE = timedelta(minutes=45)
 PLAYS_SQL = f"SELECT play_key FROM {{t}}{PLAYS_TABLE}"
 OLDEST_SQL = f"SELECT min(played_at) FROM {{t}}{PLAYS_TABLE}"
 PER_TRACK_SQL = f"SELECT count(*) AS n FROM {{t}}{PLAYS_TABLE} GROUP BY track_id ORDER BY n DESC LIMIT 10"
-TOP_SQL = f"SELECT rank, plays FROM {{t}}{TOP_TEN_TABLE} ORDER BY rank"
+#: Everyone's ranking (the mart also holds each listener's own, the same ten for one listener).
+TOP_SQL = f"SELECT rank, plays FROM {{t}}{TOP_TEN_TABLE} WHERE user_id = '{ALL_LISTENERS}' ORDER BY rank"
 
 WAREHOUSE_QUERY = f"""
 import json, duckdb

@@ -36,11 +36,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 #: The server class shipped in the pyspark wheel (``jars/spark-connect_*.jar``).
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -65,12 +66,43 @@ LOCAL_SERVER_CONF: dict[str, str] = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
+#: The server's log is capped: past this size it is moved to ``<log>.1`` (replacing the one
+#: before) and begun afresh, so a server that runs for weeks under ``make dev`` keeps at most
+#: twice this on disk. Spark logs a few lines per client session and query, hourly runs add up.
+LOG_MAX_BYTES = 16 * 1024 * 1024
+
 _STARTED = re.compile(r"Spark Connect server started at: ?/?([\w.:\[\]-]+):(\d+)")
 _TAIL_CHARS = 3000
 
 
 class ConnectServerError(RuntimeError):
     """The server did not start; the message carries the end of its log."""
+
+
+def copy_capped(
+    stream: BinaryIO, path: Path, max_bytes: int = LOG_MAX_BYTES, echo: BinaryIO | None = None
+) -> None:
+    """Copy ``stream`` (the JVM's output) line by line into ``path``, rotating it to ``path.1``
+    once it holds ``max_bytes``, and to ``echo`` too when given (a container's stdout).
+
+    Returns at the end of the stream (the JVM exited). Rotation happens between lines, so no
+    line is split across the two files.
+    """
+    backup = path.with_name(path.name + ".1")
+    out = path.open("ab")
+    try:
+        for line in iter(stream.readline, b""):
+            if out.tell() + len(line) > max_bytes and out.tell() > 0:
+                out.close()
+                os.replace(path, backup)
+                out = path.open("ab")
+            out.write(line)
+            out.flush()
+            if echo is not None:
+                echo.write(line)
+                echo.flush()
+    finally:
+        out.close()
 
 
 def spark_home() -> Path:
@@ -131,6 +163,7 @@ class SparkConnectServer:
         log_path: Path | None = None,
         driver_memory: str | None = None,
         java_options: str | None = None,
+        echo: BinaryIO | None = None,
     ) -> None:
         self.master = master
         self.requested_port = port
@@ -143,7 +176,9 @@ class SparkConnectServer:
             self.token = secrets.token_urlsafe(24) if token is True else None
         self.log_path = log_path or Path(tempfile.mkdtemp(prefix="spark-connect-")) / "server.log"
         self.driver_memory = driver_memory
+        self.echo = echo
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_copier: threading.Thread | None = None
         #: Known up front for a fixed port (so the URL can be handed out before the JVM is
         #: up); read from the log for port 0.
         self.port: int | None = port or None
@@ -175,15 +210,24 @@ class SparkConnectServer:
         else:
             env.pop(TOKEN_ENV, None)
         cmd = server_command(self.master, self.requested_port, self.conf, self.driver_memory)
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
+        self.log_path.write_bytes(b"")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        # The log goes through this process (capped, see LOG_MAX_BYTES), not straight to a file.
+        assert self.proc.stdout is not None
+        self._log_copier = threading.Thread(
+            target=copy_capped,
+            args=(self.proc.stdout, self.log_path, LOG_MAX_BYTES, self.echo),
+            name="spark-connect-log",
+            daemon=True,
+        )
+        self._log_copier.start()
         return self
 
     def wait_ready(self, timeout_s: float = 120.0) -> str:
@@ -226,37 +270,12 @@ class SparkConnectServer:
                 continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        if self._log_copier is not None:
+            self._log_copier.join(timeout=5)
 
     def warm_up(self) -> float:
-        """One small top-ten job through the server; returns its seconds.
-
-        A fresh server's first job pays class loading and a cold JIT in the driver and in the
-        executors: in the compose test stack the first run's top-ten step took 31.8 s, the
-        second 7.6 s. Paying it here, before the server reports ready, gives the first pipeline
-        run the warm figure. The data is made up in memory (the job's code paths bar the Parquet
-        scan), so it needs no file that the executors of a cluster could not see.
-        """
-        from datetime import UTC, datetime, timedelta
-
-        from pyspark.sql import SparkSession
-
-        from spark.top_ten import PLAYS_INPUT_SCHEMA, top_ten_tracks
-
-        t0 = time.monotonic()
-        start = datetime(2026, 1, 1, tzinfo=UTC)
-        rows = [
-            (start + timedelta(minutes=3 * i), f"t{i % 37}", f"track {i % 37}", "artist", "album", None,
-             180_000, 170_000 + i, "track", i % 19 != 0)
-            for i in range(2_000)
-        ]  # fmt: skip
-        session = SparkSession.builder.remote(self.url).getOrCreate()
-        try:
-            with warnings.catch_warnings():  # the job's ten-row window (see spark/top_ten.py)
-                warnings.filterwarnings("ignore", message=".*No Partition Defined for Window operation")
-                top_ten_tracks(session.createDataFrame(rows, PLAYS_INPUT_SCHEMA)).toPandas()
-        finally:
-            session.stop()
-        return time.monotonic() - t0
+        """One small top-ten job through this server (:func:`warm_up`); returns its seconds."""
+        return warm_up(self.url)
 
     def __enter__(self) -> SparkConnectServer:
         self.start()
@@ -267,6 +286,36 @@ class SparkConnectServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def warm_up(url: str) -> float:
+    """One small top-ten job through the Connect server at ``url``; returns its seconds.
+
+    A fresh server's first job pays class loading and a cold JIT in the driver and in the
+    executors: in the compose test stack the first run's top-ten step took 31.8 s, the
+    second 7.6 s. Paying it here, before the server reports ready, gives the first pipeline
+    run the warm figure. The data is made up in memory (the job's code paths bar the Parquet
+    scan), so it needs no file that the executors of a cluster could not see.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from pyspark.sql import SparkSession
+
+    from spark.top_ten import PLAYS_INPUT_SCHEMA, top_ten_tracks
+
+    t0 = time.monotonic()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        (f"u{i % 2}", start + timedelta(minutes=3 * i), f"t{i % 37}", f"track {i % 37}", "artist", "album",
+         None, 180_000, 170_000 + i, "track", i % 19 != 0)
+        for i in range(2_000)
+    ]  # fmt: skip
+    session = SparkSession.builder.remote(url).getOrCreate()
+    try:
+        top_ten_tracks(session.createDataFrame(rows, PLAYS_INPUT_SCHEMA)).toPandas()
+    finally:
+        session.stop()
+    return time.monotonic() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,7 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     given = os.environ.get(TOKEN_ENV, "")
     token: bool | str = False if args.no_token else (given or True)
     server = SparkConnectServer(
-        master=args.master, port=args.port, conf=conf, token=token, driver_memory=args.driver_memory
+        master=args.master,
+        port=args.port,
+        conf=conf,
+        token=token,
+        driver_memory=args.driver_memory,
+        echo=sys.stdout.buffer if args.follow_log else None,
     )
     stop = {"now": False}
 
@@ -327,15 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         shown = f"{url.split('/;', 1)[0]} (token from {TOKEN_ENV})" if given and server.token else url
         print(shown, flush=True)
         assert server.proc is not None
-        with server.log_path.open("rb") as log:
-            while not stop["now"] and server.proc.poll() is None:
-                if args.follow_log:
-                    sys.stdout.buffer.write(log.read())
-                    sys.stdout.flush()
-                time.sleep(0.5)
-            if args.follow_log:
-                sys.stdout.buffer.write(log.read())
-                sys.stdout.flush()
+        while not stop["now"] and server.proc.poll() is None:
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:

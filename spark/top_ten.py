@@ -62,7 +62,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -79,6 +78,7 @@ if TYPE_CHECKING:
 #: (INT64 -> LongType, FLOAT64 -> DoubleType, TIMESTAMP -> TimestampType).
 TOP_TEN_SCHEMA = T.StructType(
     [
+        T.StructField("user_id", T.StringType(), nullable=False),
         T.StructField("rank", T.LongType(), nullable=False),
         T.StructField("track_id", T.StringType()),
         T.StructField("track_name", T.StringType()),
@@ -94,10 +94,17 @@ TOP_TEN_SCHEMA = T.StructType(
 )
 TOP_TEN_COLUMNS: tuple[str, ...] = tuple(TOP_TEN_SCHEMA.fieldNames())
 
+#: ``user_id`` of the rows that rank every listener's plays together (the household's top
+#: ten), beside each listener's own rows. The same value as ``ALL_LISTENERS`` in
+#: ``spotify_assets/schema.py`` (a test keeps them equal); see that constant for why a marker
+#: string and not a null.
+ALL_USERS = "*"
+
 #: The columns of ``schemas/plays.json`` this job reads, with the types it reads them as.
 #: Only these are selected, so BigQuery and Parquet readers can prune the rest.
 PLAYS_INPUT_SCHEMA = T.StructType(
     [
+        T.StructField("user_id", T.StringType()),
         T.StructField("played_at", T.TimestampType()),
         T.StructField("track_id", T.StringType()),
         T.StructField("track_name", T.StringType()),
@@ -111,9 +118,24 @@ PLAYS_INPUT_SCHEMA = T.StructType(
     ]
 )
 PLAYS_INPUT_COLUMNS: tuple[str, ...] = tuple(PLAYS_INPUT_SCHEMA.fieldNames())
+#: Input columns a history of the single-user layout may lack (read as null: no known listener).
+_OPTIONAL_INPUT_COLUMNS = frozenset({"user_id"})
 
 #: Descriptive columns taken from a track's most recent play (names can change over time).
 _LATEST_COLUMNS = ("track_name", "artist_names", "album_name", "album_image_url")
+
+#: The numbers of one (scope, track), as the first pass computes them and the second keeps them.
+_WINNERS_SCHEMA = T.StructType(
+    [
+        T.StructField("user_id", T.StringType(), nullable=False),
+        T.StructField("rank", T.LongType(), nullable=False),
+        T.StructField("track_id", T.StringType()),
+        T.StructField("plays", T.LongType(), nullable=False),
+        T.StructField("listened_ms", T.LongType(), nullable=False),
+        T.StructField("first_played_us", T.LongType(), nullable=False),
+        T.StructField("last_played_us", T.LongType(), nullable=False),
+    ]
+)
 
 EXIT_BAD_INPUT = 2
 EXIT_SETUP = 3
@@ -136,12 +158,19 @@ def select_plays(frame: DataFrame) -> DataFrame:
 
     Casting makes the job indifferent to how a writer stored integers (INT32 vs INT64) or
     timestamps (with or without a time zone), which varies between pandas, DuckDB and BigQuery.
+    A history without ``user_id`` (the single-user layout) is read as plays of no known
+    listener: they count in everyone's top ten only.
     """
     present = set(frame.columns)
-    missing = [c for c in PLAYS_INPUT_COLUMNS if c not in present]
+    missing = [c for c in PLAYS_INPUT_COLUMNS if c not in present and c not in _OPTIONAL_INPUT_COLUMNS]
     if missing:
         raise InputError(f"input lacks plays column(s) {missing}; it has {sorted(present)}")
-    return frame.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in PLAYS_INPUT_SCHEMA.fields])
+    return frame.select(
+        [
+            (F.col(f.name) if f.name in present else F.lit(None)).cast(f.dataType).alias(f.name)
+            for f in PLAYS_INPUT_SCHEMA.fields
+        ]
+    )
 
 
 def _micros(ts: datetime) -> int:
@@ -152,59 +181,135 @@ def _micros(ts: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def top_ten_tracks(plays: DataFrame, n: int = 10, computed_at: datetime | None = None) -> DataFrame:
-    """The ``n`` most played tracks of ``plays`` (a frame with the plays columns).
+def _track_plays(plays: DataFrame) -> DataFrame:
+    """Real track plays only: ``is_play``, ``content_type`` 'track' and a known ``track_id``."""
+    return select_plays(plays).where(
+        F.col("is_play") & (F.col("content_type") == F.lit("track")) & F.col("track_id").isNotNull()
+    )
 
-    Only real track plays count: ``is_play`` true, ``content_type`` 'track' and a known
-    ``track_id`` (episodes, skips under 30 s and local files are not tracks one can rank).
-    Ranks are 1..n without ties: plays desc, then minutes listened desc, then the most recent
-    play, then track id, so the same history always gives the same table. Names and the album
-    image come from the track's most recent play; should two plays share that instant, the
-    greatest values win, which is still deterministic.
+
+def rank_winners(plays: DataFrame, n: int = 10) -> DataFrame:
+    """The first pass: the numbers of the ``n`` best tracks of each listener and of everyone.
+
+    Only ids, counts, sums and timestamps are aggregated, all fixed-width, so Spark runs a
+    *hash* aggregate; carrying the names (variable-width strings) through the aggregation
+    turned it into a sort aggregate that sorted every play by track id, most of the job's
+    time at 10M plays (``bench/RESULTS.md`` section 3). Everyone's numbers are the per-listener
+    groups summed again (about tracks x listeners rows, not the plays). Plays without a known
+    listener (``user_id`` null) count in everyone's ranking only: their own scope is ranked
+    too and dropped by the caller (a filter here would be pushed below the aggregates into
+    the scan, and everyone's numbers would lose those plays).
+    """
+    listened_ms = F.coalesce(F.col("ms_played"), F.col("duration_ms"), F.lit(0)).cast(T.LongType())
+    per_user = (
+        _track_plays(plays)
+        .groupBy("user_id", "track_id")
+        .agg(
+            F.count(F.lit(1)).alias("plays"),
+            F.sum(listened_ms).alias("listened_ms"),
+            F.min("played_at").alias("first_played_at"),
+            F.max("played_at").alias("last_played_at"),
+        )
+    )
+    # Everyone's groups and the listeners' own from one grouping-sets aggregate over the
+    # per-listener groups: a union of two aggregates would read the plays twice (Spark does not
+    # reuse the shuffle across the union's two branches).
+    scopes = per_user.groupingSets([["user_id", "track_id"], ["track_id"]], "user_id", "track_id").agg(
+        F.grouping("user_id").alias("everyone"),
+        F.sum("plays").alias("plays"),
+        F.sum("listened_ms").alias("listened_ms"),
+        F.min("first_played_at").alias("first_played_at"),
+        F.max("last_played_at").alias("last_played_at"),
+    )
+    scopes = scopes.withColumn(
+        "user_id", F.when(F.col("everyone") == 1, F.lit(ALL_USERS)).otherwise(F.col("user_id"))
+    )
+    order: list[Column] = [
+        F.col("plays").desc(),
+        F.col("listened_ms").desc(),
+        F.col("last_played_at").desc(),
+        F.col("track_id").asc(),
+    ]
+    # row_number() <= n per scope: Spark plans a group limit before the window's shuffle, so
+    # only n rows per scope and input split are sorted and moved.
+    ranked = scopes.withColumn("rank", F.row_number().over(Window.partitionBy("user_id").orderBy(*order)))
+    # Instants leave Spark as microseconds: a Python datetime would pass through the local
+    # zone, where an hour repeated at a clock change maps two instants to one.
+    return ranked.where(F.col("rank") <= n).select(
+        "user_id",
+        "rank",
+        "track_id",
+        "plays",
+        "listened_ms",
+        F.unix_micros("first_played_at").alias("first_played_us"),
+        F.unix_micros("last_played_at").alias("last_played_us"),
+    )
+
+
+def top_ten_tracks(plays: DataFrame, n: int = 10, computed_at: datetime | None = None) -> DataFrame:
+    """The ``n`` most played tracks of each listener and of everyone, in one frame.
+
+    Rows whose ``user_id`` is :data:`ALL_USERS` rank every play; the others rank one
+    listener's. Only real track plays count: ``is_play`` true, ``content_type`` 'track' and
+    a known ``track_id`` (episodes, skips under 30 s and local files are not tracks one can
+    rank). Ranks are 1..n within each scope, without ties: plays desc, then minutes listened
+    desc, then the most recent play, then track id, so the same history always gives the same
+    table. Names and the album image come from the track's most recent play in that scope;
+    should two plays share that instant, the greatest values win, which is still deterministic.
+
+    Two passes, and the first one runs here (one Spark job, a few rows collected): the
+    numbers of the winners (:func:`rank_winners`), then their names from only the plays at
+    their last-played instants. Those instants are handed to the second read as literals, so
+    the Parquet reader skips every row group whose ``played_at`` range holds none of them
+    (a history is stored roughly in time order and winners tend to be recent), instead of
+    decoding every play's names. The returned frame is the lazy second pass.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     stamp = _micros(computed_at or datetime.now(UTC))
-    tracks = select_plays(plays).where(
-        F.col("is_play") & (F.col("content_type") == F.lit("track")) & F.col("track_id").isNotNull()
+    spark = plays.sparkSession
+    winners = [r for r in rank_winners(plays, n).collect() if r["user_id"] is not None]
+    ranked = spark.createDataFrame([tuple(r) for r in winners], _WINNERS_SCHEMA)
+    track_ids = sorted({r["track_id"] for r in winners})
+    # timestamp_micros of a literal folds to a timestamp literal, which the reader pushes down.
+    instants = [F.timestamp_micros(F.lit(us)) for us in sorted({r["last_played_us"] for r in winners})]
+    latest_plays = (
+        _track_plays(plays)
+        .where(F.col("track_id").isin(track_ids) & F.col("played_at").isin(instants))
+        .select(
+            F.col("user_id").alias("play_user_id"),
+            F.col("track_id").alias("play_track_id"),
+            F.col("played_at"),
+            *_LATEST_COLUMNS,
+        )
     )
-    listened_ms = F.coalesce(F.col("ms_played"), F.col("duration_ms"), F.lit(0)).cast(T.LongType())
-    # max() of a struct compares field by field, so played_at decides and the rest break ties.
-    latest = F.max(F.struct(F.col("played_at"), *[F.col(c) for c in _LATEST_COLUMNS]))
-    per_track = tracks.groupBy("track_id").agg(
-        F.count(F.lit(1)).alias("plays"),
-        (F.sum(listened_ms) / F.lit(60000.0)).alias("minutes_listened"),
-        F.min("played_at").alias("first_played_at"),
-        F.max("played_at").alias("last_played_at"),
-        latest.alias("latest"),
+    matches = (
+        (latest_plays["play_track_id"] == ranked["track_id"])
+        & (latest_plays["played_at"] == F.timestamp_micros(ranked["last_played_us"]))
+        & ((ranked["user_id"] == F.lit(ALL_USERS)) | (latest_plays["play_user_id"] == ranked["user_id"]))
     )
-    order: list[Column] = [
-        F.col("plays").desc(),
-        F.col("minutes_listened").desc(),
-        F.col("last_played_at").desc(),
-        F.col("track_id").asc(),
-    ]
-    # Sort-and-limit first (a per-partition top-k), so the unpartitioned window that numbers
-    # the ranks only ever sees n rows, however many distinct tracks there are.
-    top = per_track.orderBy(*order).limit(n)
-    # An unpartitioned window on purpose: it numbers n rows, already in one partition after the
-    # limit (no exchange). The Spark Connect client warns about any unpartitioned window.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*No Partition Defined for Window operation")
-        ranked = top.withColumn("rank", F.row_number().over(Window.orderBy(*order)))
+    # max() of a struct compares field by field: the greatest names among a tie at the instant.
+    latest = F.max(F.struct(*[F.col(c) for c in _LATEST_COLUMNS]))
+    named = (
+        F.broadcast(ranked)
+        .join(latest_plays, matches, "left")
+        .groupBy(*_WINNERS_SCHEMA.fieldNames())
+        .agg(latest.alias("latest"))
+    )
     values: dict[str, Column] = {
+        "user_id": F.col("user_id"),
         "rank": F.col("rank"),
         "track_id": F.col("track_id"),
         **{c: F.col(f"latest.{c}") for c in _LATEST_COLUMNS},
         "plays": F.col("plays"),
-        "minutes_listened": F.col("minutes_listened"),
-        "first_played_at": F.col("first_played_at"),
-        "last_played_at": F.col("last_played_at"),
+        "minutes_listened": F.col("listened_ms") / F.lit(60000.0),
+        "first_played_at": F.timestamp_micros(F.col("first_played_us")),
+        "last_played_at": F.timestamp_micros(F.col("last_played_us")),
         "computed_at": F.timestamp_micros(F.lit(stamp)),
     }
-    return ranked.select(
+    return named.select(
         [values[f.name].cast(f.dataType).alias(f.name) for f in TOP_TEN_SCHEMA.fields]
-    ).orderBy("rank")
+    ).orderBy("user_id", "rank")
 
 
 def _local_path(path: str) -> str | None:
@@ -339,7 +444,8 @@ def collect(
     jobs (the cache, the count, the write), which on a warm server is most of the run.
     """
     frame = top_ten_tracks(read_plays(spark, input_path, log), n=n, computed_at=computed_at).toPandas()
-    log(f"ranked {len(frame)} track(s)")
+    listeners = len(set(frame["user_id"]) - {ALL_USERS})
+    log(f"ranked {len(frame)} row(s): everyone's and {listeners} listener(s)' top {n}")
     return frame
 
 
@@ -360,7 +466,7 @@ def run(
     result = top_ten_tracks(plays, n=n, computed_at=computed_at).cache()
     try:
         rows = result.count()
-        log(f"writing {rows} ranked track(s) to {output_path}")
+        log(f"writing {rows} ranked row(s) to {output_path}")
         write_parquet(result, output_path)
     finally:
         result.unpersist()

@@ -29,6 +29,13 @@ TRACK_METADATA_TABLE = "track_metadata"
 META_TABLE = "warehouse_meta"
 GAPS_TABLE = "ingest_gaps"
 
+#: ``top_ten_tracks.user_id`` of the rows ranking every listener's plays together; the other
+#: rows carry the listener's Spotify user id. A marker string rather than a null, so the
+#: column is REQUIRED and one equality (``user_id = '*'`` or ``= 'alice'``) selects a scope in
+#: DuckDB and BigQuery alike (a null never equals a query parameter, and BigQuery cannot
+#: cluster or key on "is null"); ``*`` is never a Spotify user id (those are letters, digits
+#: and ``._-``). ``spark/top_ten.py`` spells it as ``ALL_USERS`` (a test keeps them equal).
+ALL_LISTENERS = "*"
 #: The column that makes a play unique (see ``plays.json``).
 PLAY_KEY = "play_key"
 #: How BigQuery clusters ``bq_plays`` (Terraform spells the same list, test_terraform checks):

@@ -93,6 +93,23 @@ def test_export_for_spark_reads_the_same_plays(loaded: Loaded, spark) -> None:
     assert frame.count() == len(loaded.plays)
 
 
+def test_the_spark_job_ranks_a_household_read_from_bigquery_exactly(
+    bigquery_emulator: BigQueryEmulator, spark
+) -> None:
+    """Cloud mode's path (the driver reads ``bq_plays``, Spark ranks): the same rows, scope by
+    scope, as the Parquet path's exact expectations in test_spark_top_ten."""
+    from spark import top_ten
+    from spotify_assets_tests.test_spark_top_ten import COMPUTED_AT, EXPECTED, collect, history
+
+    warehouse = bigquery_emulator.warehouse()
+    warehouse.merge_plays(conform(pd.DataFrame(history(), columns=column_names("plays")), "plays"))
+    frame = top_ten.read_bigquery_plays(
+        spark, warehouse.export_plays_for_spark("/unused"), log=lambda _: None
+    )
+    result = top_ten.top_ten_tracks(frame, computed_at=COMPUTED_AT)
+    assert [r[:-1] for r in collect(result)] == EXPECTED
+
+
 # -- writes on each size -----------------------------------------------------------------
 @pytest.mark.parametrize("n", SIZES, ids=lambda n: f"{n}_rows")
 def test_merge_plays_is_exact_and_idempotent(bigquery_emulator: BigQueryEmulator, n: int) -> None:
@@ -216,7 +233,7 @@ def test_replace_top_ten_replaces_the_whole_mart(bigquery_emulator: BigQueryEmul
     def mart(k: int, plays: int) -> pd.DataFrame:
         return pd.DataFrame(
             [
-                {"rank": r, "track_id": f"t{r}", "plays": plays - r, "minutes_listened": 1.5}
+                {"user_id": "*", "rank": r, "track_id": f"t{r}", "plays": plays - r, "minutes_listened": 1.5}
                 | {"first_played_at": now, "last_played_at": now, "computed_at": now}
                 for r in range(1, k + 1)
             ],

@@ -117,6 +117,39 @@ def test_the_picked_listener_is_kept_in_the_link(dashboard_env, household_snapsh
     assert _metrics(again)["Plays"] == str(len(bob))
 
 
+def _mart_rows(snapshot: Path, scope: str) -> list[tuple[str, int]]:
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        sql = "SELECT track_name, plays FROM top_ten_tracks WHERE user_id = ? ORDER BY rank"
+        return [(str(name), int(plays)) for name, plays in con.execute(sql, [scope]).fetchall()]
+    finally:
+        con.close()
+
+
+def test_the_spark_top_ten_tab_shows_the_picked_listeners_own_ranking(dashboard_env, household_snapshot):
+    """One mart, one job, a ranking per scope: Bob's page shows Bob's rows, Everyone's the household's,
+    each with its own "over how many plays"."""
+    plays = _plays(household_snapshot)
+    counted = plays[(plays["content_type"] == "track") & plays["track_id"].notna()]
+    bob_counted = counted[counted["user_id"] == BOB]
+    assert (len(counted), len(bob_counted)) == (298, 71)
+    for user, scope, whose, n in ((None, "*", "All-time", 298), ("bob", BOB, "This listener's", 71)):
+        at = _open(dashboard_env, household_snapshot, "top", **({"user": user} if user else {}))
+        assert not at.exception
+        mart = at.dataframe[3].value
+        shown = [(str(t), int(p)) for t, p in zip(mart["track"], mart["plays"], strict=True)]
+        assert shown == _mart_rows(household_snapshot, scope), scope
+        assert list(mart["rank"]) == list(range(1, len(mart) + 1))
+        assert (
+            f"{whose} top ten as computed by the Spark job on 2024-04-01 12:00 (UTC) over {n} plays"
+            in _text(at)
+        )
+    # Bob's own: Low Orbit 6 + 10 plays, Hollow Pines 15, then his first day's other four tracks.
+    assert _mart_rows(household_snapshot, BOB)[:2] == [("Low Orbit", 16), ("Hollow Pines", 15)]
+    assert len(_mart_rows(household_snapshot, BOB)) == 6
+    assert _mart_rows(household_snapshot, "*")[0] != _mart_rows(household_snapshot, BOB)[0]
+
+
 def test_one_listener_has_no_picker(dashboard_env, dashboard_snapshot):
     at = _open(dashboard_env, dashboard_snapshot)
     assert not [s for s in at.sidebar.selectbox if s.label == "Listener"]

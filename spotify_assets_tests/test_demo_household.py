@@ -50,6 +50,10 @@ def test_household_demo_twice_the_second_adds_nothing(tmp_path: Path) -> None:
     assert len(polled) == 2, first.stdout[-3000:]
     for name, user_id in (("alice", "sandbox-alice"), ("bob", "sandbox-bob")):
         assert f"{name} ({user_id}): {counts[user_id]} plays. Top ten tracks:" in first.stdout
+    assert f"Everyone: {sum(counts.values())} plays. Top ten tracks:" in first.stdout
+    # The printed top tens are the Spark mart's: ten rows per listener and ten for everyone.
+    scopes = warehouse.query("SELECT user_id, count(*) AS n FROM top_ten_tracks GROUP BY user_id")
+    assert dict(scopes.itertuples(index=False)) == {"sandbox-alice": 10, "sandbox-bob": 10, "*": 10}
 
     second = subprocess.run(demo, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]

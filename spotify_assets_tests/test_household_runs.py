@@ -118,7 +118,9 @@ def test_a_429_on_one_users_poll_holds_back_the_others_polls(
         gate.unlink()
     for user, name in ((alice, "alice"), (bob, "bob")):
         assert _run(local_resources, user).success
-        assert _plays_of(local_resources["warehouse"], user.user_id) == _expected(pipeline_sandbox, user, name)
+        assert _plays_of(local_resources["warehouse"], user.user_id) == _expected(
+            pipeline_sandbox, user, name
+        )
 
 
 def _skipped(result: dg.ExecuteInProcessResult) -> list[str]:

@@ -111,6 +111,31 @@ def test_a_frame_without_a_schema_is_refused(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.parquet"))
 
 
+def test_a_single_user_mart_table_is_replaced_by_the_per_listener_one(tmp_path: Path) -> None:
+    """A warehouse of the previous layout has ``top_ten_tracks`` keyed by rank alone, without
+    ``user_id``: the derived mart is dropped and written again with both scopes' rows."""
+    import duckdb
+
+    db = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE top_ten_tracks (rank BIGINT NOT NULL, track_id VARCHAR, plays BIGINT NOT NULL, "
+        "PRIMARY KEY (rank))"
+    )
+    con.execute("INSERT INTO top_ten_tracks VALUES (1, 'old', 9)")
+    con.close()
+    warehouse = DuckDBWarehouseResource(path=str(db))
+    now = datetime(2026, 11, 20, 21, tzinfo=UTC)
+    rows = [
+        {"user_id": scope, "rank": 1, "track_id": "t1", "plays": 5, "minutes_listened": 1.0}
+        | {"first_played_at": now, "last_played_at": now, "computed_at": now}
+        for scope in ("*", "alice")
+    ]
+    warehouse.replace_top_ten(pd.DataFrame(rows))
+    got = warehouse.query("SELECT user_id, rank, track_id, plays FROM top_ten_tracks ORDER BY user_id")
+    assert [tuple(r) for r in got.itertuples(index=False)] == [("*", 1, "t1", 5), ("alice", 1, "t1", 5)]
+
+
 def test_the_mart_io_manager_replaces_the_duckdb_table_and_reads_it_back(tmp_path: Path) -> None:
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
     manager = WarehouseTableIOManager(warehouse=warehouse)
@@ -120,6 +145,7 @@ def test_the_mart_io_manager_replaces_the_duckdb_table_and_reads_it_back(tmp_pat
         return conform(
             pd.DataFrame(
                 {
+                    "user_id": "*",
                     "rank": range(1, n + 1),
                     "track_id": [f"t{i}" for i in range(n)],
                     "plays": [10 - i for i in range(n)],

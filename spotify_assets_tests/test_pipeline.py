@@ -52,7 +52,12 @@ def test_full_graph_twice_second_run_skips_and_adds_nothing(
     expected = {(pd.Timestamp(i["played_at"]), i["track"]["id"]) for i in truth}
     assert keys == expected
 
-    top = warehouse.query("SELECT * FROM top_ten_tracks ORDER BY rank")
+    mart = warehouse.query("SELECT * FROM top_ten_tracks ORDER BY user_id, rank")
+    # One job, two scopes: everyone's ('*') and the one listener's own, the same ten here.
+    assert list(mart["user_id"]) == ["*"] * 10 + ["sandbox-listener"] * 10
+    top = mart[mart["user_id"] == "*"].reset_index(drop=True)
+    own = mart[mart["user_id"] == "sandbox-listener"].reset_index(drop=True)
+    assert own[["rank", "track_id", "plays"]].equals(top[["rank", "track_id", "plays"]])
     assert list(top["rank"]) == list(range(1, 11))
     per_track = pd.Series([i["track"]["id"] for i in truth]).value_counts()
     assert top["plays"].iloc[0] == per_track.max()

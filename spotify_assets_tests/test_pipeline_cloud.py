@@ -84,7 +84,12 @@ def test_cloud_graph_twice_exact_and_second_run_skips(
 
     truth = pipeline_sandbox.recently_played_truth()
     per_track = pd.Series([i["track"]["id"] for i in truth]).value_counts()
-    top = warehouse.query("SELECT * FROM top_ten_tracks ORDER BY rank")
+    mart = warehouse.query("SELECT * FROM top_ten_tracks ORDER BY user_id, rank")
+    # One job, two scopes: everyone's ('*') and the one listener's own, the same ten here.
+    assert list(mart["user_id"]) == ["*"] * 10 + ["sandbox-listener"] * 10
+    top = mart[mart["user_id"] == "*"].reset_index(drop=True)
+    own = mart[mart["user_id"] == "sandbox-listener"].reset_index(drop=True)
+    assert own[["rank", "track_id", "plays"]].equals(top[["rank", "track_id", "plays"]])
     assert list(top["rank"]) == list(range(1, 11))
     assert top["plays"].iloc[0] == per_track.max()
     assert top["plays"].sum() == per_track.sort_values(ascending=False).head(10).sum()

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from spotify_assets.resources.spark import SparkResource, spark_home
-from spotify_assets_tests.test_spark_top_ten import EXPECTED, history, pandas_rows, write_plays_parquet
+from spotify_assets_tests.test_spark_top_ten import expected, history, pandas_rows, write_plays_parquet
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark, pytest.mark.timeout(240)]
 
@@ -183,7 +183,7 @@ def test_top_ten_runs_on_a_standalone_cluster(
     resource = cluster_resource(url, "top-ten-cluster-test")
     result = resource.run_top_ten(str(source), str(tmp_path / "top_ten"), n=5)
 
-    assert pandas_rows(result) == EXPECTED[:5]
+    assert pandas_rows(result) == expected(5)
     assert str(result["plays"].dtype) == "Int64" and str(result["computed_at"].dtype) == "datetime64[us, UTC]"
     assert len(list((tmp_path / "top_ten").glob("part-*.parquet"))) == 1
     # The master ran it: one finished application of ours, whose executor the worker started.

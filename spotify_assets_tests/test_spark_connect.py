@@ -196,3 +196,36 @@ def test_a_given_token_is_used_and_none_means_none() -> None:
     assert SparkConnectServer(token=False, port=15002).url == "sc://localhost:15002"
     generated = SparkConnectServer(port=15002).token
     assert generated and generated != SparkConnectServer(port=15002).token
+
+
+def test_the_warm_up_job_runs_on_the_server(spark_connect_server: SparkConnectServer) -> None:
+    """What ``make dev`` and the compose stack run before they report the server ready: one small
+    top-ten job, in a process of its own (this one holds the classic shared session)."""
+    code = "import sys; from spark.connect_server import warm_up; print(warm_up(sys.argv[1]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, spark_connect_server.url],
+        env=client_env(spark_connect_server.url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert float(proc.stdout.strip().splitlines()[-1]) > 0
+
+
+def test_the_servers_log_is_capped_and_rotated_between_lines(tmp_path: Path) -> None:
+    """The JVM's output passes through ``copy_capped``: past the cap the log moves to ``.1``
+    (the older ``.1`` is dropped), so disk use stays under twice the cap however long it runs."""
+    import io
+
+    from spark.connect_server import copy_capped
+
+    lines = [f"line {i:03d} {'x' * 20}\n".encode() for i in range(100)]  # 30 bytes each
+    echo = io.BytesIO()
+    log = tmp_path / "server.log"
+    copy_capped(io.BytesIO(b"".join(lines)), log, max_bytes=300, echo=echo)
+    backup = tmp_path / "server.log.1"
+    assert log.read_bytes() == b"".join(lines[90:])  # the last ten lines, whole
+    assert backup.read_bytes() == b"".join(lines[80:90])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["server.log", "server.log.1"]
+    assert echo.getvalue() == b"".join(lines)  # the container's stdout gets everything

@@ -31,6 +31,12 @@ DAY = datetime(2024, 3, 1, tzinfo=UTC)
 COMPUTED_AT = datetime(2024, 3, 2, 6, 30, 15, 123456, tzinfo=UTC)
 
 
+#: The household of :func:`history`: its main listener, a second one, and (``None``) plays of
+#: the single-user layout not yet adopted, which count in everyone's ranking only.
+LISTENER, BOB = "sandbox-listener", "sandbox-bob"
+ALL = top_ten.ALL_USERS
+
+
 def at(hour: int, minute: int = 0) -> datetime:
     return DAY + timedelta(hours=hour, minutes=minute)
 
@@ -45,10 +51,11 @@ def play(
     content_type: str = "track",
     is_play: bool = True,
     image: str | None = None,
+    user: str | None = LISTENER,
 ) -> dict[str, Any]:
     """One row of the plays table, every column filled the way the lake writes it."""
     return {
-        "play_key": f"{at(hour).isoformat()}|{track_id or 'name:' + name}",
+        "play_key": f"{user + '|' if user else ''}{at(hour).isoformat()}|{track_id or 'name:' + name}",
         "played_at": at(hour),
         "track_id": track_id,
         "track_name": name,
@@ -80,16 +87,19 @@ def play(
         "source": "api",
         "batch_id": "batch-1",
         "ingested_at": DAY + timedelta(days=1),
-        "user_id": "sandbox-listener",
+        "user_id": user,
     }
 
 
 def history() -> list[dict[str, Any]]:
     """A day of listening built so each ranking rule decides exactly one place.
 
-    a and b both have 3 plays; a wins on minutes (10 vs 6). c and d tie on plays and minutes;
-    d was played later. e and f tie on everything but the id. g has one play but only 45 s of
-    it was heard (ms_played beats duration_ms); h has no length at all (0 minutes).
+    The listener's own: a and b both have 3 plays; a wins on minutes (10 vs 6). c and d tie
+    on plays and minutes; d was played later. e and f tie on everything but the id. g has one
+    play but only 45 s of it was heard (ms_played beats duration_ms); h has no length at all
+    (0 minutes). Bob plays h three times (as "H live", the latest name) and c once; one play
+    of g has no listener. Everyone's ranking therefore differs: h first on 4 plays, c above b
+    on minutes (7.5 vs 6), g above d (5.75 vs 5 minutes).
     """
     return [
         play(10, "a", "A old"),
@@ -111,27 +121,50 @@ def history() -> list[dict[str, Any]]:
         # Never ranked: episodes and plays without a track id, however often they occur.
         *[play(18 + i, "ep1", "Episode", content_type="episode", duration_ms=3_600_000) for i in range(4)],
         *[play(1 + i, None, "Local file") for i in range(3)],
+        # Bob's plays, and a play of no known listener (single-user layout, not adopted).
+        *[play(19 + i, "h", "H live", duration_ms=100_000, user=BOB) for i in range(3)],
+        play(3, "c", "C", duration_ms=150_000, user=BOB),
+        play(20, "ep1", "Episode", content_type="episode", duration_ms=3_600_000, user=BOB),
+        play(2, "g", "G", duration_ms=300_000, user=None),
     ]
 
 
 def expected_row(
-    rank: int, tid: str, name: str, plays: int, ms: int, first: datetime, last: datetime
+    user: str, rank: int, tid: str, name: str, plays: int, ms: int, first: datetime, last: datetime
 ) -> tuple:
     image = "https://img/a-new" if tid == "a" else f"https://img/{name}"
-    return (rank, tid, name, f"Artist of {name}", f"Album of {name}", image, plays, ms / 60000.0, first, last)
+    return (
+        user, rank, tid, name, f"Artist of {name}", f"Album of {name}", image, plays, ms / 60000.0, first, last
+    )  # fmt: skip
 
 
-#: The full ranking of :func:`history` (computed_at left out; checked separately).
+#: The full ranking of :func:`history`, scope by scope as the job orders them (everyone's
+#: ``*`` first, then the listeners by id); computed_at left out, checked separately.
 EXPECTED = [
-    expected_row(1, "a", "A new", 3, 600_000, at(10), at(12)),
-    expected_row(2, "b", "B", 3, 360_000, at(9), at(14)),
-    expected_row(3, "d", "D", 2, 300_000, at(6), at(16)),
-    expected_row(4, "c", "C", 2, 300_000, at(7), at(15)),
-    expected_row(5, "e", "E", 1, 100_000, at(8), at(8)),
-    expected_row(6, "f", "F", 1, 100_000, at(8), at(8)),
-    expected_row(7, "g", "G", 1, 45_000, at(5), at(5)),
-    expected_row(8, "h", "H", 1, 0, at(4), at(4)),
+    expected_row(ALL, 1, "h", "H live", 4, 300_000, at(4), at(21)),
+    expected_row(ALL, 2, "a", "A new", 3, 600_000, at(10), at(12)),
+    expected_row(ALL, 3, "c", "C", 3, 450_000, at(3), at(15)),
+    expected_row(ALL, 4, "b", "B", 3, 360_000, at(9), at(14)),
+    expected_row(ALL, 5, "g", "G", 2, 345_000, at(2), at(5)),
+    expected_row(ALL, 6, "d", "D", 2, 300_000, at(6), at(16)),
+    expected_row(ALL, 7, "e", "E", 1, 100_000, at(8), at(8)),
+    expected_row(ALL, 8, "f", "F", 1, 100_000, at(8), at(8)),
+    expected_row(BOB, 1, "h", "H live", 3, 300_000, at(19), at(21)),
+    expected_row(BOB, 2, "c", "C", 1, 150_000, at(3), at(3)),
+    expected_row(LISTENER, 1, "a", "A new", 3, 600_000, at(10), at(12)),
+    expected_row(LISTENER, 2, "b", "B", 3, 360_000, at(9), at(14)),
+    expected_row(LISTENER, 3, "d", "D", 2, 300_000, at(6), at(16)),
+    expected_row(LISTENER, 4, "c", "C", 2, 300_000, at(7), at(15)),
+    expected_row(LISTENER, 5, "e", "E", 1, 100_000, at(8), at(8)),
+    expected_row(LISTENER, 6, "f", "F", 1, 100_000, at(8), at(8)),
+    expected_row(LISTENER, 7, "g", "G", 1, 45_000, at(5), at(5)),
+    expected_row(LISTENER, 8, "h", "H", 1, 0, at(4), at(4)),
 ]
+
+
+def expected(n: int) -> list[tuple]:
+    """:data:`EXPECTED` cut to the ``n`` best of each scope (what ``n=...`` returns)."""
+    return [row for row in EXPECTED if row[1] <= n]
 
 
 def plays_frame(spark: SparkSession, rows: list[dict[str, Any]]) -> DataFrame:
@@ -183,7 +216,7 @@ def test_ranks_the_history_exactly(spark: SparkSession) -> None:
 
 def test_n_smaller_than_the_number_of_tracks_keeps_the_best(spark: SparkSession) -> None:
     result = top_ten.top_ten_tracks(plays_frame(spark, history()), n=3, computed_at=COMPUTED_AT)
-    assert [r[:-1] for r in collect(result)] == EXPECTED[:3]
+    assert [r[:-1] for r in collect(result)] == expected(3)
 
 
 def test_ranking_does_not_depend_on_row_order(spark: SparkSession) -> None:
@@ -215,6 +248,20 @@ def test_empty_input_gives_an_empty_frame_with_the_schema(spark: SparkSession) -
     assert [(f.name, f.dataType) for f in result.schema.fields] == [
         (f.name, f.dataType) for f in top_ten.TOP_TEN_SCHEMA.fields
     ]
+
+
+def test_a_history_without_listeners_gives_everyones_ranking_only(spark: SparkSession) -> None:
+    """The single-user layout's plays (no ``user_id`` column at all): one ranking, of everyone."""
+    listener_only = [r for r in history() if r["user_id"] == LISTENER]
+    frame = plays_frame(spark, listener_only).drop("user_id")
+    result = top_ten.top_ten_tracks(frame, computed_at=COMPUTED_AT)
+    assert [r[:-1] for r in collect(result)] == [(ALL, *row[1:]) for row in EXPECTED if row[0] == LISTENER]
+
+
+def test_the_all_listeners_marker_is_the_schemas() -> None:
+    from spotify_assets.schema import ALL_LISTENERS
+
+    assert top_ten.ALL_USERS == ALL_LISTENERS
 
 
 def test_missing_input_column_is_an_input_error(spark: SparkSession) -> None:
@@ -275,7 +322,7 @@ def test_main_reads_parquet_and_writes_one_parquet_file(spark: SparkSession, tmp
     assert len(list(out.glob("part-*.parquet"))) == 1
     result = pd.read_parquet(out)
     assert list(result.columns) == column_names("top_ten_tracks")
-    assert pandas_rows(result) == EXPECTED[:4]
+    assert pandas_rows(result) == expected(4)
     stamps = set(result["computed_at"])
     assert len(stamps) == 1 and before <= stamps.pop() <= after
     # The shared session is still usable: main() only stops a session it started itself.
@@ -292,8 +339,9 @@ def test_main_reads_a_directory_and_a_glob_and_overwrites(spark: SparkSession, t
     # Only the first file through a glob: a has 3 plays, b 3 (60+120 s + 180 s), c 1.
     assert top_ten.main(["--input", str(tmp_path / "lake" / "part-1*"), "--output", str(out)]) == 0
     result = pd.read_parquet(out)
-    assert list(result["track_id"]) == ["a", "b", "c"]
-    assert list(result["plays"]) == [3, 3, 1]
+    assert list(result["user_id"]) == [ALL] * 3 + [LISTENER] * 3
+    assert list(result["track_id"]) == ["a", "b", "c"] * 2
+    assert list(result["plays"]) == [3, 3, 1] * 2
     assert len(list(out.glob("part-*.parquet"))) == 1
 
 
@@ -375,7 +423,7 @@ def test_resource_session_mode_returns_a_conformed_frame(
         )
     # The shared session was reused (local[2]), and the job's progress went to the given log.
     assert "Running top-ten on an in-process session, master local[2]" in caplog.messages
-    assert "[top_ten] ranked 8 track(s)" in caplog.messages
+    assert "[top_ten] ranked 18 row(s): everyone's and 2 listener(s)' top 10" in caplog.messages
     assert pandas_rows(result) == EXPECTED
     expected_dtypes = conform(result, "top_ten_tracks").dtypes
     assert list(result.dtypes) == list(expected_dtypes)
@@ -392,7 +440,7 @@ def test_resource_runs_inside_a_dagster_asset(spark: SparkSession, tmp_path: Pat
 
     res = dg.materialize([ranked], resources={"spark_job": SparkResource(master="local[2]")})
     assert res.success
-    assert pandas_rows(res.output_for_node("ranked")) == EXPECTED[:2]
+    assert pandas_rows(res.output_for_node("ranked")) == expected(2)
 
 
 def test_submit_command_runs_the_job_file_with_the_config() -> None:

@@ -88,6 +88,36 @@ def _bobs_files(data: Path) -> dict[str, bytes]:
     }
 
 
+def _write_mart(warehouse: Any) -> None:
+    """A top ten mart with a row for each listener and one for everyone, her mark in hers and everyone's."""
+    import pandas as pd
+
+    rows = [(ALICE_ID, ALICE_MARK), (BOB_ID, BOB_MARK), ("*", ALICE_MARK)]
+    now = pd.Timestamp("2026-01-01", tz="UTC")
+    warehouse.replace_top_ten(
+        pd.DataFrame(
+            {
+                "user_id": [u for u, _ in rows],
+                "rank": [1, 1, 1],
+                "track_id": ["t1", "t2", "t1"],
+                "track_name": [name for _, name in rows],
+                "artist_names": ["a", "b", "a"],
+                "album_name": ["x", "y", "x"],
+                "album_image_url": [None, None, None],
+                "plays": [3, 2, 3],
+                "minutes_listened": [9.0, 6.0, 9.0],
+                "first_played_at": [now] * 3,
+                "last_played_at": [now] * 3,
+                "computed_at": [now] * 3,
+            }
+        )
+    )
+
+
+def _mart_scopes(warehouse: Any) -> list[str]:
+    return sorted(warehouse.query("SELECT user_id FROM top_ten_tracks")["user_id"])
+
+
 def _scan(data: Path, needles: dict[str, bytes]) -> dict[str, object]:
     """The byte search the test judges by: files and bytes scanned, and which files hold each needle."""
     files = [p for p in data.rglob("*") if p.is_file()]
@@ -226,6 +256,7 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     for record in bobs_records:
         record.unlink()
     warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
+    _write_mart(warehouse)
     before = _counts(warehouse)
     assert before[ALICE_ID] > 100 and before["sandbox-bob"] > 100
     bobs_before = _bobs_files(data_dir)
@@ -265,6 +296,7 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     with capsys.disabled():  # the figures, for the issue's note
         print(f"\nbyte search before: {_summary(scanned_before)}; after: {_summary(scanned_after)}")
     assert scanned_after["mark"] == [] and scanned_after["id"] == [], scanned_after
+    assert _mart_scopes(warehouse) == [BOB_ID]  # hers and everyone's (over her plays too) are gone
     assert re.search(r"dagster runs\s+3\b", out), out  # her pipeline run, her preview run, her tagged run
     assert re.search(r"dagster runless events\s+2\b", out), out  # her two imports' reports to bq_plays
     assert _files_holding(data_dir, ALICE_MARK.encode()) == []
@@ -371,6 +403,7 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
             and user_id in pq.read_table(io.BytesIO(b)).column("user_id").to_pylist()
         }
 
+    _write_mart(warehouse)
     before, stored = counts(), objects()
     assert before == {ALICE_ID: 60, "sandbox-bob": 60}
     assert any(ALICE_MARK.encode() in body for body in stored.values())
@@ -381,6 +414,7 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
     assert re.search(r"warehouse plays\s+60 rows", out) and re.search(r"handoff files\s+1\b", out), out
     after = objects()
     assert counts() == {"sandbox-bob": 60}
+    assert _mart_scopes(warehouse) == [BOB_ID]
     assert [
         name
         for name, body in after.items()

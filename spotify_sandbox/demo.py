@@ -191,7 +191,7 @@ def demo_command(argv: list[str]) -> int:
                     f"{report.rows_read} rows, {report.added} added, {report.duplicates} already present."
                 )
         from spotify_assets.definitions import defs
-        from spotify_assets.schema import PLAYS_TABLE, TOP_TEN_TABLE
+        from spotify_assets.schema import ALL_LISTENERS, PLAYS_TABLE, TOP_TEN_TABLE
 
         print(f"Data directory: {data_dir()}")
         listener = single_user_partition(defs)
@@ -226,7 +226,7 @@ def demo_command(argv: list[str]) -> int:
         plays = warehouse.count(PLAYS_TABLE)
         top = warehouse.query(
             f"SELECT rank, track_name, artist_names, plays, round(minutes_listened, 1) AS minutes, last_played_at "
-            f"FROM {TOP_TEN_TABLE} ORDER BY rank"
+            f"FROM {TOP_TEN_TABLE} WHERE user_id = '{ALL_LISTENERS}' ORDER BY rank"
         )
         print(f"\n{PLAYS_TABLE}: {plays} plays in the warehouse. Top ten tracks:\n")
         print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
@@ -284,13 +284,24 @@ def _start_spark_connect() -> SparkConnectServer | None:
 
 
 def _report_spark_connect(server: SparkConnectServer) -> None:
-    """Say when the server is up (or why not); runs use it from then on."""
+    """Say when the server is up and warmed up (or why not); runs use it from then on.
+
+    The warm-up is one small top-ten job (``SparkConnectServer.warm_up``), as the compose
+    stack's server runs before it reports healthy: a fresh server's first job pays class
+    loading and a cold JIT, which otherwise lands on the first hourly run.
+    """
     from spark.connect_server import ConnectServerError
 
     try:
         server.wait_ready(timeout_s=180)
+        try:
+            warm = f"warmed up in {server.warm_up():.1f}s"
+        except _StopRequested:
+            raise
+        except Exception as exc:  # a failed warm-up leaves a usable server; runs still try it
+            warm = f"warm-up failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         print(
-            f"Spark Connect server (warm Spark for every run) at {redact(server.url)}, log {server.log_path}"
+            f"Spark Connect server (warm Spark for every run) at {redact(server.url)}, {warm}, log {server.log_path}"
         )
     except ConnectServerError as exc:
         print(

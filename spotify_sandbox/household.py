@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import dagster as dg
 import requests
 
-from spotify_assets.schema import PLAYS_TABLE
+from spotify_assets.schema import ALL_LISTENERS, PLAYS_TABLE, TOP_TEN_TABLE
 from spotify_assets.settings import data_dir, users_root
 from spotify_assets.spotify.client import HttpSpotifyClient
 from spotify_assets.spotify.token_store import MemoryTokenStore
@@ -89,14 +89,12 @@ def sign_in(sandbox: SandboxServer, names: list[str], data: Path) -> list[User]:
 
 
 def user_top_ten(warehouse: Any, user_id: str) -> Any:
-    """One user's ten most played tracks, from the plays table (the Spark mart is all-users)."""
+    """A listener's ten most played tracks (``ALL_LISTENERS`` for everyone's), as the Spark job
+    wrote them into the mart: the same rows the dashboard's Top page shows."""
     quoted = user_id.replace("'", "''")
     return warehouse.query(
-        f"SELECT row_number() OVER (ORDER BY count(*) DESC, sum(ms_played) DESC, track_id) AS rank, "
-        f"any_value(track_name) AS track_name, any_value(artist_names) AS artist_names, count(*) AS plays, "
-        f"round(sum(coalesce(ms_played, duration_ms)) / 60000.0, 1) AS minutes "
-        f"FROM {PLAYS_TABLE} WHERE user_id = '{quoted}' AND content_type = 'track' AND track_id IS NOT NULL "
-        f"GROUP BY track_id ORDER BY rank LIMIT 10"
+        f"SELECT rank, track_name, artist_names, plays, round(minutes_listened, 1) AS minutes "
+        f"FROM {TOP_TEN_TABLE} WHERE user_id = '{quoted}' ORDER BY rank"
     )
 
 
@@ -149,6 +147,9 @@ def household_demo(
         top = user_top_ten(warehouse, user.user_id)
         print(f"\n{user.name} ({user.user_id}): {_count(warehouse, user.user_id)} plays. Top ten tracks:\n")
         print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
+    top = user_top_ten(warehouse, ALL_LISTENERS)
+    print(f"\nEveryone: {warehouse.count(PLAYS_TABLE)} plays. Top ten tracks:\n")
+    print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
     print(
         f"\nDone in {time.monotonic() - started:.1f}s for {len(users)} users"
         f"{'; failed: ' + ', '.join(failed) if failed else ''}."

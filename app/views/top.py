@@ -132,25 +132,22 @@ with tab_albums:
         "top_albums_table",
     )
 with tab_mart:
-    # The mart is computed over the whole household; a listener's own top ten is the Tracks tab.
-    mart_res = {} if ctx.user else ctx.fetch(queries.top_ten_mart_query())
+    # One Spark job ranks everyone's plays and each listener's: the picked scope's rows.
+    mart_res = ctx.fetch(queries.top_ten_mart_query(ctx.user))
     mart = ui.frame(mart_res, "top_ten")
-    if ctx.user:
+    whose = "This listener's" if ctx.user else "All-time"
+    if not len(mart):
         st.info(
-            "The Spark top ten is computed over every listener; pick *Everyone* in the sidebar to see it. "
-            "This listener's own top tracks are on the Tracks tab.",
-            icon=":material/groups:",
-        )
-    elif not len(mart):
-        st.info(
-            "The `top_ten_tracks` mart has not been computed yet: the Spark step runs at the end of `make demo`."
+            "The `top_ten_tracks` mart has not been computed yet"
+            + (" for this listener" if ctx.user else "")
+            + ": the Spark step runs at the end of `make demo` and after every write to the plays table."
         )
     else:
         inputs = ui.frame(mart_res, "mart_input")
         seen = int(inputs["seen"].iloc[0] or 0) if len(inputs) else 0
         now = int(inputs["now"].iloc[0] or 0) if len(inputs) else 0
         st.caption(
-            f"All-time top ten as computed by the Spark job on {ui.local(mart['computed_at'].max(), ctx.tz)} "
+            f"{whose} top ten as computed by the Spark job on {ui.local(mart['computed_at'].max(), ctx.tz)} "
             f"({ctx.tz}) over {ui.plural(seen, 'play')} of tracks; ties broken by minutes, then last play."
         )
         if now > seen:

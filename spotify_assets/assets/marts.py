@@ -11,6 +11,7 @@ from spotify_assets.automation import AFTER_PLAYS_WRITE
 from spotify_assets.metadata import markdown_table
 from spotify_assets.resources.spark import SparkResource
 from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.schema import ALL_LISTENERS
 
 #: Recompute the top ten after every write to the plays table (see ``automation.py``).
 TOP_TEN_AUTOMATION = AFTER_PLAYS_WRITE
@@ -30,24 +31,34 @@ def top_ten_tracks(
     warehouse: WarehouseResource,
     spark: SparkResource,
 ) -> dg.Output[pd.DataFrame]:
-    """The ten most played tracks of all time: plays, minutes listened, first and last play.
+    """The ten most played tracks of all time, of everyone and of each listener: plays,
+    minutes listened, first and last play.
 
     Computed by the ``spark/`` application (the same code ``spark-submit`` runs on a
-    cluster) over every play in the warehouse, then written back as a table the dashboard
-    reads. Ranking ties are broken by minutes listened, then recency, then track id, so the
-    mart is deterministic. The frame is returned: ``warehouse_io_manager`` replaces the
+    cluster) in one job over every play in the warehouse, then written back as one table the
+    dashboard reads: rows with ``user_id`` = ``schema.ALL_LISTENERS`` rank the household's
+    plays together, the others one listener's (the Top page shows the listener's own). Ranking
+    ties are broken by minutes listened, then recency, then track id, so the mart is
+    deterministic. The frame is returned: ``warehouse_io_manager`` replaces the
     ``top_ten_tracks`` table with it (``io_managers/warehouse_io_manager.py``).
     """
     with tempfile.TemporaryDirectory(prefix="spotify-top-ten-") as tmp:
         spark_input = warehouse.export_plays_for_spark(f"{tmp}/input")
         top_ten = spark.run_top_ten(spark_input, f"{tmp}/output", n=10, log=context.log)
+    everyone = top_ten[top_ten["user_id"] == ALL_LISTENERS]
+    listeners = sorted(set(top_ten["user_id"]) - {ALL_LISTENERS})
     return dg.Output(
         top_ten,
         metadata={
             "spark_master": spark.master,
-            "top_track": str(top_ten["track_name"].iloc[0]) if len(top_ten) else "none",
+            "top_track": str(everyone["track_name"].iloc[0]) if len(everyone) else "none",
+            "listeners": dg.MetadataValue.int(len(listeners)),
+            "rows_per_scope": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in top_ten.groupby("user_id").size().items()}
+            ),
             "preview": markdown_table(
-                top_ten, ["rank", "track_name", "artist_names", "plays", "minutes_listened", "last_played_at"]
+                everyone,
+                ["rank", "track_name", "artist_names", "plays", "minutes_listened", "last_played_at"],
             ),
         },
     )

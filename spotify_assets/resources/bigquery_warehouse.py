@@ -47,6 +47,7 @@ from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
 from spotify_assets.schema import (
+    ALL_LISTENERS,
     FEATURES_TABLE,
     GAPS_TABLE,
     PLAY_KEY,
@@ -402,9 +403,13 @@ class BigQueryWarehouseResource(WarehouseResource):
         """A DML DELETE of the user's rows. BigQuery keeps changed data for the dataset's time
         travel window (7 days by default) and then fail-safe (7 more): the rows are gone from
         every query at once, and from Google's storage after that window."""
-        job = self._dml(
-            f"DELETE FROM `{self.table_id(PLAYS_TABLE)}` WHERE user_id = @user_id",
-            [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)],
+        who = [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
+        job = self._dml(f"DELETE FROM `{self.table_id(PLAYS_TABLE)}` WHERE user_id = @user_id", who)
+        # The mart's rows of theirs, and everyone's (ranked over their plays too): the next top
+        # ten run writes everyone's again without them.
+        self._dml(
+            f"DELETE FROM `{self.table_id(TOP_TEN_TABLE)}` WHERE user_id IN (@user_id, @everyone)",
+            [*who, bigquery.ScalarQueryParameter("everyone", "STRING", ALL_LISTENERS)],
         )
         return int(job.num_dml_affected_rows or 0)
 

@@ -44,6 +44,7 @@ from pydantic import PrivateAttr
 from spotify_assets.resources.dedupe import DuckDBPlaysIndex, FetchingPlaysIndex, PlaysIndex
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
+    ALL_LISTENERS,
     FEATURES_TABLE,
     GAPS_TABLE,
     META_TABLE,
@@ -356,6 +357,9 @@ class DuckDBWarehouseResource(WarehouseResource):
                 deleted = con.execute(f"DELETE FROM {PLAYS_TABLE} WHERE user_id = ?", [user_id]).fetchall()[
                     0
                 ][0]
+                # The mart's rows of theirs, and everyone's (ranked over their plays too): the
+                # next top ten run writes everyone's again without them.
+                con.execute(f"DELETE FROM {TOP_TEN_TABLE} WHERE user_id IN (?, ?)", [user_id, ALL_LISTENERS])
                 con.execute(
                     f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
                     [datetime.now(UTC).isoformat()],
@@ -532,13 +536,26 @@ def _insert_ignoring(con: duckdb.DuckDBPyConnection, incoming: pd.DataFrame | pa
     return after - before, after
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The column names of ``table`` in the open database (empty when it does not exist)."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema()",
+        [table],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     tables: list[tuple[str, TableName, str]] = [
         (PLAYS_TABLE, "plays", PLAY_KEY),
         (FEATURES_TABLE, "track_features", "track_id"),
         (TRACK_METADATA_TABLE, "track_metadata", "track_id"),
-        (TOP_TEN_TABLE, "top_ten_tracks", "rank"),
+        (TOP_TEN_TABLE, "top_ten_tracks", "user_id, rank"),
     ]
+    if "user_id" not in _columns(con, TOP_TEN_TABLE):
+        # A mart of the single-user layout (one ranking, keyed by rank): derived data, so it
+        # is dropped and the next run of top_ten_tracks writes it again per listener.
+        con.execute(f"DROP TABLE IF EXISTS {TOP_TEN_TABLE}")
     for table, schema, key in tables:
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {table} (\n  {duckdb_columns_sql(schema)},\n  PRIMARY KEY ({key}))"
