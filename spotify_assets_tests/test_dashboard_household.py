@@ -272,6 +272,8 @@ def test_a_listener_without_plays_sees_none_of_the_others(dashboard_env, househo
     at = _open(
         dashboard_env, household_snapshot, viewer=Viewer("carol@example.org", "carol", household=False)
     )
-    assert _picker(at).options == ["carol"]
+    # No picker of the others: a page saying so, and nothing of theirs.
+    assert not [s for s in at.sidebar.selectbox if s.label == "Listener"]
+    assert [t.value for t in at.title] == ["No plays of yours yet"]
     assert "Northern Glass" not in _text(at) and "Ivy Coast" not in _text(at)
     assert _metrics(at).get("Plays", "0") == "0"
