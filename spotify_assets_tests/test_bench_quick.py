@@ -57,7 +57,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
         assert re.search(rf"^\| {label} \| {FIGURE} \| {FIGURE} \| {FIGURE} \|$", text, re.M), label
     # Top ten: the engines agree on the result and every cell is a number.
     assert re.search(r"^\| 50,000 \| \d+\.\d+ .*\| \d+\.\d+x \| \d+\.\d+x \| \d+\.\d+x \|$", text, re.M)
-    assert "return the same ten track ids: yes" in text
+    assert "All engines return the same rows (scope, rank, track id): yes" in text
     # Dashboard: the six pages, each with cold and warm seconds.
     pages = re.findall(r"^\| (\w+) \| (\d+\.\d+) \| (\d+\.\d+) \| (?:met|MISSED) \|$", text, re.M)
     assert {p[0] for p in pages} >= {"overview", "top", "when", "mood", "discovery", "recent"}
