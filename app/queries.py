@@ -485,7 +485,7 @@ sessions AS (
         "heatmap": base
         + f""", {buckets_cte(tz)}
 SELECT isodow(local_ts) AS dow, hour(local_ts) AS hour, sum(plays) AS plays, sum(minutes) AS minutes
-FROM qb GROUP BY 1, 2""",
+FROM qb GROUP BY 1, 2 ORDER BY 1, 2""",
         "timeline": base
         + f""", {buckets_cte(tz)}
 SELECT CAST(date_trunc('{grain}', local_ts) AS DATE) AS period, sum(plays) AS plays, sum(minutes) AS minutes

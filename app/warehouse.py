@@ -204,15 +204,24 @@ class BigQueryWarehouse:
         return str(int(time.time() // 60))
 
     def fetch(self, queries: Mapping[str, str]) -> dict[str, pd.DataFrame | None]:
+        """Start every query of the batch, then collect the answers: BigQuery runs a page's
+        queries side by side instead of one after another."""
         from google.api_core.exceptions import NotFound
 
         client = self.client()
+        jobs: dict[str, bigquery.QueryJob | None] = {}
         out: dict[str, pd.DataFrame | None] = {}
         try:
             for name, sql in queries.items():
                 try:
-                    job = client.query(to_bigquery(sql, self.project, self.dataset))
-                    out[name] = job.result().to_arrow(create_bqstorage_client=False).to_pandas()
+                    jobs[name] = client.query(to_bigquery(sql, self.project, self.dataset))
+                except NotFound:
+                    jobs[name] = None  # a table this dataset does not have
+            for name, job in jobs.items():
+                try:
+                    # DATE as datetime64, as DuckDB returns it (the pages were written against that).
+                    arrow = None if job is None else job.result().to_arrow(create_bqstorage_client=False)
+                    out[name] = None if arrow is None else arrow.to_pandas(date_as_object=False)
                 except NotFound:
                     out[name] = None
         finally:

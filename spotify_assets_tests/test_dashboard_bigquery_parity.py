@@ -1,0 +1,252 @@
+"""The dashboard on BigQuery, for real: every query on the BigQuery emulator equals DuckDB's answer.
+
+The same plays (the two-listener household of ``fixtures/dashboard.py``: Alice's four months
+with imported plays, lookups, short streams and podcasts; Bob's day of ties) are written by
+the pipeline's own writers into the BigQuery emulator and into a DuckDB snapshot. The app's
+warehouses (``app.warehouse.from_env`` in cloud mode, with ``SPOTIFY_BQ_ENDPOINT``, and
+``DuckDBSnapshot``) then answer:
+
+* every query of every builder in ``app/queries.py``, called the way the pages call them: each
+  period option for everyone, two for one listener (``for_listener``, as ``Context.fetch``
+  does), every grain, the detail pages for several artists, tracks and albums, Wrapped for a
+  year with plays and one without, and Compare both ways; a new query in a builder is compared
+  at once, and a new builder this test does not call fails it;
+* every page rendered by ``AppTest`` (the pages' own batches, recorded as sent) on each.
+
+Frames must be equal value for value and row for row (``app.parity`` lists the only
+representation differences it normalises).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+
+from app import parity
+from app import queries as q
+from app.warehouse import BigQueryWarehouse, DuckDBSnapshot, Warehouse, from_env
+from spotify_assets.schema import PLAYS_TABLE
+from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
+from spotify_assets_tests.fixtures.dashboard import (
+    ALICE,
+    BOB,
+    build_dashboard_warehouse,
+    dashboard_features,
+    dashboard_metadata,
+    dashboard_top_ten,
+    household_plays,
+)
+
+#: A day after the household's newest play (2 May 2024), so "last 4 weeks" and "last 6 months" hold plays.
+NOW = datetime(2024, 5, 3, 12, tzinfo=UTC)
+#: A zone with a daylight-saving switch inside the plays (31 March), so local days and hours matter.
+TZ = "Europe/Berlin"
+CUSTOM = (date(2024, 2, 1), date(2024, 3, 31))
+#: Detail pages opened for everyone: looked-up imports (a1, t1, al1), a pending import (a2, t4),
+#: API plays (al4) and an id nobody played; for Bob: a shared artist and his own track and album.
+DETAIL_IDS: dict[str | None, list[tuple[q.DetailKind, str]]] = {
+    None: [
+        ("artist", "a1"),
+        ("artist", "a2"),
+        ("artist", "nobody"),
+        ("track", "t1"),
+        ("track", "t4"),
+        ("album", "al1"),
+        ("album", "al4"),
+    ],
+    BOB: [("artist", "a2"), ("track", "b1"), ("album", "alb1")],
+}
+#: The periods each scope is compared over: every option for everyone; for Bob (whose plays are
+#: in January and May) the two where he has plays in and out of the period.
+PERIODS: dict[str | None, tuple[q.PeriodKind, ...]] = {None: get_args(q.PeriodKind), BOB: ("4w", "all")}
+
+
+@pytest.fixture(scope="module")
+def warehouses(
+    bigquery_emulator: BigQueryEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[BigQueryWarehouse, DuckDBSnapshot]:
+    """The household's plays, features, lookups and mart in both warehouses, each written by
+    the pipeline's own writer; the BigQuery side read through the app's own cloud selection."""
+    plays = household_plays()
+    features, metadata, top_ten = dashboard_features("ok"), dashboard_metadata(), dashboard_top_ten(plays)
+    writer = bigquery_emulator.warehouse()
+    writer.merge_plays(plays)
+    writer.merge_track_features(features)
+    writer.merge_track_metadata(metadata)
+    writer.replace_top_ten(top_ten)
+    bigquery = from_env(
+        {
+            "SPOTIFY_DEPLOYMENT": "cloud",
+            "SPOTIFY_GCP_PROJECT": writer.project,
+            "SPOTIFY_BQ_DATASET": writer.dataset,
+            "SPOTIFY_BQ_ENDPOINT": bigquery_emulator.url,
+        }
+    )
+    assert isinstance(bigquery, BigQueryWarehouse) and bigquery.endpoint == bigquery_emulator.url
+    snapshot = build_dashboard_warehouse(
+        tmp_path_factory.mktemp("parity"), plays, features, top_ten, metadata
+    )
+    return bigquery, DuckDBSnapshot(snapshot)
+
+
+def _builders() -> dict[str, Callable[..., dict[str, str]]]:
+    """Every public function of ``app.queries`` that returns a batch (``dict[str, str]``)."""
+    return {
+        name: fn
+        for name, fn in inspect.getmembers(q, inspect.isfunction)
+        if fn.__module__ == q.__name__
+        and not name.startswith("_")
+        and inspect.signature(fn).return_annotation in ("dict[str, str]", dict[str, str])
+        and name != "all_builders_sample"  # the transpile tests' own sample, built from the others
+    }
+
+
+#: Taken before any test wraps them (``called``).
+BUILDERS = _builders()
+
+
+@pytest.fixture
+def called(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """Which batch builders were called (each one wrapped to note its name)."""
+    seen: set[str] = set()
+
+    def noting(name: str, fn: Callable[..., dict[str, str]]) -> Callable[..., dict[str, str]]:
+        def wrapper(*args: Any, **kwargs: Any) -> dict[str, str]:
+            seen.add(name)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for name, fn in BUILDERS.items():
+        monkeypatch.setattr(q, name, noting(name, fn))
+    yield seen
+
+
+def _period(kind: q.PeriodKind) -> q.Period:
+    return q.period_for(kind, TZ, now=NOW, first_day=CUSTOM[0], last_day=CUSTOM[1])
+
+
+def _pages(user: str | None) -> list[dict[str, str]]:
+    """The batches of every page for one scope, built with the pages' arguments."""
+    out = [q.discovery_queries(TZ), q.sources_query(), q.years_query(TZ), q.top_ten_mart_query(user)]
+    for kind in PERIODS[user]:
+        period = _period(kind)
+        previous = q.previous_period(period, now=NOW)
+        out += [
+            q.overview_queries(TZ, period, previous),
+            {**q.top_queries(TZ, period, previous=previous), **q.pending_lookups_query(period)},
+            q.mood_queries(TZ, period),
+            q.recent_queries(TZ, q.RecentFilter(period=period), 100, 0),
+        ]
+        out += [q.when_queries(TZ, period, grain) for grain in (q.GRAINS if kind == "all" else ("week",))]
+    out += [
+        q.recent_queries(TZ, q.RecentFilter(search="pines", content="all", sources=("api",)), 100, 0),
+        q.recent_queries(TZ, q.RecentFilter(content="podcasts", include_short=True), 10, 20),
+        q.wrapped_queries(TZ, 2024),
+    ]
+    out += [q.detail_queries(kind, item, TZ) for kind, item in DETAIL_IDS[user]]
+    return [{name: q.for_listener(sql, user) for name, sql in batch.items()} for batch in out]
+
+
+def every_batch() -> list[dict[str, str]]:
+    """Every batch the pages send: the frame's (everyone's), each scope's pages, Compare's."""
+    batches = [q.version_queries(), q.listeners_query(), q.wrapped_queries(TZ, 2023)]  # 2023: no plays
+    for user in PERIODS:
+        batches += _pages(user)
+    batches += [q.compare_queries(TZ, _period(kind), ALICE, BOB) for kind in get_args(q.PeriodKind)]
+    batches.append(q.compare_queries(TZ, _period("all"), BOB, ALICE))
+    return batches
+
+
+def test_every_dashboard_query_gives_duckdbs_answer_on_bigquery(
+    warehouses: tuple[BigQueryWarehouse, DuckDBSnapshot], called: set[str]
+) -> None:
+    bigquery, duckdb = warehouses
+    batches = every_batch()
+    assert len(BUILDERS) >= 15 and called == set(BUILDERS), (
+        f"builders no batch calls: {set(BUILDERS) - called}"
+    )
+    result = parity.compare(batches, bigquery, duckdb)
+    assert result.differences == {}, "\n".join(f"{k}: {v}" for k, v in result.differences.items())
+    assert set(result.skipped.values()) == {parity.NOT_ON_BIGQUERY["warehouse_meta"]}
+    # Not a comparison of empty frames: hundreds of queries, thousands of rows.
+    assert result.compared > 200 and result.rows > 1000, result
+
+
+def test_rankings_with_ties_come_back_in_the_same_order(
+    warehouses: tuple[BigQueryWarehouse, DuckDBSnapshot],
+) -> None:
+    """Bob played four tracks 10 times each (his first day): their order is decided by the
+    tie-breaks (minutes, then name), and it is the same on both."""
+    bigquery, duckdb = warehouses
+    batch = {n: q.for_listener(sql, BOB) for n, sql in q.top_queries(TZ, q.Period(), limit=8).items()}
+    on_bq, on_duck = bigquery.fetch(batch), duckdb.fetch(batch)
+    tracks = on_bq["tracks"]
+    assert tracks is not None and on_duck["tracks"] is not None
+    assert list(tracks["plays"]) == [16, 15, 10, 10, 10, 10]
+    assert list(tracks["track"]) == list(on_duck["tracks"]["track"])
+    assert parity.frame_difference(tracks, on_duck["tracks"]) is None
+    swapped = on_duck["tracks"].iloc[[0, 1, 3, 2, 4, 5]].reset_index(drop=True)
+    assert parity.frame_difference(tracks, swapped) is not None  # the order is compared
+
+
+def test_every_page_renders_on_bigquery_with_duckdbs_figures(
+    warehouses: tuple[BigQueryWarehouse, DuckDBSnapshot], tmp_path: Path
+) -> None:
+    """``AppTest`` opens each page on both warehouses: no exception, the same figures shown,
+    the same batches sent, and each of those batches answered alike."""
+    bigquery, duckdb = warehouses
+    env = {"SPOTIFY_TIMEZONE": TZ, "SPOTIFY_DATA_DIR": str(tmp_path)}
+    params = parity.page_params(duckdb, TZ)
+    assert parity.page_params(bigquery, TZ) == params
+    seen: dict[str, list[parity.RenderedPage]] = {}
+    recorded: dict[str, parity.RecordingWarehouse] = {}
+    for side, wh in (("bigquery", bigquery), ("duckdb", duckdb)):
+        recorded[side] = parity.RecordingWarehouse(wh)
+        seen[side] = parity.render_pages(recorded[side], params, env=env)
+    bq_pages, duck_pages = seen["bigquery"], seen["duckdb"]
+    assert [p.page for p in bq_pages] == list(parity.PAGES)
+    assert {p.page: p.exceptions for p in bq_pages if p.exceptions} == {}
+    assert parity.figure_differences(bq_pages, duck_pages) == {}, "page figures (BigQuery, DuckDB) differ"
+    # The one figure left out: BigQuery has no snapshot whose publication it could show.
+    overview = {p.page: p for p in bq_pages}["overview"].metrics
+    assert overview["Pipeline last ran"] == "unknown" and overview["Plays"] == "303"
+    assert sum(len(p.metrics) for p in bq_pages) > 30, [p.metrics for p in bq_pages]
+    assert _sqls(recorded["bigquery"]) == _sqls(recorded["duckdb"])
+    result = parity.compare(recorded["bigquery"].batches, bigquery, duckdb)
+    assert result.differences == {} and result.compared > 50, result
+
+
+def _sqls(wh: parity.RecordingWarehouse) -> set[str]:
+    return {sql for batch in wh.batches for sql in batch.values()}
+
+
+def test_the_comparison_sees_a_changed_figure(warehouses: tuple[BigQueryWarehouse, DuckDBSnapshot]) -> None:
+    """The guard guards: one play fewer on one side is a difference, named by its query."""
+    bigquery, duckdb = warehouses
+
+    class OnePlayFewer:
+        source_id = "fewer"
+
+        def exists(self) -> bool:
+            return True
+
+        def freshness_token(self) -> str:
+            return "0"
+
+        def fetch(self, queries: dict[str, str]) -> dict[str, Any]:
+            fewer = (
+                f"(SELECT * FROM {PLAYS_TABLE} WHERE play_key <> (SELECT min(play_key) FROM {PLAYS_TABLE}))"
+            )
+            return duckdb.fetch(
+                {n: sql.replace(f"FROM {PLAYS_TABLE}", f"FROM {fewer} AS _p") for n, sql in queries.items()}
+            )
+
+    fewer: Warehouse = OnePlayFewer()
+    result = parity.compare([q.overview_queries(TZ)], bigquery, fewer)
+    assert "totals" in " ".join(result.differences), result
