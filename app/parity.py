@@ -249,6 +249,7 @@ def render_pages(
     ``env`` is set for the renders (and restored after): the pages read the time zone and the
     listener registry from the environment.
     """
+    import logging
     import os
 
     from streamlit.testing.v1 import AppTest
@@ -256,6 +257,10 @@ def render_pages(
     saved = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
     out: list[RenderedPage] = []
+    from streamlit import logger as st_logger
+
+    level = logging.getLogger("streamlit").getEffectiveLevel()
+    st_logger.set_log_level(logging.ERROR)  # "No runtime found" and the like: AppTest has no server
     try:
         with _serving(wh):
             for page in pages:
@@ -274,6 +279,7 @@ def render_pages(
                     )
                 )
     finally:
+        st_logger.set_log_level(level)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -152,6 +152,28 @@ def to_bigquery(sql: str, project: str, dataset: str) -> str:
     return tree.sql(dialect="bigquery")
 
 
+#: The ``st.secrets`` section holding the read-only dashboard service account's JSON key (the
+#: account Terraform creates, ``terraform/iam.tf``), where the host has no Application Default
+#: Credentials: Streamlit Community Cloud (``docs/dashboard-on-streamlit-cloud.md``).
+SERVICE_ACCOUNT_SECTION = "gcp_service_account"
+
+
+def service_account_info() -> dict[str, str] | None:
+    """The dashboard account's key from ``st.secrets[SERVICE_ACCOUNT_SECTION]``, or None (then ADC).
+
+    Read only when a BigQuery client is made, never logged; a host without a secrets file
+    (the compose deployment, a laptop with ``gcloud auth application-default login``) uses ADC.
+    """
+    import streamlit as st
+
+    try:
+        if not st.secrets.load_if_toml_exists() or SERVICE_ACCOUNT_SECTION not in st.secrets:
+            return None
+        return {str(k): str(v) for k, v in st.secrets[SERVICE_ACCOUNT_SECTION].items()}
+    except FileNotFoundError:
+        return None
+
+
 @dataclass(frozen=True)
 class BigQueryWarehouse:
     """The cloud warehouse: the same queries, transpiled to BigQuery.
@@ -194,6 +216,14 @@ class BigQueryWarehouse:
                 credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                 client_options={"api_endpoint": self.endpoint},
             )
+        info = service_account_info()
+        if info is not None:
+            from google.oauth2 import service_account
+
+            credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                info, scopes=["https://www.googleapis.com/auth/cloud-platform"]
+            )
+            return bigquery.Client(project=self.project, location=self.location, credentials=credentials)
         return bigquery.Client(project=self.project, location=self.location)
 
     def exists(self) -> bool:

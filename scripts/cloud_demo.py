@@ -6,8 +6,12 @@ store), a Spark standalone master and worker (``spark-class`` from the pyspark w
 PostgreSQL server for the Dagster instance (``scripts/postgres.sh`` + ``deploy/dagster.yaml``)
 and the sandbox Spotify API. Then it runs the ``spotify_pipeline`` job with
 ``SPOTIFY_DEPLOYMENT=cloud`` and only the documented variables, prints the warehouse's play
-count and the top ten read back from BigQuery, and stops everything it started, in reverse
-order, also on Ctrl-C, SIGTERM or a failure.
+count and the top ten read back from BigQuery, then renders every dashboard page against the
+emulated BigQuery (``app/parity.py``: Streamlit's ``AppTest``, the warehouse chosen by the
+app's own ``from_env``) and against a DuckDB copy of the same tables, and prints exactly one
+line, ``dashboard on BigQuery: N pages rendered, figures equal to DuckDB's``, or fails
+non-zero naming what differed. It stops everything it started, in reverse order, also on
+Ctrl-C, SIGTERM or a failure.
 
 Lake objects and BigQuery tables persist under ``$SPOTIFY_DATA_DIR/cloud-demo/`` (so a second
 run finds the plays, adds 0 and skips downstream); the Postgres run history and the Spark
@@ -121,6 +125,60 @@ def _script_service(
             capture_output=True,
         )
         _say(f"stopped {what}")
+
+
+def duckdb_copy(source: Any, folder: Path) -> Path:
+    """The BigQuery warehouse's tables written into a fresh DuckDB by the pipeline's own DuckDB
+    writer; returns the snapshot the dashboard reads."""
+    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+    from spotify_assets.schema import (
+        FEATURES_TABLE,
+        PLAYS_TABLE,
+        TOP_TEN_TABLE,
+        TRACK_METADATA_TABLE,
+        conform,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    snapshot = folder / "warehouse.snapshot.duckdb"
+    copy = DuckDBWarehouseResource(path=str(folder / "warehouse.duckdb"), snapshot_path=str(snapshot))
+    copy.merge_plays(conform(source.query(f"SELECT * FROM {PLAYS_TABLE}"), "plays"))
+    copy.merge_track_features(conform(source.query(f"SELECT * FROM {FEATURES_TABLE}"), "track_features"))
+    copy.merge_track_metadata(
+        conform(source.query(f"SELECT * FROM {TRACK_METADATA_TABLE}"), "track_metadata")
+    )
+    copy.replace_top_ten(conform(source.query(f"SELECT * FROM {TOP_TEN_TABLE}"), "top_ten_tracks"))
+    return snapshot
+
+
+def dashboard_on_bigquery(source: Any, folder: Path) -> str:
+    """Render every page on the emulated BigQuery and on a DuckDB copy; the one line, or RuntimeError.
+
+    The BigQuery side is what the deployed dashboard would read: ``app.warehouse.from_env``
+    with this process's cloud variables (``SPOTIFY_BQ_ENDPOINT`` among them).
+    """
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # ``app`` is not an installed package (Streamlit runs it from the repo)
+    from app import parity
+    from app.warehouse import BigQueryWarehouse, DuckDBSnapshot, from_env
+
+    bigquery = from_env()
+    if not isinstance(bigquery, BigQueryWarehouse):
+        raise RuntimeError(f"the dashboard would read {bigquery.source_id}, not BigQuery")
+    duckdb = DuckDBSnapshot(duckdb_copy(source, folder))
+    params = parity.page_params(bigquery)
+    recorded = {"bigquery": parity.RecordingWarehouse(bigquery), "duckdb": parity.RecordingWarehouse(duckdb)}
+    pages = {side: parity.render_pages(wh, params) for side, wh in recorded.items()}
+    failed = {p.page: p.exceptions for p in pages["bigquery"] + pages["duckdb"] if p.exceptions}
+    if failed:
+        raise RuntimeError(f"dashboard pages raised: {failed}")
+    shown = parity.figure_differences(pages["bigquery"], pages["duckdb"])
+    if shown:
+        raise RuntimeError(f"dashboard figures differ (BigQuery, DuckDB): {shown}")
+    result = parity.compare(recorded["bigquery"].batches, bigquery, duckdb)
+    if not result.equal:
+        raise RuntimeError(f"dashboard queries differ on BigQuery: {result.differences}")
+    return f"dashboard on BigQuery: {len(pages['bigquery'])} pages rendered, figures equal to DuckDB's"
 
 
 def run(fresh: bool) -> int:
@@ -370,6 +428,13 @@ def run(fresh: bool) -> int:
             f"\n{PLAYS_TABLE}: {plays} plays in the warehouse ({inserted} added by this run). Top ten tracks (from BigQuery):\n"
         )
         print_table(list(top.itertuples(index=False, name=None)), list(top.columns))
+
+        # 8. The dashboard, every page, on the emulated BigQuery and on DuckDB over the same tables
+        t0 = time.monotonic()
+        with dg.build_resources({"warehouse": (defs.resources or {})["warehouse"]}) as built:
+            line = dashboard_on_bigquery(built.warehouse, scratch / "dashboard")
+        print(f"\n{line}")
+        _say(f"dashboard pages rendered and compared in {time.monotonic() - t0:.1f}s")
         print(f"\nDone in {time.monotonic() - started:.1f}s; stopping what was started.")
     return 0
 
