@@ -178,6 +178,8 @@ def dashboard_on_bigquery(source: Any, folder: Path) -> str:
     result = parity.compare(recorded["bigquery"].batches, bigquery, duckdb)
     if not result.equal:
         raise RuntimeError(f"dashboard queries differ on BigQuery: {result.differences}")
+    figures = sum(len(p.metrics) for p in pages["bigquery"])
+    _say(f"{result.compared} distinct queries ({result.rows} rows) and {figures} page figures compared")
     return f"dashboard on BigQuery: {len(pages['bigquery'])} pages rendered, figures equal to DuckDB's"
 
 
