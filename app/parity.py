@@ -266,6 +266,7 @@ def render_pages(
             for page in pages:
                 at = AppTest.from_file(str(APP_FILE), default_timeout=120)
                 at.run()
+                st_logger.set_log_level(logging.ERROR)  # loggers the first run created start at INFO
                 at.query_params.clear()
                 at.query_params.update(dict(params.get(page, {})))
                 at.switch_page(f"views/{page}.py").run()
