@@ -136,6 +136,40 @@ class DuckDBSnapshot:
 _BIGQUERY_FUNCTIONS = {"epoch_us": "UNIX_MICROS"}
 
 
+#: DuckDB's ``date_trunc('week', t)``: the ISO week's Monday. BigQuery's ``TIMESTAMP_TRUNC(t, WEEK)``
+#: is the Sunday before, and ``ISOWEEK`` / ``WEEK(MONDAY)`` do not survive bqemulator's translation
+#: back to DuckDB, so the Monday is computed (``DAYOFWEEK``: Sunday 1 ... Saturday 7).
+_MONDAY_OF = "TIMESTAMP_SUB(TIMESTAMP_TRUNC(__t, DAY), INTERVAL MOD(EXTRACT(DAYOFWEEK FROM __t) + 5, 7) DAY)"
+
+
+def _keep_duckdb_semantics(tree: exp.Expr) -> None:
+    """Where sqlglot's translation means something else on BigQuery, say what DuckDB means.
+
+    * ``arg_max(x, y)`` skips rows where ``x`` is NULL in DuckDB; BigQuery's ``MAX_BY`` is
+      ``ANY_VALUE(x HAVING MAX y)``, which does not promise that. ``y`` is made NULL where
+      ``x`` is, so the newest row *with* a value wins on both (an imported play without an
+      artist id must not hide the id of an older play).
+    * ``date_trunc('week', t)`` starts weeks on Monday in DuckDB, on Sunday in BigQuery.
+
+    bqemulator executes BigQuery SQL by translating it back to DuckDB, so it shows neither
+    difference (its ``TIMESTAMP_TRUNC(t, WEEK)`` is Monday's): ``test_dashboard_queries.py``
+    checks the transpiled text for both.
+    """
+    for by in list(tree.find_all(exp.ArgMax, exp.ArgMin)):
+        value, order = by.this, by.expression
+        guarded = exp.If(
+            this=exp.Is(this=value.copy(), expression=exp.Null()), true=exp.Null(), false=order.copy()
+        )
+        by.set("expression", guarded)
+    for node in list(tree.find_all(exp.TimestampTrunc, exp.DateTrunc)):
+        if str(node.args.get("unit") or "").upper() in ("WEEK", "'WEEK'"):
+            monday = sqlglot.parse_one(_MONDAY_OF, read="bigquery")
+            for placeholder in list(monday.find_all(exp.Column)):
+                if placeholder.name == "__t":
+                    placeholder.replace(node.this.copy())
+            node.replace(monday)
+
+
 def to_bigquery(sql: str, project: str, dataset: str) -> str:
     """Transpile a DuckDB-dialect query to BigQuery, qualifying the warehouse's tables."""
     tree = sqlglot.parse_one(sql, read="duckdb")
@@ -144,6 +178,7 @@ def to_bigquery(sql: str, project: str, dataset: str) -> str:
         twin = _BIGQUERY_FUNCTIONS.get(str(fn.this).lower())
         if twin:
             fn.set("this", twin)
+    _keep_duckdb_semantics(tree)
     cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
         if table.name in KNOWN_TABLES and table.name not in cte_names and not table.args.get("db"):

@@ -226,6 +226,28 @@ def _sqls(wh: parity.RecordingWarehouse) -> set[str]:
     return {sql for batch in wh.batches for sql in batch.values()}
 
 
+def test_the_emulator_cannot_tell_bigquerys_weeks_or_max_by_from_duckdbs(
+    warehouses: tuple[BigQueryWarehouse, DuckDBSnapshot], bigquery_emulator: BigQueryEmulator
+) -> None:
+    """Why ``to_bigquery`` rewrites weeks and ``MAX_BY`` with no emulator result to show for it:
+    bqemulator (which translates BigQuery SQL back to DuckDB) starts ``TIMESTAMP_TRUNC(t, WEEK)``
+    on Monday where BigQuery documents Sunday (an emulator bug), and its ``MAX_BY`` is DuckDB's
+    ``arg_max``, which skips NULLs (BigQuery's ``ANY_VALUE(x HAVING MAX y)`` does not promise
+    to). If a later emulator changes either, this fails, and the parity tests then check those
+    rewrites on the emulator too."""
+    client = bigquery_emulator.client()
+    row = next(
+        iter(
+            client.query(
+                "SELECT CAST(TIMESTAMP_TRUNC(TIMESTAMP '2024-05-05 10:00:00', WEEK) AS DATE) AS week, "
+                "MAX_BY(x, y) AS newest FROM UNNEST([STRUCT('old' AS x, 1 AS y), STRUCT(NULL, 2)])"
+            ).result()
+        )
+    )
+    client.close()
+    assert (str(row["week"]), row["newest"]) == ("2024-04-29", "old")  # BigQuery: 2024-05-05 (a Sunday)
+
+
 def test_the_comparison_sees_a_changed_figure(warehouses: tuple[BigQueryWarehouse, DuckDBSnapshot]) -> None:
     """The guard guards: one play fewer on one side is a difference, named by its query."""
     bigquery, duckdb = warehouses

@@ -43,6 +43,26 @@ def test_every_query_transpiles_to_bigquery_and_parses():
             assert duckdb_only not in lowered, (name, duckdb_only)
 
 
+def test_bigquery_sql_keeps_duckdbs_meaning_where_the_emulator_cannot_tell():
+    """Two translations bqemulator cannot check (it runs BigQuery SQL by translating it back to
+    DuckDB, see ``warehouse._keep_duckdb_semantics``): weeks start on Monday, not BigQuery's
+    Sunday, and ``MAX_BY`` skips rows without a value as DuckDB's ``arg_max`` does."""
+    sample = q.all_builders_sample()
+    assert any("date_trunc('week'" in sql for sql in sample.values())
+    for name, sql in sample.items():
+        tree = sqlglot.parse_one(to_bigquery(sql, "p", "d"), read="bigquery")
+        for trunc in tree.find_all(exp.TimestampTrunc, exp.DateTrunc, exp.DatetimeTrunc):
+            assert "WEEK" not in str(trunc.args.get("unit")).upper(), (name, trunc.sql("bigquery"))
+        for by in tree.find_all(exp.ArgMax, exp.ArgMin):
+            guard = by.expression
+            assert isinstance(guard, exp.If) and guard.this == exp.Is(this=by.this, expression=exp.Null()), (
+                name,
+                by.sql("bigquery"),
+            )
+    monday = to_bigquery("SELECT date_trunc('week', t) AS w FROM x", "p", "d")
+    assert "MOD(EXTRACT(DAYOFWEEK FROM t) + 5, 7)" in monday
+
+
 def test_cloud_mode_selects_bigquery_and_local_mode_the_snapshot(tmp_path):
     wh = from_env({"SPOTIFY_DEPLOYMENT": "cloud", "SPOTIFY_GCP_PROJECT": "p", "SPOTIFY_BQ_DATASET": "d"})
     assert isinstance(wh, BigQueryWarehouse) and wh.source_id == "bigquery:p.d"
