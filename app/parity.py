@@ -192,13 +192,14 @@ def compare(
 # -- the pages, rendered ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class RenderedPage:
-    """One page as ``AppTest`` ran it: its errors and the figures it shows (metric label -> value)."""
+    """One page as ``AppTest`` ran it: its errors, the figures it shows (metric label -> value)
+    and the tables it shows (``st.dataframe``, in page order)."""
 
     page: str
     params: dict[str, str]
     exceptions: list[str]
     metrics: dict[str, str]
-    tables: int
+    tables: list[pd.DataFrame]
 
 
 @contextlib.contextmanager
@@ -276,7 +277,7 @@ def render_pages(
                         params=dict(params.get(page, {})),
                         exceptions=[str(e.value) for e in at.exception],
                         metrics={str(m.label): str(m.value) for m in at.metric},
-                        tables=len(at.dataframe),
+                        tables=[t.value for t in at.dataframe],
                     )
                 )
     finally:
@@ -292,8 +293,9 @@ def render_pages(
 def figure_differences(
     bigquery: list[RenderedPage], duckdb: list[RenderedPage]
 ) -> dict[str, tuple[str, str]]:
-    """Figures two renders of the same pages show differently: ``"<page>: <label>"`` ->
-    (BigQuery's, DuckDB's); ``METRICS_NOT_ON_BIGQUERY`` are left out, and only those."""
+    """Figures and tables two renders of the same pages show differently: ``"<page>: <label>"``
+    -> (BigQuery's, DuckDB's), or a table's first difference; ``METRICS_NOT_ON_BIGQUERY`` are
+    left out, and only those."""
     out: dict[str, tuple[str, str]] = {}
     for b, d in zip(bigquery, duckdb, strict=True):
         if b.page != d.page:
@@ -302,4 +304,10 @@ def figure_differences(
             shown = (b.metrics.get(label, "-"), d.metrics.get(label, "-"))
             if shown[0] != shown[1] and label not in METRICS_NOT_ON_BIGQUERY:
                 out[f"{b.page}: {label}"] = shown
+        if len(b.tables) != len(d.tables):
+            out[f"{b.page}: tables"] = (str(len(b.tables)), str(len(d.tables)))
+        for i, (tb, td) in enumerate(zip(b.tables, d.tables, strict=False)):
+            problem = frame_difference(tb, td)
+            if problem:
+                out[f"{b.page}: table {i}"] = (problem, "")
     return out

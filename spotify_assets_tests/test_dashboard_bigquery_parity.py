@@ -217,6 +217,7 @@ def test_every_page_renders_on_bigquery_with_duckdbs_figures(
     overview = {p.page: p for p in bq_pages}["overview"].metrics
     assert overview["Pipeline last ran"] == "unknown" and overview["Plays"] == "303"
     assert sum(len(p.metrics) for p in bq_pages) > 30, [p.metrics for p in bq_pages]
+    assert sum(len(t) for p in bq_pages for t in p.tables) > 100  # the tables shown, row by row
     assert _sqls(recorded["bigquery"]) == _sqls(recorded["duckdb"])
     result = parity.compare(recorded["bigquery"].batches, bigquery, duckdb)
     assert result.differences == {} and result.compared > 50, result
