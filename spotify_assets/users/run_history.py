@@ -17,12 +17,22 @@ public APIs where there is one:
   tick history, not data);
 * the ``users`` dynamic partition: ``delete_dynamic_partition``.
 
-Two things have no public API in Dagster 1.13 and are done on the storage itself, for SQLite
+Metadata of the runs that stay can name a listener too: an unpartitioned asset's
+materialization belongs to no listener's run (the household's ``top_ten_tracks``, which before
+2026-12-06 kept ``rows_per_scope: {"<id>": 10, ...}``; it now records counts only). Dagster's
+event log is append-only and has no API to edit an event, so ``_scrub_events`` rewrites, in the
+stored events of every remaining run and in the asset index's copy of the last
+materialization, each mapping key naming the listener (dropped) and each string naming them
+(their id replaced by ``[deleted listener]``, which is not derived from it); the rest of the
+event, bob's counts included, stays as it was.
+
+Three things have no public API in Dagster 1.13 and are done on the storage itself, for SQLite
 (``<data>/dagster_home``, the local default) and Postgres alike through the storage's own
 SQLAlchemy connection: the asset index row whose ``last_materialization`` was one of the
 deleted runs' is pointed at the newest remaining materialization (``delete_run`` leaves it, and
 ``wipe_asset_partitions`` raises ``NotImplementedError`` on SQL storage), and the cached status
-of those assets is wiped so Dagster recomputes it without the partition. Last, each SQLite
+of those assets is wiped so Dagster recomputes it without the partition; and the events
+rewritten above. Last, each SQLite
 file of the instance is compacted (``VACUUM``): a deleted row's text stays in the file's free
 pages until then, unless SQLite was built with ``SECURE_DELETE`` (Debian's is, so the tests here
 cannot tell; SQLite's default build is not).
@@ -35,6 +45,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -49,6 +60,8 @@ PARTITION_TAG = "dagster/partition"
 DIMENSION_TAG = f"{PARTITION_TAG}/{USERS_PARTITIONS_NAME}"
 #: The sensor whose cursor is per user (``sensors.py``).
 SENSOR_NAME = "new_plays_sensor"
+#: What a listener's id becomes in the events of runs that stay (``_scrub_events``).
+DELETED_LISTENER = "[deleted listener]"
 
 
 def _user_runs(instance: dg.DagsterInstance, user_id: str) -> set[str]:
@@ -126,6 +139,78 @@ def _delete_runless_events(instance: dg.DagsterInstance, user_id: str) -> int:
                 deleted = len(ids)
             conn.execute(table.delete().where(table.c.id.in_(ids)))
     return deleted
+
+
+def _scrubbed(value: Any, user_id: str) -> Any:
+    """``value`` (a serialized event, parsed) without ``user_id``: mapping keys naming them are
+    dropped (a per-listener count goes with its listener), strings naming them have the id
+    replaced. Field names of Dagster's records never hold an id, so the event's shape stays."""
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, user_id) for k, v in value.items() if user_id not in k}
+    if isinstance(value, list):
+        return [_scrubbed(v, user_id) for v in value]
+    if isinstance(value, str) and user_id in value:
+        return value.replace(user_id, DELETED_LISTENER)
+    return value
+
+
+def _scrub_text(text: str, user_id: str) -> str:
+    """A serialized event (or the asset index's record of one) rewritten by ``_scrubbed``,
+    checked to load again as the same kind of record (an error here leaves the row as it was)."""
+    from dagster._serdes import deserialize_value
+
+    rewritten = json.dumps(_scrubbed(json.loads(text), user_id))
+    if type(deserialize_value(rewritten)) is not type(deserialize_value(text)):
+        raise ValueError("rewriting an event naming a deleted listener changed its type")
+    return rewritten
+
+
+def _scrub_events(instance: dg.DagsterInstance, user_id: str) -> int:
+    """Rewrite the stored events of the remaining runs that name ``user_id``; returns how many
+    events (each counted once: SQLite keeps an asset event in its run's file and in the index).
+
+    See the module docstring for why. Done on the storage's own table definitions through its
+    own connections (no public API edits an event): the event log rows in the index (all of
+    Postgres's; SQLite's asset events) and, on SQLite, in each remaining run's own file, and the
+    asset index's ``last_materialization``.
+    """
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+
+    storage = instance.event_log_storage
+    like = f"%{user_id}%"
+    connections = [storage.index_connection]  # type: ignore[attr-defined]
+    if hasattr(storage, "run_connection"):  # SQLite: one file per run, besides the index
+        for run_id in sorted(r.dagster_run.run_id for r in instance.get_run_records()):
+            connections.append(lambda run_id=run_id: storage.run_connection(run_id))  # type: ignore[attr-defined]
+    table = SqlEventLogStorageTable
+    events: set[tuple[str, str]] = set()
+    for connect in connections:
+        with connect() as conn:
+            rows = conn.execute(
+                db.select(table.c.id, table.c.run_id, table.c.event).where(table.c.event.like(like))
+            ).fetchall()
+            for row in rows:
+                conn.execute(
+                    table.update().where(table.c.id == row.id).values(event=_scrub_text(row.event, user_id))
+                )
+                events.add((row.run_id, row.event))
+    with storage.index_connection() as conn:  # type: ignore[attr-defined]
+        rows = conn.execute(
+            db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.last_materialization).where(
+                AssetKeyTable.c.last_materialization.like(like)
+            )
+        ).fetchall()
+        for row in rows:
+            conn.execute(
+                AssetKeyTable.update()
+                .where(AssetKeyTable.c.asset_key == row.asset_key)
+                .values(last_materialization=_scrub_text(row.last_materialization, user_id))
+            )
+    if rows:
+        keys = [k for k in (dg.AssetKey.from_db_string(r.asset_key) for r in rows) if k is not None]
+        instance.wipe_asset_cached_status(keys)
+    return len(events)
 
 
 def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[int, int]:
@@ -215,6 +300,7 @@ def delete_run_history(home: Path, user_id: str) -> Counter[str]:
         report["runless events"] = _delete_runless_events(instance, user_id)
         if runs or report["runless events"]:
             instance.wipe_asset_cached_status(list(instance.get_asset_keys()))
+        report["events rewritten"] = _scrub_events(instance, user_id)
         report["sensor cursors"], report["ticks"] = _forget_in_instigators(instance, user_id)
         if instance.has_dynamic_partition(USERS_PARTITIONS_NAME, user_id):
             instance.delete_dynamic_partition(USERS_PARTITIONS_NAME, user_id)
