@@ -735,6 +735,37 @@ def test_the_deployed_postgres_instance_forgets_the_listener_too(
     assert delete_run_history(home, ALICE_ID) == {}
 
 
+@dg.asset
+def scopes_by_id() -> dg.MaterializeResult:
+    """Household metadata naming two listeners, one id the start of the other's."""
+    return dg.MaterializeResult(
+        metadata={
+            "rows_per_scope": dg.MetadataValue.json({"sandbox-a": 10, ALICE_ID: 10}),
+            "note": "sandbox-a and sandbox-alice",
+        }
+    )
+
+
+def test_the_rewrite_of_old_events_takes_the_id_whole_never_inside_another(tmp_path: Path) -> None:
+    """Deleting ``sandbox-a`` rewrites the household event for them and leaves ``sandbox-alice``'s
+    count and mention as they were (her data is not the deleted listener's)."""
+    from spotify_assets.users.run_history import delete_run_history
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").touch()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert dg.materialize([scopes_by_id], instance=instance).success
+    # the materialization and the step output that carried its metadata
+    assert delete_run_history(home, "sandbox-a") == {"events rewritten": 2}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        latest = instance.get_latest_materialization_event(scopes_by_id.key)
+        assert latest is not None and latest.asset_materialization is not None
+        metadata = latest.asset_materialization.metadata
+    assert metadata["rows_per_scope"].value == {ALICE_ID: 10}
+    assert metadata["note"].value == "[deleted listener] and sandbox-alice"
+
+
 def test_a_per_listener_folder_kind_added_to_the_layout_is_deleted_with_no_change_to_the_deletion(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

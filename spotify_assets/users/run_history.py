@@ -41,6 +41,7 @@ cannot tell; SQLite's default build is not).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
@@ -141,25 +142,36 @@ def _delete_runless_events(instance: dg.DagsterInstance, user_id: str) -> int:
     return deleted
 
 
-def _scrubbed(value: Any, user_id: str) -> Any:
-    """``value`` (a serialized event, parsed) without ``user_id``: mapping keys naming them are
-    dropped (a per-listener count goes with its listener), strings naming them have the id
-    replaced. Field names of Dagster's records never hold an id, so the event's shape stays."""
+def _id_pattern(user_id: str) -> re.Pattern[str]:
+    """``user_id`` as a whole id, not inside a longer one: deleting ``sandbox-a`` must leave
+    ``sandbox-alice`` alone (Spotify ids are letters, digits, ``.``, ``_`` and ``-``)."""
+    return re.compile(rf"(?<![\w.-]){re.escape(user_id)}(?![\w.-])")
+
+
+def _scrubbed(value: Any, pattern: re.Pattern[str]) -> Any:
+    """``value`` (a serialized event, parsed) without the id ``pattern`` finds: mapping keys
+    naming it are dropped (a per-listener count goes with its listener), strings naming it have
+    the id replaced. Field names of Dagster's records never hold an id: the event keeps its shape."""
     if isinstance(value, dict):
-        return {k: _scrubbed(v, user_id) for k, v in value.items() if user_id not in k}
+        return {k: _scrubbed(v, pattern) for k, v in value.items() if not pattern.search(k)}
     if isinstance(value, list):
-        return [_scrubbed(v, user_id) for v in value]
-    if isinstance(value, str) and user_id in value:
-        return value.replace(user_id, DELETED_LISTENER)
+        return [_scrubbed(v, pattern) for v in value]
+    if isinstance(value, str):
+        return pattern.sub(DELETED_LISTENER, value)
     return value
 
 
-def _scrub_text(text: str, user_id: str) -> str:
-    """A serialized event (or the asset index's record of one) rewritten by ``_scrubbed``,
-    checked to load again as the same kind of record (an error here leaves the row as it was)."""
+def _scrub_text(text: str, pattern: re.Pattern[str]) -> str | None:
+    """A serialized event (or the asset index's record of one) rewritten by ``_scrubbed``, or
+    None when it does not name the id; checked to load again as the same kind of record (an
+    error here leaves the row as it was)."""
     from dagster._serdes import deserialize_value
 
-    rewritten = json.dumps(_scrubbed(json.loads(text), user_id))
+    parsed = json.loads(text)
+    scrubbed = _scrubbed(parsed, pattern)
+    if scrubbed == parsed:
+        return None
+    rewritten = json.dumps(scrubbed)
     if type(deserialize_value(rewritten)) is not type(deserialize_value(text)):
         raise ValueError("rewriting an event naming a deleted listener changed its type")
     return rewritten
@@ -178,7 +190,8 @@ def _scrub_events(instance: dg.DagsterInstance, user_id: str) -> int:
     from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
 
     storage = instance.event_log_storage
-    like = f"%{user_id}%"
+    like = f"%{user_id}%"  # a first cut in SQL; _id_pattern decides
+    pattern = _id_pattern(user_id)
     connections = [storage.index_connection]  # type: ignore[attr-defined]
     if hasattr(storage, "run_connection"):  # SQLite: one file per run, besides the index
         for run_id in sorted(r.dagster_run.run_id for r in instance.get_run_records()):
@@ -191,24 +204,28 @@ def _scrub_events(instance: dg.DagsterInstance, user_id: str) -> int:
                 db.select(table.c.id, table.c.run_id, table.c.event).where(table.c.event.like(like))
             ).fetchall()
             for row in rows:
-                conn.execute(
-                    table.update().where(table.c.id == row.id).values(event=_scrub_text(row.event, user_id))
-                )
-                events.add((row.run_id, row.event))
+                rewritten = _scrub_text(row.event, pattern)
+                if rewritten is not None:
+                    conn.execute(table.update().where(table.c.id == row.id).values(event=rewritten))
+                    events.add((row.run_id, row.event))
     with storage.index_connection() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(
             db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.last_materialization).where(
                 AssetKeyTable.c.last_materialization.like(like)
             )
         ).fetchall()
+        changed = []
         for row in rows:
-            conn.execute(
-                AssetKeyTable.update()
-                .where(AssetKeyTable.c.asset_key == row.asset_key)
-                .values(last_materialization=_scrub_text(row.last_materialization, user_id))
-            )
-    if rows:
-        keys = [k for k in (dg.AssetKey.from_db_string(r.asset_key) for r in rows) if k is not None]
+            rewritten = _scrub_text(row.last_materialization, pattern)
+            if rewritten is not None:
+                conn.execute(
+                    AssetKeyTable.update()
+                    .where(AssetKeyTable.c.asset_key == row.asset_key)
+                    .values(last_materialization=rewritten)
+                )
+                changed.append(row.asset_key)
+    keys = [k for k in (dg.AssetKey.from_db_string(a) for a in changed) if k is not None]
+    if keys:
         instance.wipe_asset_cached_status(keys)
     return len(events)
 
