@@ -746,18 +746,31 @@ def scopes_by_id() -> dg.MaterializeResult:
     )
 
 
-def test_the_rewrite_of_old_events_takes_the_id_whole_never_inside_another(tmp_path: Path) -> None:
+def test_deleting_an_id_that_begins_another_leaves_the_other_listener_alone(data_dir: Path) -> None:
     """Deleting ``sandbox-a`` rewrites the household event for them and leaves ``sandbox-alice``'s
-    count and mention as they were (her data is not the deleted listener's)."""
-    from spotify_assets.users.run_history import delete_run_history
+    count and mention in it, her lake folder and her handoff file as they were: an id is matched
+    whole, never inside another listener's."""
+    from spotify_assets.lake_layout import user_dir
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+    home = data_dir / "dagster_home"
+    home.mkdir(parents=True)
     (home / "dagster.yaml").touch()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert dg.materialize([scopes_by_id], instance=instance).success
+    lake = LocalLakeResource(root=str(data_dir / "lake"))
+    handoff = LocalLakeResource(root=str(data_dir / "handoff"))
+    hers = f"{user_dir('plays', ALICE_ID)}/played_date=2026-12-06/b.parquet"
+    lake.write_bytes(hers, ALICE_MARK.encode())
+    handoff.write_bytes(
+        "gcs_csv/run.json", json.dumps({"plays_csv": [f"plays_csv/user_id={ALICE_ID}/x.csv"]}).encode()
+    )
+    warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
+
+    deleted = delete_user_data("sandbox-a", warehouse, lake, handoff, home)
     # the materialization and the step output that carried its metadata
-    assert delete_run_history(home, "sandbox-a") == {"events rewritten": 2}
+    assert deleted.dagster == {"events rewritten": 2}
+    assert not deleted.lake_files and deleted.handoff_files == 0
+    assert lake.list() == [hers] and handoff.list() == ["gcs_csv/run.json"]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         latest = instance.get_latest_materialization_event(scopes_by_id.key)
         assert latest is not None and latest.asset_materialization is not None

@@ -47,7 +47,12 @@ from spotify_assets.resources.lake import LakeResource, LocalLakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets.users.adoption import ADOPTION_PATH, legacy_owner
-from spotify_assets.users.run_history import InstanceBusyError, delete_run_history, unfinished_runs
+from spotify_assets.users.run_history import (
+    InstanceBusyError,
+    delete_run_history,
+    id_pattern,
+    unfinished_runs,
+)
 
 _EXPORT_BATCH = "export-"
 
@@ -182,9 +187,10 @@ def _prune_empty(lake: LakeResource, folders: list[str]) -> None:
 
 
 def _holds_user(path: str, data: bytes, user_id: str) -> bool:
-    """Whether a handoff file holds a row of ``user_id`` (a ``user_id`` value or a key of theirs)."""
+    """Whether a handoff file holds a row of ``user_id`` (a ``user_id`` value or a key of theirs;
+    in a JSON file, their id whole: ``sandbox-a`` is not in ``user_id=sandbox-alice/``)."""
     if not path.endswith(".parquet"):
-        return user_id.encode() in data
+        return id_pattern(user_id).search(data.decode("utf-8", errors="replace")) is not None
     table = pq.read_table(io.BytesIO(data))
     prefix = f"{user_id}|"
     for name in table.column_names:

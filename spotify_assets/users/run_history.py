@@ -142,7 +142,7 @@ def _delete_runless_events(instance: dg.DagsterInstance, user_id: str) -> int:
     return deleted
 
 
-def _id_pattern(user_id: str) -> re.Pattern[str]:
+def id_pattern(user_id: str) -> re.Pattern[str]:
     """``user_id`` as a whole id, not inside a longer one: deleting ``sandbox-a`` must leave
     ``sandbox-alice`` alone (Spotify ids are letters, digits, ``.``, ``_`` and ``-``)."""
     return re.compile(rf"(?<![\w.-]){re.escape(user_id)}(?![\w.-])")
@@ -190,8 +190,8 @@ def _scrub_events(instance: dg.DagsterInstance, user_id: str) -> int:
     from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
 
     storage = instance.event_log_storage
-    like = f"%{user_id}%"  # a first cut in SQL; _id_pattern decides
-    pattern = _id_pattern(user_id)
+    like = f"%{user_id}%"  # a first cut in SQL; id_pattern decides
+    pattern = id_pattern(user_id)
     connections = [storage.index_connection]  # type: ignore[attr-defined]
     if hasattr(storage, "run_connection"):  # SQLite: one file per run, besides the index
         for run_id in sorted(r.dagster_run.run_id for r in instance.get_run_records()):
@@ -236,6 +236,7 @@ def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[
     from dagster._serdes import serialize_value
 
     cursors = ticks = 0
+    pattern = id_pattern(user_id)
     for state in instance.all_instigator_state():
         data = state.instigator_data
         if isinstance(data, SensorInstigatorData) and state.instigator_name == SENSOR_NAME and data.cursor:
@@ -245,7 +246,7 @@ def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[
                 cursor = None
             if isinstance(cursor, dict) and user_id in cursor:
                 del cursor[user_id]
-                last_run_key = None if user_id in (data.last_run_key or "") else data.last_run_key
+                last_run_key = None if pattern.search(data.last_run_key or "") else data.last_run_key
                 instance.update_instigator_state(
                     state.with_data(
                         SensorInstigatorData(
@@ -262,7 +263,7 @@ def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[
                 )
                 cursors += 1
         every = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-        naming = [t.timestamp for t in every if user_id in serialize_value(t.tick_data)]
+        naming = [t.timestamp for t in every if pattern.search(serialize_value(t.tick_data))]
         if naming:
             newest = max(naming)
             instance.purge_ticks(state.instigator_origin_id, state.selector_id, before=newest + 1e-3)
