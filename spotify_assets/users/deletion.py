@@ -4,11 +4,14 @@ Everything the platform keeps of one person goes: their plays in the warehouse (
 published snapshot, re-published from a rewritten file), their folders in the lake
 (``lake_layout.user_dir`` of every kind ``lake_layout.USER_KINDS`` lists: Parquet and CSV
 batches, raw API pages, quarantined pages, import records; on a local lake the folders
-themselves too, so no empty ``user_id=<id>`` folder names them afterwards), the raw copies of the export files imported for them with their
-redaction records and quarantined rows, the handoff files that hold their rows (a folder
-locally, the bucket's ``dagster/`` prefix in the cloud), and
-their runs in the Dagster instance (``users/run_history.py``: run records, event logs, compute
-logs, the sensor's cursor entry, their partition; the SQLite files compacted).
+themselves too, so no empty ``user_id=<id>`` folder names them afterwards), the raw copies of
+the export files imported for them with their redaction records and quarantined rows, the
+handoff files that hold their rows (a folder locally, the bucket's ``dagster/`` prefix in the
+cloud), and their runs in the Dagster instance (``users/run_history.py``: run records, event
+logs, compute logs, the sensor's cursor entry, their partition, the events of other runs that
+name them rewritten; the SQLite files compacted). The command then removes their token and
+its lock file and their registry entry (``registry.remove``): afterwards no path or file under
+the data directory carries their name or id (``test_users_delete.py`` searches both).
 
 The raw copies sit under the file's hash, not under a user (``landing.raw_copy_path``): one file
 imported for two people is one copy. Whose a copy is comes from the import records
