@@ -177,6 +177,23 @@ def _scrub_text(text: str, pattern: re.Pattern[str]) -> str | None:
     return rewritten
 
 
+def _shard_names(path: Path, like: str) -> bool:
+    """Whether a run's own SQLite file has an event matching ``like``: a plain read-only query,
+    so the storage's per-file set-up (a schema check) is paid only for the few that do; a
+    household's hourly runs are thousands of files."""
+    if not path.is_file():
+        return False
+    con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        return (
+            con.execute("SELECT 1 FROM event_logs WHERE event LIKE ? LIMIT 1", (like,)).fetchone() is not None
+        )
+    except sqlite3.OperationalError:
+        return True  # not readable this way: let the storage open it
+    finally:
+        con.close()
+
+
 def _scrub_events(instance: dg.DagsterInstance, user_id: str) -> int:
     """Rewrite the stored events of the remaining runs that name ``user_id``; returns how many
     events (each counted once: SQLite keeps an asset event in its run's file and in the index).
@@ -193,9 +210,10 @@ def _scrub_events(instance: dg.DagsterInstance, user_id: str) -> int:
     like = f"%{user_id}%"  # a first cut in SQL; id_pattern decides
     pattern = id_pattern(user_id)
     connections = [storage.index_connection]  # type: ignore[attr-defined]
-    if hasattr(storage, "run_connection"):  # SQLite: one file per run, besides the index
+    if hasattr(storage, "path_for_shard"):  # SQLite: one file per run, besides the index
         for run_id in sorted(r.dagster_run.run_id for r in instance.get_run_records()):
-            connections.append(lambda run_id=run_id: storage.run_connection(run_id))  # type: ignore[attr-defined]
+            if _shard_names(Path(storage.path_for_shard(run_id)), like):
+                connections.append(lambda run_id=run_id: storage.run_connection(run_id))  # type: ignore[attr-defined]
     table = SqlEventLogStorageTable
     events: set[tuple[str, str]] = set()
     for connect in connections:
