@@ -2,7 +2,8 @@
 
 Two real processes on one fresh data directory, each starting its own sandbox: the first
 registers both listeners, imports a short history each and runs one partition per user; the
-second finds nothing new. Exact per-user counts are read back from the warehouse file.
+second finds nothing new. Exact per-user counts are read back from the warehouse file. Then
+``users remove alice --delete-data --yes`` leaves no path or byte naming her.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
+from spotify_assets_tests.test_users_delete import _traces
 
 
 def _per_user(warehouse: DuckDBWarehouseResource) -> dict[str, int]:
@@ -62,3 +64,11 @@ def test_household_demo_twice_the_second_adds_nothing(tmp_path: Path) -> None:
     )
     assert "0 added" in second.stdout  # the imports found every row already there
     assert _per_user(warehouse) == counts
+
+    # The issue's deletion on the demo's own data: nothing under the data directory names her
+    # afterwards (paths, bytes, Parquet and DuckDB read back), and bob's plays are all there.
+    remove = [demo[0], "users", "remove", "alice", "--delete-data", "--yes"]
+    removed = subprocess.run(remove, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert removed.returncode == 0, (removed.stdout + removed.stderr)[-4000:]
+    assert _traces(tmp_path / "data") == []
+    assert _per_user(warehouse) == {"sandbox-bob": counts["sandbox-bob"]}

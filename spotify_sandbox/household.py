@@ -12,6 +12,7 @@ runs add 0 plays.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,12 @@ def household_demo(
     for user in users:
         print(f"{user.name}: Spotify user {user.user_id}, Dagster partition {user.user_id!r}")
         if history_days > 0:
-            export = history_export(
-                sandbox, history_days, data / "sandbox-export" / user.name, user=user.name
-            )
-            report = import_export(export, warehouse, lake, user_id=user.user_id)
+            # The generated export is a download, not data: it is imported from a temporary
+            # folder (the lake keeps the raw copy), so nothing under the data directory carries
+            # the listener's name after `users remove NAME --delete-data`.
+            with tempfile.TemporaryDirectory(prefix="sandbox-export-") as tmp:
+                export = history_export(sandbox, history_days, Path(tmp), user=user.name)
+                report = import_export(export, warehouse, lake, user_id=user.user_id)
             print(
                 f"  imported {history_days} days of {user.name}'s history: {report.rows_read} rows, "
                 f"{report.added} added, {report.duplicates} already present"

@@ -2,12 +2,16 @@
 
 Everything the platform keeps of one person goes: their plays in the warehouse (and the
 published snapshot, re-published from a rewritten file), their folders in the lake
-(``lake_layout.user_dir`` of every kind: Parquet and CSV batches, raw API pages, quarantined
-pages, import records), the raw copies of the export files imported for them with their
-redaction records and quarantined rows, the handoff files that hold their rows (a folder
-locally, the bucket's ``dagster/`` prefix in the cloud), and
-their runs in the Dagster instance (``users/run_history.py``: run records, event logs, compute
-logs, the sensor's cursor entry, their partition; the SQLite files compacted).
+(``lake_layout.user_dir`` of every kind ``lake_layout.USER_KINDS`` lists: Parquet and CSV
+batches, raw API pages, quarantined pages, import records; on a local lake the folders
+themselves too, so no empty ``user_id=<id>`` folder names them afterwards), the raw copies of
+the export files imported for them with their redaction records and quarantined rows, the
+handoff files that hold their rows (a folder locally, the bucket's ``dagster/`` prefix in the
+cloud), and their runs in the Dagster instance (``users/run_history.py``: run records, event
+logs, compute logs, the sensor's cursor entry, their partition, the events of other runs that
+name them rewritten; the SQLite files compacted). The command then removes their token and
+its lock file and their registry entry (``registry.remove``): afterwards no path or file under
+the data directory carries their name or id (``test_users_delete.py`` searches both).
 
 The raw copies sit under the file's hash, not under a user (``landing.raw_copy_path``): one file
 imported for two people is one copy. Whose a copy is comes from the import records
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,18 +42,28 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spotify_assets import lake_layout
 from spotify_assets.imports.landing import REDACTIONS_PREFIX
 from spotify_assets.imports.redact_lake import QUARANTINE_PREFIX, RAW_PREFIX, STAGING_PREFIX
 from spotify_assets.lake_layout import IMPORTS_KIND, USER_DIR_PREFIX, user_dir
-from spotify_assets.resources.lake import LakeResource
+from spotify_assets.resources.lake import LakeResource, LocalLakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets.users.adoption import ADOPTION_PATH, legacy_owner
-from spotify_assets.users.run_history import InstanceBusyError, delete_run_history, unfinished_runs
+from spotify_assets.users.run_history import (
+    InstanceBusyError,
+    delete_run_history,
+    id_pattern,
+    unfinished_runs,
+)
 
-#: The lake's per-listener kinds (``lake_layout.user_dir``); import records go last, separately.
-USER_KINDS = ("plays", "plays_csv", "raw/recently_played", "quarantine/recently_played")
 _EXPORT_BATCH = "export-"
+
+
+def _data_kinds() -> list[str]:
+    """The lake's per-listener kinds but the import records (which go last, separately), read
+    from ``lake_layout.USER_KINDS`` at call time: the layout is their one home."""
+    return [kind for kind in lake_layout.USER_KINDS if kind != IMPORTS_KIND]
 
 
 @dataclass
@@ -136,7 +151,7 @@ def _export_files(lake: LakeResource, shas: set[str]) -> list[tuple[str, str]]:
 def _legacy_files(lake: LakeResource) -> list[tuple[str, str]]:
     """The single-user layout's files (no ``user_id=`` level): the legacy owner's."""
     found = []
-    for kind in USER_KINDS:
+    for kind in _data_kinds():
         for path in lake.list(kind):
             if not path[len(kind) + 1 :].startswith(USER_DIR_PREFIX):
                 found.append((kind, path))
@@ -145,10 +160,40 @@ def _legacy_files(lake: LakeResource) -> list[tuple[str, str]]:
     return found
 
 
+def _drop_folders(lake: LakeResource, folders: list[str]) -> None:
+    """Remove these folders of a local lake, whatever is left in them.
+
+    Their files are gone by now; what stays is the empty ``user_id=<id>`` folder (its name is
+    the listener's id), the empty ``played_date=`` / ``fetched_date=`` folders under it, and any
+    ``.tmp-`` file a write cut short left (``LakeResource.list`` hides those; they hold the
+    listener's rows too). Each folder is exactly one listener's (``lake_layout.user_dir``), so
+    nobody else's file is in it. An object store has no folders: nothing to do there.
+    """
+    if not isinstance(lake, LocalLakeResource):
+        return
+    for folder in folders:
+        path = Path(lake.root) / folder
+        if path.is_dir():
+            shutil.rmtree(path)
+
+
+def _prune_empty(lake: LakeResource, folders: list[str]) -> None:
+    """Remove the folders of a local lake that the deletion emptied (the raw export copies' ``<sha256>/``)."""
+    if not isinstance(lake, LocalLakeResource):
+        return
+    root = Path(lake.root)
+    for folder in folders:
+        path = root / folder
+        while path != root and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+            path = path.parent
+
+
 def _holds_user(path: str, data: bytes, user_id: str) -> bool:
-    """Whether a handoff file holds a row of ``user_id`` (a ``user_id`` value or a key of theirs)."""
+    """Whether a handoff file holds a row of ``user_id`` (a ``user_id`` value or a key of theirs;
+    in a JSON file, their id whole: ``sandbox-a`` is not in ``user_id=sandbox-alice/``)."""
     if not path.endswith(".parquet"):
-        return user_id.encode() in data
+        return id_pattern(user_id).search(data.decode("utf-8", errors="replace")) is not None
     table = pq.read_table(io.BytesIO(data))
     prefix = f"{user_id}|"
     for name in table.column_names:
@@ -191,13 +236,16 @@ def delete_user_data(
     alone = {sha for sha in theirs if not (owners[sha] - {user_id, None})}
     report.shared_exports_kept = len(theirs - alone)
 
-    doomed = [(kind, p) for kind in USER_KINDS for p in lake.list(user_dir(kind, user_id))]
+    kinds = _data_kinds()
+    doomed = [(kind, p) for kind in kinds for p in lake.list(user_dir(kind, user_id))]
     doomed += _export_files(lake, alone)
     if is_legacy_owner:
         doomed += _legacy_files(lake)
     for what, path in doomed:
         lake.remove(path)
         report.lake_files[what] += 1
+    _drop_folders(lake, [user_dir(kind, user_id) for kind in kinds])
+    _prune_empty(lake, sorted({path.rsplit("/", 1)[0] for _, path in doomed if "/" in path}))
 
     report.warehouse_rows = warehouse.delete_user(user_id)
 
@@ -214,4 +262,5 @@ def delete_user_data(
         with contextlib.suppress(FileNotFoundError):
             lake.remove(path)
         report.lake_files["import records"] += 1
+    _drop_folders(lake, [user_dir(IMPORTS_KIND, user_id)])
     return report

@@ -125,12 +125,16 @@ class UserRegistry:
         return user
 
     def remove(self, name: str) -> User:
-        """Forget ``name`` and delete their token file (polling them stops); their plays stay."""
+        """Forget ``name`` and delete their token file and its lock file (polling them stops);
+        their plays stay. The lock file (``FileTokenStore.locked``) is empty, but its name is
+        theirs: left behind, it would say who lived here after ``--delete-data``."""
         with self._locked():
             user = self.get(name)
             self._write([u for u in self.users() if u.name != name])
-            with contextlib.suppress(FileNotFoundError):
-                token_path(name, self.root).unlink()
+            token = token_path(name, self.root)
+            for path in (token, token.with_name(token.name + ".lock")):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
         return user
 
     # -- storage ------------------------------------------------------------------------------------

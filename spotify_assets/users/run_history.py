@@ -17,12 +17,22 @@ public APIs where there is one:
   tick history, not data);
 * the ``users`` dynamic partition: ``delete_dynamic_partition``.
 
-Two things have no public API in Dagster 1.13 and are done on the storage itself, for SQLite
+Metadata of the runs that stay can name a listener too: an unpartitioned asset's
+materialization belongs to no listener's run (the household's ``top_ten_tracks``, which before
+2026-12-06 kept ``rows_per_scope: {"<id>": 10, ...}``; it now records counts only). Dagster's
+event log is append-only and has no API to edit an event, so ``_scrub_events`` rewrites, in the
+stored events of every remaining run and in the asset index's copy of the last
+materialization, each mapping key naming the listener (dropped) and each string naming them
+(their id replaced by ``[deleted listener]``, which is not derived from it); the rest of the
+event, bob's counts included, stays as it was.
+
+Three things have no public API in Dagster 1.13 and are done on the storage itself, for SQLite
 (``<data>/dagster_home``, the local default) and Postgres alike through the storage's own
 SQLAlchemy connection: the asset index row whose ``last_materialization`` was one of the
 deleted runs' is pointed at the newest remaining materialization (``delete_run`` leaves it, and
 ``wipe_asset_partitions`` raises ``NotImplementedError`` on SQL storage), and the cached status
-of those assets is wiped so Dagster recomputes it without the partition. Last, each SQLite
+of those assets is wiped so Dagster recomputes it without the partition; and the events
+rewritten above. Last, each SQLite
 file of the instance is compacted (``VACUUM``): a deleted row's text stays in the file's free
 pages until then, unless SQLite was built with ``SECURE_DELETE`` (Debian's is, so the tests here
 cannot tell; SQLite's default build is not).
@@ -31,10 +41,12 @@ cannot tell; SQLite's default build is not).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -49,6 +61,8 @@ PARTITION_TAG = "dagster/partition"
 DIMENSION_TAG = f"{PARTITION_TAG}/{USERS_PARTITIONS_NAME}"
 #: The sensor whose cursor is per user (``sensors.py``).
 SENSOR_NAME = "new_plays_sensor"
+#: What a listener's id becomes in the events of runs that stay (``_scrub_events``).
+DELETED_LISTENER = "[deleted listener]"
 
 
 def _user_runs(instance: dg.DagsterInstance, user_id: str) -> set[str]:
@@ -128,12 +142,119 @@ def _delete_runless_events(instance: dg.DagsterInstance, user_id: str) -> int:
     return deleted
 
 
+def id_pattern(user_id: str) -> re.Pattern[str]:
+    """``user_id`` as a whole id, not inside a longer one: deleting ``sandbox-a`` must leave
+    ``sandbox-alice`` alone (Spotify ids are letters, digits, ``.``, ``_`` and ``-``)."""
+    return re.compile(rf"(?<![\w.-]){re.escape(user_id)}(?![\w.-])")
+
+
+def _scrubbed(value: Any, pattern: re.Pattern[str]) -> Any:
+    """``value`` (a serialized event, parsed) without the id ``pattern`` finds: mapping keys
+    naming it are dropped (a per-listener count goes with its listener), strings naming it have
+    the id replaced. Field names of Dagster's records never hold an id: the event keeps its shape."""
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, pattern) for k, v in value.items() if not pattern.search(k)}
+    if isinstance(value, list):
+        return [_scrubbed(v, pattern) for v in value]
+    if isinstance(value, str):
+        return pattern.sub(DELETED_LISTENER, value)
+    return value
+
+
+def _scrub_text(text: str, pattern: re.Pattern[str]) -> str | None:
+    """A serialized event (or the asset index's record of one) rewritten by ``_scrubbed``, or
+    None when it does not name the id; checked to load again as the same kind of record (an
+    error here leaves the row as it was)."""
+    from dagster._serdes import deserialize_value
+
+    parsed = json.loads(text)
+    scrubbed = _scrubbed(parsed, pattern)
+    if scrubbed == parsed:
+        return None
+    rewritten = json.dumps(scrubbed)
+    if type(deserialize_value(rewritten)) is not type(deserialize_value(text)):
+        raise ValueError("rewriting an event naming a deleted listener changed its type")
+    return rewritten
+
+
+def _shard_names(path: Path, like: str) -> bool:
+    """Whether a run's own SQLite file has an event matching ``like``: a plain read-only query,
+    so the storage's per-file set-up (a schema check) is paid only for the few that do; a
+    household's hourly runs are thousands of files."""
+    if not path.is_file():
+        return False
+    con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        return (
+            con.execute("SELECT 1 FROM event_logs WHERE event LIKE ? LIMIT 1", (like,)).fetchone() is not None
+        )
+    except sqlite3.OperationalError:
+        return True  # not readable this way: let the storage open it
+    finally:
+        con.close()
+
+
+def _scrub_events(instance: dg.DagsterInstance, user_id: str) -> int:
+    """Rewrite the stored events of the remaining runs that name ``user_id``; returns how many
+    events (each counted once: SQLite keeps an asset event in its run's file and in the index).
+
+    See the module docstring for why. Done on the storage's own table definitions through its
+    own connections (no public API edits an event): the event log rows in the index (all of
+    Postgres's; SQLite's asset events) and, on SQLite, in each remaining run's own file, and the
+    asset index's ``last_materialization``.
+    """
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+
+    storage = instance.event_log_storage
+    like = f"%{user_id}%"  # a first cut in SQL; id_pattern decides
+    pattern = id_pattern(user_id)
+    connections = [storage.index_connection]  # type: ignore[attr-defined]
+    if hasattr(storage, "path_for_shard"):  # SQLite: one file per run, besides the index
+        for run_id in sorted(r.dagster_run.run_id for r in instance.get_run_records()):
+            if _shard_names(Path(storage.path_for_shard(run_id)), like):
+                connections.append(lambda run_id=run_id: storage.run_connection(run_id))  # type: ignore[attr-defined]
+    table = SqlEventLogStorageTable
+    events: set[tuple[str, str]] = set()
+    for connect in connections:
+        with connect() as conn:
+            rows = conn.execute(
+                db.select(table.c.id, table.c.run_id, table.c.event).where(table.c.event.like(like))
+            ).fetchall()
+            for row in rows:
+                rewritten = _scrub_text(row.event, pattern)
+                if rewritten is not None:
+                    conn.execute(table.update().where(table.c.id == row.id).values(event=rewritten))
+                    events.add((row.run_id, row.event))
+    with storage.index_connection() as conn:  # type: ignore[attr-defined]
+        rows = conn.execute(
+            db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.last_materialization).where(
+                AssetKeyTable.c.last_materialization.like(like)
+            )
+        ).fetchall()
+        changed = []
+        for row in rows:
+            rewritten = _scrub_text(row.last_materialization, pattern)
+            if rewritten is not None:
+                conn.execute(
+                    AssetKeyTable.update()
+                    .where(AssetKeyTable.c.asset_key == row.asset_key)
+                    .values(last_materialization=rewritten)
+                )
+                changed.append(row.asset_key)
+    keys = [k for k in (dg.AssetKey.from_db_string(a) for a in changed) if k is not None]
+    if keys:
+        instance.wipe_asset_cached_status(keys)
+    return len(events)
+
+
 def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[int, int]:
     """Drop ``user_id`` from the sensor's cursor and purge the ticks naming them: (cursors, ticks)."""
     from dagster._core.scheduler.instigation import SensorInstigatorData
     from dagster._serdes import serialize_value
 
     cursors = ticks = 0
+    pattern = id_pattern(user_id)
     for state in instance.all_instigator_state():
         data = state.instigator_data
         if isinstance(data, SensorInstigatorData) and state.instigator_name == SENSOR_NAME and data.cursor:
@@ -143,7 +264,7 @@ def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[
                 cursor = None
             if isinstance(cursor, dict) and user_id in cursor:
                 del cursor[user_id]
-                last_run_key = None if user_id in (data.last_run_key or "") else data.last_run_key
+                last_run_key = None if pattern.search(data.last_run_key or "") else data.last_run_key
                 instance.update_instigator_state(
                     state.with_data(
                         SensorInstigatorData(
@@ -160,7 +281,7 @@ def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[
                 )
                 cursors += 1
         every = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-        naming = [t.timestamp for t in every if user_id in serialize_value(t.tick_data)]
+        naming = [t.timestamp for t in every if pattern.search(serialize_value(t.tick_data))]
         if naming:
             newest = max(naming)
             instance.purge_ticks(state.instigator_origin_id, state.selector_id, before=newest + 1e-3)
@@ -215,6 +336,7 @@ def delete_run_history(home: Path, user_id: str) -> Counter[str]:
         report["runless events"] = _delete_runless_events(instance, user_id)
         if runs or report["runless events"]:
             instance.wipe_asset_cached_status(list(instance.get_asset_keys()))
+        report["events rewritten"] = _scrub_events(instance, user_id)
         report["sensor cursors"], report["ticks"] = _forget_in_instigators(instance, user_id)
         if instance.has_dynamic_partition(USERS_PARTITIONS_NAME, user_id):
             instance.delete_dynamic_partition(USERS_PARTITIONS_NAME, user_id)
