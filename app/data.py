@@ -44,7 +44,8 @@ def warehouse() -> Warehouse:
     return from_env()
 
 
-def _aware(value: object) -> datetime | None:
+def aware(value: object) -> datetime | None:
+    """A warehouse instant as an aware UTC datetime (``None`` for null; DuckDB returns some naive)."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
         return None
     ts = pd.Timestamp(value)  # type: ignore[arg-type]
@@ -62,9 +63,9 @@ def _status(source_id: str, token: str, _wh: Warehouse) -> Status:
     if plays is None:
         return Status(state="empty", source_id=source_id)
     meta = res["meta"]
-    published = _aware(meta["published_at"].iloc[0]) if meta is not None and len(meta) else None
+    published = aware(meta["published_at"].iloc[0]) if meta is not None and len(meta) else None
     rows = int(plays["n"].iloc[0])
-    newest = _aware(plays["newest"].iloc[0])
+    newest = aware(plays["newest"].iloc[0])
     return Status(
         state="ready" if rows else "empty",
         source_id=source_id,

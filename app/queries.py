@@ -339,6 +339,21 @@ def version_queries() -> dict[str, str]:
     }
 
 
+def freshness_query() -> dict[str, str]:
+    """What the page frame says about the plays a viewer sees: the newest, how many, when the
+    newest of them arrived (``ingested_at``: when the pipeline or an import published them).
+
+    Unlike ``version_queries`` (the whole warehouse's answers, only ever a cache key), this is
+    shown: it goes through ``ui.Context.fetch`` like every page's batch, so ``for_listener``
+    restricts it to the viewer's plays and a restricted viewer learns from the sidebar, the
+    period bounds and the freshness lines nothing of when another listener last played.
+    """
+    return {
+        "freshness": f"""SELECT max(played_at) AS newest, count(*) AS n, max(ingested_at) AS arrived
+FROM {PLAYS_TABLE}"""
+    }
+
+
 def totals_query(tz: str, period: Period) -> str:
     """Plays, hours and distinct tracks, artists and albums of a period: the headline numbers."""
     return f"""WITH {music_cte(tz, period.sql())}, {raw_groups_cte()}
@@ -657,6 +672,7 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
     out: dict[str, str] = {}
     batches: list[tuple[str, dict[str, str]]] = [
         ("version", version_queries()),
+        ("freshness", freshness_query()),
         ("overview", overview_queries(tz, period, previous_period(period))),
         ("top", top_queries(tz, period, previous=previous_period(period))),
         ("top_ten", top_ten_mart_query()),

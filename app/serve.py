@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from app.auth import HELP, check_login_configured
@@ -43,6 +43,17 @@ def _option(args: Sequence[str], name: str, default: str) -> str:
     return default
 
 
+#: Streamlit's own environment variable for ``server.port`` (``STREAMLIT_<SECTION>_<OPTION>``).
+PORT_ENV = "STREAMLIT_SERVER_PORT"
+
+
+def served_port(args: Sequence[str], env: Mapping[str, str]) -> str:
+    """The port Streamlit will serve on, by its own precedence: ``--server.port``, then
+    ``STREAMLIT_SERVER_PORT``, then the default (the config file sets none). The line that says
+    where the dashboard is must name the port a browser can actually open."""
+    return _option(args, "--server.port", "") or env.get(PORT_ENV, "").strip() or DEFAULT_PORT
+
+
 def streamlit_argv(address: str, args: Sequence[str]) -> list[str]:
     """The ``streamlit run`` command line for ``address``, ``args`` passed through."""
     return [
@@ -62,7 +73,7 @@ def streamlit_argv(address: str, args: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     address = dashboard_address()
-    port = _option(args, "--server.port", DEFAULT_PORT)
+    port = served_port(args, os.environ)
     secrets, missing = check_login_configured(address)
     if missing:
         where = f"on {address}" if not is_loopback(address) else "with a login"

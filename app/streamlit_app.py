@@ -79,9 +79,7 @@ with st.sidebar:
         help="Hours, days and months are shown in this zone. It starts as your browser's and is kept in the link.",
     )
     ui.keep_in_url(ui.TZ_PARAM, st.session_state[ui.TZ_KEY])
-    st.caption(
-        f"Newest play **{ui.age(ctx.status.newest_play)}**  \n"
-        f"Pipeline last published **{ui.age(ctx.status.published_at)}**"
-    )
+    # A context made after the picker: the freshness of the plays this viewer sees, not the warehouse's.
+    ui.freshness_lines(ui.context())
 
 page.run()

@@ -46,22 +46,53 @@ DEFINITIONS = (
 
 @dataclass(frozen=True)
 class Context:
-    """What every page needs: where the data is, which version of it, and the viewer's time zone."""
+    """What every page needs: where the data is, which version of it, and the viewer's time zone.
+
+    ``status`` is what the pages may *show* (the newest play, the period bounds derived from it,
+    freshness): the plays of ``user`` only, read through ``fetch`` like any page's batch
+    (``seen``). ``warehouse`` is the whole warehouse's status, never shown: its version keys
+    every cache, so another listener's new plays still refresh a household-wide view.
+    """
 
     wh: Warehouse
     status: data.Status
     tz: str
     #: The listener whose plays the pages show (a Spotify id), ``None`` for everyone.
     user: str | None = None
+    #: The whole warehouse's status (the cache version); ``None``: ``status`` is the whole one.
+    warehouse: data.Status | None = None
 
     def fetch(self, batch: dict[str, str]) -> dict[str, pd.DataFrame | None]:
         """Run a page's batch, restricted to ``user``'s plays (``queries.for_listener``)."""
         scoped = {name: queries.for_listener(sql, self.user) for name, sql in batch.items()}
-        return data.fetch(self.wh, self.status, scoped)
+        return data.fetch(self.wh, self.warehouse or self.status, scoped)
 
     def household(self) -> Context:
         """The same context for everyone's plays (the Compare page filters by its own pair)."""
-        return replace(self, user=None)
+        whole = self.warehouse or self.status
+        return replace(self, user=None, status=seen(self.wh, whole, None), warehouse=whole)
+
+
+def seen(wh: Warehouse, whole: data.Status, user: str | None) -> data.Status:
+    """The status of the plays ``user`` sees (``None``: everyone's), for the page frame.
+
+    The same restriction as every page (``Context.fetch``, hence ``queries.for_listener``) over
+    ``queries.freshness_query``: the newest play, the count and when plays last arrived are the
+    viewer's own, never the warehouse's (whose newest play may be another listener's). Cached
+    under the whole warehouse's version like any batch. The state stays the warehouse's: a
+    listener without plays of their own is told so by ``listener_picker``.
+    """
+    if whole.state != "ready":
+        return whole
+    ctx = Context(wh=wh, status=whole, tz="UTC", user=user, warehouse=whole)
+    found = frame(ctx.fetch(queries.freshness_query()), "freshness")
+    row = found.iloc[0] if len(found) else None
+    return replace(
+        whole,
+        newest_play=None if row is None else data.aware(row["newest"]),
+        rows=0 if row is None else int(row["n"]),
+        published_at=None if row is None else data.aware(row["arrived"]),
+    )
 
 
 def default_timezone() -> str:
@@ -108,10 +139,22 @@ def keep_in_url(param: str, value: str | None) -> None:
 
 
 def context() -> Context:
+    """This run's context, for the listener the picker chose (``SCOPE_KEY``; call it after
+    ``listener_picker`` for anything shown: before it, on a first run, the scope is not set yet)."""
     wh = data.warehouse()
     scope = st.session_state.get(SCOPE_KEY)
-    return Context(
-        wh=wh, status=data.status(wh), tz=current_tz(), user=scope if isinstance(scope, str) else None
+    user = scope if isinstance(scope, str) else None
+    whole = data.status(wh)
+    return Context(wh=wh, status=seen(wh, whole, user), tz=current_tz(), user=user, warehouse=whole)
+
+
+def freshness_lines(ctx: Context) -> None:
+    """The sidebar's freshness: the newest play and when plays last arrived, of the plays the
+    viewer sees (``Context.status``); the date too, so "2 y ago" says which day."""
+    newest = ctx.status.newest_play
+    when = f" ({local(newest, ctx.tz, '%d %b %Y')})" if newest is not None else ""
+    st.caption(
+        f"Newest play **{age(newest)}**{when}  \nPipeline last published **{age(ctx.status.published_at)}**"
     )
 
 

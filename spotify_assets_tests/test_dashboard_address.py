@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from app.serve import ADDRESS_ENV, is_loopback, streamlit_argv
+from app.serve import ADDRESS_ENV, PORT_ENV, is_loopback, served_port, streamlit_argv
 from spotify_assets_tests.fixtures.dashboard import ROOT, serve_dashboard, served_env
 from spotify_assets_tests.fixtures.sockets import is_loopback as socket_is_loopback
 from spotify_assets_tests.fixtures.sockets import listening_sockets, process_tree
@@ -19,8 +19,10 @@ from spotify_assets_tests.fixtures.sockets import listening_sockets, process_tre
 def test_make_dashboard_listens_on_loopback_only_and_says_where(
     dashboard_snapshot: Path, tmp_path: Path
 ) -> None:
+    """The port chosen by ``STREAMLIT_SERVER_PORT`` (not 8501): the printed address is the one served."""
     env = served_env(SPOTIFY_WAREHOUSE_SNAPSHOT=str(dashboard_snapshot))
-    with serve_dashboard(env, tmp_path / "dashboard.log") as served:
+    with serve_dashboard(env, tmp_path / "dashboard.log", port_by_env=True) as served:
+        assert served.port != 8501
         listening = listening_sockets(process_tree(served.proc.pid))
         assert ("127.0.0.1", served.port) in listening, listening
         assert all(socket_is_loopback(addr) for addr, _ in listening), listening
@@ -39,6 +41,14 @@ def test_serving_beyond_loopback_is_the_explicit_choice(monkeypatch) -> None:
     assert [is_loopback(a) for a in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::", "192.168.1.5", "myhost")] == [
         True, True, True, False, False, False, False,
     ]  # fmt: skip
+
+
+def test_the_printed_port_is_the_one_streamlit_takes() -> None:
+    """Streamlit's precedence: the command line's ``--server.port``, then ``STREAMLIT_SERVER_PORT``."""
+    assert served_port([], {}) == "8501"
+    assert served_port([], {PORT_ENV: "8600"}) == "8600"
+    assert served_port(["--server.port", "8700"], {PORT_ENV: "8600"}) == "8700"
+    assert served_port(["--server.port=8701"], {PORT_ENV: "8600"}) == "8701"
 
 
 def test_a_bare_streamlit_run_is_loopback_too() -> None:

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from spotify_assets_tests.fixtures.dashboard import CHROMIUM, ROOT, chromium, serve_dashboard, served_env
+from spotify_assets_tests.fixtures.dashboard import (
+    CHROMIUM,
+    ROOT,
+    chromium,
+    rendered_text,
+    serve_dashboard,
+    served_env,
+)
 
 SHOTS = ROOT / "artifacts" / "screenshots"
 
@@ -252,8 +259,7 @@ def test_deep_links_on_an_empty_warehouse(served_empty_dashboard, browser, path)
     context, page = _open(browser, f"{served_empty_dashboard}/{path}", "light")
     try:
         page.wait_for_function("document.body.innerText.includes('spotify-assets import')", timeout=60_000)
-        page.wait_for_timeout(500)
-        body = page.inner_text("body")
+        body = rendered_text(page)
         assert "Page not found" not in body and "Your listening, your data" in body
         page.screenshot(path=str(SHOTS / f"dashboard-welcome-{path}-light.png"), full_page=True)
     finally:

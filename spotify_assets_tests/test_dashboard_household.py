@@ -68,6 +68,10 @@ def _picker(at: AppTest):  # type: ignore[no-untyped-def]
     return next(s for s in at.sidebar.selectbox if s.label == "Listener")
 
 
+#: Tracks only Alice plays in the household fixture (Bob's are t1..t5 and Hollow Pines).
+ALICE_ALONE = {"Mirage", "Oasis", "Swings", "Paper Crown", "Demo Take 3", "Lantern"}
+
+
 # -- one filter for every page ---------------------------------------------------------
 def test_every_read_of_the_plays_table_is_restricted_to_the_listener():
     for name, sql in queries.all_builders_sample().items():
@@ -108,8 +112,15 @@ def test_the_picked_listener_is_kept_in_the_link(dashboard_env, household_snapsh
     assert "user" not in at.query_params
     _picker(at).set_value(BOB).run()
     assert at.query_params["user"] == [BOB] or at.query_params["user"] == BOB
-    bob_top = at.dataframe[0].value if at.dataframe else None
-    assert bob_top is None or "Magma" not in str(bob_top)  # the ids in the link are Spotify ids
+    # Bob's top tracks are drawn, and they are his, with his counts: his own Hollow Pines, none
+    # of Alice's alone (the Spark mart's table lists his tracks too, so the table is found by key).
+    tables = {df.key: df.value for df in at.dataframe}
+    assert "top_tracks_table" in tables, f"the Top page drew no table of Bob's tracks: {list(tables)}"
+    bob_top = tables["top_tracks_table"]
+    drawn = {str(t): int(n) for t, n in zip(bob_top["track"], bob_top["plays"], strict=True)}
+    plays = _plays(household_snapshot)
+    assert drawn == plays[plays["user_id"] == BOB].groupby("track_name").size().to_dict()
+    assert "Hollow Pines" in drawn and not set(drawn) & ALICE_ALONE
     # Opening that link again reopens Bob's view; a registry name works as well as the id.
     again = _open(dashboard_env, household_snapshot, "top", user="bob")
     assert _picker(again).value == BOB
@@ -233,6 +244,50 @@ def test_a_listener_sees_only_their_own_plays(dashboard_env, household_snapshot)
     at = _open(dashboard_env, household_snapshot, viewer=ALICE_ONLY)
     assert _picker(at).options == ["Alice"]
     assert _metrics(at)["Plays"] == str((plays["user_id"] == ALICE).sum())
+
+
+def _shown(at: AppTest) -> str:
+    """Everything a page shows as text: its markdown, captions, metrics and every table's cells."""
+    tables = [df.value.to_csv() for df in at.dataframe]
+    metrics = [f"{m.label} {m.value}" for m in at.metric]
+    sidebar = [str(c.value) for c in at.sidebar.caption]
+    return "\n".join([_text(at), *tables, *metrics, *sidebar])
+
+
+@pytest.mark.parametrize("page", ["top", "recent"])
+def test_a_listeners_pages_show_none_of_the_other_listeners_plays(dashboard_env, household_snapshot, page):
+    """On the page, not in the SQL: signed in as Bob (no household views), the Top and Recent pages
+    list his plays and nothing Alice alone played; without ``for_listener`` her tracks show."""
+    bob = Viewer("bob@example.org", "bob", household=False)
+    at = _open(dashboard_env, household_snapshot, page, viewer=bob)
+    shown = _shown(at)
+    assert "Hollow Pines" in shown  # his own plays are drawn: the absence below is judged on a drawn page
+    assert not [t for t in ALICE_ALONE if t in shown], page
+
+
+def test_a_listeners_page_frame_shows_their_newest_play_not_the_warehouses(dashboard_env, household_snapshot):
+    """Alice's newest play is on 29 March, Bob's a month later: signed in as Alice (no household
+    views), the sidebar's newest play and the custom period's default bounds are hers."""
+    con = duckdb.connect(str(household_snapshot), read_only=True)
+    try:
+        newest = dict(con.execute("SELECT user_id, max(played_at) FROM bq_plays GROUP BY user_id").fetchall())
+    finally:
+        con.close()
+    hers, his = (pd.Timestamp(newest[uid]).tz_convert("UTC") for uid in (ALICE, BOB))
+    assert his.date() > hers.date()  # the warehouse's newest play is Bob's
+    # A session's first run (the picker has not chosen yet when the frame starts) and a later one.
+    first = _open(dashboard_env, household_snapshot, viewer=ALICE_ONLY)
+    at = _open(dashboard_env, household_snapshot, "top", viewer=ALICE_ONLY, period="custom")
+    for run in (first, at):
+        assert run.session_state["tz"] == "UTC"
+        sidebar = " ".join(str(c.value) for c in run.sidebar.caption)
+        assert "Newest play" in sidebar and f"({hers:%d %b %Y})" in sidebar, sidebar
+        assert f"{his:%d %b %Y}" not in sidebar
+    first, last = at.date_input[0].value
+    assert (first, last) == ((hers - pd.Timedelta(days=30)).date(), hers.date())
+    # The owner (everyone's view) still sees the warehouse's newest play, Bob's.
+    owner = _open(dashboard_env, household_snapshot)
+    assert f"({his:%d %b %Y})" in " ".join(str(c.value) for c in owner.sidebar.caption)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from spotify_assets_tests.fixtures.dashboard import (
     build_dashboard_warehouse,
     chromium,
     household_plays,
+    rendered_text,
     serve_dashboard,
     served_env,
     write_registry,
@@ -176,8 +177,8 @@ def _signed_in(browser, base: str, email: str, greeting: str | None = None):  # 
 
 
 def _body(page) -> str:  # type: ignore[no-untyped-def]
-    page.wait_for_timeout(1500)  # let the page finish drawing before judging what it lacks
-    return str(page.inner_text("body"))
+    """The page's text once Streamlit finished drawing it: absence is judged on the whole page."""
+    return rendered_text(page)
 
 
 @pytest.mark.browser
@@ -232,8 +233,7 @@ def test_a_refused_account_is_told_and_sees_no_plays(login_dashboard: str, brows
     ) as page:
         page.goto(f"{login_dashboard}/top", wait_until="domcontentloaded")
         _wait_text(page, "Not shared with this account")
-        page.wait_for_timeout(1500)
-        assert PLAYS_TEXT not in page.inner_text("body")
+        assert PLAYS_TEXT not in _body(page)
 
 
 def test_a_bare_streamlit_run_beyond_loopback_shows_nothing_without_a_login(

@@ -18,6 +18,10 @@ What is tested how:
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 import pytest
 from dagster_gcp import GCSResource
@@ -25,7 +29,7 @@ from google.cloud import storage
 
 from spotify_assets.resources.gcs_lake import GCSLakeResource
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
-from spotify_assets_tests.fixtures.gcs import GCSEmulator
+from spotify_assets_tests.fixtures.gcs import GCSEmulator, wait_until_answering
 
 
 @pytest.fixture
@@ -109,3 +113,41 @@ def test_assets_see_only_the_lake_contract(gcs_emulator: GCSEmulator) -> None:
         storage.Client().bucket(gcs_emulator.bucket).blob("p/raw/from_asset.txt").download_as_bytes()
         == b"hello"
     )
+
+
+#: A server that binds, writes its port, and answers its first request only after ``sys.argv[2]``
+#: seconds (a cold emulator on a busy machine), later ones at once.
+_SLOW_FIRST_ANSWER = """
+import http.server, pathlib, sys, time
+first = [True]
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if first[0]:
+            first[0] = False
+            time.sleep(float(sys.argv[2]))
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+tmp = pathlib.Path(sys.argv[1] + ".tmp")
+tmp.write_text(str(server.server_address[1]))
+tmp.rename(sys.argv[1])
+server.serve_forever()
+"""
+
+
+def test_the_emulators_readiness_wait_survives_a_slow_first_answer(tmp_path: Path) -> None:
+    """The first probe times out reading (``ReadTimeout``, not a refused connection): the wait
+    tries again and returns the URL instead of failing the session's GCS tests."""
+    port_file, log = tmp_path / "port", tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SLOW_FIRST_ANSWER, str(port_file), "0.6"], stdout=out, stderr=out
+        )
+    try:
+        url = wait_until_answering(proc, port_file, "/", log, within_s=20, probe_s=0.2)
+        assert url == f"http://127.0.0.1:{port_file.read_text().strip()}"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -21,6 +21,7 @@ from spotify_assets.assets import PIPELINE_GRAPH
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets.spotify.normalize import normalize_recently_played
+from spotify_assets.users.adoption import legacy_owner
 from spotify_assets.users.registry import User
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, add_partition_to_home, materialize_user
 from spotify_assets_tests.fixtures.sandbox import register_listeners
@@ -80,6 +81,8 @@ def test_two_users_end_to_end_plays_kept_apart_and_a_rerun_adds_nothing(
     warehouse = local_resources["warehouse"]
     for user in (alice, bob):
         assert _run(local_resources, user).success
+    # A fresh household: no single-user layout, so neither first run recorded itself as its owner.
+    assert legacy_owner(local_resources["lake"]) is None
     expected = {alice.user_id: _expected(pipeline_sandbox, alice, "alice"),
                 bob.user_id: _expected(pipeline_sandbox, bob, "bob")}  # fmt: skip
     assert all(n > 40 for n in expected.values())

@@ -117,11 +117,22 @@ def _assert_handoff_is_typed_files_and_nothing_is_pickled(data_dir: Path, run_id
 def test_new_plays_after_the_clock_moves_are_added_exactly(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer
 ) -> None:
+    """The poll's cursor is the newest stored play: exactly the plays after it are added.
+
+    Expected plays are counted from the newest play in the warehouse, not from the sandbox's
+    clock (a quiet spell after the newest play would make the two agree by luck). The clock is
+    first moved into a listening streak, so plays follow the newest stored one within minutes:
+    a cursor any later than that play (30 minutes, say) misses some and fails here.
+    """
+    pipeline_sandbox.advance(30 * 60)
     _run(local_resources, UPSTREAM_OF_SPARK)
-    before = pipeline_sandbox.now()
+    newest = local_resources["warehouse"].max_played_at(DEFAULT_USER_ID)
+    assert newest == max(pd.Timestamp(i["played_at"]) for i in pipeline_sandbox.recently_played_truth())
     pipeline_sandbox.advance(3 * 3600)
-    new = pipeline_sandbox.plays_between(before, pipeline_sandbox.now())
+    new = pipeline_sandbox.plays_between(newest, pipeline_sandbox.now())
     assert 0 < len(new) <= 50
+    soon = [i for i in new if pd.Timestamp(i["played_at"]) <= newest + pd.Timedelta(minutes=30)]
+    assert soon, "no play within 30 minutes of the newest stored one: a late cursor would pass unseen"
     result = _run(local_resources, UPSTREAM_OF_SPARK)
     assert _meta(result, "raw_recent_tracks")["new_plays"] == len(new)
     assert _meta(result, "bq_plays")["plays_inserted"] == len(new)

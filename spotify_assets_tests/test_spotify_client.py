@@ -6,8 +6,10 @@ import json
 import stat
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from spotify_assets.spotify.client import HttpSpotifyClient, played_at_ms
 from spotify_assets.spotify.errors import (
@@ -17,6 +19,7 @@ from spotify_assets.spotify.errors import (
     SpotifyRateLimited,
     SpotifyServerError,
 )
+from spotify_assets.spotify.rate_gate import RateGate
 from spotify_assets.spotify.token_store import FileTokenStore, token_sha256
 from spotify_assets_tests.fixtures.sandbox import SleepRecorder
 from spotify_sandbox import (
@@ -169,6 +172,63 @@ def test_429_with_too_long_retry_after_fails_fast(
         sandbox_client.audio_features(["a" * 22])
     assert info.value.retry_after_s == 3600
     assert sleep_recorder.waits == []
+
+
+class FakeClock:
+    """Wall-clock time that moves only when slept on: stands in for ``time.time`` in the shared
+    rate gate and for ``time.sleep`` in every client, so a wait is measured, never waited."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.waits: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+class ClockedSession(requests.Session):
+    """A real HTTP session that notes the fake clock's time of each request it sends."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.sent: list[tuple[float, str]] = []
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        self.sent.append((self.clock.time(), str(url)))
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_a_short_retry_after_from_another_listeners_429_is_waited_out_by_the_next_listener(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Alice's poll is answered 429 with Retry-After 5 s (her client gives up at once); Bob's
+    client, 2 s later on the same app, sleeps the remaining 3 s before any request of his leaves."""
+    clock = FakeClock(1_000_000.0)
+    gate = RateGate(tmp_path / "state" / "rate-limit.json", clock=clock.time)
+    alice_session, bob_session = ClockedSession(clock), ClockedSession(clock)
+    alice = make_client(
+        sandbox, tmp_path / "alice.json", sandbox.issue_refresh_token("alice"),
+        sleep=clock.sleep, rate_gate=gate, session=alice_session, max_retries=0,
+    )  # fmt: skip
+    bob = make_client(
+        sandbox, tmp_path / "bob.json", sandbox.issue_refresh_token("bob"),
+        sleep=clock.sleep, rate_gate=gate, session=bob_session,
+    )  # fmt: skip
+    sandbox.fail_next(429, count=1, path=RP, retry_after=5)
+    with pytest.raises(SpotifyRateLimited):
+        alice.recently_played()
+    limited_at = clock.time()
+    assert clock.waits == [] and requests_to(sandbox, RP) == 1  # Alice slept nothing, the wait is shared
+    clock.now += 2  # Bob's run starts 2 s later
+    assert len(bob.recently_played()) == 50
+    assert clock.waits == [pytest.approx(3.0)]
+    assert bob_session.sent and all(at >= limited_at + 5 for at, _ in bob_session.sent), bob_session.sent
+    assert requests_to(sandbox, RP) == 2  # Bob's one poll, after the wait, answered at once
 
 
 def test_endless_429_is_bounded(

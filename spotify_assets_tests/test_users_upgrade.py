@@ -24,11 +24,19 @@ import pytest
 
 from spotify_assets.assets import PIPELINE_GRAPH
 from spotify_assets.imports.command import import_command
+from spotify_assets.lake_layout import plays_day_path, user_dir
 from spotify_assets.rebuild import rebuild_command
+from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.spotify.client import SpotifyUser
 from spotify_assets.spotify.normalize import for_user
-from spotify_assets.users.adoption import ADOPTION_PATH
+from spotify_assets.users.adoption import (
+    ADOPTION_PATH,
+    ImportOwnerUnknown,
+    adopt_legacy,
+    import_owner,
+    legacy_owner,
+)
 from spotify_assets.users.command import users_command
 from spotify_assets.users.registry import UserRegistry
 from spotify_assets_tests.fixtures.partitions import materialize_user
@@ -211,6 +219,50 @@ def test_adoption_keeps_one_row_per_play_when_the_user_already_has_some(tmp_path
     rows = warehouse.query("SELECT play_key, user_id FROM bq_plays")
     assert len(rows) == 9 and set(rows["user_id"]) == {"u1"} and rows["play_key"].is_unique
     assert warehouse.adopt_legacy_plays("u1") == 0
+
+
+@pytest.mark.parametrize(
+    "legacy",
+    ["plays/played_date=2024-01-01/b0.parquet", "raw/recently_played/fetched_date=2024-01-01/d0.json"],
+)
+def test_the_legacy_owner_is_recorded_only_when_the_single_user_layout_left_something(
+    tmp_path: Path, legacy: str
+) -> None:
+    """A fresh household has no single-user layout to own: nobody becomes its owner by running
+    first (an import without --user would go to them). Its files or its plays make the next run's
+    listener the owner, as before."""
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
+    lake = LocalLakeResource(root=str(tmp_path / "lake"))
+    # Two listeners' first runs: each lands plays and files in their own folders, no owner.
+    for uid in ("sandbox-alice", "sandbox-bob"):
+        assert adopt_legacy(warehouse, lake, uid) == (None, 0)
+        warehouse.merge_plays(for_user(make_plays(3), uid))
+        lake.write_bytes(plays_day_path("plays", uid, "2024-01-01", "b1.parquet"), b"theirs")
+        lake.write_bytes(f"{user_dir('raw/recently_played', uid)}/fetched_date=2024-01-01/d1.json", b"[]")
+        assert adopt_legacy(warehouse, lake, uid) == (None, 0)
+    assert legacy_owner(lake) is None and not lake.exists(ADOPTION_PATH)
+    # So an import without --user is nobody's to guess among two listeners: refused, not the first runner's.
+    with pytest.raises(ImportOwnerUnknown, match="--user"):
+        import_owner(warehouse, lake)
+    # A file of the single-user layout: the next run's listener is recorded as its owner, once.
+    lake.write_bytes(legacy, b"legacy")
+    assert adopt_legacy(warehouse, lake, "sandbox-bob") == ("sandbox-bob", 0)
+    assert adopt_legacy(warehouse, lake, "sandbox-alice") == ("sandbox-bob", 0)
+    assert json.loads(lake.read_bytes(ADOPTION_PATH)) == {"user_id": "sandbox-bob"}
+    # Plays without a user (an import without --user on a fresh install): recorded and adopted.
+    fresh = DuckDBWarehouseResource(path=str(tmp_path / "fresh.duckdb"))
+    fresh_lake = LocalLakeResource(root=str(tmp_path / "fresh-lake"))
+    assert import_owner(fresh, fresh_lake) is None  # nobody has plays: rows without a user
+    assert fresh.merge_plays(make_plays(4)).inserted == 4
+    assert adopt_legacy(fresh, fresh_lake, "sandbox-alice") == ("sandbox-alice", 4)
+    assert legacy_owner(fresh_lake) == "sandbox-alice"
+    assert set(fresh.query("SELECT user_id FROM bq_plays")["user_id"]) == {"sandbox-alice"}
+    assert import_owner(fresh, fresh_lake) == "sandbox-alice"
+    # A single-user install after its first run (one listener, no single-user layout, no owner
+    # recorded): an import without --user is that listener's.
+    single = DuckDBWarehouseResource(path=str(tmp_path / "single.duckdb"))
+    single.merge_plays(for_user(make_plays(2), "sandbox-listener"))
+    assert import_owner(single, LocalLakeResource(root=str(tmp_path / "single-lake"))) == "sandbox-listener"
 
 
 def test_the_same_export_imported_for_two_users_is_kept_apart(

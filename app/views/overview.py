@@ -53,7 +53,7 @@ if len(last):
 row2[2].metric(
     "Pipeline last ran",
     ui.age(ctx.status.published_at),
-    help="When the pipeline last published the warehouse snapshot the dashboard reads.",
+    help="When the pipeline last published plays of this view (a run that finds no new plays publishes none).",
 )
 if len(top_artist):
     with row2[3]:

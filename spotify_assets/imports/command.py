@@ -133,20 +133,20 @@ def _run_import(
         bar.update(event.done_bytes - bar.n)
         bar.set_postfix(rows=f"{event.rows_read:,}", refresh=False)
 
+    from spotify_assets.users.adoption import ImportOwnerUnknown, import_owner
+
     try:
         report = import_export(
             export, warehouse, lake, on_progress, chunk_rows=args.chunk_rows, user_id=args.user_id
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ImportOwnerUnknown) as exc:
         bar.close()
         print(f"spotify-assets import: {exc}", file=sys.stderr)
         return 2
     bar.close()
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     if report.added:
-        from spotify_assets.users.adoption import legacy_owner
-
-        _tell_dagster(report.added, str(export), data_dir, args.user_id or legacy_owner(lake))
+        _tell_dagster(report.added, str(export), data_dir, args.user_id or import_owner(warehouse, lake))
     return 1 if report.files_failed else 0
 
 

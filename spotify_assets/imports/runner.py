@@ -62,7 +62,7 @@ from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE, arrow_schema, conform
 from spotify_assets.spotify.normalize import for_user
-from spotify_assets.users.adoption import legacy_owner
+from spotify_assets.users.adoption import import_owner, legacy_owner
 
 DEFAULT_CHUNK_ROWS = 100_000
 _PROGRESS_EVERY = 10_000
@@ -492,12 +492,11 @@ def import_export(
     """Import the export at ``path`` (.zip or folder) into ``warehouse`` as ``user_id``'s plays;
     see the module docstring.
 
-    No ``user_id``: the single-user layout's owner once the pipeline has recorded one
-    (``users/adoption.py``), else rows without a user, adopted on the pipeline's first run.
+    No ``user_id``: the single-user layout's owner once the pipeline has recorded one, else the
+    one listener with plays, else rows without a user, adopted on the pipeline's first run;
+    refused (``ImportOwnerUnknown``) among several listeners (``users/adoption.py``).
     """
     explicit_user = user_id is not None
-    if user_id is None:
-        user_id = legacy_owner(lake)
     started = time.monotonic()
     run_at = (now or datetime.now(UTC)).astimezone(UTC)
     report = ImportReport(path=str(path))
@@ -510,9 +509,6 @@ def import_export(
     total_bytes = sum(files[i].size for i in importable)
     done_bytes = 0
     scratch = tempfile.TemporaryDirectory(prefix="spotify-import-")
-    importer = _Importer(
-        warehouse, lake, report, run_at, chunk_rows, Path(scratch.name), user_id, record_imports=explicit_user
-    )
 
     def emit(file: str, position: int) -> None:
         if progress is not None:
@@ -527,14 +523,32 @@ def import_export(
     # published once at the end instead of being copied after every chunk.
     try:
         with warehouse.batch():
-            for i in importable:
-                f = files[i]
-                importer.import_file(f, report.files[i], i, functools.partial(emit, f.name))
-                done_bytes += f.size
-                emit(f.name, 0)
-            importer.flush_all()
+            # Whose plays, asked inside the batch: its reads see the batch's own connection (no
+            # snapshot is published just to answer it). Refused among several listeners.
+            if user_id is None:
+                user_id = import_owner(warehouse, lake)
+            # The one listener's import is recorded like an explicit --user one; the legacy owner's is not.
+            record = explicit_user or (user_id is not None and user_id != legacy_owner(lake))
+            importer = _Importer(
+                warehouse,
+                lake,
+                report,
+                run_at,
+                chunk_rows,
+                Path(scratch.name),
+                user_id,
+                record_imports=record,
+            )
+            try:
+                for i in importable:
+                    f = files[i]
+                    importer.import_file(f, report.files[i], i, functools.partial(emit, f.name))
+                    done_bytes += f.size
+                    emit(f.name, 0)
+                importer.flush_all()
+            finally:
+                importer.close()
     finally:
-        importer.close()
         scratch.cleanup()
 
     for fr in report.files:

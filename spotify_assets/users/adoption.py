@@ -7,9 +7,12 @@ the same before and after. The lake is create-only, so its files stay where they
 owner is recorded once, create-only, in the lake itself (``ADOPTION_PATH``), which is what
 ``rebuild-warehouse`` reads to adopt the same rows as the same person again.
 
-The owner is recorded on the single-user pipeline's first run even when there is nothing
-to adopt yet: an import without a user (``spotify-assets import`` without ``--user``) then
-imports as that owner, and one imported before that first run is adopted with the rest.
+The owner is recorded only when the single-user layout left something to own: plays without a
+user in the warehouse, or lake files outside every ``user_id=`` folder. A fresh household has
+neither, so nobody becomes its "owner" by running first (which would hand them every later
+import without ``--user``). An import without ``--user`` goes to the recorded owner, else to the
+one listener with plays, and is refused among several (``import_owner``); before any run it
+lands plays without a user, which the first run adopts with the rest.
 """
 
 from __future__ import annotations
@@ -17,12 +20,17 @@ from __future__ import annotations
 import contextlib
 import json
 
+from spotify_assets.lake_layout import USER_DIR_PREFIX
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
 
 #: Who the single-user layout's plays belong to (``{"user_id": ...}``), written once.
 ADOPTION_PATH = "users/legacy_owner.json"
+#: The lake folders the single-user layout wrote, without a ``user_id=`` level (``user_dir(kind,
+#: None)``). A closed list on purpose: that layout is history, only a run or import without a user
+#: writes there now, and those rows reach the warehouse without a user, where they are counted.
+LEGACY_KINDS = ("plays", "plays_csv", "raw/recently_played", "quarantine/recently_played")
 
 
 def legacy_owner(lake: LakeResource) -> str | None:
@@ -41,10 +49,54 @@ def record_owner(lake: LakeResource, user_id: str) -> str:
     return owner
 
 
-def adopt_legacy(warehouse: WarehouseResource, lake: LakeResource, user_id: str) -> tuple[str, int]:
-    """Adopt any plays without a user as the recorded owner, recording ``user_id`` as the owner
-    if nobody is yet. Returns (owner, rows adopted); cheap when there is nothing to adopt
-    (one small lake read, one count)."""
-    owner = legacy_owner(lake) or record_owner(lake, user_id)
-    waiting = warehouse.query(f"SELECT count(*) AS n FROM {PLAYS_TABLE} WHERE user_id IS NULL")
-    return owner, warehouse.adopt_legacy_plays(owner) if int(waiting["n"].iloc[0]) else 0
+class ImportOwnerUnknown(ValueError):
+    """An import without a user into a household whose owner nobody recorded: whose is it?"""
+
+
+def import_owner(warehouse: WarehouseResource, lake: LakeResource) -> str | None:
+    """Whose plays an import without ``--user`` is: the recorded owner, else the one listener
+    with plays (a single-user install after its first run, which records no owner), else
+    ``None`` (nobody has plays yet: rows without a user, adopted by the first run).
+
+    With several listeners and no owner recorded the answer is refused, not guessed: going to
+    whoever ran first (or next) is how one listener's history would land in another's plays.
+    """
+    owner = legacy_owner(lake)
+    if owner is not None:
+        return owner
+    found = warehouse.query(
+        f"SELECT DISTINCT user_id FROM {PLAYS_TABLE} WHERE user_id IS NOT NULL ORDER BY user_id LIMIT 2"
+    )
+    listeners = [str(u) for u in found["user_id"]]
+    if len(listeners) > 1:
+        raise ImportOwnerUnknown(
+            f"this household has several listeners ({', '.join(listeners)}, ...): "
+            "name whose export it is with --user NAME (see `spotify-assets users list`)"
+        )
+    return listeners[0] if listeners else None
+
+
+def legacy_files(lake: LakeResource) -> bool:
+    """Whether the lake holds a file of the single-user layout (under a ``LEGACY_KINDS`` folder,
+    outside every ``user_id=`` folder)."""
+    for kind in LEGACY_KINDS:
+        if any(not path[len(kind) + 1 :].startswith(USER_DIR_PREFIX) for path in lake.list(kind)):
+            return True
+    return False
+
+
+def adopt_legacy(warehouse: WarehouseResource, lake: LakeResource, user_id: str) -> tuple[str | None, int]:
+    """Adopt any plays without a user as the recorded owner; with none recorded, record ``user_id``
+    only if the single-user layout left plays or files (see the module docstring).
+
+    Returns (owner or ``None``, rows adopted). Cheap once an owner is recorded (one small lake
+    read, one count); until then a run also lists the ``LEGACY_KINDS`` folders when the warehouse
+    has no plays without a user.
+    """
+    owner = legacy_owner(lake)
+    waiting = int(
+        warehouse.query(f"SELECT count(*) AS n FROM {PLAYS_TABLE} WHERE user_id IS NULL")["n"].iloc[0]
+    )
+    if owner is None and (waiting or legacy_files(lake)):
+        owner = record_owner(lake, user_id)
+    return owner, warehouse.adopt_legacy_plays(owner) if owner is not None and waiting else 0
