@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from spotify_assets_tests.fixtures.dashboard import (
     chromium,
     dashboard_features,
     dashboard_metadata,
+    healthy,
     household_plays,
 )
 from spotify_assets_tests.fixtures.sockets import free_port
@@ -125,14 +125,6 @@ def test_the_dashboard_account_from_st_secrets_signs_the_bigquery_client(tmp_pat
     assert "PRIVATE KEY" not in found["shown"] and "k1" not in found["shown"]
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-            return bool(r.read().decode().strip() == "ok")
-    except OSError:
-        return False
-
-
 def test_the_app_starts_from_its_requirements_alone(
     bigquery_emulator: BigQueryEmulator, tmp_path: Path
 ) -> None:
@@ -195,7 +187,7 @@ def test_the_app_starts_from_its_requirements_alone(
         )
     try:
         deadline = time.monotonic() + 90
-        while not _healthy(url):
+        while not healthy(url):
             assert proc.poll() is None, f"streamlit exited {proc.returncode}: {log.read_text()}"
             assert time.monotonic() < deadline, f"no health answer: {log.read_text()}"
             time.sleep(0.2)
