@@ -631,3 +631,86 @@ def test_compose_test_workspace_points_at_the_test_code_server(monkeypatch: pyte
         entry["grpc_server"]["location_name"]
         == yaml.safe_load(WORKSPACE.read_text())["load_from"][0]["grpc_server"]["location_name"]
     )
+
+
+# --- the image runs what it ships (issue 23, item 1) -------------------------------------------
+
+#: The code the image ships: the installed packages and the dashboard's folder (Dockerfile COPY).
+SHIPPED = ("spotify_assets", "spotify_sandbox", "spark", "app")
+
+
+def _runtime_distributions() -> set[str]:
+    """Every distribution a runtime-only install has: pyproject.toml's ``[project].dependencies``
+    and their requirements, transitively, with the markers evaluated as the image's builder
+    evaluates them (no dev extra; a requirement's own extras followed). Read from the installed
+    metadata of this virtualenv, which holds the lock's pins."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    todo = [(Requirement(r), "") for r in pyproject["project"]["dependencies"]]
+    seen: set[str] = set()
+    done: set[tuple[str, str]] = set()
+    while todo:
+        req, extra = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+            continue
+        name = str(canonicalize_name(req.name))
+        for wanted in ["", *sorted(req.extras)]:
+            if (name, wanted) in done:
+                continue
+            done.add((name, wanted))
+            seen.add(name)
+            todo += [(Requirement(r), wanted) for r in metadata.requires(name) or []]
+    return seen
+
+
+def _shipped_files() -> list[Path]:
+    return sorted(
+        p for pkg in SHIPPED for p in (REPO_ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts
+    )
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of the absolute imports in ``path`` that are neither the standard
+    library nor the project's own packages (lazy imports inside functions included: a
+    deployed process reaches them too)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - set(SHIPPED) - {"__future__"}
+
+
+def test_every_module_the_image_ships_imports_only_runtime_dependencies() -> None:
+    """A module the image ships that imports a package only the dev extra installs fails in the
+    deployment (issue 23: ``app.queries`` and sqlglot). Each third-party import of every shipped
+    file (found by walking the packages, not listed) must come from a distribution a runtime-only
+    install has. The image itself is checked too: ``scripts/image_imports.py`` imports every
+    shipped module inside the stack's streamlit container (``make compose-test``)."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    runtime = _runtime_distributions()
+    assert {"dagster", "streamlit", "pyspark", "grpcio"} <= runtime  # pyspark[connect]
+    assert "pytest" not in runtime and "playwright" not in runtime  # the dev extra stays out
+    provided = metadata.packages_distributions()
+    files = _shipped_files()
+    assert len(files) > 60 and any(p.parts[-3:] == ("app", "views", "top.py") for p in files)
+    missing: dict[str, list[str]] = {}
+    for path in files:
+        for name in sorted(_third_party_imports(path)):
+            dists = {str(canonicalize_name(d)) for d in provided.get(name, [])}
+            if not dists & runtime:
+                missing.setdefault(
+                    f"{name} (from {sorted(dists) or 'no installed distribution'})", []
+                ).append(str(path.relative_to(REPO_ROOT)))
+    assert not missing, f"shipped modules import what a runtime-only install lacks: {missing}"
