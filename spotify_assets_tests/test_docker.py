@@ -304,7 +304,8 @@ def test_compose_uses_one_image_built_from_the_dockerfile(compose: dict[str, Any
     image = s["code-location"]["image"]
     for name in EXPECTED_SERVICES - {"postgres"}:
         assert s[name]["image"] == image, f"{name} must run the project image (same Python/PySpark)"
-    assert re.fullmatch(r"postgres:15(\.\d+)?-bookworm", s["postgres"]["image"])
+    default = re.fullmatch(r"\$\{POSTGRES_IMAGE:-(.+)\}", s["postgres"]["image"])
+    assert default and re.fullmatch(r"postgres:15(\.\d+)?-bookworm", default.group(1))
 
 
 def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, Any]) -> None:
@@ -532,20 +533,8 @@ def test_every_hadolint_ignore_is_explained() -> None:
 # --- the test stack (deploy/compose-test.yaml, run by scripts/compose-test.sh) ----------------
 
 COMPOSE_TEST = REPO_ROOT / "deploy" / "compose-test.yaml"
-COMPOSE_TEST_CLOUD = REPO_ROOT / "deploy" / "compose-test.cloud.yaml"
 COMPOSE_TEST_SCRIPT = REPO_ROOT / "scripts" / "compose-test.sh"
-
-
-def _load_compose_test() -> dict[str, Any]:
-    """The override as compose reads it: its ``!reset`` tags become None markers here."""
-
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    _Loader.add_constructor("!reset", lambda loader, node: None)
-    doc = yaml.load(COMPOSE_TEST.read_text(), Loader=_Loader)
-    assert isinstance(doc, dict)
-    return doc
+COMPOSE_CHECK = REPO_ROOT / "scripts" / "compose_check.py"
 
 
 def test_spark_driver_and_workers_share_the_drivers_temporary_folder(compose: dict[str, Any]) -> None:
@@ -559,78 +548,120 @@ def test_spark_driver_and_workers_share_the_drivers_temporary_folder(compose: di
     assert "/opt/dagster/spark-exchange" in DOCKERFILE.read_text()  # created, owned by the user
 
 
-def test_compose_test_override_keeps_every_service_on_loopback(compose: dict[str, Any]) -> None:
-    override = _load_compose_test()["services"]
-    assert set(override) == EXPECTED_SERVICES | {"sandbox"}
-    for name, service in override.items():
-        assert service["network_mode"] == "host", name
-        # Published ports are reset (None = !reset); nothing binds beyond 127.0.0.1.
-        if compose["services"].get(name, {}).get("ports"):
-            assert "ports" in service and service["ports"] is None, f"{name} keeps published ports"
-        if "hostname" in compose["services"].get(name, {}):
-            assert service.get("hostname", "") is None, f"{name} keeps a hostname (not allowed on host net)"
-        command = " ".join(service.get("command", []))
-        assert "0.0.0.0" not in command, name
-    for name in ("code-location", "dagster-webserver", "streamlit", "sandbox", "spark-connect"):
-        command = override[name]["command"]
-        flag = next(f for f in ("-h", "--server.address", "--host", "--bind") if f in command)
-        assert command[command.index(flag) + 1] == "127.0.0.1", name
-    # On host loopback the Connect server keeps a token: in its environment (not argv), and the
-    # code location's URL carries the same one to localhost (pyspark sends it there without TLS).
-    connect = override["spark-connect"]
-    assert "--no-token" not in connect["command"]
-    token = "${SPOTIFY_STACK_CONNECT_TOKEN:?}"
-    assert connect["environment"]["SPARK_CONNECT_AUTHENTICATE_TOKEN"] == token
-    assert not any("TOKEN" in part for part in connect["command"])
-    remote = override["code-location"]["environment"]["SPOTIFY_SPARK_REMOTE"]
-    assert remote == f"sc://localhost:${{SPOTIFY_STACK_CONNECT_PORT:?}}/;token={token}"
-    # Every port is a variable the script sets, and the script sets nothing the files do not use
-    # (but the deployment, which scripts/compose_check.py reads from the same env file).
-    used = set(
-        re.findall(r"\$\{(SPOTIFY_STACK_[A-Z_]+)", COMPOSE_TEST.read_text() + COMPOSE_TEST_CLOUD.read_text())
-    )
+def test_the_test_stack_is_the_shipped_file_plus_a_sandbox_service() -> None:
+    """The compose test starts what users run: the override adds the sandbox API and changes no
+    shipped service (no network, command, environment or port of theirs), and the script passes
+    no other compose file."""
+    override = yaml.safe_load(COMPOSE_TEST.read_text())
+    assert set(override) == {"services"}, "the override may add services only (no networks, volumes, ...)"
+    assert set(override["services"]) == {"sandbox"}
+    assert not EXPECTED_SERVICES & set(override["services"])
+    sandbox = override["services"]["sandbox"]
+    assert "network_mode" not in sandbox and "networks" not in sandbox  # compose's default network
+    assert sandbox["image"] == yaml.safe_load(COMPOSE.read_text())["services"]["code-location"]["image"]
+    (published,) = sandbox["ports"]
+    assert published.startswith("127.0.0.1:${SPOTIFY_STACK_SANDBOX_PORT:?}:")
+    port = published.rsplit(":", 1)[1]
+    command = sandbox["command"]
+    assert command[:2] == ["spotify-assets", "sandbox"] and command[command.index("--port") + 1] == port
+    assert port in " ".join(sandbox["healthcheck"]["test"])
     script = COMPOSE_TEST_SCRIPT.read_text()
-    env_files = [part.split("\nEOF\n")[0] for part in script.split('"$WORK/stack.env" <<EOF')[1:]]
-    assert len(env_files) == 2  # the stack's variables, then the cloud mode's
-    set_by_script = set(re.findall(r"^(SPOTIFY_STACK_[A-Z_]+)=", "\n".join(env_files), re.MULTILINE))
-    assert used == set_by_script - {"SPOTIFY_STACK_DEPLOYMENT"}, used ^ set_by_script
-    assert 'ENV.get("SPOTIFY_STACK_DEPLOYMENT"' in (REPO_ROOT / "scripts" / "compose_check.py").read_text()
-    # The default test run is local mode against the sandbox service.
-    env = override["code-location"]["environment"]
-    assert env["SPOTIFY_DEPLOYMENT"] == "local"
-    assert env["SPOTIFY_SANDBOX_URL"].endswith("${SPOTIFY_STACK_SANDBOX_PORT:?}")
+    files = re.findall(r" -f (\$[^\s\"]+)", script)
+    assert files == ["$REPO_ROOT/docker-compose.yaml", "$REPO_ROOT/deploy/compose-test.yaml"]
+    assert "--env-file $PROJECT_DIR/deploy/.env" in script
+    assert "--project-directory $PROJECT_DIR" in script
+    assert 'export SPOTIFY_STACK_SANDBOX_PORT="${ports[3]}"' in script
+    assert not (REPO_ROOT / "deploy" / "compose-test.cloud.yaml").exists()
 
 
-def test_compose_test_cloud_mode_points_the_code_location_at_the_loopback_emulators() -> None:
-    """Cloud mode of the test stack: every required cloud variable, both endpoints on 127.0.0.1."""
-    from spotify_assets.resources.cloud import REQUIRED_CLOUD_ENV
-
-    cloud = yaml.safe_load(COMPOSE_TEST_CLOUD.read_text())["services"]
-    assert set(cloud) == {"code-location"}  # the only service that runs the pipeline
-    env = cloud["code-location"]["environment"]
-    assert env["SPOTIFY_DEPLOYMENT"] == "cloud"
-    assert set(REQUIRED_CLOUD_ENV) <= set(env)
-    for name in ("SPOTIFY_GCS_ENDPOINT", "SPOTIFY_BQ_ENDPOINT"):
-        assert env[name].startswith("http://127.0.0.1:${SPOTIFY_STACK_"), name
-    # The script adds the file only in cloud mode.
-    assert '[ "$DEPLOYMENT" = cloud ] && COMPOSE+=" -f deploy/compose-test.cloud.yaml"' in (
-        COMPOSE_TEST_SCRIPT.read_text()
+def _configure(tmp_path: Path, deployment: str) -> tuple[dict[str, str], Path]:
+    """``compose_check.py configure`` as the script runs it, into a temp project folder."""
+    project = tmp_path / "project"
+    env = {
+        "SPOTIFY_STACK_PROJECT_DIR": str(project),
+        "SPOTIFY_STACK_PG_PASSWORD": "pg-secret",
+        "SPOTIFY_STACK_POSTGRES_IMAGE": "spotify-local/postgres:15-bookworm",
+        "SPOTIFY_STACK_WEB_PORT": "41000",
+        "SPOTIFY_STACK_SPARK_UI_PORT": "41001",
+        "SPOTIFY_STACK_STREAMLIT_PORT": "41002",
+        "SPOTIFY_STACK_SANDBOX_PORT": "41003",
+        "SPOTIFY_STACK_OIDC_PORT": "41004",
+        "SPOTIFY_STACK_DEPLOYMENT": deployment,
+        "SPOTIFY_STACK_GATEWAY": "172.30.0.1",
+        "SPOTIFY_STACK_GCP_PROJECT": "p",
+        "SPOTIFY_STACK_GCS_BUCKET": "b",
+        "SPOTIFY_STACK_BQ_DATASET": "d",
+        "SPOTIFY_STACK_BQ_STAGING_DATASET": "s",
+        "SPOTIFY_STACK_GCS_PORT": "41005",
+        "SPOTIFY_STACK_BQ_PORT": "41006",
+    }
+    stack_env = tmp_path / "stack.env"
+    stack_env.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    proc = subprocess.run(
+        [sys.executable, str(COMPOSE_CHECK), "configure"],
+        env={**os.environ, "SPOTIFY_STACK_ENV": str(stack_env)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = project / "deploy" / ".env"
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", written.read_text(), flags=re.MULTILINE)), project
 
 
-def test_compose_test_workspace_points_at_the_test_code_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster._core.workspace.config_schema import process_workspace_config
+@pytest.mark.parametrize("deployment", ["local", "cloud"])
+def test_the_test_stacks_env_is_the_example_filled_in(tmp_path: Path, deployment: str) -> None:
+    from app.auth import problems, read_settings
 
-    monkeypatch.setenv("SPOTIFY_STACK_CODE_PORT", "4000")
-
-    workspace = yaml.safe_load((REPO_ROOT / "deploy" / "compose-test.workspace.yaml").read_text())
-    assert process_workspace_config(workspace).success
-    (entry,) = workspace["load_from"]
-    assert entry["grpc_server"]["port"] == {"env": "SPOTIFY_STACK_CODE_PORT"}
+    values, project = _configure(tmp_path, deployment)
+    example = _env_example()
+    assert list(values)[: len(example)] == list(example), "every line of the example, in its order"
+    filled = {k for k in example if values[k] != example[k]}
+    allowed = {
+        "SPOTIFY_DEPLOYMENT",
+        "SPOTIFY_SANDBOX_URL",
+        "DAGSTER_POSTGRES_PASSWORD",
+        "POSTGRES_IMAGE",
+        "DAGSTER_WEBSERVER_PORT",
+        "SPARK_MASTER_UI_PORT",
+        "DASHBOARD_PORT",
+    }
+    cloud = {
+        "SPOTIFY_GCP_PROJECT",
+        "SPOTIFY_GCS_BUCKET",
+        "SPOTIFY_BQ_DATASET",
+        "SPOTIFY_BQ_STAGING_DATASET",
+        "SPOTIFY_GCS_ENDPOINT",
+        "SPOTIFY_BQ_ENDPOINT",
+    }
+    assert filled <= allowed | (cloud if deployment == "cloud" else set()), filled
+    assert set(values) == set(example), "nothing added beyond the example's variables"
+    assert values["SPOTIFY_DEPLOYMENT"] == deployment
+    assert values["SPOTIFY_SANDBOX_URL"] == "http://sandbox:8000"
     assert (
-        entry["grpc_server"]["location_name"]
-        == yaml.safe_load(WORKSPACE.read_text())["load_from"][0]["grpc_server"]["location_name"]
+        values["SPOTIFY_CLIENT_ID"]
+        == values["SPOTIFY_CLIENT_SECRET"]
+        == values["SPOTIFY_REFRESH_TOKEN"]
+        == ""
     )
+    if deployment == "cloud":
+        assert values["SPOTIFY_BQ_ENDPOINT"] == "http://172.30.0.1:41006"
+        assert values["SPOTIFY_GCS_ENDPOINT"] == "http://172.30.0.1:41005"
+    # The paths the example names, relative to the (temp) project folder; all 0600.
+    login = project / values["DASHBOARD_LOGIN_FILE"]
+    for path in (
+        project / "deploy" / ".env",
+        login,
+        project / values["GCP_CREDENTIALS_FILE"],
+        project / values["GCP_DASHBOARD_CREDENTIALS_FILE"],
+    ):
+        assert path.is_file() and (path.stat().st_mode & 0o777) == 0o600, path
+        if os.geteuid() == 0:
+            assert path.stat().st_uid == 10001, path  # the image's user reads the mounted secrets
+    settings = read_settings(login)
+    assert problems(settings) == []  # a complete login: app/serve.py starts on 0.0.0.0
+    assert settings["auth"]["server_metadata_url"].startswith("http://172.30.0.1:41004/")
+    assert settings["auth"]["redirect_uri"] == "http://127.0.0.1:41002/oauth2callback"
 
 
 # --- the image runs what it ships (issue 23, item 1) -------------------------------------------
