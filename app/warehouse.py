@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 import pandas as pd
@@ -25,7 +25,17 @@ import sqlglot
 from sqlglot import exp
 
 from spotify_assets.schema import FEATURES_TABLE, META_TABLE, PLAYS_TABLE, TOP_TEN_TABLE, TRACK_METADATA_TABLE
-from spotify_assets.settings import snapshot_path_for, warehouse_path
+from spotify_assets.settings import (
+    DEFAULT_BQ_LOCATION,
+    BigQuerySettings,
+    bigquery_settings,
+    deployment,
+    snapshot_path_for,
+    warehouse_path,
+)
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
 
 KNOWN_TABLES = frozenset({PLAYS_TABLE, FEATURES_TABLE, TOP_TEN_TABLE, TRACK_METADATA_TABLE, META_TABLE})
 
@@ -144,14 +154,47 @@ def to_bigquery(sql: str, project: str, dataset: str) -> str:
 
 @dataclass(frozen=True)
 class BigQueryWarehouse:
-    """The cloud warehouse: the same queries, transpiled to BigQuery."""
+    """The cloud warehouse: the same queries, transpiled to BigQuery.
+
+    Reached like the pipeline's ``BigQueryWarehouseResource``: Application Default Credentials
+    (on Streamlit Community Cloud, the dashboard's read-only service account from
+    ``st.secrets``, see ``docs/dashboard-on-streamlit-cloud.md``), or anonymous with
+    ``client_options={"api_endpoint": ...}`` when an endpoint (an emulator) is set.
+    """
 
     project: str
     dataset: str
+    location: str = DEFAULT_BQ_LOCATION
+    endpoint: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: BigQuerySettings) -> BigQueryWarehouse:
+        return cls(
+            project=settings.project,
+            dataset=settings.dataset,
+            location=settings.location,
+            endpoint=settings.endpoint,
+        )
 
     @property
     def source_id(self) -> str:
-        return f"bigquery:{self.project}.{self.dataset}"
+        where = f"@{self.endpoint}" if self.endpoint else ""
+        return f"bigquery:{self.project}.{self.dataset}{where}"
+
+    def client(self) -> bigquery.Client:
+        """A client for this warehouse; the caller closes it."""
+        from google.cloud import bigquery
+
+        if self.endpoint:
+            from google.auth.credentials import AnonymousCredentials
+
+            return bigquery.Client(
+                project=self.project,
+                location=self.location,
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                client_options={"api_endpoint": self.endpoint},
+            )
+        return bigquery.Client(project=self.project, location=self.location)
 
     def exists(self) -> bool:
         return True
@@ -162,9 +205,8 @@ class BigQueryWarehouse:
 
     def fetch(self, queries: Mapping[str, str]) -> dict[str, pd.DataFrame | None]:
         from google.api_core.exceptions import NotFound
-        from google.cloud import bigquery
 
-        client = bigquery.Client(project=self.project)
+        client = self.client()
         out: dict[str, pd.DataFrame | None] = {}
         try:
             for name, sql in queries.items():
@@ -179,12 +221,15 @@ class BigQueryWarehouse:
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Warehouse:
-    """The warehouse this deployment reads: BigQuery in cloud mode, else the DuckDB snapshot."""
+    """The warehouse this deployment reads: BigQuery in cloud mode, else the DuckDB snapshot.
+
+    Local or cloud is decided by ``settings.deployment`` and the BigQuery variables are read
+    and validated by ``settings.bigquery_settings``, the functions the pipeline uses, so the
+    dashboard reads exactly the warehouse the pipeline writes (a missing variable raises
+    ``settings.MissingSettings`` naming it). Only what a reader needs is required: project
+    and dataset, not the pipeline's bucket or staging dataset.
+    """
     env = os.environ if environ is None else environ
-    if env.get("SPOTIFY_DEPLOYMENT", "local").lower() == "cloud":
-        project = env.get("SPOTIFY_GCP_PROJECT", "")
-        dataset = env.get("SPOTIFY_BQ_DATASET", "spotify")
-        if not project:
-            raise QueryFailed("cloud mode needs SPOTIFY_GCP_PROJECT")
-        return BigQueryWarehouse(project=project, dataset=dataset)
+    if deployment(env) == "cloud":
+        return BigQueryWarehouse.from_settings(bigquery_settings(env))
     return DuckDBSnapshot(default_snapshot_path(env))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -22,9 +23,14 @@ DEFAULT_API_URL = "https://api.spotify.com"
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
 
 
-def deployment() -> Deployment:
-    """``SPOTIFY_DEPLOYMENT``: ``local`` (default; no account needed) or ``cloud`` (GCS + BigQuery)."""
-    value = os.environ.get("SPOTIFY_DEPLOYMENT", "local").strip().lower() or "local"
+def deployment(environ: Mapping[str, str] | None = None) -> Deployment:
+    """``SPOTIFY_DEPLOYMENT``: ``local`` (default; no account needed) or ``cloud`` (GCS + BigQuery).
+
+    The one place local or cloud is decided: the pipeline's resource set and the dashboard's
+    warehouse both ask here, so they can never disagree about where the data is.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get("SPOTIFY_DEPLOYMENT", "local").strip().lower() or "local"
     if value not in ("local", "cloud"):
         raise ValueError(f"SPOTIFY_DEPLOYMENT must be 'local' or 'cloud', got {value!r}")
     return "cloud" if value == "cloud" else "local"
@@ -94,3 +100,72 @@ def sandbox_token_path(sandbox_url: str) -> Path:
     """
     name = "".join(c if c.isalnum() else "_" for c in sandbox_url.split("://", 1)[-1]).strip("_")
     return data_dir() / "sandbox-tokens" / f"{name or 'sandbox'}.json"
+
+
+# -- BigQuery: the connection settings every cloud reader and writer shares ---------------
+#: The variables naming where the warehouse is in BigQuery (project and dataset are required
+#: in cloud mode; the pipeline's own extras, bucket and staging dataset, are in
+#: ``resources/cloud.py``). The dashboard needs only these.
+BQ_PROJECT_ENV = "SPOTIFY_GCP_PROJECT"
+BQ_DATASET_ENV = "SPOTIFY_BQ_DATASET"
+BQ_LOCATION_ENV = "SPOTIFY_BQ_LOCATION"
+BQ_ENDPOINT_ENV = "SPOTIFY_BQ_ENDPOINT"
+REQUIRED_BIGQUERY_ENV = (BQ_PROJECT_ENV, BQ_DATASET_ENV)
+DEFAULT_BQ_LOCATION = "EU"
+
+
+class MissingSettings(ValueError):
+    """Required variables are unset or empty; the message names every one of them."""
+
+    def __init__(self, missing: list[str], what: str) -> None:
+        self.missing = missing
+        super().__init__(f"{what} needs {', '.join(missing)} (unset or empty)")
+
+
+def missing_env(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> list[str]:
+    """Which of ``names`` are unset or empty (blank counts as unset), in the order given."""
+    env = os.environ if environ is None else environ
+    return [name for name in names if not env.get(name, "").strip()]
+
+
+def endpoint(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """An endpoint variable (``SPOTIFY_GCS_ENDPOINT`` / ``SPOTIFY_BQ_ENDPOINT``); None when unset or empty.
+
+    A set endpoint means an emulator or test double: clients given one are anonymous.
+    """
+    env = os.environ if environ is None else environ
+    return env.get(name, "").strip().rstrip("/") or None
+
+
+@dataclass(frozen=True)
+class BigQuerySettings:
+    """Where the warehouse lives in BigQuery and how to reach it (no credentials: ADC or anonymous)."""
+
+    project: str
+    dataset: str
+    location: str = DEFAULT_BQ_LOCATION
+    endpoint: str | None = None
+
+
+def bigquery_location(environ: Mapping[str, str] | None = None) -> str:
+    """``SPOTIFY_BQ_LOCATION``, default ``EU``: the datasets' location and every job's."""
+    env = os.environ if environ is None else environ
+    return env.get(BQ_LOCATION_ENV, "").strip() or DEFAULT_BQ_LOCATION
+
+
+def bigquery_settings(environ: Mapping[str, str] | None = None) -> BigQuerySettings:
+    """The warehouse's BigQuery settings from the environment, validated.
+
+    Raises ``MissingSettings`` naming every required variable that is unset, so a deployment
+    with two missing variables learns both at once rather than one per restart.
+    """
+    env = os.environ if environ is None else environ
+    missing = missing_env(REQUIRED_BIGQUERY_ENV, env)
+    if missing:
+        raise MissingSettings(missing, "the BigQuery warehouse (SPOTIFY_DEPLOYMENT=cloud)")
+    return BigQuerySettings(
+        project=env[BQ_PROJECT_ENV].strip(),
+        dataset=env[BQ_DATASET_ENV].strip(),
+        location=bigquery_location(env),
+        endpoint=endpoint(BQ_ENDPOINT_ENV, env),
+    )

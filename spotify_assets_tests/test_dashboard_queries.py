@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -22,6 +24,8 @@ from app.warehouse import (
     from_env,
     to_bigquery,
 )
+from spotify_assets.resources.cloud import REQUIRED_CLOUD_ENV
+from spotify_assets.settings import DEFAULT_BQ_LOCATION, REQUIRED_BIGQUERY_ENV, MissingSettings
 from spotify_assets_tests.fixtures.dashboard import EXPECTED
 
 
@@ -42,10 +46,50 @@ def test_every_query_transpiles_to_bigquery_and_parses():
 def test_cloud_mode_selects_bigquery_and_local_mode_the_snapshot(tmp_path):
     wh = from_env({"SPOTIFY_DEPLOYMENT": "cloud", "SPOTIFY_GCP_PROJECT": "p", "SPOTIFY_BQ_DATASET": "d"})
     assert isinstance(wh, BigQueryWarehouse) and wh.source_id == "bigquery:p.d"
+    assert (wh.location, wh.endpoint) == (DEFAULT_BQ_LOCATION, None)
     local = from_env({"SPOTIFY_DATA_DIR": str(tmp_path)})
     assert isinstance(local, DuckDBSnapshot) and local.path == tmp_path / "warehouse.snapshot.duckdb"
     explicit = from_env({"SPOTIFY_WAREHOUSE_SNAPSHOT": str(tmp_path / "x.duckdb")})
     assert isinstance(explicit, DuckDBSnapshot) and explicit.path == tmp_path / "x.duckdb"
+
+
+def test_the_dashboard_reads_the_pipelines_bigquery_settings():
+    """The same variables, defaults and validation as the pipeline (``settings.bigquery_settings``):
+    the endpoint and location are honoured, a missing dataset is an error naming it (no
+    default dataset of the dashboard's own), and the pipeline's bucket and staging dataset are
+    not asked of a reader."""
+    env = {
+        "SPOTIFY_DEPLOYMENT": " Cloud ",
+        "SPOTIFY_GCP_PROJECT": "p",
+        "SPOTIFY_BQ_DATASET": "d",
+        "SPOTIFY_BQ_LOCATION": "US",
+        "SPOTIFY_BQ_ENDPOINT": "http://127.0.0.1:9050/",
+    }
+    wh = from_env(env)
+    assert isinstance(wh, BigQueryWarehouse)
+    assert (wh.project, wh.dataset, wh.location, wh.endpoint) == ("p", "d", "US", "http://127.0.0.1:9050")
+    with pytest.raises(MissingSettings, match="SPOTIFY_GCP_PROJECT, SPOTIFY_BQ_DATASET") as missing:
+        from_env({"SPOTIFY_DEPLOYMENT": "cloud", "SPOTIFY_BQ_DATASET": " "})
+    assert missing.value.missing == ["SPOTIFY_GCP_PROJECT", "SPOTIFY_BQ_DATASET"]
+    with pytest.raises(ValueError, match="SPOTIFY_DEPLOYMENT"):
+        from_env({"SPOTIFY_DEPLOYMENT": "clod"})
+    assert set(REQUIRED_BIGQUERY_ENV) < set(REQUIRED_CLOUD_ENV)
+
+
+def test_the_bigquery_variables_have_one_home():
+    """Their names and the default location are spelled in ``settings.py`` alone: a second
+    spelling (the dashboard's old ``"spotify"`` dataset default was one) would drift."""
+    root = Path(__file__).resolve().parents[1]
+    spelled = re.compile(
+        r"[\"'](SPOTIFY_GCP_PROJECT|SPOTIFY_BQ_DATASET|SPOTIFY_BQ_LOCATION|SPOTIFY_BQ_ENDPOINT|EU)[\"']"
+    )
+    homes = sorted(
+        str(p.relative_to(root))
+        for folder in ("spotify_assets", "app", "spark")
+        for p in (root / folder).rglob("*.py")
+        if spelled.search(p.read_text())
+    )
+    assert homes == ["spotify_assets/settings.py"]
 
 
 def test_time_zones_are_checked_before_reaching_sql():

@@ -60,6 +60,7 @@ from spotify_assets.schema import (
     conform,
     load_schema,
 )
+from spotify_assets.settings import DEFAULT_BQ_LOCATION
 from spotify_assets.spotify.normalize import user_play_key
 
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
@@ -124,7 +125,9 @@ class BigQueryWarehouseResource(WarehouseResource):
     project: str = Field(description="GCP project holding the datasets and running the jobs.")
     dataset: str = Field(description="Dataset with bq_plays, track_features, top_ten_tracks.")
     staging_dataset: str = Field(description="Dataset for per-batch staging tables (give it a table expiry).")
-    location: str = Field(default="EU", description="BigQuery location of both datasets and all jobs.")
+    location: str = Field(
+        default=DEFAULT_BQ_LOCATION, description="BigQuery location of both datasets and all jobs."
+    )
     api_endpoint: str | None = Field(
         default=None,
         description="Override the BigQuery API endpoint (tests, emulators); uses anonymous credentials.",

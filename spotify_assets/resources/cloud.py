@@ -24,6 +24,10 @@ Credentials are never configured here: the clients use Application Default Crede
 given an endpoint is anonymous (what emulators expect), so the endpoints are for emulators
 and test doubles; unset, the clients talk to Google with ADC.
 
+The BigQuery variables (project, dataset, location, endpoint) have their one home in
+``spotify_assets/settings.py`` (``bigquery_settings``), Dagster-free, because the dashboard
+reads the same warehouse with the same variables; this module adds the pipeline's own.
+
 The lake and the data handed between assets (``io_managers/``: typed Parquet/JSON, create-only,
 no pickles) live under sibling prefixes, never one inside the other, so listing the lake can
 never pick up a handoff file.
@@ -40,26 +44,28 @@ from spotify_assets.io_managers import LakeIOManager, WarehouseTableIOManager
 from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResource
 from spotify_assets.resources.gcs_client import GCSClientResource
 from spotify_assets.resources.gcs_lake import GCSLakeResource
-
-#: Variables cloud mode cannot run without (the others have defaults).
-REQUIRED_CLOUD_ENV = (
-    "SPOTIFY_GCP_PROJECT",
-    "SPOTIFY_GCS_BUCKET",
-    "SPOTIFY_BQ_DATASET",
-    "SPOTIFY_BQ_STAGING_DATASET",
+from spotify_assets.settings import (
+    BQ_DATASET_ENV,
+    BQ_ENDPOINT_ENV,
+    BQ_PROJECT_ENV,
+    DEFAULT_BQ_LOCATION,
+    REQUIRED_BIGQUERY_ENV,
+    bigquery_location,
+    endpoint,
+    missing_env,
 )
+
+__all__ = ["DEFAULT_BQ_LOCATION", "REQUIRED_CLOUD_ENV", "cloud_resources", "endpoint", "missing_cloud_env"]
+
+#: Variables cloud mode cannot run without (the others have defaults): the warehouse's
+#: (``settings.REQUIRED_BIGQUERY_ENV``) plus the pipeline's own bucket and staging dataset.
+REQUIRED_CLOUD_ENV = (*REQUIRED_BIGQUERY_ENV, "SPOTIFY_GCS_BUCKET", "SPOTIFY_BQ_STAGING_DATASET")
 DEFAULT_GCS_PREFIX = "spotify"
-DEFAULT_BQ_LOCATION = "EU"
 
 
 def missing_cloud_env() -> list[str]:
     """Required cloud variables that are unset or empty (for a clear error before a run starts)."""
-    return [name for name in REQUIRED_CLOUD_ENV if not os.environ.get(name)]
-
-
-def endpoint(name: str) -> str | None:
-    """An endpoint variable (``SPOTIFY_GCS_ENDPOINT`` / ``SPOTIFY_BQ_ENDPOINT``); None when unset or empty."""
-    return os.environ.get(name, "").strip().rstrip("/") or None
+    return missing_env(REQUIRED_CLOUD_ENV)
 
 
 def gcs_prefix() -> str:
@@ -69,15 +75,15 @@ def gcs_prefix() -> str:
 def cloud_resources() -> dict[str, Any]:
     """``lake``, ``warehouse``, the IO managers and ``gcs`` for cloud mode (Spotify/Spark come from elsewhere)."""
     prefix = gcs_prefix()
-    project = dg.EnvVar("SPOTIFY_GCP_PROJECT")
+    project = dg.EnvVar(BQ_PROJECT_ENV)
     bucket = dg.EnvVar("SPOTIFY_GCS_BUCKET")
     gcs = GCSClientResource(project=project, api_endpoint=endpoint("SPOTIFY_GCS_ENDPOINT"))
     warehouse = BigQueryWarehouseResource(
         project=project,
-        dataset=dg.EnvVar("SPOTIFY_BQ_DATASET"),
+        dataset=dg.EnvVar(BQ_DATASET_ENV),
         staging_dataset=dg.EnvVar("SPOTIFY_BQ_STAGING_DATASET"),
-        location=os.environ.get("SPOTIFY_BQ_LOCATION", DEFAULT_BQ_LOCATION),
-        api_endpoint=endpoint("SPOTIFY_BQ_ENDPOINT"),
+        location=bigquery_location(),
+        api_endpoint=endpoint(BQ_ENDPOINT_ENV),
     )
     return {
         "gcs": gcs,
