@@ -209,7 +209,6 @@ SPOTIFY_STACK_POSTGRES_IMAGE=$POSTGRES_IMAGE
 SPOTIFY_STACK_WEB_PORT=${ports[0]}
 SPOTIFY_STACK_SPARK_UI_PORT=${ports[1]}
 SPOTIFY_STACK_STREAMLIT_PORT=${ports[2]}
-SPOTIFY_STACK_SANDBOX_PORT=${ports[3]}
 SPOTIFY_STACK_OIDC_PORT=${ports[4]}
 SPOTIFY_STACK_DEPLOYMENT=$DEPLOYMENT
 EOF
@@ -223,8 +222,6 @@ SPOTIFY_STACK_GCS_PORT=${ports[5]}
 SPOTIFY_STACK_BQ_PORT=${ports[6]}
 EOF
 fi
-# The sandbox service's published port (deploy/compose-test.yaml); nothing else comes from here.
-export SPOTIFY_STACK_SANDBOX_PORT="${ports[3]}"
 export SPOTIFY_STACK_ENV="$WORK/stack.env"
 COMPOSE="docker compose -p $PROJECT --project-directory $PROJECT_DIR -f $REPO_ROOT/docker-compose.yaml"
 COMPOSE+=" -f $REPO_ROOT/deploy/compose-test.yaml --env-file $PROJECT_DIR/deploy/.env"

@@ -148,12 +148,21 @@ def compose(*args: str, timeout: float = 300, stdin: str | None = None) -> str:
     return proc.stdout
 
 
+#: A request to the sandbox's controls, made inside the sandbox container: they answer loopback
+#: clients only (a request through the published port would come from the network's gateway).
+SANDBOX_CALL = """
+import sys, urllib.request
+data = sys.argv[2].encode() if len(sys.argv) > 2 else None
+req = urllib.request.Request("http://127.0.0.1:8000/_sandbox/" + sys.argv[1], data=data,
+                             headers={"Content-Type": "application/json"})
+print(urllib.request.urlopen(req, timeout=30).read().decode())
+"""
+
+
 def sandbox(path: str, body: dict[str, Any] | None = None) -> Any:
-    url = f"http://127.0.0.1:{ENV['SPOTIFY_STACK_SANDBOX_PORT']}/_sandbox/{path}"
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - http://127.0.0.1 only
-        return json.loads(resp.read())
+    args = [path] if body is None else [path, json.dumps(body)]
+    out = compose("exec", "-T", "sandbox", "python", "-c", SANDBOX_CALL, *args)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def graphql(query: str, variables: dict[str, Any]) -> dict[str, Any]:

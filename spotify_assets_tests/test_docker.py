@@ -356,7 +356,11 @@ def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, An
     streamlit_cmd = s["streamlit"]["command"]
     # app/serve.py: headless streamlit run, and no start beyond loopback without the login.
     assert streamlit_cmd[:3] == ["python", "-m", "app.serve"]
-    assert s["streamlit"]["environment"]["SPOTIFY_DASHBOARD_SECRETS"] == "/run/secrets/dashboard_login"
+    # Streamlit reads its secrets file only when the name ends in .toml (else: no login, nothing shown).
+    login = s["streamlit"]["environment"]["SPOTIFY_DASHBOARD_SECRETS"]
+    assert login == "/run/secrets/dashboard-login.toml"
+    (mounted,) = [x for x in s["streamlit"]["secrets"] if isinstance(x, dict)]
+    assert mounted == {"source": "dashboard_login", "target": Path(login).name}
 
 
 def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
@@ -382,7 +386,10 @@ def test_only_the_code_location_gets_the_spotify_secrets(compose: dict[str, Any]
         s["streamlit"]["environment"]["GOOGLE_APPLICATION_CREDENTIALS"]
         == "/run/secrets/gcp_dashboard_credentials"
     )
-    assert s["streamlit"]["secrets"] == ["gcp_dashboard_credentials", "dashboard_login"]
+    assert s["streamlit"]["secrets"] == [
+        "gcp_dashboard_credentials",
+        {"source": "dashboard_login", "target": "dashboard-login.toml"},
+    ]
     assert set(compose["secrets"]) == {"gcp_credentials", "gcp_dashboard_credentials", "dashboard_login"}
     # The Connect server computes on what a run hands it: no key, no lake, read-only exchange.
     assert "secrets" not in s["spark-connect"]
@@ -559,18 +566,16 @@ def test_the_test_stack_is_the_shipped_file_plus_a_sandbox_service() -> None:
     sandbox = override["services"]["sandbox"]
     assert "network_mode" not in sandbox and "networks" not in sandbox  # compose's default network
     assert sandbox["image"] == yaml.safe_load(COMPOSE.read_text())["services"]["code-location"]["image"]
-    (published,) = sandbox["ports"]
-    assert published.startswith("127.0.0.1:${SPOTIFY_STACK_SANDBOX_PORT:?}:")
-    port = published.rsplit(":", 1)[1]
+    assert "ports" not in sandbox  # its controls are loopback-only: the checks exec into it
     command = sandbox["command"]
-    assert command[:2] == ["spotify-assets", "sandbox"] and command[command.index("--port") + 1] == port
-    assert port in " ".join(sandbox["healthcheck"]["test"])
+    assert command[:2] == ["spotify-assets", "sandbox"]
+    assert "SPOTIFY_SANDBOX_URL" in _env_example()
+    assert f":{command[command.index('--port') + 1]}/" in " ".join(sandbox["healthcheck"]["test"])
     script = COMPOSE_TEST_SCRIPT.read_text()
     files = re.findall(r" -f (\$[^\s\"]+)", script)
     assert files == ["$REPO_ROOT/docker-compose.yaml", "$REPO_ROOT/deploy/compose-test.yaml"]
     assert "--env-file $PROJECT_DIR/deploy/.env" in script
     assert "--project-directory $PROJECT_DIR" in script
-    assert 'export SPOTIFY_STACK_SANDBOX_PORT="${ports[3]}"' in script
     assert not (REPO_ROOT / "deploy" / "compose-test.cloud.yaml").exists()
 
 
@@ -584,7 +589,6 @@ def _configure(tmp_path: Path, deployment: str) -> tuple[dict[str, str], Path]:
         "SPOTIFY_STACK_WEB_PORT": "41000",
         "SPOTIFY_STACK_SPARK_UI_PORT": "41001",
         "SPOTIFY_STACK_STREAMLIT_PORT": "41002",
-        "SPOTIFY_STACK_SANDBOX_PORT": "41003",
         "SPOTIFY_STACK_OIDC_PORT": "41004",
         "SPOTIFY_STACK_DEPLOYMENT": deployment,
         "SPOTIFY_STACK_GATEWAY": "172.30.0.1",
