@@ -737,6 +737,15 @@ def test_every_module_the_image_ships_imports_only_runtime_dependencies() -> Non
     runtime = _runtime_distributions()
     assert {"dagster", "streamlit", "pyspark", "grpcio"} <= runtime  # pyspark[connect]
     assert "pytest" not in runtime and "playwright" not in runtime  # the dev extra stays out
+    # st.login (app/auth.py) runs Authlib's Starlette client, which imports httpx: neither is imported
+    # by the project's own files, so the walk below cannot see them (the image lacked httpx and the
+    # deployed sign-in failed; the compose test's browser caught it). Streamlit's `auth` extra.
+    from importlib.metadata import requires
+
+    auth_extra = [
+        r.split(";")[0].split(">")[0].strip() for r in requires("streamlit") or [] if 'extra == "auth"' in r
+    ]
+    assert auth_extra and {str(canonicalize_name(r)) for r in auth_extra} <= runtime, auth_extra
     provided = metadata.packages_distributions()
     files = _shipped_files()
     assert len(files) > 60 and any(p.parts[-3:] == ("app", "views", "top.py") for p in files)
