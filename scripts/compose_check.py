@@ -564,7 +564,7 @@ FIGURES_JS = """() => {
           artist: card ? card.innerText : null};
 }"""
 SIDEBAR_JS = """() => [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
-  .map(a => ({href: a.href, text: a.innerText.trim()}))"""
+  .map(a => ({href: a.href, text: a.innerText.trim().split('\\n').pop().trim()}))"""
 
 
 def warehouse_figures() -> dict[str, Any]:
