@@ -434,9 +434,25 @@ def check_connect_server_warmed_up() -> None:
     say("the spark-connect service's log shows the server started and warmed up")
 
 
+#: What the streamlit container is set to read, and whether a local snapshot exists there.
+DASHBOARD_SOURCE = """
+import json, os
+print(json.dumps({k: os.environ.get(k, "") for k in ("SPOTIFY_DEPLOYMENT", "SPOTIFY_BQ_ENDPOINT")}
+                 | {"snapshot": os.path.exists("/opt/dagster/data/warehouse.snapshot.duckdb")}))
+"""
+
+
 def check_dashboard(n: int) -> None:
     if CLOUD:
-        return  # the dashboard reads BigQuery: checked in the browser against the emulator
+        # The dashboard reads BigQuery (checked in the browser against the emulator's figures):
+        # it is set to, and there is no local snapshot it could read instead.
+        out = compose("exec", "-T", "streamlit", "python", "-c", DASHBOARD_SOURCE)
+        source = json.loads(out.strip().splitlines()[-1])
+        want = f"http://{ENV['SPOTIFY_STACK_GATEWAY']}:{ENV['SPOTIFY_STACK_BQ_PORT']}"
+        if source != {"SPOTIFY_DEPLOYMENT": "cloud", "SPOTIFY_BQ_ENDPOINT": want, "snapshot": False}:
+            fail(f"the dashboard container is not set to read the BigQuery emulator: {source}")
+        say(f"dashboard container: SPOTIFY_DEPLOYMENT=cloud, SPOTIFY_BQ_ENDPOINT={want}, no local snapshot")
+        return
     got = int(compose("exec", "-T", "streamlit", "python", "-c", SNAPSHOT_QUERY).strip().splitlines()[-1])
     if got != n:
         fail(f"the dashboard's warehouse snapshot has {got} plays, the warehouse {n}")
