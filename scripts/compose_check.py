@@ -562,12 +562,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-#: A page has drawn: Streamlit's script run ended (its app root's state), a title is up and no
-#: element is still a skeleton.
+#: A page has drawn: Streamlit's script run ended (its app root's state), a title or an exception
+#: box is up, and no element is still a skeleton.
 SETTLED_JS = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
   return !!app && app.getAttribute('data-test-script-state') === 'notRunning'
-    && !!document.querySelector('h1') && !document.querySelector('[data-testid="stSkeleton"]')
+    && !!document.querySelector('h1, [data-testid="stException"]')
+    && !document.querySelector('[data-testid="stSkeleton"]')
     && !document.querySelector('[data-testid="stStatusWidget"]');
 }"""
 #: The Overview's figures as drawn: the "Plays" metric, and the "#1 artist" card's text.
@@ -603,6 +604,8 @@ def _settle(page: Any, what: str) -> None:
     exceptions = page.locator('[data-testid="stException"]')
     if exceptions.count():
         fail(f"dashboard: {what} shows an exception box: {exceptions.first.inner_text()[:2000]}")
+    if not page.locator("h1").count():
+        fail(f"dashboard: {what} drew no title: {page.inner_text('body')[-2000:]}")
 
 
 def check_dashboard_in_browser() -> None:
