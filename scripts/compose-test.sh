@@ -11,15 +11,24 @@
 #      SPOTIFY_STACK_BASE_IMAGE names one the engine has (e.g. python:3.11.11-slim-bookworm),
 #      while the wheelhouse (scripts/wheelhouse.sh, cached by lock hash) fills in parallel
 #   4. the project image, built with --network host and no package index
-#   5. docker-compose.yaml + deploy/compose-test.yaml on free 127.0.0.1 ports, `up --wait`
-#   6. scripts/compose_check.py: two runs through the webserver, exact plays and top ten,
-#      a restart of the code location and the daemon in between; both top tens ran on the warm
-#      Spark Connect server (the run's log, the master's application list)
+#   5. the shipped docker-compose.yaml as users run it, with a deploy/.env made from
+#      deploy/.env.example (scripts/compose_check.py configure: local deployment, the sandbox
+#      API as SPOTIFY_SANDBOX_URL, free loopback ports, the dashboard's login file, empty key
+#      files; all 0600 in a temp project folder, never in the checkout), plus the sandbox
+#      service of deploy/compose-test.yaml; on compose's own bridge network (the engine has no
+#      default bridge, but user-defined ones work: nothing is overridden), `up --wait`
+#   6. scripts/compose_check.py: every shipped module imports in the image; two runs through
+#      the webserver, exact plays and top ten, a restart of the code location and the daemon in
+#      between; both top tens ran on the warm Spark Connect server (the run's log, the master's
+#      application list); the dashboard in headless Chromium: signed in through an OpenID
+#      Connect provider, every sidebar page and an artist link without an exception box, total
+#      plays and the top artist's plays equal to the warehouse's
 #   7. `down -v`, dockerd stopped; timings and disk use printed
-# SPOTIFY_STACK_DEPLOYMENT=cloud: the code location runs in cloud mode against the GCS emulator
-# and the BigQuery emulator (scripts/bigquery-emulator.sh), both started here on host loopback,
-# with deploy/compose-test.cloud.yaml on top; the checks read the plays and the top ten from the
-# emulated BigQuery. Default: local (DuckDB on the spotify-data volume).
+# SPOTIFY_STACK_DEPLOYMENT=cloud: deploy/.env says SPOTIFY_DEPLOYMENT=cloud and names the GCS and
+# BigQuery emulators (scripts/bigquery-emulator.sh), started here on host loopback and reached
+# by the containers through a relay on the compose network's gateway (scripts/tcp_relay.py); the
+# checks read the plays and the top ten from the emulated BigQuery, and the dashboard reads it
+# too. Default: local (DuckDB on the spotify-data volume).
 # Exit codes: 0 passed, 1 failed, 3 this machine cannot run dockerd (said loudly).
 set -euo pipefail
 
@@ -51,7 +60,9 @@ STACK_UP=""
 CHILD=""
 WHEELS_PID=""
 GCS_PID=""
+RELAY_PID=""
 BQ_DIR=""
+COMPOSE=""
 # Long steps run in the background and are waited for, so a TERM or Ctrl-C is handled at once
 # (bash defers traps until a foreground child returns); cleanup stops that child by its PID.
 step() {
@@ -66,7 +77,7 @@ cleanup() {
   local code=$?
   set +e
   local pid
-  for pid in "$CHILD" "$WHEELS_PID"; do
+  for pid in "$CHILD" "$WHEELS_PID" "$RELAY_PID"; do
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null
       wait "$pid" 2>/dev/null
@@ -135,9 +146,6 @@ if ! docker compose version 2>/dev/null | grep -q 'v2\.'; then
 fi
 docker compose version >&2 || die "no Compose v2"
 lap compose_plugin "$t"
-COMPOSE="docker compose -p $PROJECT -f docker-compose.yaml -f deploy/compose-test.yaml"
-[ "$DEPLOYMENT" = cloud ] && COMPOSE+=" -f deploy/compose-test.cloud.yaml"
-COMPOSE+=" --env-file $WORK/stack.env"
 
 # 3. base images, and the wheelhouse in parallel (a Debian mirror and the package index)
 t=$SECONDS
@@ -176,10 +184,12 @@ docker image prune -f >/dev/null
 IMAGE_SIZE="$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"
 say "image $IMAGE: $IMAGE_SIZE (build ${TIMES[image_build]}s)"
 
-# 5. stack on free loopback ports
+# 5. the stack as users run it: the shipped docker-compose.yaml, a deploy/.env made from
+# deploy/.env.example and deploy/secrets/ in a temp project folder (0600, never in the checkout),
+# plus the sandbox service of deploy/compose-test.yaml, on compose's own bridge network.
 read -r -a ports < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(12)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
@@ -187,57 +197,65 @@ for s in socks:
     s.close()
 EOF
 )
-CONNECT_TOKEN="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')"
-: >"$WORK/empty-key.json"
-chmod 0644 "$WORK/empty-key.json"
-chmod 0755 "$WORK"
+PROJECT_DIR="$WORK/project"
+mkdir -p "$PROJECT_DIR/deploy"
+chmod 0700 "$WORK" "$PROJECT_DIR"
 : >"$WORK/stack.env"
-chmod 0600 "$WORK/stack.env" # the Postgres password and the Spark Connect token
+chmod 0600 "$WORK/stack.env" # the Postgres password
 cat >"$WORK/stack.env" <<EOF
-DAGSTER_POSTGRES_USER=dagster
-DAGSTER_POSTGRES_PASSWORD=stack-test-$RANDOM$RANDOM
-DAGSTER_POSTGRES_DB=dagster
-SPOTIFY_STACK_PG_PORT=${ports[0]}
-SPOTIFY_STACK_CODE_PORT=${ports[1]}
-SPOTIFY_STACK_WEB_PORT=${ports[2]}
-SPOTIFY_STACK_SPARK_PORT=${ports[3]}
-SPOTIFY_STACK_SPARK_UI_PORT=${ports[4]}
-SPOTIFY_STACK_WORKER_UI_PORT=${ports[5]}
-SPOTIFY_STACK_STREAMLIT_PORT=${ports[6]}
-SPOTIFY_STACK_SANDBOX_PORT=${ports[7]}
-SPOTIFY_STACK_CONNECT_PORT=${ports[11]}
-SPOTIFY_STACK_CONNECT_TOKEN=$CONNECT_TOKEN
-SPOTIFY_STACK_DEPLOYMENT=$DEPLOYMENT
+SPOTIFY_STACK_PROJECT_DIR=$PROJECT_DIR
+SPOTIFY_STACK_PG_PASSWORD=stack-test-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')
 SPOTIFY_STACK_POSTGRES_IMAGE=$POSTGRES_IMAGE
-GCP_CREDENTIALS_FILE=$WORK/empty-key.json
-GCP_DASHBOARD_CREDENTIALS_FILE=$WORK/empty-key.json
-DASHBOARD_LOGIN_FILE=$WORK/empty-key.json
+SPOTIFY_STACK_WEB_PORT=${ports[0]}
+SPOTIFY_STACK_SPARK_UI_PORT=${ports[1]}
+SPOTIFY_STACK_STREAMLIT_PORT=${ports[2]}
+SPOTIFY_STACK_OIDC_PORT=${ports[4]}
+SPOTIFY_STACK_DEPLOYMENT=$DEPLOYMENT
 EOF
 if [ "$DEPLOYMENT" = cloud ]; then
-  # The emulators of the cloud-mode tests, on host loopback; bucket and datasets as Terraform
-  # would create them. The BigQuery emulator reads gs:// load URIs from the GCS emulator's disk.
-  t=$SECONDS
-  mkdir -p "$WORK/gcs/objects"
-  (cd "$WORK/gcs" && STORAGE_BASE="$WORK/gcs" STORAGE_DIR=objects exec "$REPO_ROOT/.venv/bin/gcp-storage-emulator" \
-    start --host=127.0.0.1 --port="${ports[8]}" --quiet >"$WORK/gcs.log" 2>&1 </dev/null) &
-  GCS_PID=$!
-  BQ_DIR="$WORK/bq"
-  scripts/bigquery-emulator.sh start "$BQ_DIR" "${ports[9]}" "${ports[10]}" "$WORK/gcs/objects" spotify-stack-test >/dev/null \
-    || die "the BigQuery emulator did not start"
   cat >>"$WORK/stack.env" <<EOF
 SPOTIFY_STACK_GCP_PROJECT=spotify-stack-test
 SPOTIFY_STACK_GCS_BUCKET=spotify-stack-test-lake
 SPOTIFY_STACK_BQ_DATASET=spotify
 SPOTIFY_STACK_BQ_STAGING_DATASET=spotify_staging
-SPOTIFY_STACK_GCS_PORT=${ports[8]}
-SPOTIFY_STACK_BQ_PORT=${ports[9]}
+SPOTIFY_STACK_GCS_PORT=${ports[5]}
+SPOTIFY_STACK_BQ_PORT=${ports[6]}
 EOF
-  SPOTIFY_STACK_ENV="$WORK/stack.env" step "$PY" scripts/compose_check.py provision || die "could not create the bucket and datasets"
+fi
+export SPOTIFY_STACK_ENV="$WORK/stack.env"
+COMPOSE="docker compose -p $PROJECT --project-directory $PROJECT_DIR -f $REPO_ROOT/docker-compose.yaml"
+COMPOSE+=" -f $REPO_ROOT/deploy/compose-test.yaml --env-file $PROJECT_DIR/deploy/.env"
+export SPOTIFY_STACK_COMPOSE="$COMPOSE"
+step "$PY" scripts/compose_check.py configure || die "could not write deploy/.env"
+# The compose network first (created with the sandbox alone): the containers reach the host on
+# its gateway, where the login's OpenID Connect provider and, in cloud mode, the emulators are.
+STACK_UP=1
+step $COMPOSE up --no-start --no-build sandbox >&2 || die "could not create the stack's network"
+GATEWAY="$(docker network inspect "${PROJECT}_default" --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}')"
+[ -n "$GATEWAY" ] || die "the stack's network ${PROJECT}_default has no gateway"
+echo "SPOTIFY_STACK_GATEWAY=$GATEWAY" >>"$WORK/stack.env"
+say "stack network ${PROJECT}_default (bridge), the host's side at $GATEWAY"
+if [ "$DEPLOYMENT" = cloud ]; then
+  # The emulators of the cloud-mode tests, on host loopback; bucket and datasets as Terraform
+  # would create them. The BigQuery emulator reads gs:// load URIs from the GCS emulator's disk.
+  # The containers reach both through a relay on the gateway (scripts/tcp_relay.py).
+  t=$SECONDS
+  mkdir -p "$WORK/gcs/objects"
+  (cd "$WORK/gcs" && STORAGE_BASE="$WORK/gcs" STORAGE_DIR=objects exec "$REPO_ROOT/.venv/bin/gcp-storage-emulator" \
+    start --host=127.0.0.1 --port="${ports[5]}" --quiet >"$WORK/gcs.log" 2>&1 </dev/null) &
+  GCS_PID=$!
+  BQ_DIR="$WORK/bq"
+  scripts/bigquery-emulator.sh start "$BQ_DIR" "${ports[6]}" "${ports[7]}" "$WORK/gcs/objects" spotify-stack-test >/dev/null \
+    || die "the BigQuery emulator did not start"
+  "$PY" scripts/tcp_relay.py "$GATEWAY:${ports[5]}=127.0.0.1:${ports[5]}" "$GATEWAY:${ports[6]}=127.0.0.1:${ports[6]}" \
+    >"$WORK/relay.log" 2>&1 </dev/null &
+  RELAY_PID=$!
+  step "$PY" scripts/compose_check.py provision || die "could not create the bucket and datasets"
   lap emulators "$t"
 fi
+step "$PY" scripts/compose_check.py configure || die "could not write deploy/.env"
 t=$SECONDS
-STACK_UP=1
-say "starting the stack (webserver on http://127.0.0.1:${ports[2]})"
+say "starting the stack (webserver on http://127.0.0.1:${ports[0]}, dashboard on http://127.0.0.1:${ports[2]})"
 step $COMPOSE up -d --no-build --wait --wait-timeout 600 >&2 || die "the stack did not become healthy"
 lap stack_start "$t"
 say "stack healthy in ${TIMES[stack_start]}s"
@@ -245,8 +263,7 @@ $COMPOSE ps --format '{{.Service}}: {{.Status}}' >&2
 
 # 6. the pipeline inside the stack
 t=$SECONDS
-SPOTIFY_STACK_COMPOSE="$COMPOSE" SPOTIFY_STACK_ENV="$WORK/stack.env" \
-  step "$PY" scripts/compose_check.py check || die "the checks failed"
+step "$PY" scripts/compose_check.py check || die "the checks failed"
 lap checks "$t"
 
 DISK="$(docker system df --format '{{.Type}} {{.Size}}' | paste -sd, - | sed 's/,/, /g')"

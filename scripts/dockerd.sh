@@ -9,9 +9,12 @@
 #   scripts/dockerd.sh check   exit 0 if `start` can work here (running already, or root with
 #                              dockerd or apt-get), else the loud exit 3, before anything is touched
 #
-# Loopback only: --bridge=none --iptables=false --ip-forward=false, so no container gets a
-# bridge network, no firewall rule is touched, and the stack runs with host networking (see
-# deploy/compose-test.yaml). Its images, containers and volumes live under
+# Nothing beyond the host: --bridge=none --iptables=false --ip-forward=false --ip-masq=false, so
+# there is no default docker0 bridge, no firewall rule is touched and nothing is routed or
+# masqueraded off the machine. Compose's own (user-defined) bridge network still works: the
+# stack's containers reach each other and the host's side of that bridge, and docker-proxy
+# serves the ports published on 127.0.0.1 (checked: a container's connection to a public
+# address times out). Its images, containers and volumes live under
 # SPOTIFY_DOCKER_ROOT (default $SPOTIFY_CACHE_DIR/docker, i.e.
 # /var/tmp/spotify-listening-platform/docker): one per machine, shared by every checkout and
 # kept between runs, so the next run (of any clone) reuses the base images and the image's

@@ -1,13 +1,19 @@
 """The deployment for real: ``scripts/compose-test.sh`` (``make compose-test``) as a test.
 
 It starts a private Docker engine, builds the base images from Debian packages and the
-project image from the wheelhouse, starts the eight services of docker-compose.yaml (plus the
-sandbox API) on loopback, runs the pipeline twice through the stack's webserver with a restart
-of the code location and the daemon in between, checks the warehouse exactly and that both top
-tens ran warm on the stack's Spark Connect server (one application on the master, across the
-restart), and tears everything down. The README ("make compose-test") gives the measured times; the engine's
-images and the wheelhouse are cached under /var/tmp/spotify-listening-platform, so only the
-first run on a machine pays for the base images, the wheel downloads and the dependency layer.
+project image from the wheelhouse, and starts the shipped docker-compose.yaml as users run it
+(its eight services on compose's own bridge network, a deploy/.env made from
+deploy/.env.example in a 0600 temp folder, the dashboard's login) plus one added service, the
+sandbox API (deploy/compose-test.yaml). Inside it: every shipped module imports in the image;
+the pipeline runs twice through the stack's webserver with a restart of the code location and
+the daemon in between, the warehouse is checked exactly and both top tens ran warm on the
+stack's Spark Connect server (one application on the master, across the restart); then
+headless Chromium signs in to the streamlit container through an OpenID Connect provider, opens
+every sidebar page and an artist's link with no exception box, and finds the total plays and
+the top artist's plays equal to the warehouse's. Everything is torn down after. The README
+("make compose-test") gives the measured times; the engine's images and the wheelhouse are
+cached under /var/tmp/spotify-listening-platform, so only the first run on a machine pays for
+the base images, the wheel downloads and the dependency layer.
 
 Part of ``make test``. A machine that cannot run ``dockerd`` (not root, no apt to install
 ``docker.io``, no overlay file system, ...) makes the script exit 3 with a loud banner; the test
@@ -50,8 +56,11 @@ def test_compose_stack_builds_starts_and_runs_the_pipeline_exactly_once() -> Non
     assert proc.returncode == 0, output[-8000:]
     assert "compose-test: PASSED" in output
     assert "run 1: launched run" in output and "through the webserver" in output
+    assert "in the streamlit container, image imports:" in output and ", 0 failed" in output
     assert "dashboard container reads the same warehouse" in output
     assert "run 1: top ten ran through the Spark Connect server" in output
     assert "run 2: top ten ran through the Spark Connect server" in output
     assert "run 2 reused the warm Connect application" in output
     assert "run 2 (after the restart): added exactly the" in output
+    assert "dashboard: signed in as" in output
+    assert "pages opened in Chromium, no exception box" in output

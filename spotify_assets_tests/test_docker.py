@@ -304,7 +304,8 @@ def test_compose_uses_one_image_built_from_the_dockerfile(compose: dict[str, Any
     image = s["code-location"]["image"]
     for name in EXPECTED_SERVICES - {"postgres"}:
         assert s[name]["image"] == image, f"{name} must run the project image (same Python/PySpark)"
-    assert re.fullmatch(r"postgres:15(\.\d+)?-bookworm", s["postgres"]["image"])
+    default = re.fullmatch(r"\$\{POSTGRES_IMAGE:-(.+)\}", s["postgres"]["image"])
+    assert default and re.fullmatch(r"postgres:15(\.\d+)?-bookworm", default.group(1))
 
 
 def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, Any]) -> None:
@@ -355,7 +356,11 @@ def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, An
     streamlit_cmd = s["streamlit"]["command"]
     # app/serve.py: headless streamlit run, and no start beyond loopback without the login.
     assert streamlit_cmd[:3] == ["python", "-m", "app.serve"]
-    assert s["streamlit"]["environment"]["SPOTIFY_DASHBOARD_SECRETS"] == "/run/secrets/dashboard_login"
+    # Streamlit reads its secrets file only when the name ends in .toml (else: no login, nothing shown).
+    login = s["streamlit"]["environment"]["SPOTIFY_DASHBOARD_SECRETS"]
+    assert login == "/run/secrets/dashboard-login.toml"
+    (mounted,) = [x for x in s["streamlit"]["secrets"] if isinstance(x, dict)]
+    assert mounted == {"source": "dashboard_login", "target": Path(login).name}
 
 
 def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
@@ -381,7 +386,10 @@ def test_only_the_code_location_gets_the_spotify_secrets(compose: dict[str, Any]
         s["streamlit"]["environment"]["GOOGLE_APPLICATION_CREDENTIALS"]
         == "/run/secrets/gcp_dashboard_credentials"
     )
-    assert s["streamlit"]["secrets"] == ["gcp_dashboard_credentials", "dashboard_login"]
+    assert s["streamlit"]["secrets"] == [
+        "gcp_dashboard_credentials",
+        {"source": "dashboard_login", "target": "dashboard-login.toml"},
+    ]
     assert set(compose["secrets"]) == {"gcp_credentials", "gcp_dashboard_credentials", "dashboard_login"}
     # The Connect server computes on what a run hands it: no key, no lake, read-only exchange.
     assert "secrets" not in s["spark-connect"]
@@ -532,20 +540,8 @@ def test_every_hadolint_ignore_is_explained() -> None:
 # --- the test stack (deploy/compose-test.yaml, run by scripts/compose-test.sh) ----------------
 
 COMPOSE_TEST = REPO_ROOT / "deploy" / "compose-test.yaml"
-COMPOSE_TEST_CLOUD = REPO_ROOT / "deploy" / "compose-test.cloud.yaml"
 COMPOSE_TEST_SCRIPT = REPO_ROOT / "scripts" / "compose-test.sh"
-
-
-def _load_compose_test() -> dict[str, Any]:
-    """The override as compose reads it: its ``!reset`` tags become None markers here."""
-
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    _Loader.add_constructor("!reset", lambda loader, node: None)
-    doc = yaml.load(COMPOSE_TEST.read_text(), Loader=_Loader)
-    assert isinstance(doc, dict)
-    return doc
+COMPOSE_CHECK = REPO_ROOT / "scripts" / "compose_check.py"
 
 
 def test_spark_driver_and_workers_share_the_drivers_temporary_folder(compose: dict[str, Any]) -> None:
@@ -559,75 +555,206 @@ def test_spark_driver_and_workers_share_the_drivers_temporary_folder(compose: di
     assert "/opt/dagster/spark-exchange" in DOCKERFILE.read_text()  # created, owned by the user
 
 
-def test_compose_test_override_keeps_every_service_on_loopback(compose: dict[str, Any]) -> None:
-    override = _load_compose_test()["services"]
-    assert set(override) == EXPECTED_SERVICES | {"sandbox"}
-    for name, service in override.items():
-        assert service["network_mode"] == "host", name
-        # Published ports are reset (None = !reset); nothing binds beyond 127.0.0.1.
-        if compose["services"].get(name, {}).get("ports"):
-            assert "ports" in service and service["ports"] is None, f"{name} keeps published ports"
-        if "hostname" in compose["services"].get(name, {}):
-            assert service.get("hostname", "") is None, f"{name} keeps a hostname (not allowed on host net)"
-        command = " ".join(service.get("command", []))
-        assert "0.0.0.0" not in command, name
-    for name in ("code-location", "dagster-webserver", "streamlit", "sandbox", "spark-connect"):
-        command = override[name]["command"]
-        flag = next(f for f in ("-h", "--server.address", "--host", "--bind") if f in command)
-        assert command[command.index(flag) + 1] == "127.0.0.1", name
-    # On host loopback the Connect server keeps a token: in its environment (not argv), and the
-    # code location's URL carries the same one to localhost (pyspark sends it there without TLS).
-    connect = override["spark-connect"]
-    assert "--no-token" not in connect["command"]
-    token = "${SPOTIFY_STACK_CONNECT_TOKEN:?}"
-    assert connect["environment"]["SPARK_CONNECT_AUTHENTICATE_TOKEN"] == token
-    assert not any("TOKEN" in part for part in connect["command"])
-    remote = override["code-location"]["environment"]["SPOTIFY_SPARK_REMOTE"]
-    assert remote == f"sc://localhost:${{SPOTIFY_STACK_CONNECT_PORT:?}}/;token={token}"
-    # Every port is a variable the script sets, and the script sets nothing the files do not use
-    # (but the deployment, which scripts/compose_check.py reads from the same env file).
-    used = set(
-        re.findall(r"\$\{(SPOTIFY_STACK_[A-Z_]+)", COMPOSE_TEST.read_text() + COMPOSE_TEST_CLOUD.read_text())
-    )
+def test_the_test_stack_is_the_shipped_file_plus_a_sandbox_service() -> None:
+    """The compose test starts what users run: the override adds the sandbox API and changes no
+    shipped service (no network, command, environment or port of theirs), and the script passes
+    no other compose file."""
+    override = yaml.safe_load(COMPOSE_TEST.read_text())
+    assert set(override) == {"services"}, "the override may add services only (no networks, volumes, ...)"
+    assert set(override["services"]) == {"sandbox"}
+    assert not EXPECTED_SERVICES & set(override["services"])
+    sandbox = override["services"]["sandbox"]
+    assert "network_mode" not in sandbox and "networks" not in sandbox  # compose's default network
+    assert sandbox["image"] == yaml.safe_load(COMPOSE.read_text())["services"]["code-location"]["image"]
+    assert "ports" not in sandbox  # its controls are loopback-only: the checks exec into it
+    command = sandbox["command"]
+    assert command[:2] == ["spotify-assets", "sandbox"]
+    assert "SPOTIFY_SANDBOX_URL" in _env_example()
+    assert f":{command[command.index('--port') + 1]}/" in " ".join(sandbox["healthcheck"]["test"])
     script = COMPOSE_TEST_SCRIPT.read_text()
-    env_files = [part.split("\nEOF\n")[0] for part in script.split('"$WORK/stack.env" <<EOF')[1:]]
-    assert len(env_files) == 2  # the stack's variables, then the cloud mode's
-    set_by_script = set(re.findall(r"^(SPOTIFY_STACK_[A-Z_]+)=", "\n".join(env_files), re.MULTILINE))
-    assert used == set_by_script - {"SPOTIFY_STACK_DEPLOYMENT"}, used ^ set_by_script
-    assert 'ENV.get("SPOTIFY_STACK_DEPLOYMENT"' in (REPO_ROOT / "scripts" / "compose_check.py").read_text()
-    # The default test run is local mode against the sandbox service.
-    env = override["code-location"]["environment"]
-    assert env["SPOTIFY_DEPLOYMENT"] == "local"
-    assert env["SPOTIFY_SANDBOX_URL"].endswith("${SPOTIFY_STACK_SANDBOX_PORT:?}")
+    files = re.findall(r" -f (\$[^\s\"]+)", script)
+    assert files == ["$REPO_ROOT/docker-compose.yaml", "$REPO_ROOT/deploy/compose-test.yaml"]
+    assert "--env-file $PROJECT_DIR/deploy/.env" in script
+    assert "--project-directory $PROJECT_DIR" in script
+    assert not (REPO_ROOT / "deploy" / "compose-test.cloud.yaml").exists()
 
 
-def test_compose_test_cloud_mode_points_the_code_location_at_the_loopback_emulators() -> None:
-    """Cloud mode of the test stack: every required cloud variable, both endpoints on 127.0.0.1."""
-    from spotify_assets.resources.cloud import REQUIRED_CLOUD_ENV
-
-    cloud = yaml.safe_load(COMPOSE_TEST_CLOUD.read_text())["services"]
-    assert set(cloud) == {"code-location"}  # the only service that runs the pipeline
-    env = cloud["code-location"]["environment"]
-    assert env["SPOTIFY_DEPLOYMENT"] == "cloud"
-    assert set(REQUIRED_CLOUD_ENV) <= set(env)
-    for name in ("SPOTIFY_GCS_ENDPOINT", "SPOTIFY_BQ_ENDPOINT"):
-        assert env[name].startswith("http://127.0.0.1:${SPOTIFY_STACK_"), name
-    # The script adds the file only in cloud mode.
-    assert '[ "$DEPLOYMENT" = cloud ] && COMPOSE+=" -f deploy/compose-test.cloud.yaml"' in (
-        COMPOSE_TEST_SCRIPT.read_text()
+def _configure(tmp_path: Path, deployment: str) -> tuple[dict[str, str], Path]:
+    """``compose_check.py configure`` as the script runs it, into a temp project folder."""
+    project = tmp_path / "project"
+    env = {
+        "SPOTIFY_STACK_PROJECT_DIR": str(project),
+        "SPOTIFY_STACK_PG_PASSWORD": "pg-secret",
+        "SPOTIFY_STACK_POSTGRES_IMAGE": "spotify-local/postgres:15-bookworm",
+        "SPOTIFY_STACK_WEB_PORT": "41000",
+        "SPOTIFY_STACK_SPARK_UI_PORT": "41001",
+        "SPOTIFY_STACK_STREAMLIT_PORT": "41002",
+        "SPOTIFY_STACK_OIDC_PORT": "41004",
+        "SPOTIFY_STACK_DEPLOYMENT": deployment,
+        "SPOTIFY_STACK_GATEWAY": "172.30.0.1",
+        "SPOTIFY_STACK_GCP_PROJECT": "p",
+        "SPOTIFY_STACK_GCS_BUCKET": "b",
+        "SPOTIFY_STACK_BQ_DATASET": "d",
+        "SPOTIFY_STACK_BQ_STAGING_DATASET": "s",
+        "SPOTIFY_STACK_GCS_PORT": "41005",
+        "SPOTIFY_STACK_BQ_PORT": "41006",
+    }
+    stack_env = tmp_path / "stack.env"
+    stack_env.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    proc = subprocess.run(
+        [sys.executable, str(COMPOSE_CHECK), "configure"],
+        env={**os.environ, "SPOTIFY_STACK_ENV": str(stack_env)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = project / "deploy" / ".env"
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", written.read_text(), flags=re.MULTILINE)), project
 
 
-def test_compose_test_workspace_points_at_the_test_code_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster._core.workspace.config_schema import process_workspace_config
+@pytest.mark.parametrize("deployment", ["local", "cloud"])
+def test_the_test_stacks_env_is_the_example_filled_in(tmp_path: Path, deployment: str) -> None:
+    from app.auth import problems, read_settings
 
-    monkeypatch.setenv("SPOTIFY_STACK_CODE_PORT", "4000")
-
-    workspace = yaml.safe_load((REPO_ROOT / "deploy" / "compose-test.workspace.yaml").read_text())
-    assert process_workspace_config(workspace).success
-    (entry,) = workspace["load_from"]
-    assert entry["grpc_server"]["port"] == {"env": "SPOTIFY_STACK_CODE_PORT"}
+    values, project = _configure(tmp_path, deployment)
+    example = _env_example()
+    assert list(values)[: len(example)] == list(example), "every line of the example, in its order"
+    filled = {k for k in example if values[k] != example[k]}
+    allowed = {
+        "SPOTIFY_DEPLOYMENT",
+        "SPOTIFY_SANDBOX_URL",
+        "DAGSTER_POSTGRES_PASSWORD",
+        "POSTGRES_IMAGE",
+        "DAGSTER_WEBSERVER_PORT",
+        "SPARK_MASTER_UI_PORT",
+        "DASHBOARD_PORT",
+    }
+    cloud = {
+        "SPOTIFY_GCP_PROJECT",
+        "SPOTIFY_GCS_BUCKET",
+        "SPOTIFY_BQ_DATASET",
+        "SPOTIFY_BQ_STAGING_DATASET",
+        "SPOTIFY_GCS_ENDPOINT",
+        "SPOTIFY_BQ_ENDPOINT",
+    }
+    assert filled <= allowed | (cloud if deployment == "cloud" else set()), filled
+    assert set(values) == set(example), "nothing added beyond the example's variables"
+    assert values["SPOTIFY_DEPLOYMENT"] == deployment
+    assert values["SPOTIFY_SANDBOX_URL"] == "http://sandbox:8000"
     assert (
-        entry["grpc_server"]["location_name"]
-        == yaml.safe_load(WORKSPACE.read_text())["load_from"][0]["grpc_server"]["location_name"]
+        values["SPOTIFY_CLIENT_ID"]
+        == values["SPOTIFY_CLIENT_SECRET"]
+        == values["SPOTIFY_REFRESH_TOKEN"]
+        == ""
     )
+    if deployment == "cloud":
+        assert values["SPOTIFY_BQ_ENDPOINT"] == "http://172.30.0.1:41006"
+        assert values["SPOTIFY_GCS_ENDPOINT"] == "http://172.30.0.1:41005"
+    # The paths the example names, relative to the (temp) project folder; all 0600.
+    login = project / values["DASHBOARD_LOGIN_FILE"]
+    for path in (
+        project / "deploy" / ".env",
+        login,
+        project / values["GCP_CREDENTIALS_FILE"],
+        project / values["GCP_DASHBOARD_CREDENTIALS_FILE"],
+    ):
+        assert path.is_file() and (path.stat().st_mode & 0o777) == 0o600, path
+        if os.geteuid() == 0:
+            assert path.stat().st_uid == 10001, path  # the image's user reads the mounted secrets
+    settings = read_settings(login)
+    assert problems(settings) == []  # a complete login: app/serve.py starts on 0.0.0.0
+    assert settings["auth"]["server_metadata_url"].startswith("http://172.30.0.1:41004/")
+    assert settings["auth"]["redirect_uri"] == "http://127.0.0.1:41002/oauth2callback"
+
+
+# --- the image runs what it ships (issue 23, item 1) -------------------------------------------
+
+#: The code the image ships: the installed packages and the dashboard's folder (Dockerfile COPY).
+SHIPPED = ("spotify_assets", "spotify_sandbox", "spark", "app")
+
+
+def _runtime_distributions() -> set[str]:
+    """Every distribution a runtime-only install has: pyproject.toml's ``[project].dependencies``
+    and their requirements, transitively, with the markers evaluated as the image's builder
+    evaluates them (no dev extra; a requirement's own extras followed). Read from the installed
+    metadata of this virtualenv, which holds the lock's pins."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    todo = [(Requirement(r), "") for r in pyproject["project"]["dependencies"]]
+    seen: set[str] = set()
+    done: set[tuple[str, str]] = set()
+    while todo:
+        req, extra = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+            continue
+        name = str(canonicalize_name(req.name))
+        for wanted in ["", *sorted(req.extras)]:
+            if (name, wanted) in done:
+                continue
+            done.add((name, wanted))
+            seen.add(name)
+            todo += [(Requirement(r), wanted) for r in metadata.requires(name) or []]
+    return seen
+
+
+def _shipped_files() -> list[Path]:
+    return sorted(
+        p for pkg in SHIPPED for p in (REPO_ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts
+    )
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of the absolute imports in ``path`` that are neither the standard
+    library nor the project's own packages (lazy imports inside functions included: a
+    deployed process reaches them too)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - set(SHIPPED) - {"__future__"}
+
+
+def test_every_module_the_image_ships_imports_only_runtime_dependencies() -> None:
+    """A module the image ships that imports a package only the dev extra installs fails in the
+    deployment (issue 23: ``app.queries`` and sqlglot). Each third-party import of every shipped
+    file (found by walking the packages, not listed) must come from a distribution a runtime-only
+    install has. The image itself is checked too: ``scripts/image_imports.py`` imports every
+    shipped module inside the stack's streamlit container (``make compose-test``)."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    runtime = _runtime_distributions()
+    assert {"dagster", "streamlit", "pyspark", "grpcio"} <= runtime  # pyspark[connect]
+    assert "pytest" not in runtime and "playwright" not in runtime  # the dev extra stays out
+    # st.login (app/auth.py) runs Authlib's Starlette client, which imports httpx: neither is imported
+    # by the project's own files, so the walk below cannot see them (the image lacked httpx and the
+    # deployed sign-in failed; the compose test's browser caught it). Streamlit's `auth` extra.
+    from importlib.metadata import requires
+
+    auth_extra = [
+        r.split(";")[0].split(">")[0].strip() for r in requires("streamlit") or [] if 'extra == "auth"' in r
+    ]
+    assert auth_extra and {str(canonicalize_name(r)) for r in auth_extra} <= runtime, auth_extra
+    provided = metadata.packages_distributions()
+    files = _shipped_files()
+    assert len(files) > 60 and any(p.parts[-3:] == ("app", "views", "top.py") for p in files)
+    missing: dict[str, list[str]] = {}
+    for path in files:
+        for name in sorted(_third_party_imports(path)):
+            dists = {str(canonicalize_name(d)) for d in provided.get(name, [])}
+            if not dists & runtime:
+                missing.setdefault(
+                    f"{name} (from {sorted(dists) or 'no installed distribution'})", []
+                ).append(str(path.relative_to(REPO_ROOT)))
+    assert not missing, f"shipped modules import what a runtime-only install lacks: {missing}"
