@@ -126,7 +126,9 @@ fi
 lap lock_wait "$t"
 SPOTIFY_STACK_KEEP_DOCKERD="${SPOTIFY_STACK_KEEP_DOCKERD_USER:-}"
 t=$SECONDS
-scripts/dockerd.sh start
+# Not with the lock's descriptor: the engine outlives this script, and a dockerd holding fd 8 would
+# keep the lock after a run cut short (SIGKILL), so every later run would wait its 45 min.
+scripts/dockerd.sh start 8>&-
 lap dockerd "$t"
 
 # 2. Compose v2
@@ -230,6 +232,14 @@ step "$PY" scripts/compose_check.py configure || die "could not write deploy/.en
 # The compose network first (created with the sandbox alone): the containers reach the host on
 # its gateway, where the login's OpenID Connect provider and, in cloud mode, the emulators are.
 STACK_UP=1
+# A run cut short (SIGKILL, a machine stopped mid-test) leaves the project's containers and named
+# volumes in the engine's data, which outlives the engine: a new stack would start on the old
+# warehouse and cursor (run 1 then finds "no new plays"). This run holds the engine's lock, so
+# whatever is left of the project is an earlier run's: remove it first.
+if [ -n "$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ]; then
+  say "removing what an earlier, interrupted run of $PROJECT left (containers, volumes)"
+  step $COMPOSE down -v --remove-orphans --timeout 20 >&2 || die "could not remove an earlier run's stack"
+fi
 step $COMPOSE up --no-start --no-build sandbox >&2 || die "could not create the stack's network"
 GATEWAY="$(docker network inspect "${PROJECT}_default" --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}')"
 [ -n "$GATEWAY" ] || die "the stack's network ${PROJECT}_default has no gateway"
