@@ -1,6 +1,7 @@
 """Who the listeners are, for the picker: labels from the household registry, and who may see whom.
 
-The pipeline's registry (``spotify-assets users``) is ``$SPOTIFY_DATA_DIR/users/users.json``;
+The pipeline's registry (``spotify-assets users``) is ``$SPOTIFY_DATA_DIR/users/users.json``
+(format: ``spotify_assets.users.registry_file``);
 it names each listener (``alice``), their Spotify user id (the key of their plays) and a
 display name. The dashboard only reads that file's labels (no Dagster, no token is ever
 opened); a listener missing from it is labelled by their Spotify id. The warehouse decides
@@ -9,15 +10,13 @@ who is listed: the listeners with plays.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.auth import Viewer, may_see_household
-from spotify_assets.settings import users_root
-
-REGISTRY_FILE = "users.json"
+from spotify_assets.settings import layout
+from spotify_assets.users.registry_file import read_users, registry_path
 
 
 @dataclass(frozen=True)
@@ -34,18 +33,14 @@ class Listener:
 
 
 def registry(path: Path | None = None) -> dict[str, Listener]:
-    """The registry's listeners by Spotify id; empty when there is no (readable) registry file."""
-    path = path or users_root() / REGISTRY_FILE
+    """The registry's listeners by Spotify id; empty when there is no (readable) registry file.
+
+    The file's format is read by ``spotify_assets.users.registry_file``, as the pipeline reads it."""
     try:
-        raw = json.loads(path.read_text())
+        users = read_users(path or registry_path(layout().users))
     except (OSError, ValueError):
         return {}
-    out: dict[str, Listener] = {}
-    for entry in raw.get("users", []) if isinstance(raw, dict) else []:
-        if isinstance(entry, dict) and entry.get("user_id"):
-            uid = str(entry["user_id"])
-            out[uid] = Listener(uid, str(entry.get("name") or ""), str(entry.get("display_name") or ""))
-    return out
+    return {u.user_id: Listener(u.user_id, u.name, u.display_name) for u in users}
 
 
 def resolve(raw: str | None, known: Mapping[str, Listener]) -> str | None:

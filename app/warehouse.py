@@ -25,14 +25,7 @@ import sqlglot
 from sqlglot import exp
 
 from spotify_assets.schema import FEATURES_TABLE, META_TABLE, PLAYS_TABLE, TOP_TEN_TABLE, TRACK_METADATA_TABLE
-from spotify_assets.settings import (
-    DEFAULT_BQ_LOCATION,
-    BigQuerySettings,
-    bigquery_settings,
-    deployment,
-    snapshot_path_for,
-    warehouse_path,
-)
+from spotify_assets.settings import DEFAULT_BQ_LOCATION, BigQuerySettings, layout, load_settings
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -77,7 +70,7 @@ def default_snapshot_path(environ: Mapping[str, str] | None = None) -> Path:
     explicit = env.get("SPOTIFY_WAREHOUSE_SNAPSHOT")
     if explicit:
         return Path(explicit)
-    return snapshot_path_for(warehouse_path(env))
+    return layout(environ=env).snapshot
 
 
 @dataclass(frozen=True)
@@ -297,13 +290,14 @@ class BigQueryWarehouse:
 def from_env(environ: Mapping[str, str] | None = None) -> Warehouse:
     """The warehouse this deployment reads: BigQuery in cloud mode, else the DuckDB snapshot.
 
-    Local or cloud is decided by ``settings.deployment`` and the BigQuery variables are read
-    and validated by ``settings.bigquery_settings``, the functions the pipeline uses, so the
-    dashboard reads exactly the warehouse the pipeline writes (a missing variable raises
+    Local or cloud, the paths and the BigQuery variables come from ``settings.load_settings``, the
+    Dagster-free half of the pipeline's resource factory (``spotify_assets/deployments.py``), so
+    the dashboard reads exactly the warehouse the pipeline writes (a missing variable raises
     ``settings.MissingSettings`` naming it). Only what a reader needs is required: project
     and dataset, not the pipeline's bucket or staging dataset.
     """
     env = os.environ if environ is None else environ
-    if deployment(env) == "cloud":
-        return BigQueryWarehouse.from_settings(bigquery_settings(env))
+    settings = load_settings(env)
+    if settings.bigquery is not None:
+        return BigQueryWarehouse.from_settings(settings.bigquery)
     return DuckDBSnapshot(default_snapshot_path(env))

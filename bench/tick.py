@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 def one_run(dg: Any, assets: Any, work: Path, seed_dir: Path, sandbox: Any, target: Any) -> dict[str, Any]:
     """One tick from a fresh copy of the seed data; wall time, step times and API calls."""
     from spotify_assets.assets import PIPELINE_GRAPH
+    from spotify_assets.deployments import local_resources
     from spotify_assets.partitions import add_user_partition
-    from spotify_assets.resources.by_deployment import local_resources
     from spotify_sandbox.listener import DEFAULT_LISTENER
     from spotify_sandbox.resource import SandboxSpotifyResource
 

@@ -14,8 +14,8 @@ from spotify_assets.assets import PIPELINE_GRAPH
 from spotify_assets.assets.catalog import track_metadata
 from spotify_assets.assets.history import history_assets
 from spotify_assets.checks import PLAYS_CHECKS
+from spotify_assets.deployments import resources_for
 from spotify_assets.jobs import spotify_pipeline_job
-from spotify_assets.resources.by_deployment import resources_for
 from spotify_assets.schedules import hourly_schedule
 from spotify_assets.sensors import mart_automation_sensor, new_plays_sensor
 

@@ -136,24 +136,18 @@ def rebuild_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
 
+    from spotify_assets.deployments import command_stores, deployment_settings
     from spotify_assets.schema import PLAYS_TABLE
-    from spotify_assets.settings import data_dir as default_data_dir
-    from spotify_assets.settings import deployment
+    from spotify_assets.settings import MissingSettings
 
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    try:
+        settings = deployment_settings(data=args.data_dir)
+    except MissingSettings as exc:
+        print(f"spotify-assets rebuild-warehouse: {exc}", file=sys.stderr)
+        return 2
+    db = settings.data.warehouse
     with contextlib.ExitStack() as stack:
-        if deployment() == "cloud":
-            import dagster as dg
-
-            from spotify_assets.resources.cloud import cloud_resources, missing_cloud_env
-
-            missing = missing_cloud_env()
-            if missing:
-                print(
-                    f"spotify-assets rebuild-warehouse: cloud mode needs {', '.join(missing)}",
-                    file=sys.stderr,
-                )
-                return 2
+        if settings.deployment == "cloud":
             if args.replace:
                 print(
                     "spotify-assets rebuild-warehouse: --replace is local only; in the cloud the "
@@ -161,32 +155,31 @@ def rebuild_command(argv: list[str]) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            cloud = cloud_resources()
-            built = stack.enter_context(dg.build_resources({k: cloud[k] for k in ("warehouse", "lake")}))
-            warehouse, lake = built.warehouse, built.lake
         else:
-            from spotify_assets.resources.lake import LocalLakeResource
-            from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-
-            db = data_dir / "warehouse.duckdb"
-            lake = LocalLakeResource(root=str(data_dir / "lake"))
-            if not (data_dir / "lake" / "plays").is_dir():
+            if not (settings.data.lake / "plays").is_dir():
                 print(
-                    f"spotify-assets rebuild-warehouse: no plays in the lake at {lake.root}", file=sys.stderr
+                    f"spotify-assets rebuild-warehouse: no plays in the lake at {settings.data.lake}",
+                    file=sys.stderr,
                 )
                 return 2
             if args.replace:
                 moved = set_aside(db)
                 if moved is not None:
                     print(f"moved the old warehouse to {moved}")
-            warehouse = DuckDBWarehouseResource(path=str(db))
-            if not args.replace and db.exists() and warehouse.count(PLAYS_TABLE):
-                print(
-                    f"spotify-assets rebuild-warehouse: {db} already holds plays; the merge would only add "
-                    "what it misses. Use --replace to rebuild it from the lake alone.",
-                    file=sys.stderr,
-                )
-                return 2
+        stores = stack.enter_context(command_stores(settings, "warehouse", "lake"))
+        warehouse, lake = stores.warehouse, stores.lake
+        if (
+            settings.deployment == "local"
+            and not args.replace
+            and db.exists()
+            and warehouse.count(PLAYS_TABLE)
+        ):
+            print(
+                f"spotify-assets rebuild-warehouse: {db} already holds plays; the merge would only add "
+                "what it misses. Use --replace to rebuild it from the lake alone.",
+                file=sys.stderr,
+            )
+            return 2
         report = rebuild_from_lake(warehouse, lake)
     print(report.render())
     return 0

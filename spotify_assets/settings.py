@@ -1,9 +1,10 @@
 """Where local data lives, which deployment is active and which Spotify servers to talk to.
 
-Assets never read these; ``definitions.py`` does, once, to pick the resource set (and the
-``spotify-assets`` commands do, so every client in a process points at the same servers).
-The dashboard (``app/``) reads the data directory here too, so this module imports nothing
-from Dagster: it is the one home of these defaults for every process.
+Assets never read these. ``load_settings`` reads them once per process and validates them;
+the resource factory (``deployments.py``) turns the result into the resource set for
+``definitions.py`` and every ``spotify-assets`` command, and the dashboard (``app/``) uses the
+same function, so this module imports nothing from Dagster: it is the one home of these
+defaults, and ``DataLayout`` the one place a path under the data directory is named.
 """
 
 from __future__ import annotations
@@ -45,41 +46,86 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return root / ".data"
 
 
-def warehouse_path(environ: Mapping[str, str] | None = None) -> Path:
-    return data_dir(environ) / "warehouse.duckdb"
+@dataclass(frozen=True)
+class DataLayout:
+    """Every local path, derived from the data directory here and nowhere else.
+
+    The pipeline's resources, each ``spotify-assets`` command and the dashboard ask this for
+    their paths, so the name of a folder (``lake``, ``handoff``, ``users``...) or of the warehouse
+    file is written once: a command given ``--data-dir`` gets the same tree the pipeline uses.
+    """
+
+    root: Path
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def snapshot(self) -> Path:
+        """The published read-only copy of the warehouse (what the dashboard opens)."""
+        return snapshot_path_for(self.warehouse)
+
+    @property
+    def handoff(self) -> Path:
+        """Where assets hand data to each other locally (typed files, see ``io_managers/``): beside
+        the lake, never inside it, so listing the lake never finds a handoff file."""
+        return self.root / "handoff"
+
+    @property
+    def users(self) -> Path:
+        """The household's registry and each listener's 0600 token file (``spotify-assets users``)."""
+        return self.root / "users"
+
+    @property
+    def dagster_home(self) -> Path:
+        """The Dagster instance ``make demo`` and ``make dev`` use when ``$DAGSTER_HOME`` is unset."""
+        return self.root / "dagster_home"
+
+    def rate_limit(self, app: str) -> Path:
+        """The app's shared Retry-After (``spotify/rate_gate.py``): every run and sensor of this
+        installation reads it before calling Spotify, so one listener's 429 holds back them all."""
+        return self.root / "state" / f"spotify-rate-limit-{app}.json"
+
+    def sandbox_tokens(self, sandbox_url: str) -> Path:
+        """Where refresh tokens a running sandbox hands out are kept: per sandbox URL.
+
+        Never the user's real token file: a sandbox token must not overwrite a real one, and a
+        restarted sandbox (a new port) must not be offered a token only the old one knew.
+        """
+        name = "".join(c if c.isalnum() else "_" for c in sandbox_url.split("://", 1)[-1]).strip("_")
+        return self.root / "sandbox-tokens" / f"{name or 'sandbox'}.json"
+
+
+def layout(data: Path | str | None = None, environ: Mapping[str, str] | None = None) -> DataLayout:
+    """The paths under ``data`` (a ``--data-dir``), else under ``SPOTIFY_DATA_DIR`` (``data_dir``)."""
+    return DataLayout(Path(data).expanduser().resolve() if data else data_dir(environ))
 
 
 def dagster_home(data: Path | None = None) -> Path:
     """The Dagster instance the commands report to: ``$DAGSTER_HOME``, else ``dagster_home`` in the
     data directory (what ``make demo`` and ``make dev`` use)."""
     configured = os.environ.get("DAGSTER_HOME")
-    return Path(configured).expanduser() if configured else (data or data_dir()) / "dagster_home"
+    return Path(configured).expanduser() if configured else layout(data).dagster_home
 
 
 def users_root(data: Path | None = None) -> Path:
     """The household's registry and each listener's 0600 token file (``spotify-assets users``)."""
-    return (data or data_dir()) / "users"
+    return layout(data).users
 
 
 def rate_limit_path(app: str, data: Path | None = None) -> Path:
-    """The app's shared Retry-After (``spotify/rate_gate.py``): every run and sensor of this
-    installation reads it before calling Spotify, so one listener's 429 holds back them all."""
-    return (data or data_dir()) / "state" / f"spotify-rate-limit-{app}.json"
+    """The app's shared Retry-After file (``DataLayout.rate_limit``)."""
+    return layout(data).rate_limit(app)
 
 
 def snapshot_path_for(database: Path) -> Path:
     """The published read-only copy of a DuckDB warehouse, next to it (what the dashboard opens)."""
     return database.with_suffix(".snapshot.duckdb")
-
-
-def lake_root() -> Path:
-    return data_dir() / "lake"
-
-
-def handoff_root(data: Path | None = None) -> Path:
-    """Where assets hand data to each other locally (typed files, see ``io_managers/``): beside the
-    lake, never inside it, so listing the lake never finds a handoff file."""
-    return (data or data_dir()) / "handoff"
 
 
 def spotify_api_url() -> str:
@@ -92,14 +138,9 @@ def spotify_accounts_url() -> str:
     return (os.environ.get("SPOTIFY_ACCOUNTS_URL") or DEFAULT_ACCOUNTS_URL).rstrip("/")
 
 
-def sandbox_token_path(sandbox_url: str) -> Path:
-    """Where refresh tokens a running sandbox hands out are kept: per sandbox URL, under the data dir.
-
-    Never the user's real token file: a sandbox token must not overwrite a real one, and a
-    restarted sandbox (a new port) must not be offered a token only the old one knew.
-    """
-    name = "".join(c if c.isalnum() else "_" for c in sandbox_url.split("://", 1)[-1]).strip("_")
-    return data_dir() / "sandbox-tokens" / f"{name or 'sandbox'}.json"
+def sandbox_token_path(sandbox_url: str, data: Path | None = None) -> Path:
+    """Where a running sandbox's refresh tokens are kept (``DataLayout.sandbox_tokens``)."""
+    return layout(data).sandbox_tokens(sandbox_url)
 
 
 # -- BigQuery: the connection settings every cloud reader and writer shares ---------------
@@ -169,3 +210,41 @@ def bigquery_settings(environ: Mapping[str, str] | None = None) -> BigQuerySetti
         location=bigquery_location(env),
         endpoint=endpoint(BQ_ENDPOINT_ENV, env),
     )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The deployment a process serves, decided and validated once (``load_settings``).
+
+    ``data`` is the local tree (the DuckDB warehouse and lake in local mode; the household
+    registry, the Dagster instance and the rate-limit state in both). ``bigquery`` is set, and
+    validated, in cloud mode only.
+    """
+
+    deployment: Deployment
+    data: DataLayout
+    bigquery: BigQuerySettings | None = None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    data: Path | str | None = None,
+    cloud_requires: tuple[str, ...] = (),
+) -> Settings:
+    """The settings from the environment (and a command's ``--data-dir``), validated.
+
+    In cloud mode every variable the caller needs is checked at once: the warehouse's
+    (``REQUIRED_BIGQUERY_ENV``, all the dashboard needs) plus ``cloud_requires`` (the pipeline's
+    bucket and staging dataset, ``resources/cloud.py``); ``MissingSettings`` names each missing one.
+    """
+    env = os.environ if environ is None else environ
+    which = deployment(env)
+    tree = layout(data, env)
+    if which == "local":
+        return Settings("local", tree)
+    missing = missing_env(tuple(dict.fromkeys((*REQUIRED_BIGQUERY_ENV, *cloud_requires))), env)
+    if missing:
+        what = "cloud mode" if cloud_requires else "the BigQuery warehouse"
+        raise MissingSettings(missing, f"{what} (SPOTIFY_DEPLOYMENT=cloud)")
+    return Settings("cloud", tree, bigquery_settings(env))

@@ -19,7 +19,7 @@ import pytest
 from google.cloud import storage
 
 from spotify_assets.assets.ingest import audio_features, raw_recent_tracks
-from spotify_assets.resources.by_deployment import resources_for
+from spotify_assets.deployments import resources_for
 from spotify_assets.resources.features import AudioFeaturesResource
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import LiveSpotifyResource, SpotifyResource
@@ -191,7 +191,7 @@ def test_deployment_cloud_through_resources_for_lands_in_the_bucket(
 # -- SPOTIFY_SPARK_MASTER: SparkResource's own session, in a fresh process ------------------------
 SPARK_PROBE = """
 import json
-from spotify_assets.resources.by_deployment import resources_for
+from spotify_assets.deployments import resources_for
 from spotify_assets.resources.features import AudioFeaturesResource
 spark = resources_for()["spark"]
 session = spark.get_session()

@@ -43,7 +43,7 @@ def test_definitions_load_with_graph_schedule_and_sensor(data_dir: Path) -> None
 
 
 def test_deployment_switch_is_configuration(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    from spotify_assets.resources.by_deployment import resources_for
+    from spotify_assets.deployments import resources_for
     from spotify_assets.resources.lake import LocalLakeResource
     from spotify_assets.resources.spotify import LiveSpotifyResource
     from spotify_assets.resources.warehouse import DuckDBWarehouseResource

@@ -13,7 +13,8 @@ import dagster as dg
 import pytest
 from google.cloud import storage
 
-from spotify_assets.resources.cloud import cloud_resources, missing_cloud_env
+from spotify_assets.deployments import cloud_resources
+from spotify_assets.resources.cloud import missing_cloud_env
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets_tests.fixtures.gcs import GCSEmulator

@@ -24,7 +24,7 @@ import pytest
 from google.auth.transport.requests import AuthorizedSession
 
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
-from spotify_assets.resources.by_deployment import resources_for
+from spotify_assets.deployments import resources_for
 from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_assets_tests.test_terraform import TF_DIR, Terraform
 

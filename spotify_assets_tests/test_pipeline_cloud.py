@@ -23,7 +23,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
-from spotify_assets.resources.by_deployment import resources_for
+from spotify_assets.deployments import resources_for
 from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox.exports import generate_export
 from spotify_sandbox.server import SandboxServer

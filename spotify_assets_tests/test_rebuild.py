@@ -33,7 +33,7 @@ UPSTREAM_OF_SPARK = [a for a in PIPELINE_ASSETS if a.key.to_user_string() != "to
 
 def _resources(sandbox: SandboxServer) -> dict[str, Any]:
     """The local resources ``definitions.py`` builds (Spark is not needed up to ``bq_plays``)."""
-    from spotify_assets.resources.by_deployment import local_resources
+    from spotify_assets.deployments import local_resources
     from spotify_sandbox.resource import SandboxSpotifyResource
 
     return local_resources(SandboxSpotifyResource(url=sandbox.url))

@@ -14,7 +14,7 @@ import pytest
 
 import spotify_assets
 from spotify_assets import cli
-from spotify_assets.resources.by_deployment import spotify_fallback
+from spotify_assets.deployments import spotify_fallback
 
 PACKAGE = Path(spotify_assets.__file__).parent
 
@@ -58,7 +58,7 @@ def test_the_sandbox_plugs_in_through_entry_points() -> None:
 
 
 def test_without_the_sandbox_the_error_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    from spotify_assets.resources import by_deployment
+    from spotify_assets import deployments as by_deployment
 
     monkeypatch.setattr(by_deployment, "entry_points", lambda group: [])
     with pytest.raises(by_deployment.NoSpotifyError, match="SPOTIFY_CLIENT_ID"):

@@ -19,7 +19,7 @@ import dagster as dg
 import pytest
 
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
-from spotify_assets.resources.by_deployment import local_resources
+from spotify_assets.deployments import local_resources
 from spotify_assets_tests.fixtures.faults import failure_text, play_keys, truth_keys
 from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox.constants import SANDBOX_REFRESH_TOKEN

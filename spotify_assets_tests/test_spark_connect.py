@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from spark.connect_server import SparkConnectServer, server_command
-from spotify_assets.resources.by_deployment import spark_resource
+from spotify_assets.deployments import spark_resource
 from spotify_assets.resources.spark import SparkResource, connect_endpoint, connect_session, redact
 from spotify_assets_tests.fixtures.sockets import is_loopback, listening_sockets, process_tree
 from spotify_assets_tests.test_spark_top_ten import EXPECTED, history, write_plays_parquet
@@ -39,7 +39,7 @@ CLIENT = textwrap.dedent(
     """
     import json, logging, sys, time
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    from spotify_assets.resources.by_deployment import spark_resource
+    from spotify_assets.deployments import spark_resource
     from spotify_assets.resources.spark import is_connect_session
     resource = spark_resource().process_config_and_initialize()  # resolves the EnvVar, as a run does
     log = logging.getLogger("client")

@@ -278,8 +278,8 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     covers it (run and event-log SQLite files, compute logs, the schedule storage), with the
     household's top ten run over both listeners and an older top ten event naming both."""
     from spotify_assets.assets.marts import top_ten_tracks
+    from spotify_assets.deployments import local_resources
     from spotify_assets.lake_layout import USER_KINDS
-    from spotify_assets.resources.by_deployment import local_resources
     from spotify_sandbox.resource import SandboxSpotifyResource
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the default: <data>/dagster_home
@@ -501,7 +501,7 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    from spotify_assets.resources.by_deployment import resources_for
+    from spotify_assets.deployments import resources_for
 
     data = tmp_path / "data"  # the registry stays local; plays and lake files are in the cloud
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
@@ -667,7 +667,7 @@ def test_the_deployed_postgres_instance_forgets_the_listener_too(
     his part of the household event stay."""
     import shutil
 
-    from spotify_assets.resources.by_deployment import local_resources
+    from spotify_assets.deployments import local_resources
     from spotify_assets.users.run_history import delete_run_history
     from spotify_assets_tests.fixtures.postgres import dagster_postgres_env
     from spotify_sandbox.resource import SandboxSpotifyResource

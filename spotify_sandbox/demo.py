@@ -180,8 +180,8 @@ def demo_command(argv: list[str]) -> int:
             print(f"No SPOTIFY_CLIENT_ID set: using the sandbox Spotify API at {sandbox.url}")
             history_imported = args.history_days > 0
             if history_imported:
+                from spotify_assets.deployments import local_resources
                 from spotify_assets.imports.runner import import_export
-                from spotify_assets.resources.by_deployment import local_resources
 
                 resources = local_resources()
                 export = history_export(sandbox, args.history_days, data_dir() / "sandbox-export")

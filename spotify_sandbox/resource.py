@@ -10,7 +10,6 @@ from __future__ import annotations
 from pydantic import Field
 
 from spotify_assets.resources.spotify import LiveSpotifyResource
-from spotify_assets.settings import sandbox_token_path
 from spotify_assets.spotify.token_store import FileTokenStore, MemoryTokenStore, TokenStore
 from spotify_sandbox.constants import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
 
@@ -21,7 +20,7 @@ class SandboxSpotifyResource(LiveSpotifyResource):
     """The sandbox API: ``url`` of a running ``spotify-assets sandbox``, or empty for an embedded one.
 
     Rotated refresh tokens persist across runs as they do against Spotify: in a 0600 file per
-    sandbox URL under the data dir (``settings.sandbox_token_path``), never the user's real
+    sandbox URL under the data dir (``settings.DataLayout.sandbox_tokens``), never the user's real
     token file. Only the embedded sandbox, which dies with the process, keeps them in memory.
     """
 
@@ -36,7 +35,7 @@ class SandboxSpotifyResource(LiveSpotifyResource):
         if self.token_store_path:
             return FileTokenStore(self.token_store_path)
         if self.url:
-            return FileTokenStore(sandbox_token_path(self.url))
+            return FileTokenStore(self.data_layout().sandbox_tokens(self.url))
         # The embedded sandbox lives as long as this process: one in-memory store for all its runs.
         return _EMBEDDED_STORE
 
@@ -49,6 +48,6 @@ class SandboxSpotifyResource(LiveSpotifyResource):
         return sandbox.api_url, sandbox.accounts_url
 
 
-def sandbox_fallback(url: str = "") -> SandboxSpotifyResource:
+def sandbox_fallback(url: str = "", data_dir: str | None = None) -> SandboxSpotifyResource:
     """Entry point ``spotify_assets.spotify_fallback``: the sandbox when no credentials are set."""
-    return SandboxSpotifyResource(url=url)
+    return SandboxSpotifyResource(url=url, data_dir=data_dir)

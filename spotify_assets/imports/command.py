@@ -1,10 +1,11 @@
 """``spotify-assets import PATH``: import a privacy export, with a progress bar and a report.
 
 Into the deployment the pipeline uses, so imported history and polled plays meet in one
-table: locally the warehouse is ``$SPOTIFY_DATA_DIR/warehouse.duckdb`` and the lake
-``$SPOTIFY_DATA_DIR/lake``, with the pipeline's own default (``settings.data_dir()``: ``.data/``
-at the repo root, wherever the command is run from; ``--data-dir`` overrides it); with ``SPOTIFY_DEPLOYMENT=cloud`` the lake and warehouse are the cloud
-resource set (GCS + BigQuery) from the same variables as the pipeline. Exit status: 0 when
+table: the lake and warehouse come from the pipeline's own resource factory
+(``deployments.command_stores``): locally ``warehouse.duckdb`` and ``lake/`` in the data directory
+(``settings.data_dir()``: ``.data/`` at the repo root, wherever the command is run from;
+``--data-dir`` overrides it), with ``SPOTIFY_DEPLOYMENT=cloud`` the cloud resource set (GCS +
+BigQuery) from the same variables as the pipeline. Exit status: 0 when
 every history file was read, 1 when some file could not be (the report names it), 2 on usage
 errors - an import that saved a fraction never looks like a success.
 """
@@ -12,7 +13,6 @@ errors - an import that saved a fraction never looks like a success.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import zipfile
@@ -62,18 +62,22 @@ def import_command(argv: list[str]) -> int:
         print(f"spotify-assets import: {export} is neither a folder nor a .zip archive", file=sys.stderr)
         return 2
     # Imported here, after argv is checked: a usage error should not wait for Dagster to import.
-    from spotify_assets.settings import data_dir as default_data_dir
-    from spotify_assets.settings import deployment
+    from spotify_assets.deployments import command_stores, deployment_settings
+    from spotify_assets.settings import MissingSettings
 
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    try:
+        settings = deployment_settings(data=args.data_dir)
+    except MissingSettings as exc:
+        print(f"spotify-assets import: {exc}", file=sys.stderr)
+        return 2
+    data_dir = settings.data.root
     args.user_id = None
     if args.user is not None:
         from spotify_assets.imports.owner import mismatch
-        from spotify_assets.settings import users_root
         from spotify_assets.users.registry import UserError, UserRegistry
 
         try:
-            args.user_id = UserRegistry(users_root(data_dir)).get(args.user).user_id
+            args.user_id = UserRegistry(settings.data.users).get(args.user).user_id
         except UserError as exc:
             print(f"spotify-assets import: {exc}", file=sys.stderr)
             return 2
@@ -83,27 +87,8 @@ def import_command(argv: list[str]) -> int:
             return 2
         if refused:
             print(f"spotify-assets import: --force: {refused}", file=sys.stderr)
-    with contextlib.ExitStack() as stack:
-        if deployment() == "cloud":
-            import dagster as dg
-
-            from spotify_assets.resources.cloud import cloud_resources, missing_cloud_env
-
-            missing = missing_cloud_env()
-            if missing:
-                print(f"spotify-assets import: cloud mode needs {', '.join(missing)}", file=sys.stderr)
-                return 2
-            cloud = cloud_resources()
-            # build_resources resolves the EnvVar fields, as a Dagster run would.
-            built = stack.enter_context(dg.build_resources({k: cloud[k] for k in ("warehouse", "lake")}))
-            warehouse, lake = built.warehouse, built.lake
-        else:
-            from spotify_assets.resources.lake import LocalLakeResource
-            from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-
-            warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
-            lake = LocalLakeResource(root=str(data_dir / "lake"))
-        return _run_import(export, warehouse, lake, args, data_dir)
+    with command_stores(settings, "warehouse", "lake") as stores:
+        return _run_import(export, stores.warehouse, stores.lake, args, data_dir)
 
 
 def _run_import(

@@ -21,11 +21,9 @@ says so, and leaves the staged copy for the next run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from google.api_core.exceptions import Forbidden
 
@@ -144,26 +142,16 @@ def redact_lake_command(argv: list[str]) -> int:
         help="where the lake lives (default: $SPOTIFY_DATA_DIR, else .data/ at the repo root)",
     )
     args = parser.parse_args(argv)
-    from spotify_assets.settings import data_dir, deployment
+    from spotify_assets.deployments import command_stores, deployment_settings
+    from spotify_assets.settings import MissingSettings
 
-    with contextlib.ExitStack() as stack:
-        if deployment() == "cloud":
-            import dagster as dg
-
-            from spotify_assets.resources.cloud import cloud_resources, missing_cloud_env
-
-            missing = missing_cloud_env()
-            if missing:
-                print(f"spotify-assets redact-lake: cloud mode needs {', '.join(missing)}", file=sys.stderr)
-                return 2
-            lake: LakeResource = stack.enter_context(
-                dg.build_resources({"lake": cloud_resources()["lake"]})
-            ).lake
-        else:
-            from spotify_assets.resources.lake import LocalLakeResource
-
-            root = Path(args.data_dir) if args.data_dir else data_dir()
-            lake = LocalLakeResource(root=str(root / "lake"))
+    try:
+        settings = deployment_settings(data=args.data_dir)
+    except MissingSettings as exc:
+        print(f"spotify-assets redact-lake: {exc}", file=sys.stderr)
+        return 2
+    with command_stores(settings, "lake") as stores:
+        lake: LakeResource = stores.lake
         try:
             report = redact_lake(lake)
         except Forbidden as exc:

@@ -1,3 +1,3 @@
 """Dagster resources: the Spotify API, the features provider, the lake, the warehouse and Spark.
 
-Which implementation each deployment gets is decided in ``by_deployment.py``."""
+Which implementation each deployment gets is decided in ``spotify_assets/deployments.py``."""

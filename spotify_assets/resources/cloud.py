@@ -1,4 +1,4 @@
-"""The cloud resource set: lake in GCS, warehouse in BigQuery, Dagster's own outputs in GCS.
+"""The cloud stores: lake in GCS, warehouse in BigQuery, Dagster's own outputs in GCS.
 
 Configuration is environment variables only (``dg.EnvVar`` where Dagster should resolve it at
 run time and show it in the UI), so the same image runs in any project:
@@ -30,7 +30,8 @@ reads the same warehouse with the same variables; this module adds the pipeline'
 
 The lake and the data handed between assets (``io_managers/``: typed Parquet/JSON, create-only,
 no pickles) live under sibling prefixes, never one inside the other, so listing the lake can
-never pick up a handoff file.
+never pick up a handoff file. The IO managers are put on top in ``spotify_assets/deployments.py``
+(the one resource factory), so this package never imports ``io_managers`` (which imports it).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from typing import Any
 
 import dagster as dg
 
-from spotify_assets.io_managers import LakeIOManager, WarehouseTableIOManager
 from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResource
 from spotify_assets.resources.gcs_client import GCSClientResource
 from spotify_assets.resources.gcs_lake import GCSLakeResource
@@ -55,7 +55,7 @@ from spotify_assets.settings import (
     missing_env,
 )
 
-__all__ = ["DEFAULT_BQ_LOCATION", "REQUIRED_CLOUD_ENV", "cloud_resources", "endpoint", "missing_cloud_env"]
+__all__ = ["DEFAULT_BQ_LOCATION", "REQUIRED_CLOUD_ENV", "cloud_stores", "endpoint", "missing_cloud_env"]
 
 #: Variables cloud mode cannot run without (the others have defaults): the warehouse's
 #: (``settings.REQUIRED_BIGQUERY_ENV``) plus the pipeline's own bucket and staging dataset.
@@ -72,29 +72,26 @@ def gcs_prefix() -> str:
     return os.environ.get("SPOTIFY_GCS_PREFIX", DEFAULT_GCS_PREFIX).strip("/")
 
 
-def cloud_resources() -> dict[str, Any]:
-    """``lake``, ``warehouse``, the IO managers and ``gcs`` for cloud mode (Spotify/Spark come from elsewhere)."""
+def cloud_stores() -> dict[str, Any]:
+    """``gcs``, ``lake``, ``warehouse`` and ``handoff`` (the store the IO manager keeps the data handed
+    between assets in) for cloud mode; Spotify and Spark are the same in both deployments."""
     prefix = gcs_prefix()
     project = dg.EnvVar(BQ_PROJECT_ENV)
     bucket = dg.EnvVar("SPOTIFY_GCS_BUCKET")
     gcs = GCSClientResource(project=project, api_endpoint=endpoint("SPOTIFY_GCS_ENDPOINT"))
-    warehouse = BigQueryWarehouseResource(
-        project=project,
-        dataset=dg.EnvVar(BQ_DATASET_ENV),
-        staging_dataset=dg.EnvVar("SPOTIFY_BQ_STAGING_DATASET"),
-        location=bigquery_location(),
-        api_endpoint=endpoint(BQ_ENDPOINT_ENV),
-    )
     return {
         "gcs": gcs,
         "lake": GCSLakeResource(
             bucket=bucket, prefix=f"{prefix}/lake" if prefix else "lake", project=project, gcs=gcs
         ),
-        "warehouse": warehouse,
-        "io_manager": LakeIOManager(
-            store=GCSLakeResource(
-                bucket=bucket, prefix=f"{prefix}/dagster" if prefix else "dagster", project=project, gcs=gcs
-            )
+        "warehouse": BigQueryWarehouseResource(
+            project=project,
+            dataset=dg.EnvVar(BQ_DATASET_ENV),
+            staging_dataset=dg.EnvVar("SPOTIFY_BQ_STAGING_DATASET"),
+            location=bigquery_location(),
+            api_endpoint=endpoint(BQ_ENDPOINT_ENV),
         ),
-        "warehouse_io_manager": WarehouseTableIOManager(warehouse=warehouse),
+        "handoff": GCSLakeResource(
+            bucket=bucket, prefix=f"{prefix}/dagster" if prefix else "dagster", project=project, gcs=gcs
+        ),
     }

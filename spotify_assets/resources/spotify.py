@@ -3,7 +3,7 @@
 ``LiveSpotifyResource`` talks to Spotify, or to any server with Spotify's endpoints at the base
 URLs it is given. The sandbox API's resource (``spotify_sandbox.resource``) subclasses it, so
 local mode runs the *same* HTTP client (OAuth, retries, paging) without an account; this
-package never imports the sandbox (``resources.by_deployment`` finds it through an entry point).
+package never imports the sandbox (``deployments.py`` finds it through an entry point).
 
 Secrets: set ``client_secret`` and ``refresh_token`` from ``dg.EnvVar`` in the definitions, so
 the Dagster UI shows the variable name, never the value. The sandbox defaults are public.
@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from spotify_assets.settings import DEFAULT_ACCOUNTS_URL, DEFAULT_API_URL, rate_limit_path
+from spotify_assets.settings import DEFAULT_ACCOUNTS_URL, DEFAULT_API_URL, DataLayout, layout
 from spotify_assets.spotify.client import HttpSpotifyClient, SpotifyClient
 from spotify_assets.spotify.rate_gate import RateGate, app_slug
 from spotify_assets.spotify.token_store import FileTokenStore, TokenStore
@@ -27,6 +27,16 @@ _SECRET_FIELDS = frozenset({"client_secret", "refresh_token"})
 
 class SpotifyResource(dg.ConfigurableResource):
     """Gives assets a Spotify client; one client per resource instance (so per run)."""
+
+    data_dir: str | None = Field(
+        default=None,
+        description="The data directory (the household registry, the shared rate-limit state); set by "
+        "deployments.py from $SPOTIFY_DATA_DIR, so a run never reads the environment for it.",
+    )
+
+    def data_layout(self) -> DataLayout:
+        """The paths under this resource's data directory (``settings.layout``'s default when unset)."""
+        return layout(self.data_dir)
 
     @abstractmethod
     def get_client(self) -> SpotifyClient: ...
@@ -90,7 +100,7 @@ class LiveSpotifyResource(SpotifyResource):
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
             max_retry_wait_s=self.max_retry_wait_s,
-            rate_gate=RateGate(rate_limit_path(app_slug(api_url, self.client_id)))
+            rate_gate=RateGate(self.data_layout().rate_limit(app_slug(api_url, self.client_id)))
             if self.share_rate_limits
             else None,
         )

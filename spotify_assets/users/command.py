@@ -11,13 +11,16 @@ and whether their token is there. Exit status: 0 done, 1 refused or failed, 2 us
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from spotify_assets.settings import dagster_home, data_dir, spotify_api_url, users_root
+from spotify_assets.settings import (
+    DataLayout,
+    MissingSettings,
+    dagster_home,
+    layout,
+    spotify_api_url,
+)
 from spotify_assets.spotify.auth import (
     AuthorizationFailed,
     add_flow_arguments,
@@ -28,10 +31,6 @@ from spotify_assets.spotify.client import HttpSpotifyClient
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.token_store import MemoryTokenStore
 from spotify_assets.users.registry import User, UserError, UserRegistry, check_name
-
-if TYPE_CHECKING:
-    from spotify_assets.resources.lake import LakeResource
-    from spotify_assets.resources.warehouse import WarehouseResource
 
 
 def sync_partitions(data: Path, *, add: list[str] | None = None, delete: list[str] | None = None) -> None:
@@ -76,8 +75,8 @@ def register(
     return registry.add(name, who, latest.refresh_token if latest else refresh_token, scope)
 
 
-def _add(args: argparse.Namespace, data: Path) -> int:
-    registry = UserRegistry(users_root(data))
+def _add(args: argparse.Namespace, data: DataLayout) -> int:
+    registry = UserRegistry(data.users)
     try:
         check_name(args.name)
         if any(u.name == args.name for u in registry.users()):
@@ -102,7 +101,7 @@ def _add(args: argparse.Namespace, data: Path) -> int:
     except (UserError, SpotifyError) as exc:
         print(f"spotify-assets users add: {exc}", file=sys.stderr)
         return 1
-    sync_partitions(data, add=[user.user_id])
+    sync_partitions(data.root, add=[user.user_id])
     print(
         f"Added {user.name}: Spotify user {user.user_id} ({user.display_name}); refresh token in "
         f"{registry.token_store(user.name).path} (mode 0600); Dagster partition {user.user_id!r}."
@@ -110,20 +109,24 @@ def _add(args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
-def _newest_plays(data: Path, users: list[User]) -> dict[str, str]:
-    """Each user's newest play in the local warehouse ("-" for none, or no local warehouse)."""
-    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-    from spotify_assets.settings import warehouse_path
+def _newest_plays(data: DataLayout, users: list[User]) -> dict[str, str]:
+    """Each user's newest play in the deployment's warehouse ("-" for none, or no local warehouse yet:
+    listing never creates one; or a cloud warehouse the environment does not name)."""
+    from spotify_assets.deployments import command_stores, deployment_settings
 
-    db = warehouse_path({"SPOTIFY_DATA_DIR": str(data)})
-    if not db.exists():
+    try:
+        settings = deployment_settings(data=data.root)
+    except MissingSettings as exc:
+        print(f"spotify-assets users list: newest plays unknown: {exc}", file=sys.stderr)
         return {}
-    warehouse = DuckDBWarehouseResource(path=str(db))
-    newest = {u.user_id: warehouse.max_played_at(u.user_id) for u in users}
+    if settings.deployment == "local" and not settings.data.warehouse.exists():
+        return {}
+    with command_stores(settings, "warehouse") as stores:
+        newest = {u.user_id: stores.warehouse.max_played_at(u.user_id) for u in users}
     return {k: f"{v:%Y-%m-%d %H:%M}Z" for k, v in newest.items() if v is not None}
 
 
-def _list(registry: UserRegistry, data: Path) -> int:
+def _list(registry: UserRegistry, data: DataLayout) -> int:
     users = registry.users()
     if not users:
         print("No users yet; add one with `spotify-assets users add NAME`.")
@@ -166,46 +169,13 @@ def _confirmed(args: argparse.Namespace, user: User) -> bool:
     return answer.strip() == user.name
 
 
-@contextlib.contextmanager
-def _stores(data: Path) -> Iterator[tuple[WarehouseResource, LakeResource, LakeResource]]:
-    """The active deployment's warehouse and lake (as ``rebuild-warehouse`` builds them), and the
-    store of the handoff files (``handoff/`` locally, the bucket's ``dagster/`` prefix in the cloud)."""
-    from spotify_assets.settings import deployment, handoff_root, warehouse_path
-
-    if deployment() == "cloud":
-        import dagster as dg
-
-        from spotify_assets.resources.cloud import cloud_resources, missing_cloud_env
-
-        missing = missing_cloud_env()
-        if missing:
-            raise UserError(f"cloud mode needs {', '.join(missing)}")
-        cloud = cloud_resources()
-        stores = {
-            "warehouse": cloud["warehouse"],
-            "lake": cloud["lake"],
-            "handoff": cloud["io_manager"].store,
-        }
-        with dg.build_resources(stores) as built:
-            yield built.warehouse, built.lake, built.handoff
-        return
-    from spotify_assets.resources.lake import LocalLakeResource
-    from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-
-    yield (
-        DuckDBWarehouseResource(path=str(warehouse_path({"SPOTIFY_DATA_DIR": str(data)}))),
-        LocalLakeResource(root=str(data / "lake")),
-        LocalLakeResource(root=str(handoff_root(data))),
-    )
-
-
-def _remove(args: argparse.Namespace, data: Path) -> int:
+def _remove(args: argparse.Namespace, data: DataLayout) -> int:
     """Stop polling NAME; with ``--delete-data`` delete their data first (``users/deletion.py``).
 
     The registry entry, the token and the partition go last, so a deletion cut short (or refused
     by a bucket) is finished by running the same command again.
     """
-    registry = UserRegistry(users_root(data))
+    registry = UserRegistry(data.users)
     try:
         user = registry.get(args.name)
     except UserError as exc:
@@ -220,12 +190,26 @@ def _remove(args: argparse.Namespace, data: Path) -> int:
             return 1
         from google.api_core.exceptions import Forbidden
 
+        from spotify_assets.deployments import command_stores, deployment_settings
         from spotify_assets.users.deletion import delete_user_data
         from spotify_assets.users.run_history import InstanceBusyError
 
         try:
-            with _stores(data) as (warehouse, lake, handoff):
-                deletion = delete_user_data(user.user_id, warehouse, lake, handoff, dagster_home(data))
+            settings = deployment_settings(data=data.root)
+        except MissingSettings as exc:
+            print(f"spotify-assets users remove: {exc}", file=sys.stderr)
+            return 2
+        try:
+            # The active deployment's warehouse and lake (as ``rebuild-warehouse`` opens them), and the
+            # store of the handoff files (``handoff/`` locally, the bucket's ``dagster/`` prefix in the cloud).
+            with command_stores(settings, "warehouse", "lake", "handoff") as stores:
+                deletion = delete_user_data(
+                    user.user_id,
+                    stores.warehouse,
+                    stores.lake,
+                    stores.handoff,
+                    dagster_home(data.root),
+                )
         except Forbidden as exc:
             print(
                 f"spotify-assets users remove: the bucket refused a deletion ({exc.message}). The "
@@ -246,7 +230,7 @@ def _remove(args: argparse.Namespace, data: Path) -> int:
     except UserError as exc:
         print(f"spotify-assets users remove: {exc}", file=sys.stderr)
         return 1
-    sync_partitions(data, delete=[user.user_id])
+    sync_partitions(data.root, delete=[user.user_id])
     stays = "their data is deleted" if args.delete_data else "their plays stay"
     print(f"Removed {user.name} (Spotify user {user.user_id}): no longer polled; {stays}.")
     return 0
@@ -276,13 +260,15 @@ def users_command(argv: list[str]) -> int:
     )
     remove.add_argument("--yes", action="store_true", help="with --delete-data: do not ask (for scripts)")
     args = parser.parse_args(argv)
-    data = Path(args.data_dir).expanduser().resolve() if args.data_dir else data_dir()
+    # The local tree (registry, tokens, Dagster instance) from the one layout; the warehouse and
+    # lake, where an action needs them, from the resource factory (``deployments.command_stores``).
+    data = layout(args.data_dir)
     if args.action == "add":
         return _add(args, data)
     if args.action == "remove":
         return _remove(args, data)
     try:
-        return _list(UserRegistry(users_root(data)), data)
+        return _list(UserRegistry(data.users), data)
     except UserError as exc:
         print(f"spotify-assets users list: {exc}", file=sys.stderr)
         return 1

@@ -46,8 +46,9 @@ def token_store_owner(spotify: SpotifyResource) -> tuple[SpotifyClient, str]:
 
 def listener_for(spotify: SpotifyResource, user_id: str, registry: UserRegistry | None = None) -> Listener:
     """The listener whose Spotify id (their partition key) is ``user_id``: a registered user, or
-    the token store's owner. Raises ``UserError`` for a key that is neither."""
-    registry = registry or UserRegistry()
+    the token store's owner. Raises ``UserError`` for a key that is neither. The registry is the
+    one under the resource's data directory (config, not the environment)."""
+    registry = registry or UserRegistry(spotify.data_layout().users)
     user = registry.by_user_id(user_id)
     if user is not None:
         return Listener(spotify.get_user_client(user_id, registry.token_store(user.name)), user_id, user.name)

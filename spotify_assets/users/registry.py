@@ -16,18 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from spotify_assets.settings import users_root
 from spotify_assets.spotify.client import SpotifyUser
 from spotify_assets.spotify.token_store import FileTokenStore, write_private_json
+from spotify_assets.users.registry_file import (
+    REGISTRY_FILE,
+    RegistryUnreadable,
+    User,
+    read_users,
+    registry_path,
+    registry_payload,
+)
 
-REGISTRY_FILE = "users.json"
+__all__ = ["REGISTRY_FILE", "TOKENS_DIR", "User", "UserError", "UserRegistry", "check_name", "token_path"]
+
 TOKENS_DIR = "tokens"
 #: A name is a handle on the command line and in file names: short, lowercase, no path characters.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -35,16 +42,6 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 class UserError(ValueError):
     """A registry request that cannot be met; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class User:
-    """One listener of the household."""
-
-    name: str
-    user_id: str
-    display_name: str
-    added_at: str
 
 
 def check_name(name: str) -> str:
@@ -65,7 +62,7 @@ class UserRegistry:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or users_root()
-        self.path = self.root / REGISTRY_FILE
+        self.path = registry_path(self.root)
 
     def __repr__(self) -> str:
         return f"UserRegistry(path={str(self.path)!r})"
@@ -73,18 +70,11 @@ class UserRegistry:
     # -- questions ----------------------------------------------------------------------------------
 
     def users(self) -> list[User]:
-        """Every registered user, in the order they were added."""
+        """Every registered user, in the order they were added (``registry_file`` reads the format)."""
         try:
-            raw = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return []
-        except ValueError as exc:
-            raise UserError(
-                f"the user registry {self.path} is not valid JSON ({exc}); fix or restore it"
-            ) from None
-        return [
-            User(**{k: str(entry[k]) for k in User.__dataclass_fields__}) for entry in raw.get("users", [])
-        ]
+            return read_users(self.path)
+        except RegistryUnreadable as exc:
+            raise UserError(str(exc)) from None
 
     def get(self, name: str) -> User:
         for user in self.users():
@@ -151,5 +141,4 @@ class UserRegistry:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _write(self, users: list[User]) -> None:
-        payload = {"version": 1, "users": [asdict(u) for u in users]}
-        write_private_json(self.path, payload, prefix=".users-", indent=2)
+        write_private_json(self.path, registry_payload(users), prefix=".users-", indent=2)
