@@ -22,6 +22,11 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_API_URL = "https://api.spotify.com"
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
 
+#: The local warehouse's file and the lake's folder, in the data directory (the lake's prefix
+#: in the bucket too, ``resources/cloud.py``).
+WAREHOUSE_FILE = "warehouse.duckdb"
+LAKE_DIR = "lake"
+
 
 def deployment(environ: Mapping[str, str] | None = None) -> Deployment:
     """``SPOTIFY_DEPLOYMENT``: ``local`` (default; no account needed) or ``cloud`` (GCS + BigQuery).
@@ -46,7 +51,7 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def warehouse_path(environ: Mapping[str, str] | None = None) -> Path:
-    return data_dir(environ) / "warehouse.duckdb"
+    return data_dir(environ) / WAREHOUSE_FILE
 
 
 def dagster_home(data: Path | None = None) -> Path:
@@ -72,8 +77,8 @@ def snapshot_path_for(database: Path) -> Path:
     return database.with_suffix(".snapshot.duckdb")
 
 
-def lake_root() -> Path:
-    return data_dir() / "lake"
+def lake_root(data: Path | None = None) -> Path:
+    return (data or data_dir()) / LAKE_DIR
 
 
 def handoff_root(data: Path | None = None) -> Path:

@@ -62,8 +62,8 @@ def import_command(argv: list[str]) -> int:
         print(f"spotify-assets import: {export} is neither a folder nor a .zip archive", file=sys.stderr)
         return 2
     # Imported here, after argv is checked: a usage error should not wait for Dagster to import.
+    from spotify_assets.settings import WAREHOUSE_FILE, deployment, lake_root
     from spotify_assets.settings import data_dir as default_data_dir
-    from spotify_assets.settings import deployment
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     args.user_id = None
@@ -101,8 +101,8 @@ def import_command(argv: list[str]) -> int:
             from spotify_assets.resources.lake import LocalLakeResource
             from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 
-            warehouse = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
-            lake = LocalLakeResource(root=str(data_dir / "lake"))
+            warehouse = DuckDBWarehouseResource(path=str(data_dir / WAREHOUSE_FILE))
+            lake = LocalLakeResource(root=str(lake_root(data_dir)))
         return _run_import(export, warehouse, lake, args, data_dir)
 
 

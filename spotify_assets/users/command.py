@@ -170,7 +170,7 @@ def _confirmed(args: argparse.Namespace, user: User) -> bool:
 def _stores(data: Path) -> Iterator[tuple[WarehouseResource, LakeResource, LakeResource]]:
     """The active deployment's warehouse and lake (as ``rebuild-warehouse`` builds them), and the
     store of the handoff files (``handoff/`` locally, the bucket's ``dagster/`` prefix in the cloud)."""
-    from spotify_assets.settings import deployment, handoff_root, warehouse_path
+    from spotify_assets.settings import deployment, handoff_root, lake_root, warehouse_path
 
     if deployment() == "cloud":
         import dagster as dg
@@ -194,7 +194,7 @@ def _stores(data: Path) -> Iterator[tuple[WarehouseResource, LakeResource, LakeR
 
     yield (
         DuckDBWarehouseResource(path=str(warehouse_path({"SPOTIFY_DATA_DIR": str(data)}))),
-        LocalLakeResource(root=str(data / "lake")),
+        LocalLakeResource(root=str(lake_root(data))),
         LocalLakeResource(root=str(handoff_root(data))),
     )
 
