@@ -551,6 +551,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         (FEATURES_TABLE, "track_features", "track_id"),
         (TRACK_METADATA_TABLE, "track_metadata", "track_id"),
         (TOP_TEN_TABLE, "top_ten_tracks", "user_id, rank"),
+        (GAPS_TABLE, "gaps", "gap_start, gap_end"),
     ]
     if "user_id" not in _columns(con, TOP_TEN_TABLE):
         # A mart of the single-user layout (one ranking, keyed by rank): derived data, so it
@@ -564,10 +565,6 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     # the plays are adopted, see users/adoption.py). Columns are only ever added, never dropped.
     con.execute(f"ALTER TABLE {PLAYS_TABLE} ADD COLUMN IF NOT EXISTS user_id VARCHAR")
     con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {GAPS_TABLE} (gap_start TIMESTAMPTZ NOT NULL, gap_end TIMESTAMPTZ NOT NULL, "
-        "detected_at TIMESTAMPTZ NOT NULL, closed_at TIMESTAMPTZ, PRIMARY KEY (gap_start, gap_end))"
-    )
 
 
 #: Held while a database file is opened or a connection to it closed. Connections of one process
