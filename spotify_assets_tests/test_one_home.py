@@ -36,6 +36,12 @@ def _homes(pattern: str) -> list[str]:
         ("the gaps table's name", r"[\"']ingest_gaps[\"']", ["spotify_assets/schema.py"]),
         ("the default data directory", r"[\"']\.data[\"']", ["spotify_assets/settings.py"]),
         ("the recently-played window", r"RECENTLY_PLAYED_LIMIT\s*=", ["spotify_assets/spotify/client.py"]),
+        # One retry loop for both API clients: only it catches a request's timeout and reads Retry-After.
+        (
+            "the HTTP retry loop",
+            r"except\s*\(?\s*requests\.(Timeout|ConnectionError)|[\"']Retry-After[\"']\s*[,)]",
+            ["spotify_assets/http_retry.py"],
+        ),
         ("the local warehouse's file name", r"[\"']warehouse\.duckdb[\"']", ["spotify_assets/settings.py"]),
         # "lake" as a folder (a path, a bucket prefix); as a resource key or an asset group it is another fact.
         ("the lake's folder name", r"[\"']lake[\"'](?!\s*[:,\]\)])", ["spotify_assets/settings.py"]),
