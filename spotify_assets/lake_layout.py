@@ -9,12 +9,28 @@ and ``users/adoption.py`` records whose they are instead of moving them.
 refuses any other kind, so a writer cannot start a new per-listener folder without adding it
 here, and ``users remove --delete-data`` (``users/deletion.py``) deletes every kind listed
 here, so a kind added here is deleted without a change to the deletion.
+
+Every other prefix of the lake (shared folders, the import's copies, the redaction records) is
+spelled here too and nowhere else (``spotify_assets_tests/test_one_home.py`` checks it): the
+deletion and ``rebuild-warehouse`` derive the folders they list from these names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 USER_DIR_PREFIX = "user_id="
 
+#: Played tracks as Parquet, one file per (listener, day, batch): what the warehouse loads
+#: (``assets/lake.py``, ``imports/landing.py``; ``rebuild-warehouse`` reads them back).
+PLAYS_KIND = "plays"
+#: The same plays as CSV (the seed's format), beside the Parquet (``assets/lake.py``).
+PLAYS_CSV_KIND = "plays_csv"
+#: The raw recently-played pages as Spotify answered them, and the items quarantined from them
+#: (``assets/ingest.py``).
+RAW_RECENTLY_PLAYED_KIND = "raw/recently_played"
+QUARANTINED_RECENTLY_PLAYED_KIND = "quarantine/recently_played"
 #: Which export files were imported for a listener: one create-only record per (user, file),
 #: ``imports/user_id=<id>/<sha256>.json``. The raw copies (``raw/exports/<sha256>/``) are shared
 #: by everyone who imported the same file, so this is how ``users remove --delete-data``
@@ -26,12 +42,39 @@ IMPORTS_KIND = "imports"
 #: quarantined from them (``assets/ingest.py``), and the import records (last: the deletion
 #: reads them to know whose the shared export copies are, so they go after everything else).
 USER_KINDS: tuple[str, ...] = (
-    "plays",
-    "plays_csv",
-    "raw/recently_played",
-    "quarantine/recently_played",
+    PLAYS_KIND,
+    PLAYS_CSV_KIND,
+    RAW_RECENTLY_PLAYED_KIND,
+    QUARANTINED_RECENTLY_PLAYED_KIND,
     IMPORTS_KIND,
 )
+
+#: Audio features as fetched, shared by every listener: ``track_features/fetched_date=<day>/<digest>.parquet``
+#: (``assets/lake.py``) and ``track_features/backfill/<digest>.parquet`` (``assets/ingest.py``);
+#: ``rebuild-warehouse`` merges them again in the order they were fetched.
+TRACK_FEATURES_PREFIX = "track_features/"
+#: Track metadata, content-addressed (``track_metadata/<digest>.parquet``, ``assets/catalog.py``):
+#: shared by every listener, so no per-listener folder.
+TRACK_METADATA_PREFIX = "track_metadata/"
+#: Export files' raw copies (``raw/exports/<sha256 of the original>/<name>``), shared by every
+#: listener who imported the same file (``imports/landing.py``).
+RAW_EXPORTS_PREFIX = "raw/exports/"
+#: An export's rows the import rejected (``quarantine/exports/<sha256>[.<digest>].jsonl``,
+#: ``imports/runner.py``).
+EXPORTS_QUARANTINE_PREFIX = "quarantine/exports/"
+#: Per redacted copy, what it was cut from: ``redactions/<copy's path>.json`` (``imports/landing.py``),
+#: and the replacements ``redact-lake`` stages before swapping them in.
+REDACTIONS_PREFIX = "redactions/"
+REDACTIONS_STAGING_PREFIX = f"{REDACTIONS_PREFIX}staging/"
+#: Who the single-user layout's plays belong to (``{"user_id": ...}``), written once
+#: (``users/adoption.py``).
+ADOPTION_PATH = "users/legacy_owner.json"
+
+
+class LakeLister(Protocol):
+    """What ``legacy_files`` needs of a lake (``resources/lake.LakeResource`` has it)."""
+
+    def list(self, prefix: str = "") -> list[str]: ...
 
 
 def user_dir(kind: str, user_id: str | None) -> str:
@@ -50,6 +93,24 @@ def user_dir(kind: str, user_id: str | None) -> str:
     if not user_id or "/" in user_id or user_id in {".", ".."}:
         raise ValueError(f"not a usable Spotify user id for a lake path: {user_id!r}")
     return f"{kind}/{USER_DIR_PREFIX}{user_id}"
+
+
+def data_kinds() -> list[str]:
+    """The per-listener kinds but the import records, read from ``USER_KINDS`` at call time: the
+    folders that hold plays and pages (the deletion removes the import records last, separately),
+    and the folders the single-user layout wrote without a ``user_id=`` level (``user_dir(kind,
+    None)``; import records always name their listener)."""
+    return [kind for kind in USER_KINDS if kind != IMPORTS_KIND]
+
+
+def legacy_files(lake: LakeLister) -> Iterator[tuple[str, str]]:
+    """(kind, path) of each file of the single-user layout: under a ``data_kinds()`` folder,
+    outside every ``user_id=`` folder. Lazy, so a caller asking whether there is one lists no
+    more folders than it must (``users/adoption.py``); ``users/deletion.py`` takes them all."""
+    for kind in data_kinds():
+        for path in lake.list(kind):
+            if not path[len(kind) + 1 :].startswith(USER_DIR_PREFIX):
+                yield kind, path
 
 
 def plays_day_path(kind: str, user_id: str | None, day: str, name: str) -> str:

@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from spotify_assets.lake_layout import PLAYS_KIND, TRACK_FEATURES_PREFIX
+
 if TYPE_CHECKING:
     from spotify_assets.resources.lake import LakeResource
     from spotify_assets.resources.warehouse import WarehouseResource
@@ -71,7 +73,7 @@ def rebuild_from_lake(
     from spotify_assets.users.adoption import legacy_owner
 
     report = RebuildReport()
-    plays = [p for p in lake.list("plays/") if p.endswith(".parquet")]
+    plays = [p for p in lake.list(f"{PLAYS_KIND}/") if p.endswith(".parquet")]
     report.plays_files = len(plays)
     with warehouse.batch():
         for start in range(0, len(plays), files_per_merge):
@@ -92,7 +94,9 @@ def rebuild_from_lake(
             at = pd.read_parquet(io.BytesIO(lake.read_bytes(path)), columns=["fetched_at"])["fetched_at"]
             return (pd.Timestamp(at.min()) if len(at) else pd.Timestamp(0, tz="UTC"), path)
 
-        features = sorted((p for p in lake.list("track_features/") if p.endswith(".parquet")), key=fetched)
+        features = sorted(
+            (p for p in lake.list(TRACK_FEATURES_PREFIX) if p.endswith(".parquet")), key=fetched
+        )
         report.features_files = len(features)
         for path in features:
             merged = warehouse.merge_track_features_from_lake(

@@ -17,17 +17,29 @@ from typing import Any, Literal
 import pandas as pd
 import pyarrow as pa
 
-TableName = Literal["plays", "track_features", "track_metadata", "top_ten_tracks"]
+TableName = Literal["plays", "track_features", "track_metadata", "top_ten_tracks", "gaps"]
 
 #: Warehouse table names, named after the assets that own them.
 PLAYS_TABLE = "bq_plays"
 FEATURES_TABLE = "track_features"
 TOP_TEN_TABLE = "top_ten_tracks"
 TRACK_METADATA_TABLE = "track_metadata"
-#: Bookkeeping tables (not data, so not in ``schemas/``): the published-at stamp the dashboard
-#: reads, and the poll windows in which plays may have been missed (see ``record_gap``).
-META_TABLE = "warehouse_meta"
+#: The poll windows in which plays may have been missed (see ``record_gap``): bookkeeping, but
+#: with columns in both warehouses, so its columns are ``schemas/gaps.json`` like the data's.
 GAPS_TABLE = "ingest_gaps"
+#: The published-at stamp the dashboard reads: a key-value table of one row, not in ``schemas/``.
+META_TABLE = "warehouse_meta"
+
+#: Each schema file's table in the warehouse. Terraform reads these names from
+#: ``terraform/tables.json``, written from this map (``python -m spotify_assets.schema``;
+#: ``test_terraform.py`` fails when the file and the map differ), so it never spells them.
+TABLES: dict[TableName, str] = {
+    "plays": PLAYS_TABLE,
+    "track_features": FEATURES_TABLE,
+    "track_metadata": TRACK_METADATA_TABLE,
+    "top_ten_tracks": TOP_TEN_TABLE,
+    "gaps": GAPS_TABLE,
+}
 
 #: ``top_ten_tracks.user_id`` of the rows ranking every listener's plays together; the other
 #: rows carry the listener's Spotify user id. A marker string rather than a null, so the
@@ -144,3 +156,12 @@ def conform(df: pd.DataFrame, table: TableName) -> pd.DataFrame:
 
 def empty_frame(table: TableName) -> pd.DataFrame:
     return conform(pd.DataFrame({f.name: [] for f in load_schema(table)}), table)
+
+
+def terraform_tables_json() -> str:
+    """``terraform/tables.json``: schema name -> table id, what ``terraform/bigquery.tf`` names its tables by."""
+    return json.dumps(TABLES, indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(terraform_tables_json(), end="")

@@ -23,6 +23,11 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_API_URL = "https://api.spotify.com"
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
 
+#: The local warehouse's file and the lake's folder, in the data directory (the lake's prefix
+#: in the bucket too, ``resources/cloud.py``).
+WAREHOUSE_FILE = "warehouse.duckdb"
+LAKE_DIR = "lake"
+
 
 def deployment(environ: Mapping[str, str] | None = None) -> Deployment:
     """``SPOTIFY_DEPLOYMENT``: ``local`` (default; no account needed) or ``cloud`` (GCS + BigQuery).
@@ -59,11 +64,11 @@ class DataLayout:
 
     @property
     def lake(self) -> Path:
-        return self.root / "lake"
+        return self.root / LAKE_DIR
 
     @property
     def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+        return self.root / WAREHOUSE_FILE
 
     @property
     def snapshot(self) -> Path:

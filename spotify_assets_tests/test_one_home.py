@@ -1,8 +1,8 @@
 """Each fact of the project has one home: a second definition is a future bug.
 
 Grep-style checks over the runtime package, the dashboard and the Spark app: the content
-digest, the Parquet encoder, the bookkeeping table names and the default data directory are
-each spelled in exactly one module, and the modules the dashboard imports stay free of Dagster.
+digest, the Parquet encoder, the bookkeeping table names, the default data directory, the
+warehouse's file, the lake's folder and its prefixes are each spelled in exactly one module, and the modules the dashboard imports stay free of Dagster.
 """
 
 from __future__ import annotations
@@ -36,10 +36,52 @@ def _homes(pattern: str) -> list[str]:
         ("the gaps table's name", r"[\"']ingest_gaps[\"']", ["spotify_assets/schema.py"]),
         ("the default data directory", r"[\"']\.data[\"']", ["spotify_assets/settings.py"]),
         ("the recently-played window", r"RECENTLY_PLAYED_LIMIT\s*=", ["spotify_assets/spotify/client.py"]),
+        # One retry loop for both API clients: only it catches a request's timeout and reads Retry-After.
+        (
+            "the HTTP retry loop",
+            r"except\s*\(?\s*requests\.(Timeout|ConnectionError)|[\"']Retry-After[\"']\s*[,)]",
+            ["spotify_assets/http_retry.py"],
+        ),
+        ("the local warehouse's file name", r"[\"']warehouse\.duckdb[\"']", ["spotify_assets/settings.py"]),
+        # "lake" as a folder (a path, a bucket prefix); as a resource key or an asset group it is another fact.
+        ("the lake's folder name", r"[\"']lake[\"'](?!\s*[:,\]\)])", ["spotify_assets/settings.py"]),
     ],
 )
 def test_fact_has_one_home(fact: str, pattern: str, home: list[str]) -> None:
     assert _homes(pattern) == home, f"{fact} is defined outside its one home"
+
+
+#: The lake's prefixes, as the start of a string literal: the folders of ``lake_layout`` (the
+#: kinds that are also schema names, ``plays`` and the like, are checked by their call sites below).
+LAKE_PREFIXES = [
+    "raw/recently_played",
+    "quarantine/recently_played",
+    "raw/exports",
+    "quarantine/exports",
+    "redactions/",
+    "track_metadata/",
+    "track_features/",
+    "user_id=",
+    "users/legacy_owner",
+]
+
+
+@pytest.mark.parametrize("prefix", LAKE_PREFIXES)
+def test_lake_prefix_has_one_home(prefix: str) -> None:
+    """The deletion and ``rebuild-warehouse`` derive the folders they list from ``lake_layout``: a
+    prefix spelled anywhere else is a folder they would not know about."""
+    assert _homes(r"[\"']" + re.escape(prefix)) == ["spotify_assets/lake_layout.py"], (
+        f"the lake prefix {prefix!r} is spelled outside lake_layout.py"
+    )
+
+
+def test_lake_kinds_are_named_not_spelled() -> None:
+    """A per-listener kind reaches ``user_dir``/``plays_day_path`` and a listing reaches the lake by
+    its ``lake_layout`` name (``PLAYS_KIND``...), never as a literal: ``"plays"`` is also the plays
+    table's schema name, so only the call sites can tell a lake kind spelled by hand."""
+    by_hand = r"\b(user_dir|plays_day_path)\(\s*f?[\"']|\.list\(\s*f?[\"'](?!\{)|/\s*[\"'](plays|plays_csv|imports)[\"']|[\"'](plays|plays_csv|imports)/"
+    assert _homes(by_hand) == []
+    assert _homes(r"\b(USER_KINDS|IMPORTS_KIND|PLAYS_KIND)\s*[:=]") == ["spotify_assets/lake_layout.py"]
 
 
 def test_no_magic_window_of_fifty() -> None:

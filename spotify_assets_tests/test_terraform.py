@@ -23,10 +23,12 @@ from spotify_assets.schema import (
     FEATURES_TABLE,
     PLAYS_CLUSTERING,
     PLAYS_TABLE,
+    TABLES,
     TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     load_schema,
     schema_path,
+    terraform_tables_json,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -162,9 +164,30 @@ def test_lake_bucket_is_private_versioned_and_expires_what_it_should(tf: Terrafo
 # --- BigQuery --------------------------------------------------------------------------------
 
 
+def _table_id(table: dict[str, Any]) -> str:
+    """The table id Terraform gives ``table``: ``local.table_ids.<schema>``, read from ``tables.json``."""
+    match = re.fullmatch(r"\$\{local\.table_ids\.(\w+)\}", table["table_id"])
+    assert match, f"table ids come from tables.json (local.table_ids), got {table['table_id']!r}"
+    # The table is named by the schema file it is built from, so a name cannot go to another table.
+    schema_file = f"/schemas/{match.group(1)}.json"
+    assert table["schema"].endswith(schema_file + '")}'), (schema_file, table["schema"])
+    return str(json.loads((TF_DIR / "tables.json").read_text())[match.group(1)])
+
+
+def test_terraform_reads_table_names_written_from_the_schema_module(tf: Terraform) -> None:
+    """``terraform/tables.json`` is ``schema.TABLES`` as written by ``python -m spotify_assets.schema``,
+    and the module reads it (no table name is spelled in the .tf files)."""
+    assert (TF_DIR / "tables.json").read_text() == terraform_tables_json(), (
+        "terraform/tables.json is stale: run `.venv/bin/python -m spotify_assets.schema > terraform/tables.json`"
+    )
+    assert json.loads(terraform_tables_json()) == TABLES
+    main = (TF_DIR / "main.tf").read_text()
+    assert 'table_ids = jsondecode(file("${path.module}/tables.json"))' in main
+
+
 def test_table_ids_match_the_pipelines_table_names(tf: Terraform) -> None:
     tables = tf.resources["google_bigquery_table"]
-    assert {t["table_id"] for t in tables.values()} == {
+    assert {_table_id(t) for t in tables.values()} == {
         PLAYS_TABLE,
         FEATURES_TABLE,
         TRACK_METADATA_TABLE,

@@ -1,5 +1,6 @@
 # The warehouse. Table schemas come from spotify_assets/schemas/*.json, the same files
-# the pipeline reads, so Terraform and the code cannot disagree about a column.
+# the pipeline reads, and table names from tables.json (written from spotify_assets.schema),
+# so Terraform and the code cannot disagree about a column or a name.
 
 resource "google_bigquery_dataset" "warehouse" {
   #checkov:skip=CKV_GCP_81:CMEK is optional (var.kms_key_name); Google-managed encryption is the default for a personal listening history.
@@ -51,7 +52,7 @@ resource "google_bigquery_table" "bq_plays" {
   #checkov:skip=CKV_GCP_80:CMEK is optional (var.kms_key_name, inherited from the dataset's default encryption when set).
   project     = var.project_id
   dataset_id  = google_bigquery_dataset.warehouse.dataset_id
-  table_id    = "bq_plays"
+  table_id    = local.table_ids.plays
   description = "One row per play (play_key); loaded from the lake by MERGE, so reruns add nothing."
   labels      = local.labels
 
@@ -73,7 +74,7 @@ resource "google_bigquery_table" "track_features" {
   #checkov:skip=CKV_GCP_80:CMEK is optional (var.kms_key_name, inherited from the dataset's default encryption when set).
   project     = var.project_id
   dataset_id  = google_bigquery_dataset.warehouse.dataset_id
-  table_id    = "track_features"
+  table_id    = local.table_ids.track_features
   description = "Audio features per track id, from Spotify or a fallback provider."
   labels      = local.labels
 
@@ -87,7 +88,7 @@ resource "google_bigquery_table" "track_metadata" {
   #checkov:skip=CKV_GCP_80:CMEK is optional (var.kms_key_name, inherited from the dataset's default encryption when set).
   project     = var.project_id
   dataset_id  = google_bigquery_dataset.warehouse.dataset_id
-  table_id    = "track_metadata"
+  table_id    = local.table_ids.track_metadata
   description = "Artist and album ids and album art per track id (GET /v1/tracks/{id}), for plays imported without them."
   labels      = local.labels
 
@@ -101,7 +102,7 @@ resource "google_bigquery_table" "top_ten_tracks" {
   #checkov:skip=CKV_GCP_80:CMEK is optional (var.kms_key_name, inherited from the dataset's default encryption when set).
   project     = var.project_id
   dataset_id  = google_bigquery_dataset.warehouse.dataset_id
-  table_id    = "top_ten_tracks"
+  table_id    = local.table_ids.top_ten_tracks
   description = "The ten most played tracks, recomputed by Spark on every run (replaced, not appended)."
   labels      = local.labels
 

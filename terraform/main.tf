@@ -8,6 +8,9 @@ locals {
   bucket_name = coalesce(var.bucket_name, "${var.project_id}-spotify-lake")
   # One schema source: the JSON files the Python code reads via spotify_assets.schema.
   schemas_dir = "${path.module}/../spotify_assets/schemas"
+  # The tables' names, by schema file: written from spotify_assets.schema.TABLES
+  # (`python -m spotify_assets.schema > terraform/tables.json`; test_terraform.py checks it).
+  table_ids = jsondecode(file("${path.module}/tables.json"))
 
   labels = merge(
     {

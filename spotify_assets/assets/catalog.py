@@ -22,6 +22,7 @@ from spotify_assets.assets.history import history_import
 from spotify_assets.assets.warehouse import bq_plays
 from spotify_assets.automation import AFTER_PLAYS_WRITE
 from spotify_assets.encoding import content_digest, parquet_bytes
+from spotify_assets.lake_layout import TRACK_METADATA_PREFIX
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
 from spotify_assets.resources.warehouse import WarehouseResource
@@ -118,7 +119,7 @@ def track_metadata(
     lake_file = None
     if len(rows):
         data = parquet_bytes(rows, "track_metadata")
-        lake_file = f"track_metadata/{content_digest(data)}.parquet"
+        lake_file = f"{TRACK_METADATA_PREFIX}{content_digest(data)}.parquet"
         lake.write_bytes(lake_file, data)
     result = warehouse.merge_track_metadata(rows)
     found = int((rows["status"] == "ok").sum()) if len(rows) else 0

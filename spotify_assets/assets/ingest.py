@@ -9,7 +9,12 @@ import pandas as pd
 
 from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.io_managers import HANDOFF_TABLE_KEY
-from spotify_assets.lake_layout import user_dir
+from spotify_assets.lake_layout import (
+    QUARANTINED_RECENTLY_PLAYED_KIND,
+    RAW_RECENTLY_PLAYED_KIND,
+    TRACK_FEATURES_PREFIX,
+    user_dir,
+)
 from spotify_assets.metadata import markdown_table
 from spotify_assets.partitions import users_partitions
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
@@ -104,7 +109,7 @@ def raw_recent_tracks(
         body = json.dumps(items, sort_keys=True, separators=(",", ":")).encode()
         digest = content_digest(body)
         raw_path = lake.write_bytes(
-            f"{user_dir('raw/recently_played', user_id)}/fetched_date={fetched_at:%Y-%m-%d}/{digest}.json",
+            f"{user_dir(RAW_RECENTLY_PLAYED_KIND, user_id)}/fetched_date={fetched_at:%Y-%m-%d}/{digest}.json",
             body,
         ).path
     normalized = normalize_recently_played(items, ingested_at=fetched_at, user_id=user_id)
@@ -125,7 +130,7 @@ def raw_recent_tracks(
         body = "\n".join(json.dumps(q, sort_keys=True) for q in normalized.quarantine).encode()
         digest = content_digest(body)
         lake.write_bytes(
-            f"{user_dir('quarantine/recently_played', user_id)}/fetched_date={fetched_at:%Y-%m-%d}/{digest}.jsonl",
+            f"{user_dir(QUARANTINED_RECENTLY_PLAYED_KIND, user_id)}/fetched_date={fetched_at:%Y-%m-%d}/{digest}.jsonl",
             body,
         )
         context.log.warning(
@@ -274,7 +279,7 @@ def audio_features_backfill(
         context.log.warning(note)
     fetched = normalize_audio_features(track_ids, answers, provider=features.provider)
     data = parquet_bytes(fetched, "track_features")
-    path = f"track_features/backfill/{content_digest(data)}.parquet"
+    path = f"{TRACK_FEATURES_PREFIX}backfill/{content_digest(data)}.parquet"
     lake.write_bytes(path, data)
     counts = fetched["status"].value_counts().to_dict()
     return dg.Output(

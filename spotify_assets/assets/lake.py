@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.encoding import content_digest, parquet_bytes
-from spotify_assets.lake_layout import plays_day_path
+from spotify_assets.lake_layout import PLAYS_CSV_KIND, PLAYS_KIND, TRACK_FEATURES_PREFIX, plays_day_path
 from spotify_assets.partitions import users_partitions
 from spotify_assets.resources.lake import LakeConflictError, LakeResource, LakeWrite
 
@@ -91,12 +91,12 @@ def gcs_csv(
         for kind, path, data in (
             (
                 "plays_parquet",
-                plays_day_path("plays", user_id, day, f"{batch_id}.parquet"),
+                plays_day_path(PLAYS_KIND, user_id, day, f"{batch_id}.parquet"),
                 parquet_bytes(part, "plays"),
             ),
             (
                 "plays_csv",
-                plays_day_path("plays_csv", user_id, day, f"{batch_id}.csv"),
+                plays_day_path(PLAYS_CSV_KIND, user_id, day, f"{batch_id}.csv"),
                 _csv_bytes(joined_part),
             ),
         ):
@@ -108,7 +108,7 @@ def gcs_csv(
         data = parquet_bytes(audio_features, "track_features")
         digest = content_digest(data)
         write = lake.write_bytes(
-            f"track_features/fetched_date={datetime.now(UTC):%Y-%m-%d}/{digest}.parquet", data
+            f"{TRACK_FEATURES_PREFIX}fetched_date={datetime.now(UTC):%Y-%m-%d}/{digest}.parquet", data
         )
         files["features_parquet"].append(write.path)
         created += int(write.created)

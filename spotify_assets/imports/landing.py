@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from spotify_assets.encoding import parquet_bytes
 from spotify_assets.imports.redaction import IP_FIELDS, Redacted, redact
-from spotify_assets.lake_layout import plays_day_path
+from spotify_assets.lake_layout import PLAYS_KIND, RAW_EXPORTS_PREFIX, REDACTIONS_PREFIX, plays_day_path
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.schema import arrow_schema
 from spotify_assets.spotify.normalize import batch_id_for
@@ -67,7 +67,7 @@ def land_plays(
     futures = []
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         path = plays_day_path(
-            "plays", user_id, f"{pd.Timestamp(days[start]):%Y-%m-%d}", f"{batch_id}.parquet"
+            PLAYS_KIND, user_id, f"{pd.Timestamp(days[start]):%Y-%m-%d}", f"{batch_id}.parquet"
         )
         futures.append(pool.submit(_land_day, lake, path, arrow.slice(start, end - start)))
     paths, earlier = [], set()
@@ -90,14 +90,10 @@ def _land_day(lake: LakeResource, path: str, part: pa.Table) -> tuple[str, set[d
         return path, {pd.Timestamp(t).to_pydatetime() for t in existing["ingested_at"].unique()}
 
 
-#: Where the lake says, per redacted copy, what it was cut from: ``redactions/<copy's path>.json``.
-REDACTIONS_PREFIX = "redactions/"
-
-
 def raw_copy_path(sha256: str, name: str) -> str:
     """The lake path of an export file's raw copy: named by the *original* file's hash, so a
     re-import of the same file finds it whether the copy there is byte-exact or redacted."""
-    return f"raw/exports/{sha256}/{name}"
+    return f"{RAW_EXPORTS_PREFIX}{sha256}/{name}"
 
 
 def redaction_record(path: str, original: bytes, copy: Redacted) -> tuple[str, bytes]:

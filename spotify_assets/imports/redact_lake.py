@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 
 from google.api_core.exceptions import Forbidden
 
-from spotify_assets.imports.landing import REDACTIONS_PREFIX, redaction_record
+from spotify_assets.imports.landing import redaction_record
 from spotify_assets.imports.redaction import Redacted, RedactionError, redact, redact_lines
+from spotify_assets.lake_layout import (
+    EXPORTS_QUARANTINE_PREFIX,
+    RAW_EXPORTS_PREFIX,
+    REDACTIONS_STAGING_PREFIX,
+)
 from spotify_assets.resources.lake import LakeResource
-
-#: The folders whose files can hold IP addresses: the raw copies and the quarantined rows.
-RAW_PREFIX = "raw/exports/"
-QUARANTINE_PREFIX = "quarantine/exports/"
-STAGING_PREFIX = f"{REDACTIONS_PREFIX}staging/"
 
 
 class LakeRedactionError(RuntimeError):
@@ -81,11 +81,11 @@ def _put(lake: LakeResource, path: str, data: bytes) -> None:
 def _finish(lake: LakeResource, path: str, staged: bytes) -> None:
     """The steps after the original is gone: the redacted bytes at ``path``, then no staging copy."""
     _put(lake, path, staged)
-    lake.remove(f"{STAGING_PREFIX}{path}")
+    lake.remove(f"{REDACTIONS_STAGING_PREFIX}{path}")
 
 
 def _replace(lake: LakeResource, path: str, original: bytes, copy: Redacted) -> None:
-    _put(lake, f"{STAGING_PREFIX}{path}", copy.data)
+    _put(lake, f"{REDACTIONS_STAGING_PREFIX}{path}", copy.data)
     record_path, record = redaction_record(path, original, copy)
     if not lake.exists(record_path):
         lake.write_bytes(record_path, record)
@@ -97,8 +97,8 @@ def _replace(lake: LakeResource, path: str, original: bytes, copy: Redacted) -> 
 
 def _resume(lake: LakeResource, report: LakeRedaction) -> None:
     """Finish replacements an interrupted run staged (the staged copy was verified when written)."""
-    for staged_path in lake.list(STAGING_PREFIX.rstrip("/")):
-        path = staged_path[len(STAGING_PREFIX) :]
+    for staged_path in lake.list(REDACTIONS_STAGING_PREFIX.rstrip("/")):
+        path = staged_path[len(REDACTIONS_STAGING_PREFIX) :]
         staged = lake.read_bytes(staged_path)
         if not lake.exists(path):  # cut short after removing the original
             _finish(lake, path, staged)
@@ -113,7 +113,8 @@ def redact_lake(lake: LakeResource) -> LakeRedaction:
     """Redact every raw export copy and quarantine file in ``lake`` that holds an IP address."""
     report = LakeRedaction()
     _resume(lake, report)
-    for prefix, cut in ((RAW_PREFIX, redact), (QUARANTINE_PREFIX, redact_lines)):
+    # The folders whose files can hold IP addresses: the raw copies and the quarantined rows.
+    for prefix, cut in ((RAW_EXPORTS_PREFIX, redact), (EXPORTS_QUARANTINE_PREFIX, redact_lines)):
         for path in lake.list(prefix.rstrip("/")):
             report.files_checked += 1
             original = lake.read_bytes(path)

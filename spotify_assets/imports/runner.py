@@ -56,7 +56,7 @@ from spotify_assets.imports.parsers import (
     read_extended_with_engine,
 )
 from spotify_assets.imports.redaction import KEEP_IP_ENV, RedactionError, keep_ip_addresses, without_ip
-from spotify_assets.lake_layout import import_record_path
+from spotify_assets.lake_layout import EXPORTS_QUARANTINE_PREFIX, import_record_path
 from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
@@ -337,10 +337,10 @@ class _Importer:
         more); the lake is create-only, so that version goes next to the first, named by its hash.
         """
         try:
-            self.lake.write_bytes(f"quarantine/exports/{sha}.jsonl", body)
+            self.lake.write_bytes(f"{EXPORTS_QUARANTINE_PREFIX}{sha}.jsonl", body)
         except LakeConflictError:
             digest = hashlib.sha256(body).hexdigest()[:16]
-            self.lake.write_bytes(f"quarantine/exports/{sha}.{digest}.jsonl", body)
+            self.lake.write_bytes(f"{EXPORTS_QUARANTINE_PREFIX}{sha}.{digest}.jsonl", body)
 
     # -- chunks ---------------------------------------------------------------------------
     def add(self, rows: pa.Table, file_idx: int, batch_id: str) -> None:

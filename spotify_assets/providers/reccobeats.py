@@ -5,7 +5,7 @@ ids a request). The answer is ``{"content": [{"id": <ReccoBeats uuid>, "href":
 "https://open.spotify.com/track/<spotify id>", "danceability": …}, …]}``; tracks it has not
 analysed are simply absent, which we record as ``not_found``. Rate limits answer 429 with
 ``Retry-After``: honoured up to a bound, then a clear error (nothing is lost: the tracks
-stay unknown and the next run asks again).
+stay unknown and the next run asks again). Retries are ``http_retry``'s, as for Spotify.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from spotify_assets.http_retry import Retrying, RetryPolicy, send_with_retries
 from spotify_assets.spotify.normalize import FEATURE_COLUMNS
 
 BATCH_SIZE = 40
@@ -61,37 +62,30 @@ class ReccoBeatsClient:
 
     def _get_batch(self, batch: list[str]) -> list[dict[str, Any]]:
         url = f"{self.base_url}/v1/audio-features"
-        for attempt in range(self.max_retries + 1):
-            self.calls["audio-features"] += 1
-            try:
-                resp = self.session.get(url, params={"ids": batch}, timeout=self.timeout_s)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt == self.max_retries:
-                    raise ReccoBeatsError(
-                        f"ReccoBeats unreachable after {attempt + 1} attempts: {exc}"
-                    ) from exc
-                self.sleep(min(2**attempt, self.max_retry_wait_s))
-                continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                wait = (
-                    float(resp.headers.get("Retry-After", 2**attempt))
-                    if resp.status_code == 429
-                    else 2.0**attempt
-                )
-                if attempt == self.max_retries or wait > self.max_retry_wait_s:
-                    raise ReccoBeatsError(
-                        f"ReccoBeats answered {resp.status_code} (retry after {wait:.0f}s) after {attempt + 1} attempts"
-                    )
-                self.sleep(wait)
-                continue
-            if resp.status_code >= 400:
-                raise ReccoBeatsError(f"ReccoBeats answered {resp.status_code}: {resp.text[:200]}")
-            try:
-                content = resp.json().get("content", [])
-            except ValueError as exc:
-                raise ReccoBeatsError("ReccoBeats answered with malformed JSON") from exc
-            return [c for c in content if isinstance(c, dict)]
-        raise AssertionError("unreachable")
+        # Backoff 1, 2, 4... s, capped at the longest wait a Retry-After may ask for.
+        policy = RetryPolicy(self.max_retries, self.max_retry_wait_s, 1.0, self.max_retry_wait_s, self.sleep)
+        retrying = Retrying(
+            policy,
+            name="ReccoBeats audio-features",
+            exhausted=lambda what, _status, attempts: ReccoBeatsError(
+                f"ReccoBeats failed ({what}) after {attempts} attempts"
+            ),
+            rate_limited=lambda wait, _too_long, retries: ReccoBeatsError(
+                f"ReccoBeats answered 429 (retry after {wait:.0f}s) after {retries + 1} attempts"
+            ),
+        )
+        resp = send_with_retries(lambda: self._attempt(url, batch), retrying, timeout_s=self.timeout_s)
+        if resp.status_code >= 400:
+            raise ReccoBeatsError(f"ReccoBeats answered {resp.status_code}: {resp.text[:200]}")
+        try:
+            content = resp.json().get("content", [])
+        except ValueError as exc:
+            raise ReccoBeatsError("ReccoBeats answered with malformed JSON") from exc
+        return [c for c in content if isinstance(c, dict)]
+
+    def _attempt(self, url: str, batch: list[str]) -> requests.Response:
+        self.calls["audio-features"] += 1
+        return self.session.get(url, params={"ids": batch}, timeout=self.timeout_s)
 
 
 def _spotify_id(item: dict[str, Any]) -> str | None:

@@ -66,15 +66,6 @@ from spotify_assets.spotify.normalize import user_play_key
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
 MAX_JOB_ATTEMPTS = 5
 
-#: Poll gaps (see ``WarehouseResource.record_gap``). Not in ``schemas/`` because it is
-#: bookkeeping, not data; mirrors the DuckDB ``ingest_gaps`` table column for column.
-GAPS_SCHEMA = [
-    bigquery.SchemaField("gap_start", "TIMESTAMP", mode="REQUIRED"),
-    bigquery.SchemaField("gap_end", "TIMESTAMP", mode="REQUIRED"),
-    bigquery.SchemaField("detected_at", "TIMESTAMP", mode="REQUIRED"),
-    bigquery.SchemaField("closed_at", "TIMESTAMP", mode="NULLABLE"),
-]
-
 _J = TypeVar("_J", bound=bigquery.job._AsyncJob)
 
 
@@ -174,7 +165,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             (FEATURES_TABLE, bq_schema("track_features")),
             (TRACK_METADATA_TABLE, bq_schema("track_metadata")),
             (TOP_TEN_TABLE, bq_schema("top_ten_tracks")),
-            (GAPS_TABLE, GAPS_SCHEMA),
+            (GAPS_TABLE, bq_schema("gaps")),
         ]
         for name, schema in specs:
             try:

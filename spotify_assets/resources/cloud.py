@@ -49,6 +49,7 @@ from spotify_assets.settings import (
     BQ_ENDPOINT_ENV,
     BQ_PROJECT_ENV,
     DEFAULT_BQ_LOCATION,
+    LAKE_DIR,
     REQUIRED_BIGQUERY_ENV,
     bigquery_location,
     endpoint,
@@ -82,7 +83,7 @@ def cloud_stores() -> dict[str, Any]:
     return {
         "gcs": gcs,
         "lake": GCSLakeResource(
-            bucket=bucket, prefix=f"{prefix}/lake" if prefix else "lake", project=project, gcs=gcs
+            bucket=bucket, prefix=f"{prefix}/{LAKE_DIR}" if prefix else LAKE_DIR, project=project, gcs=gcs
         ),
         "warehouse": BigQueryWarehouseResource(
             project=project,

@@ -19,7 +19,6 @@ design that respects that:
 
 from __future__ import annotations
 
-import fcntl
 import io
 import os
 import shutil
@@ -41,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
+from spotify_assets.file_lock import LockTimeout, exclusive_lock
 from spotify_assets.resources.dedupe import DuckDBPlaysIndex, FetchingPlaysIndex, PlaysIndex
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
@@ -219,41 +219,36 @@ class DuckDBWarehouseResource(WarehouseResource):
     def _exclusive(
         self, *, publish: bool = True, rewrite: bool = False
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """flock (bounded wait) -> connect -> ... -> checkpoint, close, [rewrite,] publish the snapshot.
+        """Lock (bounded wait) -> connect -> ... -> checkpoint, close, [rewrite,] publish the snapshot.
 
         ``rewrite``: copy the database into a fresh file and rename it over the old one, so that
         rows deleted in it are not left behind in the old file's free blocks (``delete_user``).
         """
         db = Path(self.path)
         db.parent.mkdir(parents=True, exist_ok=True)
-        with open(db.with_suffix(".lock"), "a+") as lock_file:
-            deadline = time.monotonic() + self.lock_timeout_s
-            while True:
-                try:
-                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise WarehouseLockTimeout(
-                            f"another pipeline process held {db} for over {self.lock_timeout_s:.0f}s"
-                        ) from None
-                    time.sleep(0.05)
+        lock = exclusive_lock(db.with_suffix(".lock"), timeout_s=self.lock_timeout_s)
+        try:
+            lock.acquire()
+        except LockTimeout:
+            raise WarehouseLockTimeout(
+                f"another pipeline process held {db} for over {self.lock_timeout_s:.0f}s"
+            ) from None
+        try:
+            con = _connect_with_retry(str(db), read_only=False, timeout_s=self.lock_timeout_s)
             try:
-                con = _connect_with_retry(str(db), read_only=False, timeout_s=self.lock_timeout_s)
-                try:
-                    _ensure_tables(con)
-                    yield con
-                    con.execute("CHECKPOINT")
-                finally:
-                    _close(con)
-                if rewrite:
-                    _rewrite_database(db)
-                # Only committed data is in the file: publish even if a later write in a
-                # batch failed, so readers see everything that did commit.
-                if publish or not self._snapshot.exists():
-                    self._publish_snapshot(db)
+                _ensure_tables(con)
+                yield con
+                con.execute("CHECKPOINT")
             finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                _close(con)
+            if rewrite:
+                _rewrite_database(db)
+            # Only committed data is in the file: publish even if a later write in a
+            # batch failed, so readers see everything that did commit.
+            if publish or not self._snapshot.exists():
+                self._publish_snapshot(db)
+        finally:
+            lock.release()
 
     @contextmanager
     def _writer(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -551,6 +546,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         (FEATURES_TABLE, "track_features", "track_id"),
         (TRACK_METADATA_TABLE, "track_metadata", "track_id"),
         (TOP_TEN_TABLE, "top_ten_tracks", "user_id, rank"),
+        (GAPS_TABLE, "gaps", "gap_start, gap_end"),
     ]
     if "user_id" not in _columns(con, TOP_TEN_TABLE):
         # A mart of the single-user layout (one ranking, keyed by rank): derived data, so it
@@ -564,10 +560,6 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     # the plays are adopted, see users/adoption.py). Columns are only ever added, never dropped.
     con.execute(f"ALTER TABLE {PLAYS_TABLE} ADD COLUMN IF NOT EXISTS user_id VARCHAR")
     con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {GAPS_TABLE} (gap_start TIMESTAMPTZ NOT NULL, gap_end TIMESTAMPTZ NOT NULL, "
-        "detected_at TIMESTAMPTZ NOT NULL, closed_at TIMESTAMPTZ, PRIMARY KEY (gap_start, gap_end))"
-    )
 
 
 #: Held while a database file is opened or a connection to it closed. Connections of one process

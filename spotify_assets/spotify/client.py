@@ -12,14 +12,14 @@ Two OAuth flows are in play, as Spotify requires:
 
 Failure policy: 429 honours Retry-After up to ``max_retry_wait_s`` (longer waits raise
 ``SpotifyRateLimited`` instead of stalling a run); 5xx, timeouts, connection errors and
-malformed JSON are retried with bounded exponential backoff; a 401 triggers exactly one
-re-authentication. Tokens and secrets never appear in messages, reprs or logs.
+malformed JSON are retried with bounded exponential backoff (the loop is ``http_retry.py``,
+shared with the ReccoBeats client); a 401 triggers exactly one re-authentication. Tokens and secrets never appear in messages, reprs or logs.
 """
 
 from __future__ import annotations
 
 import base64
-import email.utils
+import functools
 import json
 import logging
 import time
@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import requests
 
+from spotify_assets.http_retry import Retrying, RetryPolicy, send_with_retries
 from spotify_assets.settings import DEFAULT_ACCOUNTS_URL, DEFAULT_API_URL
 from spotify_assets.spotify.errors import (
     AudioFeaturesUnavailable,
@@ -404,51 +405,36 @@ class HttpSpotifyClient(SpotifyClient):
         data: dict[str, str] | None = None,
         grant: str | None = None,
     ) -> Any:
-        retries = 0
+        retrying = Retrying(
+            RetryPolicy(
+                self.max_retries, self.max_retry_wait_s, self.backoff_base_s, self.backoff_max_s, self._sleep
+            ),
+            name=f"Spotify {endpoint}",
+            exhausted=lambda what, status, attempts: SpotifyServerError(
+                f"Spotify {endpoint}: {what}; gave up after {attempts} attempts",
+                status=status,
+                endpoint=endpoint,
+            ),
+            rate_limited=lambda wait, too_long, retries: SpotifyRateLimited(
+                f"Spotify rate-limited {endpoint} and asks to wait {wait:g} s (Retry-After), more than "
+                f"max_retry_wait_s={self.max_retry_wait_s:g}; try again later"
+                if too_long
+                else f"Spotify kept rate-limiting {endpoint} after {retries} retries (Retry-After {wait:g} s)",
+                retry_after_s=wait,
+                endpoint=endpoint,
+            ),
+            on_429=None
+            if self._rate_gate is None
+            else functools.partial(self._rate_gate.hold, endpoint=endpoint),
+        )
         reauthed = False
         while True:
-            if auth == "basic":
-                headers = {"Authorization": f"Basic {self._basic}"}
-            else:
-                headers = {"Authorization": f"Bearer {self._access_token(auth)}"}
-            headers["Accept"] = "application/json"
-            self._wait_for_the_app(endpoint)
-            self.calls[endpoint] += 1
-            try:
-                resp = self._session.request(
-                    method, url, params=params, data=data, headers=headers, timeout=self.timeout_s
-                )
-            except requests.Timeout:
-                retries = self._backoff(retries, endpoint, f"timed out after {self.timeout_s:g} s")
-                continue
-            except requests.ConnectionError:
-                retries = self._backoff(retries, endpoint, "connection failed")
-                continue
+            resp = send_with_retries(
+                lambda: self._attempt(method, url, endpoint=endpoint, auth=auth, params=params, data=data),
+                retrying,
+                timeout_s=self.timeout_s,
+            )
             status = resp.status_code
-            if status == 429:
-                wait = _retry_after_s(resp)
-                if self._rate_gate is not None:
-                    self._rate_gate.hold(wait, endpoint)
-                if wait > self.max_retry_wait_s:
-                    raise SpotifyRateLimited(
-                        f"Spotify rate-limited {endpoint} and asks to wait {wait:g} s (Retry-After), more than "
-                        f"max_retry_wait_s={self.max_retry_wait_s:g}; try again later",
-                        retry_after_s=wait,
-                        endpoint=endpoint,
-                    )
-                if retries >= self.max_retries:
-                    raise SpotifyRateLimited(
-                        f"Spotify kept rate-limiting {endpoint} after {retries} retries (Retry-After {wait:g} s)",
-                        retry_after_s=wait,
-                        endpoint=endpoint,
-                    )
-                retries += 1
-                log.warning("Spotify %s: 429, waiting %g s (Retry-After)", endpoint, wait)
-                self._sleep(wait)
-                continue
-            if status >= 500:
-                retries = self._backoff(retries, endpoint, f"HTTP {status}", status=status)
-                continue
             if status == 401 and auth != "basic":
                 if reauthed:
                     raise SpotifyAuthError(
@@ -463,22 +449,29 @@ class HttpSpotifyClient(SpotifyClient):
             try:
                 return resp.json()
             except ValueError:
-                retries = self._backoff(retries, endpoint, _not_json(resp, url), status=status)
+                retrying.backoff(_not_json(resp, url), status=status)
 
-    def _backoff(self, retries: int, endpoint: str, what: str, status: int | None = None) -> int:
-        """Sleep before retry ``retries + 1``, or raise once ``max_retries`` are used up."""
-        if retries >= self.max_retries:
-            raise SpotifyServerError(
-                f"Spotify {endpoint}: {what}; gave up after {retries + 1} attempts",
-                status=status,
-                endpoint=endpoint,
-            )
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2**retries)
-        log.warning(
-            "Spotify %s: %s; retry %d/%d in %g s", endpoint, what, retries + 1, self.max_retries, delay
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: str,
+        auth: AuthKind,
+        params: dict[str, Any] | None,
+        data: dict[str, str] | None,
+    ) -> requests.Response:
+        """One request: a current token, the app's shared wait honoured, the attempt counted."""
+        if auth == "basic":
+            headers = {"Authorization": f"Basic {self._basic}"}
+        else:
+            headers = {"Authorization": f"Bearer {self._access_token(auth)}"}
+        headers["Accept"] = "application/json"
+        self._wait_for_the_app(endpoint)
+        self.calls[endpoint] += 1
+        return self._session.request(
+            method, url, params=params, data=data, headers=headers, timeout=self.timeout_s
         )
-        self._sleep(delay)
-        return retries + 1
 
     def _raise_for_status(
         self, resp: requests.Response, endpoint: str, auth: AuthKind, grant: str | None
@@ -508,22 +501,6 @@ class HttpSpotifyClient(SpotifyClient):
         raise SpotifyAPIError(
             f"Spotify {endpoint} answered {status}: {_api_message(resp)}", status=status, endpoint=endpoint
         )
-
-
-def _retry_after_s(resp: requests.Response) -> float:
-    """Retry-After as seconds (delta-seconds or an HTTP date); 1 s if absent or unreadable."""
-    value = resp.headers.get("Retry-After", "").strip()
-    if not value:
-        return 1.0
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return 1.0
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _not_json(resp: requests.Response, url: str) -> str:

@@ -14,7 +14,6 @@ without calling Spotify.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +22,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from spotify_assets.file_lock import exclusive_lock
 
 
 def app_slug(api_base_url: str, client_id: str) -> str:
@@ -40,12 +41,8 @@ class RateGate:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
+            yield
 
     def _read(self) -> tuple[float, str]:
         try:

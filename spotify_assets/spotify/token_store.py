@@ -17,7 +17,6 @@ data is written, and cross-process refreshes are serialised with a lock file.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -28,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from spotify_assets.file_lock import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -194,16 +195,15 @@ class FileTokenStore(TokenStore):
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         with self._thread_lock:
+            lock = exclusive_lock(self.path.with_name(self.path.name + ".lock"))
             try:
                 self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fh = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115 - held across yield
+                lock.acquire()
             except OSError as exc:
                 log.warning("Token store lock unavailable (%s); continuing without it", type(exc).__name__)
                 yield
                 return
-            with fh:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            try:
+                yield
+            finally:
+                lock.release()

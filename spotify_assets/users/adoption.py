@@ -20,17 +20,10 @@ from __future__ import annotations
 import contextlib
 import json
 
-from spotify_assets.lake_layout import USER_DIR_PREFIX
+from spotify_assets.lake_layout import ADOPTION_PATH, legacy_files
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
-
-#: Who the single-user layout's plays belong to (``{"user_id": ...}``), written once.
-ADOPTION_PATH = "users/legacy_owner.json"
-#: The lake folders the single-user layout wrote, without a ``user_id=`` level (``user_dir(kind,
-#: None)``). A closed list on purpose: that layout is history, only a run or import without a user
-#: writes there now, and those rows reach the warehouse without a user, where they are counted.
-LEGACY_KINDS = ("plays", "plays_csv", "raw/recently_played", "quarantine/recently_played")
 
 
 def legacy_owner(lake: LakeResource) -> str | None:
@@ -76,27 +69,18 @@ def import_owner(warehouse: WarehouseResource, lake: LakeResource) -> str | None
     return listeners[0] if listeners else None
 
 
-def legacy_files(lake: LakeResource) -> bool:
-    """Whether the lake holds a file of the single-user layout (under a ``LEGACY_KINDS`` folder,
-    outside every ``user_id=`` folder)."""
-    for kind in LEGACY_KINDS:
-        if any(not path[len(kind) + 1 :].startswith(USER_DIR_PREFIX) for path in lake.list(kind)):
-            return True
-    return False
-
-
 def adopt_legacy(warehouse: WarehouseResource, lake: LakeResource, user_id: str) -> tuple[str | None, int]:
     """Adopt any plays without a user as the recorded owner; with none recorded, record ``user_id``
     only if the single-user layout left plays or files (see the module docstring).
 
     Returns (owner or ``None``, rows adopted). Cheap once an owner is recorded (one small lake
-    read, one count); until then a run also lists the ``LEGACY_KINDS`` folders when the warehouse
+    read, one count); until then a run also lists the single-user layout's folders when the warehouse
     has no plays without a user.
     """
     owner = legacy_owner(lake)
     waiting = int(
         warehouse.query(f"SELECT count(*) AS n FROM {PLAYS_TABLE} WHERE user_id IS NULL")["n"].iloc[0]
     )
-    if owner is None and (waiting or legacy_files(lake)):
+    if owner is None and (waiting or next(legacy_files(lake), None) is not None):
         owner = record_owner(lake, user_id)
     return owner, warehouse.adopt_legacy_plays(owner) if owner is not None and waiting else 0

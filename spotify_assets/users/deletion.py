@@ -43,13 +43,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spotify_assets import lake_layout
-from spotify_assets.imports.landing import REDACTIONS_PREFIX
-from spotify_assets.imports.redact_lake import QUARANTINE_PREFIX, RAW_PREFIX, STAGING_PREFIX
-from spotify_assets.lake_layout import IMPORTS_KIND, USER_DIR_PREFIX, user_dir
+from spotify_assets.lake_layout import (
+    ADOPTION_PATH,
+    IMPORTS_KIND,
+    REDACTIONS_PREFIX,
+    USER_DIR_PREFIX,
+    user_dir,
+)
+from spotify_assets.lake_layout import EXPORTS_QUARANTINE_PREFIX as QUARANTINE_PREFIX
+from spotify_assets.lake_layout import RAW_EXPORTS_PREFIX as RAW_PREFIX
+from spotify_assets.lake_layout import REDACTIONS_STAGING_PREFIX as STAGING_PREFIX
 from spotify_assets.resources.lake import LakeResource, LocalLakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
-from spotify_assets.users.adoption import ADOPTION_PATH, legacy_owner
+from spotify_assets.users.adoption import legacy_owner
 from spotify_assets.users.run_history import (
     InstanceBusyError,
     delete_run_history,
@@ -58,12 +65,6 @@ from spotify_assets.users.run_history import (
 )
 
 _EXPORT_BATCH = "export-"
-
-
-def _data_kinds() -> list[str]:
-    """The lake's per-listener kinds but the import records (which go last, separately), read
-    from ``lake_layout.USER_KINDS`` at call time: the layout is their one home."""
-    return [kind for kind in lake_layout.USER_KINDS if kind != IMPORTS_KIND]
 
 
 @dataclass
@@ -150,11 +151,7 @@ def _export_files(lake: LakeResource, shas: set[str]) -> list[tuple[str, str]]:
 
 def _legacy_files(lake: LakeResource) -> list[tuple[str, str]]:
     """The single-user layout's files (no ``user_id=`` level): the legacy owner's."""
-    found = []
-    for kind in _data_kinds():
-        for path in lake.list(kind):
-            if not path[len(kind) + 1 :].startswith(USER_DIR_PREFIX):
-                found.append((kind, path))
+    found = list(lake_layout.legacy_files(lake))
     if lake.exists(ADOPTION_PATH):
         found.append(("legacy owner record", ADOPTION_PATH))
     return found
@@ -236,7 +233,7 @@ def delete_user_data(
     alone = {sha for sha in theirs if not (owners[sha] - {user_id, None})}
     report.shared_exports_kept = len(theirs - alone)
 
-    kinds = _data_kinds()
+    kinds = lake_layout.data_kinds()
     doomed = [(kind, p) for kind in kinds for p in lake.list(user_dir(kind, user_id))]
     doomed += _export_files(lake, alone)
     if is_legacy_owner:

@@ -15,12 +15,12 @@ no secret; it is 0600 anyway, since it names the people in the household.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from spotify_assets.file_lock import exclusive_lock
 from spotify_assets.settings import users_root
 from spotify_assets.spotify.client import SpotifyUser
 from spotify_assets.spotify.token_store import FileTokenStore, write_private_json
@@ -133,12 +133,8 @@ class UserRegistry:
     def _locked(self) -> Iterator[None]:
         """One writer at a time: two `users add` at once must not lose one of them."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(self.root / (REGISTRY_FILE + ".lock"), "a") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        with exclusive_lock(self.root / (REGISTRY_FILE + ".lock")):
+            yield
 
     def _write(self, users: list[User]) -> None:
         write_private_json(self.path, registry_payload(users), prefix=".users-", indent=2)
