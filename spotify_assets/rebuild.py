@@ -160,7 +160,7 @@ def rebuild_command(argv: list[str]) -> int:
                 )
                 return 2
         else:
-            if not (settings.data.lake / "plays").is_dir():
+            if not (settings.data.lake / PLAYS_KIND).is_dir():
                 print(
                     f"spotify-assets rebuild-warehouse: no plays in the lake at {settings.data.lake}",
                     file=sys.stderr,
