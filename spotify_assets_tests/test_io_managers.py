@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from spotify_assets.io_managers import HANDOFF_TABLE_KEY, LakeIOManager, WarehouseTableIOManager
+from spotify_assets.io_managers.lake_io_manager import ONLY_THIS_RUN_KEY
 from spotify_assets.resources.lake import LakeConflictError, LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.schema import conform
@@ -84,6 +85,32 @@ def test_reexecution_from_failure_reads_the_parent_runs_handoff(
     stored = pd.read_parquet(root / "produced" / f"{parent}.parquet")
     assert stored["track_id"].tolist() == ["a", "b", "c"]
     assert str(stored["fetched_at"].dtype) == "datetime64[us, UTC]"
+
+
+def test_an_upstream_outside_the_run_is_its_latest_materialization_or_nothing(tmp_path: Path) -> None:
+    """The loader tells an upstream that ran in this run from one that did not by asking the
+    instance whether the run Dagster names exists: outside the run it reads the upstream's
+    latest materialization, or, for an input marked ``ONLY_THIS_RUN_KEY``, an empty frame."""
+
+    @dg.asset
+    def counted(produced: pd.DataFrame) -> dict[str, int]:
+        return {"rows": len(produced)}
+
+    @dg.asset(ins={"produced": dg.AssetIn(metadata={ONLY_THIS_RUN_KEY: True})})
+    def merged(produced: pd.DataFrame) -> dict[str, int]:
+        return {"rows": len(produced)}
+
+    resources = {"io_manager": LakeIOManager(store=LocalLakeResource(root=str(tmp_path)))}
+    with dg.instance_for_test() as instance:
+        first = dg.materialize([produced], instance=instance, resources=resources)
+        alone = dg.materialize(
+            [produced, counted, merged], instance=instance, resources=resources, selection=[counted, merged]
+        )
+        assert alone.output_for_node("counted") == {"rows": 3}
+        assert alone.output_for_node("merged") == {"rows": 0}
+        both = dg.materialize([produced, merged], instance=instance, resources=resources)
+        assert both.output_for_node("merged") == {"rows": 3}
+    assert (tmp_path / "produced" / f"{first.run_id}.parquet").is_file()
 
 
 def test_a_handoff_file_is_never_replaced(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             raise HandoffMissingError("LakeIOManager loads asset outputs only")
         asset_key = upstream.asset_key
         table = _table_or_none(upstream.definition_metadata)
-        run_id = _producing_run(upstream)
+        run_id = _producing_run(context, upstream)
         if run_id is None:
             if context.definition_metadata.get(ONLY_THIS_RUN_KEY):
                 if table is None:
@@ -121,19 +121,19 @@ def _table(metadata: Any, asset_key: dg.AssetKey) -> TableName:
     return table
 
 
-def _producing_run(upstream: dg.OutputContext) -> str | None:
+def _producing_run(context: dg.InputContext, upstream: dg.OutputContext) -> str | None:
     """The run that produced the upstream output in this run's lineage, or None if it is not in it.
 
-    An asset loaded from outside the run gets an artificial upstream context from Dagster: no
-    step (``step_key`` "none") and a placeholder run id (``__EPHEMERAL_RUN_ID``), or none at all.
+    Dagster hands the loader the id of the run that produced the output (this run, or the run a
+    re-execution re-executes). For an upstream asset outside the run it builds an output context
+    whose run id names no run: so the question asked is the public one, whether the instance
+    has a run of that id.
     """
     try:
         run_id = upstream.run_id
     except dg.DagsterInvariantViolationError:
         return None
-    if upstream.step_key == "none" or run_id.startswith("__"):
-        return None
-    return run_id
+    return run_id if context.instance.get_run_by_id(run_id) is not None else None
 
 
 def _latest_run(context: dg.InputContext, asset_key: dg.AssetKey) -> str:

@@ -24,18 +24,17 @@ event log is append-only and has no API to edit an event, so ``_scrub_events`` r
 stored events of every remaining run and in the asset index's copy of the last
 materialization, each mapping key naming the listener (dropped) and each string naming them
 (their id replaced by ``[deleted listener]``, which is not derived from it); the rest of the
-event, bob's counts included, stays as it was.
+event, bob's counts included, stays as it was. ``spotify-assets import`` reports its write to
+``bq_plays`` as a runless materialization of the user's partition, which ``delete_run`` never
+reaches: those events are deleted.
 
-Three things have no public API in Dagster 1.13 and are done on the storage itself, for SQLite
-(``<data>/dagster_home``, the local default) and Postgres alike through the storage's own
-SQLAlchemy connection: the asset index row whose ``last_materialization`` was one of the
-deleted runs' is pointed at the newest remaining materialization (``delete_run`` leaves it, and
-``wipe_asset_partitions`` raises ``NotImplementedError`` on SQL storage), and the cached status
-of those assets is wiped so Dagster recomputes it without the partition; and the events
-rewritten above. Last, each SQLite
-file of the instance is compacted (``VACUUM``): a deleted row's text stays in the file's free
-pages until then, unless SQLite was built with ``SECURE_DELETE`` (Debian's is, so the tests here
-cannot tell; SQLite's default build is not).
+What has no public API in Dagster 1.13 (the asset index row whose last materialization was a
+deleted run's, runless events, the stored text of events, the sensor's cursor) is done by
+``users/dagster_internals.py``, the one module that touches Dagster's internals, behind a
+contract test pinned to the Dagster version. Last, each SQLite file of the instance is
+compacted (``VACUUM``): a deleted row's text stays in the file's free pages until then, unless
+SQLite was built with ``SECURE_DELETE`` (Debian's is, so the tests here cannot tell; SQLite's
+default build is not).
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ from typing import Any
 import dagster as dg
 
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
+from spotify_assets.users import dagster_internals
 
 #: The run tag the release before user partitions (2026-12-03) named a run's listener by; an
 #: upgraded installation keeps those runs in its history, so a deletion still finds them by it.
@@ -80,68 +80,6 @@ def _user_runs(instance: dg.DagsterInstance, user_id: str) -> set[str]:
     return runs
 
 
-def _repoint_asset_index(instance: dg.DagsterInstance, deleted: set[str]) -> int:
-    """Point the asset index rows whose last materialization was a deleted run's at the newest
-    remaining one (or none); returns how many rows changed. See the module docstring for why."""
-    from dagster._core.storage.event_log.schema import AssetKeyTable
-    from dagster._serdes import serialize_value
-
-    storage = instance.event_log_storage
-    changed = 0
-    with storage.index_connection() as conn:  # type: ignore[attr-defined]
-        rows = conn.execute(
-            AssetKeyTable.select().where(AssetKeyTable.c.last_run_id.in_(sorted(deleted)))
-        ).fetchall()
-    for row in rows:
-        key = dg.AssetKey.from_db_string(row.asset_key)
-        if key is None:
-            continue
-        newest = instance.fetch_materializations(key, limit=1).records
-        values = (
-            {"last_materialization": serialize_value(newest[0]), "last_run_id": newest[0].run_id}
-            if newest
-            else {"last_materialization": None, "last_run_id": None}
-        )
-        with storage.index_connection() as conn:  # type: ignore[attr-defined]
-            conn.execute(
-                AssetKeyTable.update().where(AssetKeyTable.c.asset_key == row.asset_key).values(**values)
-            )
-        instance.wipe_asset_cached_status([key])
-        changed += 1
-    return changed
-
-
-def _delete_runless_events(instance: dg.DagsterInstance, user_id: str) -> int:
-    """Delete the events recorded without a run for ``user_id``'s partition; returns how many.
-
-    ``spotify-assets import`` reports its write to ``bq_plays`` as a runless materialization of
-    the user's partition (``imports/command.py``), which ``delete_run`` never reaches. No public
-    API deletes one event (``wipe_asset_partitions`` raises on SQL storage in 1.13.27), so this
-    deletes the rows through the storage's own table definitions: in the index and, on SQLite,
-    in the shard of runless events (run id ``""``).
-    """
-    import sqlalchemy as db
-    from dagster._core.storage.event_log.schema import AssetEventTagsTable, SqlEventLogStorageTable
-
-    table = SqlEventLogStorageTable
-    where = db.and_(table.c.run_id == "", table.c.partition == user_id)
-    storage = instance.event_log_storage
-    connections = [storage.index_connection]  # type: ignore[attr-defined]
-    if hasattr(storage, "run_connection"):
-        connections.append(lambda: storage.run_connection(""))  # type: ignore[attr-defined]
-    deleted = 0
-    for i, connect in enumerate(connections):
-        with connect() as conn:
-            ids = [row.id for row in conn.execute(db.select(table.c.id).where(where)).fetchall()]
-            if not ids:
-                continue
-            if i == 0:
-                conn.execute(AssetEventTagsTable.delete().where(AssetEventTagsTable.c.event_id.in_(ids)))
-                deleted = len(ids)
-            conn.execute(table.delete().where(table.c.id.in_(ids)))
-    return deleted
-
-
 def id_pattern(user_id: str) -> re.Pattern[str]:
     """``user_id`` as a whole id, not inside a longer one: deleting ``sandbox-a`` must leave
     ``sandbox-alice`` alone (Spotify ids are letters, digits, ``.``, ``_`` and ``-``)."""
@@ -165,123 +103,48 @@ def _scrub_text(text: str, pattern: re.Pattern[str]) -> str | None:
     """A serialized event (or the asset index's record of one) rewritten by ``_scrubbed``, or
     None when it does not name the id; checked to load again as the same kind of record (an
     error here leaves the row as it was)."""
-    from dagster._serdes import deserialize_value
-
     parsed = json.loads(text)
     scrubbed = _scrubbed(parsed, pattern)
     if scrubbed == parsed:
         return None
     rewritten = json.dumps(scrubbed)
-    if type(deserialize_value(rewritten)) is not type(deserialize_value(text)):
+    if type(dg.deserialize_value(rewritten)) is not type(dg.deserialize_value(text)):
         raise ValueError("rewriting an event naming a deleted listener changed its type")
     return rewritten
 
 
-def _shard_names(path: Path, like: str) -> bool:
-    """Whether a run's own SQLite file has an event matching ``like``: a plain read-only query,
-    so the storage's per-file set-up (a schema check) is paid only for the few that do; a
-    household's hourly runs are thousands of files."""
-    if not path.is_file():
-        return False
-    con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
-    try:
-        return (
-            con.execute("SELECT 1 FROM event_logs WHERE event LIKE ? LIMIT 1", (like,)).fetchone() is not None
-        )
-    except sqlite3.OperationalError:
-        return True  # not readable this way: let the storage open it
-    finally:
-        con.close()
-
-
 def _scrub_events(instance: dg.DagsterInstance, user_id: str) -> int:
-    """Rewrite the stored events of the remaining runs that name ``user_id``; returns how many
-    events (each counted once: SQLite keeps an asset event in its run's file and in the index).
-
-    See the module docstring for why. Done on the storage's own table definitions through its
-    own connections (no public API edits an event): the event log rows in the index (all of
-    Postgres's; SQLite's asset events) and, on SQLite, in each remaining run's own file, and the
-    asset index's ``last_materialization``.
-    """
-    import sqlalchemy as db
-    from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
-
-    storage = instance.event_log_storage
-    like = f"%{user_id}%"  # a first cut in SQL; id_pattern decides
+    """Rewrite the stored events of the remaining runs that name ``user_id`` (``_scrub_text``);
+    returns how many events. See the module docstring for why."""
     pattern = id_pattern(user_id)
-    connections = [storage.index_connection]  # type: ignore[attr-defined]
-    if hasattr(storage, "path_for_shard"):  # SQLite: one file per run, besides the index
-        for run_id in sorted(r.dagster_run.run_id for r in instance.get_run_records()):
-            if _shard_names(Path(storage.path_for_shard(run_id)), like):
-                connections.append(lambda run_id=run_id: storage.run_connection(run_id))  # type: ignore[attr-defined]
-    table = SqlEventLogStorageTable
-    events: set[tuple[str, str]] = set()
-    for connect in connections:
-        with connect() as conn:
-            rows = conn.execute(
-                db.select(table.c.id, table.c.run_id, table.c.event).where(table.c.event.like(like))
-            ).fetchall()
-            for row in rows:
-                rewritten = _scrub_text(row.event, pattern)
-                if rewritten is not None:
-                    conn.execute(table.update().where(table.c.id == row.id).values(event=rewritten))
-                    events.add((row.run_id, row.event))
-    with storage.index_connection() as conn:  # type: ignore[attr-defined]
-        rows = conn.execute(
-            db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.last_materialization).where(
-                AssetKeyTable.c.last_materialization.like(like)
-            )
-        ).fetchall()
-        changed = []
-        for row in rows:
-            rewritten = _scrub_text(row.last_materialization, pattern)
-            if rewritten is not None:
-                conn.execute(
-                    AssetKeyTable.update()
-                    .where(AssetKeyTable.c.asset_key == row.asset_key)
-                    .values(last_materialization=rewritten)
-                )
-                changed.append(row.asset_key)
-    keys = [k for k in (dg.AssetKey.from_db_string(a) for a in changed) if k is not None]
-    if keys:
-        instance.wipe_asset_cached_status(keys)
-    return len(events)
+    # ``%id%`` is a first cut in SQL; id_pattern decides.
+    return dagster_internals.rewrite_events(instance, f"%{user_id}%", lambda text: _scrub_text(text, pattern))
 
 
 def _forget_in_instigators(instance: dg.DagsterInstance, user_id: str) -> tuple[int, int]:
     """Drop ``user_id`` from the sensor's cursor and purge the ticks naming them: (cursors, ticks)."""
-    from dagster._core.scheduler.instigation import SensorInstigatorData
-    from dagster._serdes import serialize_value
-
     cursors = ticks = 0
     pattern = id_pattern(user_id)
     for state in instance.all_instigator_state():
-        data = state.instigator_data
-        if isinstance(data, SensorInstigatorData) and state.instigator_name == SENSOR_NAME and data.cursor:
+        raw = dagster_internals.sensor_cursor(state) if state.instigator_name == SENSOR_NAME else None
+        if raw:
             try:
-                cursor = json.loads(data.cursor)
+                cursor = json.loads(raw)
             except ValueError:
                 cursor = None
             if isinstance(cursor, dict) and user_id in cursor:
                 del cursor[user_id]
-                last_run_key = None if pattern.search(data.last_run_key or "") else data.last_run_key
+                run_key = dagster_internals.last_run_key(state)
                 instance.update_instigator_state(
-                    state.with_data(
-                        SensorInstigatorData(
-                            last_tick_timestamp=data.last_tick_timestamp,
-                            last_run_key=last_run_key,
-                            min_interval=data.min_interval,
-                            cursor=json.dumps(cursor, sort_keys=True),
-                            last_tick_start_timestamp=data.last_tick_start_timestamp,
-                            last_sensor_start_timestamp=data.last_sensor_start_timestamp,
-                            sensor_type=data.sensor_type,
-                            last_tick_success_timestamp=data.last_tick_success_timestamp,
-                        )
+                    dagster_internals.with_sensor_cursor(
+                        state,
+                        cursor=json.dumps(cursor, sort_keys=True),
+                        last_run_key=None if pattern.search(run_key or "") else run_key,
                     )
                 )
                 cursors += 1
         every = instance.get_ticks(state.instigator_origin_id, state.selector_id)
-        naming = [t.timestamp for t in every if pattern.search(serialize_value(t.tick_data))]
+        naming = [t.timestamp for t in every if pattern.search(dg.serialize_value(t.tick_data))]
         if naming:
             newest = max(naming)
             instance.purge_ticks(state.instigator_origin_id, state.selector_id, before=newest + 1e-3)
@@ -332,8 +195,8 @@ def delete_run_history(home: Path, user_id: str) -> Counter[str]:
             instance.delete_run(run_id)
         report["runs"] = len(runs)
         if runs:
-            report["asset index rows"] = _repoint_asset_index(instance, runs)
-        report["runless events"] = _delete_runless_events(instance, user_id)
+            report["asset index rows"] = dagster_internals.repoint_asset_index(instance, runs)
+        report["runless events"] = dagster_internals.delete_runless_events(instance, user_id)
         if runs or report["runless events"]:
             instance.wipe_asset_cached_status(list(instance.get_asset_keys()))
         report["events rewritten"] = _scrub_events(instance, user_id)
