@@ -21,7 +21,7 @@ ctx = ui.context()
 st.title("When you listen")
 left, right = st.columns([3, 1])
 with left:
-    period = ui.period_picker("when", ctx.status, ctx.tz, default="all")
+    period = ui.period_picker("when", ctx.status, ctx.tz)
 with right:
     ui.seed_from_url("when_grain", "by", lambda raw: raw in queries.GRAINS, "week")
     grain_choice = st.segmented_control(
