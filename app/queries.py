@@ -349,7 +349,8 @@ def freshness_query() -> dict[str, str]:
     period bounds and the freshness lines nothing of when another listener last played.
     """
     return {
-        "freshness": f"""SELECT max(played_at) AS newest, count(*) AS n, max(ingested_at) AS arrived
+        "freshness": f"""SELECT max(played_at) AS newest, count(*) AS n, max(ingested_at) AS arrived,
+  min(played_at) AS oldest
 FROM {PLAYS_TABLE}"""
     }
 

@@ -477,6 +477,31 @@ def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Per
         st.caption(f"Changes are against the {plural(round(days), 'day')} before this period.")
 
 
+# -- partial periods ----------------------------------------------------------------
+def history_days(ctx: Context) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The local days the viewer's history covers: from their first play's day to the end of
+    today (exclusive), as naive midnights; ``None`` without plays. Cached with the frame's batch."""
+    found = frame(ctx.fetch(queries.freshness_query()), "freshness")
+    if not len(found) or pd.isna(found["oldest"].iloc[0]):
+        return None
+    return local_day(found["oldest"].iloc[0], ctx.tz), local_day(data.hour_anchor(), ctx.tz) + pd.Timedelta(days=1)
+
+
+def partial_flags(
+    starts: pd.Series, step: pd.DateOffset, range_start: pd.Timestamp, range_end: pd.Timestamp
+) -> pd.Series:
+    """Which periods (``starts``, local midnights, each ``step`` long) the range shown does not
+    cover whole: the first when the range (or the history) starts after its first day, the last
+    when the range ends (or today is) before its last day. Unmarked, such periods read as dips
+    (or, for discoveries, as a month where everything was new); every chart greys them."""
+    starts = pd.to_datetime(starts)
+    return (starts < range_start) | (starts + step > range_end)
+
+
+#: The caption under a chart with greyed periods.
+PARTIAL_CAPTION = "Grey bars are partial periods: the range shown starts or ends inside them, so they are not dips."
+
+
 # -- charts -------------------------------------------------------------------------
 #: Fewer days than this and a per-day chart is a lonely bar or an invisible area.
 FEW_DAYS = 3

@@ -185,3 +185,25 @@ def test_household_wrapped_is_titled_with_the_listeners_name(dashboard_env, hous
     assert at.title[0].value == "Bob's 2024 in music"
     at = _opened(dashboard_env, household_snapshot, "wrapped", year="2024")
     assert at.title[0].value == "Everyone's 2024 in music"
+
+
+def test_discovery_fades_and_says_the_first_month_of_the_history(dashboard_env, dashboard_snapshot):
+    """January 2024 starts on the 10th: its 100% new is a partial month's, faded and said."""
+    at = _app(dashboard_env, dashboard_snapshot, "discovery")
+    for chart in _charts(at)[:2]:
+        data = _chart_data(chart)
+        flagged = sorted({pd.Timestamp(m).strftime("%Y-%m") for m in data.loc[data["partial"], "month"]})
+        assert flagged == ["2024-01"], flagged
+        assert "datum.partial" in chart.proto.spec  # drawn faded
+    assert (
+        "January 2024 is partial here: your history starts on 10 Jan 2024, so these figures cover "
+        "10 Jan - 31 Jan 2024 only."
+    ) in _text(at)
+
+
+def test_detail_charts_grey_partial_months(dashboard_env, dashboard_snapshot):
+    at = _opened(dashboard_env, dashboard_snapshot, "artist", id="a1")
+    monthly = next(c for c in _charts(at) if '"partial"' in c.proto.spec)
+    data = _chart_data(monthly)
+    assert sorted(pd.Timestamp(m).strftime("%Y-%m") for m in data.loc[data["partial"], "month"]) == ["2024-01"]
+    assert "#8A8F98" in monthly.proto.spec  # ui.MUTED, When's grey
