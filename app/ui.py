@@ -484,7 +484,9 @@ def history_days(ctx: Context) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     found = frame(ctx.fetch(queries.freshness_query()), "freshness")
     if not len(found) or pd.isna(found["oldest"].iloc[0]):
         return None
-    return local_day(found["oldest"].iloc[0], ctx.tz), local_day(data.hour_anchor(), ctx.tz) + pd.Timedelta(days=1)
+    return local_day(found["oldest"].iloc[0], ctx.tz), local_day(data.hour_anchor(), ctx.tz) + pd.Timedelta(
+        days=1
+    )
 
 
 def partial_flags(
@@ -499,7 +501,9 @@ def partial_flags(
 
 
 #: The caption under a chart with greyed periods.
-PARTIAL_CAPTION = "Grey bars are partial periods: the range shown starts or ends inside them, so they are not dips."
+PARTIAL_CAPTION = (
+    "Grey bars are partial periods: the range shown starts or ends inside them, so they are not dips."
+)
 
 
 # -- charts -------------------------------------------------------------------------

@@ -205,5 +205,7 @@ def test_detail_charts_grey_partial_months(dashboard_env, dashboard_snapshot):
     at = _opened(dashboard_env, dashboard_snapshot, "artist", id="a1")
     monthly = next(c for c in _charts(at) if '"partial"' in c.proto.spec)
     data = _chart_data(monthly)
-    assert sorted(pd.Timestamp(m).strftime("%Y-%m") for m in data.loc[data["partial"], "month"]) == ["2024-01"]
+    assert sorted(pd.Timestamp(m).strftime("%Y-%m") for m in data.loc[data["partial"], "month"]) == [
+        "2024-01"
+    ]
     assert "#8A8F98" in monthly.proto.spec  # ui.MUTED, When's grey
