@@ -87,19 +87,33 @@ def render(kind: queries.DetailKind) -> None:
     with left:
         st.subheader("Plays over time")
         monthly = ui.frame(res, "monthly")
+        span = ui.history_days(ctx)
+        monthly["partial"] = (
+            ui.partial_flags(monthly["month"], pd.DateOffset(months=1), *span)
+            if span and len(monthly)
+            else False
+        )
         ui.chart(
             alt.Chart(monthly)
-            .mark_bar(color=ui.ACCENT)
+            .mark_bar()
             .encode(
                 x=alt.X("utcyearmonth(month):O", title=None),
                 y=alt.Y("plays:Q", title="plays"),
+                color=alt.Color(  # partial months grey, as on the When page
+                    "partial:N",
+                    scale=alt.Scale(domain=[False, True], range=[ui.ACCENT, ui.MUTED]),
+                    legend=None,
+                ),
                 tooltip=[
                     alt.Tooltip("utcyearmonth(month):O", title="month"),
                     alt.Tooltip("plays:Q", format=","),
+                    alt.Tooltip("partial:N", title="partial month"),
                 ],
             ),
             height=220,
         )
+        if monthly["partial"].any():
+            st.caption(ui.PARTIAL_CAPTION)
     with right:
         st.subheader(f"Hour of day ({ctx.tz})")
         hours = ui.frame(res, "hours").set_index("hour").reindex(range(24), fill_value=0).reset_index()

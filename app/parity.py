@@ -24,7 +24,7 @@ What is compared exactly, and what is only the two client libraries' representat
 
 Only queries of the DuckDB snapshot's own bookkeeping (``warehouse_meta``: when the
 pipeline last published a snapshot, a cache key only) are not compared: BigQuery has no
-snapshot, so no such table. What the pages show of freshness ("Pipeline last ran") comes from
+snapshot, so no such table. What the pages show of freshness ("Plays last arrived") comes from
 the viewer's own plays (``freshness_query``), on both, and is compared like every figure.
 """
 

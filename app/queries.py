@@ -349,7 +349,8 @@ def freshness_query() -> dict[str, str]:
     period bounds and the freshness lines nothing of when another listener last played.
     """
     return {
-        "freshness": f"""SELECT max(played_at) AS newest, count(*) AS n, max(ingested_at) AS arrived
+        "freshness": f"""SELECT max(played_at) AS newest, count(*) AS n, max(ingested_at) AS arrived,
+  min(played_at) AS oldest
 FROM {PLAYS_TABLE}"""
     }
 
@@ -372,14 +373,16 @@ def comparison_queries(tz: str, period: Period, previous: Period | None) -> dict
 
 
 def overview_queries(tz: str, period: Period = Period(), previous: Period | None = None) -> dict[str, str]:
-    base = f"WITH {music_cte(tz)}\n"
+    """Overview's batch, every part of it over ``period`` (the headline numbers, the last play,
+    the daily minutes and the podcasts alike; the numbers before it only in ``previous``)."""
+    base = f"WITH {music_cte(tz, period.sql())}\n"
     return {
         **comparison_queries(tz, period, previous),
         "last_track": base
         + f"""SELECT track_name, artist_names, album_name, coalesce(l.album_image_url, m.m_album_image_url)
   AS album_image_url, played_at
 FROM (SELECT * FROM music ORDER BY played_at DESC LIMIT 1) AS l LEFT JOIN {lookups()} AS m ON m.m_track_id = l.track_id""",
-        "top_artist": f"WITH {music_cte(tz, period.sql())}\n"
+        "top_artist": base
         + """SELECT arg_max(primary_artist_name, played_at) AS artist, count(*) AS plays
 FROM music WHERE artist_key IS NOT NULL GROUP BY artist_key ORDER BY plays DESC, artist LIMIT 1""",
         "daily": base
@@ -393,7 +396,7 @@ SELECT date_trunc('hour', local_ts) AS hour, sum(minutes) AS minutes, sum(plays)
 FROM qb WHERE local_ts >= (SELECT max(local_ts) FROM qb) - INTERVAL 2 DAY GROUP BY 1 ORDER BY 1""",
         "podcasts": f"""SELECT count(*) AS episodes,
   coalesce(sum(coalesce(ms_played, duration_ms, 0)), 0) / 3600000.0 AS hours
-FROM {PLAYS_TABLE} WHERE is_play AND content_type = 'episode'""",
+FROM {PLAYS_TABLE} WHERE is_play AND content_type = 'episode' AND {period.sql()}""",
     }
 
 

@@ -148,14 +148,16 @@ def context() -> Context:
     return Context(wh=wh, status=seen(wh, whole, user), tz=current_tz(), user=user, warehouse=whole)
 
 
+#: When the viewer's newest plays reached the dashboard, in a listener's words (not "pipeline").
+ARRIVED_LABEL = "Plays last arrived"
+
+
 def freshness_lines(ctx: Context) -> None:
     """The sidebar's freshness: the newest play and when plays last arrived, of the plays the
     viewer sees (``Context.status``); the date too, so "2 y ago" says which day."""
     newest = ctx.status.newest_play
     when = f" ({local(newest, ctx.tz, '%d %b %Y')})" if newest is not None else ""
-    st.caption(
-        f"Newest play **{age(newest)}**{when}  \nPipeline last published **{age(ctx.status.published_at)}**"
-    )
+    st.caption(f"Newest play **{age(newest)}**{when}  \n{ARRIVED_LABEL} **{age(ctx.status.published_at)}**")
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,26 @@ def listener_picker(home: Household, viewer: auth.Viewer | None) -> str | None:
     return user
 
 
+def whose(ctx: Context) -> str:
+    """Whose listening a page's title names: the picked listener by name ("Bob's"), everyone's
+    in a household, "Your" where there is one listener (the owner reading their own)."""
+    if ctx.user is not None:
+        return f"{listeners.registry().get(ctx.user, listeners.Listener(ctx.user)).label}'s"
+    return "Everyone's" if st.session_state.get(USER_KEY) == EVERYONE else "Your"
+
+
+def partial_note(shown: str, first: date, last: date, whole: tuple[date, date]) -> str | None:
+    """The line that says a period is partial (``None`` when the plays cover all of ``whole``):
+    the history starts inside it, or it is not over yet. ``first``/``last`` are the local days
+    the data covers, ``shown`` names the period ("2025", "November 2024")."""
+    starts, ends = first > whole[0], last < whole[1]
+    if not (starts or ends):
+        return None
+    why = [f"your history starts on {first:%d %b %Y}"] if starts else []
+    why += ["it is not over yet"] if ends else []
+    return f"{shown} is partial here: {' and '.join(why)}, so these figures cover {first:%d %b} - {last:%d %b %Y} only."
+
+
 def definitions_note() -> None:
     st.caption(DEFINITIONS)
 
@@ -277,6 +299,11 @@ def local(ts: datetime | pd.Timestamp | None, tz: str, fmt: str = "%Y-%m-%d %H:%
     stamp = pd.Timestamp(ts)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
     return stamp.tz_convert(tz).strftime(fmt)
+
+
+def local_day(ts: object, tz: str) -> pd.Timestamp:
+    """The local calendar day of an instant, as a naive midnight (how the daily series is keyed)."""
+    return pd.Timestamp(local(ts, tz, "%Y-%m-%d"))  # type: ignore[arg-type]
 
 
 def utc(ts: object) -> pd.Timestamp:
@@ -433,12 +460,50 @@ def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Per
     cols = st.columns(len(HEADLINES))
     for col, (label, key, fmt) in zip(cols, HEADLINES, strict=True):
         value = float(totals[key] or 0)
-        delta = None if before is None else format(value - float(before[key] or 0), "+" + fmt)
-        col.metric(label, format(value, fmt), delta)
+        change = None if before is None else value - float(before[key] or 0)
+        delta = None if change is None else format(change, "+" + fmt)
+        # No change is neither good nor bad: no green arrow for "+0".
+        same = change is not None and format(change, fmt) in (format(0, fmt), format(-0.0, fmt))
+        col.metric(
+            label,
+            format(value, fmt),
+            delta,
+            delta_color="off" if same else "normal",
+            delta_arrow="off" if same else "auto",
+        )
     if before is not None and period.start is not None:
         end = period.end or data.hour_anchor()
         days = (end - period.start).total_seconds() / 86400
         st.caption(f"Changes are against the {plural(round(days), 'day')} before this period.")
+
+
+# -- partial periods ----------------------------------------------------------------
+def history_days(ctx: Context) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The local days the viewer's history covers: from their first play's day to the end of
+    today (exclusive), as naive midnights; ``None`` without plays. Cached with the frame's batch."""
+    found = frame(ctx.fetch(queries.freshness_query()), "freshness")
+    if not len(found) or pd.isna(found["oldest"].iloc[0]):
+        return None
+    return local_day(found["oldest"].iloc[0], ctx.tz), local_day(data.hour_anchor(), ctx.tz) + pd.Timedelta(
+        days=1
+    )
+
+
+def partial_flags(
+    starts: pd.Series, step: pd.DateOffset, range_start: pd.Timestamp, range_end: pd.Timestamp
+) -> pd.Series:
+    """Which periods (``starts``, local midnights, each ``step`` long) the range shown does not
+    cover whole: the first when the range (or the history) starts after its first day, the last
+    when the range ends (or today is) before its last day. Unmarked, such periods read as dips
+    (or, for discoveries, as a month where everything was new); every chart greys them."""
+    starts = pd.to_datetime(starts)
+    return (starts < range_start) | (starts + step > range_end)
+
+
+#: The caption under a chart with greyed periods.
+PARTIAL_CAPTION = (
+    "Grey bars are partial periods: the range shown starts or ends inside them, so they are not dips."
+)
 
 
 # -- charts -------------------------------------------------------------------------
@@ -453,7 +518,8 @@ def chart(c: alt.Chart | alt.LayerChart, height: int = 260, *, stretch: bool = T
 
 
 def recent_default(status: data.Status) -> queries.PeriodKind:
-    """'Last 4 weeks' when there are recent plays, else 'All time' (an imported old history)."""
+    """The one default period of every page: 'Last 4 weeks' when there are recent plays, else
+    'All time' (an imported old history, whose last 4 weeks would be empty)."""
     newest = status.newest_play
     if newest is not None and datetime.now(UTC) - newest < pd.Timedelta(weeks=4):
         return "4w"
@@ -461,6 +527,10 @@ def recent_default(status: data.Status) -> queries.PeriodKind:
 
 
 PERIOD_PARAM, FROM_PARAM, TO_PARAM = "period", "from", "to"
+#: The period every page shows, in Session State under keys no widget owns: Streamlit drops a
+#: widget's state when its page is left, so each page's control is seeded from these and
+#: writes back to them (``_remember_period``); one period across pages, one default.
+PERIOD_STATE, RANGE_STATE = "_period", "_period_range"
 
 
 def _iso_date(raw: str) -> date | None:
@@ -470,42 +540,103 @@ def _iso_date(raw: str) -> date | None:
         return None
 
 
-def period_picker(
-    key: str, status: data.Status, tz: str, default: queries.PeriodKind = "all"
-) -> queries.Period:
-    """The period control shared by the Top, When, Mood and Recent pages, kept in the URL.
+def url_notice(value: str, shown: str) -> None:
+    """The one line a link with a value this page cannot show gets (instead of a silent fallback):
+    ``value`` is the link's ``name=value``, ``shown`` what the page shows instead."""
+    st.info(f"The link's `{value}` is not one this page knows: showing {shown}.", icon=":material/link_off:")
+
+
+def _url_range() -> tuple[date, date] | None:
+    """The link's ``from``/``to`` days, when both are there and in order (``None`` if absent)."""
+    raw_first, raw_last = st.query_params.get(FROM_PARAM), st.query_params.get(TO_PARAM)
+    if raw_first is None and raw_last is None:
+        return None
+    first, last = _iso_date(raw_first or ""), _iso_date(raw_last or "")
+    if first is None or last is None or first > last:
+        url_notice(
+            f"{FROM_PARAM}={raw_first or ''}&{TO_PARAM}={raw_last or ''}",
+            "the 30 days up to your newest play",
+        )
+        return None
+    return first, last
+
+
+def _remember_period(widget: str) -> None:
+    """A page's control changed: the choice becomes every page's, and the link's."""
+    choice = st.session_state.get(widget)
+    if choice in queries.PERIOD_LABELS:
+        st.session_state[PERIOD_STATE] = choice
+        st.query_params[PERIOD_PARAM] = choice
+
+
+def _remember_range(widget: str) -> None:
+    picked = st.session_state.get(widget)
+    if isinstance(picked, tuple | list) and len(picked) == 2:
+        st.session_state[RANGE_STATE] = (picked[0], picked[1])
+        st.query_params[FROM_PARAM], st.query_params[TO_PARAM] = picked[0].isoformat(), picked[1].isoformat()
+
+
+def shared_period(status: data.Status) -> queries.PeriodKind:
+    """The period of this visit: a valid ``period=`` in the link, else the one chosen on any page
+    this session, else ``recent_default``. An invalid ``period=`` gets ``url_notice``."""
+    default = recent_default(status)
+    raw = st.query_params.get(PERIOD_PARAM)
+    if raw is not None and raw in queries.PERIOD_LABELS:
+        st.session_state[PERIOD_STATE] = raw
+    elif raw is not None:
+        shown = st.session_state.get(PERIOD_STATE, default)
+        url_notice(f"{PERIOD_PARAM}={raw}", queries.PERIOD_LABELS[shown])
+    kind = st.session_state.setdefault(PERIOD_STATE, default)
+    return kind if kind in queries.PERIOD_LABELS else default
+
+
+def period_picker(key: str, status: data.Status, tz: str) -> queries.Period:
+    """The period control every period page shows, one period across pages, kept in the URL.
 
     ``?period=4w|6m|all|custom`` and, for a custom range, ``&from=YYYY-MM-DD&to=YYYY-MM-DD``
-    (local days, inclusive), so a copied link reopens the same view.
+    (local days, inclusive), so a copied link reopens the same view; moving to another page
+    keeps the period (Session State, ``PERIOD_STATE``), whose control is ``{key}_period``.
     """
-    kinds: list[queries.PeriodKind] = ["4w", "6m", "all", "custom"]
-    seed_from_url(f"{key}_period", PERIOD_PARAM, lambda raw: raw in kinds, default)
-    choice = st.segmented_control(
-        "Period", kinds, format_func=lambda k: queries.PERIOD_LABELS[k], key=f"{key}_period"
+    kinds: list[queries.PeriodKind] = list(queries.PERIOD_LABELS)
+    widget = f"{key}_period"
+    kind = shared_period(status)
+    st.session_state[widget] = kind
+    st.segmented_control(
+        "Period",
+        kinds,
+        format_func=lambda k: queries.PERIOD_LABELS[k],
+        key=widget,
+        on_change=_remember_period,
+        args=(widget,),
     )
-    kind: queries.PeriodKind = choice or default
     keep_in_url(PERIOD_PARAM, kind)
     if kind != "custom":
         keep_in_url(FROM_PARAM, None)
         keep_in_url(TO_PARAM, None)
         return queries.period_for(kind, tz, now=data.hour_anchor())
     range_key = f"{key}_range"
-    if range_key not in st.session_state:
+    linked = _url_range()
+    if linked is not None and linked == st.session_state.get(RANGE_STATE):
+        linked = None  # the link says what this session already shows
+    if linked is not None:
+        st.session_state[RANGE_STATE] = linked
+    if RANGE_STATE not in st.session_state:
         newest = status.newest_play or datetime.now(UTC)
         last = pd.Timestamp(newest).tz_convert(tz).date()
         first = (pd.Timestamp(newest) - pd.Timedelta(days=30)).tz_convert(tz).date()
-        url_first = _iso_date(st.query_params.get(FROM_PARAM) or "")
-        url_last = _iso_date(st.query_params.get(TO_PARAM) or "")
-        if url_first and url_last and url_first <= url_last:
-            first, last = url_first, url_last
-        st.session_state[range_key] = (first, last)
-    picked = st.date_input("Date range (inclusive)", key=range_key)
+        st.session_state[RANGE_STATE] = (first, last)
+    if range_key not in st.session_state or linked is not None:
+        st.session_state[range_key] = st.session_state[RANGE_STATE]
+    picked = st.date_input(
+        "Date range (inclusive)", key=range_key, on_change=_remember_range, args=(range_key,)
+    )
     dates = list(picked) if isinstance(picked, tuple | list) else [picked]
     if not dates:
         return queries.Period()
     start, end = dates[0], dates[-1]
-    keep_in_url(FROM_PARAM, start.isoformat())
-    keep_in_url(TO_PARAM, end.isoformat())
+    if len(dates) == 2:  # a range half picked stays out of the link until its end is picked
+        keep_in_url(FROM_PARAM, start.isoformat())
+        keep_in_url(TO_PARAM, end.isoformat())
     return queries.period_for("custom", tz, first_day=start, last_day=end)
 
 

@@ -27,6 +27,7 @@ from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
 from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
+from spotify_sandbox.constants import DEFAULT_NOW, DEMO_NOW_ENV
 from spotify_sandbox.reccobeats import RECCOBEATS_PREFIX
 from spotify_sandbox.resource import SandboxSpotifyResource
 from spotify_sandbox.server import SandboxServer
@@ -236,6 +237,8 @@ def test_demo_runs_the_pipeline_then_a_second_demo_adds_nothing(tmp_path: Path) 
         "SPOTIFY_DATA_DIR": str(tmp_path / "data"),
         "PYSPARK_PYTHON": sys.executable,
         "SPARK_LOCAL_IP": "127.0.0.1",
+        # The demo's clock, pinned: the two runs see one history even across midnight UTC.
+        DEMO_NOW_ENV: DEFAULT_NOW.isoformat(),
     }
     demo = [str(Path(sys.executable).with_name("spotify-assets")), "demo", "--history-days", "3"]
     first = subprocess.run(demo, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)

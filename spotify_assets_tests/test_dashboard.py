@@ -78,7 +78,7 @@ def test_overview_counts_only_plays_of_music(dashboard_env, dashboard_snapshot):
     assert m["Albums"] == str(EXPECTED["albums"])
     artist, plays = EXPECTED["top_artist"]
     assert _cards(at)["#1 artist"] == (artist, f"{plays} plays")
-    assert "Pipeline last ran" in m and m["Pipeline last ran"] != "unknown"
+    assert "Plays last arrived" in m and m["Plays last arrived"] != "unknown"
     text = _text(at)
     assert f"{EXPECTED['episodes']} podcast episodes" in text
     assert "at least 30 seconds" in text  # the definitions note

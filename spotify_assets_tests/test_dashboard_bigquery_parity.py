@@ -216,7 +216,7 @@ def test_every_page_renders_on_bigquery_with_duckdbs_figures(
     assert parity.figure_differences(bq_pages, duck_pages) == {}, "page figures (BigQuery, DuckDB) differ"
     # Freshness comes from the plays on both (no snapshot needed), so it is shown and compared too.
     overview = {p.page: p for p in bq_pages}["overview"].metrics
-    assert overview["Pipeline last ran"] not in ("unknown", "-") and overview["Plays"] == "303"
+    assert overview["Plays last arrived"] not in ("unknown", "-") and overview["Plays"] == "303"
     assert sum(len(p.metrics) for p in bq_pages) > 30, [p.metrics for p in bq_pages]
     assert sum(len(t) for p in bq_pages for t in p.tables) > 100  # the tables shown, row by row
     assert _sqls(recorded["bigquery"]) == _sqls(recorded["duckdb"])

@@ -19,6 +19,7 @@ import pytest
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets_tests.test_users_delete import _traces
+from spotify_sandbox.constants import DEFAULT_NOW, DEMO_NOW_ENV
 
 
 def _per_user(warehouse: DuckDBWarehouseResource) -> dict[str, int]:
@@ -34,6 +35,8 @@ def test_household_demo_twice_the_second_adds_nothing(tmp_path: Path) -> None:
         "SPOTIFY_DATA_DIR": str(tmp_path / "data"),
         "PYSPARK_PYTHON": sys.executable,
         "SPARK_LOCAL_IP": "127.0.0.1",
+        # The demo's clock, pinned: the two runs see one history even across midnight UTC.
+        DEMO_NOW_ENV: DEFAULT_NOW.isoformat(),
     }
     demo = [
         str(Path(sys.executable).with_name("spotify-assets")),

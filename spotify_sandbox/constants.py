@@ -15,7 +15,12 @@ SANDBOX_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public sandbox
 SANDBOX_REFRESH_TOKEN = "sandbox-refresh-token"  # noqa: S105 - valid from start in every sandbox
 
 #: Where the fixed clock stands unless told otherwise: a Friday evening, so the history is busy.
+#: The tests' sandboxes stand here; ``demo`` anchors its clock to the current day instead
+#: (``spotify_sandbox.demo.demo_now``) unless ``DEMO_NOW_ENV`` pins it.
 DEFAULT_NOW = datetime(2026, 11, 20, 21, 0, 0, tzinfo=UTC)
+#: Pins ``demo``'s sandbox clock (ISO 8601, e.g. ``2026-11-20T21:00:00Z``): tests that run the
+#: demo twice set it, so a run that crosses midnight UTC still finds the same history.
+DEMO_NOW_ENV = "SPOTIFY_SANDBOX_NOW"
 DEFAULT_SEED = 42
 DEFAULT_TOKEN_TTL_S = 3600
 

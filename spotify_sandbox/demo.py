@@ -2,7 +2,9 @@
 
 ``demo`` runs the real job once, in process, against whatever the environment configures:
 the real Spotify API when ``SPOTIFY_CLIENT_ID`` is set, else the sandbox API (started here
-on a free loopback port with a fixed clock, so a second demo finds no new plays). Runs are
+on a free loopback port with a fixed clock anchored to the current day, ``demo_now``: the
+history ends today, so the dashboard's "Last 4 weeks" is full, and a second demo the same day
+finds no new plays). Runs are
 recorded in ``$SPOTIFY_DATA_DIR/dagster_home`` so ``make dev`` shows them afterwards.
 """
 
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +33,24 @@ from spotify_sandbox.processes import stop_groups
 if TYPE_CHECKING:
     from spark.connect_server import SparkConnectServer
     from spotify_sandbox.server import SandboxServer
+
+
+def demo_now(now: datetime | None = None) -> datetime:
+    """Where the demo's sandbox clock stands: the start of the current UTC day.
+
+    The day, not the moment: every demo of one day sees the same history (the sandbox's plays
+    are a function of the seed and the clock), so a second ``make demo`` that day adds 0, and
+    no play lies in the future of the machine's clock. ``$SPOTIFY_SANDBOX_NOW``
+    (``constants.DEMO_NOW_ENV``) pins it, for tests that must not depend on the date.
+    """
+    from spotify_sandbox.constants import DEMO_NOW_ENV
+    from spotify_sandbox.listener import parse_instant
+
+    pinned = os.environ.get(DEMO_NOW_ENV)
+    if pinned:
+        return parse_instant(pinned)
+    now = now or datetime.now(UTC)
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _prepare_home() -> Path:
@@ -170,7 +191,7 @@ def demo_command(argv: list[str]) -> int:
         if not os.environ.get("SPOTIFY_CLIENT_ID") and not os.environ.get("SPOTIFY_SANDBOX_URL"):
             from spotify_sandbox.server import SandboxServer
 
-            sandbox = stack.enter_context(SandboxServer())
+            sandbox = stack.enter_context(SandboxServer(now=demo_now()))
             # The sandbox listener lives on a fixed simulated clock: the time-based checks judge
             # its plays against that "now", not today's date (see checks.ClockConfig).
             from spotify_assets.checks import clock_run_config
@@ -242,7 +263,7 @@ def _household(args: argparse.Namespace) -> int:
 
     names = [n.strip() for n in args.users.split(",") if n.strip()]
     _prepare_home()
-    with SandboxServer() as sandbox:
+    with SandboxServer(now=demo_now()) as sandbox:
         os.environ["SPOTIFY_SANDBOX_URL"] = sandbox.url
         print(f"Household demo for {', '.join(names)} on the sandbox Spotify API at {sandbox.url}")
         run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -54,7 +54,7 @@ if "compare_with" not in st.session_state or st.session_state["compare_with"] no
 b: str = st.selectbox(f"Compare {home.label(a)} with", others, key="compare_with", format_func=home.label)
 ui.keep_in_url(WITH_PARAM, b)
 ui.keep_in_url(ui.USER_PARAM, a)
-period = ui.period_picker("compare", ctx.status, ctx.tz, default="all")
+period = ui.period_picker("compare", ctx.status, ctx.tz)
 res = ctx.household().fetch(queries.compare_queries(ctx.tz, period, a, b))
 la, lb = home.label(a), home.label(b)
 st.caption(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -31,6 +33,13 @@ new = (
 share["month"] = pd.to_datetime(share["month"])
 share["repeat_plays"] = share["plays"] - share["new_plays"]
 share["new_share"] = share["new_plays"] / share["plays"]
+# A month the history does not cover whole is faded and said: the first month of an imported
+# history counts every track as new (100%), and this month is not over (ui.partial_flags, as When).
+span = ui.history_days(ctx)
+MONTH = pd.DateOffset(months=1)
+for df in (new, share):
+    df["partial"] = ui.partial_flags(df["month"], MONTH, *span) if span else False
+    df["label"] = df["month"].dt.strftime("%B %Y") + df["partial"].map({True: " (partial)", False: ""})
 latest = share.iloc[-1] if len(share) else None
 
 if latest is not None:
@@ -40,6 +49,8 @@ if latest is not None:
     cols = st.columns(4)
     cols[0].metric(f"New artists in {month}", ui.number(new_artists))
     cols[1].metric(f"New tracks in {month}", ui.number(new_tracks))
+    if bool(latest["partial"]):
+        month += " so far"
     cols[2].metric(
         f"New music share, {month}",
         f"{latest['new_share']:.0%}",
@@ -52,9 +63,22 @@ if latest is not None:
         help=f"{ui.number(total_new)} plays were of tracks in their first month.",
     )
 
+#: Partial months faded (the bars keep their colours, which tell new artists from new tracks).
+FADED = alt.condition("datum.partial", alt.value(0.3), alt.value(1.0))
+
+
+def _covered(month: pd.Timestamp, span: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[date, date]:
+    """The days of ``month`` the history covers (``span``: ``ui.history_days``)."""
+    last = min(month + MONTH, span[1]) - pd.Timedelta(days=1)
+    return max(month, span[0]).date(), last.date()
+
+
 st.subheader("New artists and tracks per month")
 long = new.melt(
-    id_vars=["month"], value_vars=["new_artists", "new_tracks"], var_name="kind", value_name="count"
+    id_vars=["month", "partial", "label"],
+    value_vars=["new_artists", "new_tracks"],
+    var_name="kind",
+    value_name="count",
 )
 long["kind"] = long["kind"].map({"new_artists": "new artists", "new_tracks": "new tracks"})
 ui.chart(
@@ -69,7 +93,8 @@ ui.chart(
             scale=alt.Scale(domain=["new artists", "new tracks"], range=[ui.SECOND, ui.ACCENT]),
             legend=alt.Legend(orient="top", title=None),
         ),
-        tooltip=[alt.Tooltip("utcyearmonth(month):O", title="month"), "kind:N", "count:Q"],
+        opacity=FADED,
+        tooltip=[alt.Tooltip("label:N", title="month"), "kind:N", "count:Q"],
     ),
     height=260,
 )
@@ -77,7 +102,10 @@ ui.chart(
 st.subheader("New music vs repeats")
 st.caption("Each month's plays, split by whether the track was first heard that month.")
 split = share.melt(
-    id_vars=["month", "plays"], value_vars=["new_plays", "repeat_plays"], var_name="kind", value_name="n"
+    id_vars=["month", "plays", "partial", "label"],
+    value_vars=["new_plays", "repeat_plays"],
+    var_name="kind",
+    value_name="n",
 )
 split["kind"] = split["kind"].map({"new_plays": "new this month", "repeat_plays": "heard before"})
 ui.chart(
@@ -91,14 +119,22 @@ ui.chart(
             scale=alt.Scale(domain=["new this month", "heard before"], range=[ui.ACCENT, ui.SECOND]),
             legend=alt.Legend(orient="top", title=None),
         ),
-        tooltip=[
-            alt.Tooltip("utcyearmonth(month):O", title="month"),
-            "kind:N",
-            alt.Tooltip("n:Q", title="plays"),
-        ],
+        opacity=FADED,
+        tooltip=[alt.Tooltip("label:N", title="month"), "kind:N", alt.Tooltip("n:Q", title="plays")],
     ),
     height=240,
 )
+if span is not None and share["partial"].any():
+    notes = [
+        ui.partial_note(
+            m.strftime("%B %Y"), *_covered(m, span), (m.date(), (m + MONTH - pd.Timedelta(days=1)).date())
+        )
+        for m in share.loc[share["partial"], "month"]
+    ]
+    st.caption(
+        "Faded bars are partial months: in the first month of a history every track counts as new. "
+        + " ".join(n for n in notes if n)
+    )
 
 st.subheader("Recent discoveries")
 newest = ui.local(ctx.status.newest_play, ctx.tz, "%d %b %Y")

@@ -18,7 +18,7 @@ UNAVAILABLE = (
 
 ctx = ui.context()
 st.title("Mood")
-period = ui.period_picker("mood", ctx.status, ctx.tz, default="all")
+period = ui.period_picker("mood", ctx.status, ctx.tz)
 res = ctx.fetch(queries.mood_queries(ctx.tz, period))
 status = ui.frame(res, "status")
 counts = status.groupby("status")["tracks"].sum() if len(status) else pd.Series(dtype="int64")

@@ -10,7 +10,7 @@ from app import data, queries, ui
 
 ctx = ui.context()
 st.title("Overview")
-period = ui.period_picker("overview", ctx.status, ctx.tz, default=ui.recent_default(ctx.status))
+period = ui.period_picker("overview", ctx.status, ctx.tz)
 previous = queries.previous_period(period, now=data.hour_anchor())
 res = ctx.fetch(queries.overview_queries(ctx.tz, period, previous))
 totals = ui.frame(res, "totals").iloc[0]
@@ -19,6 +19,12 @@ last = ui.frame(res, "last_track")
 top_artist = ui.frame(res, "top_artist")
 podcasts = ui.frame(res, "podcasts")
 
+if not int(totals["plays"] or 0):
+    # Zeros, "+0" arrows and another period's charts would read as figures; say it instead.
+    st.info("No plays in this period.")
+    ui.definitions_note()
+    st.stop()
+
 st.caption(
     f"Your listening from {ui.local(totals['first_play'], ctx.tz, '%d %b %Y')} "
     f"to {ui.local(totals['last_play'], ctx.tz, '%d %b %Y')} ({ctx.tz})."
@@ -26,22 +32,30 @@ st.caption(
 
 ui.headline_metrics(res, period)
 
-# Zero-fill the (small, already aggregated) daily series so quiet days show as dips.
+# Zero-fill the (small, already aggregated) daily series over the period's days, so quiet days
+# show as dips and the average counts them: from the period's first day (all time: the first
+# play's) to its last (an open end: today, the hour the period is anchored to).
 if len(daily):
     daily["day"] = pd.to_datetime(daily["day"])
-    days = pd.date_range(daily["day"].min(), daily["day"].max(), freq="D")
+    first_day = ui.local_day(period.start, ctx.tz) if period.start is not None else daily["day"].min()
+    if period.end is not None:
+        last_day = ui.local_day(period.end - pd.Timedelta(microseconds=1), ctx.tz)
+    elif period.start is not None:
+        last_day = max(daily["day"].max(), ui.local_day(data.hour_anchor(), ctx.tz))
+    else:
+        last_day = daily["day"].max()
+    days = pd.date_range(first_day, last_day, freq="D")
     daily = daily.set_index("day").reindex(days, fill_value=0).rename_axis("day").reset_index()
-recent = daily.tail(90)
 
 row2 = st.columns([2, 1, 1, 1])
 with row2[0]:
-    avg = float(recent["minutes"].mean()) if len(recent) else 0.0
+    avg = float(daily["minutes"].mean()) if len(daily) else 0.0
     st.metric(
-        "Minutes per day, last 90 days",
+        "Minutes per day",
         f"{avg:,.0f}",
-        chart_data=recent["minutes"].round(1).tolist() if len(recent) >= ui.FEW_DAYS else None,
+        chart_data=daily["minutes"].round(1).tolist() if len(daily) >= ui.FEW_DAYS else None,
         chart_type="area",
-        help="Average over the 90 days up to your newest play, including days without music.",
+        help=f"Average over the {ui.plural(len(daily), 'day')} of this period, including days without music.",
     )
 if len(last):
     row = last.iloc[0]
@@ -51,9 +65,9 @@ if len(last):
         help=f"{row['track_name']} - {row['artist_names']} ({ui.local(row['played_at'], ctx.tz)})",
     )
 row2[2].metric(
-    "Pipeline last ran",
+    ui.ARRIVED_LABEL,
     ui.age(ctx.status.published_at),
-    help="When the pipeline last published plays of this view (a run that finds no new plays publishes none).",
+    help="When your newest plays reached this dashboard from Spotify (or from an imported history).",
 )
 if len(top_artist):
     with row2[3]:

@@ -22,7 +22,7 @@ content_choice = cols[1].segmented_control(
     "Show", ["music", "podcasts", "all"], default="music", key="recent_content", format_func=str.capitalize
 )
 content = cast(queries.ContentFilter, content_choice or "music")
-period = ui.period_picker("recent", ctx.status, ctx.tz, default="all")
+period = ui.period_picker("recent", ctx.status, ctx.tz)
 include_short = st.toggle("Include streams under 30 s", key="recent_short")
 
 #: Where a play came from, as a listener knows it (the privacy download's two kinds of file).

@@ -9,7 +9,7 @@ from app import data, detail, queries, ui
 
 ctx = ui.context()
 st.title("Top")
-period = ui.period_picker("top", ctx.status, ctx.tz, default=ui.recent_default(ctx.status))
+period = ui.period_picker("top", ctx.status, ctx.tz)
 previous = queries.previous_period(period, now=data.hour_anchor())
 res = ctx.fetch(
     {**queries.top_queries(ctx.tz, period, previous=previous), **queries.pending_lookups_query(period)}
@@ -100,7 +100,7 @@ def _cards(df: pd.DataFrame, name: str, kind: str, by: str | None = None) -> Non
     )
 
 
-tab_tracks, tab_artists, tab_albums, tab_mart = st.tabs(["Tracks", "Artists", "Albums", "Top ten (Spark)"])
+tab_tracks, tab_artists, tab_albums, tab_mart = st.tabs(["Tracks", "Artists", "Albums", "Top ten, all time"])
 with tab_tracks:
     _cards(tracks, "track", "track", by="artists")
     _table(

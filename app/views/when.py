@@ -21,7 +21,7 @@ ctx = ui.context()
 st.title("When you listen")
 left, right = st.columns([3, 1])
 with left:
-    period = ui.period_picker("when", ctx.status, ctx.tz, default="all")
+    period = ui.period_picker("when", ctx.status, ctx.tz)
 with right:
     ui.seed_from_url("when_grain", "by", lambda raw: raw in queries.GRAINS, "week")
     grain_choice = st.segmented_control(
@@ -107,7 +107,7 @@ range_end = _local_day(period.end) if period.end is not None else _local_day(dat
 range_end += pd.Timedelta(days=1) if period.end is None else pd.Timedelta(0)
 timeline["period"] = pd.to_datetime(timeline["period"])
 timeline["period_end"] = timeline["period"] + STEP[grain]
-timeline["partial"] = (timeline["period"] < range_start) | (timeline["period_end"] > range_end)
+timeline["partial"] = ui.partial_flags(timeline["period"], STEP[grain], range_start, range_end)
 timeline["label"] = timeline["period"].dt.strftime(LABEL[grain]) + timeline["partial"].map(
     {True: " (partial)", False: ""}
 )
@@ -151,10 +151,7 @@ ui.chart(
     height=240,
 )
 if timeline["partial"].any():
-    st.caption(
-        "Grey bars are partial periods: the range shown starts or ends inside them, so they are "
-        "not dips. Weeks start on Monday."
-    )
+    st.caption(f"{ui.PARTIAL_CAPTION} Weeks start on Monday.")
 
 left, right = st.columns(2)
 with left:

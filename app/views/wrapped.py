@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import streamlit as st
 
-from app import card, detail, queries, ui
+from app import card, data, detail, queries, ui
 
 ctx = ui.context()
 years = [int(y) for y in ui.frame(ctx.fetch(queries.years_query(ctx.tz)), "years")["year"]]
+raw_year = st.query_params.get("year")
+if raw_year is not None and not (raw_year.isdigit() and int(raw_year) in years) and years:
+    ui.url_notice(f"year={raw_year}", str(st.session_state.get("wrapped_year", years[0])))
 ui.seed_from_url("wrapped_year", "year", lambda raw: raw.isdigit() and int(raw) in years)
 if "wrapped_year" in st.session_state:
     st.session_state["wrapped_year"] = int(st.session_state["wrapped_year"])
@@ -19,7 +24,18 @@ res = ctx.fetch(queries.wrapped_queries(ctx.tz, year))
 totals = ui.frame(res, "totals").iloc[0]
 plays = int(totals["plays"] or 0)
 minutes = float(totals["hours"] or 0) * 60
-title_slot.title(f"Your {year} in music")
+title_slot.title(f"{ui.whose(ctx)} {year} in music")
+# A year the plays do not cover whole (the history starts in it, or it is this year) is said to
+# be partial: "42-day streak, 60 new artists" of six weeks must not read as a whole year's.
+if plays:
+    today = ui.local_day(data.hour_anchor(), ctx.tz).date()
+    covered = (
+        ui.local_day(totals["first_play"], ctx.tz).date() if year == min(years) else date(year, 1, 1),
+        min(today, date(year, 12, 31)),
+    )
+    note = ui.partial_note(str(year), *covered, (date(year, 1, 1), date(year, 12, 31)))
+    if note:
+        st.info(note, icon=":material/timelapse:")
 
 artists, tracks, albums = (ui.frame(res, n) for n in ("artists", "tracks", "albums"))
 busiest = ui.frame(res, "busiest_day")
