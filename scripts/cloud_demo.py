@@ -375,7 +375,8 @@ def run(fresh: bool) -> int:
 
         from spotify_assets.definitions import defs
         from spotify_assets.schema import ALL_LISTENERS, PLAYS_TABLE, TOP_TEN_TABLE
-        from spotify_sandbox.demo import print_table, single_user_partition
+        from spotify_sandbox.demo import single_user_partition
+        from spotify_sandbox.demo_steps import print_table
 
         instance = stack.enter_context(dg.DagsterInstance.get())
         listener = single_user_partition(defs, instance)  # the sandbox listener's ``users`` partition

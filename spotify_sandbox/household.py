@@ -105,7 +105,12 @@ def household_demo(
     """Register, import, run one partition per user, print each top ten. Exit status 0 or 1."""
     from spotify_assets.definitions import defs
     from spotify_assets.imports.runner import import_export
-    from spotify_sandbox.demo import enrich_imported_history, history_export, print_table, report_failure
+    from spotify_sandbox.demo_steps import (
+        enrich_imported_history,
+        history_export,
+        print_table,
+        report_failure,
+    )
 
     started = time.monotonic()
     data = data_dir()
