@@ -57,7 +57,7 @@ import spotify_assets
 assert spotify_assets.__file__.startswith(sys.argv[2]), spotify_assets.__file__
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.imports.runner import import_export
-from spotify_assets.deployments import local_resources
+from spotify_assets.resources.by_deployment import local_resources
 from spotify_sandbox.resource import SandboxSpotifyResource
 
 resources = local_resources(SandboxSpotifyResource(url=sys.argv[1]))
