@@ -647,7 +647,8 @@ def recent_queries(tz: str, flt: RecentFilter, limit: int, offset: int) -> dict[
     return {
         # Page first, then convert only the page's rows to local time and look up only their covers.
         "rows": f"""SELECT page.played_at AT TIME ZONE {lit(check_timezone(tz))} AS played_at, track, artists, album,
-  coalesce(page.image, m.m_album_image_url) AS image, minutes, content_type, is_play, source, context_type
+  coalesce(page.image, m.m_album_image_url) AS image, minutes, content_type, is_play, source, context_type,
+  CASE WHEN content_type = 'track' THEN page.track_id END AS id
 FROM (
   SELECT played_at, track_id, track_name AS track, artist_names AS artists, album_name AS album,
     album_image_url AS image, coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes, content_type,
@@ -757,6 +758,10 @@ SELECT count(feat.track_id) AS plays_with_features, count(*) AS plays, avg(energ
   avg(valence) AS valence, avg(danceability) AS danceability, avg(tempo) AS tempo
 FROM mine LEFT JOIN feat ON feat.track_id = mine.track_id""",
     }
+    if kind == "track":
+        # Every artist of the track with their ids (the play's comma-joined lists), to link each.
+        out["credits"] = f"""SELECT arg_max(coalesce(p.artist_ids, m.m_artist_ids), p.played_at) AS artist_ids
+FROM {PLAYS_TABLE} AS p LEFT JOIN {lookups()} AS m ON m.m_track_id = p.track_id WHERE p.track_id = {item}"""
     if kind in ("artist", "album"):
         out["tracks"] = (
             base
