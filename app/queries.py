@@ -283,13 +283,13 @@ def compare_queries(tz: str, period: Period, a: str, b: str) -> dict[str, str]:
     artists = f"""{base},
 ua AS (
   SELECT {side} AS who, artist_key, arg_max(primary_artist_name, played_at) AS artist, count(*) AS plays,
-    min(played_at) AS first_play
+    min(played_at) AS first_play, max(primary_artist_id) AS id
   FROM music WHERE artist_key IS NOT NULL GROUP BY 1, 2
 ),
 ranked AS (SELECT *, row_number() OVER (PARTITION BY who ORDER BY plays DESC, artist) AS rn FROM ua),
 shared AS (
-  SELECT x.artist_key, x.artist, x.plays AS plays_a, y.plays AS plays_b, x.first_play AS first_a,
-    y.first_play AS first_b
+  SELECT x.artist_key, x.artist, coalesce(x.id, y.id) AS id, x.plays AS plays_a, y.plays AS plays_b,
+    x.first_play AS first_a, y.first_play AS first_b
   FROM ua AS x JOIN ua AS y ON x.artist_key = y.artist_key AND x.who = 'a' AND y.who = 'b'
 )
 """
@@ -305,7 +305,7 @@ shared AS (
   (SELECT coalesce(sum(plays_b), 0) FROM shared) AS shared_plays_b,
   (SELECT count(*) FROM shared) AS shared_artists""",
         "shared_artists": artists
-        + """SELECT artist, plays_a, plays_b, first_a, first_b,
+        + """SELECT artist, id, plays_a, plays_b, first_a, first_b,
   CASE WHEN first_a < first_b THEN 'a' WHEN first_b < first_a THEN 'b' ELSE '=' END AS first
 FROM shared ORDER BY plays_a + plays_b DESC, artist LIMIT 20""",
         "shared_tracks": f"""{base},
