@@ -81,6 +81,7 @@ for col, who, plays, shared in (
         help=f"{ui.number(int(shared))} of {ui.plural(int(plays), 'play')}.",
     )
 
+
 # One above the other: side by side, six columns of the artists table do not fit half a page.
 # Each list is shown whole (no box of ten rows to scroll in), with thousands separators, and a
 # click on a row opens its artist's or track's page, as on the Top page.
