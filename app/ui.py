@@ -480,6 +480,23 @@ HEADLINES: list[tuple[str, str, str]] = [
 ]
 
 
+#: The headline numbers' container (Streamlit gives it the class ``st-key-<key>``).
+HEADLINES_KEY = "sp_headlines"
+#: Blocks a phone does without (``st-key-sp_wide_only``): Top's "#1" cards repeat its list's first rows.
+WIDE_ONLY_KEY = "sp_wide_only"
+#: At phone width Streamlit stacks columns one per row: five numbers filled a screen. There
+#: they wrap three to a row instead, and ``WIDE_ONLY_KEY`` blocks are left out.
+NARROW_CSS = (
+    "<style>@media (max-width: 640px){"
+    f".st-key-{HEADLINES_KEY} [data-testid='stHorizontalBlock']{{flex-flow:row wrap!important;gap:.25rem .75rem}}"
+    f".st-key-{HEADLINES_KEY} [data-testid='stColumn']{{flex:1 1 28%!important;min-width:28%!important;"
+    "width:auto!important}"
+    f".st-key-{HEADLINES_KEY} [data-testid='stMetricValue']{{font-size:1.75rem}}"
+    f".st-key-{WIDE_ONLY_KEY}{{display:none!important}}"
+    "}</style>"
+)
+
+
 def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Period) -> None:
     """The period's headline numbers, each with its change against the period just before.
 
@@ -489,7 +506,9 @@ def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Per
     totals = frame(result, "totals").iloc[0]
     previous = frame(result, "previous")
     before = previous.iloc[0] if len(previous) else None
-    cols = st.columns(len(HEADLINES))
+    box = st.container(key=HEADLINES_KEY)
+    box.html(NARROW_CSS)
+    cols = box.columns(len(HEADLINES))
     for col, (label, key, fmt) in zip(cols, HEADLINES, strict=True):
         value = float(totals[key] or 0)
         delta = None if before is None else format(value - float(before[key] or 0), "+" + fmt)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from spotify_assets_tests.fixtures.dashboard import CHROMIUM, rendered_text
-from spotify_assets_tests.test_dashboard_browser import CLIPPED_JS, _serve, _settle
+from spotify_assets_tests.test_dashboard_browser import CLIPPED_JS, SHOTS, _serve, _settle
 
 pytestmark = [
     pytest.mark.browser,
@@ -150,5 +150,40 @@ def test_recent_rows_open_the_track_and_fit_at_1400_px(served, browser, scheme):
 
         _back_lands_where_it_left(page, click)
         assert "id=" not in page.url and page.url.split("?")[0].endswith("/recent")
+    finally:
+        context.close()
+
+
+#: The headline numbers' rows (distinct tops of the metrics in their container) and where Top's
+#: list (its tabs) starts, in CSS pixels from the top of the page.
+PHONE_JS = """
+() => ({
+  rows: new Set([...document.querySelectorAll('.st-key-sp_headlines [data-testid="stMetric"]')]
+    .map(e => Math.round(e.getBoundingClientRect().top))).size,
+  metrics: document.querySelectorAll('.st-key-sp_headlines [data-testid="stMetric"]').length,
+  list: document.querySelector('[data-testid="stTabs"]')
+    ? document.querySelector('[data-testid="stTabs"]').getBoundingClientRect().top : null,
+})
+"""
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize(
+    ("path", "title", "text"), [("", "Overview", "232"), ("top", "Top", "Northern Glass")]
+)
+def test_phone_width(served, browser, scheme, path, title, text):
+    """At 390 px the five headline numbers share two rows (they stacked one per row) and
+    nothing in them is cut; Top's list starts on the first screen (it started 1.5 screens down)."""
+    context, page = _page(browser, f"{served}/{path}", scheme, **PHONE)
+    try:
+        _settle(page, title, text, 0)
+        shape = page.evaluate(PHONE_JS)
+        assert shape["metrics"] == 5 and shape["rows"] <= 2, shape
+        # The numbers fit (a phone may scroll a wide table sideways; a number must not be cut).
+        assert [c for c in page.evaluate(CLIPPED_JS) if c.startswith(("metric", "control"))] == []
+        if path == "top":
+            assert shape["list"] is not None and shape["list"] < PHONE["height"], shape
+        page.screenshot(path=str(SHOTS / f"dashboard-phone-{path or 'overview'}-{scheme}.png"))
     finally:
         context.close()
