@@ -49,9 +49,10 @@ if len(rows):
     rows["context_type"] = rows["context_type"].fillna("")
     rows["source"] = rows["source"].map(lambda s: SOURCE_LABELS.get(s, s))
 st.caption(f"{ui.number(count)} matching plays · times in {ctx.tz}")
-# Clicking a row opens its track's page, as on the Top page. The figures' columns have fixed
-# widths that fit their longest value ("Extended history"), so the names share what is left
-# and the last column is never cut off (at 1,400 px, "Source" was).
+# Clicking a row opens its track's page, as on the Top page. Every column has a width of its
+# own and together they fit the page beside the sidebar at 1,400 px (about 940 px), so the
+# last column is never cut off (with long names, "Source" was): a long name ends in "…" in
+# its cell, and a wider window stretches the columns to fill it.
 event = st.dataframe(  # type: ignore[call-overload]
     rows,
     hide_index=True,
@@ -61,16 +62,16 @@ event = st.dataframe(  # type: ignore[call-overload]
     selection_mode="single-row",
     key="recent_table",
     column_config={
-        "played_at": st.column_config.DatetimeColumn("Played at", format="YYYY-MM-DD HH:mm", width=130),
-        "image": st.column_config.ImageColumn("", width=40),
-        "track": "Track",
-        "artists": "Artists",
-        "album": "Album",
-        "minutes": st.column_config.NumberColumn("Minutes", format="%.1f", width=70),
-        "content_type": st.column_config.TextColumn("Type", width=70),
-        "is_play": st.column_config.CheckboxColumn("Counted", width=70),
-        "source": st.column_config.TextColumn("Source", width=125),
-        "context_type": st.column_config.TextColumn("From", width=80),
+        "played_at": st.column_config.DatetimeColumn("Played at", format="YYYY-MM-DD HH:mm", width=118),
+        "image": st.column_config.ImageColumn("", width=36),
+        "track": st.column_config.TextColumn("Track", width=160),
+        "artists": st.column_config.TextColumn("Artists", width=120),
+        "album": st.column_config.TextColumn("Album", width=120),
+        "minutes": st.column_config.NumberColumn("Minutes", format="%.1f", width=58),
+        "content_type": st.column_config.TextColumn("Type", width=52),
+        "is_play": st.column_config.CheckboxColumn("Counted", width=64),
+        "source": st.column_config.TextColumn("Source", width=112),
+        "context_type": st.column_config.TextColumn("From", width=58),
         "id": None,
     },
     column_order=[
