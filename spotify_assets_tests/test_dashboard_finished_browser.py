@@ -215,3 +215,45 @@ def test_phone_width(served, browser, scheme, path, title, text):
         page.screenshot(path=str(SHOTS / f"dashboard-phone-{path or 'overview'}-{scheme}.png"))
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def served_twins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Alice and Bob with the same history: 7 shared artists and 11 shared tracks (more than
+    the 10 rows Compare's lists showed before they scrolled inside their box)."""
+    from spotify_assets.schema import conform
+    from spotify_assets_tests.fixtures.dashboard import (
+        ALICE,
+        BOB,
+        _listener,
+        build_dashboard_warehouse,
+        dashboard_plays,
+        write_registry,
+    )
+
+    rows = []
+    for user in (ALICE, BOB):
+        rows += _listener(dashboard_plays().to_dict("records"), user)
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("twins")
+    snapshot = build_dashboard_warehouse(folder, conform(pd.DataFrame(rows), "plays"))
+    write_registry(folder)
+    with _serve(tmp_path_factory, snapshot, SPOTIFY_DATA_DIR=str(folder)) as url:
+        yield url
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_compare_lists_are_shown_whole(served_twins, browser, scheme):
+    context, page = _page(browser, f"{served_twins}/compare?user=sandbox-alice&with=sandbox-bob", scheme)
+    try:
+        _settle(page, "Compare", "Shared tracks", 0)
+        page.wait_for_function(
+            "document.querySelectorAll('[data-testid=\"stDataFrame\"] .dvn-scroller').length >= 2",
+            timeout=60_000,
+        )
+        rendered_text(page)
+        assert [c for c in page.evaluate(CLIPPED_JS) if "scrolls down" in c] == []
+        page.screenshot(path=str(SHOTS / f"dashboard-compare-twins-{scheme}.png"), full_page=True)
+    finally:
+        context.close()
