@@ -19,22 +19,31 @@ PAGES: dict[queries.DetailKind, str] = {
     "track": "views/track.py",
     "album": "views/album.py",
 }
-ID_PARAM = "id"
+ID_PARAM = ui.ID_PARAM
 
 
 def open_on_select(event: object, df: pd.DataFrame, kind: queries.DetailKind) -> None:
-    """Open the detail page of the row the viewer clicked in a table (``on_select='rerun'``)."""
+    """Open the detail page of the row the viewer clicked in a table (``on_select='rerun'``).
+
+    The browser follows the row's link (``ui.follow``) as it would a link's: one step in its
+    history. ``st.switch_page`` first wrote ``?id=`` into the table page's own address, so
+    Back from the detail page landed on ``/recent?id=...``.
+    """
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     if rows and "id" in df.columns:
         item_id = df.iloc[rows[0]]["id"]
         if isinstance(item_id, str) and item_id:
-            st.switch_page(PAGES[kind], query_params={ID_PARAM: item_id})
+            ui.follow(ui.detail_href(kind, item_id))
 
 
 def link(kind: queries.DetailKind, item_id: object, label: str) -> bool:
-    """A link to a detail page, when the item has an id (local files and old exports may not)."""
+    """A link to a detail page, when the item has an id (local files and old exports may not).
+
+    A plain anchor (``ui.link_html``), not ``st.page_link``: a page link first wrote ``?id=``
+    into the current page's address, so Back from the detail page landed on ``/top?id=...``.
+    """
     if isinstance(item_id, str) and item_id:
-        st.page_link(PAGES[kind], label=label, query_params={ID_PARAM: item_id})
+        ui.links_block(ui.link_html(kind, item_id, label))
         return True
     return False
 
@@ -62,7 +71,17 @@ def render(kind: queries.DetailKind) -> None:
     with head:
         st.title(str(summary["name"]))
         if kind != "artist":
-            st.caption(f"{summary['artists']}" + (f" · {summary['album']}" if kind == "track" else ""))
+            # Every artist of a track links to their page, and its album to the album's.
+            credits = ui.frame(res, "credits")
+            by = (
+                ui.artist_links_html(credits["artist_ids"].iloc[0], summary["artists"], summary["artist_id"])
+                if kind == "track" and len(credits)
+                else ui.link_html("artist", summary["artist_id"], str(summary["artists"]))
+            )
+            album = (
+                ui.link_html("album", summary["album_id"], str(summary["album"])) if kind == "track" else ""
+            )
+            ui.links_block(f'<div class="sp-credits">{by}{" · " + album if album else ""}</div>')
     by_name = int(summary["by_name"] or 0)
     if by_name:
         st.caption(
@@ -75,13 +94,6 @@ def render(kind: queries.DetailKind) -> None:
     head_cols[1].metric("Minutes", ui.number(float(summary["minutes"])))
     head_cols[2].metric("First play", ui.local(summary["first_play"], ctx.tz, "%d %b %Y"))
     head_cols[3].metric("Last play", ui.local(summary["last_play"], ctx.tz, "%d %b %Y"))
-    links = st.columns(3)
-    with links[0]:
-        if kind != "artist":
-            link("artist", summary["artist_id"], str(summary["artists"]))
-    with links[1]:
-        if kind == "track":
-            link("album", summary["album_id"], str(summary["album"]))
 
     left, right = st.columns(2)
     with left:

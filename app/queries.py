@@ -283,13 +283,13 @@ def compare_queries(tz: str, period: Period, a: str, b: str) -> dict[str, str]:
     artists = f"""{base},
 ua AS (
   SELECT {side} AS who, artist_key, arg_max(primary_artist_name, played_at) AS artist, count(*) AS plays,
-    min(played_at) AS first_play
+    min(played_at) AS first_play, max(primary_artist_id) AS id
   FROM music WHERE artist_key IS NOT NULL GROUP BY 1, 2
 ),
 ranked AS (SELECT *, row_number() OVER (PARTITION BY who ORDER BY plays DESC, artist) AS rn FROM ua),
 shared AS (
-  SELECT x.artist_key, x.artist, x.plays AS plays_a, y.plays AS plays_b, x.first_play AS first_a,
-    y.first_play AS first_b
+  SELECT x.artist_key, x.artist, coalesce(x.id, y.id) AS id, x.plays AS plays_a, y.plays AS plays_b,
+    x.first_play AS first_a, y.first_play AS first_b
   FROM ua AS x JOIN ua AS y ON x.artist_key = y.artist_key AND x.who = 'a' AND y.who = 'b'
 )
 """
@@ -305,7 +305,7 @@ shared AS (
   (SELECT coalesce(sum(plays_b), 0) FROM shared) AS shared_plays_b,
   (SELECT count(*) FROM shared) AS shared_artists""",
         "shared_artists": artists
-        + """SELECT artist, plays_a, plays_b, first_a, first_b,
+        + """SELECT artist, id, plays_a, plays_b, first_a, first_b,
   CASE WHEN first_a < first_b THEN 'a' WHEN first_b < first_a THEN 'b' ELSE '=' END AS first
 FROM shared ORDER BY plays_a + plays_b DESC, artist LIMIT 20""",
         "shared_tracks": f"""{base},
@@ -650,7 +650,8 @@ def recent_queries(tz: str, flt: RecentFilter, limit: int, offset: int) -> dict[
     return {
         # Page first, then convert only the page's rows to local time and look up only their covers.
         "rows": f"""SELECT page.played_at AT TIME ZONE {lit(check_timezone(tz))} AS played_at, track, artists, album,
-  coalesce(page.image, m.m_album_image_url) AS image, minutes, content_type, is_play, source, context_type
+  coalesce(page.image, m.m_album_image_url) AS image, minutes, content_type, is_play, source, context_type,
+  CASE WHEN content_type = 'track' THEN page.track_id END AS id
 FROM (
   SELECT played_at, track_id, track_name AS track, artist_names AS artists, album_name AS album,
     album_image_url AS image, coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes, content_type,
@@ -760,6 +761,10 @@ SELECT count(feat.track_id) AS plays_with_features, count(*) AS plays, avg(energ
   avg(valence) AS valence, avg(danceability) AS danceability, avg(tempo) AS tempo
 FROM mine LEFT JOIN feat ON feat.track_id = mine.track_id""",
     }
+    if kind == "track":
+        # Every artist of the track with their ids (the play's comma-joined lists), to link each.
+        out["credits"] = f"""SELECT arg_max(coalesce(p.artist_ids, m.m_artist_ids), p.played_at) AS artist_ids
+FROM {PLAYS_TABLE} AS p LEFT JOIN {lookups()} AS m ON m.m_track_id = p.track_id WHERE p.track_id = {item}"""
     if kind in ("artist", "album"):
         out["tracks"] = (
             base

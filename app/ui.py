@@ -8,11 +8,13 @@ chart looks like part of one app in both modes.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from urllib.parse import urlencode
 
 import altair as alt
 import pandas as pd
@@ -376,6 +378,68 @@ def cover(image: object, size: int, label: str = "") -> None:
     st.html(cover_html(image, size, label))
 
 
+#: Links look like links in both themes: underlined, in the theme's link colour (Streamlit's own
+#: Markdown links: #244FB4 on light, #85B8F8 on dark, both above 4.5:1 on their background).
+#: ``light-dark`` follows the colour scheme Streamlit sets; ``LinkText`` is the fallback.
+LINK_CSS = (
+    "<style>a.sp-link{color:LinkText;color:light-dark(#244FB4,#85B8F8);text-decoration:underline;"
+    "text-underline-offset:2px;text-decoration-thickness:1px}a.sp-link:hover{text-decoration-thickness:2px}"
+    "</style>"
+)
+#: The detail pages' id parameter (``/track?id=<Spotify id>``).
+ID_PARAM = "id"
+
+
+def carried_params() -> tuple[str, ...]:
+    """The query parameters a link carries from the page it is on (the viewer's zone, listener
+    and period): the page it opens then has nothing to add to its address, since every addition
+    Streamlit makes is a step of its own in the browser's history (a Back that stays put)."""
+    return (TZ_PARAM, USER_PARAM, PERIOD_PARAM, FROM_PARAM, TO_PARAM)
+
+
+def detail_href(kind: str, item_id: str) -> str:
+    """The address of a detail page (``./track?id=...``) with this page's carried parameters."""
+    params = {ID_PARAM: item_id} | {p: st.query_params[p] for p in carried_params() if st.query_params.get(p)}
+    return f"./{kind}?{urlencode(params)}"
+
+
+def link_html(kind: str, item_id: object, label: str) -> str:
+    """``label`` as a link to a detail page (a plain anchor: one history entry, as a link should
+    be), or as text when the item has no id (local files, exports not looked up yet)."""
+    text = html_escape(label)
+    if isinstance(item_id, str) and item_id:
+        return (
+            f'<a class="sp-link" href="{html_escape(detail_href(kind, item_id))}" target="_self">{text}</a>'
+        )
+    return text
+
+
+def artist_links_html(artist_ids: object, artist_names: object, primary_id: object = None) -> str:
+    """Each artist of a track as a link ("The Gentle Mirrors, The Midnight Shadows": two links).
+
+    ``artist_ids`` and ``artist_names`` are the play's comma-joined lists. A name may hold a
+    comma itself ("Tyler, The Creator"): when the two lists do not pair up, the whole name
+    links to the primary artist instead of guessing.
+    """
+    names_text = str(artist_names or "")
+    ids = [i.strip() for i in str(artist_ids or "").split(",")]
+    names = names_text.split(", ")
+    if artist_ids and len(ids) == len(names) > 0:
+        return ", ".join(link_html("artist", i, n) for i, n in zip(ids, names, strict=True))
+    return link_html("artist", primary_id, names_text)
+
+
+def follow(href: str) -> None:
+    """Send the browser to ``href`` (a page of this app) as if a link to it was clicked."""
+    st.html(f"<script>window.location.assign({json.dumps(href)});</script>", unsafe_allow_javascript=True)
+    st.stop()
+
+
+def links_block(html_text: str) -> None:
+    """Links (``link_html``) on the page, with their style."""
+    st.html(LINK_CSS + html_text)
+
+
 def card_grid_html(rows: list[dict[str, object]], kind: str) -> str:
     """Cards (cover, rank, name, a detail line) as HTML; each name links to its detail page.
 
@@ -388,12 +452,7 @@ def card_grid_html(rows: list[dict[str, object]], kind: str) -> str:
     for row in rows:
         layers = cover_layers(row.get("image"))
         name = html_escape(str(row.get("name") or "—"))
-        item_id = row.get("id")
-        title = (
-            f'<a href="./{kind}?id={html_escape(str(item_id))}" target="_self">{name}</a>'
-            if isinstance(item_id, str) and item_id
-            else name
-        )
+        title = link_html(kind, row.get("id"), str(row.get("name") or "—"))
         cards.append(
             '<div class="sp-card">'
             f'<div class="sp-art" role="img" aria-label="{name}" style="background-image: {html_escape(layers)}"></div>'
@@ -405,10 +464,10 @@ def card_grid_html(rows: list[dict[str, object]], kind: str) -> str:
         "<style>.sp-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(132px,1fr));gap:14px;"
         "margin:6px 0 14px}.sp-art{aspect-ratio:1;border-radius:6px;background-size:cover;"
         "background-position:center}.sp-name{font-weight:600;font-size:.9rem;margin-top:6px;"
-        "overflow-wrap:anywhere}.sp-name a{color:inherit;text-decoration:none}.sp-rank{opacity:.6}"
+        "overflow-wrap:anywhere}.sp-rank{opacity:.6}"
         ".sp-sub{font-size:.8rem;opacity:.7}</style>"
     )
-    return style + '<div class="sp-grid">' + "".join(cards) + "</div>"
+    return LINK_CSS + style + '<div class="sp-grid">' + "".join(cards) + "</div>"
 
 
 def card_grid(rows: list[dict[str, object]], kind: str) -> None:
@@ -448,6 +507,23 @@ HEADLINES: list[tuple[str, str, str]] = [
 ]
 
 
+#: The headline numbers' container (Streamlit gives it the class ``st-key-<key>``).
+HEADLINES_KEY = "sp_headlines"
+#: Blocks a phone does without (``st-key-sp_wide_only``): Top's "#1" cards repeat its list's first rows.
+WIDE_ONLY_KEY = "sp_wide_only"
+#: At phone width Streamlit stacks columns one per row: five numbers filled a screen. There
+#: they wrap three to a row instead, and ``WIDE_ONLY_KEY`` blocks are left out.
+NARROW_CSS = (
+    "<style>@media (max-width: 640px){"
+    f".st-key-{HEADLINES_KEY} [data-testid='stHorizontalBlock']{{flex-flow:row wrap!important;gap:.25rem .75rem}}"
+    f".st-key-{HEADLINES_KEY} [data-testid='stColumn']{{flex:1 1 28%!important;min-width:28%!important;"
+    "width:auto!important}"
+    f".st-key-{HEADLINES_KEY} [data-testid='stMetricValue']{{font-size:1.75rem}}"
+    f".st-key-{WIDE_ONLY_KEY}{{display:none!important}}"
+    "}</style>"
+)
+
+
 def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Period) -> None:
     """The period's headline numbers, each with its change against the period just before.
 
@@ -457,7 +533,9 @@ def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Per
     totals = frame(result, "totals").iloc[0]
     previous = frame(result, "previous")
     before = previous.iloc[0] if len(previous) else None
-    cols = st.columns(len(HEADLINES))
+    box = st.container(key=HEADLINES_KEY)
+    box.html(NARROW_CSS)
+    cols = box.columns(len(HEADLINES))
     for col, (label, key, fmt) in zip(cols, HEADLINES, strict=True):
         value = float(totals[key] or 0)
         change = None if before is None else value - float(before[key] or 0)

@@ -12,7 +12,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import auth, listeners, queries, ui
+from app import auth, detail, listeners, queries, ui
 
 WITH_PARAM = "with"
 FEATURES = [("energy", "Energy"), ("valence", "Valence"), ("danceability", "Danceability")]
@@ -81,12 +81,34 @@ for col, who, plays, shared in (
         help=f"{ui.number(int(shared))} of {ui.plural(int(plays), 'play')}.",
     )
 
+
 # One above the other: side by side, six columns of the artists table do not fit half a page.
+# Each list is shown whole (no box of ten rows to scroll in), with thousands separators, and a
+# click on a row opens its artist's or track's page, as on the Top page.
+def _shared(df: pd.DataFrame, config: dict[str, Any], kind: queries.DetailKind, key: str) -> None:
+    event = st.dataframe(  # type: ignore[call-overload]
+        df,
+        hide_index=True,
+        width="stretch",
+        height="content",
+        on_select="rerun",
+        selection_mode="single-row",
+        key=key,
+        column_config={
+            f"{la} plays": st.column_config.NumberColumn(f"{la} plays", format="localized"),
+            f"{lb} plays": st.column_config.NumberColumn(f"{lb} plays", format="localized"),
+            "id": None,
+            **config,
+        },
+    )
+    detail.open_on_select(event, df, kind)
+
+
 with st.container():
     st.subheader("Shared artists")
     artists = ui.frame(res, "shared_artists")
     if len(artists):
-        st.dataframe(
+        _shared(
             pd.DataFrame(
                 {
                     "Artist": artists["artist"],
@@ -97,29 +119,35 @@ with st.container():
                     ],
                     f"{la} first": [ui.local(t, ctx.tz, "%d %b %Y") for t in artists["first_a"]],
                     f"{lb} first": [ui.local(t, ctx.tz, "%d %b %Y") for t in artists["first_b"]],
+                    "id": artists["id"],
                 }
             ),
-            hide_index=True,
-            width="stretch",
+            {},
+            "artist",
+            "compare_artists",
         )
+        st.caption("Click a row to open the artist's page.")
     else:
         st.info("No artist both of them played in this period.")
 with st.container():
     st.subheader("Shared tracks")
     tracks = ui.frame(res, "shared_tracks")
     if len(tracks):
-        st.dataframe(
+        _shared(
             pd.DataFrame(
                 {
                     "Track": tracks["track"],
                     "Artists": tracks["artists"],
                     f"{la} plays": tracks["plays_a"],
                     f"{lb} plays": tracks["plays_b"],
+                    "id": tracks["id"],
                 }
             ),
-            hide_index=True,
-            width="stretch",
+            {},
+            "track",
+            "compare_tracks",
         )
+        st.caption("Click a row to open the track's page.")
     else:
         st.info("No track both of them played in this period.")
 

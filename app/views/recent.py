@@ -7,7 +7,7 @@ from typing import cast
 
 import streamlit as st
 
-from app import queries, ui
+from app import detail, queries, ui
 
 PAGE_SIZE = 100
 
@@ -49,22 +49,30 @@ if len(rows):
     rows["context_type"] = rows["context_type"].fillna("")
     rows["source"] = rows["source"].map(lambda s: SOURCE_LABELS.get(s, s))
 st.caption(f"{ui.number(count)} matching plays · times in {ctx.tz}")
-st.dataframe(  # type: ignore[call-overload]
+# Clicking a row opens its track's page, as on the Top page. Every column has a width of its
+# own and together they fit the page beside the sidebar at 1,400 px (about 940 px), so the
+# last column is never cut off (with long names, "Source" was): a long name ends in "…" in
+# its cell, and a wider window stretches the columns to fill it.
+event = st.dataframe(  # type: ignore[call-overload]
     rows,
     hide_index=True,
     width="stretch",
     height="content",  # the page of rows, whole: one scroll bar (the page's), not two
+    on_select="rerun",
+    selection_mode="single-row",
+    key="recent_table",
     column_config={
-        "played_at": st.column_config.DatetimeColumn("Played at", format="YYYY-MM-DD HH:mm"),
-        "image": st.column_config.ImageColumn("", width="small"),
-        "track": "Track",
-        "artists": "Artists",
-        "album": "Album",
-        "minutes": st.column_config.NumberColumn("Minutes", format="%.1f"),
-        "content_type": "Type",
-        "is_play": st.column_config.CheckboxColumn("Counted"),
-        "source": "Source",
-        "context_type": "From",
+        "played_at": st.column_config.DatetimeColumn("Played at", format="YYYY-MM-DD HH:mm", width=118),
+        "image": st.column_config.ImageColumn("", width=36),
+        "track": st.column_config.TextColumn("Track", width=160),
+        "artists": st.column_config.TextColumn("Artists", width=120),
+        "album": st.column_config.TextColumn("Album", width=120),
+        "minutes": st.column_config.NumberColumn("Minutes", format="%.1f", width=58),
+        "content_type": st.column_config.TextColumn("Type", width=52),
+        "is_play": st.column_config.CheckboxColumn("Counted", width=64),
+        "source": st.column_config.TextColumn("Source", width=112),
+        "context_type": st.column_config.TextColumn("From", width=58),
+        "id": None,
     },
     column_order=[
         "played_at",
@@ -79,4 +87,5 @@ st.dataframe(  # type: ignore[call-overload]
         "context_type",
     ],
 )
+detail.open_on_select(event, rows, "track")
 ui.definitions_note()

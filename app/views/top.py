@@ -61,7 +61,7 @@ if not len(tracks):
     newest = ui.local(ctx.status.newest_play, ctx.tz, "%d %b %Y")
     st.info(f"No plays in this period. Your newest play is from {newest}; try *All time*.")
 else:
-    cols = st.columns(3)
+    cols = st.container(key=ui.WIDE_ONLY_KEY).columns(3)
     for col, label, df, name, kind in (
         (cols[0], "#1 track", tracks, "track", "track"),
         (cols[1], "#1 artist", artists, "artist", "artist"),

@@ -92,6 +92,17 @@ summary = card.WrappedSummary(
     longest_streak=streak_text,
     discoveries=found_text,
     mood=mood_text,
+    # The year's top track's cover (its album's), else the top album's: the placeholder when neither loads.
+    cover=next(
+        (
+            c
+            for c in (
+                card.cover_bytes(str(u)) for df in (tracks, albums) for u in df["image"].head(1).dropna()
+            )
+            if c
+        ),
+        None,
+    ),
 )
 st.download_button(
     "Download the summary card (PNG)",
