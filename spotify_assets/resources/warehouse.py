@@ -97,9 +97,10 @@ class WarehouseResource(dg.ConfigurableResource):
         """Delete every play of ``user_id`` so that none is recoverable from the storage; returns
         how many rows went.
 
-        "One writer per table" holds: the assets only ever insert (``merge_plays``), and this is
-        not an asset but an operator command's call (``spotify-assets users remove NAME
-        --delete-data``), like ``rebuild-warehouse``; it takes the same writer lock a run takes.
+        "One writer per table" holds: the assets only ever insert (``plays_writes.merge_plays_files``),
+        and this is not an asset but an operator command's call (``spotify-assets users remove NAME
+        --delete-data``), listed with ``rebuild-warehouse`` in ``plays_writes.OPERATOR_REWRITES``;
+        it takes the same writer lock a run takes.
         """
 
     @abstractmethod

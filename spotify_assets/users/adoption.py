@@ -21,6 +21,7 @@ import contextlib
 import json
 
 from spotify_assets.lake_layout import USER_DIR_PREFIX
+from spotify_assets.plays_writes import adopt_legacy_plays
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
@@ -99,4 +100,4 @@ def adopt_legacy(warehouse: WarehouseResource, lake: LakeResource, user_id: str)
     )
     if owner is None and (waiting or legacy_files(lake)):
         owner = record_owner(lake, user_id)
-    return owner, warehouse.adopt_legacy_plays(owner) if owner is not None and waiting else 0
+    return owner, adopt_legacy_plays(warehouse, owner) if owner is not None and waiting else 0
