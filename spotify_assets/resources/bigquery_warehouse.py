@@ -56,24 +56,16 @@ from spotify_assets.schema import (
     TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     TableName,
-    column_names,
     conform,
     load_schema,
 )
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
 from spotify_assets.spotify.normalize import user_play_key
+from spotify_assets.tables import gaps, tracks
+from spotify_assets.tables.sql import bigquery_insert_all
 
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
 MAX_JOB_ATTEMPTS = 5
-
-#: Poll gaps (see ``WarehouseResource.record_gap``). Not in ``schemas/`` because it is
-#: bookkeeping, not data; mirrors the DuckDB ``ingest_gaps`` table column for column.
-GAPS_SCHEMA = [
-    bigquery.SchemaField("gap_start", "TIMESTAMP", mode="REQUIRED"),
-    bigquery.SchemaField("gap_end", "TIMESTAMP", mode="REQUIRED"),
-    bigquery.SchemaField("detected_at", "TIMESTAMP", mode="REQUIRED"),
-    bigquery.SchemaField("closed_at", "TIMESTAMP", mode="NULLABLE"),
-]
 
 _J = TypeVar("_J", bound=bigquery.job._AsyncJob)
 
@@ -98,14 +90,6 @@ def _frame_digest(df: pd.DataFrame) -> str:
     """Content hash of a conformed frame: same rows in any order -> same digest."""
     body = df.sort_values(list(df.columns)).to_json(orient="records", date_format="iso", date_unit="us")
     return content_digest(body.encode())
-
-
-def _insert_all(table: TableName) -> str:
-    """``INSERT (cols) VALUES (S.cols)`` for every schema column: the portable spelling of
-    ``INSERT ROW``, which depends on the staging table's column order and which not every
-    BigQuery implementation parses."""
-    cols = column_names(table)
-    return f"INSERT ({', '.join(f'`{c}`' for c in cols)}) VALUES ({', '.join(f'S.`{c}`' for c in cols)})"
 
 
 def _pandas_type(arrow_type: pa.DataType) -> Any:
@@ -174,7 +158,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             (FEATURES_TABLE, bq_schema("track_features")),
             (TRACK_METADATA_TABLE, bq_schema("track_metadata")),
             (TOP_TEN_TABLE, bq_schema("top_ten_tracks")),
-            (GAPS_TABLE, GAPS_SCHEMA),
+            (GAPS_TABLE, gaps.bigquery_schema()),
         ]
         for name, schema in specs:
             try:
@@ -274,7 +258,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         config = bigquery.QueryJobConfig(query_parameters=params or [])
         return self.client().query(sql, job_config=config, job_id=job_id, job_retry=None)
 
-    def _rows(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    def rows(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """The result as a frame typed by the query's schema, also when it has no rows.
 
         Typed from BigQuery's result schema through Arrow (TIMESTAMP -> ``datetime64[us, UTC]``,
@@ -303,7 +287,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             f"  QUALIFY ROW_NUMBER() OVER (PARTITION BY {PLAY_KEY} ORDER BY ingested_at, batch_id) = 1\n"
             f") AS S\n"
             f"ON T.{PLAY_KEY} = S.{PLAY_KEY}\n"
-            f"WHEN NOT MATCHED THEN {_insert_all('plays')}"
+            f"WHEN NOT MATCHED THEN {bigquery_insert_all('plays')}"
         )
 
     def merge_plays_from_uris(self, uris: list[str], batch_id: str) -> MergeResult:
@@ -378,7 +362,7 @@ class BigQueryWarehouseResource(WarehouseResource):
                 " WHERE user_id = @user_id",
                 [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)],
             )
-        value = self._rows(f"SELECT MAX(played_at) AS m FROM `{self.table_id(PLAYS_TABLE)}`{where}", params)[
+        value = self.rows(f"SELECT MAX(played_at) AS m FROM `{self.table_id(PLAYS_TABLE)}`{where}", params)[
             "m"
         ].iloc[0]
         return (
@@ -387,16 +371,16 @@ class BigQueryWarehouseResource(WarehouseResource):
 
     def adopt_legacy_plays(self, user_id: str) -> int:
         plays = f"`{self.table_id(PLAYS_TABLE)}`"
-        if not int(self._rows(f"SELECT count(*) AS n FROM {plays} WHERE user_id IS NULL")["n"].iloc[0]):
+        if not int(self.rows(f"SELECT count(*) AS n FROM {plays} WHERE user_id IS NULL")["n"].iloc[0]):
             return 0
         prefix = bigquery.ScalarQueryParameter("prefix", "STRING", user_play_key(user_id, ""))
         user = bigquery.ScalarQueryParameter("user_id", "STRING", user_id)
-        self._dml(
+        self.run_dml(
             f"DELETE FROM {plays} WHERE user_id IS NULL AND CONCAT(@prefix, play_key) IN "
             f"(SELECT play_key FROM {plays} WHERE user_id = @user_id)",
             [prefix, user],
         )
-        job = self._dml(
+        job = self.run_dml(
             f"UPDATE {plays} SET user_id = @user_id, play_key = CONCAT(@prefix, play_key) WHERE user_id IS NULL",
             [prefix, user],
         )
@@ -407,30 +391,16 @@ class BigQueryWarehouseResource(WarehouseResource):
         travel window (7 days by default) and then fail-safe (7 more): the rows are gone from
         every query at once, and from Google's storage after that window."""
         who = [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
-        job = self._dml(f"DELETE FROM `{self.table_id(PLAYS_TABLE)}` WHERE user_id = @user_id", who)
+        job = self.run_dml(f"DELETE FROM `{self.table_id(PLAYS_TABLE)}` WHERE user_id = @user_id", who)
         # The mart's rows of theirs, and everyone's (ranked over their plays too): the next top
         # ten run writes everyone's again without them.
-        self._dml(
+        self.run_dml(
             f"DELETE FROM `{self.table_id(TOP_TEN_TABLE)}` WHERE user_id IN (@user_id, @everyone)",
             [*who, bigquery.ScalarQueryParameter("everyone", "STRING", ALL_LISTENERS)],
         )
         return int(job.num_dml_affected_rows or 0)
 
     # -- features ----------------------------------------------------------------------
-    def merge_features_sql(self, staging_table: str) -> str:
-        """Upsert ``track_features`` by ``track_id``; an ``ok`` row is replaced only by another ``ok`` row."""
-        return self._upsert_sql("track_features", FEATURES_TABLE, staging_table)
-
-    def _upsert_sql(self, schema: TableName, table: str, staging_table: str) -> str:
-        sets = ", ".join(f"`{c}` = S.`{c}`" for c in column_names(schema) if c != "track_id")
-        return (
-            f"MERGE `{self.table_id(table)}` AS T\n"
-            f"USING `{staging_table}` AS S\n"
-            f"ON T.track_id = S.track_id\n"
-            f"WHEN MATCHED AND (T.status <> 'ok' OR S.status = 'ok') THEN UPDATE SET {sets}\n"
-            f"WHEN NOT MATCHED THEN {_insert_all(schema)}"
-        )
-
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
         return self._upsert_by_track_id(features, "track_features", FEATURES_TABLE)
 
@@ -438,7 +408,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
 
     def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
-        frame = conform(frame, schema).drop_duplicates("track_id", keep="last")
+        frame = tracks.prepared(frame, schema)
         if frame.empty:
             return MergeResult(inserted=0, duplicates=0, total_rows=self.count(table))
         self.ensure_tables()
@@ -456,7 +426,9 @@ class BigQueryWarehouseResource(WarehouseResource):
         load.result(timeout=self.job_timeout_s)
         dest = load.destination
         merge = self.client().query(
-            self._upsert_sql(schema, table, f"{dest.project}.{dest.dataset_id}.{dest.table_id}"),
+            tracks.bigquery_upsert_sql(
+                schema, self.table_id(table), f"{dest.project}.{dest.dataset_id}.{dest.table_id}"
+            ),
             job_id_prefix=f"spotify_merge_{schema}_",
         )
         merge.result(timeout=self.job_timeout_s)
@@ -468,8 +440,8 @@ class BigQueryWarehouseResource(WarehouseResource):
 
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
         ids = sorted(set(track_ids))
-        df = self._rows(
-            f"SELECT * FROM `{self.table_id(FEATURES_TABLE)}` WHERE track_id IN UNNEST(@ids)",
+        df = self.rows(
+            tracks.bigquery_rows_for_sql(self.table_id(FEATURES_TABLE)),
             [bigquery.ArrayQueryParameter("ids", "STRING", ids)],
         )
         return conform(df, "track_features")
@@ -501,42 +473,20 @@ class BigQueryWarehouseResource(WarehouseResource):
 
     def query(self, sql: str) -> pd.DataFrame:
         """GoogleSQL; unqualified table names resolve in ``dataset`` (so ``count("bq_plays")`` works)."""
-        return self._rows(sql)
+        return self.rows(sql)
 
-    # -- poll gaps ---------------------------------------------------------------------
-    def _dml(self, sql: str, params: list[Any]) -> bigquery.QueryJob:
+    # -- DML; the poll gaps (their SQL: tables/gaps.py) ---------------------------------
+    def run_dml(self, sql: str, params: list[Any]) -> bigquery.QueryJob:
         self.ensure_tables()
         job = self.client().query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
         job.result(timeout=self.job_timeout_s)
         return job
 
     def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
-        """Insert the gap unless that exact window is already recorded (a retried run)."""
-        self._dml(
-            f"MERGE `{self.table_id(GAPS_TABLE)}` AS T\n"
-            "USING (SELECT @gap_start AS gap_start, @gap_end AS gap_end) AS S\n"
-            "ON T.gap_start = S.gap_start AND T.gap_end = S.gap_end\n"
-            "WHEN NOT MATCHED THEN INSERT (gap_start, gap_end, detected_at, closed_at)\n"
-            "  VALUES (S.gap_start, S.gap_end, CURRENT_TIMESTAMP(), NULL)",
-            [
-                bigquery.ScalarQueryParameter("gap_start", "TIMESTAMP", gap_start),
-                bigquery.ScalarQueryParameter("gap_end", "TIMESTAMP", gap_end),
-            ],
-        )
+        gaps.bigquery_record(self, gap_start, gap_end)
 
     def open_gaps(self) -> pd.DataFrame:
-        return self._rows(
-            f"SELECT gap_start, gap_end, detected_at FROM `{self.table_id(GAPS_TABLE)}` "
-            "WHERE closed_at IS NULL ORDER BY gap_start"
-        )
+        return gaps.bigquery_open(self)
 
     def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
-        job = self._dml(
-            f"UPDATE `{self.table_id(GAPS_TABLE)}` SET closed_at = CURRENT_TIMESTAMP()\n"
-            "WHERE closed_at IS NULL AND gap_start >= @start AND gap_end <= @end",
-            [
-                bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
-                bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
-            ],
-        )
-        return int(job.num_dml_affected_rows or 0)
+        return gaps.bigquery_close_covered_by(self, start, end)

@@ -46,7 +46,6 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
     ALL_LISTENERS,
     FEATURES_TABLE,
-    GAPS_TABLE,
     META_TABLE,
     PLAY_KEY,
     PLAYS_TABLE,
@@ -59,6 +58,7 @@ from spotify_assets.schema import (
 )
 from spotify_assets.settings import snapshot_path_for
 from spotify_assets.spotify.normalize import user_play_key
+from spotify_assets.tables import gaps, tracks
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -398,31 +398,19 @@ class DuckDBWarehouseResource(WarehouseResource):
         return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
 
     def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
-        """Upsert on ``track_id``; an ``ok`` row is replaced only by another ``ok`` row."""
-        frame = conform(frame, schema).drop_duplicates("track_id", keep="last")
-        cols = [c for c in frame.columns if c != "track_id"]
-        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols)
+        """Upsert on ``track_id`` by the rule of ``tables/tracks.py``."""
+        frame = tracks.prepared(frame, schema)
         with self._writer() as con:
             before = _count(con, table)
-            if len(frame):
-                con.register("incoming_rows", frame)
-                con.execute(
-                    f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows "
-                    f"ON CONFLICT (track_id) DO UPDATE SET {updates} "
-                    f"WHERE {table}.status <> 'ok' OR excluded.status = 'ok'"
-                )
-                con.unregister("incoming_rows")
+            tracks.duckdb_upsert(con, frame, table)
             after = _count(con, table)
         return MergeResult(
             inserted=after - before, duplicates=len(frame) - (after - before), total_rows=after
         )
 
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
-        ids = sorted(set(track_ids))
         with self._reader() as con:
-            df = con.execute(
-                f"SELECT * FROM {FEATURES_TABLE} WHERE track_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
-            ).df()
+            df = tracks.duckdb_rows_for(con, FEATURES_TABLE, sorted(set(track_ids)))
         return conform(df, "track_features")
 
     def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
@@ -453,27 +441,14 @@ class DuckDBWarehouseResource(WarehouseResource):
         # Not published on its own: the run's merge, moments later, publishes it with the plays
         # (a snapshot copy costs time proportional to the history).
         with self._writer(publish=False) as con:
-            con.execute(
-                f"INSERT OR IGNORE INTO {GAPS_TABLE} VALUES (?, ?, ?, NULL)",
-                [gap_start, gap_end, datetime.now(UTC)],
-            )
+            gaps.duckdb_record(con, gap_start, gap_end)
 
     def open_gaps(self) -> pd.DataFrame:
-        return self.query(
-            f"SELECT gap_start, gap_end, detected_at FROM {GAPS_TABLE} WHERE closed_at IS NULL ORDER BY 1"
-        )
+        return self.query(gaps.OPEN_SQL)
 
     def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
         with self._writer() as con:
-            before = con.execute(f"SELECT count(*) FROM {GAPS_TABLE} WHERE closed_at IS NULL").fetchall()[0][
-                0
-            ]
-            con.execute(
-                f"UPDATE {GAPS_TABLE} SET closed_at = ? WHERE closed_at IS NULL AND gap_start >= ? AND gap_end <= ?",
-                [datetime.now(UTC), start, end],
-            )
-            after = con.execute(f"SELECT count(*) FROM {GAPS_TABLE} WHERE closed_at IS NULL").fetchall()[0][0]
-        return int(before - after)
+            return gaps.duckdb_close_covered_by(con, start, end)
 
 
 def _rewrite_database(db: Path) -> None:
@@ -565,10 +540,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     # the plays are adopted, see users/adoption.py). Columns are only ever added, never dropped.
     con.execute(f"ALTER TABLE {PLAYS_TABLE} ADD COLUMN IF NOT EXISTS user_id VARCHAR")
     con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {GAPS_TABLE} (gap_start TIMESTAMPTZ NOT NULL, gap_end TIMESTAMPTZ NOT NULL, "
-        "detected_at TIMESTAMPTZ NOT NULL, closed_at TIMESTAMPTZ, PRIMARY KEY (gap_start, gap_end))"
-    )
+    con.execute(gaps.duckdb_create_sql())
 
 
 #: Held while a database file is opened or a connection to it closed. Connections of one process
