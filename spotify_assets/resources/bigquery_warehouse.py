@@ -50,7 +50,6 @@ from spotify_assets.schema import (
     ALL_LISTENERS,
     FEATURES_TABLE,
     GAPS_TABLE,
-    PLAY_KEY,
     PLAYS_CLUSTERING,
     PLAYS_TABLE,
     TOP_TEN_TABLE,
@@ -60,9 +59,9 @@ from spotify_assets.schema import (
     load_schema,
 )
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
-from spotify_assets.spotify.normalize import user_play_key
 from spotify_assets.tables import gaps, tracks
-from spotify_assets.tables.sql import bigquery_insert_all
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import top_ten as top_ten_table
 
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
 MAX_JOB_ATTEMPTS = 5
@@ -278,17 +277,8 @@ class BigQueryWarehouseResource(WarehouseResource):
 
     # -- plays -------------------------------------------------------------------------
     def merge_plays_sql(self, staging_table: str) -> str:
-        """Insert-only MERGE on ``play_key``; duplicates within the staged batch collapse to one row."""
-        return (
-            f"MERGE `{self.table_id(PLAYS_TABLE)}` AS T\n"
-            f"USING (\n"
-            f"  SELECT * FROM `{staging_table}`\n"
-            f"  WHERE TRUE\n"
-            f"  QUALIFY ROW_NUMBER() OVER (PARTITION BY {PLAY_KEY} ORDER BY ingested_at, batch_id) = 1\n"
-            f") AS S\n"
-            f"ON T.{PLAY_KEY} = S.{PLAY_KEY}\n"
-            f"WHEN NOT MATCHED THEN {bigquery_insert_all('plays')}"
-        )
+        """The insert-only MERGE of ``tables/plays.py`` into this dataset's ``bq_plays``."""
+        return plays_table.bigquery_merge_sql(self.table_id(PLAYS_TABLE), staging_table)
 
     def merge_plays_from_uris(self, uris: list[str], batch_id: str) -> MergeResult:
         """Load ``uris`` (Parquet in GCS) into staging and MERGE them into ``bq_plays``, at most once."""
@@ -356,46 +346,31 @@ class BigQueryWarehouseResource(WarehouseResource):
         )
 
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
-        where, params = "", []
-        if user_id is not None:
-            where, params = (
-                " WHERE user_id = @user_id",
-                [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)],
-            )
-        value = self.rows(f"SELECT MAX(played_at) AS m FROM `{self.table_id(PLAYS_TABLE)}`{where}", params)[
-            "m"
-        ].iloc[0]
+        params = [] if user_id is None else [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
+        sql = plays_table.bigquery_max_played_at_sql(self.table_id(PLAYS_TABLE), by_user=user_id is not None)
+        value = self.rows(sql, params)["m"].iloc[0]
         return (
             None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
         )
 
     def adopt_legacy_plays(self, user_id: str) -> int:
-        plays = f"`{self.table_id(PLAYS_TABLE)}`"
-        if not int(self.rows(f"SELECT count(*) AS n FROM {plays} WHERE user_id IS NULL")["n"].iloc[0]):
+        waiting = self.rows(plays_table.legacy_waiting_sql(f"`{self.table_id(PLAYS_TABLE)}`"))
+        if not int(waiting["n"].iloc[0]):
             return 0
-        prefix = bigquery.ScalarQueryParameter("prefix", "STRING", user_play_key(user_id, ""))
+        prefix = bigquery.ScalarQueryParameter("prefix", "STRING", plays_table.legacy_prefix(user_id))
         user = bigquery.ScalarQueryParameter("user_id", "STRING", user_id)
-        self.run_dml(
-            f"DELETE FROM {plays} WHERE user_id IS NULL AND CONCAT(@prefix, play_key) IN "
-            f"(SELECT play_key FROM {plays} WHERE user_id = @user_id)",
-            [prefix, user],
-        )
-        job = self.run_dml(
-            f"UPDATE {plays} SET user_id = @user_id, play_key = CONCAT(@prefix, play_key) WHERE user_id IS NULL",
-            [prefix, user],
-        )
-        return int(job.num_dml_affected_rows or 0)
+        drop_doubles, adopt = plays_table.bigquery_adopt_sql(self.table_id(PLAYS_TABLE))
+        self.run_dml(drop_doubles, [prefix, user])
+        return int(self.run_dml(adopt, [prefix, user]).num_dml_affected_rows or 0)
 
     def delete_user(self, user_id: str) -> int:
         """A DML DELETE of the user's rows. BigQuery keeps changed data for the dataset's time
         travel window (7 days by default) and then fail-safe (7 more): the rows are gone from
         every query at once, and from Google's storage after that window."""
         who = [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
-        job = self.run_dml(f"DELETE FROM `{self.table_id(PLAYS_TABLE)}` WHERE user_id = @user_id", who)
-        # The mart's rows of theirs, and everyone's (ranked over their plays too): the next top
-        # ten run writes everyone's again without them.
+        job = self.run_dml(plays_table.bigquery_delete_user_sql(self.table_id(PLAYS_TABLE)), who)
         self.run_dml(
-            f"DELETE FROM `{self.table_id(TOP_TEN_TABLE)}` WHERE user_id IN (@user_id, @everyone)",
+            top_ten_table.bigquery_delete_user_sql(self.table_id(TOP_TEN_TABLE)),
             [*who, bigquery.ScalarQueryParameter("everyone", "STRING", ALL_LISTENERS)],
         )
         return int(job.num_dml_affected_rows or 0)

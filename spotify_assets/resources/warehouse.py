@@ -44,7 +44,6 @@ from pydantic import PrivateAttr
 from spotify_assets.resources.dedupe import DuckDBPlaysIndex, FetchingPlaysIndex, PlaysIndex
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
-    ALL_LISTENERS,
     FEATURES_TABLE,
     META_TABLE,
     PLAY_KEY,
@@ -57,8 +56,9 @@ from spotify_assets.schema import (
     empty_frame,
 )
 from spotify_assets.settings import snapshot_path_for
-from spotify_assets.spotify.normalize import user_play_key
 from spotify_assets.tables import gaps, tracks
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import top_ten as top_ten_table
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -307,39 +307,26 @@ class DuckDBWarehouseResource(WarehouseResource):
     # -- the contract ----------------------------------------------------------------
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
         with self._reader() as con:
-            if user_id is None:
-                value = con.execute(f"SELECT max(played_at) FROM {PLAYS_TABLE}").fetchall()[0][0]
-            else:
-                value = con.execute(
-                    f"SELECT max(played_at) FROM {PLAYS_TABLE} WHERE user_id = ?", [user_id]
-                ).fetchall()[0][0]
+            value = plays_table.duckdb_max_played_at(con, user_id)
         return None if value is None else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
 
     def adopt_legacy_plays(self, user_id: str) -> int:
         with self._reader() as con:
-            waiting = con.execute(f"SELECT count(*) FROM {PLAYS_TABLE} WHERE user_id IS NULL").fetchall()[0][
-                0
-            ]
+            waiting = con.execute(plays_table.legacy_waiting_sql()).fetchall()[0][0]
         if not waiting:
             return 0  # the common case: no write, no lock, no snapshot copy
         with self._writer() as con:
-            prefix = user_play_key(user_id, "")
-            con.execute(
-                f"DELETE FROM {PLAYS_TABLE} WHERE user_id IS NULL AND (? || play_key) IN "
-                f"(SELECT play_key FROM {PLAYS_TABLE} WHERE user_id = ?)",
-                [prefix, user_id],
-            )
-            adopted = con.execute(
-                f"UPDATE {PLAYS_TABLE} SET user_id = ?, play_key = ? || play_key WHERE user_id IS NULL",
-                [user_id, prefix],
-            ).fetchall()[0][0]
-        return int(adopted)
+            return plays_table.duckdb_adopt(con, user_id)
 
     def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
         plays = conform(plays, "plays")
         incoming = len(plays)
         with self._writer() as con:
-            inserted, after = _insert_ignoring(con, plays) if incoming else (0, _count(con, PLAYS_TABLE))
+            inserted, after = (
+                plays_table.duckdb_insert_ignoring(con, plays)
+                if incoming
+                else (0, plays_table.duckdb_count(con))
+            )
         return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
 
     def delete_user(self, user_id: str) -> int:
@@ -355,12 +342,8 @@ class DuckDBWarehouseResource(WarehouseResource):
         with self._exclusive(publish=True, rewrite=True) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                deleted = con.execute(f"DELETE FROM {PLAYS_TABLE} WHERE user_id = ?", [user_id]).fetchall()[
-                    0
-                ][0]
-                # The mart's rows of theirs, and everyone's (ranked over their plays too): the
-                # next top ten run writes everyone's again without them.
-                con.execute(f"DELETE FROM {TOP_TEN_TABLE} WHERE user_id IN (?, ?)", [user_id, ALL_LISTENERS])
+                deleted = plays_table.duckdb_delete_user(con, user_id)
+                top_ten_table.duckdb_delete_user(con, user_id)
                 con.execute(
                     f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
                     [datetime.now(UTC).isoformat()],
@@ -388,7 +371,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         incoming_plays = pa.concat_tables(tables, promote_options="default")
         with self._writer() as con:
             con.execute("SET enable_progress_bar = false")  # a long insert must not draw on stdout
-            inserted, after = _insert_ignoring(con, incoming_plays)
+            inserted, after = plays_table.duckdb_insert_ignoring(con, incoming_plays)
         return MergeResult(inserted=inserted, duplicates=incoming_plays.num_rows - inserted, total_rows=after)
 
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
@@ -416,10 +399,7 @@ class DuckDBWarehouseResource(WarehouseResource):
     def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
         top_ten = conform(top_ten, "top_ten_tracks")
         with self._writer() as con:
-            con.register("incoming_top_ten", top_ten)
-            con.execute(f"DELETE FROM {TOP_TEN_TABLE}")
-            con.execute(f"INSERT INTO {TOP_TEN_TABLE} BY NAME SELECT * FROM incoming_top_ten")
-            con.unregister("incoming_top_ten")
+            top_ten_table.duckdb_replace(con, top_ten)
 
     def export_plays_for_spark(self, dest_dir: str) -> str:
         out = Path(dest_dir) / "plays.parquet"
@@ -494,22 +474,6 @@ def _has_current_tables(snapshot: Path) -> bool:
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-
-
-def _insert_ignoring(con: duckdb.DuckDBPyConnection, incoming: pd.DataFrame | pa.Table) -> tuple[int, int]:
-    """Insert plays whose key is new; return (rows inserted, rows in the table after).
-
-    INSERT OR IGNORE on the primary key: exactly-once even if the same batch arrives twice in
-    one frame or from two overlapping runs.
-    """
-    before = _count(con, PLAYS_TABLE)
-    con.register("incoming_plays", incoming)
-    try:
-        con.execute(f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM incoming_plays")
-    finally:
-        con.unregister("incoming_plays")
-    after = _count(con, PLAYS_TABLE)
-    return after - before, after
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
