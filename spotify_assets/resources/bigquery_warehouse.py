@@ -59,7 +59,7 @@ from spotify_assets.schema import (
     load_schema,
 )
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
-from spotify_assets.tables import gaps, tracks
+from spotify_assets.tables import admin, gaps, tracks
 from spotify_assets.tables import plays as plays_table
 from spotify_assets.tables import top_ten as top_ten_table
 
@@ -153,10 +153,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             return
         client = self.client()
         specs: list[tuple[str, list[bigquery.SchemaField]]] = [
-            (PLAYS_TABLE, bq_schema("plays")),
-            (FEATURES_TABLE, bq_schema("track_features")),
-            (TRACK_METADATA_TABLE, bq_schema("track_metadata")),
-            (TOP_TEN_TABLE, bq_schema("top_ten_tracks")),
+            *((table, bq_schema(schema)) for table, schema, _ in admin.DATA_TABLES),
             (GAPS_TABLE, gaps.bigquery_schema()),
         ]
         for name, schema in specs:

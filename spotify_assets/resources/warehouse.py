@@ -46,17 +46,14 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
     FEATURES_TABLE,
     META_TABLE,
-    PLAY_KEY,
     PLAYS_TABLE,
-    TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     TableName,
     conform,
-    duckdb_columns_sql,
     empty_frame,
 )
 from spotify_assets.settings import snapshot_path_for
-from spotify_assets.tables import gaps, tracks
+from spotify_assets.tables import admin, gaps, tracks
 from spotify_assets.tables import plays as plays_table
 from spotify_assets.tables import top_ten as top_ten_table
 
@@ -242,7 +239,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             try:
                 con = _connect_with_retry(str(db), read_only=False, timeout_s=self.lock_timeout_s)
                 try:
-                    _ensure_tables(con)
+                    admin.duckdb_ensure_tables(con)
                     yield con
                     con.execute("CHECKPOINT")
                 finally:
@@ -460,7 +457,7 @@ def _rewrite_database(db: Path) -> None:
 
 def _has_current_tables(snapshot: Path) -> bool:
     """Whether ``snapshot`` has the current plays table (a warehouse of the single-user layout
-    lacks ``user_id`` until a writer has run ``_ensure_tables`` on it)."""
+    lacks ``user_id`` until a writer has run ``admin.duckdb_ensure_tables`` on it)."""
     con = _connect_with_retry(str(snapshot), read_only=True, timeout_s=30)
     try:
         found = con.execute(
@@ -474,37 +471,6 @@ def _has_current_tables(snapshot: Path) -> bool:
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    """The column names of ``table`` in the open database (empty when it does not exist)."""
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema()",
-        [table],
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
-def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    tables: list[tuple[str, TableName, str]] = [
-        (PLAYS_TABLE, "plays", PLAY_KEY),
-        (FEATURES_TABLE, "track_features", "track_id"),
-        (TRACK_METADATA_TABLE, "track_metadata", "track_id"),
-        (TOP_TEN_TABLE, "top_ten_tracks", "user_id, rank"),
-    ]
-    if "user_id" not in _columns(con, TOP_TEN_TABLE):
-        # A mart of the single-user layout (one ranking, keyed by rank): derived data, so it
-        # is dropped and the next run of top_ten_tracks writes it again per listener.
-        con.execute(f"DROP TABLE IF EXISTS {TOP_TEN_TABLE}")
-    for table, schema, key in tables:
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {table} (\n  {duckdb_columns_sql(schema)},\n  PRIMARY KEY ({key}))"
-        )
-    # A warehouse of the single-user layout lacks the listener's column: add it (null until
-    # the plays are adopted, see users/adoption.py). Columns are only ever added, never dropped.
-    con.execute(f"ALTER TABLE {PLAYS_TABLE} ADD COLUMN IF NOT EXISTS user_id VARCHAR")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    con.execute(gaps.duckdb_create_sql())
 
 
 #: Held while a database file is opened or a connection to it closed. Connections of one process
