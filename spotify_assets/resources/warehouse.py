@@ -4,7 +4,9 @@
 default, here) and ``BigQueryWarehouseResource`` (cloud, ``resources/bigquery_warehouse.py``)
 implement it. Exactly-once is the warehouse's job, not the caller's: ``merge_plays`` inserts
 only rows whose ``play_key`` is not there yet, so a retried run, a rerun or two overlapping
-runs can load the same batch any number of times.
+runs can load the same batch any number of times. What each table's statements say lives in
+``spotify_assets/tables/`` (one module per table, both dialects side by side); the backends
+hold the connection, the lock and the snapshot, and run those statements.
 
 DuckDB locks its file per process (one writer, or many read-only readers, never both). The
 design that respects that:
