@@ -150,8 +150,10 @@ def lookups() -> str:
 def plays_resolved() -> str:
     """``bq_plays`` with looked-up artist and album ids and cover art filled in where a play lacks them.
 
-    The plays table has one writer (the pipeline) and the dashboard only reads, so lookups are
-    joined in at read time. Only ids and images are filled in; names and the grouping keys
+    The plays table has one writer (the ``bq_plays`` merge, which the import's lake files go
+    through too; the operator commands that rewrite it are listed in
+    ``spotify_assets.plays_writes``) and the dashboard only reads, so lookups are joined in at
+    read time. Only ids and images are filled in; names and the grouping keys
     stay those of the play, so figures do not change when lookups arrive. The pages join the
     lookups where they show ids or covers, after grouping or paging (a few thousand rows, not
     every play): see ``raw_groups_cte`` and ``detail_queries``; this whole-table form is for

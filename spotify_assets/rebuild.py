@@ -1,18 +1,23 @@
 """Rebuild the warehouse from the lake alone: ``spotify-assets rebuild-warehouse``.
 
 The lake is the source of truth. Every play reaches the plays table through a Parquet file
-under ``plays/`` (the pipeline's batches from ``gcs_csv``, the history import's chunks), and
-every feature row through a file under ``track_features/``, so merging those files again
-gives the same tables: a lost, damaged or deleted warehouse is recovered from the lake. The
-merges are the pipeline's own calls (``merge_plays_from_lake``, ``merge_track_features_from_lake``),
-so the rebuild is idempotent too: into a warehouse that is not empty it adds only what is missing.
+under ``plays/`` (the pipeline's batches from ``gcs_csv``, the history import's chunks), every
+feature row through a file under ``track_features/`` and every catalogue lookup through a file
+under ``track_metadata/``, so merging those files again gives the same tables: a lost, damaged or
+deleted warehouse is recovered from the lake. The plays go through the ``bq_plays`` merge
+(``plays_writes.merge_plays_files``), the features and lookups through the upserts their assets
+make, so the rebuild is idempotent too: into a warehouse that is not empty it adds only what is
+missing. It is one of the operator commands ``plays_writes.OPERATOR_REWRITES`` lists, and it
+holds the warehouse's writer lock (``warehouse.batch()``) from the first merge to the last.
 
 Plays of the single-user layout (files without a ``user_id=`` folder, rows without the
 column) are adopted as the owner the lake records (``users/adoption.py``), as they were the
 first time, so a rebuilt warehouse has the same keys as the one it replaces.
 
 Not rebuilt, because the lake does not hold them: the marts (``top_ten_tracks`` is recomputed
-by its asset) and the record of poll gaps (``ingest_gaps``).
+by its asset from the plays) and the record of poll gaps (``ingest_gaps``: bookkeeping of the
+poller's past windows, which a rebuilt table of plays cannot reconstruct; an import closes gaps
+its history covers, ``checks.no_open_gaps``).
 
 Locally, ``--replace`` first moves the DuckDB file aside (``warehouse.duckdb.replaced-<time>``),
 never deleting it: data is not destroyed by a command that exists to recover it.
@@ -24,6 +29,7 @@ import argparse
 import contextlib
 import io
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,12 +53,15 @@ class RebuildReport:
     plays_adopted: int = 0
     features_files: int = 0
     features_total: int = 0
+    metadata_files: int = 0
+    metadata_total: int = 0
 
     def render(self) -> str:
         return (
             f"Rebuilt from the lake: {self.plays_inserted:,} play(s) merged from {self.plays_files:,} file(s), "
             f"{self.plays_total:,} in the plays table; {self.features_total:,} track feature row(s) "
-            f"from {self.features_files:,} file(s)"
+            f"from {self.features_files:,} file(s); {self.metadata_total:,} track lookup(s) from "
+            f"{self.metadata_files:,} file(s)"
             + (f"; {self.plays_adopted:,} single-user play(s) adopted" if self.plays_adopted else "")
         )
 
@@ -60,16 +69,18 @@ class RebuildReport:
 def rebuild_from_lake(
     warehouse: WarehouseResource, lake: LakeResource, *, files_per_merge: int = FILES_PER_MERGE
 ) -> RebuildReport:
-    """Merge every plays and track-features file of ``lake`` into ``warehouse``.
+    """Merge every plays, track-features and track-metadata file of ``lake`` into ``warehouse``.
 
     Plays files go in path order; a key in two files (a batch landed twice by runs that
-    fetched overlapping plays) is kept once, from the first file merged. Feature files go in
-    the order they were fetched, so the upsert rule (an ``ok`` row is never replaced by a worse
-    status) decides as it did the first time.
+    fetched overlapping plays) is kept once, from the first file merged. Feature and lookup
+    files go in the order they were fetched, so the upsert rule (an ``ok`` row is never replaced
+    by a worse status) decides as it did the first time.
     """
     import pandas as pd
 
     from spotify_assets.encoding import content_digest
+    from spotify_assets.plays_writes import adopt_legacy_plays, merge_plays_files
+    from spotify_assets.schema import conform
     from spotify_assets.users.adoption import legacy_owner
 
     report = RebuildReport()
@@ -79,21 +90,25 @@ def rebuild_from_lake(
         for start in range(0, len(plays), files_per_merge):
             paths = plays[start : start + files_per_merge]
             batch_id = "rebuild-" + content_digest("\n".join(paths).encode())
-            result = warehouse.merge_plays_from_lake(lake, paths, batch_id)
+            result = merge_plays_files(warehouse, lake, paths, batch_id)
             report.plays_inserted += result.inserted
             report.plays_total = result.total_rows
         owner = legacy_owner(lake)
         if owner is not None:
-            report.plays_adopted = warehouse.adopt_legacy_plays(owner)
+            report.plays_adopted = adopt_legacy_plays(warehouse, owner)
             if report.plays_adopted:
                 from spotify_assets.schema import PLAYS_TABLE
 
                 report.plays_total = warehouse.count(PLAYS_TABLE)
 
-        def fetched(path: str) -> tuple[pd.Timestamp, str]:
-            at = pd.read_parquet(io.BytesIO(lake.read_bytes(path)), columns=["fetched_at"])["fetched_at"]
-            return (pd.Timestamp(at.min()) if len(at) else pd.Timestamp(0, tz="UTC"), path)
+        def by_time(column: str) -> Callable[[str], tuple[pd.Timestamp, str]]:
+            def key(path: str) -> tuple[pd.Timestamp, str]:
+                at = pd.read_parquet(io.BytesIO(lake.read_bytes(path)), columns=[column])[column]
+                return (pd.Timestamp(at.min()) if len(at) else pd.Timestamp(0, tz="UTC"), path)
 
+            return key
+
+        fetched = by_time("fetched_at")
         features = sorted(
             (p for p in lake.list(TRACK_FEATURES_PREFIX) if p.endswith(".parquet")), key=fetched
         )
@@ -103,6 +118,14 @@ def rebuild_from_lake(
                 lake, [path], "rebuild-" + content_digest(path.encode())
             )
             report.features_total = merged.total_rows
+        # The catalogue lookups (``track_metadata``'s lake files), oldest first, like the features.
+        lookups = sorted(
+            (p for p in lake.list("track_metadata/") if p.endswith(".parquet")), key=by_time("looked_up_at")
+        )
+        report.metadata_files = len(lookups)
+        for path in lookups:
+            rows = conform(pd.read_parquet(io.BytesIO(lake.read_bytes(path))), "track_metadata")
+            report.metadata_total = warehouse.merge_track_metadata(rows).total_rows
     if not plays:
         from spotify_assets.schema import PLAYS_TABLE
 

@@ -3,8 +3,8 @@
 Run on demand (not part of the hourly job): the API only ever shows the latest 50 plays, the
 export holds years. The asset calls the same runner as ``spotify-assets import``, so the two
 cannot drift, and reports the counts (which add up: rows read = added + duplicates + quarantined).
-The runner lands the new plays in the lake's ``plays/`` and merges them with the pipeline's own
-``merge_plays_from_lake``, so ``bq_plays`` lists this asset upstream of it.
+The runner lands the new plays in the lake's ``plays/`` and merges them with ``bq_plays``'s own
+merge (``plays_writes.merge_plays_files``), so ``bq_plays`` lists this asset upstream of it.
 
 No ``from __future__ import annotations`` here: Dagster resolves the config class from the
 annotation object, and a string annotation makes it fail.

@@ -16,7 +16,7 @@ from spotify_assets.lake_layout import (
     user_dir,
 )
 from spotify_assets.metadata import markdown_table
-from spotify_assets.partitions import users_partitions
+from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
@@ -78,7 +78,7 @@ def raw_recent_tracks(
     spotify: SpotifyResource,
     warehouse: WarehouseResource,
     lake: LakeResource,
-) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetObservation]:
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetObservation | dg.AssetMaterialization]:
     """Plays the listener finished since the newest play of theirs already in the warehouse.
 
     Partitioned by user (``users``, keyed by Spotify user id): a registered user's run polls
@@ -86,7 +86,8 @@ def raw_recent_tracks(
     (``users/polling.py``); either way the token is checked to be the partition's user
     (``GET /v1/me``). The user id goes into each row and its key. On the first start after the
     household upgrade, the single-user layout's plays are adopted as that user
-    (``users/adoption.py``) before the cursor is read.
+    (``users/adoption.py``) before the cursor is read, and the adoption is recorded as a
+    materialization of ``bq_plays`` (the table it rewrote), so the UI shows it there.
     The cursor is read from the warehouse, not remembered by the pipeline, so a run that
     crashed after fetching simply fetches the same plays again (the merge keeps them once).
     The raw API items are landed in the lake first, exactly as received. When there is
@@ -99,6 +100,13 @@ def raw_recent_tracks(
     owner, adopted = adopt_legacy(warehouse, lake, user_id)
     if adopted:
         context.log.info(f"adopted {adopted} play(s) of the single-user layout as {owner}")
+        # A write to the plays table before its merge: shown in bq_plays' own history.
+        yield dg.AssetMaterialization(
+            asset_key="bq_plays",
+            partition=owner if context.instance.has_dynamic_partition(USERS_PARTITIONS_NAME, owner) else None,
+            description=f"adopted {adopted} play(s) of the single-user layout as {owner} (raw_recent_tracks)",
+            metadata={"table": PLAYS_TABLE, "user_id": owner, "adopted_single_user_plays": adopted},
+        )
     cursor = warehouse.max_played_at(user_id)
     after_ms = int(cursor.timestamp() * 1000) if cursor else None
     window = _window(listener, after_ms)

@@ -14,6 +14,7 @@ import pandas as pd
 from spotify_assets.assets.history import history_import
 from spotify_assets.io_managers.lake_io_manager import ONLY_THIS_RUN_KEY
 from spotify_assets.partitions import users_partitions
+from spotify_assets.plays_writes import merge_plays_files
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
@@ -25,8 +26,8 @@ from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
     code_version="1",
     pool="warehouse",
     partitions_def=users_partitions,
-    # The other writer of the plays table: an import lands its plays in the lake and merges
-    # them with this asset's own call, so the graph shows it upstream.
+    # An import lands its plays in the lake and merges them with this asset's own merge
+    # (``plays_writes.merge_plays_files``), so the graph shows it upstream.
     deps=[history_import],
 )
 def bq_plays(
@@ -44,7 +45,7 @@ def bq_plays(
     be rebuilt from the lake. The merge is idempotent: rerunning a run, retrying a step or
     two overlapping runs never duplicate a play; the metadata says how many were new.
     """
-    result = warehouse.merge_plays_from_lake(lake, gcs_csv["plays_parquet"], gcs_csv["batch_id"])
+    result = merge_plays_files(warehouse, lake, gcs_csv["plays_parquet"], gcs_csv["batch_id"])
     context.log.info(
         f"{result.inserted} new play(s), {result.duplicates} already present; {result.total_rows} in total"
     )

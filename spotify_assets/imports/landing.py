@@ -3,8 +3,8 @@
 The lake is the warehouse's source of truth ("the warehouse can be rebuilt from the lake"), so
 an imported play reaches the plays table only through the lake: the chunk's new plays are
 written as ``plays/played_date=<day>/<batch>.parquet`` (the pipeline's layout, the same
-encoder and schema), then merged with ``warehouse.merge_plays_from_lake``, the call
-``bq_plays`` makes. ``<batch>`` is ``batch_id_for`` of the chunk's play keys, as for a
+encoder and schema), then merged with ``plays_writes.merge_plays_files``, the
+``bq_plays`` asset's merge. ``<batch>`` is ``batch_id_for`` of the chunk's play keys, as for a
 pipeline batch, so:
 
 * a re-import lands nothing: its plays are all duplicates, no chunk has plays to land;

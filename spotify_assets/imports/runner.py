@@ -10,7 +10,7 @@ reason each); good rows queue, as Arrow, into chunks of ``chunk_rows``. Per chun
 account-data names to ids, drop rows the warehouse already has (same key, or the same stream
 from another source within the tolerance; see ``dedupe``), land the new plays in the lake's
 ``plays/`` as the pipeline lands its batches (``landing``), then merge them from there with
-``merge_plays_from_lake``, the call ``bq_plays`` makes: the lake holds every play the
+``plays_writes.merge_plays_files``, the ``bq_plays`` asset's own merge: the lake holds every play the
 warehouse does, and the warehouse can be rebuilt from it (``spotify_assets.rebuild``).
 
 Memory is bounded by one file's bytes (a real export file is ~10-15 MB) plus one chunk.
@@ -57,6 +57,7 @@ from spotify_assets.imports.parsers import (
 )
 from spotify_assets.imports.redaction import KEEP_IP_ENV, RedactionError, keep_ip_addresses, without_ip
 from spotify_assets.lake_layout import EXPORTS_QUARANTINE_PREFIX, import_record_path
+from spotify_assets.plays_writes import merge_plays_files
 from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
@@ -438,7 +439,7 @@ class _Importer:
         landed = land_plays(self.lake, plays, self.pool, self.user_id)
         self.report.landing_seconds += time.monotonic() - t0
         t0 = time.monotonic()
-        result = self.wh.merge_plays_from_lake(self.lake, landed.paths, landed.batch_id)
+        result = merge_plays_files(self.wh, self.lake, landed.paths, landed.batch_id)
         self.report.merge_seconds += time.monotonic() - t0
         kept = df.index[keep.to_numpy()]
         inserted = pd.Series(True, index=kept)

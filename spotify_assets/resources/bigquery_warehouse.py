@@ -49,19 +49,18 @@ from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
 from spotify_assets.schema import (
     ALL_LISTENERS,
     FEATURES_TABLE,
-    GAPS_TABLE,
-    PLAY_KEY,
     PLAYS_CLUSTERING,
     PLAYS_TABLE,
     TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     TableName,
-    column_names,
     conform,
     load_schema,
 )
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
-from spotify_assets.spotify.normalize import user_play_key
+from spotify_assets.tables import admin, gaps, tracks
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import top_ten as top_ten_table
 
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
 MAX_JOB_ATTEMPTS = 5
@@ -89,14 +88,6 @@ def _frame_digest(df: pd.DataFrame) -> str:
     """Content hash of a conformed frame: same rows in any order -> same digest."""
     body = df.sort_values(list(df.columns)).to_json(orient="records", date_format="iso", date_unit="us")
     return content_digest(body.encode())
-
-
-def _insert_all(table: TableName) -> str:
-    """``INSERT (cols) VALUES (S.cols)`` for every schema column: the portable spelling of
-    ``INSERT ROW``, which depends on the staging table's column order and which not every
-    BigQuery implementation parses."""
-    cols = column_names(table)
-    return f"INSERT ({', '.join(f'`{c}`' for c in cols)}) VALUES ({', '.join(f'S.`{c}`' for c in cols)})"
 
 
 def _pandas_type(arrow_type: pa.DataType) -> Any:
@@ -161,11 +152,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             return
         client = self.client()
         specs: list[tuple[str, list[bigquery.SchemaField]]] = [
-            (PLAYS_TABLE, bq_schema("plays")),
-            (FEATURES_TABLE, bq_schema("track_features")),
-            (TRACK_METADATA_TABLE, bq_schema("track_metadata")),
-            (TOP_TEN_TABLE, bq_schema("top_ten_tracks")),
-            (GAPS_TABLE, bq_schema("gaps")),
+            *((table, bq_schema(schema)) for table, schema, _ in admin.DATA_TABLES),
         ]
         for name, schema in specs:
             try:
@@ -265,7 +252,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         config = bigquery.QueryJobConfig(query_parameters=params or [])
         return self.client().query(sql, job_config=config, job_id=job_id, job_retry=None)
 
-    def _rows(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    def rows(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """The result as a frame typed by the query's schema, also when it has no rows.
 
         Typed from BigQuery's result schema through Arrow (TIMESTAMP -> ``datetime64[us, UTC]``,
@@ -285,17 +272,8 @@ class BigQueryWarehouseResource(WarehouseResource):
 
     # -- plays -------------------------------------------------------------------------
     def merge_plays_sql(self, staging_table: str) -> str:
-        """Insert-only MERGE on ``play_key``; duplicates within the staged batch collapse to one row."""
-        return (
-            f"MERGE `{self.table_id(PLAYS_TABLE)}` AS T\n"
-            f"USING (\n"
-            f"  SELECT * FROM `{staging_table}`\n"
-            f"  WHERE TRUE\n"
-            f"  QUALIFY ROW_NUMBER() OVER (PARTITION BY {PLAY_KEY} ORDER BY ingested_at, batch_id) = 1\n"
-            f") AS S\n"
-            f"ON T.{PLAY_KEY} = S.{PLAY_KEY}\n"
-            f"WHEN NOT MATCHED THEN {_insert_all('plays')}"
-        )
+        """The insert-only MERGE of ``tables/plays.py`` into this dataset's ``bq_plays``."""
+        return plays_table.bigquery_merge_sql(self.table_id(PLAYS_TABLE), staging_table)
 
     def merge_plays_from_uris(self, uris: list[str], batch_id: str) -> MergeResult:
         """Load ``uris`` (Parquet in GCS) into staging and MERGE them into ``bq_plays``, at most once."""
@@ -363,65 +341,36 @@ class BigQueryWarehouseResource(WarehouseResource):
         )
 
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
-        where, params = "", []
-        if user_id is not None:
-            where, params = (
-                " WHERE user_id = @user_id",
-                [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)],
-            )
-        value = self._rows(f"SELECT MAX(played_at) AS m FROM `{self.table_id(PLAYS_TABLE)}`{where}", params)[
-            "m"
-        ].iloc[0]
+        params = [] if user_id is None else [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
+        sql = plays_table.bigquery_max_played_at_sql(self.table_id(PLAYS_TABLE), by_user=user_id is not None)
+        value = self.rows(sql, params)["m"].iloc[0]
         return (
             None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
         )
 
     def adopt_legacy_plays(self, user_id: str) -> int:
-        plays = f"`{self.table_id(PLAYS_TABLE)}`"
-        if not int(self._rows(f"SELECT count(*) AS n FROM {plays} WHERE user_id IS NULL")["n"].iloc[0]):
+        waiting = self.rows(plays_table.legacy_waiting_sql(f"`{self.table_id(PLAYS_TABLE)}`"))
+        if not int(waiting["n"].iloc[0]):
             return 0
-        prefix = bigquery.ScalarQueryParameter("prefix", "STRING", user_play_key(user_id, ""))
+        prefix = bigquery.ScalarQueryParameter("prefix", "STRING", plays_table.legacy_prefix(user_id))
         user = bigquery.ScalarQueryParameter("user_id", "STRING", user_id)
-        self._dml(
-            f"DELETE FROM {plays} WHERE user_id IS NULL AND CONCAT(@prefix, play_key) IN "
-            f"(SELECT play_key FROM {plays} WHERE user_id = @user_id)",
-            [prefix, user],
-        )
-        job = self._dml(
-            f"UPDATE {plays} SET user_id = @user_id, play_key = CONCAT(@prefix, play_key) WHERE user_id IS NULL",
-            [prefix, user],
-        )
-        return int(job.num_dml_affected_rows or 0)
+        drop_doubles, adopt = plays_table.bigquery_adopt_sql(self.table_id(PLAYS_TABLE))
+        self.run_dml(drop_doubles, [prefix, user])
+        return int(self.run_dml(adopt, [prefix, user]).num_dml_affected_rows or 0)
 
     def delete_user(self, user_id: str) -> int:
         """A DML DELETE of the user's rows. BigQuery keeps changed data for the dataset's time
         travel window (7 days by default) and then fail-safe (7 more): the rows are gone from
         every query at once, and from Google's storage after that window."""
         who = [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
-        job = self._dml(f"DELETE FROM `{self.table_id(PLAYS_TABLE)}` WHERE user_id = @user_id", who)
-        # The mart's rows of theirs, and everyone's (ranked over their plays too): the next top
-        # ten run writes everyone's again without them.
-        self._dml(
-            f"DELETE FROM `{self.table_id(TOP_TEN_TABLE)}` WHERE user_id IN (@user_id, @everyone)",
+        job = self.run_dml(plays_table.bigquery_delete_user_sql(self.table_id(PLAYS_TABLE)), who)
+        self.run_dml(
+            top_ten_table.bigquery_delete_user_sql(self.table_id(TOP_TEN_TABLE)),
             [*who, bigquery.ScalarQueryParameter("everyone", "STRING", ALL_LISTENERS)],
         )
         return int(job.num_dml_affected_rows or 0)
 
     # -- features ----------------------------------------------------------------------
-    def merge_features_sql(self, staging_table: str) -> str:
-        """Upsert ``track_features`` by ``track_id``; an ``ok`` row is replaced only by another ``ok`` row."""
-        return self._upsert_sql("track_features", FEATURES_TABLE, staging_table)
-
-    def _upsert_sql(self, schema: TableName, table: str, staging_table: str) -> str:
-        sets = ", ".join(f"`{c}` = S.`{c}`" for c in column_names(schema) if c != "track_id")
-        return (
-            f"MERGE `{self.table_id(table)}` AS T\n"
-            f"USING `{staging_table}` AS S\n"
-            f"ON T.track_id = S.track_id\n"
-            f"WHEN MATCHED AND (T.status <> 'ok' OR S.status = 'ok') THEN UPDATE SET {sets}\n"
-            f"WHEN NOT MATCHED THEN {_insert_all(schema)}"
-        )
-
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
         return self._upsert_by_track_id(features, "track_features", FEATURES_TABLE)
 
@@ -429,7 +378,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
 
     def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
-        frame = conform(frame, schema).drop_duplicates("track_id", keep="last")
+        frame = tracks.prepared(frame, schema)
         if frame.empty:
             return MergeResult(inserted=0, duplicates=0, total_rows=self.count(table))
         self.ensure_tables()
@@ -447,7 +396,9 @@ class BigQueryWarehouseResource(WarehouseResource):
         load.result(timeout=self.job_timeout_s)
         dest = load.destination
         merge = self.client().query(
-            self._upsert_sql(schema, table, f"{dest.project}.{dest.dataset_id}.{dest.table_id}"),
+            tracks.bigquery_upsert_sql(
+                schema, self.table_id(table), f"{dest.project}.{dest.dataset_id}.{dest.table_id}"
+            ),
             job_id_prefix=f"spotify_merge_{schema}_",
         )
         merge.result(timeout=self.job_timeout_s)
@@ -459,8 +410,8 @@ class BigQueryWarehouseResource(WarehouseResource):
 
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
         ids = sorted(set(track_ids))
-        df = self._rows(
-            f"SELECT * FROM `{self.table_id(FEATURES_TABLE)}` WHERE track_id IN UNNEST(@ids)",
+        df = self.rows(
+            tracks.bigquery_rows_for_sql(self.table_id(FEATURES_TABLE)),
             [bigquery.ArrayQueryParameter("ids", "STRING", ids)],
         )
         return conform(df, "track_features")
@@ -492,42 +443,20 @@ class BigQueryWarehouseResource(WarehouseResource):
 
     def query(self, sql: str) -> pd.DataFrame:
         """GoogleSQL; unqualified table names resolve in ``dataset`` (so ``count("bq_plays")`` works)."""
-        return self._rows(sql)
+        return self.rows(sql)
 
-    # -- poll gaps ---------------------------------------------------------------------
-    def _dml(self, sql: str, params: list[Any]) -> bigquery.QueryJob:
+    # -- DML; the poll gaps (their SQL: tables/gaps.py) ---------------------------------
+    def run_dml(self, sql: str, params: list[Any]) -> bigquery.QueryJob:
         self.ensure_tables()
         job = self.client().query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
         job.result(timeout=self.job_timeout_s)
         return job
 
     def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
-        """Insert the gap unless that exact window is already recorded (a retried run)."""
-        self._dml(
-            f"MERGE `{self.table_id(GAPS_TABLE)}` AS T\n"
-            "USING (SELECT @gap_start AS gap_start, @gap_end AS gap_end) AS S\n"
-            "ON T.gap_start = S.gap_start AND T.gap_end = S.gap_end\n"
-            "WHEN NOT MATCHED THEN INSERT (gap_start, gap_end, detected_at, closed_at)\n"
-            "  VALUES (S.gap_start, S.gap_end, CURRENT_TIMESTAMP(), NULL)",
-            [
-                bigquery.ScalarQueryParameter("gap_start", "TIMESTAMP", gap_start),
-                bigquery.ScalarQueryParameter("gap_end", "TIMESTAMP", gap_end),
-            ],
-        )
+        gaps.bigquery_record(self, gap_start, gap_end)
 
     def open_gaps(self) -> pd.DataFrame:
-        return self._rows(
-            f"SELECT gap_start, gap_end, detected_at FROM `{self.table_id(GAPS_TABLE)}` "
-            "WHERE closed_at IS NULL ORDER BY gap_start"
-        )
+        return gaps.bigquery_open(self)
 
     def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
-        job = self._dml(
-            f"UPDATE `{self.table_id(GAPS_TABLE)}` SET closed_at = CURRENT_TIMESTAMP()\n"
-            "WHERE closed_at IS NULL AND gap_start >= @start AND gap_end <= @end",
-            [
-                bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
-                bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
-            ],
-        )
-        return int(job.num_dml_affected_rows or 0)
+        return gaps.bigquery_close_covered_by(self, start, end)

@@ -34,15 +34,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import duckdb
 import pandas as pd
 
 from spotify_assets.schema import PLAYS_TABLE
 
-if TYPE_CHECKING:
-    from spotify_assets.resources.warehouse import WarehouseResource
+
+class Queryable(Protocol):
+    """What this module needs of a warehouse: read-only SQL. A protocol, not the warehouse's
+    class, so that the warehouse may import this module without a circle."""
+
+    def query(self, sql: str) -> pd.DataFrame: ...
+
+
+class HasPlaysIndex(Protocol):
+    def plays_index(self) -> PlaysIndex: ...
+
 
 EXTENDED_TOLERANCE = timedelta(seconds=5)
 MINUTE_BUCKET = timedelta(seconds=60)
@@ -209,7 +218,7 @@ class DuckDBPlaysIndex(PlaysIndex):
 class FetchingPlaysIndex(PlaysIndex):
     """Any warehouse: fetch the chunk's time window (or the id catalogue) and join locally."""
 
-    def __init__(self, warehouse: WarehouseResource) -> None:
+    def __init__(self, warehouse: Queryable) -> None:
         self._wh = warehouse
 
     def duplicates(self, chunk: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -243,6 +252,6 @@ class FetchingPlaysIndex(PlaysIndex):
         return set(mine["play_key"]) & set(keys)
 
 
-def plays_index(warehouse: WarehouseResource) -> PlaysIndex:
+def plays_index(warehouse: HasPlaysIndex) -> PlaysIndex:
     """The warehouse's own index (``warehouse.plays_index()``); a function so tests can swap it."""
     return warehouse.plays_index()

@@ -4,7 +4,9 @@
 default, here) and ``BigQueryWarehouseResource`` (cloud, ``resources/bigquery_warehouse.py``)
 implement it. Exactly-once is the warehouse's job, not the caller's: ``merge_plays`` inserts
 only rows whose ``play_key`` is not there yet, so a retried run, a rerun or two overlapping
-runs can load the same batch any number of times.
+runs can load the same batch any number of times. What each table's statements say lives in
+``spotify_assets/tables/`` (one module per table, both dialects side by side); the backends
+hold the connection, the lock and the snapshot, and run those statements.
 
 DuckDB locks its file per process (one writer, or many read-only readers, never both). The
 design that respects that:
@@ -44,21 +46,18 @@ from spotify_assets.file_lock import LockTimeout, exclusive_lock
 from spotify_assets.resources.dedupe import DuckDBPlaysIndex, FetchingPlaysIndex, PlaysIndex
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
-    ALL_LISTENERS,
     FEATURES_TABLE,
-    GAPS_TABLE,
     META_TABLE,
-    PLAY_KEY,
     PLAYS_TABLE,
-    TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     TableName,
     conform,
-    duckdb_columns_sql,
     empty_frame,
 )
 from spotify_assets.settings import snapshot_path_for
-from spotify_assets.spotify.normalize import user_play_key
+from spotify_assets.tables import admin, gaps, tracks
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import top_ten as top_ten_table
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -97,9 +96,10 @@ class WarehouseResource(dg.ConfigurableResource):
         """Delete every play of ``user_id`` so that none is recoverable from the storage; returns
         how many rows went.
 
-        "One writer per table" holds: the assets only ever insert (``merge_plays``), and this is
-        not an asset but an operator command's call (``spotify-assets users remove NAME
-        --delete-data``), like ``rebuild-warehouse``; it takes the same writer lock a run takes.
+        "One writer per table" holds: the assets only ever insert (``plays_writes.merge_plays_files``),
+        and this is not an asset but an operator command's call (``spotify-assets users remove NAME
+        --delete-data``), listed with ``rebuild-warehouse`` in ``plays_writes.OPERATOR_REWRITES``;
+        it takes the same writer lock a run takes.
         """
 
     @abstractmethod
@@ -236,7 +236,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         try:
             con = _connect_with_retry(str(db), read_only=False, timeout_s=self.lock_timeout_s)
             try:
-                _ensure_tables(con)
+                admin.duckdb_ensure_tables(con)
                 yield con
                 con.execute("CHECKPOINT")
             finally:
@@ -301,39 +301,26 @@ class DuckDBWarehouseResource(WarehouseResource):
     # -- the contract ----------------------------------------------------------------
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
         with self._reader() as con:
-            if user_id is None:
-                value = con.execute(f"SELECT max(played_at) FROM {PLAYS_TABLE}").fetchall()[0][0]
-            else:
-                value = con.execute(
-                    f"SELECT max(played_at) FROM {PLAYS_TABLE} WHERE user_id = ?", [user_id]
-                ).fetchall()[0][0]
+            value = plays_table.duckdb_max_played_at(con, user_id)
         return None if value is None else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
 
     def adopt_legacy_plays(self, user_id: str) -> int:
         with self._reader() as con:
-            waiting = con.execute(f"SELECT count(*) FROM {PLAYS_TABLE} WHERE user_id IS NULL").fetchall()[0][
-                0
-            ]
+            waiting = con.execute(plays_table.legacy_waiting_sql()).fetchall()[0][0]
         if not waiting:
             return 0  # the common case: no write, no lock, no snapshot copy
         with self._writer() as con:
-            prefix = user_play_key(user_id, "")
-            con.execute(
-                f"DELETE FROM {PLAYS_TABLE} WHERE user_id IS NULL AND (? || play_key) IN "
-                f"(SELECT play_key FROM {PLAYS_TABLE} WHERE user_id = ?)",
-                [prefix, user_id],
-            )
-            adopted = con.execute(
-                f"UPDATE {PLAYS_TABLE} SET user_id = ?, play_key = ? || play_key WHERE user_id IS NULL",
-                [user_id, prefix],
-            ).fetchall()[0][0]
-        return int(adopted)
+            return plays_table.duckdb_adopt(con, user_id)
 
     def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
         plays = conform(plays, "plays")
         incoming = len(plays)
         with self._writer() as con:
-            inserted, after = _insert_ignoring(con, plays) if incoming else (0, _count(con, PLAYS_TABLE))
+            inserted, after = (
+                plays_table.duckdb_insert_ignoring(con, plays)
+                if incoming
+                else (0, plays_table.duckdb_count(con))
+            )
         return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
 
     def delete_user(self, user_id: str) -> int:
@@ -349,12 +336,8 @@ class DuckDBWarehouseResource(WarehouseResource):
         with self._exclusive(publish=True, rewrite=True) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                deleted = con.execute(f"DELETE FROM {PLAYS_TABLE} WHERE user_id = ?", [user_id]).fetchall()[
-                    0
-                ][0]
-                # The mart's rows of theirs, and everyone's (ranked over their plays too): the
-                # next top ten run writes everyone's again without them.
-                con.execute(f"DELETE FROM {TOP_TEN_TABLE} WHERE user_id IN (?, ?)", [user_id, ALL_LISTENERS])
+                deleted = plays_table.duckdb_delete_user(con, user_id)
+                top_ten_table.duckdb_delete_user(con, user_id)
                 con.execute(
                     f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
                     [datetime.now(UTC).isoformat()],
@@ -382,7 +365,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         incoming_plays = pa.concat_tables(tables, promote_options="default")
         with self._writer() as con:
             con.execute("SET enable_progress_bar = false")  # a long insert must not draw on stdout
-            inserted, after = _insert_ignoring(con, incoming_plays)
+            inserted, after = plays_table.duckdb_insert_ignoring(con, incoming_plays)
         return MergeResult(inserted=inserted, duplicates=incoming_plays.num_rows - inserted, total_rows=after)
 
     def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
@@ -392,40 +375,25 @@ class DuckDBWarehouseResource(WarehouseResource):
         return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
 
     def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
-        """Upsert on ``track_id``; an ``ok`` row is replaced only by another ``ok`` row."""
-        frame = conform(frame, schema).drop_duplicates("track_id", keep="last")
-        cols = [c for c in frame.columns if c != "track_id"]
-        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols)
+        """Upsert on ``track_id`` by the rule of ``tables/tracks.py``."""
+        frame = tracks.prepared(frame, schema)
         with self._writer() as con:
             before = _count(con, table)
-            if len(frame):
-                con.register("incoming_rows", frame)
-                con.execute(
-                    f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows "
-                    f"ON CONFLICT (track_id) DO UPDATE SET {updates} "
-                    f"WHERE {table}.status <> 'ok' OR excluded.status = 'ok'"
-                )
-                con.unregister("incoming_rows")
+            tracks.duckdb_upsert(con, frame, table)
             after = _count(con, table)
         return MergeResult(
             inserted=after - before, duplicates=len(frame) - (after - before), total_rows=after
         )
 
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
-        ids = sorted(set(track_ids))
         with self._reader() as con:
-            df = con.execute(
-                f"SELECT * FROM {FEATURES_TABLE} WHERE track_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
-            ).df()
+            df = tracks.duckdb_rows_for(con, FEATURES_TABLE, sorted(set(track_ids)))
         return conform(df, "track_features")
 
     def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
         top_ten = conform(top_ten, "top_ten_tracks")
         with self._writer() as con:
-            con.register("incoming_top_ten", top_ten)
-            con.execute(f"DELETE FROM {TOP_TEN_TABLE}")
-            con.execute(f"INSERT INTO {TOP_TEN_TABLE} BY NAME SELECT * FROM incoming_top_ten")
-            con.unregister("incoming_top_ten")
+            top_ten_table.duckdb_replace(con, top_ten)
 
     def export_plays_for_spark(self, dest_dir: str) -> str:
         out = Path(dest_dir) / "plays.parquet"
@@ -447,27 +415,14 @@ class DuckDBWarehouseResource(WarehouseResource):
         # Not published on its own: the run's merge, moments later, publishes it with the plays
         # (a snapshot copy costs time proportional to the history).
         with self._writer(publish=False) as con:
-            con.execute(
-                f"INSERT OR IGNORE INTO {GAPS_TABLE} VALUES (?, ?, ?, NULL)",
-                [gap_start, gap_end, datetime.now(UTC)],
-            )
+            gaps.duckdb_record(con, gap_start, gap_end)
 
     def open_gaps(self) -> pd.DataFrame:
-        return self.query(
-            f"SELECT gap_start, gap_end, detected_at FROM {GAPS_TABLE} WHERE closed_at IS NULL ORDER BY 1"
-        )
+        return self.query(gaps.OPEN_SQL)
 
     def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
         with self._writer() as con:
-            before = con.execute(f"SELECT count(*) FROM {GAPS_TABLE} WHERE closed_at IS NULL").fetchall()[0][
-                0
-            ]
-            con.execute(
-                f"UPDATE {GAPS_TABLE} SET closed_at = ? WHERE closed_at IS NULL AND gap_start >= ? AND gap_end <= ?",
-                [datetime.now(UTC), start, end],
-            )
-            after = con.execute(f"SELECT count(*) FROM {GAPS_TABLE} WHERE closed_at IS NULL").fetchall()[0][0]
-        return int(before - after)
+            return gaps.duckdb_close_covered_by(con, start, end)
 
 
 def _rewrite_database(db: Path) -> None:
@@ -499,7 +454,7 @@ def _rewrite_database(db: Path) -> None:
 
 def _has_current_tables(snapshot: Path) -> bool:
     """Whether ``snapshot`` has the current plays table (a warehouse of the single-user layout
-    lacks ``user_id`` until a writer has run ``_ensure_tables`` on it)."""
+    lacks ``user_id`` until a writer has run ``admin.duckdb_ensure_tables`` on it)."""
     con = _connect_with_retry(str(snapshot), read_only=True, timeout_s=30)
     try:
         found = con.execute(
@@ -513,53 +468,6 @@ def _has_current_tables(snapshot: Path) -> bool:
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-
-
-def _insert_ignoring(con: duckdb.DuckDBPyConnection, incoming: pd.DataFrame | pa.Table) -> tuple[int, int]:
-    """Insert plays whose key is new; return (rows inserted, rows in the table after).
-
-    INSERT OR IGNORE on the primary key: exactly-once even if the same batch arrives twice in
-    one frame or from two overlapping runs.
-    """
-    before = _count(con, PLAYS_TABLE)
-    con.register("incoming_plays", incoming)
-    try:
-        con.execute(f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM incoming_plays")
-    finally:
-        con.unregister("incoming_plays")
-    after = _count(con, PLAYS_TABLE)
-    return after - before, after
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    """The column names of ``table`` in the open database (empty when it does not exist)."""
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema()",
-        [table],
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
-def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    tables: list[tuple[str, TableName, str]] = [
-        (PLAYS_TABLE, "plays", PLAY_KEY),
-        (FEATURES_TABLE, "track_features", "track_id"),
-        (TRACK_METADATA_TABLE, "track_metadata", "track_id"),
-        (TOP_TEN_TABLE, "top_ten_tracks", "user_id, rank"),
-        (GAPS_TABLE, "gaps", "gap_start, gap_end"),
-    ]
-    if "user_id" not in _columns(con, TOP_TEN_TABLE):
-        # A mart of the single-user layout (one ranking, keyed by rank): derived data, so it
-        # is dropped and the next run of top_ten_tracks writes it again per listener.
-        con.execute(f"DROP TABLE IF EXISTS {TOP_TEN_TABLE}")
-    for table, schema, key in tables:
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {table} (\n  {duckdb_columns_sql(schema)},\n  PRIMARY KEY ({key}))"
-        )
-    # A warehouse of the single-user layout lacks the listener's column: add it (null until
-    # the plays are adopted, see users/adoption.py). Columns are only ever added, never dropped.
-    con.execute(f"ALTER TABLE {PLAYS_TABLE} ADD COLUMN IF NOT EXISTS user_id VARCHAR")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
 
 
 #: Held while a database file is opened or a connection to it closed. Connections of one process

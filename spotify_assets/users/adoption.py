@@ -21,6 +21,7 @@ import contextlib
 import json
 
 from spotify_assets.lake_layout import ADOPTION_PATH, legacy_files
+from spotify_assets.plays_writes import adopt_legacy_plays
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
@@ -83,4 +84,4 @@ def adopt_legacy(warehouse: WarehouseResource, lake: LakeResource, user_id: str)
     )
     if owner is None and (waiting or next(legacy_files(lake), None) is not None):
         owner = record_owner(lake, user_id)
-    return owner, warehouse.adopt_legacy_plays(owner) if owner is not None and waiting else 0
+    return owner, adopt_legacy_plays(warehouse, owner) if owner is not None and waiting else 0

@@ -1,0 +1,53 @@
+"""Who writes the plays table, listed once: the ``bq_plays`` merge and two operator commands.
+
+Every play reaches ``bq_plays`` through a Parquet file in the lake and ``merge_plays_files``,
+the body of the ``bq_plays`` asset: the pipeline's batches (``gcs_csv``'s files) and an
+import's chunks (``imports/landing.py``'s files) alike, so the warehouse can always be rebuilt
+from the lake and exactly-once is the merge's one rule (insert only keys not there yet). The
+files of one merge are read in one scan (one Arrow read of them all in DuckDB, one load job in
+BigQuery), never merged file by file. The import calls this function for the files it landed and
+the lineage shows it upstream of ``bq_plays`` (``history_import``); it records the merge as a
+``bq_plays`` materialization (``imports/command.py``).
+
+Adoption (``adopt_legacy_plays``: the single-user layout's rows become their owner's) runs
+before a poll's merge, in ``raw_recent_tracks``, which shows the rows adopted in its metadata,
+and in ``rebuild-warehouse``; its one caller here is ``adopt_legacy``.
+
+Anything that rewrites the table rather than adding to it is an operator command, not an
+asset: ``OPERATOR_REWRITES`` is the one list of them. Each takes the warehouse's writer lock
+(``rebuild-warehouse`` merges inside ``warehouse.batch()``; ``delete_user`` holds the lock and
+rewrites the file), and ``test_plays_writes.py`` checks that no other module of the runtime
+calls a write of the plays table. (The bench, ``bench/``, seeds scratch warehouses of its own,
+never the one the pipeline writes.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spotify_assets.resources.lake import LakeResource
+    from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+
+#: The operator commands that may rewrite the plays table (not only add to it), and the function
+#: of each that does. Nothing else writes the table outside the ``bq_plays`` merge.
+OPERATOR_REWRITES: dict[str, str] = {
+    "rebuild-warehouse": "spotify_assets.rebuild.rebuild_from_lake",
+    "users remove --delete-data": "spotify_assets.users.deletion.delete_user_data",
+}
+
+
+def merge_plays_files(
+    warehouse: WarehouseResource, lake: LakeResource, paths: list[str], batch_id: str
+) -> MergeResult:
+    """Merge the plays of these lake files into ``bq_plays`` (the ``bq_plays`` asset's merge).
+
+    Only keys the table lacks are inserted, so a batch merged twice (a retried run, a re-import
+    after kill -9, a rebuild) adds nothing the second time.
+    """
+    return warehouse.merge_plays_from_lake(lake, paths, batch_id)
+
+
+def adopt_legacy_plays(warehouse: WarehouseResource, owner: str) -> int:
+    """Make the single-user layout's plays (no ``user_id``) ``owner``'s; returns how many."""
+    return warehouse.adopt_legacy_plays(owner)
