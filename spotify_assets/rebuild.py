@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spotify_assets.lake_layout import PLAYS_KIND, TRACK_FEATURES_PREFIX
+from spotify_assets.lake_layout import PLAYS_KIND, TRACK_FEATURES_PREFIX, TRACK_METADATA_PREFIX
 
 if TYPE_CHECKING:
     from spotify_assets.resources.lake import LakeResource
@@ -120,7 +120,8 @@ def rebuild_from_lake(
             report.features_total = merged.total_rows
         # The catalogue lookups (``track_metadata``'s lake files), oldest first, like the features.
         lookups = sorted(
-            (p for p in lake.list("track_metadata/") if p.endswith(".parquet")), key=by_time("looked_up_at")
+            (p for p in lake.list(TRACK_METADATA_PREFIX) if p.endswith(".parquet")),
+            key=by_time("looked_up_at"),
         )
         report.metadata_files = len(lookups)
         for path in lookups:
