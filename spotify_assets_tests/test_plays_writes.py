@@ -115,8 +115,9 @@ def test_rebuild_restores_the_catalogue_lookups_from_the_lake(tmp_path: Path) ->
 def test_adoption_is_shown_in_the_plays_tables_history(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer
 ) -> None:
-    """The single-user layout's plays adopted by a poll are a write to ``bq_plays``: the run
-    records it as a materialization of ``bq_plays`` (the listener's partition), with the count."""
+    """The single-user layout's plays adopted by a poll are a rewrite of ``bq_plays``: the run
+    records it in ``bq_plays``' timeline (an observation of the listener's partition, with the
+    count), not as a materialization (no play is new)."""
     from spotify_assets.assets import PIPELINE_GRAPH
 
     warehouse = local_resources["warehouse"]
@@ -126,10 +127,15 @@ def test_adoption_is_shown_in_the_plays_tables_history(
     result = materialize_user(PIPELINE_GRAPH, selection=["raw_recent_tracks"], resources=local_resources)
     assert result.success
     adoptions = [
-        m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("bq_plays")
+        e.event_specific_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+        and e.event_specific_data.asset_observation.asset_key == dg.AssetKey("bq_plays")
     ]
     assert len(adoptions) == 1
-    event = adoptions[0].step_materialization_data.materialization
-    assert event.partition == DEFAULT_USER_ID
-    assert event.metadata["adopted_single_user_plays"].value == 3
+    assert adoptions[0].partition == DEFAULT_USER_ID
+    assert adoptions[0].metadata["adopted_single_user_plays"].value == 3
+    assert not [
+        m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("bq_plays")
+    ]
     assert warehouse.query("SELECT count(*) AS n FROM bq_plays WHERE user_id IS NULL")["n"].iloc[0] == 0

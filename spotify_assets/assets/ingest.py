@@ -78,7 +78,7 @@ def raw_recent_tracks(
     spotify: SpotifyResource,
     warehouse: WarehouseResource,
     lake: LakeResource,
-) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetObservation | dg.AssetMaterialization]:
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetObservation]:
     """Plays the listener finished since the newest play of theirs already in the warehouse.
 
     Partitioned by user (``users``, keyed by Spotify user id): a registered user's run polls
@@ -86,8 +86,8 @@ def raw_recent_tracks(
     (``users/polling.py``); either way the token is checked to be the partition's user
     (``GET /v1/me``). The user id goes into each row and its key. On the first start after the
     household upgrade, the single-user layout's plays are adopted as that user
-    (``users/adoption.py``) before the cursor is read, and the adoption is recorded as a
-    materialization of ``bq_plays`` (the table it rewrote), so the UI shows it there.
+    (``users/adoption.py``) before the cursor is read, and the adoption is recorded as an
+    observation of ``bq_plays`` (the table it rewrote), so the UI shows it there.
     The cursor is read from the warehouse, not remembered by the pipeline, so a run that
     crashed after fetching simply fetches the same plays again (the merge keeps them once).
     The raw API items are landed in the lake first, exactly as received. When there is
@@ -98,10 +98,12 @@ def raw_recent_tracks(
     client: SpotifyClient = listener.client
     user_id = listener.user_id
     owner, adopted = adopt_legacy(warehouse, lake, user_id)
+    adoption = None
     if adopted:
         context.log.info(f"adopted {adopted} play(s) of the single-user layout as {owner}")
-        # A write to the plays table before its merge: shown in bq_plays' own history.
-        yield dg.AssetMaterialization(
+        # A rewrite of the plays table before its merge: shown in bq_plays' own timeline (an
+        # observation, yielded last: the rows were there already, none is new).
+        adoption = dg.AssetObservation(
             asset_key="bq_plays",
             partition=owner if context.instance.has_dynamic_partition(USERS_PARTITIONS_NAME, owner) else None,
             description=f"adopted {adopted} play(s) of the single-user layout as {owner} (raw_recent_tracks)",
@@ -178,10 +180,12 @@ def raw_recent_tracks(
             asset_key=context.asset_key,
             metadata={**metadata, "skipped_reason": "the API returned no plays after the cursor"},
         )
-        return
-    metadata["newest_play"] = plays["played_at"].max().isoformat()
-    metadata["preview"] = markdown_table(plays.sort_values("played_at", ascending=False), PREVIEW_COLUMNS)
-    yield dg.Output(plays, metadata=metadata)
+    else:
+        metadata["newest_play"] = plays["played_at"].max().isoformat()
+        metadata["preview"] = markdown_table(plays.sort_values("played_at", ascending=False), PREVIEW_COLUMNS)
+        yield dg.Output(plays, metadata=metadata)
+    if adoption is not None:
+        yield adoption
 
 
 @dg.asset(
