@@ -24,6 +24,7 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.resources.spark import redact
+from spotify_assets.retention import prepare_local_home
 from spotify_assets.settings import dagster_home, data_dir
 from spotify_sandbox.processes import stop_groups
 
@@ -33,9 +34,7 @@ if TYPE_CHECKING:
 
 
 def _prepare_home() -> Path:
-    home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()  # default local storage, said explicitly (silences a warning)
+    home = prepare_local_home(dagster_home())  # default local storage, with tick retention
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
