@@ -1,30 +1,52 @@
 """A sensor that asks the API for plays after its cursor and starts a run only when there are some.
 
-Off by default: the hourly schedule is the primary trigger. Switch the sensor on (in the
-UI) for fresher data at the cost of more API calls; it never starts a run for nothing,
-and every empty tick says so with a ``SkipReason``.
+On by default, once a minute: the dashboard is meant to be a minute behind the music. Spotify
+lists a play when it ends, so a tick a minute asks each listener once, with Spotify's ``after``
+cursor, and a quiet listener costs one recently-played call a minute and no Dagster run. The
+hourly schedule stays as the safety net (a tick that failed, a run that failed after the
+sensor moved its cursor). Every empty tick says why with a ``SkipReason``.
 
-The cursor is JSON, the newest ``played_at`` per user id, and each ``users`` partition with new
-plays gets a run of its own (``partition_key``). A user whose poll fails (revoked token,
-throttled) is named in the tick's log and skipped; the others go on and the failed user's
-cursor stays, so their next tick asks again from the same point. With no partition yet the
-single-user token store's listener is asked whose it is (``GET /v1/me``) and its partition is
-added with the tick's result.
+The cursor is JSON, the newest ``played_at`` per user id a run was requested for; each ``users``
+partition with new plays gets a run of its own (``partition_key``). The run does not trust the
+sensor: it polls again from the warehouse's newest play (``raw_recent_tracks``), so a play that
+ends between the sensor's peek and the run's poll is fetched by the run, and the merge on
+``play_key`` keeps each play once however the two overlap. The sensor then asks after the
+newer of its cursor and the newest play the last merged run fetched, so such a play does not
+start a second run that would find nothing.
+
+A listener whose run is queued or going, or whose run polled less than a minute ago, is not
+asked this tick (the run's call is that minute's call): at most one recently-played call per
+listener per minute, however the runs fall. A user whose poll fails (revoked token, throttled)
+is named in the tick's log and skipped; the others go on and the failed user's cursor stays, so
+their next tick asks again from the same point. A tick stops asking once it has spent
+``TICK_BUDGET_S`` (a rate-limit wait, a slow API), leaving the rest for the next tick, so an
+evaluation never nears Dagster's timeout. With no partition yet the single-user token store's
+listener is asked whose it is (``GET /v1/me``) and its partition is added with the tick's result.
 """
 
 import json
+import time
 from collections.abc import Sequence
 
 import dagster as dg
 import pandas as pd
 
+from spotify_assets.assets.ingest import raw_recent_tracks
+from spotify_assets.assets.warehouse import bq_plays
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
 from spotify_assets.resources.spotify import SpotifyResource
-from spotify_assets.spotify.client import SpotifyClient, played_at_ms
+from spotify_assets.spotify.client import SpotifyClient, parse_played_at, played_at_ms
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.users.polling import listener_for, token_store_owner
 from spotify_assets.users.registry import UserError
+from spotify_assets.users.run_history import PARTITION_TAG
+
+#: Seconds between ticks, and the least time between two recently-played calls for one listener.
+#: Dagster's sensor daemon evaluates no sensor more often than its ``minimum_interval_seconds``.
+POLL_INTERVAL_S = 60
+#: A tick stops asking after this long; Dagster cancels a sensor evaluation after 60 s by default.
+TICK_BUDGET_S = 30.0
 
 
 def _newest_after(client: SpotifyClient, after_ms: int | None) -> tuple[int | None, int]:
@@ -50,25 +72,67 @@ def _read_cursor(cursor: str | None) -> dict[str, int]:
         return {}  # a single-user cursor from before the household: start each user afresh
 
 
-def _household(context: dg.SensorEvaluationContext) -> Sequence[str]:
-    """The ``users`` partition keys; none for a context built without an instance (a unit test's)."""
+def _instance(context: dg.SensorEvaluationContext) -> dg.DagsterInstance | None:
+    """The tick's instance; None for a context built without one (a unit test's)."""
     try:
-        instance = context.instance
+        return context.instance
     except dg.DagsterInvariantViolationError:
-        return []
-    return instance.get_dynamic_partitions(USERS_PARTITIONS_NAME)
+        return None
+
+
+def _household(instance: dg.DagsterInstance | None) -> Sequence[str]:
+    """The ``users`` partition keys; none without an instance."""
+    return instance.get_dynamic_partitions(USERS_PARTITIONS_NAME) if instance is not None else []
+
+
+def _run_is_polling(instance: dg.DagsterInstance, user_id: str, now: float) -> str | None:
+    """Why not to ask for ``user_id`` this tick (their latest run is on its way, or polled less
+    than ``POLL_INTERVAL_S`` ago), or None."""
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=spotify_pipeline_job.name, tags={PARTITION_TAG: user_id}), limit=1
+    )
+    if not records:
+        return None
+    record = records[0]
+    if not record.dagster_run.is_finished:
+        return f"run {record.dagster_run.run_id[:8]} {record.dagster_run.status.value.lower()}"
+    started = record.start_time or record.create_timestamp.timestamp()
+    if now - started < POLL_INTERVAL_S:
+        return f"run {record.dagster_run.run_id[:8]} polled {now - started:.0f} s ago"
+    return None
+
+
+def _merged_newest_ms(instance: dg.DagsterInstance, user_id: str) -> int | None:
+    """The newest play the user's latest merged fetch brought (``raw_recent_tracks``' metadata,
+    counted only once ``bq_plays`` was materialized after it), or None."""
+    partition = [user_id]
+    fetched = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=raw_recent_tracks.key, asset_partitions=partition), limit=1
+    ).records
+    merged = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=bq_plays.key, asset_partitions=partition), limit=1
+    ).records
+    if not fetched or not merged or merged[0].storage_id < fetched[0].storage_id:
+        return None
+    materialization = fetched[0].asset_materialization
+    value = materialization.metadata.get("newest_play") if materialization is not None else None
+    newest = parse_played_at(getattr(value, "value", None))
+    return None if newest is None else round(newest.timestamp() * 1000)
 
 
 @dg.sensor(
     name="new_plays_sensor",
     job=spotify_pipeline_job,
-    minimum_interval_seconds=600,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Start the pipeline when Spotify reports plays newer than the last one seen.",
+    minimum_interval_seconds=POLL_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Start the pipeline when Spotify reports plays newer than the last one seen "
+    "(once a minute per listener; no run when nothing is new).",
 )
 def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResource) -> dg.SensorResult:
     """One run request per user partition with new plays; the cursor is ``{user_id: newest_ms}``."""
-    users = list(_household(context))
+    started = time.monotonic()
+    instance = _instance(context)
+    users = list(_household(instance))
     added: list[dg.AddDynamicPartitionsRequest] = []
     if not users:
         _, owner = token_store_owner(
@@ -80,7 +144,18 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
     requests: list[dg.RunRequest] = []
     quiet: list[str] = []
     for user_id in users:
+        if time.monotonic() - started > TICK_BUDGET_S:
+            quiet.append(f"{user_id}: next tick (this one spent {TICK_BUDGET_S:g} s)")
+            continue
         after_ms = cursor.get(user_id)
+        if instance is not None:
+            busy = _run_is_polling(instance, user_id, time.time())
+            if busy is not None:
+                quiet.append(f"{user_id}: {busy}")
+                continue
+            merged_ms = _merged_newest_ms(instance, user_id)
+            if merged_ms is not None and (after_ms is None or merged_ms > after_ms):
+                after_ms = cursor[user_id] = merged_ms
         try:
             newest_ms, seen = _newest_after(listener_for(spotify, user_id).client, after_ms)
         except (SpotifyError, UserError) as exc:

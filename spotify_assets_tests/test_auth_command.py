@@ -57,7 +57,9 @@ def test_auth_command_end_to_end_via_the_callback_server(sandbox: SandboxServer,
     redirect_uri = f"http://127.0.0.1:{free_port()}/callback"
     proc, url, printed = start_auth(sandbox, token_file, redirect_uri)
     query = parse_qs(urlsplit(url).query)
-    assert query["scope"] == ["user-read-recently-played"] and query["redirect_uri"] == [redirect_uri]
+    assert query["scope"] == ["user-read-recently-played user-read-currently-playing"] and query[
+        "redirect_uri"
+    ] == [redirect_uri]
     assert len(query["state"][0]) >= 16
     # The "browser": the sandbox auto-approves and 302s to the command's loopback callback.
     page = requests.get(url, timeout=10)

@@ -35,7 +35,8 @@ def test_definitions_load_with_graph_schedule_and_sensor(data_dir: Path) -> None
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     sensor = defs.resolve_sensor_def("new_plays_sensor")
-    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == 60
     for asset in ("raw_recent_tracks", "audio_features", "gcs_csv", "bq_plays", "top_ten_tracks"):
         spec = graph.get(dg.AssetKey(asset))
         assert spec.group_name in {"ingest", "lake", "warehouse", "marts"}

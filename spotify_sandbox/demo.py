@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from spotify_assets.resources.spark import redact
+from spotify_assets.retention import prepare_local_home
 from spotify_assets.settings import dagster_home, data_dir
 from spotify_sandbox.demo_steps import enrich_imported_history, history_export, print_table, report_failure
 from spotify_sandbox.processes import stop_groups
@@ -52,9 +53,7 @@ def demo_now(now: datetime | None = None) -> datetime:
 
 
 def _prepare_home() -> Path:
-    home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()  # default local storage, said explicitly (silences a warning)
+    home = prepare_local_home(dagster_home())  # default local storage, with tick retention
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

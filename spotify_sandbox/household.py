@@ -23,6 +23,7 @@ import requests
 
 from spotify_assets.schema import ALL_LISTENERS, PLAYS_TABLE, TOP_TEN_TABLE
 from spotify_assets.settings import data_dir, users_root
+from spotify_assets.spotify.auth import SCOPE
 from spotify_assets.spotify.client import HttpSpotifyClient
 from spotify_assets.spotify.token_store import MemoryTokenStore
 from spotify_assets.users.command import register, sync_partitions
@@ -32,7 +33,7 @@ from spotify_sandbox.server import SANDBOX_USER_PARAM, SandboxServer
 
 #: Where the consent stand-in sends its code; nothing listens, the code is read from the redirect.
 _REDIRECT_URI = "http://127.0.0.1:9/callback"
-_SCOPE = "user-read-recently-played"
+_SCOPE = SCOPE  # what `users add` asks for
 
 
 def consent_refresh_token(sandbox: SandboxServer, name: str) -> str:

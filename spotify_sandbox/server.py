@@ -39,6 +39,7 @@ from spotify_sandbox.constants import (
 )
 from spotify_sandbox.listener import (
     DEFAULT_LISTENER,
+    HOUR_MS,
     LISTENER_PROFILES,
     ClockMode,
     Listener,
@@ -51,12 +52,13 @@ from spotify_sandbox.listener import (
 )
 from spotify_sandbox.reccobeats import RECCOBEATS_AUDIO_FEATURES_PATH, ReccoBeatsBadRequest
 from spotify_sandbox.reccobeats import audio_features_answer as reccobeats_answer
-from spotify_sandbox.state import AccessToken, SandboxState
+from spotify_sandbox.state import CURRENTLY_PLAYING_SCOPE, AccessToken, SandboxState
 
 log = logging.getLogger(__name__)
 
 RECENTLY_PLAYED_PATH = "/v1/me/player/recently-played"
 ME_PATH = "/v1/me"
+CURRENTLY_PLAYING_PATH = "/v1/me/player/currently-playing"
 #: The sandbox's stand-in for signing in at Spotify's consent page: ``/authorize?...&sandbox_user=alice``
 #: approves as that listener (a name of ``LISTENER_PROFILES`` or a user id); without it, the default one.
 SANDBOX_USER_PARAM = "sandbox_user"
@@ -172,6 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
         state.record(method, path, status, grant_type)
         if status in (301, 302):
             self._send_redirect(status, headers["Location"])
+        elif status == 204:
+            self._send_no_content()
         elif html:
             self._send_html(status)
         else:
@@ -202,6 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_no_content(self) -> None:
+        self.send_response(204)
+        self.end_headers()
+
     def _send_redirect(self, status: int, location: str) -> None:
         self.send_response(status)
         self.send_header("Location", location)
@@ -222,6 +230,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == RECENTLY_PLAYED_PATH and method == "GET":
             token = self._bearer(user=True)
             return 200, self._recently_played(query, token), {}
+        if path == CURRENTLY_PLAYING_PATH and method == "GET":
+            token = self._bearer(user=True)
+            if CURRENTLY_PLAYING_SCOPE not in token.scope.split():
+                raise api_error(403, "Permissions missing")
+            playing = self.server.sandbox.currently_playing(token.user_id)
+            return (200, playing, {}) if playing is not None else (204, None, {})
         if path == ME_PATH and method == "GET":
             token = self._bearer(user=True)
             return 200, self.server.sandbox.listener_for(token.user_id).profile_json(), {}
@@ -673,6 +687,35 @@ class SandboxServer:
             listener.render(p)
             for p in listener.between(to_ms(parse_instant(start)), to_ms(parse_instant(end)))
         ]
+
+    def currently_playing(self, user: str | None = None) -> dict[str, Any] | None:
+        """``GET /v1/me/player/currently-playing`` for ``user``: the play that has started and not
+        yet ended at the clock's now (Spotify lists a play when it ends), with its progress; None
+        between plays (the API's 204). A play starts when the one before it ended or, after a
+        pause, one track length before it ends."""
+        listener = self.listener_for(user)
+        now_ms = self.clock.now_ms()
+        upcoming = listener.between(now_ms, now_ms + 2 * HOUR_MS)[:1]
+        if not upcoming:
+            return None
+        play = upcoming[0]
+        before = [p for p in listener.between(now_ms - 2 * HOUR_MS, now_ms) if p.played_at_ms <= now_ms]
+        duration = listener.catalogue.tracks[play.track].duration_ms
+        started = play.played_at_ms - duration
+        if before and before[-1].played_at_ms > started:
+            started = before[-1].played_at_ms
+        if started > now_ms:
+            return None
+        rendered = listener.render(play)
+        return {
+            "timestamp": now_ms,
+            "context": rendered["context"],
+            "progress_ms": now_ms - started,
+            "item": rendered["track"],
+            "currently_playing_type": rendered["track"].get("type", "track"),
+            "actions": {"disallows": {"resuming": True}},
+            "is_playing": True,
+        }
 
     def recently_played_truth(self, user: str | None = None) -> list[dict[str, Any]]:
         """What ``/recently-played`` would hold right now for ``user``: the latest 50 plays, newest first."""

@@ -14,10 +14,15 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from spotify_assets.spotify.auth import SCOPE
 from spotify_sandbox.constants import DEFAULT_TOKEN_TTL_S, SANDBOX_REFRESH_TOKEN
 from spotify_sandbox.listener import DEFAULT_LISTENER
 
 TokenKind = Literal["app", "user"]
+#: What the sandbox's ready-made tokens were given: what ``spotify-assets auth`` asks for.
+DEFAULT_SCOPE = SCOPE
+#: The scope ``GET /v1/me/player/currently-playing`` needs (Spotify answers 403 without it).
+CURRENTLY_PLAYING_SCOPE = "user-read-currently-playing"
 
 
 @dataclass
@@ -104,7 +109,7 @@ class SandboxState:
         self.lock = threading.RLock()
         self.access_tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, Grant] = {
-            SANDBOX_REFRESH_TOKEN: Grant("user-read-recently-played", DEFAULT_LISTENER.user_id)
+            SANDBOX_REFRESH_TOKEN: Grant(DEFAULT_SCOPE, DEFAULT_LISTENER.user_id)
         }
         self.auth_codes: dict[str, tuple[str, Grant]] = {}  # code -> (redirect_uri, grant)
         self.faults = FaultPlan()
@@ -121,9 +126,7 @@ class SandboxState:
             self.access_tokens[token] = AccessToken(kind, time.monotonic() + self.token_ttl_s, scope, user_id)
         return token
 
-    def issue_refresh_token(
-        self, scope: str = "user-read-recently-played", user_id: str = DEFAULT_LISTENER.user_id
-    ) -> str:
+    def issue_refresh_token(self, scope: str = DEFAULT_SCOPE, user_id: str = DEFAULT_LISTENER.user_id) -> str:
         token = "sbx-rt-" + secrets.token_urlsafe(24)
         with self.lock:
             self.refresh_tokens[token] = Grant(scope, user_id)

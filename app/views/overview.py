@@ -6,10 +6,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import data, queries, ui
+from app import data, now_playing, queries, ui
 
 ctx = ui.context()
 st.title("Overview")
+now_playing.now_playing(ctx.user)
 period = ui.period_picker("overview", ctx.status, ctx.tz)
 previous = queries.previous_period(period, now=data.hour_anchor())
 res = ctx.fetch(queries.overview_queries(ctx.tz, period, previous))

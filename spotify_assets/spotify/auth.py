@@ -27,7 +27,11 @@ from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.token_store import FileTokenStore, token_sha256
 
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
-SCOPE = "user-read-recently-played"
+#: What ``auth`` and ``users add`` ask each listener for: their recently played tracks (the
+#: pipeline) and the track playing now (Overview's "Now playing", ``app/now_playing.py``). A token
+#: given before the second was added answers 403 there; the app says to run ``auth`` again.
+SCOPES = ("user-read-recently-played", "user-read-currently-playing")
+SCOPE = " ".join(SCOPES)
 _DONE_PAGE = (
     b"<!doctype html><title>spotify-assets</title>"
     b"<p>Spotify answered. You can close this tab and go back to the terminal.</p>"

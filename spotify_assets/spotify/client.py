@@ -126,6 +126,10 @@ class SpotifyClient(ABC):
         return self.recently_played_window(after_ms).items
 
     @abstractmethod
+    def currently_playing(self) -> dict[str, Any] | None:
+        """The listener's playback now (Spotify's currently-playing object), None when nothing plays."""
+
+    @abstractmethod
     def me(self) -> SpotifyUser:
         """The user the refresh token belongs to (``GET /v1/me``, no scope needed)."""
 
@@ -249,6 +253,18 @@ class HttpSpotifyClient(SpotifyClient):
             raw_items=raw_items,
             oldest_ms=oldest_ms,
         )
+
+    def currently_playing(self) -> dict[str, Any] | None:
+        """What the listener is playing now (``GET /v1/me/player/currently-playing``, Spotify's JSON),
+        None when nothing is (204). Needs the ``user-read-currently-playing`` scope: a token
+        without it raises ``SpotifyAPIError`` with status 403."""
+        body = self._send(
+            "GET",
+            f"{self.api_base_url}/v1/me/player/currently-playing",
+            endpoint="currently_playing",
+            auth="user",
+        )
+        return body if isinstance(body, dict) else None
 
     def me(self) -> SpotifyUser:
         body = self._send("GET", f"{self.api_base_url}/v1/me", endpoint="me", auth="user")
@@ -446,6 +462,8 @@ class HttpSpotifyClient(SpotifyClient):
                 continue
             if status >= 400:
                 self._raise_for_status(resp, endpoint, auth, grant)
+            if status == 204:  # No Content: e.g. nothing playing now
+                return None
             try:
                 return resp.json()
             except ValueError:

@@ -38,10 +38,9 @@ def sync_partitions(data: Path, *, add: list[str] | None = None, delete: list[st
     import dagster as dg
 
     from spotify_assets.partitions import USERS_PARTITIONS_NAME
+    from spotify_assets.retention import prepare_local_home
 
-    home = dagster_home(data)
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()
+    home = prepare_local_home(dagster_home(data))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         if add:
             instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, add)

@@ -1,0 +1,122 @@
+"""The Dagster instance stays small: tick retention, and a daily purge of old, uneventful runs.
+
+With the new-plays sensor ticking once a minute and a run per few minutes per listener, the
+instance (``<data>/dagster_home`` locally, Postgres deployed) would otherwise grow without
+bound: 1,440 sensor ticks a day, and every run's event log and compute logs.
+
+* Ticks: Dagster's own ``retention:`` settings (``INSTANCE_RETENTION``), written into the local
+  ``dagster.yaml`` by ``prepare_local_home`` and kept equal in ``deploy/dagster.yaml`` (a test
+  holds them together). The daemon purges ticks itself.
+* Runs: Dagster has no run retention, so ``purge_runs`` (the ``purge_old_runs`` job, daily) deletes,
+  through the instance's public ``get_run_records`` and ``delete_run``, the pipeline's runs older
+  than ``RUN_RETENTION_DAYS`` that ended in success, keeping the newest ``KEEP_NEWEST_RUNS`` and
+  every run holding the latest materialization of an asset partition (the sensor reads the
+  newest fetch from it, and the UI shows it). Failed and cancelled runs stay: they are what an
+  operator looks into.
+"""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from spotify_assets.jobs import spotify_pipeline_job
+from spotify_assets.partitions import USERS_PARTITIONS_NAME
+
+#: Dagster's tick retention (days; -1 keeps forever). A skipped sensor tick says only "no new
+#: plays": a day of them is plenty; ticks that started runs or failed are kept longer.
+INSTANCE_RETENTION: dict[str, Any] = {
+    "schedule": {"purge_after_days": 90},
+    "sensor": {"purge_after_days": {"skipped": 1, "failure": 30, "success": 30}},
+}
+#: A successful run older than this is deleted by the daily purge (unless protected, see above).
+RUN_RETENTION_DAYS = 7
+#: The newest successful runs are always kept, however old.
+KEEP_NEWEST_RUNS = 100
+
+
+def local_instance_config() -> dict[str, Any]:
+    """The local instance's ``dagster.yaml``: default (SQLite) storage, the retention above."""
+    return {"retention": INSTANCE_RETENTION, "telemetry": {"enabled": False}}
+
+
+def prepare_local_home(home: Path) -> Path:
+    """Create ``home`` and its ``dagster.yaml`` (the settings above) unless one with content is
+    there already: an operator's own file is never overwritten. Returns ``home``."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() or not config.read_text().strip():
+        config.write_text(
+            "# Written by spotify-assets (spotify_assets/retention.py); edit freely, it is not rewritten.\n"
+            + yaml.safe_dump(local_instance_config(), sort_keys=False)
+        )
+    return home
+
+
+def _protected_runs(instance: dg.DagsterInstance) -> set[str]:
+    """Runs holding the latest materialization of an asset partition (or of an unpartitioned asset)."""
+    keep: set[str] = set()
+    partitions: list[str | None] = [None, *instance.get_dynamic_partitions(USERS_PARTITIONS_NAME)]
+    for key in instance.get_asset_keys():
+        for partition in partitions:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None),
+                limit=1,
+            ).records
+            keep |= {r.run_id for r in records if r.run_id}
+    return keep
+
+
+def purge_runs(
+    instance: dg.DagsterInstance,
+    *,
+    older_than_days: float = RUN_RETENTION_DAYS,
+    keep_newest: int = KEEP_NEWEST_RUNS,
+    now: datetime | None = None,
+) -> list[str]:
+    """Delete the pipeline's old successful runs (see the module docstring); returns their ids."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=spotify_pipeline_job.name, statuses=[dg.DagsterRunStatus.SUCCESS])
+    )  # newest first
+    candidates = [r for r in records[keep_newest:] if r.create_timestamp < cutoff]
+    if not candidates:
+        return []
+    protected = _protected_runs(instance)
+    deleted = []
+    for record in candidates:
+        run_id = record.dagster_run.run_id
+        if run_id in protected:
+            continue
+        instance.compute_log_manager.delete_logs(prefix=[run_id])
+        instance.delete_run(run_id)
+        deleted.append(run_id)
+    return deleted
+
+
+@dg.op(description="Delete the pipeline's old successful runs (their events and logs) from the instance.")
+def purge_old_runs_op(context: dg.OpExecutionContext) -> dg.Output[int]:
+    deleted = purge_runs(context.instance)
+    context.log.info(f"deleted {len(deleted)} run(s) older than {RUN_RETENTION_DAYS} days")
+    return dg.Output(len(deleted), metadata={"runs_deleted": len(deleted)})
+
+
+@dg.job(
+    name="purge_old_runs",
+    description=f"Keep the instance small: delete successful pipeline runs older than {RUN_RETENTION_DAYS} "
+    f"days (the newest {KEEP_NEWEST_RUNS} and those holding an asset's latest materialization stay).",
+)
+def purge_old_runs_job() -> None:
+    purge_old_runs_op()
+
+
+purge_old_runs_schedule = dg.ScheduleDefinition(
+    name="purge_old_runs_daily",
+    job=purge_old_runs_job,
+    cron_schedule="17 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Once a day, delete old successful pipeline runs (see the purge_old_runs job).",
+)
