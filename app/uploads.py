@@ -12,6 +12,11 @@ since an upload writes where every other page only reads.
 Where (``private_folder``, ``save_uploads``): a temporary folder only this user may open
 (``mkdtemp``: mode 0700), each upload under its own base name, removed when the import ends,
 whatever happens. The bytes are written there and nowhere else (never to a log).
+
+How (``start_import``): on a thread of its own, so that a rerun of the page (any click while it
+runs, a closed tab) never stops an import halfway; the page follows its progress and shows its
+report. The import is the command's (``imports.command.run_import``), imported only when one
+starts: a dashboard-only install has no Dagster.
 """
 
 from __future__ import annotations
@@ -19,12 +24,18 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from app.auth import Viewer, is_loopback
 from app.listeners import Listener, own_id
+
+if TYPE_CHECKING:
+    from spotify_assets.imports.runner import ImportReport, ProgressEvent
 
 #: What the uploader takes: Spotify's .zip, or the JSON files it unpacks to.
 UPLOAD_TYPES = ("zip", "json")
@@ -119,3 +130,69 @@ def private_folder() -> Iterator[Path]:
 def described(names: Iterable[str]) -> str:
     """The upload as the report names it (its file names, not the temporary folder's path)."""
     return ", ".join(_base_name(n) for n in names)
+
+
+@dataclass
+class ImportJob:
+    """One import of uploaded files, running beside the page (``start_import``)."""
+
+    user_id: str | None
+    source: str
+    #: The runner's latest progress (bytes done, bytes in all, rows read).
+    done_bytes: int = 0
+    total_bytes: int = 0
+    rows_read: int = 0
+    report: ImportReport | None = None
+    #: Why nothing (or not everything) was imported, in words; ``None`` while running or after a report.
+    error: str | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    @property
+    def share(self) -> float:
+        return min(1.0, self.done_bytes / self.total_bytes) if self.total_bytes else 0.0
+
+    def wait(self, seconds: float) -> None:
+        """Until the import ends, or ``seconds`` have passed."""
+        if self.thread is not None:
+            self.thread.join(timeout=seconds)
+
+
+def start_import(files: list[tuple[str, bytes]], user_id: str | None) -> ImportJob:
+    """Import ``files`` (name, bytes) as ``user_id``'s plays on a thread of its own; see the module
+    docstring. An export whose ``username`` names another Spotify user is refused
+    (``imports.owner.mismatch``, the command's check without its ``--force``)."""
+    job = ImportJob(user_id, described(name for name, _ in files))
+
+    def on_progress(event: ProgressEvent) -> None:
+        job.done_bytes, job.total_bytes, job.rows_read = event.done_bytes, event.total_bytes, event.rows_read
+
+    def work() -> None:
+        from spotify_assets.deployments import deployment_settings
+        from spotify_assets.imports.command import run_import
+        from spotify_assets.imports.owner import mismatch
+        from spotify_assets.imports.parsers import FileFormatError
+        from spotify_assets.settings import MissingSettings
+        from spotify_assets.users.adoption import ImportOwnerUnknown
+
+        with private_folder() as folder:
+            try:
+                export = save_uploads(files, folder)
+                refused = mismatch(export, user_id) if user_id is not None else None
+                if refused:
+                    raise Refused(f"Not imported: {refused}.")
+                job.report = run_import(
+                    export, deployment_settings(), on_progress, user_id=user_id, source=job.source
+                )
+            except (Refused, FileNotFoundError, FileFormatError, ImportOwnerUnknown, MissingSettings) as exc:
+                job.error = str(exc)
+            except Exception as exc:  # any other failure: said on the page, never a silent success
+                job.error = f"The import stopped ({type(exc).__name__}: {exc}); plays merged before it stay."
+                raise
+
+    job.thread = threading.Thread(target=work, name="dashboard-import")
+    job.thread.start()
+    return job

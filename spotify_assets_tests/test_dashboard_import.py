@@ -5,10 +5,14 @@ driven in a real browser, ``test_dashboard_import_browser.py``).
 
 from __future__ import annotations
 
+import json
 import stat
+import tempfile
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
@@ -16,7 +20,14 @@ from streamlit.testing.v1 import AppTest
 from app import uploads
 from app.auth import Viewer
 from app.listeners import Listener
-from spotify_assets_tests.fixtures.dashboard import ALICE, BOB, HOUSEHOLD
+from spotify_assets_tests.fixtures.dashboard import (
+    ALICE,
+    BOB,
+    HOUSEHOLD,
+    build_dashboard_warehouse,
+    household_plays,
+    write_registry,
+)
 from spotify_assets_tests.test_dashboard import _text
 from spotify_assets_tests.test_dashboard_household import _open
 
@@ -102,6 +113,67 @@ def test_one_zip_is_the_export(tmp_path):
 def test_what_is_not_an_export_is_refused(tmp_path, files, why):
     with pytest.raises(uploads.Refused, match=why):
         uploads.save_uploads(files, tmp_path)
+
+
+# -- the import itself -----------------------------------------------------------------
+def _plays(data_dir: Path, user_id: str) -> int:
+    con = duckdb.connect(str(data_dir / "warehouse.snapshot.duckdb"), read_only=True)
+    try:
+        row = con.execute("SELECT count(*) FROM bq_plays WHERE user_id = ?", [user_id]).fetchone()
+        assert row is not None
+        return int(row[0])
+    finally:
+        con.close()
+
+
+def _finished(job: uploads.ImportJob) -> uploads.ImportJob:
+    job.wait(300)
+    assert not job.running
+    return job
+
+
+def test_an_upload_is_imported_once_into_the_listener_and_its_bytes_are_gone(tmp_path, monkeypatch):
+    """``start_import`` as the page calls it: the command's import into the deployment's stores."""
+    from spotify_sandbox.exports import FOLDER, generate_export
+
+    data, scratch = tmp_path / "data", tmp_path / "tmp"
+    scratch.mkdir()
+    build_dashboard_warehouse(data, household_plays())
+    write_registry(data)
+    for var in ("SPOTIFY_WAREHOUSE_SNAPSHOT", "SPOTIFY_CLIENT_ID", "SPOTIFY_KEEP_IP_ADDRESSES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SPOTIFY_DEPLOYMENT", "local")
+    monkeypatch.setenv("SPOTIFY_DATA_DIR", str(data))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    export = tmp_path / "my_spotify_data.zip"
+    summary = generate_export(
+        export, 200, seed=5, start=datetime(2020, 1, 1, tzinfo=UTC), end=datetime(2021, 1, 1, tzinfo=UTC)
+    )
+    bob, alice = _plays(data, BOB), _plays(data, ALICE)
+    upload = [(export.name, export.read_bytes())]
+
+    first = _finished(uploads.start_import(upload, BOB))
+    assert first.error is None and first.report is not None
+    assert first.report.added == summary.expected_added > 0
+    assert first.report.path == export.name  # named by the upload, not its temporary copy
+    assert first.share == 1.0 and first.rows_read == summary.rows
+    assert (_plays(data, BOB), _plays(data, ALICE)) == (bob + first.report.added, alice)
+
+    again = _finished(uploads.start_import(upload, BOB))
+    assert again.report is not None and again.report.added == 0
+    assert _plays(data, BOB) == bob + first.report.added
+
+    # Alice's export (her Spotify id in every row's ``username``) is not Bob's to import.
+    member = next(n for n in zipfile.ZipFile(export).namelist() if "Audio" in n)
+    rows = [{**row, "username": ALICE} for row in json.loads(zipfile.ZipFile(export).read(member))]
+    theirs = [("Streaming_History_Audio_2020_7.json", json.dumps(rows).encode())]
+    refused = _finished(uploads.start_import(theirs, BOB))
+    assert refused.report is None
+    assert refused.error is not None and f"belongs to Spotify user {ALICE}, not {BOB}" in refused.error
+    assert (_plays(data, BOB), _plays(data, ALICE)) == (bob + first.report.added, alice)
+    assert FOLDER in member
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("spotify-")] == []
 
 
 # -- the page ---------------------------------------------------------------------------
