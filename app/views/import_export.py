@@ -40,9 +40,11 @@ def show(job: uploads.ImportJob, who: str, before: int) -> None:
     failed = (
         f"; {ui.plural(report.files_failed, 'file')} could not be read (below)" if report.files_failed else ""
     )
-    (st.warning if report.files_failed else st.success)(
-        f"{ui.plural(report.added, 'play')} added to {who} history{failed}."
-    )
+    said = f"{ui.plural(report.added, 'play')} added to {who} history{failed}."
+    if report.files_failed:
+        st.warning(said)
+    else:
+        st.success(said)
     st.code(report.render(), language=None)
     # Read after the import: the writer republished the snapshot the pages read.
     after = ui.seen(ctx.wh, data.status(ctx.wh), job.user_id).rows
