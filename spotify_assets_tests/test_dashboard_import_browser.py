@@ -112,7 +112,8 @@ def _upload(page, *files: Path) -> None:  # type: ignore[no-untyped-def]
     """Choose ``files`` in the uploader, wait until Streamlit holds them, then press Import."""
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([str(f) for f in files])
     page.wait_for_function(
-        f"document.querySelectorAll('[data-testid=\"stFileUploaderFile\"]').length >= {len(files)}",
+        f"document.querySelectorAll('[data-testid=\"stFileChip\"]').length >= {len(files)}"
+        " && !document.querySelector('[data-testid=\"stFileChipIconSpinner\"]')",
         timeout=60_000,
     )
     button = page.get_by_role("button", name="Import", exact=True)
