@@ -19,6 +19,7 @@ from spotify_assets.scrobbles.matching import (
     Seen,
     decide,
     play_key,
+    spotify_listen,
     spotify_started_at,
 )
 from spotify_assets.scrobbles.names import artist_key, fold, track_key
@@ -289,3 +290,26 @@ def test_any_import_order_counts_each_play_once(seed: int) -> None:
         for source in order:
             assert set(_import(state, owner, records[source])) == {Outcome.DUPLICATE}, (seed, order, source)
         assert len(owner) == len(recorded)
+
+
+def test_spotify_rows_become_listens_that_start_at_end_minus_played() -> None:
+    row = {
+        "played_at": T,
+        "ms_played": 61_000,
+        "primary_artist_name": "A",
+        "track_name": "S",
+        "track_id": "x" * 22,
+    }
+    listen = spotify_listen(row, "export#0")
+    assert listen is not None
+    assert (listen.source, listen.started_at, listen.ms_played, listen.spotify_track_id) == (
+        SPOTIFY,
+        T - timedelta(seconds=61),
+        61_000,
+        "x" * 22,
+    )
+    polled = {**row, "ms_played": None}
+    assert spotify_listen(polled, "poll") is None  # no length known: not matchable
+    with_duration = spotify_listen(polled, "poll", duration_ms=200_000)
+    assert with_duration is not None and with_duration.started_at == T - timedelta(seconds=200)
+    assert spotify_listen({**row, "track_name": None}, "episode") is None

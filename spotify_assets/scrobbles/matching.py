@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from spotify_assets.imports.parsers import MIN_PLAY_MS
 from spotify_assets.scrobbles.listen import SPOTIFY, Listen
@@ -63,6 +64,31 @@ def spotify_started_at(ended_at: datetime, ms_played: int) -> datetime:
     Later than the true start when the listener paused: ``window`` allows for that.
     """
     return ended_at - timedelta(milliseconds=ms_played)
+
+
+def spotify_listen(row: Mapping[str, Any], position: str, *, duration_ms: int | None = None) -> Listen | None:
+    """A Spotify plays row (``imports/parsers.ROW_COLUMNS``: ``played_at`` the end, ``ms_played``,
+    names, ``track_id``) as a ``Listen`` that starts at ``spotify_started_at``, for ``decide``.
+
+    A polled row has no ``ms_played``: ``duration_ms`` (the track's length) stands in. None when
+    neither is known or the row has no names (an episode without a show, a row with no track).
+    """
+    played = row.get("ms_played")
+    if played is None:
+        played = duration_ms
+    artist, track = row.get("primary_artist_name"), row.get("track_name")
+    if played is None or not artist or not track:
+        return None
+    return Listen(
+        source=SPOTIFY,
+        artist=str(artist),
+        track=str(track),
+        album=row.get("album_name"),
+        started_at=spotify_started_at(row["played_at"], int(played)),
+        position=position,
+        spotify_track_id=row.get("track_id"),
+        ms_played=int(played),
+    )
 
 
 @dataclass(frozen=True)
