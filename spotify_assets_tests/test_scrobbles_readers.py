@@ -273,3 +273,44 @@ def test_times_and_text_are_checked(tmp_path: Path) -> None:
     # A lone surrogate cannot be stored as UTF-8: the row is quarantined, the file goes on.
     assert reasons == ["time_in_future", "missing_track_name", "bad_unicode:track_name"]
     assert len(_listens(items)) == 1
+
+
+@pytest.mark.parametrize("shape", ["lastfm_csv", "lastfm_pages", "listenbrainz_array", "listenbrainz_zip"])
+def test_readers_stream_a_large_export_in_bounded_memory(tmp_path: Path, shape: str) -> None:
+    """20,000 rows (1-3 MB of text) read with a peak of Python allocations under 4 MiB (ijson's
+    events for one 64 KB buffer, whatever the file's size), where holding the rows as Python
+    objects takes 10-20 MiB: a 10-year export is never held whole."""
+    import tracemalloc
+
+    rows = 20_000
+    if shape == "lastfm_csv":
+        path = tmp_path / "big.csv"
+        with path.open("w") as fh:
+            fh.write(",".join(lastfm.CSV_HEADER) + "\n")
+            for i in range(rows):
+                fh.write(f"{T0 - i * 200},,Artist {i % 97},,Album {i % 13},,Track number {i},\n")
+    elif shape == "lastfm_pages":
+        path = tmp_path / "pages.json"
+        pages = [
+            _page([_track(f"Track number {i}", T0 - i * 200) for i in range(p, p + 200)])
+            for p in range(0, rows, 200)
+        ]
+        path.write_text(json.dumps(pages))
+    elif shape == "listenbrainz_array":
+        path = tmp_path / "lb.json"
+        path.write_text(json.dumps([_lb_listen(T0 - i * 200, f"Track number {i}") for i in range(rows)]))
+    else:
+        path = tmp_path / "lb.zip"
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(
+                "listens/all.jsonl",
+                "".join(json.dumps(_lb_listen(T0 - i * 200, f"T{i}")) + "\n" for i in range(rows)),
+            )
+    tracemalloc.start()
+    try:
+        count = sum(1 for item in read_listens(path, NOW) if isinstance(item, Listen))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == rows
+    assert peak < 4 * 1024 * 1024, peak

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 import ijson
 
@@ -112,15 +111,23 @@ def _object_format(f: InputFile, start: bytes) -> Format | None:
 
 
 def _array_format(f: InputFile) -> Format | None:
-    """A JSON array of listens (ListenBrainz) or of getRecentTracks pages (Last.fm), by its first item."""
+    """A JSON array of listens (ListenBrainz) or of getRecentTracks pages (Last.fm), by the keys
+    of its first item, read as events: a first page of 1,000 tracks is never built to look at it."""
+    keys: set[str] = set()
     with f.open() as fh:
         try:
-            first: Any = next(iter(ijson.items(fh, "item", use_float=True)), None)
+            for prefix, event, value in ijson.parse(fh):
+                if prefix == "item" and event == "map_key":
+                    keys.add(value)
+                elif (prefix == "item" and event == "end_map") or (prefix == "" and event == "end_array"):
+                    break
+                elif prefix == "item" and event not in ("start_map", "map_key"):
+                    return None  # an array of something other than objects
         except (ijson.JSONError, UnicodeDecodeError):
             return None
-    if listenbrainz.looks_like_listen(first):
+    if "track_metadata" in keys:
         return Format.LISTENBRAINZ_JSON
-    if isinstance(first, dict) and "recenttracks" in first:
+    if "recenttracks" in keys:
         return Format.LASTFM_JSON
     return None
 
