@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spotify_assets.users.command:users_command",
         "the household: add, list or remove listeners (one Spotify account each)",
     ),
+    "scrobble-server": (
+        "spotify_assets.scrobbles.command:scrobble_server_command",
+        "a ListenBrainz-compatible door scrobblers submit listens to (loopback by default)",
+    ),
     "rebuild-warehouse": (
         "spotify_assets.rebuild:rebuild_command",
         "rebuild the warehouse's plays and track features from the lake alone",

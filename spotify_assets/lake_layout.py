@@ -36,16 +36,22 @@ QUARANTINED_RECENTLY_PLAYED_KIND = "quarantine/recently_played"
 #: by everyone who imported the same file, so this is how ``users remove --delete-data``
 #: knows whose they are.
 IMPORTS_KIND = "imports"
+#: Listens scrobblers submitted to the door (``spotify-assets scrobble-server``), as received,
+#: one create-only JSON-lines file per accepted submission, named by its content so a retried
+#: submission lands nothing new: ``inbox/scrobbles/user_id=<id>/listened_date=<day>/<digest>.jsonl``
+#: (``scrobbles/inbox.py``). Merging them into the plays is the pipeline's (a sensor, next).
+SCROBBLE_INBOX_KIND = "inbox/scrobbles"
 
 #: Every kind of per-listener folder ``<kind>/user_id=<id>/``: played tracks as Parquet
 #: (``assets/lake.py``, ``imports/landing.py``) and CSV, the raw API pages and the pages
-#: quarantined from them (``assets/ingest.py``), and the import records (last: the deletion
+#: quarantined from them (``assets/ingest.py``), the scrobblers' listens, and the import records (last: the deletion
 #: reads them to know whose the shared export copies are, so they go after everything else).
 USER_KINDS: tuple[str, ...] = (
     PLAYS_KIND,
     PLAYS_CSV_KIND,
     RAW_RECENTLY_PLAYED_KIND,
     QUARANTINED_RECENTLY_PLAYED_KIND,
+    SCROBBLE_INBOX_KIND,
     IMPORTS_KIND,
 )
 
@@ -120,3 +126,8 @@ def plays_day_path(kind: str, user_id: str | None, day: str, name: str) -> str:
 
 def import_record_path(user_id: str, sha256: str) -> str:
     return f"{user_dir(IMPORTS_KIND, user_id)}/{sha256}.json"
+
+
+def scrobble_inbox_path(user_id: str, day: str, name: str) -> str:
+    """One accepted submission of the door: ``inbox/scrobbles/user_id=<id>/listened_date=<day>/<name>``."""
+    return f"{user_dir(SCROBBLE_INBOX_KIND, user_id)}/listened_date={day}/{name}"

@@ -87,6 +87,19 @@ class DataLayout:
         return self.root / "users"
 
     @property
+    def scrobble_tokens(self) -> Path:
+        """The scrobblers' tokens, one per listener, as sha256 only (``spotify-assets users token``,
+        ``scrobbles/tokens.py``): beside the registry that names the listeners, 0600 like it."""
+        return self.users / "scrobble_tokens.json"
+
+    def now_playing(self, user_id: str) -> Path:
+        """What a listener's scrobbler last said is playing (``playing_now`` at the door,
+        ``scrobbles/now_playing.py``): a small file the dashboard's "Now playing" can read."""
+        if not user_id or not user_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"not a usable user id for a file name: {user_id!r}")
+        return self.root / "state" / f"now-playing-{user_id}.json"
+
+    @property
     def dagster_home(self) -> Path:
         """The Dagster instance ``make demo`` and ``make dev`` use when ``$DAGSTER_HOME`` is unset."""
         return self.root / "dagster_home"

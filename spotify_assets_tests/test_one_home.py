@@ -63,6 +63,7 @@ LAKE_PREFIXES = [
     "track_features/",
     "user_id=",
     "users/legacy_owner",
+    "inbox/",
 ]
 
 

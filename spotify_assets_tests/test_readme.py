@@ -53,6 +53,7 @@ COMMAND_RUN_BY: dict[str, str] = {
     "spotify-assets redact-lake": "test_ip_redaction.py",
     "spotify-assets users": "test_users.py",
     "spotify-assets rebuild-warehouse": "test_rebuild.py",
+    "spotify-assets scrobble-server": "test_scrobble_server.py",
     "dg check": "test_dg_cli.py",
     "dg list": "test_dg_cli.py",
     "dg dev": "the same webserver as `dagster dev`; test_dg_cli.py loads the same project",

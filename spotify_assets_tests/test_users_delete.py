@@ -32,6 +32,7 @@ from spotify_assets.imports.command import import_command
 from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+from spotify_assets.scrobbles import inbox
 from spotify_assets.settings import dagster_home
 from spotify_assets.spotify.client import SpotifyUser
 from spotify_assets.users.command import sync_partitions, users_command
@@ -343,6 +344,12 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     for export, name in ((alices, "alice"), (bobs, "bob"), (shared, "alice"), (shared, "bob")):
         assert import_command([str(export), *base, "--user", name]) == 0
     capsys.readouterr()
+    # A listen her scrobbler sent to the door (``scrobble-server``), waiting in the lake's inbox.
+    scrobble = {
+        "listened_at": 1_700_000_000,
+        "track_metadata": {"artist_name": ALICE_MARK, "track_name": "x"},
+    }
+    inbox.land(LocalLakeResource(root=str(data_dir / "lake")), ALICE_ID, [scrobble])
 
     # Bob's imports as an import before the records existed made them: whose the shared copy
     # is then comes from his plays' batch ids alone.

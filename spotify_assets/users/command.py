@@ -1,4 +1,4 @@
-"""``spotify-assets users add|list|remove``: the listeners of this installation.
+"""``spotify-assets users add|list|remove|token``: the listeners of this installation.
 
 ``add NAME`` runs the Authorization Code flow for that person (as ``spotify-assets auth``
 does), asks ``GET /v1/me`` whose token it is, stores the refresh token in the user's own
@@ -235,6 +235,21 @@ def _remove(args: argparse.Namespace, data: DataLayout) -> int:
     return 0
 
 
+def _token(name: str, data: DataLayout) -> int:
+    """A new scrobbler token for a registered listener (``users/scrobble_tokens.py``): printed once
+    on stdout, for pasting into a scrobbler's ListenBrainz settings; any older one stops working."""
+    from spotify_assets.users.scrobble_tokens import ScrobbleTokens
+
+    try:
+        user = UserRegistry(data.users).get(name)
+    except UserError as exc:
+        print(f"spotify-assets users token: {exc}", file=sys.stderr)
+        return 1
+    print(ScrobbleTokens(data.scrobble_tokens).issue(name, user.user_id))
+    print(f"A new scrobbler token for {name}: see `spotify-assets scrobble-server --help`.", file=sys.stderr)
+    return 0
+
+
 def users_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spotify-assets users", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -250,6 +265,8 @@ def users_command(argv: list[str]) -> int:
         help="Web API base URL (default: $SPOTIFY_API_URL or Spotify's)",
     )
     sub.add_parser("list", help="who is registered, with their Spotify id and token state")
+    token = sub.add_parser("token", help="print a new scrobbler token for a listener (scrobble-server)")
+    token.add_argument("name")
     remove = sub.add_parser("remove", help="stop polling a listener (their plays stay unless --delete-data)")
     remove.add_argument("name")
     remove.add_argument(
@@ -266,6 +283,8 @@ def users_command(argv: list[str]) -> int:
         return _add(args, data)
     if args.action == "remove":
         return _remove(args, data)
+    if args.action == "token":
+        return _token(args.name, data)
     try:
         return _list(UserRegistry(data.users), data)
     except UserError as exc:
