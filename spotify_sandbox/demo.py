@@ -210,10 +210,21 @@ def _start_spark_connect() -> SparkConnectServer | None:
     master = os.environ.get("SPOTIFY_SPARK_MASTER", "local[*]")
     if not master.startswith("local"):
         return None
-    from spark.connect_server import SparkConnectServer, free_port
+    from spark.connect_server import (
+        HOUSEHOLD_DRIVER_MEMORY,
+        HOUSEHOLD_JAVA_OPTIONS,
+        SparkConnectServer,
+        free_port,
+    )
 
     log = data_dir() / "spark-connect" / "server.log"
-    server = SparkConnectServer(master=master, port=free_port(), log_path=log).start()
+    server = SparkConnectServer(
+        master=master,
+        port=free_port(),
+        log_path=log,
+        driver_memory=HOUSEHOLD_DRIVER_MEMORY,
+        java_options=HOUSEHOLD_JAVA_OPTIONS,
+    ).start()
     os.environ["SPOTIFY_SPARK_REMOTE"] = server.url
     return server
 
