@@ -9,7 +9,8 @@ runs the first four pipeline assets (fetch, features, lake, warehouse merge): th
 
 ``--spark warm|cold`` runs the whole hourly job instead, ``top_ten_tracks`` included:
 ``warm`` against a Spark Connect server started here first (as ``make dev`` does; a fresh
-client session per run, as each Dagster run is a process of its own), ``cold`` with the
+client session per run, as each Dagster run is a process of its own; ``--remote`` names one
+already running instead), ``cold`` with the
 in-process fallback, so the first counted run starts the JVM (later runs in the same process
 would reuse it: run with ``--repeats 1`` for cold figures). Each run reports its step times.
 Prints one JSON line.
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", required=True)
     parser.add_argument("--spark", choices=("none", "warm", "cold"), default="none")
+    parser.add_argument(
+        "--remote",
+        default="",
+        help="warm: a Connect server already running (sc://...) instead of starting one",
+    )
     args = parser.parse_args(argv)
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -66,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 
         logging.disable(logging.INFO)
         server = None
-        if args.spark == "warm":
+        if args.spark == "warm" and args.remote:
+            os.environ["SPOTIFY_SPARK_REMOTE"] = args.remote
+        elif args.spark == "warm":
             from spark.connect_server import SparkConnectServer
 
             server = SparkConnectServer(master="local[*]", log_path=work / "connect-server.log")

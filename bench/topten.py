@@ -147,34 +147,43 @@ def run_pandas(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
     return {"startup_seconds": 0.0, "runs": runs, "ranking": ranking}
 
 
-def run_spark_connect(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
+def run_spark_connect(input_path: str, out: Path, repeats: int, remote: str = "") -> dict[str, Any]:
     """The same job as a client of a warm Spark Connect server (how ``make dev`` runs it).
 
     ``startup_seconds`` is the server's start (paid once per ``make dev``, not per run); each
-    run opens a fresh client session, as each pipeline run is a process of its own.
+    run opens a fresh client session, as each pipeline run is a process of its own. With
+    ``remote`` (a server already running, whose start the caller timed) none is started here
+    and ``startup_seconds`` is 0.
     """
-    from pyspark.sql import SparkSession
-
     from spark.connect_server import SparkConnectServer
-    from spark.top_ten import run
 
+    if remote:
+        return {"startup_seconds": 0.0, **_connect_runs(remote, input_path, out, repeats)}
     t0 = time.perf_counter()
     server = SparkConnectServer(master="local[*]", log_path=out / "connect-server.log", driver_memory="2g")
     with server:
         startup = time.perf_counter() - t0
-        runs = []
-        ids: Ranking = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            spark = SparkSession.builder.remote(server.url).getOrCreate()
-            run(spark, input_path, str(out / "spark-connect"), computed_at=COMPUTED_AT, log=lambda _m: None)
-            runs.append(time.perf_counter() - t0)
-            ids = [
-                [r["user_id"], r["rank"], r["track_id"]]
-                for r in spark.read.parquet(str(out / "spark-connect")).orderBy("user_id", "rank").collect()
-            ]
-            spark.stop()
-    return {"startup_seconds": startup, "runs": runs, "ranking": ids}
+        return {"startup_seconds": startup, **_connect_runs(server.url, input_path, out, repeats)}
+
+
+def _connect_runs(url: str, input_path: str, out: Path, repeats: int) -> dict[str, Any]:
+    from pyspark.sql import SparkSession
+
+    from spark.top_ten import run
+
+    runs = []
+    ids: Ranking = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        spark = SparkSession.builder.remote(url).getOrCreate()
+        run(spark, input_path, str(out / "spark-connect"), computed_at=COMPUTED_AT, log=lambda _m: None)
+        runs.append(time.perf_counter() - t0)
+        ids = [
+            [r["user_id"], r["rank"], r["track_id"]]
+            for r in spark.read.parquet(str(out / "spark-connect")).orderBy("user_id", "rank").collect()
+        ]
+        spark.stop()
+    return {"runs": runs, "ranking": ids}
 
 
 def run_spark(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
@@ -211,10 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--remote", default="", help="spark-connect: a server already running (sc://...)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = ENGINES[args.engine](args.input, out, args.repeats)
+    if args.engine == "spark-connect":
+        result = run_spark_connect(args.input, out, args.repeats, args.remote)
+    else:
+        result = ENGINES[args.engine](args.input, out, args.repeats)
     print(json.dumps({"engine": args.engine, **result}), flush=True)
     return 0
 

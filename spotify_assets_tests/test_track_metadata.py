@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from app import queries, ui
+from spotify_assets_tests.fixtures.faults import BuildResources
 from spotify_sandbox.server import SandboxServer
 
 
@@ -165,12 +166,14 @@ def test_lookups_are_capped_most_played_first_and_unknown_ids_are_kept_as_not_fo
 
 
 def test_api_errors_leave_tracks_pending_and_are_reported(
-    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
+    fault_resources: BuildResources, pipeline_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     from spotify_assets.assets.catalog import track_metadata
 
-    _import_sandbox_history(pipeline_sandbox, local_resources, tmp_path / "export")
-    resources = {k: local_resources[k] for k in ("spotify", "warehouse", "lake")}
+    # The fault tests' short retry budget (fixtures/faults.py): each failing lookup still goes
+    # through the client's retries, with 1.5 s of backoff instead of the default's 7.5 s.
+    resources = {k: v for k, v in fault_resources().items() if k in ("spotify", "warehouse", "lake")}
+    _import_sandbox_history(pipeline_sandbox, resources, tmp_path / "export")
     # Every lookup answers 503 (after the client's own retries): nothing stored, the run fails
     # loudly, and the next run finds every track still pending.
     pipeline_sandbox.fail_next(503, count=1000, path="/v1/tracks/*")
@@ -181,7 +184,7 @@ def test_api_errors_leave_tracks_pending_and_are_reported(
         run_config={"ops": {"track_metadata": {"config": {"requests_per_second": 0}}}},
     )
     assert not failed.success
-    assert local_resources["warehouse"].count("track_metadata") == 0
+    assert resources["warehouse"].count("track_metadata") == 0
     pipeline_sandbox.clear_faults()
     ok = dg.materialize(
         [track_metadata],
