@@ -84,6 +84,8 @@ with st.sidebar:
         zones,
         key=ui.TZ_KEY,
         help="Hours, days and months are shown in this zone. It starts as your browser's and is kept in the link.",
+        on_change=ui.changed_in_url,
+        args=(ui.TZ_PARAM, ui.TZ_KEY),
     )
     ui.keep_in_url(ui.TZ_PARAM, st.session_state[ui.TZ_KEY])
     # A context made after the picker: the freshness of the plays this viewer sees, not the warehouse's.

@@ -20,7 +20,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import auth, data, listeners, queries
+from app import address_bar, auth, data, listeners, queries
 from app.warehouse import Warehouse
 
 ACCENT = "#1DB954"
@@ -132,10 +132,22 @@ def seed_from_url(key: str, param: str, allowed: Callable[[str], bool], default:
 
 
 def keep_in_url(param: str, value: str | None) -> None:
-    """Write a view's state into the address bar (``None`` or empty removes the parameter)."""
+    """Write a view's state into the address bar (``None`` or empty removes the parameter),
+    replacing the history entry (``address_bar``): arriving on a page, by a typed link or from
+    another page, adds no step to Back. A change the viewer makes is a step of its own
+    (``changed_in_url``, from the widget's callback)."""
     if value:
         if st.query_params.get(param) != value:
-            st.query_params[param] = value
+            address_bar.replace(param, value)
+    elif param in st.query_params:
+        address_bar.replace(param, None)
+
+
+def changed_in_url(param: str, widget: str) -> None:
+    """A widget's callback: the viewer changed ``param``; the new address is a history entry."""
+    value = st.session_state.get(widget)
+    if value:
+        st.query_params[param] = str(value)
     elif param in st.query_params:
         del st.query_params[param]
 
@@ -243,6 +255,8 @@ def listener_picker(home: Household, viewer: auth.Viewer | None) -> str | None:
             key=USER_KEY,
             format_func=home.label,
             help="Every page shows this listener's plays.",
+            on_change=changed_in_url,
+            args=(USER_PARAM, USER_KEY),
         )
     user = chosen or None
     keep_in_url(USER_PARAM, user)
@@ -651,7 +665,8 @@ def _remember_range(widget: str) -> None:
     picked = st.session_state.get(widget)
     if isinstance(picked, tuple | list) and len(picked) == 2:
         st.session_state[RANGE_STATE] = (picked[0], picked[1])
-        st.query_params[FROM_PARAM], st.query_params[TO_PARAM] = picked[0].isoformat(), picked[1].isoformat()
+        # One message, one history entry for one pick (two assignments were two entries).
+        st.query_params.update({FROM_PARAM: picked[0].isoformat(), TO_PARAM: picked[1].isoformat()})
 
 
 def shared_period(status: data.Status) -> queries.PeriodKind:
