@@ -41,7 +41,7 @@ PAGES = [
     st.Page("views/recent.py", title="Recent plays", icon=":material/history:"),
     st.Page("views/wrapped.py", title="Wrapped", icon=":material/celebration:"),
     # Upload a privacy export into the signed-in listener's plays (app/uploads.py says whose).
-    st.Page("views/import_export.py", title="Import", icon=":material/upload:", url_path="import"),
+    st.Page(ui.IMPORT_PAGE, title="Import", icon=":material/upload:", url_path=ui.IMPORT_PATH),
     # Opened from names and rows, by Spotify id: /artist?id=..., /track?id=..., /album?id=...
     st.Page("views/artist.py", title="Artist", url_path="artist", visibility="hidden"),
     st.Page("views/track.py", title="Track", url_path="track", visibility="hidden"),
@@ -50,7 +50,7 @@ PAGES = [
 
 #: The URL path of every page above but the default (a page file's path is its name). Spelled
 #: out rather than read from the pages: ``st.Page`` attributes are unset outside ``streamlit run``.
-READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", "import", "compare", "artist", "track", "album"]  # fmt: skip
+READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", ui.IMPORT_PATH, "compare", "artist", "track", "album"]  # fmt: skip
 
 if ctx.status.state != "ready":
     # Every address the ready app has opens the welcome page, so a bookmarked or shared
@@ -73,7 +73,8 @@ PAGES.insert(
     8, st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", visibility=compare)
 )
 page = st.navigation(PAGES)
-ui.listener_picker(home, viewer)
+# The Import page also opens for a listener without plays yet: their history comes in there.
+ui.listener_picker(home, viewer, importing=page.url_path == ui.IMPORT_PATH)
 
 with st.sidebar:
     zones = sorted(queries.valid_timezones())

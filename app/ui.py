@@ -38,6 +38,8 @@ TZ_PARAM = "tz"
 USER_KEY, USER_PARAM, SCOPE_KEY = "user", "user", "_scope_user"
 #: The picker's choice for the whole household.
 EVERYONE = ""
+#: The Import page (``app/views/import_export.py``): its script, and its address.
+IMPORT_PAGE, IMPORT_PATH = "views/import_export.py", "import"
 
 DEFINITIONS = (
     "**Definitions.** A *play* is a track streamed for at least 30 seconds (Spotify's own rule); "
@@ -211,7 +213,14 @@ def refuse(message: str) -> None:
     st.stop()
 
 
-def listener_picker(home: Household, viewer: auth.Viewer | None) -> str | None:
+def with_registered(home: Household) -> Household:
+    """``home`` with the registry's listeners who have no plays yet (a household member just added
+    by ``spotify-assets users add``), for the Import page: their history arrives through it."""
+    new = [uid for uid in home.known if uid not in home.ids]
+    return replace(home, ids=home.ids + new, allowed=home.allowed + [u for u in new if home.everyone])
+
+
+def listener_picker(home: Household, viewer: auth.Viewer | None, *, importing: bool = False) -> str | None:
     """The sidebar's listener picker, kept in the URL as ``user=``; returns whose plays to show.
 
     Hidden while the warehouse has one listener (or only the single-user layout's null ids):
@@ -219,17 +228,25 @@ def listener_picker(home: Household, viewer: auth.Viewer | None) -> str | None:
     signed-in listener who has not opted in to household views is offered only themselves, and
     a link to another listener's page (``?user=<other>``) is refused before any page reads a
     play. Such a listener with no plays in the warehouse is told so and shown nothing, with
-    one listener or several: the one listener's plays are not theirs.
+    one listener or several: the one listener's plays are not theirs. ``importing`` (the Import
+    page) lets them through, and offers the owner the registry's listeners without plays too
+    (``with_registered``): a new household member's history comes in there.
     """
     mine = listeners.own_id(viewer, home.known) if viewer is not None and not home.everyone else None
     if mine is not None and mine not in home.ids:
         st.session_state[SCOPE_KEY] = mine
+        if importing:
+            return mine
         st.title("No plays of yours yet")
         st.info(
             f"Signed in as {home.label(mine)}: this dashboard holds no plays of yours yet. They appear "
-            "after the pipeline's first run for you (`spotify-assets users add` registers a listener)."
+            "after the pipeline's first run for you (`spotify-assets users add` registers a listener), "
+            "or bring your whole history now:"
         )
+        st.page_link(IMPORT_PAGE, label="Import your history", icon=":material/upload:")
         st.stop()
+    if importing:
+        home = with_registered(home)
     if not home.several:
         st.session_state[SCOPE_KEY] = mine
         return mine
