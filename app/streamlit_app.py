@@ -50,7 +50,7 @@ PAGES = [
 
 #: The URL path of every page above but the default (a page file's path is its name). Spelled
 #: out rather than read from the pages: ``st.Page`` attributes are unset outside ``streamlit run``.
-READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", ui.IMPORT_PATH, "compare", "artist", "track", "album"]  # fmt: skip
+READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", "import", "compare", "artist", "track", "album"]  # fmt: skip
 
 if ctx.status.state != "ready":
     # Every address the ready app has opens the welcome page, so a bookmarked or shared
