@@ -18,6 +18,7 @@ import binascii
 import io
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
@@ -53,6 +54,21 @@ class WrappedSummary:
     mood: str = ""
     #: The cover to show (any format Pillow reads), ``None`` for the drawn placeholder.
     cover: bytes | None = None
+    #: The first day of the year the plays cover, when the history starts after 1 January.
+    starts: date | None = None
+    #: The year is not over yet (this year's card).
+    so_far: bool = False
+
+    @property
+    def heading(self) -> str:
+        """ "My 2024 in music", saying when the year is partial ("from March", "so far"): a
+        card of six weeks must not read as a whole year's once it is shared without the page."""
+        since = (
+            f" from {self.starts:%B}"
+            if self.starts is not None and self.starts > date(self.year, 1, 1)
+            else ""
+        )
+        return f"My {self.year} in music{since}{' so far' if self.so_far else ''}"
 
 
 @dataclass(frozen=True)
@@ -156,7 +172,7 @@ def _layout(s: WrappedSummary, scale: float) -> list[Placed]:
         return max(MIN_SIZE, round(px * scale))
 
     head = COVER_BOX[0] - MARGIN - 40  # the text beside the cover
-    y = _place(out, f"My {s.year} in music", MARGIN, MARGIN, head, size(64), ACCENT, 2) + 16
+    y = _place(out, s.heading, MARGIN, MARGIN, head, size(64), ACCENT, 2) + 16
     y = _place(out, f"{s.minutes:,.0f} minutes", MARGIN, y, head, size(88), TEXT, 2) + 8
     y = _place(out, f"{s.plays:,} plays", MARGIN, y, head, size(40), MUTED, 1)
     y = max(y, COVER_BOX[3]) + 48

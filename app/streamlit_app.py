@@ -41,7 +41,7 @@ PAGES = [
     st.Page("views/recent.py", title="Recent plays", icon=":material/history:"),
     st.Page("views/wrapped.py", title="Wrapped", icon=":material/celebration:"),
     # Upload a privacy export into the signed-in listener's plays (app/uploads.py says whose).
-    st.Page("views/import_export.py", title="Import", icon=":material/upload:", url_path="import"),
+    st.Page(ui.IMPORT_PAGE, title="Import", icon=":material/upload:", url_path=ui.IMPORT_PATH),
     # Opened from names and rows, by Spotify id: /artist?id=..., /track?id=..., /album?id=...
     st.Page("views/artist.py", title="Artist", url_path="artist", visibility="hidden"),
     st.Page("views/track.py", title="Track", url_path="track", visibility="hidden"),
@@ -73,7 +73,8 @@ PAGES.insert(
     8, st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", visibility=compare)
 )
 page = st.navigation(PAGES)
-ui.listener_picker(home, viewer)
+# The Import page also opens for a listener without plays yet: their history comes in there.
+ui.listener_picker(home, viewer, importing=page.url_path == ui.IMPORT_PATH)
 
 with st.sidebar:
     zones = sorted(queries.valid_timezones())
@@ -84,6 +85,8 @@ with st.sidebar:
         zones,
         key=ui.TZ_KEY,
         help="Hours, days and months are shown in this zone. It starts as your browser's and is kept in the link.",
+        on_change=ui.changed_in_url,
+        args=(ui.TZ_PARAM, ui.TZ_KEY),
     )
     ui.keep_in_url(ui.TZ_PARAM, st.session_state[ui.TZ_KEY])
     # A context made after the picker: the freshness of the plays this viewer sees, not the warehouse's.

@@ -20,7 +20,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import auth, data, listeners, queries
+from app import address_bar, auth, data, listeners, queries
 from app.warehouse import Warehouse
 
 ACCENT = "#1DB954"
@@ -38,6 +38,8 @@ TZ_PARAM = "tz"
 USER_KEY, USER_PARAM, SCOPE_KEY = "user", "user", "_scope_user"
 #: The picker's choice for the whole household.
 EVERYONE = ""
+#: The Import page (``app/views/import_export.py``): its script, and its address.
+IMPORT_PAGE, IMPORT_PATH = "views/import_export.py", "import"
 
 DEFINITIONS = (
     "**Definitions.** A *play* is a track streamed for at least 30 seconds (Spotify's own rule); "
@@ -132,10 +134,22 @@ def seed_from_url(key: str, param: str, allowed: Callable[[str], bool], default:
 
 
 def keep_in_url(param: str, value: str | None) -> None:
-    """Write a view's state into the address bar (``None`` or empty removes the parameter)."""
+    """Write a view's state into the address bar (``None`` or empty removes the parameter),
+    replacing the history entry (``address_bar``): arriving on a page, by a typed link or from
+    another page, adds no step to Back. A change the viewer makes is a step of its own
+    (``changed_in_url``, from the widget's callback)."""
     if value:
         if st.query_params.get(param) != value:
-            st.query_params[param] = value
+            address_bar.replace(param, value)
+    elif param in st.query_params:
+        address_bar.replace(param, None)
+
+
+def changed_in_url(param: str, widget: str) -> None:
+    """A widget's callback: the viewer changed ``param``; the new address is a history entry."""
+    value = st.session_state.get(widget)
+    if value:
+        st.query_params[param] = str(value)
     elif param in st.query_params:
         del st.query_params[param]
 
@@ -199,7 +213,14 @@ def refuse(message: str) -> None:
     st.stop()
 
 
-def listener_picker(home: Household, viewer: auth.Viewer | None) -> str | None:
+def with_registered(home: Household) -> Household:
+    """``home`` with the registry's listeners who have no plays yet (a household member just added
+    by ``spotify-assets users add``), for the Import page: their history arrives through it."""
+    new = [uid for uid in home.known if uid not in home.ids]
+    return replace(home, ids=home.ids + new, allowed=home.allowed + [u for u in new if home.everyone])
+
+
+def listener_picker(home: Household, viewer: auth.Viewer | None, *, importing: bool = False) -> str | None:
     """The sidebar's listener picker, kept in the URL as ``user=``; returns whose plays to show.
 
     Hidden while the warehouse has one listener (or only the single-user layout's null ids):
@@ -207,17 +228,25 @@ def listener_picker(home: Household, viewer: auth.Viewer | None) -> str | None:
     signed-in listener who has not opted in to household views is offered only themselves, and
     a link to another listener's page (``?user=<other>``) is refused before any page reads a
     play. Such a listener with no plays in the warehouse is told so and shown nothing, with
-    one listener or several: the one listener's plays are not theirs.
+    one listener or several: the one listener's plays are not theirs. ``importing`` (the Import
+    page) lets them through, and offers the owner the registry's listeners without plays too
+    (``with_registered``): a new household member's history comes in there.
     """
     mine = listeners.own_id(viewer, home.known) if viewer is not None and not home.everyone else None
     if mine is not None and mine not in home.ids:
         st.session_state[SCOPE_KEY] = mine
+        if importing:
+            return mine
         st.title("No plays of yours yet")
         st.info(
             f"Signed in as {home.label(mine)}: this dashboard holds no plays of yours yet. They appear "
-            "after the pipeline's first run for you (`spotify-assets users add` registers a listener)."
+            "after the pipeline's first run for you (`spotify-assets users add` registers a listener), "
+            "or bring your whole history now:"
         )
+        st.page_link(IMPORT_PAGE, label="Import your history", icon=":material/upload:")
         st.stop()
+    if importing:
+        home = with_registered(home)
     if not home.several:
         st.session_state[SCOPE_KEY] = mine
         return mine
@@ -243,6 +272,8 @@ def listener_picker(home: Household, viewer: auth.Viewer | None) -> str | None:
             key=USER_KEY,
             format_func=home.label,
             help="Every page shows this listener's plays.",
+            on_change=changed_in_url,
+            args=(USER_PARAM, USER_KEY),
         )
     user = chosen or None
     keep_in_url(USER_PARAM, user)
@@ -651,7 +682,8 @@ def _remember_range(widget: str) -> None:
     picked = st.session_state.get(widget)
     if isinstance(picked, tuple | list) and len(picked) == 2:
         st.session_state[RANGE_STATE] = (picked[0], picked[1])
-        st.query_params[FROM_PARAM], st.query_params[TO_PARAM] = picked[0].isoformat(), picked[1].isoformat()
+        # One message, one history entry for one pick (two assignments were two entries).
+        st.query_params.update({FROM_PARAM: picked[0].isoformat(), TO_PARAM: picked[1].isoformat()})
 
 
 def shared_period(status: data.Status) -> queries.PeriodKind:

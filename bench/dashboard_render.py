@@ -16,6 +16,7 @@ reports, it does not assert.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import statistics
@@ -52,7 +53,18 @@ LOOKED_UP_SHARE = 0.95
 
 
 def _cover(album: np.ndarray) -> np.ndarray:
-    return np.char.add("https://i.scdn.co/image/ab67616d0000b273", np.char.zfill(album.astype(str), 24))
+    """Each album's cover as the sandbox serves it and the pipeline stores it: its largest
+    rendition, an inline ``data:`` PNG. Never Spotify's CDN: a page rendered (or a Wrapped card
+    drawn) over these plays must not reach the internet, and a CDN address offline costs the
+    card its download timeout."""
+    from spotify_sandbox.catalogue import images
+
+    def largest(number: int) -> str:
+        renditions = images(hashlib.sha256(f"album {number}".encode()).hexdigest()[:24])
+        return str(max(renditions, key=lambda i: i["width"] * i["height"])["url"])
+
+    numbers, where = np.unique(album, return_inverse=True)
+    return np.array([largest(int(n)) for n in numbers], dtype=object)[where]
 
 
 WARM_TARGET_S = 0.3

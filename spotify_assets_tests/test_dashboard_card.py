@@ -11,12 +11,21 @@ import http.server
 import io
 import threading
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from itertools import combinations
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 
 from app import card
+from spotify_assets.schema import conform
+from spotify_assets_tests.fixtures.dashboard import (
+    build_dashboard_warehouse,
+    dashboard_plays,
+    first_day_plays,
+)
 from spotify_assets_tests.fixtures.sockets import free_port
 
 #: The name the card cut ("All The Gardens - The G…") and longer ones.
@@ -153,3 +162,57 @@ def test_cover_bytes_from_a_data_url_and_over_http(cover_server):
     assert card.cover_bytes(f"{cover_server}/missing.png") is None  # 404
     assert card.cover_bytes(f"http://127.0.0.1:{free_port()}/cover.png") is None  # nobody listening
     assert card.cover_bytes("javascript:alert(1)") is None and card.cover_bytes(None) is None
+
+
+@pytest.mark.parametrize(
+    ("starts", "so_far", "heading"),
+    [
+        (None, False, "My 2026 in music"),
+        (date(2026, 1, 1), False, "My 2026 in music"),
+        (None, True, "My 2026 in music so far"),
+        (date(2026, 3, 14), False, "My 2026 in music from March"),
+        (date(2026, 11, 20), True, "My 2026 in music from November so far"),
+    ],
+)
+def test_the_heading_says_when_the_year_is_partial(starts, so_far, heading):
+    """Shared without the page and its note, a card of six weeks must not read as a whole year's."""
+    placed = card.layout(_summary(starts=starts, so_far=so_far))
+    assert placed[0].text == heading and placed[0].shown == heading  # whole, on the card's first line(s)
+
+
+def _card_heading(env: pytest.MonkeyPatch, snapshot: Path, year: str) -> str:
+    """The heading of the card the Wrapped page hands its download button (the real drawing, watched)."""
+    from spotify_assets_tests.test_dashboard_periods import _opened
+
+    drawn: list[str] = []
+    real = card.summary_png
+
+    def watched(summary: card.WrappedSummary) -> bytes:
+        drawn.append(card.layout(summary)[0].text)
+        return real(summary)
+
+    env.setattr(card, "summary_png", watched)
+    _opened(env, snapshot, "wrapped", year=year)
+    assert drawn
+    return drawn[-1]
+
+
+def test_the_wrapped_page_cards_a_year_the_history_starts_in_as_partial(dashboard_env, dashboard_snapshot):
+    """The fixture's history starts on 10 Jan 2024 (the page says so in a note the card has not)."""
+    assert _card_heading(dashboard_env, dashboard_snapshot, "2024") == "My 2024 in music from January"
+
+
+@pytest.fixture(scope="module")
+def this_year_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The known history and plays yesterday: this year is not over."""
+    day = (datetime.now(UTC) - timedelta(days=1)).date()
+    plays = pd.concat([dashboard_plays(), first_day_plays(day)], ignore_index=True)
+    return build_dashboard_warehouse(tmp_path_factory.mktemp("card_now"), conform(plays, "plays"))
+
+
+def test_the_wrapped_page_cards_this_year_so_far(dashboard_env, this_year_snapshot):
+    today = datetime.now(UTC).date()
+    whole = today == date(today.year, 12, 31)
+    assert _card_heading(dashboard_env, this_year_snapshot, str(today.year)) == (
+        f"My {today.year} in music" + ("" if whole else " so far")
+    )

@@ -256,7 +256,7 @@ def test_top_ten_mart_says_when_and_over_how_many_plays(dashboard_env, dashboard
     plays = dashboard_plays()
     counted = plays[plays["is_play"] & (plays["content_type"] == "track") & plays["track_id"].notna()]
     assert len(counted) == 227  # 232 music plays, 5 of them a local file without an id
-    assert f"computed by the Spark job on 2024-04-01 12:00 (UTC) over {len(counted)} plays" in _text(at)
+    assert f"top ten, counted on 2024-04-01 12:00 (UTC) over {len(counted)} plays" in _text(at)
     assert not at.warning
 
 
@@ -276,6 +276,23 @@ def test_a_stale_top_ten_mart_is_flagged(dashboard_env, tmp_path):
     assert len(at.warning) == 1
     assert at.warning[0].value.startswith(f"{len(arrived)} plays arrived after this was computed")
     assert "over 227 plays" in _text(at)
+
+
+#: Words of the machinery, not of the listener (issue 25: "computed by the Spark job").
+ENGINEERING_WORDS = ("spark", "job", "mart", "pipeline", "sensor", "computed by", "plays table")
+
+
+@pytest.mark.parametrize("user", [None, "bob"])
+def test_the_top_ten_tab_speaks_a_listeners_language(dashboard_env, household_snapshot, user):
+    """The Top page says when its all-time ten was counted and over how many plays, in a
+    listener's words: no engine, job or table names (Everyone's and one listener's)."""
+    from spotify_assets_tests.test_dashboard_household import _open
+
+    at = _open(dashboard_env, household_snapshot, "top", **({"user": user} if user else {}))
+    assert not at.exception
+    caption = next(c.value for c in at.caption if "top ten, counted on 2024-04-01 12:00 (UTC)" in c.value)
+    found = [w for w in ENGINEERING_WORDS if w in _text(at).lower()]
+    assert not found, (found, caption)
 
 
 # -- Comparisons against the previous period ------------------------------------------------

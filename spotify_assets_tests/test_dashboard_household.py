@@ -151,10 +151,7 @@ def test_the_spark_top_ten_tab_shows_the_picked_listeners_own_ranking(dashboard_
         shown = [(str(t), int(p)) for t, p in zip(mart["track"], mart["plays"], strict=True)]
         assert shown == _mart_rows(household_snapshot, scope), scope
         assert list(mart["rank"]) == list(range(1, len(mart) + 1))
-        assert (
-            f"{whose} top ten as computed by the Spark job on 2024-04-01 12:00 (UTC) over {n} plays"
-            in _text(at)
-        )
+        assert f"{whose} top ten, counted on 2024-04-01 12:00 (UTC) over {n} plays" in _text(at)
     # Bob's own: Low Orbit 6 + 10 plays, Hollow Pines 15, then his first day's other four tracks.
     assert _mart_rows(household_snapshot, BOB)[:2] == [("Low Orbit", 16), ("Hollow Pines", 15)]
     assert len(_mart_rows(household_snapshot, BOB)) == 6

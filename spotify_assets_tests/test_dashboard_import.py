@@ -6,6 +6,7 @@ driven in a real browser, ``test_dashboard_import_browser.py``).
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import tempfile
 import zipfile
@@ -218,3 +219,44 @@ def test_the_page_itself_refuses_beyond_loopback_without_a_sign_in(dashboard_env
     assert not at.exception, at.exception
     assert "without a sign-in, so it imports nothing" in at.error[0].value
     assert not [b for b in at.button if b.key == "import_start"]
+
+
+# -- A new household member, no plays yet (issue 25: the picker stopped every page) -----------
+CAROL = "sandbox-carol"
+CAROL_SIGNED_IN = Viewer("carol@example.org", "carol", household=False)
+
+
+@pytest.fixture
+def with_new_member(household_snapshot: Path, tmp_path: Path) -> Path:
+    """The household's snapshot, and a registry where Carol was just added (``users add``): no plays."""
+    snapshot = tmp_path / household_snapshot.name
+    shutil.copyfile(household_snapshot, snapshot)
+    registry = tmp_path / "users" / "users.json"
+    registry.parent.mkdir()
+    users = json.loads((household_snapshot.parent / "users" / "users.json").read_text())
+    users["users"].append(
+        {"name": "carol", "user_id": CAROL, "display_name": "Carol", "added_at": "2024-05-01T00:00:00+00:00"}
+    )
+    registry.write_text(json.dumps(users))
+    return snapshot
+
+
+def test_a_new_member_signed_in_reaches_the_import_page(dashboard_env, with_new_member):
+    overview = _open(dashboard_env, with_new_member, None, CAROL_SIGNED_IN)
+    assert overview.title[0].value == "No plays of yours yet"  # every other page: nothing to show...
+    links = [(link.proto.label, link.proto.page) for link in overview.get("page_link")]
+    assert links == [("Import your history", "import")], links  # ...and the way to bring them in
+    at = _import_page(dashboard_env, with_new_member, CAROL_SIGNED_IN)
+    assert at.title[0].value == "Import your history"
+    assert "into **Carol's** plays" in _text(at) and not at.error
+    assert [b for b in at.button if b.key == "import_start"]
+
+
+def test_the_owner_imports_for_a_new_member(dashboard_env, with_new_member):
+    at = _import_page(dashboard_env, with_new_member, user="carol")
+    assert "into **Carol's** plays" in _text(at) and not at.error
+    picker = next(s for s in at.sidebar.selectbox if s.label == "Listener")
+    assert picker.value == CAROL and "Carol" in picker.options
+    # Elsewhere Carol is no listener yet: the pages show plays, and she has none.
+    top = _open(dashboard_env, with_new_member, "top", user="carol")
+    assert "There is no listener 'carol' you may see here." in top.error[0].value

@@ -224,3 +224,39 @@ def test_another_listeners_export_is_refused(browser, served, household_dir, tmp
     finally:
         context.close()
     assert (_plays(household_dir, BOB), _plays(household_dir, ALICE)) == (bob, alice)
+
+
+CAROL = "sandbox-carol"
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_new_member_brings_their_history_from_the_dashboard(
+    browser, served, household_dir, tmp_path, scheme
+):
+    """Carol was just added (``users add``) and has no plays: the Import page still opens for her
+    (the listener picker stopped every page before), and her export becomes her plays."""
+    url, _, _ = served
+    registry = household_dir / "users" / "users.json"
+    users = json.loads(registry.read_text())
+    users["users"].append(
+        {"name": "carol", "user_id": CAROL, "display_name": "Carol", "added_at": "2024-05-01T00:00:00+00:00"}
+    )
+    registry.write_text(json.dumps(users))
+    export = tmp_path / "my_spotify_data.zip"
+    summary = generate_export(export, 120, seed=5, start=EXPORT_SPAN[0], end=EXPORT_SPAN[1])
+    alice, bob = _plays(household_dir, ALICE), _plays(household_dir, BOB)
+    assert _plays(household_dir, CAROL) == 0
+
+    context, page = _page(browser, f"{url}/import?user=carol", scheme)
+    try:
+        assert "into Carol's plays" in rendered_text(page)
+        added, text = _import(page, export)
+        assert added == summary.expected_added > 0
+        assert f"Plays in Carol's history: {added:,} (before this import: 0)" in text
+    finally:
+        context.close()
+    assert (_plays(household_dir, CAROL), _plays(household_dir, ALICE), _plays(household_dir, BOB)) == (
+        added,
+        alice,
+        bob,
+    )

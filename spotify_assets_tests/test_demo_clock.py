@@ -55,3 +55,25 @@ def test_the_last_four_weeks_of_the_anchored_history_are_full() -> None:
     assert max(days) == (anchor - timedelta(days=1)).date()  # yesterday: nothing in the future
     assert len(days) >= 24, sorted(days)  # listened on nearly every one of the 28 days
     assert min(days) == (anchor - timedelta(weeks=4)).date()
+
+
+def test_make_cloud_demo_runs_on_the_demos_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make cloud-demo`` (``scripts/cloud_demo.py``) starts the same sandbox as ``make demo``:
+    the clock at today's anchor, not the tests' fixed ``DEFAULT_NOW`` (its history was weeks old)."""
+    import importlib.util
+    from pathlib import Path
+
+    from spotify_sandbox import demo
+
+    spec = importlib.util.spec_from_file_location(
+        "cloud_demo", Path(__file__).resolve().parents[1] / "scripts" / "cloud_demo.py"
+    )
+    assert spec is not None and spec.loader is not None
+    cloud_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cloud_demo)
+    assert cloud_demo.demo_sandbox is demo.demo_sandbox
+    with cloud_demo.demo_sandbox() as sandbox:
+        assert sandbox.now() == demo_now() != DEFAULT_NOW
+    monkeypatch.setenv(DEMO_NOW_ENV, DEFAULT_NOW.isoformat())  # a pinned demo pins the cloud demo too
+    with cloud_demo.demo_sandbox() as sandbox:
+        assert sandbox.now() == DEFAULT_NOW

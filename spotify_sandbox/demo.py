@@ -32,6 +32,7 @@ from spotify_sandbox.processes import stop_groups
 
 if TYPE_CHECKING:
     from spark.connect_server import SparkConnectServer
+    from spotify_sandbox.server import SandboxServer
 
 
 def demo_now(now: datetime | None = None) -> datetime:
@@ -50,6 +51,14 @@ def demo_now(now: datetime | None = None) -> datetime:
         return parse_instant(pinned)
     now = now or datetime.now(UTC)
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def demo_sandbox() -> SandboxServer:
+    """The sandbox every demo starts (``make demo``, its household, ``make cloud-demo``): its
+    fixed clock at ``demo_now``, so each demo's history ends today and a second one adds 0."""
+    from spotify_sandbox.server import SandboxServer
+
+    return SandboxServer(now=demo_now())
 
 
 def _prepare_home() -> Path:
@@ -103,9 +112,7 @@ def demo_command(argv: list[str]) -> int:
     _prepare_home()
     with ExitStack() as stack:
         if not os.environ.get("SPOTIFY_CLIENT_ID") and not os.environ.get("SPOTIFY_SANDBOX_URL"):
-            from spotify_sandbox.server import SandboxServer
-
-            sandbox = stack.enter_context(SandboxServer(now=demo_now()))
+            sandbox = stack.enter_context(demo_sandbox())
             # The sandbox listener lives on a fixed simulated clock: the time-based checks judge
             # its plays against that "now", not today's date (see checks.ClockConfig).
             from spotify_assets.checks import clock_run_config
@@ -173,11 +180,10 @@ def _household(args: argparse.Namespace) -> int:
     """``demo --users a,b``: always against a sandbox started here (its listeners are the household)."""
     from spotify_assets.checks import clock_run_config
     from spotify_sandbox.household import household_demo
-    from spotify_sandbox.server import SandboxServer
 
     names = [n.strip() for n in args.users.split(",") if n.strip()]
     _prepare_home()
-    with SandboxServer(now=demo_now()) as sandbox:
+    with demo_sandbox() as sandbox:
         os.environ["SPOTIFY_SANDBOX_URL"] = sandbox.url
         print(f"Household demo for {', '.join(names)} on the sandbox Spotify API at {sandbox.url}")
         run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -77,7 +77,7 @@ else:
         st.caption(
             f"{ui.plural(pending_plays, 'play')} of {ui.plural(int(pending['tracks'].iloc[0]), 'track')} "
             "lack Spotify ids or a cover (an export has neither) and have not been looked up yet: the "
-            "pipeline's `track_metadata` step adds them. Until then they count by name, and a name known "
+            "next update looks them up on Spotify. Until then they count by name, and a name known "
             "only from them has no link or cover."
         )
 
@@ -138,23 +138,24 @@ with tab_mart:
     whose = "This listener's" if ctx.user else "All-time"
     if not len(mart):
         st.info(
-            "The `top_ten_tracks` mart has not been computed yet"
+            "The all-time top ten has not been counted yet"
             + (" for this listener" if ctx.user else "")
-            + ": the Spark step runs at the end of `make demo` and after every write to the plays table."
+            + ": it is counted at the end of `make demo` and again each time new plays arrive."
         )
     else:
         inputs = ui.frame(mart_res, "mart_input")
         seen = int(inputs["seen"].iloc[0] or 0) if len(inputs) else 0
         now = int(inputs["now"].iloc[0] or 0) if len(inputs) else 0
         st.caption(
-            f"{whose} top ten as computed by the Spark job on {ui.local(mart['computed_at'].max(), ctx.tz)} "
-            f"({ctx.tz}) over {ui.plural(seen, 'play')} of tracks; ties broken by minutes, then last play."
+            f"{whose} top ten, counted on {ui.local(mart['computed_at'].max(), ctx.tz)} "
+            f"({ctx.tz}) over {ui.plural(seen, 'play')} of tracks; a tie goes to the track with more "
+            "minutes, then to the one played last."
         )
         if now > seen:
             st.warning(
-                f"{ui.plural(now - seen, 'play')} arrived after this was computed. The pipeline recomputes "
-                "the top ten after every write to the plays table (`mart_automation_sensor`, on by default "
-                "in `make dev`); the tabs beside this one are always current.",
+                f"{ui.plural(now - seen, 'play')} arrived after this was computed. The top ten is counted "
+                "again each time new plays arrive (while `make dev` runs); the tabs beside this one are "
+                "always current.",
                 icon=":material/update:",
             )
         mart = mart.rename(

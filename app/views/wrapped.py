@@ -27,6 +27,7 @@ minutes = float(totals["hours"] or 0) * 60
 title_slot.title(f"{ui.whose(ctx)} {year} in music")
 # A year the plays do not cover whole (the history starts in it, or it is this year) is said to
 # be partial: "42-day streak, 60 new artists" of six weeks must not read as a whole year's.
+covered = (date(year, 1, 1), date(year, 12, 31))
 if plays:
     today = ui.local_day(data.hour_anchor(), ctx.tz).date()
     covered = (
@@ -103,6 +104,9 @@ summary = card.WrappedSummary(
         ),
         None,
     ),
+    # The card is shared without the page's note: its heading says the year is partial.
+    starts=covered[0],
+    so_far=covered[1] < date(year, 12, 31),
 )
 st.download_button(
     "Download the summary card (PNG)",
