@@ -6,8 +6,10 @@ Prints one JSON line: ``{"variant", "rows", "seconds", "peak_rss_mb", ...}``. ``
 number of plays in the warehouse table afterwards (all but the floor must agree; the floor keeps
 the rows ours quarantines).
 
-* ``ours``: ``spotify_assets.imports.runner.import_export`` into ``DuckDBWarehouseResource``
-  (streaming parse, lake landing, dedupe joins, one merge per 100k-row chunk).
+* ``ours``: ``spotify-assets import``'s own path (``spotify_assets.import_run.run_import``) into a
+  local deployment under ``--work``: parse, dedupe joins and landing by month in the lake in the
+  run's ``history_import`` step, then one merge of all the landed files (one DuckDB scan) in its
+  ``bq_plays`` step, the run recorded on the data directory's Dagster instance.
 * ``pandas_csv``: the seed project's way, done well: ``pd.read_json`` per file, vectorised
   column work in pandas, ``DataFrame.to_csv``, then the CSV bulk-loaded with DuckDB's
   ``read_csv`` (INSERT OR IGNORE) into the same table - the best ordinary CSV load.
@@ -50,23 +52,25 @@ def _audio_files(export: Path) -> list[Path]:
 
 
 def run_ours(export: Path, work: Path) -> dict[str, Any]:
-    from spotify_assets.imports.runner import import_export
-    from spotify_assets.resources.lake import LocalLakeResource
+    import os
+
+    from spotify_assets.deployments import deployment_settings
+    from spotify_assets.import_run import run_import
     from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 
-    wh = DuckDBWarehouseResource(path=str(work / "warehouse.duckdb"))
-    lake = LocalLakeResource(root=str(work / "lake"))
+    os.environ.pop("DAGSTER_HOME", None)  # the work folder's own instance, never the developer's
+    settings = deployment_settings("local", data=work)
     t0 = time.perf_counter()
-    report = import_export(export, wh, lake, now=RUN_AT)
+    report = run_import(export, settings)
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
-        "rows": wh.count(PLAYS_TABLE),
+        "rows": DuckDBWarehouseResource(path=str(settings.data.warehouse)).count(PLAYS_TABLE),
         "lookup_seconds": report.lookup_seconds,
         "landing_seconds": report.landing_seconds,
         "merge_seconds": report.merge_seconds,
         "quarantined": report.quarantined,
-        "lake_plays_files": len(lake.list("plays/")),
+        "lake_plays_files": sum(1 for _ in (settings.data.lake / "plays").rglob("*.parquet")),
     }
 
 

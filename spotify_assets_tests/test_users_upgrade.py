@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from spotify_assets.assets import PIPELINE_GRAPH
-from spotify_assets.imports.command import import_command
+from spotify_assets.import_run import import_command
 from spotify_assets.lake_layout import plays_day_path, user_dir
 from spotify_assets.rebuild import rebuild_command
 from spotify_assets.resources.lake import LocalLakeResource
@@ -56,7 +56,7 @@ import dagster as dg
 import spotify_assets
 assert spotify_assets.__file__.startswith(sys.argv[2]), spotify_assets.__file__
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
-from spotify_assets.imports.runner import import_export
+from spotify_assets.import_run import import_export
 from spotify_assets.resources.by_deployment import local_resources
 from spotify_sandbox.resource import SandboxSpotifyResource
 

@@ -1,10 +1,11 @@
-"""Land imported plays in the lake exactly as the pipeline lands its batches, before any merge.
+"""Land imported plays in the lake before any merge: the lake is the warehouse's source of truth.
 
-The lake is the warehouse's source of truth ("the warehouse can be rebuilt from the lake"), so
-an imported play reaches the plays table only through the lake: the chunk's new plays are
-written as ``plays/played_date=<day>/<batch>.parquet`` (the pipeline's layout, the same
-encoder and schema), then merged with ``plays_writes.merge_plays_files``, the
-``bq_plays`` asset's merge. ``<batch>`` is ``batch_id_for`` of the chunk's play keys, as for a
+An imported play reaches the plays table only through the lake ("the warehouse can be rebuilt
+from the lake"): a chunk's new plays are written as
+``plays/user_id=<id>/played_month=<YYYY-MM>/<batch>.parquet`` (``lake_layout.plays_month_path``:
+bulk history lands by month, not by day, so a decade is ~120 files, not ~3,650; the same
+encoder and schema as the pipeline's day files), and the ``bq_plays`` asset merges them in the
+run the import starts. ``<batch>`` is ``batch_id_for`` of the chunk's play keys, as for a
 pipeline batch, so:
 
 * a re-import lands nothing: its plays are all duplicates, no chunk has plays to land;
@@ -33,7 +34,7 @@ import pyarrow as pa
 
 from spotify_assets.encoding import parquet_bytes
 from spotify_assets.imports.redaction import IP_FIELDS, Redacted, redact
-from spotify_assets.lake_layout import PLAYS_KIND, RAW_EXPORTS_PREFIX, REDACTIONS_PREFIX, plays_day_path
+from spotify_assets.lake_layout import PLAYS_KIND, RAW_EXPORTS_PREFIX, REDACTIONS_PREFIX, plays_month_path
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.schema import arrow_schema
 from spotify_assets.spotify.normalize import batch_id_for
@@ -41,7 +42,7 @@ from spotify_assets.spotify.normalize import batch_id_for
 
 @dataclass(frozen=True)
 class LandedPlays:
-    """Where a chunk's plays are in the lake (``paths``, one per day) and under which batch id."""
+    """Where a chunk's plays are in the lake (``paths``, one per month) and under which batch id."""
 
     batch_id: str
     paths: list[str]
@@ -52,23 +53,23 @@ class LandedPlays:
 def land_plays(
     lake: LakeResource, plays: pd.DataFrame, pool: Executor, user_id: str | None = None
 ) -> LandedPlays:
-    """Write ``plays`` (conformed to ``plays``; all ``user_id``'s) as one Parquet file per day, under
-    the listener's folder (``lake_layout``); writes overlap in ``pool``.
+    """Write ``plays`` (conformed to ``plays``; all ``user_id``'s) as one Parquet file per UTC month,
+    under the listener's folder (``lake_layout``); writes overlap in ``pool``.
 
-    Returns only once every file is in place: the merge that follows must find all of them.
+    Returns only once every file is in place (each fsynced by the lake): the merge that follows
+    must find all of them.
     """
     batch_id = batch_id_for(plays["play_key"].tolist())
-    day = plays["played_at"].dt.floor("D")
-    order = np.argsort(day.to_numpy(), kind="stable")  # by day, chunk order within a day
+    at = plays["played_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    month = at.astype("datetime64[M]")
+    order = np.argsort(month, kind="stable")  # by month, chunk order within a month
     arrow = pa.Table.from_pandas(plays.iloc[order], schema=arrow_schema("plays"), preserve_index=False)
-    days = day.to_numpy()[order]
-    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
-    ends = np.r_[starts[1:], len(days)]
+    months = month[order]
+    starts = np.flatnonzero(np.r_[True, months[1:] != months[:-1]])
+    ends = np.r_[starts[1:], len(months)]
     futures = []
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        path = plays_day_path(
-            PLAYS_KIND, user_id, f"{pd.Timestamp(days[start]):%Y-%m-%d}", f"{batch_id}.parquet"
-        )
+        path = plays_month_path(PLAYS_KIND, user_id, str(months[start]), f"{batch_id}.parquet")
         futures.append(pool.submit(_land_day, lake, path, arrow.slice(start, end - start)))
     paths, earlier = [], set()
     for future in futures:  # in order; the first failure is raised once all writes finished
