@@ -69,6 +69,8 @@ def run_ours(export: Path, work: Path) -> dict[str, Any]:
         "lookup_seconds": report.lookup_seconds,
         "landing_seconds": report.landing_seconds,
         "merge_seconds": report.merge_seconds,
+        "raw_copy_seconds": report.raw_copy_seconds,
+        "read_wait_seconds": report.read_wait_seconds,
         "quarantined": report.quarantined,
         "lake_plays_files": sum(1 for _ in (settings.data.lake / "plays").rglob("*.parquet")),
     }

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from spotify_assets.imports.landing import land_plays, land_raw_copy
+from spotify_assets.imports.landing import LandingPlays, land_plays, land_raw_copy
 from spotify_assets.imports.parsers import (
     ROW_COLUMNS,
     SKIP_REASONS,
@@ -120,6 +120,10 @@ class ImportReport:
     lookup_seconds: float = 0.0
     landing_seconds: float = 0.0
     merge_seconds: float = 0.0
+    #: Landing the raw copies (redaction included), and waiting for the reader thread (the files'
+    #: bytes and DuckDB's JSON reading, one file ahead).
+    raw_copy_seconds: float = 0.0
+    read_wait_seconds: float = 0.0
 
     def check(self) -> None:
         """Raise ``ImportCountError`` unless every row is accounted for, in total and per file."""
@@ -172,7 +176,8 @@ class ImportReport:
         lines += [f"  ERROR {f.name}: {f.error}" for f in self.files if f.status == "error"]
         lines.append(
             f"  wall time {self.wall_seconds:.1f} s (warehouse lookups {self.lookup_seconds:.1f} s, "
-            f"landing plays in the lake {self.landing_seconds:.1f} s, merges {self.merge_seconds:.1f} s)"
+            f"landing plays in the lake {self.landing_seconds:.1f} s, merges {self.merge_seconds:.1f} s, "
+            f"raw copies {self.raw_copy_seconds:.1f} s, waiting for the reader {self.read_wait_seconds:.1f} s)"
         )
         return "\n".join(lines)
 
@@ -267,6 +272,19 @@ def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist([{c: r.get(c) for c in names} for r in rows], schema=_ROWS_SCHEMA)
 
 
+@dataclass
+class _ReadFile:
+    """One export file as read and copied (``_Importer.read_file``), or why it could not be."""
+
+    data: bytes | None = None
+    sha256: str | None = None
+    ip_addresses_removed: int = 0
+    raw_copy_seconds: float = 0.0
+    error: str | None = None
+    #: DuckDB's reading of an extended-history file (None: row by row).
+    engine: EngineRows | None = None
+
+
 class _Importer:
     def __init__(
         self,
@@ -294,15 +312,19 @@ class _Importer:
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.source: str | None = None
-        self.engine = duckdb.connect()
-        self.engine.execute("SET TimeZone = 'UTC'")
-        self.engine.execute("SET enable_progress_bar = false")
+        #: ``engine`` holds the landed plays' join columns; ``reader`` reads the files (its own
+        #: connection: it runs on the reader thread).
+        self.engine, self.reader = duckdb.connect(), duckdb.connect()
+        for con in (self.engine, self.reader):
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")
         self.pool = ThreadPoolExecutor(_LAKE_WRITERS, thread_name_prefix="lake-write")
         #: What was landed: the lake files, each chunk's batch id, and the ``ingested_at`` of
         #: files an interrupted import had landed before; ``landed`` (a table in ``engine``)
         #: holds ``landed_rows`` plays' join columns.
         self.paths: list[str] = []
         self.batch_ids: list[str] = []
+        self.landing: LandingPlays | None = None
         self.earlier: set[datetime] = set()
         self.landed_rows = 0
         #: ``SPOTIFY_KEEP_IP_ADDRESSES``: raw copies and quarantine rows keep the IP addresses.
@@ -311,26 +333,27 @@ class _Importer:
     def close(self) -> None:
         self.pool.shutdown()
         self.engine.close()
+        self.reader.close()
 
     # -- files ----------------------------------------------------------------------------
-    def import_file(
-        self, f: ExportFile, fr: FileReport, file_idx: int, on_row: Callable[[int], None]
-    ) -> None:
+    def read_file(self, f: ExportFile, file_idx: int) -> _ReadFile:
+        """Everything of one file that needs no other file: its bytes, its raw copy landed in the
+        lake (redacted), its import record and, for extended history, DuckDB's reading of it. On
+        the reader thread, one file ahead of ``import_file``: the file reads, the lake's writes and
+        fsyncs and DuckDB release the GIL, so they overlap the previous file's dedupe and landing."""
         try:
             data = f.read()
         except (OSError, zipfile.BadZipFile, FileFormatError, RuntimeError) as exc:
-            fr.status, fr.error = "error", f"cannot read: {exc}"
-            return
+            return _ReadFile(error=f"cannot read: {exc}")
+        t0 = time.monotonic()
         sha = hashlib.sha256(data).hexdigest()
-        fr.sha256 = sha
         try:
-            fr.ip_addresses_removed = land_raw_copy(
-                self.lake, sha, PurePosixPath(f.name).name, data, self.keep_ip
-            )
+            removed = land_raw_copy(self.lake, sha, PurePosixPath(f.name).name, data, self.keep_ip)
         except RedactionError as exc:
-            fr.status = "error"
-            fr.error = f"cannot remove its IP addresses ({exc}); {KEEP_IP_ENV}=1 imports it byte for byte"
-            return
+            return _ReadFile(
+                sha256=sha,
+                error=f"cannot remove its IP addresses ({exc}); {KEEP_IP_ENV}=1 imports it byte for byte",
+            )
         if self.record_imports and self.user_id is not None:
             # Whose copy it is (create-only, the same bytes on a re-import): see lake_layout.
             with contextlib.suppress(LakeConflictError):
@@ -338,6 +361,20 @@ class _Importer:
                     import_record_path(self.user_id, sha),
                     json.dumps({"sha256": sha, "user_id": self.user_id}, sort_keys=True).encode(),
                 )
+        copied = time.monotonic() - t0
+        engine = self._read_with_engine(data, file_idx) if f.kind is FileKind.EXTENDED else None
+        return _ReadFile(data, sha, removed, copied, engine=engine)
+
+    def import_file(
+        self, f: ExportFile, fr: FileReport, file_idx: int, on_row: Callable[[int], None], read: _ReadFile
+    ) -> None:
+        fr.sha256 = read.sha256
+        if read.data is None or read.sha256 is None:
+            fr.status, fr.error = "error", read.error
+            return
+        data, sha = read.data, read.sha256
+        fr.ip_addresses_removed = read.ip_addresses_removed
+        self.report.raw_copy_seconds += read.raw_copy_seconds
         batch_id = f"export-{sha[:16]}"
         source = f.kind.source
         if self.source not in (None, source):
@@ -360,7 +397,7 @@ class _Importer:
                 good.append(row)
 
         normalise = normalizer(f.kind)
-        engine = self._read_with_engine(f, data) if f.kind is FileKind.EXTENDED else None
+        engine = read.engine
         if engine is not None:
             # The engine took the clean rows; the rest are judged one by one, exactly as before.
             good: list[dict[str, Any]] = []
@@ -390,18 +427,18 @@ class _Importer:
                 fr.status, fr.error = "error", str(exc)
             if good:
                 self.add(_rows_table(good), file_idx, batch_id)
-        del data
+        del data, read
         fr.quarantined = sum(reasons.values())
         fr.quarantine_reasons = dict(reasons)
         if quarantine:
             self._write_quarantine(sha, ("\n".join(quarantine) + "\n").encode())
 
-    def _read_with_engine(self, f: ExportFile, data: bytes) -> EngineRows | None:
+    def _read_with_engine(self, data: bytes, file_idx: int) -> EngineRows | None:
         """The file through DuckDB's JSON reader (from a scratch copy: a zip member has no path)."""
-        path = self.scratch / "file.json"
+        path = self.scratch / f"{file_idx}.json"
         path.write_bytes(data)
         try:
-            return read_extended_with_engine(self.engine, str(path), data, self.run_at)
+            return read_extended_with_engine(self.reader, str(path), data, self.run_at)
         finally:
             path.unlink()
 
@@ -515,13 +552,13 @@ class _Importer:
         plays["ingested_at"] = self.run_at
         if plays.empty:  # nothing new: no write
             return
-        plays = conform(plays, "plays")
+        plays = pa.Table.from_pandas(
+            conform(plays, "plays"), schema=arrow_schema("plays"), preserve_index=False
+        )
+        self.wait_for_landing()  # at most one chunk's files in flight: memory stays one chunk's
         t0 = time.monotonic()
-        landed = land_plays(self.lake, plays, self.pool, self.user_id)
+        self.landing = land_plays(self.lake, plays, self.pool, self.user_id)
         self.report.landing_seconds += time.monotonic() - t0
-        self.paths += landed.paths
-        self.batch_ids.append(landed.batch_id)
-        self.earlier |= landed.earlier_ingested_at
         self._remember(plays)
         # Provisional until the merge (``settle_import``): every landed play counts as added.
         added = df.loc[keep]
@@ -533,9 +570,21 @@ class _Importer:
         for file_idx, n in _per_file(lost["file_idx"]).items():
             files[file_idx].unmatched += n
 
-    def _remember(self, plays: pd.DataFrame) -> None:
+    def wait_for_landing(self) -> None:
+        """Wait for the last chunk's files (written while the next chunk was read and deduped)."""
+        if self.landing is None:
+            return
+        t0 = time.monotonic()
+        landed = self.landing.wait()
+        self.landing = None
+        self.report.landing_seconds += time.monotonic() - t0
+        self.paths += landed.paths
+        self.batch_ids.append(landed.batch_id)
+        self.earlier |= landed.earlier_ingested_at
+
+    def _remember(self, plays: pa.Table) -> None:
         """Keep the landed plays' join columns for the next chunks' dedupe (not in the warehouse yet)."""
-        rows = plays[list(_LANDED_COLUMNS)]
+        rows = plays.select(list(_LANDED_COLUMNS))
         self.engine.register("new_landed", rows)
         try:
             if self.landed_rows:
@@ -544,7 +593,7 @@ class _Importer:
                 self.engine.execute("CREATE TABLE landed AS SELECT * FROM new_landed")
         finally:
             self.engine.unregister("new_landed")
-        self.landed_rows += len(rows)
+        self.landed_rows += rows.num_rows
 
     def _match(self, names: pd.DataFrame) -> pd.DataFrame:
         """The most common id per name among the warehouse's plays and those this import landed."""
@@ -635,12 +684,22 @@ def land_export(
             warehouse, lake, report, run_at, chunk_rows, Path(scratch.name), user_id, record_imports=record
         )
         try:
-            for i in importable:
-                f = files[i]
-                importer.import_file(f, report.files[i], i, functools.partial(emit, f.name))
-                done_bytes += f.size
-                emit(f.name, 0)
+            with ThreadPoolExecutor(1, thread_name_prefix="export-read") as reader:
+                # One file ahead: read while the previous one is deduped and landed.
+                ahead = [reader.submit(importer.read_file, files[i], i) for i in importable[:1]]
+                for k, i in enumerate(importable):
+                    t0 = time.monotonic()
+                    read = ahead.pop(0).result()
+                    report.read_wait_seconds += time.monotonic() - t0
+                    if k + 1 < len(importable):
+                        nxt = importable[k + 1]
+                        ahead.append(reader.submit(importer.read_file, files[nxt], nxt))
+                    f = files[i]
+                    importer.import_file(f, report.files[i], i, functools.partial(emit, f.name), read)
+                    done_bytes += f.size
+                    emit(f.name, 0)
             importer.flush_all()
+            importer.wait_for_landing()
         finally:
             importer.close()
     finally:
