@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from spotify_assets.assets.history import HistoryImportConfig, history_assets, history_import
+from spotify_assets.assets.lake import gcs_csv
 from spotify_assets.assets.warehouse import bq_plays
 from spotify_assets.io_managers import LakeIOManager
 from spotify_assets.resources.lake import LocalLakeResource
@@ -152,9 +153,10 @@ def test_command_usage_errors(tmp_path: Path) -> None:
 
 # -- the asset --------------------------------------------------------------------------------
 def _materialize(path: Path, tmp_path: Path, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    """``history_import`` and ``bq_plays`` in one run, as the UI would (single-user layout: no partition)."""
+    """``history_import`` and ``bq_plays`` in one run (the single-user layout before its first poll:
+    no partition, no pipeline batch), as ``import_run.import_export`` runs them."""
     return dg.materialize(
-        [*history_assets, bq_plays],
+        [*history_assets, bq_plays, dg.SourceAsset(gcs_csv.key)],
         resources={
             "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb")),
             "lake": LocalLakeResource(root=str(tmp_path / "lake")),
