@@ -178,11 +178,11 @@ def test_asset_materializes_with_counts_as_metadata(tmp_path: Path, small_zip) -
     assert meta["quarantined"].value == no_content
     assert meta["duplicates_skipped"].value == 0
     assert meta["quarantine_reasons"].value == {"no_track_or_episode": no_content}
-    assert meta["lake_files"].value == 4  # March to June 2024: one file per month
+    assert meta["lake_files"].value == 3  # March to May 2024: one file per month
     # The same run's bq_plays merged exactly those plays and says so.
     (merged,) = result.asset_materializations_for_node("bq_plays")
     assert merged.metadata["plays_inserted"].value == expected_added
-    assert merged.metadata["import_lake_files"].value == 4
+    assert merged.metadata["import_lake_files"].value == 3
     settled = merged.metadata["import_report"].value
     assert (settled["added"], settled["duplicates"], settled["quarantined"]) == (
         expected_added,

@@ -577,7 +577,8 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
     capsys.readouterr()
     assert users_command(["--data-dir", str(data), "remove", "alice", "--delete-data", "--yes"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"warehouse plays\s+60 rows", out) and re.search(r"handoff files\s+1\b", out), out
+    # Her handoff objects: her poll's, and her import run's list of landed files (history_import).
+    assert re.search(r"warehouse plays\s+60 rows", out) and re.search(r"handoff files\s+2\b", out), out
     after = objects()
     assert counts() == {"sandbox-bob": 60}
     assert _mart_scopes(warehouse) == [BOB_ID]

@@ -56,7 +56,7 @@ import dagster as dg
 import spotify_assets
 assert spotify_assets.__file__.startswith(sys.argv[2]), spotify_assets.__file__
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
-from spotify_assets.import_run import import_export
+from spotify_assets.imports.runner import import_export
 from spotify_assets.resources.by_deployment import local_resources
 from spotify_sandbox.resource import SandboxSpotifyResource
 
