@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from spotify_assets.settings import Settings
 
 #: Mirrors runner.DEFAULT_CHUNK_ROWS without importing the runner (and Dagster) just to parse argv.
-DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_CHUNK_ROWS = 50_000
 
 
 def import_command(argv: list[str]) -> int:
