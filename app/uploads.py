@@ -15,7 +15,7 @@ whatever happens. The bytes are written there and nowhere else (never to a log).
 
 How (``start_import``): on a thread of its own, so that a rerun of the page (any click while it
 runs, a closed tab) never stops an import halfway; the page follows its progress and shows its
-report. The import is the command's (``imports.command.run_import``), imported only when one
+report. The import is the command's (``import_run.run_import``), imported only when one
 starts: a dashboard-only install has no Dagster.
 """
 
@@ -172,7 +172,7 @@ def start_import(files: list[tuple[str, bytes]], user_id: str | None) -> ImportJ
 
     def work() -> None:
         from spotify_assets.deployments import deployment_settings
-        from spotify_assets.imports.command import run_import
+        from spotify_assets.import_run import run_import
         from spotify_assets.imports.owner import mismatch
         from spotify_assets.imports.parsers import FileFormatError
         from spotify_assets.settings import MissingSettings

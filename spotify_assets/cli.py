@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "get a Spotify refresh token (Authorization Code flow)",
     ),
     "import": (
-        "spotify_assets.imports.command:import_command",
+        "spotify_assets.import_run:import_command",
         "import a Spotify privacy export (.zip or folder)",
     ),
     "redact-lake": (

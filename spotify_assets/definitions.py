@@ -12,7 +12,6 @@ import dagster as dg
 
 from spotify_assets.assets import PIPELINE_GRAPH
 from spotify_assets.assets.catalog import track_metadata
-from spotify_assets.assets.history import history_assets
 from spotify_assets.checks import PLAYS_CHECKS
 from spotify_assets.deployments import resources_for
 from spotify_assets.jobs import spotify_pipeline_job
@@ -21,7 +20,7 @@ from spotify_assets.schedules import hourly_schedule
 from spotify_assets.sensors import mart_automation_sensor, new_plays_sensor
 
 defs = dg.Definitions(
-    assets=[*PIPELINE_GRAPH, *history_assets, track_metadata],
+    assets=[*PIPELINE_GRAPH, track_metadata],
     asset_checks=PLAYS_CHECKS,
     jobs=[spotify_pipeline_job, purge_old_runs_job],
     schedules=[hourly_schedule, purge_old_runs_schedule],

@@ -22,8 +22,11 @@ from typing import Protocol
 
 USER_DIR_PREFIX = "user_id="
 
-#: Played tracks as Parquet, one file per (listener, day, batch): what the warehouse loads
-#: (``assets/lake.py``, ``imports/landing.py``; ``rebuild-warehouse`` reads them back).
+#: Played tracks as Parquet: what the warehouse loads. Two granularities under one kind: one file
+#: per (listener, day, batch) from the pipeline (``assets/lake.py``, ``plays_day_path``), one per
+#: (listener, month, chunk) from a history import (``imports/landing.py``, ``plays_month_path``:
+#: a decade of history is ~120 files, not ~3,650). Every reader lists the whole kind
+#: (``rebuild-warehouse``, the deletion), so both are read alike.
 PLAYS_KIND = "plays"
 #: The same plays as CSV (the seed's format), beside the Parquet (``assets/lake.py``).
 PLAYS_CSV_KIND = "plays_csv"
@@ -122,6 +125,11 @@ def legacy_files(lake: LakeLister) -> Iterator[tuple[str, str]]:
 def plays_day_path(kind: str, user_id: str | None, day: str, name: str) -> str:
     """A batch's file for one UTC day: ``plays/user_id=<id>/played_date=<day>/<name>``."""
     return f"{user_dir(kind, user_id)}/played_date={day}/{name}"
+
+
+def plays_month_path(kind: str, user_id: str | None, month: str, name: str) -> str:
+    """An import chunk's file for one UTC month (``YYYY-MM``): ``plays/user_id=<id>/played_month=<month>/<name>``."""
+    return f"{user_dir(kind, user_id)}/played_month={month}/{name}"
 
 
 def import_record_path(user_id: str, sha256: str) -> str:

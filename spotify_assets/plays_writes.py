@@ -1,17 +1,18 @@
 """Who writes the plays table, listed once: the ``bq_plays`` merge and two operator commands.
 
 Every play reaches ``bq_plays`` through a Parquet file in the lake and ``merge_plays_files``,
-the body of the ``bq_plays`` asset: the pipeline's batches (``gcs_csv``'s files) and an
-import's chunks (``imports/landing.py``'s files) alike, so the warehouse can always be rebuilt
-from the lake and exactly-once is the merge's one rule (insert only keys not there yet). The
-files of one merge are read in one scan (one Arrow read of them all in DuckDB, one load job in
-BigQuery), never merged file by file. The import calls this function for the files it landed and
-the lineage shows it upstream of ``bq_plays`` (``history_import``); it records the merge as a
-``bq_plays`` materialization (``imports/command.py``).
+called only by the ``bq_plays`` asset, in a run: the pipeline's batches (``gcs_csv``'s day files)
+and a history import's chunks (``history_import``'s month files, ``imports/landing.py``) alike,
+so the warehouse can always be rebuilt from the lake, exactly-once is the merge's one rule
+(insert only keys not there yet), and the asset lineage shows every write. ``spotify-assets
+import`` and the dashboard start a run of ``history_import`` + ``bq_plays``
+(``spotify_assets.import_run``) rather than merging themselves. The files of one merge are read
+in one scan (DuckDB's ``read_parquet`` over the list, one load job in BigQuery), never merged
+file by file.
 
 Adoption (``adopt_legacy_plays``: the single-user layout's rows become their owner's) runs
-before a poll's merge, in ``raw_recent_tracks``, which shows the rows adopted in its metadata,
-and in ``rebuild-warehouse``; its one caller here is ``adopt_legacy``.
+before a poll's merge, in ``raw_recent_tracks``, which records the rows adopted as an
+observation of ``bq_plays``, and in ``rebuild-warehouse``; its one caller here is ``adopt_legacy``.
 
 Anything that rewrites the table rather than adding to it is an operator command, not an
 asset: ``OPERATOR_REWRITES`` is the one list of them. Each takes the warehouse's writer lock

@@ -1,7 +1,8 @@
 """Rebuild the warehouse from the lake alone: ``spotify-assets rebuild-warehouse``.
 
 The lake is the source of truth. Every play reaches the plays table through a Parquet file
-under ``plays/`` (the pipeline's batches from ``gcs_csv``, the history import's chunks), every
+under ``plays/`` (the pipeline's batches from ``gcs_csv``, one file per day; the history
+import's chunks, one file per month: both granularities are listed and merged alike), every
 feature row through a file under ``track_features/`` and every catalogue lookup through a file
 under ``track_metadata/``, so merging those files again gives the same tables: a lost, damaged or
 deleted warehouse is recovered from the lake. The plays go through the ``bq_plays`` merge
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from spotify_assets.resources.lake import LakeResource
     from spotify_assets.resources.warehouse import WarehouseResource
 
-#: Plays files per merge: one merge (one load job in BigQuery) per this many lake files.
+#: Plays files per merge: one merge (one scan of them all, one load job in BigQuery) per this many lake files.
 FILES_PER_MERGE = 1_000
 
 

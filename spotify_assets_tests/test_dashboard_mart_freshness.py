@@ -3,7 +3,7 @@
 Before: ``top_ten_tracks`` ran only inside the hourly job, which skips it when the API has no
 new plays, so an import left the "All-time top ten" showing old counts. Now an automation
 condition requests it after any update of ``bq_plays`` or ``history_import`` (the CLI import
-reports one), and the dashboard says when the mart was computed and over how many plays.
+is a run of both), and the dashboard says when the mart was computed and over how many plays.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from spotify_assets.definitions import defs
-from spotify_assets.imports.command import import_command
+from spotify_assets.import_run import import_command
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID
 from spotify_sandbox.exports import generate_export
@@ -88,12 +88,21 @@ def test_the_import_command_reports_its_write_to_dagster(tmp_path, monkeypatch):
     with dg.DagsterInstance.from_config(str(home)) as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("history_import"))
         assert event is not None and event.asset_materialization is not None
-        assert event.asset_materialization.metadata["plays_added"].value == summary.expected_added
-    # A second import of the same export adds nothing and reports nothing.
+        assert event.asset_materialization.metadata["plays_landed"].value == summary.expected_added
+        merged = instance.get_latest_materialization_event(dg.AssetKey("bq_plays"))
+        assert merged is not None and merged.asset_materialization is not None
+        assert merged.asset_materialization.metadata["plays_inserted"].value == summary.expected_added
+        assert merged.run_id == event.run_id  # one run: the landing, then the merge
+    # A second import of the same export is a run too, which lands and merges nothing.
     assert (
         import_command([str(tmp_path / "export.zip"), "--data-dir", str(tmp_path / "d"), "--no-progress"])
         == 0
     )
     with dg.DagsterInstance.from_config(str(home)) as instance:
         records = instance.fetch_materializations(dg.AssetKey("history_import"), limit=10).records
-        assert len(records) == 1
+        assert len(records) == 2
+        assert records[0].asset_materialization is not None
+        assert records[0].asset_materialization.metadata["plays_landed"].value == 0
+        merged = instance.get_latest_materialization_event(dg.AssetKey("bq_plays"))
+        assert merged is not None and merged.asset_materialization is not None
+        assert merged.asset_materialization.metadata["plays_inserted"].value == 0

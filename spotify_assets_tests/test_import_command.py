@@ -14,6 +14,9 @@ import dagster as dg
 import pytest
 
 from spotify_assets.assets.history import HistoryImportConfig, history_assets, history_import
+from spotify_assets.assets.lake import gcs_csv
+from spotify_assets.assets.warehouse import bq_plays
+from spotify_assets.io_managers import LakeIOManager
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_sandbox.exports import generate_export
@@ -96,7 +99,7 @@ def test_command_without_data_dir_writes_to_the_settings_default_not_the_working
     """The command's default is ``settings.data_dir()``. The repo root is pointed at a scratch
     "repo" so the test never writes into the real ``.data/``; the command runs from elsewhere."""
     from spotify_assets import settings
-    from spotify_assets.imports.command import import_command
+    from spotify_assets.import_run import import_command
 
     fake_repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
     fake_repo.mkdir()
@@ -150,11 +153,14 @@ def test_command_usage_errors(tmp_path: Path) -> None:
 
 # -- the asset --------------------------------------------------------------------------------
 def _materialize(path: Path, tmp_path: Path, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """``history_import`` and ``bq_plays`` in one run (the single-user layout before its first poll:
+    no partition, no pipeline batch), as ``import_run.import_export`` runs them."""
     return dg.materialize(
-        history_assets,
+        [*history_assets, bq_plays, dg.SourceAsset(gcs_csv.key)],
         resources={
             "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb")),
             "lake": LocalLakeResource(root=str(tmp_path / "lake")),
+            "io_manager": LakeIOManager(store=LocalLakeResource(root=str(tmp_path / "handoff"))),
         },
         run_config=dg.RunConfig(ops={"history_import": HistoryImportConfig(path=str(path))}),
         raise_on_error=raise_on_error,
@@ -168,15 +174,29 @@ def test_asset_materializes_with_counts_as_metadata(tmp_path: Path, small_zip) -
     (mat,) = result.asset_materializations_for_node("history_import")
     meta = mat.metadata
     assert meta["rows_read"].value == 1_500
-    assert meta["plays_added"].value == expected_added
+    assert meta["plays_landed"].value == expected_added
     assert meta["quarantined"].value == no_content
     assert meta["duplicates_skipped"].value == 0
     assert meta["quarantine_reasons"].value == {"no_track_or_episode": no_content}
+    assert meta["lake_files"].value == 3  # March to May 2024: one file per month
+    # The same run's bq_plays merged exactly those plays and says so.
+    (merged,) = result.asset_materializations_for_node("bq_plays")
+    assert merged.metadata["plays_inserted"].value == expected_added
+    assert merged.metadata["import_lake_files"].value == 3
+    settled = merged.metadata["import_report"].value
+    assert (settled["added"], settled["duplicates"], settled["quarantined"]) == (
+        expected_added,
+        0,
+        no_content,
+    )
+    assert DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb")).count("bq_plays") == expected_added
 
     again = _materialize(archive, tmp_path)
     (mat2,) = again.asset_materializations_for_node("history_import")
-    assert mat2.metadata["plays_added"].value == 0
+    assert mat2.metadata["plays_landed"].value == 0
     assert mat2.metadata["duplicates_skipped"].value == expected_added
+    (merged2,) = again.asset_materializations_for_node("bq_plays")
+    assert merged2.metadata["plays_inserted"].value == 0
 
 
 def test_asset_fails_visibly_when_a_file_is_unreadable(tmp_path: Path) -> None:
@@ -188,15 +208,21 @@ def test_asset_fails_visibly_when_a_file_is_unreadable(tmp_path: Path) -> None:
     (export / "Streaming_History_Audio_empty.json").write_bytes(b"")
     result = _materialize(export, tmp_path, raise_on_error=False)
     assert not result.success
-    failure = result.failure_data_for_node("history_import")
+    (landed,) = result.asset_materializations_for_node("history_import")
+    assert landed.metadata["files_failed"].value == 1
+    # The run fails at bq_plays, after merging the readable file and recording that merge.
+    failure = result.failure_data_for_node("bq_plays")
     assert failure is not None
     assert "Streaming_History_Audio_empty.json" in str(failure.error)
-    # The readable file was still imported.
+    (merged,) = result.asset_materializations_for_node("bq_plays")
+    assert merged.metadata["plays_inserted"].value == 3
     assert DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb")).count("bq_plays") == 3
 
 
 def test_kill_9_mid_import_then_reimport_adds_exactly_the_missing_rows(tmp_path: Path) -> None:
-    """SIGKILL once several chunks are in; the next import adds exactly what the first did not commit."""
+    """SIGKILL once several chunks are landed in the lake (the run merges them only once all are):
+    the warehouse is untouched, and the next import adds every play exactly once, taking the
+    killed import's files as they are."""
     import signal
     import time
     from datetime import timedelta
@@ -226,7 +252,7 @@ def test_kill_9_mid_import_then_reimport_adds_exactly_the_missing_rows(tmp_path:
     )
     plays = data_dir / "lake" / "plays"
     deadline = time.monotonic() + 240
-    # Kill once the lake holds plays of at least three chunks (so at least two were merged).
+    # Kill once the lake holds plays of at least three chunks (the landing is under way).
     while time.monotonic() < deadline and proc.poll() is None:
         batches = {p.stem for p in plays.rglob("*.parquet")} if plays.exists() else set()
         if len(batches) >= 3:
@@ -236,9 +262,9 @@ def test_kill_9_mid_import_then_reimport_adds_exactly_the_missing_rows(tmp_path:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
+    killed_files = sorted(str(p) for p in plays.rglob("*.parquet"))
     wh = DuckDBWarehouseResource(path=str(data_dir / "warehouse.duckdb"))
-    committed = wh.count("bq_plays")
-    assert 0 < committed < summary.expected_added
+    assert wh.count("bq_plays") == 0  # nothing merged before the landing finished
 
     again = subprocess.run(
         [
@@ -261,9 +287,10 @@ def test_kill_9_mid_import_then_reimport_adds_exactly_the_missing_rows(tmp_path:
     )
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
-    assert report["added"] == summary.expected_added - committed
-    assert report["duplicates"] == report["duplicates_same_key"] == committed
+    assert report["added"] == summary.expected_added
+    assert report["duplicates"] == report["duplicates_same_key"] == 0
     assert report["quarantined"] == summary.no_content
+    assert set(killed_files) <= {str(p) for p in plays.rglob("*.parquet")}
     assert wh.count("bq_plays") == summary.expected_added
     assert (
         wh.query("SELECT count(DISTINCT play_key) AS n FROM bq_plays")["n"].iloc[0] == summary.expected_added
@@ -274,7 +301,7 @@ def test_the_graph_shows_the_import_upstream_of_the_plays_and_the_command_report
     tmp_path: Path, small_zip, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from spotify_assets.definitions import defs
-    from spotify_assets.imports.command import import_command
+    from spotify_assets.import_run import import_command
 
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("history_import") in graph.get(dg.AssetKey("bq_plays")).parent_keys

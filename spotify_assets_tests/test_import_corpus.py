@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spotify_assets.imports.runner import ImportReport, import_export
+from spotify_assets.import_run import import_export
+from spotify_assets.imports.runner import ImportReport
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 import spotify_assets.imports.runner as runner
-from spotify_assets.imports.runner import ImportCountError, ImportReport, import_export
+from spotify_assets.import_run import import_export
+from spotify_assets.imports.runner import ImportCountError, ImportReport
 from spotify_assets.resources.dedupe import FetchingPlaysIndex
 from spotify_assets.resources.lake import LakeResource, LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource, MergeResult
@@ -189,6 +190,22 @@ def test_overlapping_exports(tmp_path: Path, wh, lake) -> None:
     assert new_file.duplicates == 0 and new_file.added == new_file.rows_read - new_file.quarantined
     assert wh.count("bq_plays") == a.added + b.added
     assert wh.count("bq_plays") == 3_000 - a.quarantined - new_file.quarantined
+
+
+def test_files_overlapping_within_one_import_are_deduped_across_chunks(tmp_path: Path, wh, lake) -> None:
+    """The warehouse only sees an import's plays at its run's merge, so a chunk is also deduped
+    against the plays this import landed in earlier chunks: two files sharing ten plays, in chunks
+    of ten rows, add each play once and count the repeats as same-key duplicates, per file."""
+    rows = [ext_row(T0 + timedelta(minutes=5 * i)) for i in range(30)]
+    export = write_export(
+        tmp_path / "export",
+        {"Streaming_History_Audio_2024_0.json": rows[:20], "Streaming_History_Audio_2024_1.json": rows[10:]},
+    )
+    report = import_export(export, wh, lake, chunk_rows=10)
+    assert (report.added, report.duplicates, report.duplicates_same_key) == (30, 10, 10)
+    assert [(f.added, f.duplicates) for f in report.files] == [(20, 0), (10, 10)]
+    assert_adds_up(report)
+    assert wh.count("bq_plays") == 30
 
 
 # -- dedupe against the poller's rows -----------------------------------------------------------
@@ -384,39 +401,42 @@ _MERGES: list[str] = []
 
 
 class CrashingWarehouse(DuckDBWarehouseResource):
-    """Dies in the second merge, after that chunk's plays were landed in the lake (a crash between the two)."""
+    """Dies in the run's merge, after every chunk's plays were landed in the lake (a crash between the two)."""
 
     def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
         _MERGES.append(batch_id)
-        if len(_MERGES) == 2:
-            raise KeyboardInterrupt("killed between landing and merging")
-        return super().merge_plays_from_lake(lake, paths, batch_id)
+        raise RuntimeError("killed between landing and merging")
 
 
 def test_imported_plays_are_in_the_lake_and_a_crash_before_the_merge_loses_nothing(
     tmp_path: Path, lake
 ) -> None:
+    """The import lands every chunk, then its run's ``bq_plays`` merges them all: a crash in between
+    leaves the warehouse as it was, and the next import merges exactly the landed plays, from the
+    files already there (nothing landed twice), with the first import's ``ingested_at``."""
     rows = [ext_row(T0 + timedelta(hours=7 * i)) for i in range(30)]  # 30 plays over 9 days
     export = write_export(tmp_path / "export", {"Streaming_History_Audio_2024.json": rows})
     db = str(tmp_path / "data" / "warehouse.duckdb")
     _MERGES.clear()
     crashing = CrashingWarehouse(path=db)
     first_run = datetime(2026, 1, 1, tzinfo=UTC)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RuntimeError, match="killed between landing and merging"):
         import_export(export, crashing, lake, chunk_rows=10, now=first_run)
+    assert len(_MERGES) == 1  # one merge for the whole import, in the run
     landed = lake.list("plays")
-    assert len({p.rsplit("/", 1)[1] for p in landed}) == 2  # two chunks landed, one merged
+    assert len({p.rsplit("/", 1)[1] for p in landed}) == 3  # three chunks landed, none merged
+    assert all("/played_month=2024-06/" in p for p in landed)  # by month: one file per chunk here
     wh = DuckDBWarehouseResource(path=db)
-    assert wh.count("bq_plays") == 10
+    assert wh.count("bq_plays") == 0
 
     report = import_export(export, wh, lake, chunk_rows=10)
-    assert (report.added, report.duplicates_same_key) == (20, 10)
+    assert (report.added, report.duplicates, report.quarantined) == (30, 0, 0)
     assert wh.count("bq_plays") == 30
     after = lake.list("plays")
-    # The crashed chunk's files were accepted as they were, not written again; the third chunk is new.
-    assert set(landed) <= set(after) and len({p.rsplit("/", 1)[1] for p in after}) == 3
+    # The crashed import's files were accepted as they were, not written again.
+    assert after == landed
     stamps = wh.query("SELECT ingested_at, count(*) AS n FROM bq_plays GROUP BY 1 ORDER BY 1")
-    assert list(stamps["n"]) == [20, 10]  # the crashed chunk's rows carry the first import's time
+    assert list(stamps["n"]) == [30]  # every row carries the first import's time
     assert stamps["ingested_at"].iloc[0] == pd.Timestamp(first_run)
 
     # Every play of the warehouse is in the lake's plays files, and nothing else is.
@@ -424,5 +444,6 @@ def test_imported_plays_are_in_the_lake_and_a_crash_before_the_merge_loses_nothi
     for path in after:
         keys |= set(pd.read_parquet(io.BytesIO(lake.read_bytes(path)))["play_key"])
     assert keys == set(wh.query("SELECT play_key FROM bq_plays")["play_key"])
-    assert import_export(export, wh, lake, chunk_rows=10).added == 0
+    again = import_export(export, wh, lake, chunk_rows=10)
+    assert (again.added, again.duplicates_same_key) == (0, 30)
     assert lake.list("plays") == after  # a re-import lands nothing

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from dagster_gcp import GCSResource
 
+from spotify_assets.import_run import import_export
 from spotify_assets.imports.redact_lake import redact_lake
 from spotify_assets.imports.redaction import IP_FIELDS, KEEP_IP_ENV, RedactionError, redact, without_ip
-from spotify_assets.imports.runner import import_export
 from spotify_assets.lake_layout import REDACTIONS_PREFIX
 from spotify_assets.lake_layout import REDACTIONS_STAGING_PREFIX as STAGING_PREFIX
 from spotify_assets.resources.gcs_lake import GCSLakeResource

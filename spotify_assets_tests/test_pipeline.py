@@ -216,7 +216,7 @@ def test_sensor_skips_then_requests_and_advances_cursor(
 def test_poll_gap_is_recorded_then_closed_by_an_import(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    from spotify_assets.imports.runner import import_export
+    from spotify_assets.import_run import import_export
 
     warehouse = local_resources["warehouse"]
     _run(local_resources, UPSTREAM_OF_SPARK)
@@ -264,7 +264,7 @@ def test_poll_gap_is_recorded_then_closed_by_an_import(
 def test_a_polled_play_already_imported_from_an_export_is_not_added_twice(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    from spotify_assets.imports.runner import import_export
+    from spotify_assets.import_run import import_export
     from spotify_sandbox.exports import extended_row_from_api_item
 
     newest = pipeline_sandbox.recently_played_truth()[0]
@@ -287,7 +287,7 @@ def test_features_backfill_fills_imported_tracks_most_played_first(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     from spotify_assets.assets import audio_features_backfill, track_features
-    from spotify_assets.imports.runner import import_export
+    from spotify_assets.import_run import import_export
     from spotify_sandbox.exports import extended_row_from_api_item
 
     history = pipeline_sandbox.plays_between(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from spotify_assets.encoding import parquet_bytes
 from spotify_assets.plays_writes import OPERATOR_REWRITES
@@ -139,3 +140,53 @@ def test_adoption_is_shown_in_the_plays_tables_history(
         m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("bq_plays")
     ]
     assert warehouse.query("SELECT count(*) AS n FROM bq_plays WHERE user_id IS NULL")["n"].iloc[0] == 0
+
+
+def test_the_merge_reads_a_local_lakes_files_in_one_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``bq_plays`` merge of a local lake's files is one DuckDB ``read_parquet`` over the list
+    (day files and an import's month files alike), never a Python read of each file: with the
+    lake's per-file read broken, the merge still inserts every play, exactly once."""
+    import pandas as pd
+
+    from spotify_assets.lake_layout import PLAYS_KIND, plays_day_path, plays_month_path
+    from spotify_assets.plays_writes import merge_plays_files
+    from spotify_assets.schema import conform
+
+    lake = LocalLakeResource(root=str(tmp_path / "lake"))
+    at = pd.Timestamp("2024-03-01T12:00:00Z")
+
+    def plays(keys: range) -> pd.DataFrame:
+        rows = [
+            {
+                "play_key": f"u1:k{i}",
+                "user_id": "u1",
+                "played_at": at + pd.Timedelta(minutes=i),
+                "content_type": "track",
+                "is_play": True,
+                "source": "extended_export",
+                "batch_id": "b",
+                "ingested_at": at,
+            }
+            for i in keys
+        ]
+        return conform(pd.DataFrame(rows), "plays")
+
+    paths = [
+        plays_day_path(PLAYS_KIND, "u1", "2024-03-01", "a.parquet"),
+        plays_month_path(PLAYS_KIND, "u1", "2024-03", "b.parquet"),
+        plays_month_path(PLAYS_KIND, "u1", "2024-04", "c.parquet"),
+    ]
+    for path, keys in zip(paths, (range(0, 10), range(5, 20), range(20, 30)), strict=True):
+        lake.write_bytes(path, parquet_bytes(plays(keys), "plays"))
+
+    def no_reads(self: LocalLakeResource, path: str) -> bytes:
+        raise AssertionError(f"read one by one: {path}")
+
+    monkeypatch.setattr(LocalLakeResource, "read_bytes", no_reads)
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    result = merge_plays_files(warehouse, lake, paths, "batch")
+    assert (result.inserted, result.duplicates, result.total_rows) == (30, 5, 30)
+    again = merge_plays_files(warehouse, lake, paths, "batch")
+    assert (again.inserted, again.duplicates, again.total_rows) == (0, 35, 30)

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
-from spotify_assets.imports.runner import import_export
+from spotify_assets.import_run import import_export
 from spotify_assets.rebuild import rebuild_command, rebuild_from_lake, set_aside
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets_tests.fixtures.partitions import materialize_user
@@ -91,6 +91,9 @@ def test_rebuild_from_the_lake_gives_the_same_plays(mixed_history: dict[str, Any
     assert set(before[2]) == {"api", "extended_export"}
     features_before = warehouse.count("track_features")
     assert features_before > 0
+    # Both granularities of plays files: the pipeline's by day, the import's by month.
+    plays_files = lake.list("plays")
+    assert any("/played_date=" in p for p in plays_files) and any("/played_month=" in p for p in plays_files)
 
     db = Path(warehouse.path)
     for f in db.parent.glob("warehouse*"):

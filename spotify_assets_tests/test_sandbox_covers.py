@@ -177,7 +177,7 @@ def test_nothing_the_sandbox_serves_or_the_pipeline_stores_points_off_loopback(
     local files), an imported export and the ``track_metadata`` lookups that give it covers."""
     from spotify_assets.assets.catalog import track_metadata
     from spotify_assets.deployments import local_resources
-    from spotify_assets.imports.runner import import_export
+    from spotify_assets.import_run import import_export
     from spotify_sandbox.exports import extended_row_from_api_item
     from spotify_sandbox.resource import SandboxSpotifyResource
 

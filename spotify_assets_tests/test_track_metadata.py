@@ -59,7 +59,7 @@ def test_single_track_lookup_answers_like_spotify(
 def _import_sandbox_history(
     sandbox: SandboxServer, resources: dict[str, Any], folder: Path, days: int = 3
 ) -> list[dict[str, Any]]:
-    from spotify_assets.imports.runner import import_export
+    from spotify_assets.import_run import import_export
     from spotify_sandbox.exports import extended_row_from_api_item
 
     history = sandbox.plays_between(sandbox.now() - pd.Timedelta(days=days), sandbox.now())

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spotify_assets.assets import PIPELINE_GRAPH
-from spotify_assets.imports.command import import_command
+from spotify_assets.import_run import import_command
 from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
@@ -344,6 +344,12 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     for export, name in ((alices, "alice"), (bobs, "bob"), (shared, "alice"), (shared, "bob")):
         assert import_command([str(export), *base, "--user", name]) == 0
     capsys.readouterr()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        # Each import is a run of the listener's partition (history_import, then bq_plays' merge).
+        imports = instance.get_run_records(dg.RunsFilter(tags={PARTITION_TAG: BOB_ID}))
+        assert len({r.dagster_run.run_id for r in imports} - bobs_runs) == 2
+        bobs_runs |= {r.dagster_run.run_id for r in imports}
+        runs_before = len(instance.get_run_records())
     # A listen her scrobbler sent to the door (``scrobble-server``), waiting in the lake's inbox.
     scrobble = {
         "listened_at": 1_700_000_000,
@@ -438,8 +444,9 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     assert not any(f.exists() for f in her_folders)
     assert not lock.exists() and (data_dir / "users" / "tokens" / "bob.json.lock").is_file()
     assert _mart_scopes(warehouse) == [BOB_ID]  # hers and everyone's (over her plays too) are gone
-    assert re.search(r"dagster runs\s+3\b", out), out  # her pipeline run, her preview run, her tagged run
-    assert re.search(r"dagster runless events\s+2\b", out), out  # her two imports' reports to bq_plays
+    # her pipeline run, her preview run, her tagged run and her two imports' runs
+    assert re.search(r"dagster runs\s+5\b", out), out
+    assert "runless events" not in out, out  # an import is a run now, no event outside one
     assert _files_holding(data_dir, ALICE_MARK.encode()) == []
     assert _files_holding(data_dir, ALICE_ID.encode()) == []
     # Bob: the same plays, the same files, byte for byte; the shared copy is still his.
@@ -456,7 +463,7 @@ def test_delete_data_leaves_no_trace_of_the_listener(
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert list(instance.get_dynamic_partitions(USERS_PARTITIONS_NAME)) == [BOB_ID]
         assert {r.dagster_run.run_id for r in instance.get_run_records()} == bobs_runs | household_runs
-        assert len(instance.get_run_records()) == runs_before - 3
+        assert len(instance.get_run_records()) == runs_before - 5
         # The old top ten event keeps bob's count and everyone's, not hers.
         old = instance.get_latest_materialization_event(old_top_ten.key)
         assert old is not None and old.asset_materialization is not None
@@ -577,7 +584,8 @@ def test_delete_data_in_cloud_mode_on_the_emulators(
     capsys.readouterr()
     assert users_command(["--data-dir", str(data), "remove", "alice", "--delete-data", "--yes"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"warehouse plays\s+60 rows", out) and re.search(r"handoff files\s+1\b", out), out
+    # Her handoff objects: her poll's, and her import run's list of landed files (history_import).
+    assert re.search(r"warehouse plays\s+60 rows", out) and re.search(r"handoff files\s+2\b", out), out
     after = objects()
     assert counts() == {"sandbox-bob": 60}
     assert _mart_scopes(warehouse) == [BOB_ID]
@@ -600,7 +608,7 @@ def test_the_single_user_layouts_owner_is_deleted_with_their_unrecorded_files(
 ) -> None:
     """Files of the single-user layout carry no user (no ``user_id=`` folder, imports without
     ``--user`` write no record): they are the recorded legacy owner's, and go with them."""
-    from spotify_assets.imports.runner import import_export
+    from spotify_assets.import_run import import_export
     from spotify_assets.users.adoption import ADOPTION_PATH, record_owner
 
     lake = LocalLakeResource(root=str(data_dir / "lake"))

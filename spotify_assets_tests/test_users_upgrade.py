@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from spotify_assets.assets import PIPELINE_GRAPH
-from spotify_assets.imports.command import import_command
+from spotify_assets.import_run import import_command
 from spotify_assets.lake_layout import plays_day_path, user_dir
 from spotify_assets.rebuild import rebuild_command
 from spotify_assets.resources.lake import LocalLakeResource

@@ -123,7 +123,7 @@ def demo_command(argv: list[str]) -> int:
             history_imported = args.history_days > 0
             if history_imported:
                 from spotify_assets.deployments import local_resources
-                from spotify_assets.imports.runner import import_export
+                from spotify_assets.import_run import import_export
 
                 resources = local_resources()
                 export = history_export(sandbox, args.history_days, data_dir() / "sandbox-export")

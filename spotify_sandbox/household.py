@@ -105,7 +105,7 @@ def household_demo(
 ) -> int:
     """Register, import, run one partition per user, print each top ten. Exit status 0 or 1."""
     from spotify_assets.definitions import defs
-    from spotify_assets.imports.runner import import_export
+    from spotify_assets.import_run import import_export
     from spotify_sandbox.demo_steps import (
         enrich_imported_history,
         history_export,

@@ -3,23 +3,51 @@
 Run on demand (not part of the hourly job): the API only ever shows the latest 50 plays, the
 export holds years. The asset calls the same runner as ``spotify-assets import``, so the two
 cannot drift, and reports the counts (which add up: rows read = added + duplicates + quarantined).
-The runner lands the new plays in the lake's ``plays/`` and merges them with ``bq_plays``'s own
-merge (``plays_writes.merge_plays_files``), so ``bq_plays`` lists this asset upstream of it.
+The asset lands the new plays in the lake's ``plays/`` (``runner.land_export``: it writes no
+table) and hands the list of files to ``bq_plays``, whose merge inserts them in the same run:
+the one path every play takes into the warehouse, and the lineage shows it. ``spotify-assets
+import`` and the dashboard's Import page start that run (``spotify_assets.import_run``); the UI
+can too (select ``history_import`` and ``bq_plays``, give the path).
 
 No ``from __future__ import annotations`` here: Dagster resolves the config class from the
 annotation object, and a string annotation makes it fail.
 """
 
+from datetime import datetime
+from typing import Any
+
 import dagster as dg
 from pydantic import Field
 
-from spotify_assets.imports.runner import ImportReport, ProgressEvent, import_export
+from spotify_assets.imports.runner import (
+    DEFAULT_CHUNK_ROWS,
+    PROGRESS,
+    ImportReport,
+    LandedImport,
+    ProgressEvent,
+    land_export,
+    settle_import,
+)
 from spotify_assets.resources.lake import LakeResource
-from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
 
 
 class HistoryImportConfig(dg.Config):
     path: str = Field(description="The export: the .zip Spotify sent, or the folder it unpacks to.")
+    user_id: str | None = Field(
+        default=None,
+        description="Whose plays (a Spotify user id); default: the single-user layout's owner, or the one listener.",
+    )
+    chunk_rows: int = Field(
+        default=DEFAULT_CHUNK_ROWS, description="Rows deduped and landed at a time (bounds memory)."
+    )
+    now: str | None = Field(
+        default=None, description="The import's clock (ISO 8601; default: now); tests pin it."
+    )
+    source: str | None = Field(
+        default=None,
+        description="What to call the export in the report instead of its path (an upload's copy).",
+    )
 
 
 def report_metadata(report: ImportReport) -> dict[str, dg.MetadataValue]:
@@ -55,32 +83,55 @@ def history_import(
     config: HistoryImportConfig,
     warehouse: WarehouseResource,
     lake: LakeResource,
-) -> dg.MaterializeResult:
-    """Plays from a Spotify privacy export (extended streaming history or account data).
+) -> dg.Output[dict[str, Any]]:
+    """Plays from a Spotify privacy export (extended streaming history or account data), landed in the lake.
 
     Exactly-once with the poller: same-key rows and the same stream seen by the API within
-    the tolerance are skipped. A file that cannot be read is reported in the metadata and
-    fails the materialization after the rest of the export is imported, so a partial import
-    never shows as a plain success.
+    the tolerance are skipped, so only new plays are landed; ``bq_plays`` merges them in this
+    run. A file that cannot be read is reported in the metadata, and ``bq_plays`` fails the run
+    after merging the rest of the export, so a partial import never shows as a plain success.
     """
     last_logged = [-1]
+    watcher = PROGRESS.get()
 
     def on_progress(event: ProgressEvent) -> None:
+        if watcher is not None:
+            watcher(event)
         pct = int(100 * event.done_bytes / event.total_bytes) if event.total_bytes else 100
         if pct // 10 != last_logged[0]:
             last_logged[0] = pct // 10
             context.log.info(f"history import: {pct}% ({event.rows_read:,} rows read, at {event.file})")
 
-    report = import_export(config.path, warehouse, lake, on_progress)
-    context.log.info(report.render())
-    metadata = report_metadata(report)
-    if report.files_failed:
-        failed = [f"{f.name}: {f.error}" for f in report.files if f.status == "error"]
-        raise dg.Failure(
-            description=f"{report.files_failed} export file(s) could not be read: " + "; ".join(failed),
-            metadata=metadata,
-        )
-    return dg.MaterializeResult(metadata=metadata)
+    landed = land_export(
+        config.path,
+        warehouse,
+        lake,
+        on_progress,
+        chunk_rows=config.chunk_rows,
+        now=datetime.fromisoformat(config.now) if config.now else None,
+        user_id=config.user_id,
+    )
+    if config.source is not None:
+        landed.report.path = config.source
+    context.log.info(
+        f"{landed.report.added:,} new play(s) landed in {len(landed.paths)} lake file(s), for bq_plays to merge"
+    )
+    metadata = report_metadata(landed.report)
+    metadata["plays_landed"] = metadata.pop("plays_added")
+    metadata["lake_files"] = dg.MetadataValue.int(len(landed.paths))
+    return dg.Output(landed.manifest(), metadata=metadata)
+
+
+def landed_by(manifest: dict[str, Any]) -> LandedImport:
+    """What a ``history_import`` of this run landed (its output), for ``bq_plays`` to merge."""
+    return LandedImport.from_manifest(manifest)
+
+
+def settle(
+    landed: LandedImport, merged: MergeResult, warehouse: WarehouseResource, lake: LakeResource
+) -> ImportReport:
+    """The import's final report once ``bq_plays`` merged its files (``runner.settle_import``)."""
+    return settle_import(landed, merged, warehouse, lake)
 
 
 history_assets = [history_import]

@@ -1,10 +1,11 @@
-"""Land imported plays in the lake exactly as the pipeline lands its batches, before any merge.
+"""Land imported plays in the lake before any merge: the lake is the warehouse's source of truth.
 
-The lake is the warehouse's source of truth ("the warehouse can be rebuilt from the lake"), so
-an imported play reaches the plays table only through the lake: the chunk's new plays are
-written as ``plays/played_date=<day>/<batch>.parquet`` (the pipeline's layout, the same
-encoder and schema), then merged with ``plays_writes.merge_plays_files``, the
-``bq_plays`` asset's merge. ``<batch>`` is ``batch_id_for`` of the chunk's play keys, as for a
+An imported play reaches the plays table only through the lake ("the warehouse can be rebuilt
+from the lake"): a chunk's new plays are written as
+``plays/user_id=<id>/played_month=<YYYY-MM>/<batch>.parquet`` (``lake_layout.plays_month_path``:
+bulk history lands by month, not by day, so a decade is ~120 files, not ~3,650; the same
+encoder and schema as the pipeline's day files), and the ``bq_plays`` asset merges them in the
+run the import starts. ``<batch>`` is ``batch_id_for`` of the chunk's play keys, as for a
 pipeline batch, so:
 
 * a re-import lands nothing: its plays are all duplicates, no chunk has plays to land;
@@ -23,25 +24,24 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spotify_assets.encoding import parquet_bytes
 from spotify_assets.imports.redaction import IP_FIELDS, Redacted, redact
-from spotify_assets.lake_layout import PLAYS_KIND, RAW_EXPORTS_PREFIX, REDACTIONS_PREFIX, plays_day_path
+from spotify_assets.lake_layout import PLAYS_KIND, RAW_EXPORTS_PREFIX, REDACTIONS_PREFIX, plays_month_path
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
-from spotify_assets.schema import arrow_schema
 from spotify_assets.spotify.normalize import batch_id_for
 
 
 @dataclass(frozen=True)
 class LandedPlays:
-    """Where a chunk's plays are in the lake (``paths``, one per day) and under which batch id."""
+    """Where a chunk's plays are in the lake (``paths``, one per month) and under which batch id."""
 
     batch_id: str
     paths: list[str]
@@ -49,36 +49,45 @@ class LandedPlays:
     earlier_ingested_at: set[datetime] = field(default_factory=set)
 
 
+@dataclass
+class LandingPlays:
+    """A chunk's files on their way into the lake: ``wait`` for them before the merge."""
+
+    batch_id: str
+    futures: list[Future[tuple[str, set[datetime]]]]
+
+    def wait(self) -> LandedPlays:
+        """Once every file is in place (each fsynced by the lake); the first failure is raised."""
+        paths, earlier = [], set()
+        for future in self.futures:  # in order; the first failure is raised once all writes finished
+            path, stamps = future.result()
+            paths.append(path)
+            earlier |= stamps
+        return LandedPlays(batch_id=self.batch_id, paths=paths, earlier_ingested_at=earlier)
+
+
 def land_plays(
-    lake: LakeResource, plays: pd.DataFrame, pool: Executor, user_id: str | None = None
-) -> LandedPlays:
-    """Write ``plays`` (conformed to ``plays``; all ``user_id``'s) as one Parquet file per day, under
-    the listener's folder (``lake_layout``); writes overlap in ``pool``.
-
-    Returns only once every file is in place: the merge that follows must find all of them.
+    lake: LakeResource, plays: pa.Table, pool: Executor, user_id: str | None = None
+) -> LandingPlays:
+    """Write ``plays`` (typed as ``plays``; all ``user_id``'s) as one Parquet file per UTC month,
+    under the listener's folder (``lake_layout``), in ``pool``: the caller goes on with its next
+    chunk and ``wait``s before the merge, which must find every file.
     """
-    batch_id = batch_id_for(plays["play_key"].tolist())
-    day = plays["played_at"].dt.floor("D")
-    order = np.argsort(day.to_numpy(), kind="stable")  # by day, chunk order within a day
-    arrow = pa.Table.from_pandas(plays.iloc[order], schema=arrow_schema("plays"), preserve_index=False)
-    days = day.to_numpy()[order]
-    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
-    ends = np.r_[starts[1:], len(days)]
+    batch_id = batch_id_for(plays["play_key"].to_pylist())
+    month = pc.strftime(plays["played_at"], format="%Y-%m")
+    order = pc.sort_indices(month)  # stable: chunk order within a month
+    arrow = plays.take(order)
+    months = month.take(order).to_pylist()
+    starts = [i for i in range(len(months)) if i == 0 or months[i] != months[i - 1]]
+    ends = [*starts[1:], len(months)]
     futures = []
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        path = plays_day_path(
-            PLAYS_KIND, user_id, f"{pd.Timestamp(days[start]):%Y-%m-%d}", f"{batch_id}.parquet"
-        )
-        futures.append(pool.submit(_land_day, lake, path, arrow.slice(start, end - start)))
-    paths, earlier = [], set()
-    for future in futures:  # in order; the first failure is raised once all writes finished
-        path, stamps = future.result()
-        paths.append(path)
-        earlier |= stamps
-    return LandedPlays(batch_id=batch_id, paths=paths, earlier_ingested_at=earlier)
+    for start, end in zip(starts, ends, strict=True):
+        path = plays_month_path(PLAYS_KIND, user_id, months[start], f"{batch_id}.parquet")
+        futures.append(pool.submit(_land_part, lake, path, arrow.slice(start, end - start)))
+    return LandingPlays(batch_id=batch_id, futures=futures)
 
 
-def _land_day(lake: LakeResource, path: str, part: pa.Table) -> tuple[str, set[datetime]]:
+def _land_part(lake: LakeResource, path: str, part: pa.Table) -> tuple[str, set[datetime]]:
     """Create ``path``, or accept the file already there when it holds exactly these plays."""
     try:
         lake.write_bytes(path, parquet_bytes(part, "plays"))

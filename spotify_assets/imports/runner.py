@@ -1,4 +1,4 @@
-"""Run an import: every file of an export into the lake, then the plays table, every row accounted for.
+"""Land an import: every file of an export into the lake, every row accounted for; the merge is a run's.
 
 Per file: land the raw bytes in the lake (create-only, under the file's sha256, so a re-import
 writes nothing new), without their IP addresses unless ``SPOTIFY_KEEP_IP_ADDRESSES=1``
@@ -7,13 +7,17 @@ DuckDB's JSON reader, which takes the rows it can prove clean and hands every ot
 the Python normaliser (``parsers``), so the quarantine reasons are the normaliser's;
 account-data files, and any file the engine declines, go row by row through the normaliser. Rejects are quarantined (lake JSONL with a
 reason each); good rows queue, as Arrow, into chunks of ``chunk_rows``. Per chunk: match
-account-data names to ids, drop rows the warehouse already has (same key, or the same stream
-from another source within the tolerance; see ``dedupe``), land the new plays in the lake's
-``plays/`` as the pipeline lands its batches (``landing``), then merge them from there with
-``plays_writes.merge_plays_files``, the ``bq_plays`` asset's own merge: the lake holds every play the
-warehouse does, and the warehouse can be rebuilt from it (``spotify_assets.rebuild``).
+account-data names to ids, drop rows the warehouse already has or this import already landed
+(same key, or the same stream from another source within the tolerance; see ``dedupe``), and
+land the new plays in the lake's ``plays/`` by month (``landing``). Nothing here writes the
+warehouse: ``land_export`` returns what it landed (``LandedImport``), the ``history_import``
+asset hands that to ``bq_plays``, whose merge inserts it in the same Dagster run
+(``spotify_assets.import_run`` starts that run), and ``settle_import`` turns the merge's answer
+into the final counts. The lake holds every play the warehouse does, and the warehouse can be
+rebuilt from it (``spotify_assets.rebuild``).
 
-Memory is bounded by one file's bytes (a real export file is ~10-15 MB) plus one chunk.
+Memory is bounded by one file's bytes (a real export file is ~10-15 MB) plus one chunk, plus
+the few key columns of the plays landed so far (the next chunks' dedupe looks at them).
 The report's numbers add up by construction and are checked before it is returned:
 ``rows_read == added + duplicates + quarantined`` and ``unmatched <= added``.
 """
@@ -21,6 +25,7 @@ The report's numbers add up by construction and are checked before it is returne
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import json
@@ -40,7 +45,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from spotify_assets.imports.landing import land_plays, land_raw_copy
+from spotify_assets.imports.landing import LandingPlays, land_plays, land_raw_copy
 from spotify_assets.imports.parsers import (
     ROW_COLUMNS,
     SKIP_REASONS,
@@ -57,15 +62,16 @@ from spotify_assets.imports.parsers import (
 )
 from spotify_assets.imports.redaction import KEEP_IP_ENV, RedactionError, keep_ip_addresses, without_ip
 from spotify_assets.lake_layout import EXPORTS_QUARANTINE_PREFIX, import_record_path
-from spotify_assets.plays_writes import merge_plays_files
-from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, plays_index
+from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, find_duplicates, match_ids, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
-from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE, arrow_schema, conform
-from spotify_assets.spotify.normalize import for_user
+from spotify_assets.spotify.normalize import batch_id_for, for_user
 from spotify_assets.users.adoption import import_owner, legacy_owner
 
-DEFAULT_CHUNK_ROWS = 100_000
+#: Rows deduped and landed at a time: 50k keeps a 1M-row import's peak under 1 GiB (100k: ~70 MB more)
+#: at ~6 month files a chunk.
+DEFAULT_CHUNK_ROWS = 50_000
 _PROGRESS_EVERY = 10_000
 #: Extended history first: account-data rows are matched to ids through the plays it adds.
 _ORDER = {FileKind.EXTENDED: 0, FileKind.ACCOUNT_MUSIC: 1, FileKind.ACCOUNT_PODCAST: 2}
@@ -112,10 +118,14 @@ class ImportReport:
     #: Poll gaps (windows the 50-play API window may have missed) that imported history now covers.
     gaps_closed: int = 0
     #: Where the wall time went: lookups (match + dedupe joins), landing the plays' Parquet in the
-    #: lake, merges; the rest is reading, parsing and landing the raw files.
+    #: lake, the merge (in the run); the rest is reading, parsing and landing the raw files.
     lookup_seconds: float = 0.0
     landing_seconds: float = 0.0
     merge_seconds: float = 0.0
+    #: Landing the raw copies (redaction included), and waiting for the reader thread (the files'
+    #: bytes and DuckDB's JSON reading, one file ahead).
+    raw_copy_seconds: float = 0.0
+    read_wait_seconds: float = 0.0
 
     def check(self) -> None:
         """Raise ``ImportCountError`` unless every row is accounted for, in total and per file."""
@@ -140,6 +150,13 @@ class ImportReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImportReport:
+        """The report ``to_dict`` gave (as the run's metadata and handoff carry it)."""
+        fields = dict(data)
+        files = [FileReport(**f) for f in fields.pop("files")]
+        return cls(**fields, files=files)
+
     def render(self) -> str:
         """The human report the command prints."""
         lines = [
@@ -161,7 +178,8 @@ class ImportReport:
         lines += [f"  ERROR {f.name}: {f.error}" for f in self.files if f.status == "error"]
         lines.append(
             f"  wall time {self.wall_seconds:.1f} s (warehouse lookups {self.lookup_seconds:.1f} s, "
-            f"landing plays in the lake {self.landing_seconds:.1f} s, merges {self.merge_seconds:.1f} s)"
+            f"landing plays in the lake {self.landing_seconds:.1f} s, merges {self.merge_seconds:.1f} s, "
+            f"raw copies {self.raw_copy_seconds:.1f} s, waiting for the reader {self.read_wait_seconds:.1f} s)"
         )
         return "\n".join(lines)
 
@@ -175,6 +193,62 @@ class ProgressEvent:
 
 
 ProgressFn = Callable[[ProgressEvent], None]
+
+#: Who watches the landing of an import started in this thread (the command's progress bar, the
+#: dashboard's): the landing runs inside a Dagster run (``history_import``), in process, and a
+#: progress callback is the caller's screen, not data a run's config could carry.
+PROGRESS: contextvars.ContextVar[ProgressFn | None] = contextvars.ContextVar("import_progress", default=None)
+
+#: The columns of the plays an import has landed that the next chunks' dedupe joins on.
+_LANDED_COLUMNS = (
+    "play_key",
+    "played_at",
+    "track_id",
+    "source",
+    "content_type",
+    "user_id",
+    "primary_artist_name",
+    "track_name",
+)
+
+
+@dataclass
+class LandedImport:
+    """What an import landed for ``bq_plays`` to merge: its lake files and its report so far.
+
+    Until the merge, ``report.added`` counts the plays landed; ``settle_import`` makes it the
+    plays the merge inserted. JSON round-trips (``manifest``/``from_manifest``): the
+    ``history_import`` asset hands it to ``bq_plays`` through the IO manager.
+    """
+
+    report: ImportReport
+    paths: list[str]
+    batch_id: str
+    user_id: str | None
+    run_at: datetime
+    #: ``ingested_at`` of rows in files an earlier, interrupted import had already landed.
+    earlier_ingested_at: list[datetime] = field(default_factory=list)
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "report": self.report.to_dict(),
+            "plays_parquet": self.paths,
+            "batch_id": self.batch_id,
+            "user_id": self.user_id,
+            "run_at": self.run_at.isoformat(),
+            "earlier_ingested_at": [t.isoformat() for t in self.earlier_ingested_at],
+        }
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> LandedImport:
+        return cls(
+            report=ImportReport.from_dict(manifest["report"]),
+            paths=list(manifest["plays_parquet"]),
+            batch_id=manifest["batch_id"],
+            user_id=manifest["user_id"],
+            run_at=datetime.fromisoformat(manifest["run_at"]),
+            earlier_ingested_at=[datetime.fromisoformat(t) for t in manifest["earlier_ingested_at"]],
+        )
 
 
 #: Good rows of one file: the play's position in its file, its key (null until computed) and
@@ -198,6 +272,19 @@ def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows from the Python normaliser (each with ``row`` set) as a chunk-shaped Arrow table."""
     names = _ROWS_SCHEMA.names
     return pa.Table.from_pylist([{c: r.get(c) for c in names} for r in rows], schema=_ROWS_SCHEMA)
+
+
+@dataclass
+class _ReadFile:
+    """One export file as read and copied (``_Importer.read_file``), or why it could not be."""
+
+    data: bytes | None = None
+    sha256: str | None = None
+    ip_addresses_removed: int = 0
+    raw_copy_seconds: float = 0.0
+    error: str | None = None
+    #: DuckDB's reading of an extended-history file (None: row by row).
+    engine: EngineRows | None = None
 
 
 class _Importer:
@@ -227,36 +314,48 @@ class _Importer:
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.source: str | None = None
-        self.engine = duckdb.connect()
-        self.engine.execute("SET TimeZone = 'UTC'")
-        self.engine.execute("SET enable_progress_bar = false")
+        #: ``engine`` holds the landed plays' join columns; ``reader`` reads the files (its own
+        #: connection: it runs on the reader thread).
+        self.engine, self.reader = duckdb.connect(), duckdb.connect()
+        for con in (self.engine, self.reader):
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")
         self.pool = ThreadPoolExecutor(_LAKE_WRITERS, thread_name_prefix="lake-write")
+        #: What was landed: the lake files, each chunk's batch id, and the ``ingested_at`` of
+        #: files an interrupted import had landed before; ``landed`` (a table in ``engine``)
+        #: holds ``landed_rows`` plays' join columns.
+        self.paths: list[str] = []
+        self.batch_ids: list[str] = []
+        self.landing: LandingPlays | None = None
+        self.earlier: set[datetime] = set()
+        self.landed_rows = 0
         #: ``SPOTIFY_KEEP_IP_ADDRESSES``: raw copies and quarantine rows keep the IP addresses.
         self.keep_ip = keep_ip_addresses()
 
     def close(self) -> None:
         self.pool.shutdown()
         self.engine.close()
+        self.reader.close()
 
     # -- files ----------------------------------------------------------------------------
-    def import_file(
-        self, f: ExportFile, fr: FileReport, file_idx: int, on_row: Callable[[int], None]
-    ) -> None:
+    def read_file(self, f: ExportFile, file_idx: int) -> _ReadFile:
+        """Everything of one file that needs no other file: its bytes, its raw copy landed in the
+        lake (redacted), its import record and, for extended history, DuckDB's reading of it. On
+        the reader thread, one file ahead of ``import_file``: the file reads, the lake's writes and
+        fsyncs and DuckDB release the GIL, so they overlap the previous file's dedupe and landing."""
         try:
             data = f.read()
         except (OSError, zipfile.BadZipFile, FileFormatError, RuntimeError) as exc:
-            fr.status, fr.error = "error", f"cannot read: {exc}"
-            return
+            return _ReadFile(error=f"cannot read: {exc}")
+        t0 = time.monotonic()
         sha = hashlib.sha256(data).hexdigest()
-        fr.sha256 = sha
         try:
-            fr.ip_addresses_removed = land_raw_copy(
-                self.lake, sha, PurePosixPath(f.name).name, data, self.keep_ip
-            )
+            removed = land_raw_copy(self.lake, sha, PurePosixPath(f.name).name, data, self.keep_ip)
         except RedactionError as exc:
-            fr.status = "error"
-            fr.error = f"cannot remove its IP addresses ({exc}); {KEEP_IP_ENV}=1 imports it byte for byte"
-            return
+            return _ReadFile(
+                sha256=sha,
+                error=f"cannot remove its IP addresses ({exc}); {KEEP_IP_ENV}=1 imports it byte for byte",
+            )
         if self.record_imports and self.user_id is not None:
             # Whose copy it is (create-only, the same bytes on a re-import): see lake_layout.
             with contextlib.suppress(LakeConflictError):
@@ -264,6 +363,20 @@ class _Importer:
                     import_record_path(self.user_id, sha),
                     json.dumps({"sha256": sha, "user_id": self.user_id}, sort_keys=True).encode(),
                 )
+        copied = time.monotonic() - t0
+        engine = self._read_with_engine(data, file_idx) if f.kind is FileKind.EXTENDED else None
+        return _ReadFile(data, sha, removed, copied, engine=engine)
+
+    def import_file(
+        self, f: ExportFile, fr: FileReport, file_idx: int, on_row: Callable[[int], None], read: _ReadFile
+    ) -> None:
+        fr.sha256 = read.sha256
+        if read.data is None or read.sha256 is None:
+            fr.status, fr.error = "error", read.error
+            return
+        data, sha = read.data, read.sha256
+        fr.ip_addresses_removed = read.ip_addresses_removed
+        self.report.raw_copy_seconds += read.raw_copy_seconds
         batch_id = f"export-{sha[:16]}"
         source = f.kind.source
         if self.source not in (None, source):
@@ -286,7 +399,7 @@ class _Importer:
                 good.append(row)
 
         normalise = normalizer(f.kind)
-        engine = self._read_with_engine(f, data) if f.kind is FileKind.EXTENDED else None
+        engine = read.engine
         if engine is not None:
             # The engine took the clean rows; the rest are judged one by one, exactly as before.
             good: list[dict[str, Any]] = []
@@ -316,18 +429,18 @@ class _Importer:
                 fr.status, fr.error = "error", str(exc)
             if good:
                 self.add(_rows_table(good), file_idx, batch_id)
-        del data
+        del data, read
         fr.quarantined = sum(reasons.values())
         fr.quarantine_reasons = dict(reasons)
         if quarantine:
             self._write_quarantine(sha, ("\n".join(quarantine) + "\n").encode())
 
-    def _read_with_engine(self, f: ExportFile, data: bytes) -> EngineRows | None:
+    def _read_with_engine(self, data: bytes, file_idx: int) -> EngineRows | None:
         """The file through DuckDB's JSON reader (from a scratch copy: a zip member has no path)."""
-        path = self.scratch / "file.json"
+        path = self.scratch / f"{file_idx}.json"
         path.write_bytes(data)
         try:
-            return read_extended_with_engine(self.engine, str(path), data, self.run_at)
+            return read_extended_with_engine(self.reader, str(path), data, self.run_at)
         finally:
             path.unlink()
 
@@ -345,7 +458,7 @@ class _Importer:
 
     # -- chunks ---------------------------------------------------------------------------
     def add(self, rows: pa.Table, file_idx: int, batch_id: str) -> None:
-        """Queue good rows of one file; merge every time ``chunk_rows`` are waiting."""
+        """Queue good rows of one file; land a chunk every time ``chunk_rows`` are waiting."""
         if not rows.num_rows:
             return
         n = rows.num_rows
@@ -365,14 +478,14 @@ class _Importer:
         self.pending, self.pending_rows = [], 0
 
     def flush(self, chunk: pa.Table) -> None:
-        """Dedupe one chunk, land its new plays in the lake, then merge them from there."""
+        """Dedupe one chunk (against the warehouse and what this import landed), land its new plays."""
         source = self.source or "extended_export"
         files = self.report.files
         df = chunk.drop_columns(["row"]).to_pandas()
         unmatched = pd.Series(False, index=df.index)
         if source == "account_export":
             t0 = time.monotonic()
-            ids = self.index.match(df[NAME_COLUMNS].drop_duplicates())
+            ids = self._match(df[NAME_COLUMNS].drop_duplicates())
             self.report.lookup_seconds += time.monotonic() - t0
             lookup = {
                 (c, a, t): i
@@ -415,12 +528,19 @@ class _Importer:
         # Within the chunk: an identical key is the same row twice (overlapping files, repeated rows).
         in_chunk_dup = df["play_key"].duplicated(keep="first")
         df["idx"] = range(len(df))
-        t0 = time.monotonic()
-        found = self.index.duplicates(df[~in_chunk_dup], source)
-        self.report.lookup_seconds += time.monotonic() - t0
         reasons = np.full(len(df), "", dtype=object)
         reasons[in_chunk_dup.to_numpy()] = "key"
-        reasons[found["idx"].to_numpy(dtype=np.int64)] = found["why"].to_numpy()
+        t0 = time.monotonic()
+        candidates = df[~in_chunk_dup]
+        found = [self.index.duplicates(candidates, source)]
+        if self.landed_rows:  # this import's earlier chunks: in the lake, merged only at the end
+            found.append(find_duplicates(self.engine, "landed", candidates, source))
+        self.report.lookup_seconds += time.monotonic() - t0
+        for f in found:  # the same key anywhere wins over "the same stream within tolerance"
+            window = f.loc[f["why"] == "window", "idx"].to_numpy(dtype=np.int64)
+            reasons[window] = np.where(reasons[window] == "key", "key", "window")
+        for f in found:
+            reasons[f.loc[f["why"] == "key", "idx"].to_numpy(dtype=np.int64)] = "key"
         why = pd.Series(reasons, index=df.index)
         keep = why == ""
         for reason, col in (("key", "duplicates_same_key"), ("window", "duplicates_window")):
@@ -432,30 +552,18 @@ class _Importer:
         plays = df.loc[keep].drop(columns=["file_idx", "idx"])
         plays["source"] = source
         plays["ingested_at"] = self.run_at
-        if plays.empty:  # nothing new: no write, no snapshot to publish
+        if plays.empty:  # nothing new: no write
             return
-        plays = conform(plays, "plays")
+        plays = pa.Table.from_pandas(
+            conform(plays, "plays"), schema=arrow_schema("plays"), preserve_index=False
+        )
+        self.wait_for_landing()  # at most one chunk's files in flight: memory stays one chunk's
         t0 = time.monotonic()
-        landed = land_plays(self.lake, plays, self.pool, self.user_id)
+        self.landing = land_plays(self.lake, plays, self.pool, self.user_id)
         self.report.landing_seconds += time.monotonic() - t0
-        t0 = time.monotonic()
-        result = merge_plays_files(self.wh, self.lake, landed.paths, landed.batch_id)
-        self.report.merge_seconds += time.monotonic() - t0
-        kept = df.index[keep.to_numpy()]
-        inserted = pd.Series(True, index=kept)
-        if result.duplicates:
-            # Another writer (the poller, a concurrent import) added some keys between our
-            # lookup and our merge: find out exactly which rows this run inserted. Rows of a
-            # file an interrupted import landed carry that import's ``ingested_at``.
-            mine: set[str] = set()
-            for stamp in {self.run_at, *landed.earlier_ingested_at}:
-                mine |= self.index.inserted_keys(plays["play_key"], stamp)
-            inserted = pd.Series(plays["play_key"].isin(mine).to_numpy(), index=kept)
-            late = df.loc[kept[~inserted.to_numpy()], "file_idx"]
-            self.report.duplicates_same_key += len(late)
-            for file_idx, n in _per_file(late).items():
-                files[file_idx].duplicates += n
-        added = df.loc[kept[inserted.to_numpy()]]
+        self._remember(plays)
+        # Provisional until the merge (``settle_import``): every landed play counts as added.
+        added = df.loc[keep]
         self.report.added += len(added)
         for file_idx, n in _per_file(added["file_idx"]).items():
             files[file_idx].added += n
@@ -463,6 +571,52 @@ class _Importer:
         self.report.unmatched += len(lost)
         for file_idx, n in _per_file(lost["file_idx"]).items():
             files[file_idx].unmatched += n
+
+    def wait_for_landing(self) -> None:
+        """Wait for the last chunk's files (written while the next chunk was read and deduped)."""
+        if self.landing is None:
+            return
+        t0 = time.monotonic()
+        landed = self.landing.wait()
+        self.landing = None
+        self.report.landing_seconds += time.monotonic() - t0
+        self.paths += landed.paths
+        self.batch_ids.append(landed.batch_id)
+        self.earlier |= landed.earlier_ingested_at
+
+    def _remember(self, plays: pa.Table) -> None:
+        """Keep the landed plays' join columns for the next chunks' dedupe (not in the warehouse yet)."""
+        rows = plays.select(list(_LANDED_COLUMNS))
+        self.engine.register("new_landed", rows)
+        try:
+            if self.landed_rows:
+                self.engine.execute("INSERT INTO landed SELECT * FROM new_landed")
+            else:
+                self.engine.execute("CREATE TABLE landed AS SELECT * FROM new_landed")
+        finally:
+            self.engine.unregister("new_landed")
+        self.landed_rows += rows.num_rows
+
+    def _match(self, names: pd.DataFrame) -> pd.DataFrame:
+        """The most common id per name among the warehouse's plays and those this import landed."""
+        if not self.landed_rows:
+            return self.index.match(names)
+        catalogue = self.wh.query(
+            "SELECT content_type, primary_artist_name, track_name, track_id, count(*) AS n "
+            f"FROM {PLAYS_TABLE} WHERE track_id IS NOT NULL GROUP BY 1, 2, 3, 4"
+        )
+        self.engine.register("warehouse_catalogue", catalogue)
+        try:
+            self.engine.execute(
+                "CREATE OR REPLACE TEMP VIEW catalogue AS "
+                "SELECT content_type, primary_artist_name, track_name, track_id, n FROM warehouse_catalogue "
+                "UNION ALL SELECT content_type, primary_artist_name, track_name, track_id, count(*) "
+                "FROM landed WHERE track_id IS NOT NULL GROUP BY 1, 2, 3, 4"
+            )
+            return match_ids(self.engine, "catalogue", names, weight="n")
+        finally:
+            self.engine.execute("DROP VIEW IF EXISTS catalogue")
+            self.engine.unregister("warehouse_catalogue")
 
 
 def _per_file(file_idx: pd.Series) -> Counter[int]:
@@ -480,7 +634,7 @@ def _close_covered_gaps(warehouse: WarehouseResource) -> int:
     return warehouse.close_gaps_covered_by(pd.Timestamp(lo).to_pydatetime(), pd.Timestamp(hi).to_pydatetime())
 
 
-def import_export(
+def land_export(
     path: str | Path,
     warehouse: WarehouseResource,
     lake: LakeResource,
@@ -489,14 +643,16 @@ def import_export(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     now: datetime | None = None,
     user_id: str | None = None,
-) -> ImportReport:
-    """Import the export at ``path`` (.zip or folder) into ``warehouse`` as ``user_id``'s plays;
-    see the module docstring.
+) -> LandedImport:
+    """Land the export at ``path`` (.zip or folder) in ``lake`` as ``user_id``'s plays, deduped
+    against ``warehouse`` (read only); see the module docstring. ``progress`` defaults to
+    ``PROGRESS``'s watcher.
 
     No ``user_id``: the single-user layout's owner once the pipeline has recorded one, else the
     one listener with plays, else rows without a user, adopted on the pipeline's first run;
     refused (``ImportOwnerUnknown``) among several listeners (``users/adoption.py``).
     """
+    progress = progress or PROGRESS.get()
     explicit_user = user_id is not None
     started = time.monotonic()
     run_at = (now or datetime.now(UTC)).astimezone(UTC)
@@ -520,35 +676,34 @@ def import_export(
         if not f.kind.importable:
             fr = report.files[i]
             fr.status, fr.error = "skipped", SKIP_REASONS[f.kind]
-    # One warehouse batch for the whole import: one lock, and the dashboard's snapshot is
-    # published once at the end instead of being copied after every chunk.
+    # Whose plays: refused among several listeners.
+    if user_id is None:
+        user_id = import_owner(warehouse, lake)
+    # The one listener's import is recorded like an explicit --user one; the legacy owner's is not.
+    record = explicit_user or (user_id is not None and user_id != legacy_owner(lake))
     try:
-        with warehouse.batch():
-            # Whose plays, asked inside the batch: its reads see the batch's own connection (no
-            # snapshot is published just to answer it). Refused among several listeners.
-            if user_id is None:
-                user_id = import_owner(warehouse, lake)
-            # The one listener's import is recorded like an explicit --user one; the legacy owner's is not.
-            record = explicit_user or (user_id is not None and user_id != legacy_owner(lake))
-            importer = _Importer(
-                warehouse,
-                lake,
-                report,
-                run_at,
-                chunk_rows,
-                Path(scratch.name),
-                user_id,
-                record_imports=record,
-            )
-            try:
-                for i in importable:
+        importer = _Importer(
+            warehouse, lake, report, run_at, chunk_rows, Path(scratch.name), user_id, record_imports=record
+        )
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="export-read") as reader:
+                # One file ahead: read while the previous one is deduped and landed.
+                ahead = [reader.submit(importer.read_file, files[i], i) for i in importable[:1]]
+                for k, i in enumerate(importable):
+                    t0 = time.monotonic()
+                    read = ahead.pop(0).result()
+                    report.read_wait_seconds += time.monotonic() - t0
+                    if k + 1 < len(importable):
+                        nxt = importable[k + 1]
+                        ahead.append(reader.submit(importer.read_file, files[nxt], nxt))
                     f = files[i]
-                    importer.import_file(f, report.files[i], i, functools.partial(emit, f.name))
+                    importer.import_file(f, report.files[i], i, functools.partial(emit, f.name), read)
                     done_bytes += f.size
                     emit(f.name, 0)
-                importer.flush_all()
-            finally:
-                importer.close()
+            importer.flush_all()
+            importer.wait_for_landing()
+        finally:
+            importer.close()
     finally:
         scratch.cleanup()
 
@@ -565,7 +720,63 @@ def import_export(
         elif fr.status == "skipped" and fr.error:
             report.files_skipped[fr.error] = report.files_skipped.get(fr.error, 0) + 1
     report.duplicates = report.duplicates_same_key + report.duplicates_window
-    report.gaps_closed = _close_covered_gaps(warehouse)
     report.wall_seconds = time.monotonic() - started
     report.check()
+    return LandedImport(
+        report=report,
+        paths=importer.paths,
+        batch_id="import-" + (batch_id_for(importer.batch_ids) if importer.batch_ids else "empty"),
+        user_id=user_id,
+        run_at=run_at,
+        earlier_ingested_at=sorted(importer.earlier),
+    )
+
+
+def settle_import(
+    landed: LandedImport, merged: MergeResult, warehouse: WarehouseResource, lake: LakeResource
+) -> ImportReport:
+    """The import's final report once ``bq_plays`` merged its files: ``merged.inserted`` of them.
+
+    When another writer (the poller, a concurrent import) added some of the keys between the
+    import's lookups and the merge, the landed files say exactly which rows were not this
+    import's (the merge kept the other writer's row) and which export file each came from
+    (``batch_id`` is ``export-<sha256 prefix>``), so the counts stay exact per file. Poll gaps the
+    imported history now covers are closed.
+    """
+    report = landed.report
+    started = time.monotonic()
+    if merged.inserted != report.added:
+        rows = _landed_rows(lake, landed.paths)
+        index = plays_index(warehouse)
+        mine: set[str] = set()
+        for stamp in {landed.run_at, *landed.earlier_ingested_at}:
+            mine |= index.inserted_keys(rows["play_key"], stamp)
+        late = rows[~rows["play_key"].isin(mine)]
+        by_batch = {
+            f"export-{f.sha256[:16]}": i for i, f in reversed(list(enumerate(report.files))) if f.sha256
+        }
+        for batch, unmatched in zip(late["batch_id"].tolist(), late["unmatched"].tolist(), strict=True):
+            fr = report.files[by_batch[str(batch)]]
+            fr.added -= 1
+            fr.duplicates += 1
+            if unmatched:
+                fr.unmatched -= 1
+                report.unmatched -= 1
+        report.added -= len(late)
+        report.duplicates_same_key += len(late)
+        report.duplicates += len(late)
+    report.merge_seconds += time.monotonic() - started
+    report.gaps_closed = _close_covered_gaps(warehouse)
+    report.check()
     return report
+
+
+def _landed_rows(lake: LakeResource, paths: list[str]) -> pd.DataFrame:
+    """Key, export file and whether unmatched, of every row of the landed files (one read of their columns)."""
+    import pyarrow.parquet as pq
+
+    columns = ["play_key", "batch_id", "source", "track_id"]
+    tables = [pq.read_table(pa.BufferReader(lake.read_bytes(p)), columns=columns) for p in paths]
+    frame = pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame(columns=columns)
+    frame["unmatched"] = (frame["source"] == "account_export") & frame["track_id"].isna()
+    return frame

@@ -34,8 +34,10 @@ from spotify_assets.schema import TableName, conform, empty_frame, load_schema
 
 #: Asset metadata naming the schema (``schemas/<table>.json``) a frame output is typed by.
 HANDOFF_TABLE_KEY = "spotify/table"
-#: Input metadata: load an empty frame unless the upstream asset ran in this run.
+#: Input metadata: load an empty frame (``None`` for a JSON value) unless the upstream asset ran in this run.
 ONLY_THIS_RUN_KEY = "spotify/only_this_run"
+#: Input metadata: the upstream's latest materialization as usual, ``None`` when it has none.
+NONE_IF_NEVER_KEY = "spotify/none_if_never"
 
 
 class HandoffMissingError(RuntimeError):
@@ -80,13 +82,16 @@ class LakeIOManager(dg.ConfigurableIOManager):
         run_id = _producing_run(context, upstream)
         if run_id is None:
             if context.definition_metadata.get(ONLY_THIS_RUN_KEY):
-                if table is None:
-                    raise HandoffMissingError(f"{ONLY_THIS_RUN_KEY} needs a frame input with a table")
                 context.log.info(
                     f"{asset_key.to_user_string()} did not run in this run: nothing to take from it"
                 )
-                return empty_frame(table)
-            run_id = _latest_run(context, asset_key)
+                return None if table is None else empty_frame(table)
+            try:
+                run_id = _latest_run(context, asset_key)
+            except HandoffMissingError:
+                if context.definition_metadata.get(NONE_IF_NEVER_KEY):
+                    return None
+                raise
         base = _base(asset_key, run_id)
         if table is not None:
             return conform(pd.read_parquet(io.BytesIO(self._read(f"{base}.parquet"))), table)
