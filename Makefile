@@ -29,8 +29,10 @@ cloud-demo: venv
 	$(BIN)/python scripts/cloud_demo.py $(if $(FRESH),--fresh,)
 
 ## The Dagster UI with the schedule and sensor, against the sandbox API on a real-time clock.
+## `exec`: the command is make's child itself, so the SIGTERM make forwards (`kill` of make's pid
+## by a script that ran `make dev &`) reaches the command that stops the whole tree.
 dev: venv
-	$(BIN)/spotify-assets dev
+	exec $(BIN)/spotify-assets dev
 
 ## The Streamlit dashboard over the local warehouse (run `make demo` first), on 127.0.0.1 only;
 ## SPOTIFY_DASHBOARD_ADDRESS=0.0.0.0 serves it beyond this machine (see README "Sharing the dashboard").
