@@ -309,24 +309,23 @@ def dev_command(argv: list[str]) -> int:
             procs.append(spark.proc)
         if not os.environ.get("SPOTIFY_CLIENT_ID") and not os.environ.get("SPOTIFY_SANDBOX_URL"):
             port_file = Path(tempfile.mkdtemp()) / "port"
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "spotify_assets.cli",
-                        "sandbox",
-                        "--clock",
-                        "realtime",
-                        "--port-file",
-                        str(port_file),
-                    ],
-                    start_new_session=True,
-                )
+            sandbox = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "spotify_assets.cli",
+                    "sandbox",
+                    "--clock",
+                    "realtime",
+                    "--port-file",
+                    str(port_file),
+                ],
+                start_new_session=True,
             )
+            procs.append(sandbox)
             deadline = time.monotonic() + 30
             while not (port_file.exists() and port_file.read_text().strip()):
-                if time.monotonic() > deadline or procs[0].poll() is not None:
+                if time.monotonic() > deadline or sandbox.poll() is not None:
                     print("the sandbox API did not start", file=sys.stderr)
                     return 1
                 time.sleep(0.1)
