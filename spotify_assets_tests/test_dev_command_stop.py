@@ -70,6 +70,19 @@ def _in_sessions(sessions: set[int]) -> set[int]:
     return {pid for pid, (_, sid) in _stats().items() if sid in sessions}
 
 
+def _ignoring_stop_signals(pids: set[int]) -> dict[int, str]:
+    """pid -> command line of each of ``pids`` that ignores SIGINT or SIGTERM (``SigIgn`` in /proc)."""
+    mask = 1 << (signal.SIGINT - 1) | 1 << (signal.SIGTERM - 1)
+    out: dict[int, str] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, StopIteration):
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            ignored = int(next(line for line in status if line.startswith("SigIgn:")).split()[1], 16)
+            if ignored & mask:
+                out[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+    return out
+
+
 def _tree(root: int) -> set[int]:
     parents = _parents()
     tree, frontier = {root}, [root]
@@ -145,6 +158,9 @@ def test_dev_stops_its_whole_tree_within_15s_on_a_busy_machine(
         # spotify-assets dev, the sandbox, dagster dev, its webserver and daemon (and code servers)
         assert len(tree) >= 5, tree
         sessions = _sessions(tree)
+        # The polite signal reaches every process (SIGKILL after the grace is only the fallback):
+        # none inherited an ignored SIGINT, nor an ignored SIGTERM from Dagster's mapping of it.
+        assert _ignoring_stop_signals(tree) == {}
         # Nothing the command started listens beyond loopback (issue 14): the UI has no login.
         listening = listening_sockets(process_tree(dev.pid))
         assert ("127.0.0.1", port) in listening, listening
