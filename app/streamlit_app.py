@@ -15,10 +15,15 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 import streamlit as st  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from app import auth, queries, ui  # noqa: E402
 
-st.set_page_config(page_title="Listening insights", page_icon=":material/headphones:", layout="wide")
+# The tab's icon drawn here (the brand's green), served by this server: a Material icon as
+# page_icon makes every page load fetch its SVG from fonts.gstatic.com, an emoji from a CDN.
+st.set_page_config(
+    page_title="Listening insights", page_icon=Image.new("RGB", (32, 32), "#1DB954"), layout="wide"
+)
 
 # Before anything is read: a shared dashboard shows nothing to a visitor not signed in and allowed.
 auth.gate()
@@ -35,6 +40,8 @@ PAGES = [
     st.Page("views/discovery.py", title="Discovery", icon=":material/explore:"),
     st.Page("views/recent.py", title="Recent plays", icon=":material/history:"),
     st.Page("views/wrapped.py", title="Wrapped", icon=":material/celebration:"),
+    # Upload a privacy export into the signed-in listener's plays (app/uploads.py says whose).
+    st.Page("views/import_export.py", title="Import", icon=":material/upload:", url_path="import"),
     # Opened from names and rows, by Spotify id: /artist?id=..., /track?id=..., /album?id=...
     st.Page("views/artist.py", title="Artist", url_path="artist", visibility="hidden"),
     st.Page("views/track.py", title="Track", url_path="track", visibility="hidden"),
@@ -43,7 +50,7 @@ PAGES = [
 
 #: The URL path of every page above but the default (a page file's path is its name). Spelled
 #: out rather than read from the pages: ``st.Page`` attributes are unset outside ``streamlit run``.
-READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", "compare", "artist", "track", "album"]
+READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", "import", "compare", "artist", "track", "album"]  # fmt: skip
 
 if ctx.status.state != "ready":
     # Every address the ready app has opens the welcome page, so a bookmarked or shared
@@ -63,7 +70,7 @@ home = ui.household(ctx, viewer)
 # instead of "Page not found".
 compare: Literal["visible", "hidden"] = "visible" if home.several and home.everyone else "hidden"
 PAGES.insert(
-    7, st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", visibility=compare)
+    8, st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", visibility=compare)
 )
 page = st.navigation(PAGES)
 ui.listener_picker(home, viewer)

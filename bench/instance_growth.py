@@ -5,7 +5,7 @@
 ``HOME`` is a Dagster home that real runs and ticks went into (``bench.freshness --keep DIR``
 leaves one at ``DIR/dagster_home``). On a copy of it, this measures the bytes a run and a tick
 add (the whole home divided by what it holds: event logs, compute logs, run and tick rows), then
-applies what the instance now does: the daemon's tick retention (``retention.INSTANCE_RETENTION``:
+applies what the instance now does: the daemon's tick retention (``instance_config.INSTANCE_RETENTION``:
 skipped sensor ticks after a day) and the daily ``purge_runs`` (successful runs after
 ``RUN_RETENTION_DAYS``), both as if ``RUN_RETENTION_DAYS + 1`` days had passed, and measures what
 is left. Per simulated day for a household (``R`` runs, ``T`` ticks a day): without retention the
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
     from dagster._core.scheduler.instigation import TickStatus  # no public name in 1.13
 
-    from spotify_assets.retention import RUN_RETENTION_DAYS, prepare_local_home, purge_runs
+    from spotify_assets.instance_config import prepare_local_home
+    from spotify_assets.retention import RUN_RETENTION_DAYS, purge_runs
 
     root = Path(tempfile.mkdtemp(prefix="instance-growth-"))
     empty = prepare_local_home(root / "empty")

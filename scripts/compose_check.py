@@ -2,7 +2,8 @@
 
 The stack is the shipped ``docker-compose.yaml`` as users run it, with a ``deploy/.env`` made
 from ``deploy/.env.example`` (``configure``, below) and one added service, the sandbox API
-(``deploy/compose-test.yaml``). Every run is launched through the stack's own Dagster webserver
+(``deploy/compose-test.yaml``). Every run is requested by the stack's new-plays sensor (on by
+default, once a minute) for the listener added through the stack's own Dagster webserver
 (GraphQL), queued and dequeued by its daemon and executed in its code-location container (Spark
 driver) on its Spark master/worker; the warehouse is read inside the stack (``docker compose
 exec``), or from the BigQuery emulator in cloud mode. What is checked, exactly:
@@ -19,8 +20,8 @@ exec``), or from the BigQuery emulator in cloud mode. What is checked, exactly:
    cores on the worker and no application of a fallback driver. The server and the worker read
    the job's input from files the code location wrote on the shared spark-exchange volume, so a
    service that cannot see them fails the run.
-2. the sandbox clock moves on; the code location and the daemon are restarted; run 2, the
-   next requested run, adds exactly the new plays (the key sets are equal again, nothing
+2. the code location and the daemon are restarted; the sandbox clock moves on; run 2, the
+   run the sensor requests next, adds exactly the new plays (the key sets are equal again, nothing
    twice, nothing lost) and the dashboard follows; its top ten ran on the same Connect
    application (the server outlives code-location restarts, so it stays warm).
 3. the dashboard as a user opens it: headless Chromium against the streamlit container's
@@ -61,10 +62,10 @@ from pathlib import Path
 from typing import Any
 
 from spark.connect_server import APP_NAME as CONNECT_APP_NAME
-from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
 from spotify_assets.resources.spark import SparkResource
 from spotify_assets.schema import ALL_LISTENERS, PLAYS_TABLE, TOP_TEN_TABLE
+from spotify_assets.sensors import new_plays_sensor
 from spotify_assets.spotify.normalize import for_user, normalize_recently_played
 from spotify_sandbox.listener import DEFAULT_LISTENER
 
@@ -182,17 +183,6 @@ def graphql(query: str, variables: dict[str, Any]) -> dict[str, Any]:
     return answer["data"]
 
 
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}
-"""
-
 ADD_PARTITION = """
 mutation AddPartition($repositorySelector: RepositorySelector!, $partitionsDefName: String!, $partitionKey: String!) {
   addDynamicPartition(
@@ -205,11 +195,17 @@ mutation AddPartition($repositorySelector: RepositorySelector!, $partitionsDefNa
 }
 """
 
-STATUS = """
-query Status($runId: ID!) {
-  runOrError(runId: $runId) { __typename ... on Run { status } }
+SENSOR_RUNS = """
+query SensorRuns($filter: RunsFilter) {
+  runsOrError(filter: $filter, limit: 20) {
+    __typename
+    ... on Runs { results { runId status creationTime } }
+  }
 }
 """
+
+#: The tag Dagster puts on every run a sensor requests.
+SENSOR_TAG = "dagster/sensor_name"
 
 EVENTS = """
 query Events($runId: ID!, $cursor: String) {
@@ -226,19 +222,13 @@ TOP_TEN_STEP = "top_ten_tracks"
 ON_CONNECT = "Running top-ten on the Spark Connect server"
 
 
-def run_pipeline(label: str) -> tuple[str, float]:
-    """Launch the job through the webserver for the sandbox listener's ``users`` partition (added
-    through the webserver too, as ``demo``/``dev``/the first hourly tick would), wait for it;
-    returns its id and wall time."""
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION,
-            "repositoryName": "__repository__",
-            "jobName": spotify_pipeline_job.name,
-        },
-        "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DEFAULT_LISTENER.user_id}]},
-    }
+def run_pipeline(label: str, since: float = 0.0) -> tuple[str, float]:
+    """Add the sandbox listener's ``users`` partition through the webserver (as ``demo``/``dev``/
+    ``users add`` would) and wait for the run the stack's new-plays sensor requests for it, as a
+    user of the stack meets it: the sensor is on by default and asks Spotify once a minute, and its
+    run is queued and dequeued by the daemon (the stack may have added the partition itself, so its
+    first run can come before this is called). Returns the id of the first sensor run created after
+    ``since`` (wall time; 0: the stack's first) and the seconds this waited for every such run to end."""
     added = {
         "repositorySelector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"},
         "partitionsDefName": USERS_PARTITIONS_NAME,
@@ -250,29 +240,40 @@ def run_pipeline(label: str) -> tuple[str, float]:
     while True:
         try:
             partition = graphql(ADD_PARTITION, added)["addDynamicPartition"]["__typename"]
-            if partition not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
-                raise RuntimeError(f"could not add the listener's partition: {partition}")
-            result = graphql(LAUNCH, {"params": params})["launchRun"]
         except (OSError, RuntimeError) as exc:
-            result = {"__typename": "Error", "message": str(exc)}
-        if result["__typename"] == "LaunchRunSuccess":
+            partition = str(exc)
+        if partition in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
             break
         if time.monotonic() > deadline:
-            fail(f"{label}: could not launch: {result}")
+            fail(f"{label}: could not add the listener's partition: {partition}")
         time.sleep(3)
-    run_id = result["run"]["runId"]
-    say(f"{label}: launched run {run_id} through the webserver (queued for the daemon)")
-    status = ""
+    runs: list[dict[str, Any]] = []
     while time.monotonic() - t0 < RUN_TIMEOUT_S:
-        status = graphql(STATUS, {"runId": run_id})["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+        answer = graphql(
+            SENSOR_RUNS, {"filter": {"tags": [{"key": SENSOR_TAG, "value": new_plays_sensor.name}]}}
+        )
+        runs = sorted(
+            (r for r in answer["runsOrError"]["results"] if r["creationTime"] >= since),
+            key=lambda r: r["creationTime"],
+        )
+        if runs and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
             break
         time.sleep(3)
     took = time.monotonic() - t0
+    if not runs:
+        logs = compose("logs", "--tail", "80", "dagster-daemon")
+        fail(f"{label}: the new-plays sensor requested no run within {RUN_TIMEOUT_S}s\n{logs}")
+    run_id, status = runs[0]["runId"], runs[0]["status"]
     if status != "SUCCESS":
         logs = compose("logs", "--tail", "80", "code-location", "dagster-daemon")
-        fail(f"{label}: run {run_id} ended {status or 'not within the timeout'} after {took:.0f}s\n{logs}")
-    say(f"{label}: run {run_id} SUCCESS in {took:.0f}s")
+        fail(
+            f"{label}: the sensor's run {run_id} ended {status or 'not within the timeout'} after {took:.0f}s\n{logs}"
+        )
+    say(
+        f"{label}: the new-plays sensor requested run {run_id} (queued for the daemon): SUCCESS, "
+        f"{took:.0f}s waited for it"
+        + (f"; {len(runs) - 1} more sensor run(s) since, all ended" if len(runs) > 1 else "")
+    )
     return run_id, took
 
 
@@ -710,7 +711,6 @@ def check() -> int:
     app_1, timings["run 1 top ten"] = check_top_ten_ran_on_the_connect_server("run 1", run_id)
     check_dashboard(len(first))
 
-    now = datetime.fromisoformat(sandbox("clock", {"advance_seconds": ADVANCE.total_seconds()})["now"])
     t0 = time.monotonic()
     compose("restart", "code-location", "dagster-daemon")
     # The code location's health check (gRPC, every 15 s) is waited for; the daemon's runs every
@@ -720,8 +720,12 @@ def check() -> int:
     say(
         f"restarted code-location and dagster-daemon, the code location healthy again in {timings['restart']:.0f}s"
     )
+    # The clock moves on after the restart: a sensor run requested while the services stopped
+    # would be cut short, and run 2 is the one the restarted daemon and code location carry.
+    moved_on = time.time()
+    now = datetime.fromisoformat(sandbox("clock", {"advance_seconds": ADVANCE.total_seconds()})["now"])
 
-    run_id, timings["run 2"] = run_pipeline("run 2")
+    run_id, timings["run 2"] = run_pipeline("run 2", since=moved_on)
     second = check_exact("run 2", warehouse(), now)
     app_2, timings["run 2 top ten"] = check_top_ten_ran_on_the_connect_server("run 2", run_id)
     if app_2 != app_1:

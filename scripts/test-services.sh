@@ -17,6 +17,17 @@ has_postgres() {
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
 
+# The suite writes a venv per clone (~2 GB with pyspark), Spark and Docker build files and
+# mypy's cache: on a full disk those fail as odd internal errors (mypy crashed so in one CI run
+# with 111 MB free), so say it plainly first.
+MIN_FREE_GB="${SPOTIFY_TEST_MIN_FREE_GB:-8}"
+free_gb=$(df -Pk "$ROOT" | awk 'NR==2 {print int($4 / 1048576)}')
+if [ "$free_gb" -lt "$MIN_FREE_GB" ]; then
+  echo "test-services: only ${free_gb} GB free on the disk holding $ROOT; the suite needs ${MIN_FREE_GB} GB" \
+    "(uv's cache keeps a 1.4 GB pyspark build per resolve: 'uv cache clean pyspark' frees it)" >&2
+  exit 1
+fi
+
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)

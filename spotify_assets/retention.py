@@ -4,8 +4,8 @@ With the new-plays sensor ticking once a minute and a run per few minutes per li
 instance (``<data>/dagster_home`` locally, Postgres deployed) would otherwise grow without
 bound: 1,440 sensor ticks a day, and every run's event log and compute logs.
 
-* Ticks: Dagster's own ``retention:`` settings (``INSTANCE_RETENTION``), written into the local
-  ``dagster.yaml`` by ``prepare_local_home`` and kept equal in ``deploy/dagster.yaml`` (a test
+* Ticks: Dagster's own ``retention:`` settings (``instance_config.INSTANCE_RETENTION``), written into
+  the local ``dagster.yaml`` by ``instance_config.prepare_local_home`` and kept equal in ``deploy/dagster.yaml`` (a test
   holds them together). The daemon purges ticks itself.
 * Runs: Dagster has no run retention, so ``purge_runs`` (the ``purge_old_runs`` job, daily) deletes,
   through the instance's public ``get_run_records`` and ``delete_run``, the pipeline's runs older
@@ -16,43 +16,16 @@ bound: 1,440 sensor ticks a day, and every run's event log and compute logs.
 """
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import dagster as dg
-import yaml
 
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
 
-#: Dagster's tick retention (days; -1 keeps forever). A skipped sensor tick says only "no new
-#: plays": a day of them is plenty; ticks that started runs or failed are kept longer.
-INSTANCE_RETENTION: dict[str, Any] = {
-    "schedule": {"purge_after_days": 90},
-    "sensor": {"purge_after_days": {"skipped": 1, "failure": 30, "success": 30}},
-}
 #: A successful run older than this is deleted by the daily purge (unless protected, see above).
 RUN_RETENTION_DAYS = 7
 #: The newest successful runs are always kept, however old.
 KEEP_NEWEST_RUNS = 100
-
-
-def local_instance_config() -> dict[str, Any]:
-    """The local instance's ``dagster.yaml``: default (SQLite) storage, the retention above."""
-    return {"retention": INSTANCE_RETENTION, "telemetry": {"enabled": False}}
-
-
-def prepare_local_home(home: Path) -> Path:
-    """Create ``home`` and its ``dagster.yaml`` (the settings above) unless one with content is
-    there already: an operator's own file is never overwritten. Returns ``home``."""
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() or not config.read_text().strip():
-        config.write_text(
-            "# Written by spotify-assets (spotify_assets/retention.py); edit freely, it is not rewritten.\n"
-            + yaml.safe_dump(local_instance_config(), sort_keys=False)
-        )
-    return home
 
 
 def _protected_runs(instance: dg.DagsterInstance) -> set[str]:

@@ -13,8 +13,9 @@ from dagster._core.scheduler.instigation import InstigatorType, TickStatus  # no
 
 from spotify_assets.assets import PIPELINE_GRAPH
 from spotify_assets.definitions import defs
+from spotify_assets.instance_config import INSTANCE_RETENTION, prepare_local_home
 from spotify_assets.jobs import spotify_pipeline_job
-from spotify_assets.retention import INSTANCE_RETENTION, prepare_local_home, purge_runs
+from spotify_assets.retention import purge_runs
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID
 from spotify_assets_tests.test_household_runs import UP_TO_WAREHOUSE
 from spotify_sandbox import SandboxServer

@@ -178,7 +178,7 @@ def test_recently_played_shape(sandbox_module: SandboxServer) -> None:
     )
     album = track["album"]
     assert [(im["height"], im["width"]) for im in album["images"]] == [(640, 640), (300, 300), (64, 64)]
-    assert album["images"][0]["url"].startswith("https://i.scdn.co/image/ab67616d0000b273")
+    assert album["images"][0]["url"].startswith("data:image/png;base64,")  # no CDN: offline
     assert re.match(r"^\d{4}(-\d\d(-\d\d)?)?$", album["release_date"])
     assert album["release_date_precision"] in {"year", "month", "day"}
     contexts = [i["context"] for i in items if i["context"] is not None]

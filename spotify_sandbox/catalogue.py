@@ -8,10 +8,14 @@ rendered once, in the real Web API's JSON shapes, and reused (they are never mut
 # ruff: noqa: S311, SIM905 - seeded PRNGs make synthetic data, not secrets; word lists read better as text
 from __future__ import annotations
 
+import base64
+import colorsys
 import hashlib
 import random
+import struct
+import zlib
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from spotify_sandbox.constants import PUBLIC_API
@@ -137,16 +141,73 @@ def _external_urls(kind: str, id_: str) -> dict[str, str]:
     return {"spotify": f"https://open.spotify.com/{kind}/{id_}"}
 
 
-def images(image_hash: str, kind: str = "album") -> list[dict[str, Any]]:
-    """Spotify's three CDN renditions (640, 300, 64 px) of one cover."""
-    prefixes = {"album": ("ab67616d0000b273", "ab67616d00001e02", "ab67616d00004851")}.get(kind) or (
-        "ab6765630000ba8a",
-        "ab67656300005f1f",
-        "ab6765630000f68d",
+#: Spotify's three renditions of every cover, largest first (px).
+COVER_SIZES = (640, 300, 64)
+#: Cells per side of a cover's pattern (mirrored left to right, as an identicon).
+_COVER_GRID = 5
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@cache
+def cover_png(image_hash: str, size: int) -> bytes:
+    """A ``size`` px square cover drawn from ``image_hash``: two colours of one hue in a mirrored
+    5x5 pattern, a 1-bit palette PNG of a few hundred bytes at any size.
+
+    Built by hand (the sandbox needs no image library) and derived from the hash alone, so a
+    cover is the same in every sandbox of the seed, whatever its port or restarts.
+    """
+    bits = int(image_hash, 16)
+    hue = (bits & 0xFFF) / 0x1000
+    colours = (
+        colorsys.hsv_to_rgb((hue + 0.5) % 1, 0.35, 0.22),  # background: dark, the opposite hue
+        colorsys.hsv_to_rgb(hue, 0.65, 0.9),
     )
+    palette = bytes(round(c * 255) for rgb in colours for c in rgb)
+    half = (_COVER_GRID + 1) // 2
+    on = [
+        (bits >> (12 + row * half + min(col, _COVER_GRID - 1 - col))) & 1
+        for row in range(_COVER_GRID)
+        for col in range(_COVER_GRID)
+    ]
+
+    def scanline(row: int) -> bytes:
+        pixels = [on[row * _COVER_GRID + x * _COVER_GRID // size] for x in range(size)]
+        pixels += [0] * (-size % 8)
+        packed = bytes(int("".join(map(str, pixels[i : i + 8])), 2) for i in range(0, len(pixels), 8))
+        return b"\x00" + packed  # filter type 0 (none)
+
+    lines = [scanline(row) for row in range(_COVER_GRID)]
+    raw = b"".join(lines[y * _COVER_GRID // size] for y in range(size))
+    header = struct.pack(">IIBBBBB", size, size, 1, 3, 0, 0, 0)  # 1-bit, palette, no interlace
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"PLTE", palette),
+            _png_chunk(b"IDAT", zlib.compress(raw, 9)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def images(image_hash: str) -> list[dict[str, Any]]:
+    """A cover's renditions as Spotify lists them (``COVER_SIZES``), each a self-contained
+    base64 ``data:`` PNG (``cover_png``).
+
+    Not Spotify's CDN addresses: whatever shows or downloads a cover (the dashboard's pages in
+    a browser, the Wrapped card) would reach the internet from tests and demos. Not the
+    sandbox's own address either: the warehouse keeps a cover after the sandbox's port changed.
+    """
     return [
-        {"url": f"https://i.scdn.co/image/{prefix}{image_hash}", "height": size, "width": size}
-        for prefix, size in zip(prefixes, (640, 300, 64), strict=True)
+        {
+            "url": "data:image/png;base64," + base64.b64encode(cover_png(image_hash, size)).decode(),
+            "height": size,
+            "width": size,
+        }
+        for size in COVER_SIZES
     ]
 
 
@@ -305,7 +366,7 @@ class Catalogue:
             "release_date": e.release_date,
             "release_date_precision": "day",
             "external_urls": _external_urls("episode", e.id),
-            "images": images(show_image, "show"),
+            "images": images(show_image),
             "show": {
                 "id": show_id,
                 "name": show_name,
@@ -313,7 +374,7 @@ class Catalogue:
                 "uri": f"spotify:show:{show_id}",
                 "href": f"{PUBLIC_API}/v1/shows/{show_id}",
                 "type": "show",
-                "images": images(show_image, "show"),
+                "images": images(show_image),
                 "external_urls": _external_urls("show", show_id),
             },
         }

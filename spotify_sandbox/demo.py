@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from spotify_assets.instance_config import prepare_local_home
 from spotify_assets.resources.spark import redact
-from spotify_assets.retention import prepare_local_home
 from spotify_assets.settings import dagster_home, data_dir
 from spotify_sandbox.demo_steps import enrich_imported_history, history_export, print_table, report_failure
 from spotify_sandbox.processes import stop_groups

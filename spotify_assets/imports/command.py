@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from spotify_assets.imports.runner import ProgressEvent
-    from spotify_assets.resources.lake import LakeResource
-    from spotify_assets.resources.warehouse import WarehouseResource
+    from spotify_assets.imports.runner import ImportReport, ProgressEvent, ProgressFn
+    from spotify_assets.settings import Settings
 
 #: Mirrors runner.DEFAULT_CHUNK_ROWS without importing the runner (and Dagster) just to parse argv.
 DEFAULT_CHUNK_ROWS = 100_000
@@ -62,7 +61,7 @@ def import_command(argv: list[str]) -> int:
         print(f"spotify-assets import: {export} is neither a folder nor a .zip archive", file=sys.stderr)
         return 2
     # Imported here, after argv is checked: a usage error should not wait for Dagster to import.
-    from spotify_assets.deployments import command_stores, deployment_settings
+    from spotify_assets.deployments import deployment_settings
     from spotify_assets.settings import MissingSettings
 
     try:
@@ -70,7 +69,6 @@ def import_command(argv: list[str]) -> int:
     except MissingSettings as exc:
         print(f"spotify-assets import: {exc}", file=sys.stderr)
         return 2
-    data_dir = settings.data.root
     args.user_id = None
     if args.user is not None:
         from spotify_assets.imports.owner import mismatch
@@ -87,20 +85,11 @@ def import_command(argv: list[str]) -> int:
             return 2
         if refused:
             print(f"spotify-assets import: --force: {refused}", file=sys.stderr)
-    with command_stores(settings, "warehouse", "lake") as stores:
-        return _run_import(export, stores.warehouse, stores.lake, args, data_dir)
+    return _run_import(export, settings, args)
 
 
-def _run_import(
-    export: Path,
-    warehouse: WarehouseResource,
-    lake: LakeResource,
-    args: argparse.Namespace,
-    data_dir: Path,
-) -> int:
+def _run_import(export: Path, settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    from spotify_assets.imports.runner import import_export
 
     bar = tqdm(
         total=0,
@@ -118,21 +107,49 @@ def _run_import(
         bar.update(event.done_bytes - bar.n)
         bar.set_postfix(rows=f"{event.rows_read:,}", refresh=False)
 
-    from spotify_assets.users.adoption import ImportOwnerUnknown, import_owner
+    from spotify_assets.users.adoption import ImportOwnerUnknown
 
     try:
-        report = import_export(
-            export, warehouse, lake, on_progress, chunk_rows=args.chunk_rows, user_id=args.user_id
-        )
+        report = run_import(export, settings, on_progress, chunk_rows=args.chunk_rows, user_id=args.user_id)
     except (FileNotFoundError, ImportOwnerUnknown) as exc:
         bar.close()
         print(f"spotify-assets import: {exc}", file=sys.stderr)
         return 2
     bar.close()
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
-    if report.added:
-        _tell_dagster(report.added, str(export), data_dir, args.user_id or import_owner(warehouse, lake))
     return 1 if report.files_failed else 0
+
+
+def run_import(
+    export: Path,
+    settings: Settings,
+    progress: ProgressFn | None = None,
+    *,
+    user_id: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    source: str | None = None,
+) -> ImportReport:
+    """The import this command runs, for every caller (the command, the dashboard's Import page):
+    ``export`` into ``settings``' deployment as ``user_id``'s plays (``runner.import_export``,
+    exactly once, under the warehouse's writer lock), recorded in Dagster when it added plays.
+
+    ``source`` names the export in the report and the Dagster event instead of ``export``'s path
+    (an upload's temporary copy is nobody's business). Raises what ``import_export`` raises.
+    """
+    from spotify_assets.deployments import command_stores
+    from spotify_assets.imports.runner import import_export
+    from spotify_assets.users.adoption import import_owner
+
+    with command_stores(settings, "warehouse", "lake") as stores:
+        report = import_export(
+            export, stores.warehouse, stores.lake, progress, chunk_rows=chunk_rows, user_id=user_id
+        )
+        if source is not None:
+            report.path = source
+        if report.added:
+            owner = user_id or import_owner(stores.warehouse, stores.lake)
+            _tell_dagster(report.added, report.path, settings.data.root, owner)
+    return report
 
 
 def _tell_dagster(added: int, path: str, data_dir: Path, user_id: str | None) -> None:

@@ -37,8 +37,8 @@ def sync_partitions(data: Path, *, add: list[str] | None = None, delete: list[st
     """Add/delete ``users`` partitions on the local Dagster instance (``settings.dagster_home``)."""
     import dagster as dg
 
+    from spotify_assets.instance_config import prepare_local_home
     from spotify_assets.partitions import USERS_PARTITIONS_NAME
-    from spotify_assets.retention import prepare_local_home
 
     home = prepare_local_home(dagster_home(data))
     with dg.DagsterInstance.from_config(str(home)) as instance:
