@@ -11,6 +11,7 @@ recorded in ``$SPOTIFY_DATA_DIR/dagster_home`` so ``make dev`` shows them afterw
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -216,6 +217,24 @@ def _catch_stop_signals() -> dict[signal.Signals, _Handler]:
     return {sig: signal.signal(sig, _raise_stop) for sig in _STOP_SIGNALS}
 
 
+def _say(message: str) -> None:
+    """Print to stderr, unless it is a terminal that was closed (the SIGHUP that stops us)."""
+    with contextlib.suppress(OSError):
+        print(message, file=sys.stderr, flush=True)
+
+
+def _let_go_of_a_closed_terminal() -> None:
+    """Point stdout and stderr at /dev/null if they cannot be written any more (a closed
+    terminal answers EIO): otherwise the flush at exit fails and turns a clean stop into
+    exit status 120."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.flush()
+        except OSError:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives until the process exits
+
+
 def _start_spark_connect() -> SparkConnectServer | None:
     """Start the warm Spark (a Connect server on loopback) unless Spark is configured elsewhere,
     and hand its URL to every run as ``SPOTIFY_SPARK_REMOTE``.
@@ -355,16 +374,14 @@ def dev_command(argv: list[str]) -> int:
         return dagster_dev.wait()
     # DagsterExecutionInterruptedError: the signal came while Dagster's own handler stood in for ours.
     except (_StopRequested, dg.DagsterExecutionInterruptedError):
-        print(
-            "\nstopping: the Dagster UI, daemon and code server, the Spark Connect server and the sandbox",
-            file=sys.stderr,
-        )
+        _say("\nstopping: the Dagster UI, daemon and code server, the Spark Connect server and the sandbox")
         return 0
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave servers running.
         for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         stop_groups(procs, signal.SIGINT, grace_s=8.0)
+        _let_go_of_a_closed_terminal()
         for sig, handler in previous.items():
             if handler is not None:  # None: set outside Python, which cannot put it back
                 signal.signal(sig, handler)
