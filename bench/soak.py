@@ -432,10 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         pending = list(faults)
         try:
             while True:
-                sim = start + timedelta(hours=(time.monotonic() - clock0) / args.seconds_per_hour)
-                if sim >= end:
-                    sandbox.set_now(end)
-                    break
+                sim = min(end, start + timedelta(hours=(time.monotonic() - clock0) / args.seconds_per_hour))
                 sandbox.set_now(sim)
                 while pending and start + timedelta(hours=pending[0].at_hour) <= sim:
                     fault = pending.pop(0)
@@ -452,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                         revoked.add(user_ids[fault.user])
                     elif fault.kind == "restore":
                         revoked.discard(user_ids[fault.user])
+                if sim >= end:  # after the faults due by the end (a restart may have jumped past them)
+                    break
                 dev.restart_if_dead(sandbox.now().isoformat())
                 time.sleep(0.2)
             end_ms = round(end.timestamp() * 1000)
