@@ -123,7 +123,7 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
             "20",
             "--every-kind-once",
             "--catch-up-s",
-            "180",
+            "240",
             "--keep",
             str(tmp_path / "data"),
             "--json",
