@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.8
 export SPOTIFY_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: venv demo cloud-demo dev dashboard test lint typecheck bench lock clean compose-test
+.PHONY: venv demo cloud-demo dev soak dashboard test lint typecheck bench lock clean compose-test
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,8 +29,16 @@ cloud-demo: venv
 	$(BIN)/python scripts/cloud_demo.py $(if $(FRESH),--fresh,)
 
 ## The Dagster UI with the schedule and sensor, against the sandbox API on a real-time clock.
+## `exec`: the command is make's child itself, so the SIGTERM make forwards (`kill` of make's pid
+## by a script that ran `make dev &`) reaches the command that stops the whole tree.
 dev: venv
-	$(BIN)/spotify-assets dev
+	exec $(BIN)/spotify-assets dev
+
+## The chaos soak (issue 27): `spotify-assets dev` against the sandbox on an accelerated clock
+## (30 s a simulated hour), faults on a schedule drawn from SEED, then the verdict line and JSON:
+## the warehouse against the sandbox's truth per listener. HOURS= simulated hours (168: ~1.5 h).
+soak: venv
+	$(BIN)/python -m bench.soak --hours $(or $(HOURS),168) --seed $(or $(SEED),1)
 
 ## The Streamlit dashboard over the local warehouse (run `make demo` first), on 127.0.0.1 only;
 ## SPOTIFY_DASHBOARD_ADDRESS=0.0.0.0 serves it beyond this machine (see README "Sharing the dashboard").

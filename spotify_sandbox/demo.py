@@ -11,15 +11,18 @@ recorded in ``$SPOTIFY_DATA_DIR/dagster_home`` so ``make dev`` shows them afterw
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -191,12 +194,51 @@ def _household(args: argparse.Namespace) -> int:
         return household_demo(sandbox, names, args.history_days, run_config)
 
 
-class _StopRequested(Exception):
-    """SIGTERM or SIGHUP arrived: leave the wait and stop the children (SIGINT is KeyboardInterrupt)."""
+class _StopRequested(BaseException):
+    """SIGINT, SIGTERM or SIGHUP arrived: leave the wait and stop the children.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is, so no ``except Exception`` on the way
+    (a failed warm-up, a listener that cannot be registered) swallows the request to stop.
+    """
 
 
-def _raise_stop(signum: int, _frame: object) -> None:
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise _StopRequested(signum)
+
+
+def _catch_stop_signals() -> dict[signal.Signals, _Handler]:
+    """Make SIGINT, SIGTERM and SIGHUP raise ``_StopRequested``; return the handlers they had.
+
+    SIGINT too, even when this command was started with it ignored, as a shell starts a
+    background job (``make dev &`` in a script). Left ignored, it would stop nothing, twice over:
+    Dagster gives SIGTERM whatever SIGINT has each time it builds resources in this process
+    (``_register_single_user``) and when ``dagster dev`` and its servers start, so SIGTERM would be
+    ignored here and in them; and a child inherits an ignored signal across ``exec`` (a caught
+    one is reset to its default), so the polite SIGINT of ``stop_groups`` would do nothing.
+    """
+    return {sig: signal.signal(sig, _raise_stop) for sig in _STOP_SIGNALS}
+
+
+def _say(message: str) -> None:
+    """Print to stderr, unless it is a terminal that was closed (the SIGHUP that stops us)."""
+    with contextlib.suppress(OSError):
+        print(message, file=sys.stderr, flush=True)
+
+
+def _let_go_of_a_closed_terminal() -> None:
+    """Point stdout and stderr at /dev/null if they cannot be written any more (a closed
+    terminal answers EIO): otherwise the flush at exit fails and turns a clean stop into
+    exit status 120."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.flush()
+        except OSError:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives until the process exits
 
 
 def _start_spark_connect() -> SparkConnectServer | None:
@@ -248,8 +290,6 @@ def _report_spark_connect(server: SparkConnectServer) -> None:
         server.wait_ready(timeout_s=180)
         try:
             warm = f"warmed up in {server.warm_up():.1f}s"
-        except _StopRequested:
-            raise
         except Exception as exc:  # a failed warm-up leaves a usable server; runs still try it
             warm = f"warm-up failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         print(
@@ -285,7 +325,9 @@ def dev_command(argv: list[str]) -> int:
 
     Each child leads its own process group, so Ctrl-C, SIGTERM or SIGHUP to this command stops
     the whole tree (``dagster dev``'s webserver, daemon and code servers included) within about
-    ten seconds, even on a busy machine: a graceful SIGINT first, SIGKILL for what is left.
+    ten seconds, even on a busy machine: a graceful SIGINT first, SIGKILL for what is left. The
+    same however it was started: from a terminal, under a supervisor, or in the background of a
+    script with SIGINT ignored (see ``_catch_stop_signals``).
     """
     parser = argparse.ArgumentParser(prog="spotify-assets dev")
     parser.add_argument("--port", default="3000", help="Dagster UI port")
@@ -293,39 +335,40 @@ def dev_command(argv: list[str]) -> int:
     # Connect server it starts are loopback-only whatever this says).
     parser.add_argument("--host", default="127.0.0.1", help="Dagster UI address (loopback by default)")
     args, rest = parser.parse_known_args(argv)
-    _prepare_home()
+    # First, before any slow step and before any child starts (children inherit what SIGINT is).
+    previous = _catch_stop_signals()
     procs: list[subprocess.Popen[bytes]] = []
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
+        _prepare_home()
         spark = _start_spark_connect()
         if spark is not None and spark.proc is not None:
             procs.append(spark.proc)
         if not os.environ.get("SPOTIFY_CLIENT_ID") and not os.environ.get("SPOTIFY_SANDBOX_URL"):
             port_file = Path(tempfile.mkdtemp()) / "port"
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "spotify_assets.cli",
-                        "sandbox",
-                        "--clock",
-                        "realtime",
-                        "--port-file",
-                        str(port_file),
-                    ],
-                    start_new_session=True,
-                )
+            sandbox = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "spotify_assets.cli",
+                    "sandbox",
+                    "--clock",
+                    "realtime",
+                    "--port-file",
+                    str(port_file),
+                ],
+                start_new_session=True,
             )
+            procs.append(sandbox)
             deadline = time.monotonic() + 30
             while not (port_file.exists() and port_file.read_text().strip()):
-                if time.monotonic() > deadline or procs[0].poll() is not None:
+                if time.monotonic() > deadline or sandbox.poll() is not None:
                     print("the sandbox API did not start", file=sys.stderr)
                     return 1
                 time.sleep(0.1)
             os.environ["SPOTIFY_SANDBOX_URL"] = f"http://127.0.0.1:{port_file.read_text().strip()}"
             print(f"Sandbox Spotify API (real-time clock) at {os.environ['SPOTIFY_SANDBOX_URL']}")
         _register_single_user()  # before `dagster dev` opens the same instance's storage
+        _catch_stop_signals()  # Dagster set SIGTERM to SIGINT's handler there: ours again, whatever it did
         root = Path(__file__).resolve().parents[1]
         dagster = Path(sys.executable).with_name("dagster")
         cmd = [
@@ -346,17 +389,16 @@ def dev_command(argv: list[str]) -> int:
         if spark is not None:
             _report_spark_connect(spark)
         return dagster_dev.wait()
-    except (KeyboardInterrupt, _StopRequested):
-        print(
-            "\nstopping: the Dagster UI, daemon and code server, the Spark Connect server and the sandbox",
-            file=sys.stderr,
-        )
+    # DagsterExecutionInterruptedError: the signal came while Dagster's own handler stood in for ours.
+    except (_StopRequested, dg.DagsterExecutionInterruptedError):
+        _say("\nstopping: the Dagster UI, daemon and code server, the Spark Connect server and the sandbox")
         return 0
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave servers running.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         stop_groups(procs, signal.SIGINT, grace_s=8.0)
+        _let_go_of_a_closed_terminal()
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+            if handler is not None:  # None: set outside Python, which cannot put it back
+                signal.signal(sig, handler)

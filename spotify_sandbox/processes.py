@@ -6,6 +6,10 @@ as the leader of its own process group, so one ``killpg`` reaches every descenda
 starts none in a new session). Stopping is two-phase: a polite signal to every group at once,
 then SIGKILL to whatever is left when the grace period ends: on a loaded machine a graceful
 shutdown can take a minute, and a developer's Ctrl-C must not leave servers behind.
+
+The polite signal only helps if the children do not ignore it, and a child inherits an ignored
+signal across ``exec`` (a caught one is reset to its default): start them while the caller
+catches it, as ``spotify-assets dev`` does even when a shell started it with SIGINT ignored.
 """
 
 from __future__ import annotations

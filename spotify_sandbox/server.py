@@ -130,6 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         sandbox = self.server.sandbox
+        #: (listener id, simulated now in ms) of a recently-played page, set by the route; one
+        #: handler serves every request of a kept-alive connection, so it starts empty each time.
+        self._shown: tuple[str, int] | None = None
         split = urlsplit(self.path)
         path = split.path
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
@@ -170,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, body, headers = self._route(method, path, query, form)
         except _HttpError as err:
             status, body, headers = err.status, err.body, err.headers
+        if self._shown is not None and status == 200 and not (malformed or html):
+            state.record_shown(*self._shown)
         # Count before answering, so a client that reads /_sandbox/stats right after sees its request.
         state.record(method, path, status, grant_type)
         if status in (301, 302):
@@ -368,7 +373,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise api_error(
                 400, "Invalid cursor: after/before must be Unix timestamps in milliseconds"
             ) from None
-        plays = listener.recent(sandbox.clock.now_ms())
+        now_ms = sandbox.clock.now_ms()
+        plays = listener.recent(now_ms)
+        self._shown = (token.user_id, now_ms)  # recorded once the page is answered whole
         if after is not None:
             plays = [p for p in plays if p.played_at_ms > after]
         if before is not None:
@@ -671,6 +678,10 @@ class SandboxServer:
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
+
+    def shown_at(self) -> dict[str, list[int]]:
+        """Listener id -> each simulated instant (ms) a whole recently-played page was answered."""
+        return self.state.shown_at()
 
     def reset_stats(self) -> None:
         self.state.reset_stats()

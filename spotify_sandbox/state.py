@@ -117,6 +117,9 @@ class SandboxState:
         self.grant_types: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.log: deque[dict[str, Any]] = deque(maxlen=1000)
+        #: Listener id -> the simulated instants (ms) a recently-played page was answered whole
+        #: (200, not truncated, not HTML): the windows the API showed, for the soak's truth.
+        self.shown: dict[str, list[int]] = {}
 
     # -- tokens -------------------------------------------------------------------------------------
 
@@ -246,6 +249,15 @@ class SandboxState:
             if grant_type:
                 self.grant_types[grant_type] += 1
             self.log.append({"method": method, "path": path, "status": status, "grant_type": grant_type})
+
+    def record_shown(self, user_id: str, now_ms: int) -> None:
+        with self.lock:
+            self.shown.setdefault(user_id, []).append(now_ms)
+
+    def shown_at(self) -> dict[str, list[int]]:
+        """Listener id -> each simulated instant (ms) a whole recently-played page was answered."""
+        with self.lock:
+            return {user: list(instants) for user, instants in self.shown.items()}
 
     def stats(self) -> dict[str, Any]:
         with self.lock:

@@ -1,0 +1,534 @@
+"""A chaos soak: ``spotify-assets dev`` against the sandbox on an accelerated clock (issue 27).
+
+    python -m bench.soak [--hours 168] [--seed 1] [--users alice,...] [--seconds-per-hour 30]
+    make soak HOURS=168 SEED=1
+
+The real thing, as a household leaves it running: ``spotify-assets dev`` (the daemon with the
+hourly schedule and the once-a-minute new-plays sensor, the webserver, the code server, the
+warm Spark server) on a fresh data directory, against a sandbox API served from this process
+whose clock runs ``3600 / seconds-per-hour`` times faster than the wall's, from a start far
+enough in the past that no play lies in the future of the runs' real clock. Its listeners are
+registered as ``users add`` registers them. The clock starts once every listener's first run
+(their latest 50 plays) is in the dashboard's snapshot.
+
+Faults come on a schedule drawn from ``--seed`` (``fault_schedule``), each logged with its
+simulated hour: 429 storms with short and long ``Retry-After``, 5xx bursts, truncated pages,
+a listener's token revoked then restored, SIGKILL of the code server and of the daemon. After
+each kill ``dev`` is restarted, as a supervisor would (also whenever it is found dead), and
+every stop is a SIGTERM that must end the whole tree within 15 s (issue 27 item 4).
+
+At the end the clock stops, the platform gets ``--catch-up-s`` to fetch what it was shown,
+``dev`` is stopped, and ``soak_verdict`` compares the warehouse with the sandbox's truth per
+listener. Prints the verdict line and, after it, the JSON; exit status 1 unless the plays are
+exact, every true gap is recorded, none is false, no lake file is torn, the dashboard's
+snapshot holds exactly the warehouse's plays, every stop took at most 15 s, and the platform
+caught up (a platform that stopped polling would otherwise lose nothing the API showed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.soak_verdict import ListenerVerdict, gap_counts, judge_listener, passed, verdict_line
+
+HOUSEHOLD = "alice,bob,carol,dave,erin"
+STOP_BUDGET_S = 15.0
+START_TIMEOUT_S = 300.0
+#: Every kind of fault ``inject`` knows, in the order the short form (``--every-kind-once``)
+#: injects them: the API's first, the process kills last (each costs a restart).
+FAULT_KINDS = ("429-short", "5xx-burst", "malformed", "revoke", "429-long", "kill-code-server", "kill-daemon")
+#: Simulated hours a revoked token stays revoked before the listener signs in again.
+REVOKED_HOURS = (1.0, 6.0)
+
+
+@dataclass(frozen=True)
+class Fault:
+    at_hour: float
+    kind: str
+    user: str = ""
+
+
+@dataclass
+class Log:
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    restarts: list[dict[str, Any]] = field(default_factory=list)
+    stops_s: list[float] = field(default_factory=list)
+    warm_up_s: float = 0.0
+    catch_up_s: float = 0.0
+
+
+def fault_schedule(hours: float, seed: int, users: list[str], every_kind_once: bool = False) -> list[Fault]:
+    """The faults of a soak, by simulated hour. ``every_kind_once``: each kind once, evenly spaced
+    over the soak's middle (the short form); else about one fault every four simulated hours,
+    kinds and listeners drawn from ``seed``, after a first quiet hour."""
+    rng = random.Random(seed)
+    if every_kind_once:
+        step = hours / (len(FAULT_KINDS) + 1)
+        return [
+            Fault(round(step * (i + 1), 2), kind, rng.choice(users)) for i, kind in enumerate(FAULT_KINDS)
+        ]
+    faults: list[Fault] = []
+    at = 1.0
+    while True:
+        at += rng.uniform(2.0, 6.0)
+        if at >= hours - 1:
+            return faults
+        faults.append(Fault(round(at, 2), rng.choice(FAULT_KINDS), rng.choice(users)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _processes() -> dict[int, int]:
+    """pid -> parent pid of every live (non-zombie) process, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z":
+                    parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """pid -> command line of every live process below ``root``."""
+    parents = _processes()
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in found:
+                with contextlib.suppress(OSError):
+                    found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                frontier.append(child)
+    return found
+
+
+class Dev:
+    """One ``spotify-assets dev`` at a time on a data directory, restarted when it dies."""
+
+    def __init__(self, env: dict[str, str], data: Path, log: Log) -> None:
+        self.env, self.data, self.log = env, data, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.started = 0
+
+    def start(self) -> None:
+        self.port = _free_port()
+        self.started += 1
+        out = (self.data / f"dev-{self.started}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("spotify-assets")), "dev", "--port", str(self.port)],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._ui_up():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"spotify-assets dev did not come up; see {self.data}/dev-{self.started}.log"
+                )
+            time.sleep(0.5)
+
+    def _ui_up(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/server_info", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def restart_if_dead(self, sim: str) -> None:
+        """A supervisor's restart: ``dagster dev`` exits when its daemon or webserver dies, and
+        ``spotify-assets dev`` with it (after stopping the rest of its tree)."""
+        if self.alive():
+            return
+        code = self.proc.returncode if self.proc is not None else None
+        self.log.restarts.append({"sim": sim, "exit_status": code})
+        print(f"[{sim}] dev exited ({code}): restarting it", flush=True)
+        self.start()
+
+    def kill(self, what: str) -> list[int]:
+        """SIGKILL the tree's processes whose command line holds ``what``; their pids."""
+        if self.proc is None:
+            return []
+        pids = [pid for pid, cmd in _descendants(self.proc.pid).items() if what in cmd]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return pids
+
+    def stop(self) -> float:
+        """SIGTERM, as a supervisor stops a service; seconds until the whole tree is gone (the
+        processes found at the signal; SIGKILL for any left after a minute, never left behind)."""
+        if self.proc is None:
+            return 0.0
+        tree = set(_descendants(self.proc.pid)) | {self.proc.pid}
+        started = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
+        while (tree & set(_processes())) and time.monotonic() - started < 60:
+            self.proc.poll()  # reaps the command itself, so it does not linger as a zombie
+            time.sleep(0.1)
+        took = time.monotonic() - started
+        for pid in tree & set(_processes()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        self.proc = None
+        self.log.stops_s.append(round(took, 1))
+        return took
+
+
+def inject(fault: Fault, sandbox: Any, dev: Dev, data: Path) -> dict[str, Any]:
+    """Apply one fault now; what was done, for the log."""
+    from spotify_sandbox.server import RECENTLY_PLAYED_PATH
+
+    done: dict[str, Any] = {"at_hour": fault.at_hour, "kind": fault.kind, "sim": sandbox.now().isoformat()}
+    if fault.kind == "429-short":
+        sandbox.fail_next(429, count=6, path="/v1/*", retry_after=1)
+    elif fault.kind == "429-long":
+        sandbox.fail_next(429, count=2, path="/v1/*", retry_after=45)
+    elif fault.kind == "5xx-burst":
+        for status in (500, 502, 503):
+            sandbox.fail_next(status, count=2, path="/v1/*")
+    elif fault.kind == "malformed":
+        sandbox.malformed_next(count=2, path=RECENTLY_PLAYED_PATH)
+    elif fault.kind == "revoke":
+        done["user"] = fault.user
+        done["revoked_tokens"] = sandbox.revoke(fault.user)
+        sandbox.expire_tokens()  # access tokens already handed out would otherwise work for an hour
+    elif fault.kind == "restore":
+        done["user"] = fault.user
+        _sign_in_again(sandbox, data, fault.user)
+    elif fault.kind == "kill-code-server":
+        done["pids"] = dev.kill(" api grpc") or dev.kill("code-server")
+    elif fault.kind == "kill-daemon":
+        done["pids"] = dev.kill("dagster._daemon run")
+    else:
+        raise ValueError(f"unknown fault kind {fault.kind!r}")
+    return done
+
+
+def _sign_in_again(sandbox: Any, data: Path, name: str) -> None:
+    """The listener grants access again (``users add`` for a known listener stores the new token)."""
+    from spotify_assets.settings import users_root
+    from spotify_assets.spotify.auth import SCOPE
+    from spotify_assets.users.registry import UserRegistry
+    from spotify_sandbox.household import consent_refresh_token
+
+    UserRegistry(users_root(data)).token_store(name).save(
+        consent_refresh_token(sandbox, name), env_sha256=None, scope=SCOPE
+    )
+
+
+def with_restores(faults: list[Fault], hours: float, seed: int) -> list[Fault]:
+    """``faults`` and, after each ``revoke``, the listener's new sign-in (``REVOKED_HOURS`` later,
+    drawn from ``seed``; before the end, so the soak ends with every token working)."""
+    rng = random.Random(seed + 1)
+    out = list(faults)
+    for fault in faults:
+        if fault.kind == "revoke":
+            back = min(
+                fault.at_hour + rng.uniform(*REVOKED_HOURS), fault.at_hour + (hours - fault.at_hour) / 2
+            )
+            out.append(Fault(round(back, 2), "restore", fault.user))
+    return sorted(out, key=lambda f: f.at_hour)
+
+
+def _snapshot_ms(data: Path) -> dict[str, set[int]] | None:
+    """user id -> played_at (ms) the dashboard's snapshot holds, or None while it cannot be read."""
+    from app.warehouse import from_env
+    from spotify_assets.schema import PLAYS_TABLE
+
+    warehouse = from_env({"SPOTIFY_DATA_DIR": str(data)})
+    if not warehouse.exists():
+        return None
+    try:
+        frame = warehouse.fetch({"p": f"SELECT user_id, epoch_ms(played_at) AS ms FROM {PLAYS_TABLE}"})["p"]
+    except Exception:  # the snapshot being replaced: the next look reads it
+        return None
+    if frame is None:
+        return None
+    out: dict[str, set[int]] = {}
+    for user_id, ms in frame.itertuples(index=False):
+        out.setdefault(str(user_id), set()).add(int(ms))
+    return out
+
+
+def _caught_up(sandbox: Any, data: Path, user_ids: list[str], end_ms: int, revoked: set[str]) -> bool:
+    """Every listener with a token was shown a page at the end instant, and the snapshot holds each
+    one's latest 50 plays at that instant."""
+    shown = sandbox.shown_at()
+    held = _snapshot_ms(data)
+    if held is None:
+        return False
+    for user_id in user_ids:
+        if user_id in revoked:
+            continue
+        if end_ms not in shown.get(user_id, []):
+            return False
+        latest = {p.played_at_ms for p in sandbox.listener_for(user_id).recent(end_ms)}
+        if not latest <= held.get(user_id, set()):
+            return False
+    return True
+
+
+def _final_state(data: Path) -> tuple[dict[str, list[int]], list[tuple[int, int]], int, dict[str, int]]:
+    """(played_at ms per user id, recorded gaps in ms, runs, runs by status) once dev has stopped."""
+    import dagster as dg
+    import duckdb
+
+    from spotify_assets.schema import GAPS_TABLE, PLAYS_TABLE
+    from spotify_assets.settings import dagster_home, layout
+
+    plays: dict[str, list[int]] = {}
+    gaps: list[tuple[int, int]] = []
+    path = layout(data).warehouse
+    if path.exists():
+        with duckdb.connect(str(path), read_only=True) as con:
+            for user_id, ms in con.execute(
+                f"SELECT user_id, epoch_ms(played_at) FROM {PLAYS_TABLE}"
+            ).fetchall():
+                plays.setdefault(str(user_id), []).append(int(ms))
+            tables = {
+                row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+            }
+            if GAPS_TABLE in tables:
+                gaps = [
+                    (int(a), int(b))
+                    for a, b in con.execute(
+                        f"SELECT epoch_ms(gap_start), epoch_ms(gap_end) FROM {GAPS_TABLE}"
+                    ).fetchall()
+                ]
+    with dg.DagsterInstance.from_config(str(dagster_home(data))) as instance:
+        records = instance.get_run_records(dg.RunsFilter(job_name="spotify_pipeline"))
+    statuses: dict[str, int] = {}
+    for record in records:
+        key = record.dagster_run.status.value
+        statuses[key] = statuses.get(key, 0) + 1
+    return plays, gaps, len(records), statuses
+
+
+def _lake_files(data: Path) -> tuple[list[str], list[str]]:
+    """(published Parquet files that do not read whole, temporary files left behind) in the lake."""
+    import pyarrow.parquet as pq
+
+    from spotify_assets.settings import layout
+
+    torn, temps = [], []
+    lake = layout(data).lake
+    for path in sorted(lake.rglob("*")) if lake.exists() else []:
+        if not path.is_file():
+            continue
+        name = str(path.relative_to(lake))
+        if path.name.startswith(".tmp-"):
+            temps.append(name)
+        elif path.suffix == ".parquet":
+            try:
+                pq.read_table(path)
+            except Exception:
+                torn.append(name)
+    return torn, temps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--hours", type=float, default=168.0, help="simulated hours")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="draws the fault schedule and the sandbox's histories"
+    )
+    parser.add_argument("--users", default=HOUSEHOLD)
+    parser.add_argument(
+        "--seconds-per-hour",
+        type=float,
+        default=30.0,
+        help="wall seconds per simulated hour (the sensor asks once a wall minute, and the API shows 50 plays)",
+    )
+    parser.add_argument("--every-kind-once", action="store_true", help="the short form: each fault kind once")
+    parser.add_argument(
+        "--warm-up-s", type=float, default=300.0, help="wall seconds allowed for every listener's first run"
+    )
+    parser.add_argument(
+        "--catch-up-s",
+        type=float,
+        default=300.0,
+        help="wall seconds allowed after the end for the last plays shown to reach the snapshot",
+    )
+    parser.add_argument(
+        "--keep", default="", help="data directory to use and keep (default: a temporary one)"
+    )
+    parser.add_argument("--json", default="", help="also write the JSON here")
+    args = parser.parse_args(argv)
+    names = [n for n in args.users.split(",") if n]
+    data = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="soak-"))
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_"))}
+    env["SPOTIFY_DATA_DIR"] = str(data)
+    os.environ["SPOTIFY_DATA_DIR"] = str(data)
+    os.environ.pop("DAGSTER_HOME", None)
+
+    from spotify_assets.users.command import sync_partitions
+    from spotify_assets_tests.fixtures.sandbox import register_listeners
+    from spotify_sandbox.server import SandboxServer
+
+    wall0, load0 = time.monotonic(), os.getloadavg()[0]
+    # A day of margin: the runs' checks judge played_at against the real clock (no future plays).
+    start = (datetime.now(UTC) - timedelta(hours=args.hours + 24)).replace(minute=0, second=0, microsecond=0)
+    end = start + timedelta(hours=args.hours)
+    faults = with_restores(
+        fault_schedule(args.hours, args.seed, names, args.every_kind_once), args.hours, args.seed
+    )
+    log = Log()
+    ok = caught_up = False
+    with SandboxServer(seed=args.seed, now=start, clock="fixed") as sandbox:
+        users = register_listeners(sandbox, data / "users", *names)
+        sync_partitions(data, add=[u.user_id for u in users])
+        env["SPOTIFY_SANDBOX_URL"] = sandbox.url
+        user_ids = {u.name: u.user_id for u in users}
+        dev = Dev(env, data, log)
+        dev.start()
+        # The clock stands at the start until every listener's first run is in the snapshot: the
+        # faults are meant for a platform that runs, not for one still starting on a busy machine.
+        warm_up = time.monotonic()
+        while not set(user_ids.values()) <= set(_snapshot_ms(data) or {}):
+            if time.monotonic() - warm_up > args.warm_up_s:
+                raise RuntimeError(
+                    f"the first runs did not reach the snapshot in {args.warm_up_s:g} s; see {data}"
+                )
+            dev.restart_if_dead(sandbox.now().isoformat())
+            time.sleep(2)
+        log.warm_up_s = round(time.monotonic() - warm_up, 1)
+        revoked: set[str] = set()
+        clock0 = time.monotonic()
+        pending = list(faults)
+        try:
+            while True:
+                sim = min(end, start + timedelta(hours=(time.monotonic() - clock0) / args.seconds_per_hour))
+                sandbox.set_now(sim)
+                while pending and start + timedelta(hours=pending[0].at_hour) <= sim:
+                    fault = pending.pop(0)
+                    log.faults.append(inject(fault, sandbox, dev, data))
+                    print(f"[{fault.at_hour:7.2f} h] {fault.kind} {fault.user}".rstrip(), flush=True)
+                    if fault.kind.startswith("kill-"):
+                        # A supervisor's restart, with item 4's stop (SIGTERM, the whole tree in
+                        # 15 s): dagster dev dies with its daemon, but a killed code server leaves
+                        # its location in error and nothing ticks until dev restarts.
+                        dev.stop()
+                        log.restarts.append({"sim": sandbox.now().isoformat(), "after": fault.kind})
+                        dev.start()
+                    if fault.kind == "revoke":
+                        revoked.add(user_ids[fault.user])
+                    elif fault.kind == "restore":
+                        revoked.discard(user_ids[fault.user])
+                if sim >= end:  # after the faults due by the end (a restart may have jumped past them)
+                    break
+                dev.restart_if_dead(sandbox.now().isoformat())
+                time.sleep(0.2)
+            end_ms = round(end.timestamp() * 1000)
+            catch_up = time.monotonic()
+            deadline = catch_up + args.catch_up_s
+            while not (caught_up := _caught_up(sandbox, data, list(user_ids.values()), end_ms, revoked)):
+                if time.monotonic() > deadline:
+                    print(
+                        f"catch-up: not every listener's latest plays reached the snapshot in {args.catch_up_s:g} s"
+                    )
+                    break
+                dev.restart_if_dead(sandbox.now().isoformat())
+                time.sleep(2)
+            log.catch_up_s = round(time.monotonic() - catch_up, 1)
+        finally:
+            dev.stop()
+        plays, gaps, runs, statuses = _final_state(data)
+        verdicts: list[ListenerVerdict] = []
+        shown = sandbox.shown_at()
+        for name, user_id in user_ids.items():
+            verdicts.append(
+                judge_listener(
+                    user_id, sandbox.listener_for(name), shown.get(user_id, []), plays.get(user_id, [])
+                )
+            )
+        torn, temps = _lake_files(data)
+        # What the dashboard reads (the published snapshot) holds exactly the warehouse's plays.
+        dashboard = _snapshot_ms(data) or {}
+        dashboard_exact = all(dashboard.get(u, set()) == set(plays.get(u, [])) for u in {*plays, *dashboard})
+        counted = gap_counts(verdicts, gaps)
+        injected = [f for f in log.faults if f["kind"] != "restore"]
+        line = verdict_line(args.hours, runs, len(injected), verdicts, counted, len(torn))
+        ok = (
+            caught_up  # else the platform stalled: "nothing lost" would only mean nothing was shown
+            and passed(verdicts, counted, len(torn))
+            and dashboard_exact
+            and all(s <= STOP_BUDGET_S for s in log.stops_s)
+        )
+        report = {
+            "verdict": line,
+            "passed": ok,
+            "caught_up": caught_up,
+            "hours": args.hours,
+            "seed": args.seed,
+            "seconds_per_hour": args.seconds_per_hour,
+            "simulated": [start.isoformat(), end.isoformat()],
+            "runs": runs,
+            "runs_by_status": statuses,
+            "faults": log.faults,
+            "restarts": log.restarts,
+            "stops_s": log.stops_s,
+            "warm_up_s": log.warm_up_s,
+            "catch_up_s": log.catch_up_s,
+            "gaps": {"recorded": counted[0], "true": counted[1], "false": counted[2], "rows": len(gaps)},
+            "torn_files": torn,
+            "dashboard_equals_warehouse": dashboard_exact,
+            "temp_files_left": temps,
+            "listeners": [
+                {
+                    **asdict(v),
+                    "lost": v.lost[:20],
+                    "duplicated": v.duplicated[:20],
+                    "unexpected": v.unexpected[:20],
+                }
+                for v in verdicts
+            ],
+            "wall_s": round(time.monotonic() - wall0, 1),
+            "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
+            "data": str(data),
+        }
+    print(line if caught_up else f"{line}; STALLED: the last plays shown did not reach the snapshot")
+    print(json.dumps(report, indent=1, default=str))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+    if not args.keep:
+        shutil.rmtree(data, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""The chaos soak (issue 27): its verdict against hand-made cases, the sandbox's record of what
+it showed, and a short real soak that injects every fault kind once.
+
+The short soak is the real thing at a small scale: ``spotify-assets dev`` (daemon, sensor,
+webserver, code server, warm Spark) against the sandbox on an accelerated clock for three
+simulated hours, two listeners, each fault kind of ``bench.soak.FAULT_KINDS`` once (a killed
+daemon takes ``dagster dev`` down with it and the soak restarts it). It must end with every
+play the API showed in the warehouse exactly once, every true gap recorded, no torn lake file,
+and every stop of ``dev`` by SIGTERM within 15 s.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from bench.soak import FAULT_KINDS, fault_schedule, main, with_restores
+from bench.soak_verdict import TrueGap, gap_counts, judge_listener, passed, truth, verdict_line
+from spotify_assets.spotify.auth import SCOPE
+from spotify_sandbox.server import RECENTLY_PLAYED_PATH, SandboxServer
+
+
+@dataclass(frozen=True)
+class _Play:
+    played_at_ms: int
+
+
+class _History:
+    """A listener with one play at each of ``instants`` (ms)."""
+
+    def __init__(self, instants: list[int]) -> None:
+        self.instants = sorted(instants)
+
+    def recent(self, now_ms: int, n: int = 50) -> list[_Play]:
+        return [_Play(ms) for ms in reversed(self.instants) if ms <= now_ms][:n]
+
+    def between(self, start_ms: int, end_ms: int) -> list[_Play]:
+        return [_Play(ms) for ms in self.instants if start_ms < ms <= end_ms]
+
+
+def test_truth_is_the_union_of_the_pages_shown_and_what_fell_between_is_a_gap() -> None:
+    history = _History(list(range(1, 201)))  # plays at 1..200 ms
+    visible, gaps = truth(history, [60, 80, 200])
+    # At 60: 11..60; at 80: 31..80; at 200: 151..200. Never shown: 81..150 (70 plays).
+    assert visible == set(range(11, 81)) | set(range(151, 201))
+    assert gaps == [TrueGap(after_ms=80, before_ms=151, missed=70)]
+    # Polled often enough, nothing falls between.
+    assert truth(history, [50, 100, 150, 200])[1] == []
+
+
+def test_a_listener_is_exact_only_with_every_shown_play_once_and_nothing_else() -> None:
+    history = _History(list(range(1, 101)))
+    assert judge_listener("u", history, [50, 100], list(range(1, 101))).lost == []
+    verdict = judge_listener("u", history, [50, 100], [*range(1, 100), 7, 1000])
+    assert verdict.lost == [100]
+    assert verdict.duplicated == [7]
+    assert verdict.unexpected == [1000]  # no play of the listener at that instant
+
+
+def test_gaps_recorded_count_covered_true_gaps_and_flag_false_ones() -> None:
+    history = _History(list(range(1, 201)))
+    verdict = judge_listener("u", history, [80, 200], list(range(31, 81)) + list(range(151, 201)))
+    assert gap_counts([verdict], [(75, 160)]) == (1, 1, 0)
+    assert gap_counts([verdict], [(90, 160)]) == (0, 1, 1)  # starts after the plays it missed
+    assert gap_counts([verdict], []) == (0, 1, 0)
+    assert not passed([verdict], (0, 1, 0), torn=0)
+    assert passed([verdict], (1, 1, 0), torn=0)
+    line = verdict_line(3, 12, 7, [verdict], (1, 1, 0), torn=0)
+    assert line == (
+        "soak: 3 hours, 12 runs, 7 faults, plays exact (lost 0, duplicated 0), gaps recorded 1 of 1, torn files 0"
+    )
+
+
+def test_the_schedule_is_seeded_and_the_short_form_has_every_kind_once() -> None:
+    users = ["alice", "bob"]
+    short = fault_schedule(3, 7, users, every_kind_once=True)
+    assert [f.kind for f in short] == list(FAULT_KINDS)
+    assert all(0 < f.at_hour < 3 for f in short)
+    long = fault_schedule(168, 7, users)
+    assert long == fault_schedule(168, 7, users) != fault_schedule(168, 8, users)
+    assert {f.kind for f in long} == set(FAULT_KINDS)
+    restored = with_restores(long, 168, 7)
+    revokes = [f for f in restored if f.kind == "revoke"]
+    restores = [f for f in restored if f.kind == "restore"]
+    assert len(restores) == len(revokes) and all(f.at_hour < 168 for f in restores)
+
+
+def test_the_sandbox_records_only_pages_answered_whole(sandbox: SandboxServer) -> None:
+    listener = sandbox.listener_for("alice").profile.user_id
+    token = sandbox.state.issue_access_token("user", SCOPE, listener)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def get() -> int:
+        url = f"{sandbox.url}{RECENTLY_PLAYED_PATH}?limit=50"
+        return requests.get(url, headers=headers, timeout=10).status_code
+
+    now_ms = round(sandbox.now().timestamp() * 1000)
+    sandbox.fail_next(429, retry_after=1)
+    assert get() == 429
+    sandbox.malformed_next(1, RECENTLY_PLAYED_PATH)
+    assert get() == 200  # a truncated body: not shown
+    assert sandbox.shown_at() == {}
+    assert get() == 200
+    assert sandbox.shown_at() == {listener: [now_ms]}
+
+
+@pytest.mark.slow
+def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    code = main(
+        [
+            "--hours",
+            "3",
+            "--seed",
+            "3",
+            "--users",
+            "alice,bob",
+            "--seconds-per-hour",
+            "20",
+            "--every-kind-once",
+            "--catch-up-s",
+            "240",
+            "--keep",
+            str(tmp_path / "data"),
+            "--json",
+            str(out),
+        ]
+    )
+    report = json.loads(out.read_text())
+    assert [f["kind"] for f in report["faults"] if f["kind"] != "restore"] == list(FAULT_KINDS), report
+    assert report["restarts"], "the killed daemon takes dagster dev down: the soak restarts it"
+    assert all(s <= 15 for s in report["stops_s"]), report["stops_s"]
+    assert code == 0, report["verdict"] + "\n" + json.dumps(report, indent=1)[:4000]
