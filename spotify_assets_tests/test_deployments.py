@@ -40,7 +40,7 @@ ALICE = User("alice", "alice-spotify-id", "Alice", "2026-01-01T00:00:00+00:00")
 
 #: command line -> the stores it must get from the factory.
 COMMANDS: dict[str, tuple[list[str], set[str]]] = {
-    "import": (["import", "{export}"], {"warehouse", "lake"}),
+    "import": (["import", "{export}"], {"warehouse", "lake", "handoff"}),
     "rebuild-warehouse": (["rebuild-warehouse"], {"warehouse", "lake"}),
     "redact-lake": (["redact-lake"], {"lake"}),
     "users list": (["users", "list"], {"warehouse"}),

@@ -20,7 +20,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.settings import sandbox_token_path
 from spotify_assets.spotify.client import HttpSpotifyClient, played_at_ms
@@ -107,7 +107,7 @@ def test_junk_items_are_quarantined_with_reasons_and_the_rest_is_stored(
 ) -> None:
     pipeline_sandbox.corrupt_items({pos: kind for pos, (kind, _) in JUNK.items()})
     truth = pipeline_sandbox.recently_played_truth()
-    result = materialize_user(UPSTREAM_OF_SPARK, resources=local_resources)
+    result = materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=local_resources)
     assert result.success
     meta = _meta(result, "raw_recent_tracks")
     assert meta["items_returned"] == 50
@@ -131,13 +131,13 @@ def test_a_gap_is_found_when_local_files_and_episodes_fill_part_of_the_window(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer
 ) -> None:
     warehouse = local_resources["warehouse"]
-    assert materialize_user(UPSTREAM_OF_SPARK, resources=local_resources).success
+    assert materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=local_resources).success
     cursor = warehouse.max_played_at()
     pipeline_sandbox.advance(4 * 3600)
     between = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
     assert len(between) < 50  # no gap yet: the window reaches back past the cursor
     pipeline_sandbox.corrupt_items({0: "local", 1: "local", 2: "episode"})
-    quiet = materialize_user(UPSTREAM_OF_SPARK, resources=local_resources)
+    quiet = materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=local_resources)
     assert _meta(quiet, "raw_recent_tracks")["possible_gap"] is False
     assert warehouse.open_gaps().empty
 
@@ -146,7 +146,7 @@ def test_a_gap_is_found_when_local_files_and_episodes_fill_part_of_the_window(
     missed = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
     assert len(missed) > 60
     pipeline_sandbox.corrupt_items({5: "local", 20: "local", 44: "episode"})
-    result = materialize_user(UPSTREAM_OF_SPARK, resources=local_resources)
+    result = materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=local_resources)
     meta = _meta(result, "raw_recent_tracks")
     assert (meta["items_returned"], meta["new_plays"], meta["quarantined"]) == (50, 47, 3)
     assert meta["possible_gap"] is True
