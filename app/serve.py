@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,6 +27,22 @@ ADDRESS_ENV = "SPOTIFY_DASHBOARD_ADDRESS"
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = "8501"
 APP = Path(__file__).resolve().parent / "streamlit_app.py"
+#: The script-level config ``streamlit run`` reads beside the app.
+CONFIG_FILE = APP.parent / ".streamlit" / "config.toml"
+
+
+def apply_runner_config() -> None:
+    """Set the ``[runner]`` options of ``CONFIG_FILE`` in this process.
+
+    Streamlit's ``AppTest`` (the tests and ``bench/dashboard_render.py``) does not read the
+    script-level config file, so without this the pages would run there under other runner
+    options than served (magic on, for one).
+    """
+    from streamlit import config
+
+    runner = tomllib.loads(CONFIG_FILE.read_text()).get("runner", {})
+    for key, value in runner.items():
+        config.set_option(f"runner.{key}", value)
 
 
 def dashboard_address() -> str:

@@ -221,6 +221,9 @@ def render(snapshot: Path, rounds: int) -> dict[str, tuple[float, float]]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
+    from app.serve import apply_runner_config
+
+    apply_runner_config()
     os.environ["SPOTIFY_WAREHOUSE_SNAPSHOT"] = str(snapshot)
     os.environ.setdefault("SPOTIFY_TIMEZONE", "Europe/Berlin")
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120)

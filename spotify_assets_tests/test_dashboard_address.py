@@ -54,3 +54,18 @@ def test_the_printed_port_is_the_one_streamlit_takes() -> None:
 def test_a_bare_streamlit_run_is_loopback_too() -> None:
     config = tomllib.loads((ROOT / "app" / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
+
+
+def test_pages_run_without_magic_as_served(tmp_path: Path) -> None:
+    """The served config turns magic off, and AppTest runs under it (conftest applies it).
+
+    Magic parses pages into Python AST objects, which CPython 3.11 does not do safely across
+    threads: make test once failed with "AST constructor recursion depth mismatch".
+    """
+    from streamlit.testing.v1 import AppTest
+
+    script = tmp_path / "page.py"
+    script.write_text('import streamlit as st\n"a bare expression"\nst.write("written")\n')
+    at = AppTest.from_file(str(script), default_timeout=30).run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.markdown] == ["written"]

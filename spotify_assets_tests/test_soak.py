@@ -110,6 +110,9 @@ def test_the_sandbox_records_only_pages_answered_whole(sandbox: SandboxServer) -
 
 
 @pytest.mark.slow
+@pytest.mark.allowed_skip(
+    reason="opt-in until issue 27's two platform findings are fixed; make soak is the soak's check"
+)
 @pytest.mark.skipif(
     os.environ.get("SPOTIFY_SOAK_TEST") != "1",
     reason="the short soak (~6 min) is not in make test yet: two platform findings of issue 27 (a killed "
