@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@# uv keeps one pyspark wheel build (~1.4 GB) per revalidation of its sdist: drop the stale ones.
+	@$(BIN)/uv cache prune -q || echo "venv: uv cache prune failed; free space with: $(BIN)/uv cache clean pyspark" >&2
 	@touch $@
 
 venv: $(STAMP)
