@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spotify_assets.import_run:import_command",
         "import a Spotify privacy export (.zip or folder)",
     ),
+    "export": (
+        "spotify_assets.scrobbles.export:export_command",
+        "write a listener's plays as a ListenBrainz export (.zip) or a Last.fm-style CSV",
+    ),
     "redact-lake": (
         "spotify_assets.imports.redact_lake:redact_lake_command",
         "remove the IP addresses from export copies an older import landed in the lake",

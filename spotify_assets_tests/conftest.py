@@ -38,14 +38,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _served_runner_config() -> None:
-    """AppTest runs the pages under the served app's ``[runner]`` options (magic off)."""
-    from app.serve import apply_runner_config
-
-    apply_runner_config()
-
-
 @pytest.fixture(autouse=True)
 def _keep_the_main_module() -> Iterator[None]:
     """Put ``sys.modules["__main__"]`` back after each test.

@@ -40,6 +40,7 @@ ALICE = User("alice", "alice-spotify-id", "Alice", "2026-01-01T00:00:00+00:00")
 
 #: command line -> the stores it must get from the factory.
 COMMANDS: dict[str, tuple[list[str], set[str]]] = {
+    "export": (["export", "{export}.zip"], {"warehouse"}),
     "import": (["import", "{export}"], {"warehouse", "lake", "handoff"}),
     "rebuild-warehouse": (["rebuild-warehouse"], {"warehouse", "lake"}),
     "redact-lake": (["redact-lake"], {"lake"}),
