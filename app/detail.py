@@ -65,7 +65,8 @@ def render(kind: queries.DetailKind) -> None:
     plays = int(summary["plays"] or 0)
     if not plays:
         st.title(kind.capitalize())
-        known_as = f"with Spotify id `{item_id}`" if item_id else f"named `{ui.md_escape(key)}`"
+        # In a code span nothing is Markdown; only a backtick would end it early.
+        known_as = f"with Spotify id `{item_id}`" if item_id else f"named `{key.replace('`', chr(39))}`"
         st.warning(f"No plays of the {kind} {known_as} in your history.")
         st.stop()
     ui.keep_in_url(ID_PARAM if item_id else KEY_PARAM, item_id or key)
