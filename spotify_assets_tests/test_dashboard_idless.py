@@ -117,6 +117,11 @@ def test_top_groups_plays_of_the_same_names_with_and_without_an_id(dashboard_env
     assert links["vinyl hiss"] == ("track", {"key": VINYL})  # a card with no id opens by its names
     assert links["Night Drive"] == ("track", {"id": "s1"})
     assert links["Dust Choir"] == ("artist", {"key": "dust choir"})
+    mart = at.dataframe[3].value  # the Spark top ten's tab: its id-less rows open by key too
+    assert list(zip(mart["id"].fillna(""), mart["key"].fillna(""), strict=True))[:2] == [
+        ("", VINYL),
+        ("s1", ""),
+    ]
 
 
 def test_the_top_ten_mart_counts_plays_without_an_id_and_opens_them_by_key(idless_snapshot):
