@@ -1,4 +1,5 @@
-"""The artist, track and album pages: one renderer, addressed by Spotify id (``?id=``).
+"""The artist, track and album pages: one renderer, addressed by Spotify id (``?id=``), or by
+names for an item without one (``?key=``: a scrobble no Spotify play matched, a local file).
 
 Every name and row elsewhere in the app links here (``link`` builds the link), so the pages
 share one layout: totals, plays over time, hour-of-day profile, the item's tracks and
@@ -19,7 +20,7 @@ PAGES: dict[queries.DetailKind, str] = {
     "track": "views/track.py",
     "album": "views/album.py",
 }
-ID_PARAM = ui.ID_PARAM
+ID_PARAM, KEY_PARAM = ui.ID_PARAM, ui.KEY_PARAM
 
 
 def open_on_select(event: object, df: pd.DataFrame, kind: queries.DetailKind) -> None:
@@ -31,19 +32,20 @@ def open_on_select(event: object, df: pd.DataFrame, kind: queries.DetailKind) ->
     """
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     if rows and "id" in df.columns:
-        item_id = df.iloc[rows[0]]["id"]
-        if isinstance(item_id, str) and item_id:
-            ui.follow(ui.detail_href(kind, item_id))
+        row = df.iloc[rows[0]]
+        item_id, key = row["id"], row["key"] if "key" in df.columns else None
+        if ui.address(item_id, key) is not None:
+            ui.follow(ui.detail_href(kind, item_id, key))
 
 
-def link(kind: queries.DetailKind, item_id: object, label: str) -> bool:
-    """A link to a detail page, when the item has an id (local files and old exports may not).
+def link(kind: queries.DetailKind, item_id: object, label: str, key: object = None) -> bool:
+    """A link to a detail page, by the item's id or else by its names' key (``ui.address``).
 
     A plain anchor (``ui.link_html``), not ``st.page_link``: a page link first wrote ``?id=``
     into the current page's address, so Back from the detail page landed on ``/top?id=...``.
     """
-    if isinstance(item_id, str) and item_id:
-        ui.links_block(ui.link_html(kind, item_id, label))
+    if ui.address(item_id, key) is not None:
+        ui.links_block(ui.link_html(kind, item_id, label, key))
         return True
     return False
 
@@ -51,19 +53,23 @@ def link(kind: queries.DetailKind, item_id: object, label: str) -> bool:
 def render(kind: queries.DetailKind) -> None:
     ctx = ui.context()
     item_id = st.query_params.get(ID_PARAM, "")
-    if not item_id:
+    key = "" if item_id else st.query_params.get(KEY_PARAM, "")
+    if not item_id and not key:
         st.title(kind.capitalize())
         article = "an" if kind[0] in "aeiou" else "a"
         st.info(f"Open {article} {kind} from the Top page: every name and row there leads here.")
         st.stop()
-    res = ctx.fetch(queries.detail_queries(kind, item_id, ctx.tz))
+    addressed_by: queries.DetailBy = "id" if item_id else "key"
+    res = ctx.fetch(queries.detail_queries(kind, item_id or key, ctx.tz, by=addressed_by))
     summary = ui.frame(res, "summary").iloc[0]
     plays = int(summary["plays"] or 0)
     if not plays:
         st.title(kind.capitalize())
-        st.warning(f"No plays of the {kind} with Spotify id `{item_id}` in your history.")
+        # In a code span nothing is Markdown; only a backtick would end it early.
+        known_as = f"with Spotify id `{item_id}`" if item_id else f"named `{key.replace('`', chr(39))}`"
+        st.warning(f"No plays of the {kind} {known_as} in your history.")
         st.stop()
-    ui.keep_in_url(ID_PARAM, item_id)
+    ui.keep_in_url(ID_PARAM if item_id else KEY_PARAM, item_id or key)
 
     art, head = st.columns([1, 8])
     with art:
@@ -74,19 +80,35 @@ def render(kind: queries.DetailKind) -> None:
             # Every artist of a track links to their page, and its album to the album's.
             credits = ui.frame(res, "credits")
             by = (
-                ui.artist_links_html(credits["artist_ids"].iloc[0], summary["artists"], summary["artist_id"])
+                ui.artist_links_html(
+                    credits["artist_ids"].iloc[0],
+                    summary["artists"],
+                    summary["artist_id"],
+                    summary["artist_key"],
+                )
                 if kind == "track" and len(credits)
-                else ui.link_html("artist", summary["artist_id"], str(summary["artists"]))
+                else ui.link_html(
+                    "artist", summary["artist_id"], str(summary["artists"]), summary["artist_key"]
+                )
             )
             album = (
-                ui.link_html("album", summary["album_id"], str(summary["album"])) if kind == "track" else ""
+                ui.link_html("album", summary["album_id"], str(summary["album"]), summary["album_key"])
+                if kind == "track" and pd.notna(summary["album"])
+                else ""
             )
             ui.links_block(f'<div class="sp-credits">{by}{" · " + album if album else ""}</div>')
     by_name = int(summary["by_name"] or 0)
-    if by_name:
+    if key:
+        st.caption(
+            f"No Spotify id for this {kind}: it is known by name only (plays scrobbled to Last.fm or "
+            "ListenBrainz that no Spotify play matched, or local files), so its plays are those of the same "
+            "names, letter case ignored, as on the Top page."
+        )
+    elif by_name:
         st.caption(
             f"{ui.plural(by_name, 'play')} came from an export without Spotify ids whose tracks have not been "
-            "looked up yet (the pipeline's `track_metadata` step): they are matched by name, as on the Top page."
+            "looked up yet (the pipeline's `track_metadata` step), or from a source without them (a scrobble, "
+            "a local file): they are matched by name, as on the Top page."
         )
 
     head_cols = st.columns(4)
@@ -167,7 +189,7 @@ def render(kind: queries.DetailKind) -> None:
             tracks = ui.frame(res, "tracks")
             tracks["minutes"] = tracks["minutes"].astype(float).round(0).astype(int)
             event = st.dataframe(
-                tracks[["track", "plays", "minutes", "id"]],
+                tracks[["track", "plays", "minutes", "id", "key"]],
                 hide_index=True,
                 width="stretch",
                 height="content",
@@ -179,6 +201,7 @@ def render(kind: queries.DetailKind) -> None:
                     "plays": st.column_config.NumberColumn("Plays", format="localized"),
                     "minutes": st.column_config.NumberColumn("Minutes", format="localized"),
                     "id": None,
+                    "key": None,
                 },
             )
             open_on_select(event, tracks, "track")
@@ -189,7 +212,7 @@ def render(kind: queries.DetailKind) -> None:
                 albums["minutes"] = albums["minutes"].astype(float).round(0).astype(int)
                 albums["image"] = albums["image"].fillna("")
                 event = st.dataframe(
-                    albums[["image", "album", "plays", "minutes", "id"]],
+                    albums[["image", "album", "plays", "minutes", "id", "key"]],
                     hide_index=True,
                     width="stretch",
                     height="content",
@@ -202,6 +225,7 @@ def render(kind: queries.DetailKind) -> None:
                         "plays": st.column_config.NumberColumn("Plays", format="localized"),
                         "minutes": st.column_config.NumberColumn("Minutes", format="localized"),
                         "id": None,
+                        "key": None,
                     },
                 )
                 open_on_select(event, albums, "album")
@@ -210,7 +234,12 @@ def render(kind: queries.DetailKind) -> None:
     with_features = int(features["plays_with_features"] or 0)
     st.subheader("Audio features")
     if not with_features:
-        st.caption("No audio features for these plays (see the Mood page for why).")
+        st.caption(
+            "No audio features for these plays: features are known by Spotify id, so a track known by "
+            "name only has none (see the Mood page for why others may lack them)."
+            if key
+            else "No audio features for these plays (see the Mood page for why)."
+        )
     else:
         cols = st.columns(5)
         cols[0].metric("Coverage", f"{with_features / plays:.0%}", help="Share of these plays with features.")

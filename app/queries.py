@@ -10,10 +10,15 @@ Definitions used everywhere (the pages repeat them in a short note):
   Spotify's own rule); shorter streams are kept in the table but never counted;
 * podcast episodes (``content_type = 'episode'``) are excluded from music statistics;
 * minutes are ``coalesce(ms_played, duration_ms) / 60000`` (the API does not report how
-  long a track was actually played, so a full listen is assumed there);
+  long a track was actually played, so a full listen is assumed there); a play of unknown
+  length (a Last.fm or ListenBrainz scrobble without a duration) counts as a play with 0
+  minutes, never an estimate, and the Overview says how many plays that is (``untimed``);
 * tracks, artists and albums are told apart by (lower-cased) names, falling back to ids:
-  account-data exports carry names only, so keying by id would list every song twice once
-  such an export is imported next to API plays.
+  account-data exports and scrobbles carry names only, so keying by id would list every song
+  twice once such plays sit next to API plays. A play without a Spotify id (a scrobble no
+  Spotify play matched, a local file) is therefore a play like any other: it joins the
+  Spotify track of the same names on every page, and the detail pages of an item known by
+  names only are addressed by its key (``?key=``, ``DETAIL``) instead of an id.
 
 User input never reaches SQL as raw text: time zones are checked against the IANA list,
 instants and dates are formatted by Python, free-text search is quoted by sqlglot, and
@@ -186,7 +191,8 @@ def raw_groups_cte() -> str:
     coalesce(g.album_id, m.m_album_id) AS album_id_r, coalesce(g.stored_image, m.m_album_image_url) AS image
   FROM (
     SELECT {RAW_COLUMNS}, max(artist_names) AS artist_names, max(album_image_url) AS stored_image,
-      count(*) AS plays, sum(minutes) AS minutes, min(played_at) AS first_play, max(played_at) AS last_play
+      count(*) AS plays, sum(minutes) AS minutes, min(played_at) AS first_play, max(played_at) AS last_play,
+      sum(CASE WHEN untimed THEN 1 ELSE 0 END) AS untimed
     FROM music GROUP BY {RAW_COLUMNS}
   ) AS g
   LEFT JOIN {lookups()} AS m ON m.m_track_id = g.track_id
@@ -212,7 +218,8 @@ def music_cte(tz: str, where: str = "TRUE") -> str:
     {ALBUM_KEY} AS album_key,
     track_id, track_name, artist_names, primary_artist_id, primary_artist_name, album_id, album_name,
     album_image_url, user_id,
-    coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes
+    coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes,
+    coalesce(ms_played, duration_ms) IS NULL AS untimed
   FROM {PLAYS_TABLE}
   WHERE is_play AND content_type <> 'episode' AND ({where})
 )"""
@@ -307,7 +314,7 @@ shared AS (
   (SELECT coalesce(sum(plays_b), 0) FROM shared) AS shared_plays_b,
   (SELECT count(*) FROM shared) AS shared_artists""",
         "shared_artists": artists
-        + """SELECT artist, id, plays_a, plays_b, first_a, first_b,
+        + """SELECT artist, id, artist_key AS key, plays_a, plays_b, first_a, first_b,
   CASE WHEN first_a < first_b THEN 'a' WHEN first_b < first_a THEN 'b' ELSE '=' END AS first
 FROM shared ORDER BY plays_a + plays_b DESC, artist LIMIT 20""",
         "shared_tracks": f"""{base},
@@ -316,7 +323,7 @@ ut AS (
     arg_max(artist_names, played_at) AS artists, max(track_id) AS id, count(*) AS plays
   FROM music GROUP BY 1, 2
 )
-SELECT x.track, x.artists, coalesce(x.id, y.id) AS id, x.plays AS plays_a, y.plays AS plays_b
+SELECT x.track, x.artists, coalesce(x.id, y.id) AS id, x.track_key AS key, x.plays AS plays_a, y.plays AS plays_b
 FROM ut AS x JOIN ut AS y ON x.track_key = y.track_key AND x.who = 'a' AND y.who = 'b'
 ORDER BY plays_a + plays_b DESC, track LIMIT 20""",
         "hours": f"""{base}
@@ -358,11 +365,16 @@ FROM {PLAYS_TABLE}"""
 
 
 def totals_query(tz: str, period: Period) -> str:
-    """Plays, hours and distinct tracks, artists and albums of a period: the headline numbers."""
+    """Plays, hours and distinct tracks, artists and albums of a period: the headline numbers.
+
+    ``untimed`` counts the plays of unknown length (0 minutes in ``hours``: see the module
+    docstring), so a page can say what its minutes cover.
+    """
     return f"""WITH {music_cte(tz, period.sql())}, {raw_groups_cte()}
 SELECT coalesce(sum(plays), 0) AS plays, coalesce(sum(minutes), 0) / 60.0 AS hours,
   count(DISTINCT {TRACK_KEY}) AS tracks, count(DISTINCT {ARTIST_KEY}) AS artists,
-  count(DISTINCT {ALBUM_KEY}) AS albums, min(first_play) AS first_play, max(last_play) AS last_play
+  count(DISTINCT {ALBUM_KEY}) AS albums, min(first_play) AS first_play, max(last_play) AS last_play,
+  coalesce(sum(untimed), 0) AS untimed
 FROM raw"""
 
 
@@ -411,17 +423,17 @@ def top_queries(
         "tracks": base
         + f"""SELECT arg_max(track_name, last_play) AS track, arg_max(artist_names, last_play) AS artists,
   arg_max(album_name, last_play) AS album, max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes,
-  max(last_play) AS last_played, max(track_id) AS id
+  max(last_play) AS last_played, max(track_id) AS id, {TRACK_KEY} AS key
 FROM raw GROUP BY {TRACK_KEY} ORDER BY plays DESC, minutes DESC, track LIMIT {int(limit)}""",
         "artists": base
         + f"""SELECT arg_max(primary_artist_name, last_play) AS artist, max(image) AS image, sum(plays) AS plays,
-  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks, max(artist_id_r) AS id
+  sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks, max(artist_id_r) AS id, {ARTIST_KEY} AS key
 FROM raw WHERE {ARTIST_KEY} IS NOT NULL GROUP BY {ARTIST_KEY}
 ORDER BY plays DESC, minutes DESC, artist LIMIT {int(limit)}""",
         "albums": base
         + f"""SELECT arg_max(album_name, last_play) AS album, arg_max(primary_artist_name, last_play) AS artist,
   max(image) AS image, sum(plays) AS plays, sum(minutes) AS minutes, count(DISTINCT {TRACK_KEY}) AS tracks,
-  max(album_id_r) AS id
+  max(album_id_r) AS id, {ALBUM_KEY} AS key
 FROM raw WHERE {ALBUM_KEY} IS NOT NULL GROUP BY {ALBUM_KEY}
 ORDER BY plays DESC, minutes DESC, album LIMIT {int(limit)}""",
     }
@@ -448,8 +460,11 @@ def top_ten_mart_query(user_id: str | None = None) -> dict[str, str]:
 
     ``user_id`` None is everyone (the mart's ``ALL_LISTENERS`` rows), else that listener's own
     rows. The plays the mart saw are those ingested before it was computed and counted by the
-    Spark job's own rule (``spark/top_ten.py``: a play of a track with an id); the difference is
-    what has arrived since, until the automation condition on ``top_ten_tracks`` reruns it.
+    Spark job's own rule (``spark/top_ten.py``: a track play with an id, or without one but with
+    artist and track names); the difference is what has arrived since, until the automation
+    condition on ``top_ten_tracks`` reruns it. A mart row without a track id (a track known by
+    names only) gets its page's ``key`` from the plays of those names: the mart keeps the names
+    of the track's latest play, and those plays carry the primary artist the key is made of.
     Run through ``Context.fetch``, the plays here are the listener's alone (``for_listener``);
     everyone's count includes plays of no known listener, as the job's ranking does.
     """
@@ -458,17 +473,23 @@ def top_ten_mart_query(user_id: str | None = None) -> dict[str, str]:
         # Covers of imported tracks come from the lookups, as on the other tabs.
         "top_ten": f"""SELECT rank, track_id, track_name, artist_names, album_name,
   coalesce(t.album_image_url, m.m_album_image_url) AS album_image_url, plays, minutes_listened, first_played_at,
-  last_played_at, computed_at
+  last_played_at, computed_at, n.key
 FROM {TOP_TEN_TABLE} AS t
 LEFT JOIN {lookups()} AS m
   ON m.m_track_id = t.track_id
+LEFT JOIN (
+  SELECT track_name AS n_track, artist_names AS n_artists, max({TRACK_KEY}) AS key FROM {PLAYS_TABLE}
+  WHERE track_id IS NULL AND is_play AND content_type = 'track' GROUP BY 1, 2
+) AS n
+  ON t.track_id IS NULL AND n.n_track = t.track_name AND n.n_artists = t.artist_names
 WHERE t.user_id = {scope}
 ORDER BY rank""",
         "mart_input": f"""WITH m AS (SELECT max(computed_at) AS computed_at FROM {TOP_TEN_TABLE} WHERE user_id = {scope})
 SELECT max(m.computed_at) AS computed_at,
   sum(CASE WHEN p.ingested_at <= m.computed_at THEN 1 ELSE 0 END) AS seen, count(*) AS now
 FROM {PLAYS_TABLE} AS p CROSS JOIN m
-WHERE p.is_play AND p.content_type = 'track' AND p.track_id IS NOT NULL""",
+WHERE p.is_play AND p.content_type = 'track'
+  AND (p.track_id IS NOT NULL OR (p.primary_artist_name IS NOT NULL AND p.track_name IS NOT NULL))""",
     }
 
 
@@ -542,6 +563,7 @@ fp AS (
 GROUP BY 1, 2 ORDER BY tracks DESC""",
         "summary": base
         + """SELECT count(*) AS plays_with_features, (SELECT count(*) FROM music) AS plays,
+  (SELECT count(*) FROM music WHERE track_id IS NULL) AS plays_without_id,
   avg(energy) AS energy, avg(valence) AS valence, avg(danceability) AS danceability, avg(tempo) AS tempo
 FROM fp""",
         "map": base
@@ -653,9 +675,11 @@ def recent_queries(tz: str, flt: RecentFilter, limit: int, offset: int) -> dict[
         # Page first, then convert only the page's rows to local time and look up only their covers.
         "rows": f"""SELECT page.played_at AT TIME ZONE {lit(check_timezone(tz))} AS played_at, track, artists, album,
   coalesce(page.image, m.m_album_image_url) AS image, minutes, content_type, is_play, source, context_type,
-  CASE WHEN content_type = 'track' THEN page.track_id END AS id
+  CASE WHEN content_type = 'track' THEN page.track_id END AS id,
+  CASE WHEN content_type = 'track' THEN {TRACK_KEY} END AS key
 FROM (
-  SELECT played_at, track_id, track_name AS track, artist_names AS artists, album_name AS album,
+  SELECT played_at, track_id, primary_artist_name, track_name, track_name AS track, artist_names AS artists,
+    album_name AS album,
     album_image_url AS image, coalesce(ms_played, duration_ms, 0) / 60000.0 AS minutes, content_type,
     is_play, source, context_type
   FROM {PLAYS_TABLE} WHERE {where}
@@ -691,6 +715,7 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
     ]
     batches += [(f"when_{g}", when_queries(tz, period, g)) for g in GRAINS]
     batches += [(kind, detail_queries(kind, "x'y", tz)) for kind in DETAIL]
+    batches += [(f"{kind}_by_key", detail_queries(kind, "x'y|z", tz, by="key")) for kind in DETAIL]
     batches += [("years", years_query(tz)), ("wrapped", wrapped_queries(tz, 2024))]
     batches += [("listeners", listeners_query()), ("compare", compare_queries(tz, period, "al'ice", "bob"))]
     for prefix, batch in batches:
@@ -700,6 +725,11 @@ def all_builders_sample(tz: str = "Europe/Berlin") -> dict[str, str]:
 
 # -- detail pages and Wrapped ----------------------------------------------------------
 DetailKind = Literal["artist", "track", "album"]
+#: How a detail page is addressed: by the item's Spotify id (``?id=``), or, for an item known
+#: by names only (a scrobble no Spotify play matched, a local file), by its grouping key
+#: (``?key=``: the ``key`` column of the Top, Recent and Compare lists, e.g.
+#: ``dust choir|vinyl hiss`` for a track).
+DetailBy = Literal["id", "key"]
 #: For each detail page: the id column it is addressed by, the grouping key it shares with
 #: the Top page (over the stored columns), and the name column it shows.
 DETAIL: dict[DetailKind, tuple[str, str, str]] = {
@@ -709,13 +739,18 @@ DETAIL: dict[DetailKind, tuple[str, str, str]] = {
 }
 
 
-def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
-    """Everything an artist, track or album page shows, for the Spotify id ``item_id``.
+def detail_queries(kind: DetailKind, item_id: str, tz: str, *, by: DetailBy = "id") -> dict[str, str]:
+    """Everything an artist, track or album page shows, for the Spotify id ``item_id`` (or, with
+    ``by="key"``, for the grouping key ``item_id`` of an item known by names only).
 
     The id picks the item; its plays are then those with the same grouping key as on the Top
-    page (names, lower-cased), so plays imported from an export without ids are included and
-    the page's play count equals the Top page's. ``by_name`` counts those plays.
+    page (names, lower-cased), so plays imported from an export without ids and scrobbles are
+    included and the page's play count equals the Top page's. ``by_name`` counts the plays
+    without the id. A key picks the same plays directly; ``artist_key`` and ``album_key`` in
+    the summary address the artist's and album's pages when they have no id either.
     """
+    if by not in ("id", "key"):
+        raise ValueError(f"unknown address {by!r}")
     id_col, key_sql, name_col = DETAIL[kind]
     # The item's plays are picked on the stored columns before anything else is computed, so
     # a page costs one filtered scan per query, not a grouping of the whole history. The id
@@ -729,7 +764,10 @@ def detail_queries(kind: DetailKind, item_id: str, tz: str) -> dict[str, str]:
             f" OR ({id_col} IS NULL AND track_id IN "
             f"(SELECT track_id FROM {TRACK_METADATA_TABLE} WHERE status = 'ok' AND {id_col} = {item}))"
         )
-    same_key = f"{key_sql} IN (SELECT DISTINCT {key_sql} FROM {PLAYS_TABLE} WHERE {has_id})"
+    if by == "key":
+        same_key = f"{key_sql} = {item}"
+    else:
+        same_key = f"{key_sql} IN (SELECT DISTINCT {key_sql} FROM {PLAYS_TABLE} WHERE {has_id})"
     base = f"WITH {music_cte(tz, same_key)},\nmine AS (SELECT * FROM music)\n"
     resolved = f"""WITH {music_cte(tz, same_key)},
 mine AS (
@@ -746,7 +784,8 @@ mine AS (
   arg_max(album_id, played_at) AS album_id, max(album_image_url) AS image,
   count(*) AS plays, coalesce(sum(minutes), 0) AS minutes, min(played_at) AS first_play,
   max(played_at) AS last_play, sum(CASE WHEN {id_col} IS NULL THEN 1 ELSE 0 END) AS by_name,
-  count(DISTINCT track_key) AS tracks
+  count(DISTINCT track_key) AS tracks, arg_max(artist_key, played_at) AS artist_key,
+  arg_max(album_key, played_at) AS album_key
 FROM mine""",
         "monthly": base
         + f"""SELECT CAST(date_trunc('month', {local}) AS DATE) AS month, sum(plays) AS plays, sum(minutes) AS minutes
@@ -765,19 +804,21 @@ FROM mine LEFT JOIN feat ON feat.track_id = mine.track_id""",
     }
     if kind == "track":
         # Every artist of the track with their ids (the play's comma-joined lists), to link each.
+        which = f"p.track_id = {item}" if by == "id" else f"({key_sql}) = {item}"
         out["credits"] = f"""SELECT arg_max(coalesce(p.artist_ids, m.m_artist_ids), p.played_at) AS artist_ids
-FROM {PLAYS_TABLE} AS p LEFT JOIN {lookups()} AS m ON m.m_track_id = p.track_id WHERE p.track_id = {item}"""
+FROM {PLAYS_TABLE} AS p LEFT JOIN {lookups()} AS m ON m.m_track_id = p.track_id WHERE {which}"""
     if kind in ("artist", "album"):
         out["tracks"] = (
             base
-            + """SELECT arg_max(track_name, played_at) AS track, max(track_id) AS id, count(*) AS plays,
+            + """SELECT arg_max(track_name, played_at) AS track, max(track_id) AS id, track_key AS key, count(*) AS plays,
   sum(minutes) AS minutes, max(played_at) AS last_played
 FROM mine GROUP BY track_key ORDER BY plays DESC, minutes DESC, track LIMIT 20"""
         )
     if kind == "artist":
         out["albums"] = (
             resolved
-            + """SELECT arg_max(album_name, played_at) AS album, max(album_id) AS id, max(album_image_url) AS image,
+            + """SELECT arg_max(album_name, played_at) AS album, max(album_id) AS id, album_key AS key,
+  max(album_image_url) AS image,
   count(*) AS plays, sum(minutes) AS minutes
 FROM mine WHERE album_key IS NOT NULL GROUP BY album_key ORDER BY plays DESC, minutes DESC, album LIMIT 10"""
         )

@@ -42,7 +42,8 @@ PAGES = [
     st.Page("views/wrapped.py", title="Wrapped", icon=":material/celebration:"),
     # Upload a privacy export into the signed-in listener's plays (app/uploads.py says whose).
     st.Page(ui.IMPORT_PAGE, title="Import", icon=":material/upload:", url_path=ui.IMPORT_PATH),
-    # Opened from names and rows, by Spotify id: /artist?id=..., /track?id=..., /album?id=...
+    # Opened from names and rows, by Spotify id (/artist?id=..., /track?id=..., /album?id=...) or,
+    # for an item without one, by names' key (/track?key=artist|track).
     st.Page("views/artist.py", title="Artist", url_path="artist", visibility="hidden"),
     st.Page("views/track.py", title="Track", url_path="track", visibility="hidden"),
     st.Page("views/album.py", title="Album", url_path="album", visibility="hidden"),

@@ -44,7 +44,10 @@ IMPORT_PAGE, IMPORT_PATH = "views/import_export.py", "import"
 DEFINITIONS = (
     "**Definitions.** A *play* is a track streamed for at least 30 seconds (Spotify's own rule); "
     "shorter streams are kept but not counted. Podcast episodes are left out of music statistics. "
-    "Minutes are the time played when Spotify reports it (account exports), otherwise the track length."
+    "Minutes are the time played when Spotify reports it (account exports), otherwise the track length; "
+    "a play of unknown length (a scrobble without a duration) counts as a play with 0 minutes. "
+    "Plays without a Spotify id (scrobbles no Spotify play matched, local files) count like any other, "
+    "grouped with the Spotify track of the same artist and title (letter case ignored)."
 )
 
 
@@ -419,6 +422,9 @@ LINK_CSS = (
 )
 #: The detail pages' id parameter (``/track?id=<Spotify id>``).
 ID_PARAM = "id"
+#: Their parameter for an item known by names only (``/track?key=<artist>|<track>``, lower-cased:
+#: ``queries.DetailBy``); a row's ``key`` column holds it.
+KEY_PARAM = "key"
 
 
 def carried_params() -> tuple[str, ...]:
@@ -428,24 +434,38 @@ def carried_params() -> tuple[str, ...]:
     return (TZ_PARAM, USER_PARAM, PERIOD_PARAM, FROM_PARAM, TO_PARAM)
 
 
-def detail_href(kind: str, item_id: str) -> str:
-    """The address of a detail page (``./track?id=...``) with this page's carried parameters."""
-    params = {ID_PARAM: item_id} | {p: st.query_params[p] for p in carried_params() if st.query_params.get(p)}
+def address(item_id: object, key: object = None) -> dict[str, str] | None:
+    """The parameter that opens an item's detail page: its Spotify id, else its names' key
+    (a scrobble or local file); None when it has neither (the row opens nothing)."""
+    if isinstance(item_id, str) and item_id:
+        return {ID_PARAM: item_id}
+    if isinstance(key, str) and key:
+        return {KEY_PARAM: key}
+    return None
+
+
+def detail_href(kind: str, item_id: object, key: object = None) -> str:
+    """The address of a detail page (``./track?id=...`` or ``?key=...``) with this page's
+    carried parameters."""
+    params = (address(item_id, key) or {}) | {
+        p: st.query_params[p] for p in carried_params() if st.query_params.get(p)
+    }
     return f"./{kind}?{urlencode(params)}"
 
 
-def link_html(kind: str, item_id: object, label: str) -> str:
+def link_html(kind: str, item_id: object, label: str, key: object = None) -> str:
     """``label`` as a link to a detail page (a plain anchor: one history entry, as a link should
-    be), or as text when the item has no id (local files, exports not looked up yet)."""
+    be), by id or else by names' key (``address``), or as text when the item has neither."""
     text = html_escape(label)
-    if isinstance(item_id, str) and item_id:
-        return (
-            f'<a class="sp-link" href="{html_escape(detail_href(kind, item_id))}" target="_self">{text}</a>'
-        )
+    if address(item_id, key) is not None:
+        href = detail_href(kind, item_id, key)
+        return f'<a class="sp-link" href="{html_escape(href)}" target="_self">{text}</a>'
     return text
 
 
-def artist_links_html(artist_ids: object, artist_names: object, primary_id: object = None) -> str:
+def artist_links_html(
+    artist_ids: object, artist_names: object, primary_id: object = None, primary_key: object = None
+) -> str:
     """Each artist of a track as a link ("The Gentle Mirrors, The Midnight Shadows": two links).
 
     ``artist_ids`` and ``artist_names`` are the play's comma-joined lists. A name may hold a
@@ -457,7 +477,7 @@ def artist_links_html(artist_ids: object, artist_names: object, primary_id: obje
     names = names_text.split(", ")
     if artist_ids and len(ids) == len(names) > 0:
         return ", ".join(link_html("artist", i, n) for i, n in zip(ids, names, strict=True))
-    return link_html("artist", primary_id, names_text)
+    return link_html("artist", primary_id, names_text, primary_key)
 
 
 def follow(href: str) -> None:
@@ -483,7 +503,7 @@ def card_grid_html(rows: list[dict[str, object]], kind: str) -> str:
     for row in rows:
         layers = cover_layers(row.get("image"))
         name = html_escape(str(row.get("name") or "—"))
-        title = link_html(kind, row.get("id"), str(row.get("name") or "—"))
+        title = link_html(kind, row.get("id"), str(row.get("name") or "—"), row.get("key"))
         cards.append(
             '<div class="sp-card">'
             f'<div class="sp-art" role="img" aria-label="{name}" style="background-image: {html_escape(layers)}"></div>'
@@ -584,6 +604,19 @@ def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Per
         end = period.end or data.hour_anchor()
         days = (end - period.start).total_seconds() / 86400
         st.caption(f"Changes are against the {plural(round(days), 'day')} before this period.")
+    untimed_note(totals)
+
+
+def untimed_note(totals: pd.Series) -> None:
+    """What the minutes cover, when some plays have no known length (``queries.totals_query``'s
+    ``untimed``: scrobbles without a duration). They count as plays, with 0 minutes: an
+    estimate would be a figure nobody measured."""
+    untimed, plays = int(totals.get("untimed") or 0), int(totals.get("plays") or 0)
+    if untimed and plays:
+        st.caption(
+            f"Minutes cover {number(plays - untimed)} of {plural(plays, 'play')} ({(plays - untimed) / plays:.0%}): "
+            f"{plural(untimed, 'play')} of unknown length (scrobbles without a duration) count 0 minutes."
+        )
 
 
 # -- partial periods ----------------------------------------------------------------

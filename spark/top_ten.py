@@ -109,6 +109,7 @@ PLAYS_INPUT_SCHEMA = T.StructType(
         T.StructField("track_id", T.StringType()),
         T.StructField("track_name", T.StringType()),
         T.StructField("artist_names", T.StringType()),
+        T.StructField("primary_artist_name", T.StringType()),
         T.StructField("album_name", T.StringType()),
         T.StructField("album_image_url", T.StringType()),
         T.StructField("duration_ms", T.LongType()),
@@ -125,11 +126,13 @@ _OPTIONAL_INPUT_COLUMNS = frozenset({"user_id"})
 _LATEST_COLUMNS = ("track_name", "artist_names", "album_name", "album_image_url")
 
 #: The numbers of one (scope, track), as the first pass computes them and the second keeps them.
+#: A track is its ``track_id``, or for a play without one its ``name_key`` (:func:`name_key`).
 _WINNERS_SCHEMA = T.StructType(
     [
         T.StructField("user_id", T.StringType(), nullable=False),
         T.StructField("rank", T.LongType(), nullable=False),
         T.StructField("track_id", T.StringType()),
+        T.StructField("name_key", T.StringType()),
         T.StructField("plays", T.LongType(), nullable=False),
         T.StructField("listened_ms", T.LongType(), nullable=False),
         T.StructField("first_played_us", T.LongType(), nullable=False),
@@ -181,10 +184,32 @@ def _micros(ts: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def name_key() -> Column:
+    """What names a track played without a Spotify id: its primary artist and title, lower-cased,
+    as ``artist|title`` (null for a play with an id, or without both names).
+
+    The dashboard's grouping key (``app/queries.py`` ``TRACK_KEY``, the track page's ``?key=``)
+    for the same plays, so a mart row of such a track and the Top page's row agree. A play with
+    an id is still ranked by its id alone, as before: names can change over a track's life ("A
+    old", then "A new") and must not split it. Hence a track that has plays with an id and
+    scrobbles without one (a listen no Spotify play matched) is two rows here; the Top page,
+    which groups everything by names, shows one.
+    """
+    names = F.concat(F.lower(F.col("primary_artist_name")), F.lit("|"), F.lower(F.col("track_name")))
+    return F.when(F.col("track_id").isNull(), names)
+
+
 def _track_plays(plays: DataFrame) -> DataFrame:
-    """Real track plays only: ``is_play``, ``content_type`` 'track' and a known ``track_id``."""
-    return select_plays(plays).where(
-        F.col("is_play") & (F.col("content_type") == F.lit("track")) & F.col("track_id").isNotNull()
+    """Real track plays only: ``is_play``, ``content_type`` 'track', and a known ``track_id`` or,
+    without one (a scrobble, a local file), both names: :func:`name_key` is added."""
+    return (
+        select_plays(plays)
+        .withColumn("name_key", name_key())
+        .where(
+            F.col("is_play")
+            & (F.col("content_type") == F.lit("track"))
+            & (F.col("track_id").isNotNull() | F.col("name_key").isNotNull())
+        )
     )
 
 
@@ -203,7 +228,7 @@ def rank_winners(plays: DataFrame, n: int = 10) -> DataFrame:
     listened_ms = F.coalesce(F.col("ms_played"), F.col("duration_ms"), F.lit(0)).cast(T.LongType())
     per_user = (
         _track_plays(plays)
-        .groupBy("user_id", "track_id")
+        .groupBy("user_id", "track_id", "name_key")
         .agg(
             F.count(F.lit(1)).alias("plays"),
             F.sum(listened_ms).alias("listened_ms"),
@@ -214,7 +239,9 @@ def rank_winners(plays: DataFrame, n: int = 10) -> DataFrame:
     # Everyone's groups and the listeners' own from one grouping-sets aggregate over the
     # per-listener groups: a union of two aggregates would read the plays twice (Spark does not
     # reuse the shuffle across the union's two branches).
-    scopes = per_user.groupingSets([["user_id", "track_id"], ["track_id"]], "user_id", "track_id").agg(
+    scopes = per_user.groupingSets(
+        [["user_id", "track_id", "name_key"], ["track_id", "name_key"]], "user_id", "track_id", "name_key"
+    ).agg(
         F.grouping("user_id").alias("everyone"),
         F.sum("plays").alias("plays"),
         F.sum("listened_ms").alias("listened_ms"),
@@ -229,6 +256,7 @@ def rank_winners(plays: DataFrame, n: int = 10) -> DataFrame:
         F.col("listened_ms").desc(),
         F.col("last_played_at").desc(),
         F.col("track_id").asc(),
+        F.col("name_key").asc(),
     ]
     # row_number() <= n per scope: Spark plans a group limit before the window's shuffle, so
     # only n rows per scope and input split are sorted and moved.
@@ -239,6 +267,7 @@ def rank_winners(plays: DataFrame, n: int = 10) -> DataFrame:
         "user_id",
         "rank",
         "track_id",
+        "name_key",
         "plays",
         "listened_ms",
         F.unix_micros("first_played_at").alias("first_played_us"),
@@ -250,11 +279,13 @@ def top_ten_tracks(plays: DataFrame, n: int = 10, computed_at: datetime | None =
     """The ``n`` most played tracks of each listener and of everyone, in one frame.
 
     Rows whose ``user_id`` is :data:`ALL_USERS` rank every play; the others rank one
-    listener's. Only real track plays count: ``is_play`` true, ``content_type`` 'track' and
-    a known ``track_id`` (episodes, skips under 30 s and local files are not tracks one can
-    rank). Ranks are 1..n within each scope, without ties: plays desc, then minutes listened
-    desc, then the most recent play, then track id, so the same history always gives the same
-    table. Names and the album image come from the track's most recent play in that scope;
+    listener's. Only real track plays count: ``is_play`` true and ``content_type`` 'track'
+    (episodes and skips under 30 s are not tracks one can rank). A play without a Spotify id
+    (a scrobble no Spotify play matched, a local file) counts too, grouped with the plays of
+    the same artist and title (:func:`name_key`); its row has no ``track_id``. Ranks are 1..n
+    within each scope, without ties: plays desc, then minutes listened desc, then the most
+    recent play, then track id (then the names' key), so the same history always gives the
+    same table. Names and the album image come from the track's most recent play in that scope;
     should two plays share that instant, the greatest values win, which is still deterministic.
 
     Two passes, and the first one runs here (one Spark job, a few rows collected): the
@@ -270,21 +301,27 @@ def top_ten_tracks(plays: DataFrame, n: int = 10, computed_at: datetime | None =
     spark = plays.sparkSession
     winners = [r for r in rank_winners(plays, n).collect() if r["user_id"] is not None]
     ranked = spark.createDataFrame([tuple(r) for r in winners], _WINNERS_SCHEMA)
-    track_ids = sorted({r["track_id"] for r in winners})
+    track_ids = sorted({r["track_id"] for r in winners if r["track_id"] is not None})
+    name_keys = sorted({r["name_key"] for r in winners if r["name_key"] is not None})
     # timestamp_micros of a literal folds to a timestamp literal, which the reader pushes down.
     instants = [F.timestamp_micros(F.lit(us)) for us in sorted({r["last_played_us"] for r in winners})]
     latest_plays = (
         _track_plays(plays)
-        .where(F.col("track_id").isin(track_ids) & F.col("played_at").isin(instants))
+        .where(
+            (F.col("track_id").isin(track_ids) | F.col("name_key").isin(name_keys))
+            & F.col("played_at").isin(instants)
+        )
         .select(
             F.col("user_id").alias("play_user_id"),
             F.col("track_id").alias("play_track_id"),
+            F.col("name_key").alias("play_name_key"),
             F.col("played_at"),
             *_LATEST_COLUMNS,
         )
     )
     matches = (
-        (latest_plays["play_track_id"] == ranked["track_id"])
+        latest_plays["play_track_id"].eqNullSafe(ranked["track_id"])
+        & latest_plays["play_name_key"].eqNullSafe(ranked["name_key"])
         & (latest_plays["played_at"] == F.timestamp_micros(ranked["last_played_us"]))
         & ((ranked["user_id"] == F.lit(ALL_USERS)) | (latest_plays["play_user_id"] == ranked["user_id"]))
     )

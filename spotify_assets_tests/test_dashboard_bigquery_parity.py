@@ -11,7 +11,10 @@ warehouses (``app.warehouse.from_env`` in cloud mode, with ``SPOTIFY_BQ_ENDPOINT
   does), every grain, the detail pages for several artists, tracks and albums, Wrapped for a
   year with plays and one without, and Compare both ways; a new query in a builder is compared
   at once, and a new builder this test does not call fails it;
-* every page rendered by ``AppTest`` (the pages' own batches, recorded as sent) on each.
+* every page rendered by ``AppTest`` (the pages' own batches, recorded as sent) on each;
+* the same for a second history that is mostly plays without a Spotify id (scrobbles no
+  Spotify play matched: ``fixtures/dashboard.idless_plays``), its detail pages opened by names'
+  key (``?key=``), as ``test_dashboard_idless.py`` checks them by hand on DuckDB.
 
 Frames must be equal value for value and row for row (``app.parity`` lists the only
 representation differences it normalises).
@@ -40,6 +43,9 @@ from spotify_assets_tests.fixtures.dashboard import (
     dashboard_metadata,
     dashboard_top_ten,
     household_plays,
+    idless_features,
+    idless_plays,
+    idless_top_ten,
 )
 
 #: A day after the household's newest play (2 May 2024), so "last 4 weeks" and "last 6 months" hold plays.
@@ -60,6 +66,12 @@ DETAIL_IDS: dict[str | None, list[tuple[q.DetailKind, str]]] = {
         ("album", "al4"),
     ],
     BOB: [("artist", "a2"), ("track", "b1"), ("album", "alb1")],
+}
+#: Detail pages opened by names' key (an item without a Spotify id): the household's local file
+#: (no track or album id) and its album.
+DETAIL_KEYS: dict[str | None, list[tuple[q.DetailKind, str]]] = {
+    None: [("track", "fable|demo take 3"), ("album", "fable|demo takes")],
+    BOB: [("track", "fable|demo take 3")],  # none of his: an empty page
 }
 #: The periods each scope is compared over: every option for everyone; for Bob (whose plays are
 #: in January and May) the two where he has plays in and out of the period.
@@ -151,6 +163,7 @@ def _pages(user: str | None) -> list[dict[str, str]]:
         q.wrapped_queries(TZ, 2024),
     ]
     out += [q.detail_queries(kind, item, TZ) for kind, item in DETAIL_IDS[user]]
+    out += [q.detail_queries(kind, key, TZ, by="key") for kind, key in DETAIL_KEYS[user]]
     return [{name: q.for_listener(sql, user) for name, sql in batch.items()} for batch in out]
 
 
@@ -274,3 +287,111 @@ def test_the_comparison_sees_a_changed_figure(warehouses: tuple[BigQueryWarehous
     fewer: Warehouse = OnePlayFewer()
     result = parity.compare([q.overview_queries(TZ)], bigquery, fewer)
     assert "totals" in " ".join(result.differences), result
+
+
+# -- plays without a Spotify id ---------------------------------------------------------------
+VINYL = "dust choir|vinyl hiss"
+#: The id-less history's detail pages: by key where an item has no id, by id where it has one
+#: (the Spotify track whose page includes a scrobble of its names).
+IDLESS_DETAIL: list[tuple[q.DetailKind, str, q.DetailBy]] = [
+    ("track", VINYL, "key"),
+    ("track", "dust choir|long way", "key"),
+    ("artist", "dust choir", "key"),
+    ("album", "dust choir|crackle", "key"),
+    ("track", "s1", "id"),
+    ("artist", "n1", "id"),
+    ("album", "c1", "id"),
+]
+
+
+@pytest.fixture(scope="module")
+def idless_warehouses(
+    bigquery_emulator: BigQueryEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[BigQueryWarehouse, DuckDBSnapshot]:
+    """``idless_plays`` (with its features and mart) in both warehouses, as ``warehouses`` does."""
+    plays, features, top_ten = idless_plays(), idless_features(), idless_top_ten()
+    writer = bigquery_emulator.warehouse()
+    writer.merge_plays(plays)
+    writer.merge_track_features(features)
+    writer.replace_top_ten(top_ten)
+    bigquery = from_env(
+        {
+            "SPOTIFY_DEPLOYMENT": "cloud",
+            "SPOTIFY_GCP_PROJECT": writer.project,
+            "SPOTIFY_BQ_DATASET": writer.dataset,
+            "SPOTIFY_BQ_ENDPOINT": bigquery_emulator.url,
+        }
+    )
+    assert isinstance(bigquery, BigQueryWarehouse)
+    snapshot = build_dashboard_warehouse(tmp_path_factory.mktemp("parity_idless"), plays, features, top_ten)
+    return bigquery, DuckDBSnapshot(snapshot)
+
+
+def idless_batches() -> list[dict[str, str]]:
+    """Every page family's batch over the id-less history, for everyone and for each listener."""
+    june = q.period_for("custom", TZ, first_day=date(2024, 6, 4), last_day=date(2024, 6, 5))
+    batches = [q.version_queries(), q.listeners_query()]
+    for user in (None, ALICE, BOB):
+        scope = [q.freshness_query(), q.discovery_queries(TZ), q.sources_query(), q.years_query(TZ)]
+        scope += [q.top_ten_mart_query(user), q.wrapped_queries(TZ, 2024)]
+        for period in (q.Period(), june):
+            scope += [
+                q.overview_queries(TZ, period, q.previous_period(period, now=NOW)),
+                {**q.top_queries(TZ, period), **q.pending_lookups_query(period)},
+                q.mood_queries(TZ, period),
+                q.recent_queries(TZ, q.RecentFilter(period=period), 100, 0),
+                q.when_queries(TZ, period, "day"),
+            ]
+        scope.append(q.recent_queries(TZ, q.RecentFilter(search="vinyl", sources=("lastfm",)), 100, 0))
+        scope += [q.detail_queries(kind, item, TZ, by=by) for kind, item, by in IDLESS_DETAIL]
+        batches += [{name: q.for_listener(sql, user) for name, sql in batch.items()} for batch in scope]
+    batches += [q.compare_queries(TZ, q.Period(), ALICE, BOB), q.compare_queries(TZ, q.Period(), BOB, ALICE)]
+    return batches
+
+
+def test_plays_without_an_id_give_duckdbs_answer_on_bigquery(
+    idless_warehouses: tuple[BigQueryWarehouse, DuckDBSnapshot],
+) -> None:
+    bigquery, duckdb = idless_warehouses
+    result = parity.compare(idless_batches(), bigquery, duckdb)
+    assert result.differences == {}, "\n".join(f"{k}: {v}" for k, v in result.differences.items())
+    assert result.compared > 300 and result.rows > 300, result
+    # Not equal by being empty alike: the id-less rows are there, grouped and keyed, on BigQuery.
+    tracks = bigquery.fetch(q.top_queries(TZ, q.Period()))["tracks"]
+    assert tracks is not None
+    assert [
+        (t, int(n), k) for t, n, k in zip(tracks["track"], tracks["plays"], tracks["key"], strict=True)
+    ] == [
+        ("Night Drive", 4, "neon fox|night drive"),
+        ("vinyl hiss", 4, VINYL),
+        ("Long Way", 1, "dust choir|long way"),
+    ]
+    page = bigquery.fetch(q.detail_queries("track", VINYL, TZ, by="key"))["summary"]
+    assert page is not None and (int(page["plays"].iloc[0]), int(page["by_name"].iloc[0])) == (4, 4)
+
+
+def test_pages_of_items_without_an_id_render_on_bigquery_with_duckdbs_figures(
+    idless_warehouses: tuple[BigQueryWarehouse, DuckDBSnapshot], tmp_path: Path
+) -> None:
+    """The pages that say something of their own about id-less plays (Overview's minutes, Mood's
+    coverage) and the detail pages opened by key, on both warehouses: the same figures."""
+    bigquery, duckdb = idless_warehouses
+    env = {"SPOTIFY_TIMEZONE": TZ, "SPOTIFY_DATA_DIR": str(tmp_path)}
+    pages = ("overview", "top", "mood", "recent", "track", "artist", "album")
+    params = {
+        "track": {"key": VINYL},
+        "artist": {"key": "dust choir"},
+        "album": {"key": "dust choir|crackle"},
+    }
+    seen = {
+        side: parity.render_pages(wh, params, pages, env=env)
+        for side, wh in (("bq", bigquery), ("duck", duckdb))
+    }
+    assert {p.page: p.exceptions for p in seen["bq"] if p.exceptions} == {}
+    assert parity.figure_differences(seen["bq"], seen["duck"]) == {}
+    shown = {p.page: p.metrics for p in seen["bq"]}
+    assert (shown["overview"]["Plays"], shown["mood"]["Coverage"], shown["track"]["Plays"]) == (
+        "9",
+        "33%",
+        "4",
+    )

@@ -50,7 +50,8 @@ LINK = re.compile(r'<a class="sp-link" href="\./(\w+)\?([^"]*)" target="_self">(
 
 
 def _links(at: AppTest) -> dict[str, tuple[str, str]]:
-    """The page's links to detail pages: label -> (page, the id it opens as ``id=<id>``).
+    """The page's links to detail pages: label -> (page, the id it opens as ``id=<id>``, or
+    ``key=<names>`` for an item without one).
 
     The links are plain anchors (``ui.link_html``) that also carry the view's ``tz=`` and
     period; those are checked by the browser tests, the id here.
@@ -59,7 +60,8 @@ def _links(at: AppTest) -> dict[str, tuple[str, str]]:
     for element in at.get("html"):
         for page, query, label in LINK.findall(element.proto.body):
             params = parse_qs(html.unescape(query))
-            found[html.unescape(label)] = (page, f"id={params['id'][0]}")
+            which = "id" if "id" in params else "key"
+            found[html.unescape(label)] = (page, f"{which}={params[which][0]}")
     return found
 
 

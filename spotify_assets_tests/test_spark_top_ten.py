@@ -97,9 +97,10 @@ def history() -> list[dict[str, Any]]:
     The listener's own: a and b both have 3 plays; a wins on minutes (10 vs 6). c and d tie
     on plays and minutes; d was played later. e and f tie on everything but the id. g has one
     play but only 45 s of it was heard (ms_played beats duration_ms); h has no length at all
-    (0 minutes). Bob plays h three times (as "H live", the latest name) and c once; one play
-    of g has no listener. Everyone's ranking therefore differs: h first on 4 plays, c above b
-    on minutes (7.5 vs 6), g above d (5.75 vs 5 minutes).
+    (0 minutes). A local file (no Spotify id) has 3 plays and a's minutes: it ranks by its
+    names, after a on the last play. Bob plays h three times (as "H live", the latest name)
+    and c once; one play of g has no listener. Everyone's ranking therefore differs: h first
+    on 4 plays, c above b on minutes (7.5 vs 6), g above d (5.75 vs 5 minutes).
     """
     return [
         play(10, "a", "A old"),
@@ -118,8 +119,9 @@ def history() -> list[dict[str, Any]]:
         play(8, "e", "E", duration_ms=100_000),
         play(5, "g", "G", duration_ms=300_000, ms_played=45_000),
         play(4, "h", "H", duration_ms=None),
-        # Never ranked: episodes and plays without a track id, however often they occur.
+        # Never ranked: episodes, however often they occur.
         *[play(18 + i, "ep1", "Episode", content_type="episode", duration_ms=3_600_000) for i in range(4)],
+        # Ranked by its names: a track without a Spotify id (a local file, a scrobble).
         *[play(1 + i, None, "Local file") for i in range(3)],
         # Bob's plays, and a play of no known listener (single-user layout, not adopted).
         *[play(19 + i, "h", "H live", duration_ms=100_000, user=BOB) for i in range(3)],
@@ -130,7 +132,7 @@ def history() -> list[dict[str, Any]]:
 
 
 def expected_row(
-    user: str, rank: int, tid: str, name: str, plays: int, ms: int, first: datetime, last: datetime
+    user: str, rank: int, tid: str | None, name: str, plays: int, ms: int, first: datetime, last: datetime
 ) -> tuple:
     image = "https://img/a-new" if tid == "a" else f"https://img/{name}"
     return (
@@ -143,22 +145,24 @@ def expected_row(
 EXPECTED = [
     expected_row(ALL, 1, "h", "H live", 4, 300_000, at(4), at(21)),
     expected_row(ALL, 2, "a", "A new", 3, 600_000, at(10), at(12)),
-    expected_row(ALL, 3, "c", "C", 3, 450_000, at(3), at(15)),
-    expected_row(ALL, 4, "b", "B", 3, 360_000, at(9), at(14)),
-    expected_row(ALL, 5, "g", "G", 2, 345_000, at(2), at(5)),
-    expected_row(ALL, 6, "d", "D", 2, 300_000, at(6), at(16)),
-    expected_row(ALL, 7, "e", "E", 1, 100_000, at(8), at(8)),
-    expected_row(ALL, 8, "f", "F", 1, 100_000, at(8), at(8)),
+    expected_row(ALL, 3, None, "Local file", 3, 600_000, at(1), at(3)),
+    expected_row(ALL, 4, "c", "C", 3, 450_000, at(3), at(15)),
+    expected_row(ALL, 5, "b", "B", 3, 360_000, at(9), at(14)),
+    expected_row(ALL, 6, "g", "G", 2, 345_000, at(2), at(5)),
+    expected_row(ALL, 7, "d", "D", 2, 300_000, at(6), at(16)),
+    expected_row(ALL, 8, "e", "E", 1, 100_000, at(8), at(8)),
+    expected_row(ALL, 9, "f", "F", 1, 100_000, at(8), at(8)),
     expected_row(BOB, 1, "h", "H live", 3, 300_000, at(19), at(21)),
     expected_row(BOB, 2, "c", "C", 1, 150_000, at(3), at(3)),
     expected_row(LISTENER, 1, "a", "A new", 3, 600_000, at(10), at(12)),
-    expected_row(LISTENER, 2, "b", "B", 3, 360_000, at(9), at(14)),
-    expected_row(LISTENER, 3, "d", "D", 2, 300_000, at(6), at(16)),
-    expected_row(LISTENER, 4, "c", "C", 2, 300_000, at(7), at(15)),
-    expected_row(LISTENER, 5, "e", "E", 1, 100_000, at(8), at(8)),
-    expected_row(LISTENER, 6, "f", "F", 1, 100_000, at(8), at(8)),
-    expected_row(LISTENER, 7, "g", "G", 1, 45_000, at(5), at(5)),
-    expected_row(LISTENER, 8, "h", "H", 1, 0, at(4), at(4)),
+    expected_row(LISTENER, 2, None, "Local file", 3, 600_000, at(1), at(3)),
+    expected_row(LISTENER, 3, "b", "B", 3, 360_000, at(9), at(14)),
+    expected_row(LISTENER, 4, "d", "D", 2, 300_000, at(6), at(16)),
+    expected_row(LISTENER, 5, "c", "C", 2, 300_000, at(7), at(15)),
+    expected_row(LISTENER, 6, "e", "E", 1, 100_000, at(8), at(8)),
+    expected_row(LISTENER, 7, "f", "F", 1, 100_000, at(8), at(8)),
+    expected_row(LISTENER, 8, "g", "G", 1, 45_000, at(5), at(5)),
+    expected_row(LISTENER, 9, "h", "H", 1, 0, at(4), at(4)),
 ]
 
 
@@ -189,11 +193,15 @@ def collect(frame: DataFrame) -> list[tuple]:
 
 
 def pandas_rows(df: pd.DataFrame) -> list[tuple]:
-    """The ranked columns of a pandas result as plain Python tuples (computed_at left out)."""
-    out = []
-    for rec in df.drop(columns=["computed_at"]).itertuples(index=False):
-        out.append(tuple(v.to_pydatetime() if isinstance(v, pd.Timestamp) else v for v in rec))
-    return out
+    """The ranked columns of a pandas result as plain Python tuples (computed_at left out; a
+    missing value, pandas' ``NA`` in a conformed frame, as None)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, pd.Timestamp):
+            return v.to_pydatetime()
+        return None if v is pd.NA else v
+
+    return [tuple(plain(v) for v in rec) for rec in df.drop(columns=["computed_at"]).itertuples(index=False)]
 
 
 def write_plays_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -231,15 +239,83 @@ def test_naive_computed_at_is_taken_as_utc(spark: SparkSession) -> None:
     assert collect(result)[0][-1] == COMPUTED_AT
 
 
-def test_only_non_plays_episodes_and_unknown_ids_give_an_empty_ranking(spark: SparkSession) -> None:
+def test_only_non_plays_episodes_and_nameless_plays_without_ids_give_an_empty_ranking(
+    spark: SparkSession,
+) -> None:
     rows = [
         play(1, "a", "A", is_play=False),
         play(2, "ep", "Ep", content_type="episode"),
-        play(3, None, "Local"),
+        {**play(3, None, "Local"), "primary_artist_name": None},  # no id and no artist: nothing to rank by
     ]
     result = top_ten.top_ten_tracks(plays_frame(spark, rows), computed_at=COMPUTED_AT)
     assert result.collect() == []
     assert result.columns == column_names("top_ten_tracks")
+
+
+def scrobble(hour: int, artist: str, name: str, *, user: str | None = LISTENER, **kw: Any) -> dict[str, Any]:
+    """A play no Spotify play matched (a Last.fm or ListenBrainz scrobble): names, no ids, no length."""
+    return {
+        **play(hour, None, name, duration_ms=None, user=user, **kw),
+        "primary_artist_name": artist,
+        "artist_names": artist,
+        "artist_ids": None,
+        "primary_artist_id": None,
+        "album_id": None,
+        "album_image_url": None,
+    }
+
+
+def test_plays_without_an_id_count_grouped_by_their_names(spark: SparkSession) -> None:
+    """Scrobbles of one track in three spellings are one track of 3 plays, named after the
+    latest; a scrobble of the same names as a Spotify track stays its own row (ids are ranked
+    by id, ``top_ten.name_key``); the Spotify track's minutes break the tie with it."""
+    rows = [
+        scrobble(1, "Dust Choir", "Vinyl Hiss"),
+        scrobble(2, "DUST CHOIR", "vinyl hiss"),
+        scrobble(3, "dust choir", "Vinyl HISS", user=BOB),
+        play(4, "s1", "Night Drive", duration_ms=200_000),
+        play(5, "s1", "Night Drive", duration_ms=200_000),
+        scrobble(6, "Artist of Night Drive", "night drive"),
+        scrobble(7, "Artist of Night Drive", "Night Drive"),
+    ]
+    result = collect(top_ten.top_ten_tracks(plays_frame(spark, rows), computed_at=COMPUTED_AT))
+
+    def row(
+        user: str,
+        rank: int,
+        tid: str | None,
+        name: str,
+        artist: str,
+        plays: int,
+        ms: int,
+        first: int,
+        last: int,
+    ):
+        album, image = f"Album of {name}", f"https://img/{name}" if tid else None
+        return (
+            user,
+            rank,
+            tid,
+            name,
+            artist,
+            album,
+            image,
+            plays,
+            ms / 60000.0,
+            at(first),
+            at(last),
+            COMPUTED_AT,
+        )
+
+    assert result == [
+        row(ALL, 1, None, "Vinyl HISS", "dust choir", 3, 0, 1, 3),
+        row(ALL, 2, "s1", "Night Drive", "Artist of Night Drive", 2, 400_000, 4, 5),
+        row(ALL, 3, None, "Night Drive", "Artist of Night Drive", 2, 0, 6, 7),
+        row(BOB, 1, None, "Vinyl HISS", "dust choir", 1, 0, 3, 3),
+        row(LISTENER, 1, "s1", "Night Drive", "Artist of Night Drive", 2, 400_000, 4, 5),
+        row(LISTENER, 2, None, "Night Drive", "Artist of Night Drive", 2, 0, 6, 7),
+        row(LISTENER, 3, None, "vinyl hiss", "DUST CHOIR", 2, 0, 1, 2),
+    ]
 
 
 def test_empty_input_gives_an_empty_frame_with_the_schema(spark: SparkSession) -> None:
@@ -423,7 +499,9 @@ def test_resource_session_mode_returns_a_conformed_frame(
         )
     # The shared session was reused (local[2]), and the job's progress went to the given log.
     assert "Running top-ten on an in-process session, master local[2]" in caplog.messages
-    assert "[top_ten] ranked 18 row(s): everyone's and 2 listener(s)' top 10" in caplog.messages
+    assert (
+        "[top_ten] ranked 20 row(s): everyone's and 2 listener(s)' top 10" in caplog.messages
+    )  # len(EXPECTED)
     assert pandas_rows(result) == EXPECTED
     expected_dtypes = conform(result, "top_ten_tracks").dtypes
     assert list(result.dtypes) == list(expected_dtypes)

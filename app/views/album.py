@@ -1,4 +1,4 @@
-"""The album page (`/album?id=<Spotify album id>`); see ``app/detail.py``."""
+"""The album page (`/album?id=<Spotify album id>`, or `?key=<artist>|<album>` without one); see ``app/detail.py``."""
 
 from app import detail
 

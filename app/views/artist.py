@@ -1,4 +1,4 @@
-"""The artist page (`/artist?id=<Spotify artist id>`); see ``app/detail.py``."""
+"""The artist page (`/artist?id=<Spotify artist id>`, or `?key=<artist>` without one); see ``app/detail.py``."""
 
 from app import detail
 

@@ -98,6 +98,7 @@ def _shared(df: pd.DataFrame, config: dict[str, Any], kind: queries.DetailKind, 
             f"{la} plays": st.column_config.NumberColumn(f"{la} plays", format="localized"),
             f"{lb} plays": st.column_config.NumberColumn(f"{lb} plays", format="localized"),
             "id": None,
+            "key": None,
             **config,
         },
     )
@@ -120,6 +121,7 @@ with st.container():
                     f"{la} first": [ui.local(t, ctx.tz, "%d %b %Y") for t in artists["first_a"]],
                     f"{lb} first": [ui.local(t, ctx.tz, "%d %b %Y") for t in artists["first_b"]],
                     "id": artists["id"],
+                    "key": artists["key"],
                 }
             ),
             {},
@@ -141,6 +143,7 @@ with st.container():
                     f"{la} plays": tracks["plays_a"],
                     f"{lb} plays": tracks["plays_b"],
                     "id": tracks["id"],
+                    "key": tracks["key"],
                 }
             ),
             {},
@@ -186,7 +189,9 @@ if len(feat):
     st.caption(
         " · ".join(
             f"{la if row['who'] == 'a' else lb}: tempo {float(row['tempo']):.0f} BPM over "
-            f"{ui.plural(int(row['plays_with_features']), 'play')} with features"
+            f"{ui.plural(int(row['plays_with_features']), 'play')} with features "
+            f"({int(row['plays_with_features']) / int(row['plays']):.0%} of their plays: features are known "
+            "by Spotify id, so plays without one have none)"
             for _, row in feat.iterrows()
         )
     )

@@ -62,6 +62,17 @@ cols[2].metric(
 )
 cols[3].metric("Danceability", f"{float(summary['danceability']):.2f}")
 cols[4].metric("Tempo", f"{float(summary['tempo']):.0f} BPM")
+without_id = int(summary["plays_without_id"] or 0)
+st.caption(
+    f"Features known for {plays_with / plays_all:.0%} of plays ({ui.number(plays_with)} of "
+    f"{ui.number(plays_all)}); the figures below describe those plays only."
+    + (
+        f" {ui.plural(without_id, 'play')} have no Spotify id (scrobbles no Spotify play matched, local "
+        "files), so no features can be looked up for them."
+        if without_id
+        else ""
+    )
+)
 
 st.subheader("Mood map")
 st.caption("Each dot is a track you played (size = plays); energy against valence.")

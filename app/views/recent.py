@@ -26,7 +26,13 @@ period = ui.period_picker("recent", ctx.status, ctx.tz)
 include_short = st.toggle("Include streams under 30 s", key="recent_short")
 
 #: Where a play came from, as a listener knows it (the privacy download's two kinds of file).
-SOURCE_LABELS = {"api": "API", "extended_export": "Extended history", "account_export": "Account data"}
+SOURCE_LABELS = {
+    "api": "API",
+    "extended_export": "Extended history",
+    "account_export": "Account data",
+    "lastfm": "Last.fm",
+    "listenbrainz": "ListenBrainz",
+}
 sources_all = ui.frame(ctx.fetch(queries.sources_query()), "sources")
 sources = st.multiselect(
     "Source",
@@ -73,6 +79,7 @@ event = st.dataframe(  # type: ignore[call-overload]
         "source": st.column_config.TextColumn("Source", width=112),
         "context_type": st.column_config.TextColumn("From", width=58),
         "id": None,
+        "key": None,
     },
     column_order=[
         "played_at",

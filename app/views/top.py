@@ -39,6 +39,7 @@ def _table(df: pd.DataFrame, label_cols: dict[str, str], kind: queries.DetailKin
         "tracks": st.column_config.NumberColumn("Tracks", format="localized", width=80),
         "last_played": None,
         "id": None,
+        "key": None,
         **{k: st.column_config.TextColumn(v) for k, v in label_cols.items()},
     }
     # Clicking a row opens its detail page.
@@ -70,7 +71,7 @@ else:
         if len(df):
             with col:
                 ui.name_card(label, str(df.iloc[0][name]), ui.plural(int(df.iloc[0]["plays"]), "play"))
-                detail.link(kind, df.iloc[0]["id"], f"Open the {kind}")  # type: ignore[arg-type]
+                detail.link(kind, df.iloc[0]["id"], f"Open the {kind}", df.iloc[0]["key"])  # type: ignore[arg-type]
     pending = ui.frame(res, "pending")
     pending_plays = int(pending["plays"].iloc[0] or 0) if len(pending) else 0
     if pending_plays:
@@ -78,7 +79,7 @@ else:
             f"{ui.plural(pending_plays, 'play')} of {ui.plural(int(pending['tracks'].iloc[0]), 'track')} "
             "lack Spotify ids or a cover (an export has neither) and have not been looked up yet: the "
             "next update looks them up on Spotify. Until then they count by name, and a name known "
-            "only from them has no link or cover."
+            "only from them opens its page by name and has no cover."
         )
 
 
@@ -93,6 +94,7 @@ def _cards(df: pd.DataFrame, name: str, kind: str, by: str | None = None) -> Non
                 "sub": (f"{r[by]} · " if by and r.get(by) else "") + ui.plural(int(r["plays"]), "play"),
                 "image": r["image"],
                 "id": r["id"],
+                "key": r["key"],
             }
             for r in top.to_dict("records")
         ],
@@ -104,7 +106,7 @@ tab_tracks, tab_artists, tab_albums, tab_mart = st.tabs(["Tracks", "Artists", "A
 with tab_tracks:
     _cards(tracks, "track", "track", by="artists")
     _table(
-        _ranked(tracks)[["rank", "image", "track", "artists", "album", "plays", "minutes", "id"]]
+        _ranked(tracks)[["rank", "image", "track", "artists", "album", "plays", "minutes", "id", "key"]]
         if len(tracks)
         else tracks,
         {"track": "Track", "artists": "Artists", "album": "Album"},
@@ -114,7 +116,7 @@ with tab_tracks:
 with tab_artists:
     _cards(artists, "artist", "artist")
     _table(
-        _ranked(artists)[["rank", "image", "artist", "plays", "minutes", "tracks", "id"]]
+        _ranked(artists)[["rank", "image", "artist", "plays", "minutes", "tracks", "id", "key"]]
         if len(artists)
         else artists,
         {"artist": "Artist"},
@@ -124,7 +126,7 @@ with tab_artists:
 with tab_albums:
     _cards(albums, "album", "album", by="artist")
     _table(
-        _ranked(albums)[["rank", "image", "album", "artist", "plays", "minutes", "tracks", "id"]]
+        _ranked(albums)[["rank", "image", "album", "artist", "plays", "minutes", "tracks", "id", "key"]]
         if len(albums)
         else albums,
         {"album": "Album", "artist": "Artist"},
@@ -171,7 +173,7 @@ with tab_mart:
         mart["minutes"] = mart["minutes"].astype(float).round(0).astype(int)
         mart["image"] = mart["image"].fillna("")
         _table(
-            mart[["rank", "image", "track", "artists", "album", "plays", "minutes", "id"]],
+            mart[["rank", "image", "track", "artists", "album", "plays", "minutes", "id", "key"]],
             {"track": "Track", "artists": "Artists", "album": "Album"},
             "track",
             "top_mart_table",

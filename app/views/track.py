@@ -1,4 +1,4 @@
-"""The track page (`/track?id=<Spotify track id>`); see ``app/detail.py``."""
+"""The track page (`/track?id=<Spotify track id>`, or `?key=<artist>|<track>` without one); see ``app/detail.py``."""
 
 from app import detail
 

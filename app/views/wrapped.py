@@ -65,6 +65,7 @@ cols[2].metric("Longest streak", streak_text)
 cols[3].metric(
     "New artists", ui.number(int(found["new_artists"])), help=f"First heard in {year}: {found_text}."
 )
+ui.untimed_note(totals)
 st.markdown(
     f"**Busiest day:** {busiest_text}  \n**Discovered:** {found_text}  \n"
     f"**Mood:** {mood_text or 'no audio features for this year'}"
@@ -80,7 +81,7 @@ for col, title, df, name_col, kind in (
         st.subheader(title)
         for i, row in enumerate(df.itertuples(index=False), start=1):
             label = f"{i}. {getattr(row, name_col)} · {ui.plural(int(float(row.plays)), 'play')}"  # type: ignore[arg-type]
-            if not detail.link(kind, row.id, label):  # type: ignore[arg-type]
+            if not detail.link(kind, row.id, label, row.key):  # type: ignore[arg-type]
                 st.markdown(ui.md_escape(label))
 
 summary = card.WrappedSummary(

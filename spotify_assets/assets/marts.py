@@ -37,9 +37,10 @@ def top_ten_tracks(
     Computed by the ``spark/`` application (the same code ``spark-submit`` runs on a
     cluster) in one job over every play in the warehouse, then written back as one table the
     dashboard reads: rows with ``user_id`` = ``schema.ALL_LISTENERS`` rank the household's
-    plays together, the others one listener's (the Top page shows the listener's own). Ranking
-    ties are broken by minutes listened, then recency, then track id, so the mart is
-    deterministic. The frame is returned: ``warehouse_io_manager`` replaces the
+    plays together, the others one listener's (the Top page shows the listener's own). Plays
+    without a Spotify id (scrobbles no Spotify play matched, local files) count too, grouped by
+    artist and title; their rows have no ``track_id``. Ranking ties are broken by minutes
+    listened, then recency, then track id, so the mart is deterministic. The frame is returned: ``warehouse_io_manager`` replaces the
     ``top_ten_tracks`` table with it (``io_managers/warehouse_io_manager.py``).
     """
     with tempfile.TemporaryDirectory(prefix="spotify-top-ten-") as tmp:
