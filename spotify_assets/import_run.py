@@ -94,7 +94,6 @@ def import_command(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    print(f"spotify-assets import: found {fmt.label}", file=sys.stderr)
     # Imported here, after argv is checked: a usage error should not wait for Dagster to import.
     from spotify_assets.deployments import deployment_settings
     from spotify_assets.settings import MissingSettings

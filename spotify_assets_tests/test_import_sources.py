@@ -178,7 +178,7 @@ def test_the_command_says_which_source_it_found_and_counts_add_up(tmp_path: Path
         [*env_cmd, str(exports[LASTFM])], capture_output=True, text=True, cwd=tmp_path, timeout=300
     )
     assert run.returncode == 0, run.stderr
-    assert "found a Last.fm CSV export" in run.stderr
+    assert "found                a Last.fm CSV export (uts," in run.stdout
     assert "rows read                     7" in run.stdout
     assert "plays added                   5" in run.stdout  # V1, S1, S2, S4, V2 (its repeat: duplicate)
     assert "duplicates skipped            1" in run.stdout
@@ -187,7 +187,7 @@ def test_the_command_says_which_source_it_found_and_counts_add_up(tmp_path: Path
         [*env_cmd, str(exports[LISTENBRAINZ])], capture_output=True, text=True, cwd=tmp_path, timeout=300
     )
     assert again.returncode == 0, again.stderr
-    assert "found a ListenBrainz export (JSON lines)" in again.stderr
+    assert "found                a ListenBrainz export (JSON lines)" in again.stdout
     assert "matched to another source     3" in again.stdout  # S1, S4, V2
     assert "plays added                   1" in again.stdout  # V3
 
