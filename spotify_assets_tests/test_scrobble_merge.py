@@ -4,18 +4,22 @@ the same table; a plan cut short leaves the table as it was, and the rerun finis
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from spotify_assets.encoding import parquet_bytes
 from spotify_assets.imports.runner import land_export
 from spotify_assets.plays_writes import merge_plays_files
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource, WarehouseResource
+from spotify_assets.schema import conform
 from spotify_assets.scrobbles.detect import source_format
 from spotify_assets.scrobbles.landing import land_listens
-from spotify_assets.scrobbles.listen import LASTFM, LISTENBRAINZ, SPOTIFY
+from spotify_assets.scrobbles.listen import LASTFM, LISTENBRAINZ, SPOTIFY, Listen
+from spotify_assets.scrobbles.rows import listen_row
 from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.test_import_sources import EXPECTED_SOURCES, NOW, USER, write_exports
@@ -113,3 +117,47 @@ def test_bigquery_merges_across_sources_as_duckdb_does(
     for order in ORDERS[:2]:
         table = _merge_all(bigquery_emulator.warehouse(), lake, paths, order)
         pd.testing.assert_frame_equal(table, duck)
+
+
+def _lake_file(lake: LocalLakeResource, name: str, rows: list[dict[str, object]]) -> list[str]:
+
+    path = f"plays/user_id={USER}/played_month=2021-01/{name}.parquet"
+    lake.write_bytes(path, parquet_bytes(conform(pd.DataFrame(rows), "plays"), "plays"))
+    return [path]
+
+
+@pytest.mark.parametrize("poll_first", [True, False])
+def test_a_polled_play_and_its_scrobble_are_one_play_in_either_order(
+    tmp_path: Path, poll_first: bool
+) -> None:
+    """The poll's rows have no ``ms_played``: their start is their end minus the track's length."""
+
+    start = datetime(2021, 1, 31, 14, 0, tzinfo=UTC)
+    lake = LocalLakeResource(root=str(tmp_path / "lake"))
+    scrobble = Listen(LASTFM, "Radiohead", "Airbag", "OK Computer", start + timedelta(seconds=2), "csv:1")
+    lastfm = _lake_file(
+        lake, "lastfm", [{**listen_row(scrobble, USER), "batch_id": "b1", "ingested_at": NOW}]
+    )
+    end = start + timedelta(milliseconds=284_000, seconds=40)  # paused 40 s
+    polled = {
+        "play_key": f"{USER}|{end.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}|6zN9s4lC3Qrk8F3d0U4m2Z",
+        "played_at": end,
+        "track_id": "6zN9s4lC3Qrk8F3d0U4m2Z",
+        "track_name": "Airbag",
+        "primary_artist_name": "Radiohead",
+        "duration_ms": 284_000,
+        "content_type": "track",
+        "is_play": True,
+        "source": "api",
+        "batch_id": "b2",
+        "ingested_at": NOW,
+        "user_id": USER,
+    }
+    api = _lake_file(lake, "api", [polled])
+    wh = DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb"))
+    for paths in (api, lastfm) if poll_first else (lastfm, api):
+        merge_plays_files(wh, lake, paths, "b")
+    rows = _table(wh)
+    assert rows[["play_key", "track_id", "source", "sources"]].values.tolist() == [
+        [polled["play_key"], "6zN9s4lC3Qrk8F3d0U4m2Z", "api", "lastfm,spotify"]
+    ]

@@ -167,7 +167,10 @@ def _plan_listener(incoming: pd.DataFrame, existing: pd.DataFrame, present: set[
             result.count(record["batch_id"], "duplicates")
             continue
         first.add(key)
-        listen = row_listen(record) if is_scrobble(record["source"]) else spotify_listen(record, key)
+        if is_scrobble(record["source"]):
+            listen: Listen | None = row_listen(record)
+        else:  # a polled row has no ms_played: the track's length stands in (matching's rule)
+            listen = spotify_listen(record, key, duration_ms=record["duration_ms"])
         if listen is None:  # a Spotify row without names or length: nothing to match it with
             plain.append(record)
             result.count(record["batch_id"], "added")
