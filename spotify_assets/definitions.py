@@ -17,6 +17,7 @@ from spotify_assets.deployments import resources_for
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.retention import purge_old_runs_job, purge_old_runs_schedule
 from spotify_assets.schedules import hourly_schedule
+from spotify_assets.scrobbles.sensor import scrobble_inbox_sensor
 from spotify_assets.sensors import mart_automation_sensor, new_plays_sensor
 
 defs = dg.Definitions(
@@ -24,7 +25,7 @@ defs = dg.Definitions(
     asset_checks=PLAYS_CHECKS,
     jobs=[spotify_pipeline_job, purge_old_runs_job],
     schedules=[hourly_schedule, purge_old_runs_schedule],
-    sensors=[new_plays_sensor, mart_automation_sensor],
+    sensors=[new_plays_sensor, mart_automation_sensor, scrobble_inbox_sensor],
     resources=resources_for(),
     executor=dg.in_process_executor,
 )

@@ -1,4 +1,8 @@
-"""An import, end to end, and ``spotify-assets import PATH``: a privacy export with a progress bar and a report.
+"""An import, end to end, and ``spotify-assets import PATH``: a listening history with a progress bar and a report.
+
+PATH is a Spotify privacy export, a Last.fm export or a ListenBrainz export: the command says
+which it found (``scrobbles/detect.py``), and the run's ``history_import`` lands it with the
+reader of that source.
 
 ``import_export`` is the one way an export reaches the plays table, for every caller (this
 command, the dashboard's Import page through ``run_import``, the tests): a Dagster run of
@@ -42,9 +46,13 @@ DEFAULT_CHUNK_ROWS = 50_000
 
 def import_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="spotify-assets import", description="Import a Spotify privacy export (.zip or folder)."
+        prog="spotify-assets import",
+        description="Import a listening history: a Spotify privacy export (.zip, folder or JSON file), "
+        "a Last.fm export (CSV with or without header, or getRecentTracks JSON pages) or a "
+        "ListenBrainz export (JSON array, or .zip/folder of JSON lines). Each listen is counted once "
+        "across sources (docs/import.md).",
     )
-    parser.add_argument("path", help="the export: the .zip Spotify sent, or the folder it unpacks to")
+    parser.add_argument("path", help="the export file, .zip archive or folder; its source is recognised")
     parser.add_argument(
         "--data-dir",
         default=None,
@@ -70,8 +78,21 @@ def import_command(argv: list[str]) -> int:
     if not export.exists():
         print(f"spotify-assets import: no such file or folder: {export}", file=sys.stderr)
         return 2
-    if export.is_file() and not zipfile.is_zipfile(export):
-        print(f"spotify-assets import: {export} is neither a folder nor a .zip archive", file=sys.stderr)
+    from spotify_assets.scrobbles.detect import Format, UnknownFormat, source_format
+
+    try:
+        fmt = source_format(export)
+    except UnknownFormat as exc:
+        what = "neither a folder nor a .zip archive, nor a listening history file read here"
+        print(f"spotify-assets import: {export} is {what}: {exc}", file=sys.stderr)
+        return 2
+    if fmt is Format.SPOTIFY_EXPORT and export.is_file() and not zipfile.is_zipfile(export):
+        # One Streaming_History*.json file: the Spotify import reads folders and archives.
+        print(
+            f"spotify-assets import: {export} is one file of a Spotify export: give the .zip or "
+            "the folder it unpacks to",
+            file=sys.stderr,
+        )
         return 2
     # Imported here, after argv is checked: a usage error should not wait for Dagster to import.
     from spotify_assets.deployments import deployment_settings
@@ -92,7 +113,7 @@ def import_command(argv: list[str]) -> int:
         except UserError as exc:
             print(f"spotify-assets import: {exc}", file=sys.stderr)
             return 2
-        refused = mismatch(export, args.user_id)
+        refused = mismatch(export, args.user_id) if fmt is Format.SPOTIFY_EXPORT else None
         if refused and not args.force:
             print(f"spotify-assets import: refused: {refused}", file=sys.stderr)
             return 2
@@ -192,7 +213,7 @@ def import_export(
     """Import the export at ``path`` (.zip or folder) into ``warehouse`` as ``user_id``'s plays, in one
     Dagster run of ``history_import`` and ``bq_plays`` on ``instance`` (an ephemeral one unless
     given; ``handoff``: where the run hands the landed files' list over, a scratch folder unless
-    given); returns the settled report (``rows_read == added + duplicates + quarantined``).
+    given); returns the settled report (``rows_read == added + duplicates + matched + quarantined``).
 
     No ``user_id``: the single-user layout's owner once the pipeline has recorded one, else the
     one listener with plays, else rows without a user (an unpartitioned run), adopted on the

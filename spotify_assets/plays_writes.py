@@ -3,8 +3,13 @@
 Every play reaches ``bq_plays`` through a Parquet file in the lake and ``merge_plays_files``,
 called only by the ``bq_plays`` asset, in a run: the pipeline's batches (``gcs_csv``'s day files)
 and a history import's chunks (``history_import``'s month files, ``imports/landing.py``) alike,
-so the warehouse can always be rebuilt from the lake, exactly-once is the merge's one rule
-(insert only keys not there yet), and the asset lineage shows every write. ``spotify-assets
+so the warehouse can always be rebuilt from the lake, exactly-once is the merge's rule
+(insert only keys not there yet), and the asset lineage shows every write. A batch that holds
+scrobbles (Last.fm, ListenBrainz, the scrobble server), or lies near plays only scrobblers
+recorded, is merged across sources (``scrobbles/merge.py``): a listen matched to a play adds its
+source to that play's ``sources``, and a Spotify row matched to a scrobble's play replaces that
+row. Those updates and replacements are this merge's too, in the same transaction (DuckDB) or
+``MERGE`` (BigQuery) as its inserts: still one writer. ``spotify-assets
 import`` and the dashboard start a run of ``history_import`` + ``bq_plays``
 (``spotify_assets.import_run``) rather than merging themselves. The files of one merge are read
 in one scan (DuckDB's ``read_parquet`` over the list, one load job in BigQuery), never merged
@@ -43,8 +48,9 @@ def merge_plays_files(
 ) -> MergeResult:
     """Merge the plays of these lake files into ``bq_plays`` (the ``bq_plays`` asset's merge).
 
-    Only keys the table lacks are inserted, so a batch merged twice (a retried run, a re-import
-    after kill -9, a rebuild) adds nothing the second time.
+    Only keys the table lacks are inserted (and, across sources, only listens no play holds yet
+    are matched), so a batch merged twice (a retried run, a re-import after kill -9, a rebuild)
+    changes nothing the second time.
     """
     return warehouse.merge_plays_from_lake(lake, paths, batch_id)
 

@@ -30,10 +30,19 @@ from spotify_assets.imports.runner import (
 )
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+from spotify_assets.scrobbles.detect import Format, source_format
+from spotify_assets.scrobbles.landing import land_inbox, land_listens
 
 
 class HistoryImportConfig(dg.Config):
-    path: str = Field(description="The export: the .zip Spotify sent, or the folder it unpacks to.")
+    path: str = Field(
+        default="",
+        description="The export: Spotify's .zip or its folder, a Last.fm CSV/JSON, or a ListenBrainz export.",
+    )
+    inbox: list[str] = Field(
+        default_factory=list,
+        description="Instead of a path: lake paths of the scrobble server's inbox files (the inbox sensor's runs).",
+    )
     user_id: str | None = Field(
         default=None,
         description="Whose plays (a Spotify user id); default: the single-user layout's owner, or the one listener.",
@@ -64,6 +73,9 @@ def report_metadata(report: ImportReport) -> dict[str, dg.MetadataValue]:
         "duplicates_same_key": dg.MetadataValue.int(report.duplicates_same_key),
         "duplicates_within_tolerance": dg.MetadataValue.int(report.duplicates_window),
         "unmatched": dg.MetadataValue.int(report.unmatched),
+        "found": dg.MetadataValue.text(report.found),
+        "matched_to_another_source": dg.MetadataValue.int(report.matched),
+        "not_listens_skipped": dg.MetadataValue.int(report.skipped),
         "quarantined": dg.MetadataValue.int(report.quarantined),
         "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons),
         "files_imported": dg.MetadataValue.int(report.files_imported),
@@ -84,7 +96,8 @@ def history_import(
     warehouse: WarehouseResource,
     lake: LakeResource,
 ) -> dg.Output[dict[str, Any]]:
-    """Plays from a Spotify privacy export (extended streaming history or account data), landed in the lake.
+    """Plays from a Spotify privacy export (extended streaming history or account data), a Last.fm
+    export or a ListenBrainz export (``scrobbles/detect.py`` says which), landed in the lake.
 
     Exactly-once with the poller: same-key rows and the same stream seen by the API within
     the tolerance are skipped, so only new plays are landed; ``bq_plays`` merges them in this
@@ -102,15 +115,34 @@ def history_import(
             last_logged[0] = pct // 10
             context.log.info(f"history import: {pct}% ({event.rows_read:,} rows read, at {event.file})")
 
-    landed = land_export(
-        config.path,
-        warehouse,
-        lake,
-        on_progress,
-        chunk_rows=config.chunk_rows,
-        now=datetime.fromisoformat(config.now) if config.now else None,
-        user_id=config.user_id,
-    )
+    now = datetime.fromisoformat(config.now) if config.now else None
+    fmt = None if config.inbox else source_format(config.path)
+    if fmt is None:
+        if config.user_id is None:
+            raise dg.Failure("an inbox import names its listener (user_id)")
+        landed = land_inbox(config.inbox, lake, config.user_id, chunk_rows=config.chunk_rows, now=now)
+    elif fmt is Format.SPOTIFY_EXPORT:
+        landed = land_export(
+            config.path,
+            warehouse,
+            lake,
+            on_progress,
+            chunk_rows=config.chunk_rows,
+            now=now,
+            user_id=config.user_id,
+        )
+        landed.report.found = fmt.label
+    else:
+        landed = land_listens(
+            config.path,
+            fmt,
+            warehouse,
+            lake,
+            on_progress,
+            chunk_rows=config.chunk_rows,
+            now=now,
+            user_id=config.user_id,
+        )
     if config.source is not None:
         landed.report.path = config.source
     context.log.info(

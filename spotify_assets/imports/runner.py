@@ -94,6 +94,10 @@ class FileReport:
     unmatched: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    #: Rows matched to a play another source recorded (a scrobble of a Spotify play, or Spotify's
+    #: play of a scrobble imported before), and lines that are not listens ("now playing").
+    matched: int = 0
+    skipped: int = 0
     #: IP address members cut from the file's raw copy in the lake (0 with ``SPOTIFY_KEEP_IP_ADDRESSES``).
     ip_addresses_removed: int = 0
 
@@ -115,6 +119,12 @@ class ImportReport:
     files_skipped: dict[str, int] = field(default_factory=dict)
     ip_addresses_removed: int = 0
     wall_seconds: float = 0.0
+    #: Which source the path was found to be (``scrobbles/detect.Format.label``).
+    found: str = ""
+    #: Rows counted once with a play of another source (``FileReport.matched``), and lines
+    #: that are not listens, outside ``rows_read`` (``FileReport.skipped``).
+    matched: int = 0
+    skipped: int = 0
     #: Poll gaps (windows the 50-play API window may have missed) that imported history now covers.
     gaps_closed: int = 0
     #: Where the wall time went: lookups (match + dedupe joins), landing the plays' Parquet in the
@@ -130,10 +140,10 @@ class ImportReport:
     def check(self) -> None:
         """Raise ``ImportCountError`` unless every row is accounted for, in total and per file."""
         problems = []
-        if self.rows_read != self.added + self.duplicates + self.quarantined:
+        if self.rows_read != self.added + self.duplicates + self.matched + self.quarantined:
             problems.append(
                 f"rows_read {self.rows_read} != added {self.added} + duplicates {self.duplicates} "
-                f"+ quarantined {self.quarantined}"
+                f"+ matched {self.matched} + quarantined {self.quarantined}"
             )
         if self.duplicates != self.duplicates_same_key + self.duplicates_window:
             problems.append("duplicates != same_key + window")
@@ -142,7 +152,7 @@ class ImportReport:
         if self.quarantined != sum(self.quarantine_reasons.values()):
             problems.append("quarantined != sum of reasons")
         for f in self.files:
-            if f.rows_read != f.added + f.duplicates + f.quarantined or f.unmatched > f.added:
+            if f.rows_read != f.added + f.duplicates + f.matched + f.quarantined or f.unmatched > f.added:
                 problems.append(f"{f.name}: counts do not add up ({f})")
         if problems:
             raise ImportCountError("; ".join(problems))
@@ -159,15 +169,21 @@ class ImportReport:
 
     def render(self) -> str:
         """The human report the command prints."""
-        lines = [
-            f"Imported {self.path}",
+        lines = [f"Imported {self.path}"]
+        if self.found:
+            lines.append(f"  found                {self.found}")
+        lines += [
             f"  rows read            {self.rows_read:>10,}",
             f"  plays added          {self.added:>10,}   (unmatched, kept without a track id: {self.unmatched:,})",
             f"  duplicates skipped   {self.duplicates:>10,}   (same key {self.duplicates_same_key:,}, "
             f"same stream within tolerance {self.duplicates_window:,})",
-            f"  quarantined          {self.quarantined:>10,}",
         ]
+        if self.found or self.matched:
+            lines.append(f"  matched to another source {self.matched:>5,}   (the play is counted once)")
+        lines.append(f"  quarantined          {self.quarantined:>10,}")
         lines += [f"      {reason:<34} {n:>8,}" for reason, n in sorted(self.quarantine_reasons.items())]
+        if self.skipped:
+            lines.append(f"  not listens (now playing), skipped: {self.skipped:,}")
         lines.append(f"  files imported {self.files_imported}, failed {self.files_failed}")
         if self.ip_addresses_removed:
             lines.append(
@@ -624,9 +640,11 @@ def _per_file(file_idx: pd.Series) -> Counter[int]:
 
 
 def _close_covered_gaps(warehouse: WarehouseResource) -> int:
-    """Close poll gaps lying inside the span of exported history now in the warehouse."""
+    """Close poll gaps lying inside the span of Spotify's exported history now in the warehouse
+    (not a scrobbler's: a scrobbled history may miss what Spotify played)."""
     span = warehouse.query(
-        f"SELECT min(played_at) AS lo, max(played_at) AS hi FROM {PLAYS_TABLE} WHERE source <> 'api'"
+        f"SELECT min(played_at) AS lo, max(played_at) AS hi FROM {PLAYS_TABLE} "
+        "WHERE source IN ('extended_export', 'account_export')"
     )
     lo, hi = span["lo"].iloc[0], span["hi"].iloc[0]
     if pd.isna(lo) or pd.isna(hi):
@@ -745,7 +763,9 @@ def settle_import(
     """
     report = landed.report
     started = time.monotonic()
-    if merged.inserted != report.added:
+    if merged.by_batch:
+        _settle_by_batch(report, merged.by_batch)
+    elif merged.inserted != report.added:
         rows = _landed_rows(lake, landed.paths)
         index = plays_index(warehouse)
         mine: set[str] = set()
@@ -769,6 +789,31 @@ def settle_import(
     report.gaps_closed = _close_covered_gaps(warehouse)
     report.check()
     return report
+
+
+def _settle_by_batch(report: ImportReport, by_batch: dict[str, dict[str, int]]) -> None:
+    """Counts from a merge across sources, which said per file (``batch_id``) what its landed
+    rows were: ``added`` until now counts the landed rows, of which some were already present
+    and some matched to another source's play."""
+    from spotify_assets.scrobbles.landing import batch_of
+
+    files: dict[str, FileReport] = {}
+    for fr in report.files:
+        if fr.sha256:
+            files.setdefault(f"export-{fr.sha256[:16]}", fr)
+            files.setdefault(batch_of(fr.sha256), fr)
+    for batch, counts in by_batch.items():
+        fr = files[batch]
+        landed = counts["added"] + counts["duplicates"] + counts["matched"]
+        fr.added -= landed - counts["added"]
+        fr.duplicates += counts["duplicates"]
+        fr.matched += counts["matched"]
+        fr.unmatched = min(fr.unmatched, fr.added)
+        report.added -= landed - counts["added"]
+        report.duplicates += counts["duplicates"]
+        report.duplicates_same_key += counts["duplicates"]
+        report.matched += counts["matched"]
+    report.unmatched = sum(fr.unmatched for fr in report.files)
 
 
 def _landed_rows(lake: LakeResource, paths: list[str]) -> pd.DataFrame:

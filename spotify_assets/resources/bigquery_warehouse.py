@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
 from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
@@ -54,9 +55,11 @@ from spotify_assets.schema import (
     TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     TableName,
+    arrow_schema,
     conform,
     load_schema,
 )
+from spotify_assets.scrobbles.merge import plan
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
 from spotify_assets.tables import admin, gaps, tracks
 from spotify_assets.tables import plays as plays_table
@@ -329,6 +332,9 @@ class BigQueryWarehouseResource(WarehouseResource):
         staging_table = (
             f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
         )
+        across = self._merge_across_sources(staging_table, staged)
+        if across is not None:
+            return across
         sql = self.merge_plays_sql(staging_table)
         merge, reused = self._run_once(
             f"spotify_merge_plays_{key}", lambda job_id: self._query_job(sql, job_id)
@@ -339,6 +345,66 @@ class BigQueryWarehouseResource(WarehouseResource):
         return MergeResult(
             inserted=inserted, duplicates=staged - inserted, total_rows=self.count(PLAYS_TABLE)
         )
+
+    def _merge_across_sources(self, staging_table: str, staged: int) -> MergeResult | None:
+        """The staged batch through ``scrobbles/merge.plan`` when it needs one (see the DuckDB
+        side, ``plays_table.duckdb_merge_across_sources``), applied in one ``MERGE``; None when the
+        insert-only MERGE is the merge."""
+        table_id = self.table_id(PLAYS_TABLE)
+        need = self.rows(plays_table.bigquery_needs_plan_sql(table_id, staging_table))
+        if not int(need["scrobbles"].iloc[0] or 0) and not int(need["idless"].iloc[0] or 0):
+            return None
+        spans = plays_table.bigquery_spans(staging_table)
+        existing = self.rows(plays_table.rows_near_sql(f"`{table_id}`", spans, idless_only=False))
+        incoming = self.rows(f"SELECT * FROM `{staging_table}`")
+        planned = plan(incoming, existing)
+        inserted = 0
+        if planned.inserts or planned.updates or planned.deletes:
+            actions = plays_table.plan_actions(planned)
+            schema = [
+                *(bigquery.SchemaField(f.name, f.type, mode="NULLABLE") for f in load_schema("plays")),
+                bigquery.SchemaField(plays_table.PLAN_ACTION, "STRING", mode="NULLABLE"),
+            ]
+            arrow = pa.Table.from_pandas(
+                actions,
+                schema=pa.schema(
+                    [
+                        *(f.with_nullable(True) for f in arrow_schema("plays")),
+                        pa.field(plays_table.PLAN_ACTION, pa.string()),
+                    ]
+                ),
+                preserve_index=False,
+            )
+            sink = io.BytesIO()
+            pq.write_table(arrow, sink)
+            data = sink.getvalue()
+            key = f"plan_{hashlib.sha256(data).hexdigest()[:24]}"
+
+            def submit(job_id: str) -> bigquery.LoadJob:
+                config = bigquery.LoadJobConfig(
+                    schema=schema,
+                    source_format=bigquery.SourceFormat.PARQUET,
+                    write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                    create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+                )
+                return self.client().load_table_from_file(
+                    io.BytesIO(data),
+                    self._staging_id(f"plays_{key}"),
+                    size=len(data),
+                    job_id=job_id,
+                    job_config=config,
+                )
+
+            load, _ = self._run_once(f"spotify_load_plays_{key}", submit, valid=self._staging_exists)
+            actions_table = (
+                f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
+            )
+            sql = plays_table.bigquery_plan_merge_sql(table_id, actions_table)
+            _, reused = self._run_once(
+                f"spotify_merge_plays_{key}", lambda job_id: self._query_job(sql, job_id)
+            )
+            inserted = 0 if reused else len(planned.inserts)
+        return MergeResult.of_plan(staged, inserted, self.count(PLAYS_TABLE), planned)
 
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
         params = [] if user_id is None else [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]

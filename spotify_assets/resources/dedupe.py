@@ -13,7 +13,9 @@ recorded by two different logging paths:
 Only rows of the *same listener* (``user_id``; two people playing one track at one second
 are two plays) and from a *different* source are window-matched: within one source the clock is the
 same, so a repeat with a different timestamp is a real second stream (a skip-back), and an
-identical one is caught by the key. "Same track" means the same id, or - when a side has no
+identical one is caught by the key. Plays only scrobblers recorded (``source`` lastfm,
+listenbrainz, scrobble_server) are never window-matched here: whether a Spotify stream is one
+of them is the ``bq_plays`` merge's decision, by ``scrobbles/matching.py``'s rules. "Same track" means the same id, or - when a side has no
 id (local files, unmatched account rows) or one side is account data (whose id is only inferred
 from its names, and may be another release of the same song) - the same
 lower(trim(artist))|lower(trim(track)) and content type.
@@ -40,6 +42,7 @@ import duckdb
 import pandas as pd
 
 from spotify_assets.schema import PLAYS_TABLE
+from spotify_assets.scrobbles.rows import SCROBBLE_SOURCES
 
 
 class Queryable(Protocol):
@@ -89,6 +92,7 @@ def _duplicates_sql(existing: str, source: str) -> str:
             f"ELSE c.played_at BETWEEN e.played_at - INTERVAL {tol} SECOND AND e.played_at + INTERVAL {tol} SECOND END"
         )
     skew = int(MAX_SKEW.total_seconds())
+    scrobbles = ", ".join(f"'{s}'" for s in SCROBBLE_SOURCES)
     return f"""
     WITH e AS (
         SELECT play_key, played_at, track_id, source, content_type, user_id,
@@ -96,16 +100,17 @@ def _duplicates_sql(existing: str, source: str) -> str:
         FROM {existing}
         WHERE played_at BETWEEN $lo - INTERVAL {skew} SECOND AND $hi + INTERVAL {skew} SECOND
     ),
+    spotify AS (SELECT * FROM e WHERE source NOT IN ({scrobbles})),
     same_key AS (
         SELECT c.idx FROM chunk c JOIN e ON c.play_key = e.play_key
     ),
     by_id AS (
-        SELECT c.idx FROM chunk c JOIN e ON c.track_id = e.track_id
+        SELECT c.idx FROM chunk c JOIN spotify e ON c.track_id = e.track_id
         WHERE e.source <> $source AND c.user_id IS NOT DISTINCT FROM e.user_id AND ({window})
     ),
     by_name AS (
         SELECT c.idx FROM (SELECT *, {_NAME_KEY.format(p="")} AS name_key FROM chunk) c
-        JOIN e ON c.name_key = e.name_key AND c.content_type = e.content_type
+        JOIN spotify e ON c.name_key = e.name_key AND c.content_type = e.content_type
         WHERE e.source <> $source AND c.user_id IS NOT DISTINCT FROM e.user_id
           AND (c.track_id IS NULL OR e.track_id IS NULL OR $source = 'account_export' OR e.source = 'account_export')
           AND ({window})

@@ -31,7 +31,7 @@ from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -56,6 +56,7 @@ from spotify_assets.schema import (
     conform,
     empty_frame,
 )
+from spotify_assets.scrobbles.merge import Plan
 from spotify_assets.settings import snapshot_path_for
 from spotify_assets.tables import admin, gaps, tracks
 from spotify_assets.tables import plays as plays_table
@@ -68,11 +69,33 @@ class WarehouseLockTimeout(TimeoutError):
 
 @dataclass(frozen=True)
 class MergeResult:
-    """What a merge did: ``inserted`` new rows, ``duplicates`` rows already present (skipped)."""
+    """What a merge did: ``inserted`` new rows, ``duplicates`` rows already present (skipped).
+
+    A merge across sources (``scrobbles/merge.py``) also says how many rows were ``matched`` to
+    a play another source recorded (counted neither inserted nor duplicates), how many rows
+    without a Spotify id were ``replaced`` (by Spotify's, or by an earlier listen's row; each
+    replacing row is in ``inserted``), and the counts per ``batch_id`` of the rows (``by_batch``:
+    ``added``, ``duplicates``, ``matched``), so an import's report stays exact per file.
+    """
 
     inserted: int
     duplicates: int
     total_rows: int
+    matched: int = 0
+    replaced: int = 0
+    by_batch: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def of_plan(cls, incoming: int, inserted: int, total_rows: int, planned: Plan) -> MergeResult:
+        matched = planned.total("matched")
+        return cls(
+            inserted=inserted,
+            duplicates=planned.total("duplicates"),
+            total_rows=total_rows,
+            matched=matched,
+            replaced=len(planned.deletes),
+            by_batch=planned.by_batch,
+        )
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -361,6 +384,11 @@ class DuckDBWarehouseResource(WarehouseResource):
             files = [url2pathname(urlparse(u).path) for u in uris]
             with self._writer() as con:
                 con.execute("SET enable_progress_bar = false")  # a long insert must not draw on stdout
+                across = plays_table.duckdb_merge_across_sources(
+                    con, plays_table.PARQUET_SCAN, {"files": files}
+                )
+                if across is not None:
+                    return MergeResult.of_plan(*across)
                 incoming, inserted, after = plays_table.duckdb_insert_from_parquet(con, files)
             return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
 
@@ -372,6 +400,13 @@ class DuckDBWarehouseResource(WarehouseResource):
         incoming_plays = pa.concat_tables(tables, promote_options="default")
         with self._writer() as con:
             con.execute("SET enable_progress_bar = false")
+            con.register("incoming_batch", incoming_plays)
+            try:
+                across = plays_table.duckdb_merge_across_sources(con, "incoming_batch", {})
+            finally:
+                con.unregister("incoming_batch")
+            if across is not None:
+                return MergeResult.of_plan(*across)
             inserted, after = plays_table.duckdb_insert_ignoring(con, incoming_plays)
         return MergeResult(inserted=inserted, duplicates=incoming_plays.num_rows - inserted, total_rows=after)
 
@@ -461,16 +496,17 @@ def _rewrite_database(db: Path) -> None:
 
 def _has_current_tables(snapshot: Path) -> bool:
     """Whether ``snapshot`` has the current plays table (a warehouse of the single-user layout
-    lacks ``user_id`` until a writer has run ``admin.duckdb_ensure_tables`` on it)."""
+    lacks ``user_id``, an older one ``sources`` and ``scrobbled_at``, until a writer has run ``admin.duckdb_ensure_tables`` on it)."""
     con = _connect_with_retry(str(snapshot), read_only=True, timeout_s=30)
     try:
         found = con.execute(
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = 'user_id'",
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = ? "
+            "AND column_name IN ('user_id', 'sources', 'scrobbled_at')",
             [PLAYS_TABLE],
         ).fetchall()[0][0]
     finally:
         _close(con)
-    return bool(found)
+    return found == 3
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -14,6 +14,7 @@ import csv
 import enum
 import io
 import json
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from itertools import islice
@@ -177,6 +178,19 @@ def detect(path: str | Path) -> Format:
             what = "not a listening history this command reads"
         raise UnknownFormat(p, what)
     raise UnknownFormat(p, "it mixes " + " and ".join(sorted(fmt.label for fmt in found)))
+
+
+def source_format(path: str | Path) -> Format:
+    """What ``spotify-assets import PATH`` imports ``path`` as: ``detect``'s answer, except that a
+    folder or ZIP archive no reader recognises goes to the Spotify import as it always did (its
+    report names the files it skipped and why)."""
+    p = Path(path)
+    try:
+        return detect(p)
+    except UnknownFormat:
+        if p.is_dir() or zipfile.is_zipfile(p):
+            return Format.SPOTIFY_EXPORT
+        raise
 
 
 def read_listens(path: str | Path, now: datetime, fmt: Format | None = None) -> Iterator[ReadItem]:

@@ -55,7 +55,9 @@ def duckdb_ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {table} (\n  {duckdb_columns_sql(schema)},\n  PRIMARY KEY ({key}))"
         )
-    # A warehouse of the single-user layout lacks the listener's column: add it (null until
-    # the plays are adopted, see users/adoption.py). Columns are only ever added, never dropped.
-    con.execute(f"ALTER TABLE {PLAYS_TABLE} ADD COLUMN IF NOT EXISTS user_id VARCHAR")
+    # A warehouse of an older layout lacks the nullable columns added since (user_id, null until
+    # the plays are adopted, see users/adoption.py; sources, scrobbled_at): add them. Columns
+    # are only ever added, never dropped.
+    for column in ("user_id", "sources", "scrobbled_at"):
+        con.execute(f"ALTER TABLE {PLAYS_TABLE} ADD COLUMN IF NOT EXISTS {column} VARCHAR")
     con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
-from spotify_assets.schema import PLAY_KEY, PLAYS_TABLE
+from spotify_assets.schema import PLAY_KEY, PLAYS_TABLE, column_names, conform
+from spotify_assets.scrobbles.merge import EXISTING_COLUMNS, PAD, Plan, plan
+from spotify_assets.scrobbles.rows import SCROBBLE_SOURCES
 from spotify_assets.spotify.normalize import user_play_key
 from spotify_assets.tables.sql import bigquery_insert_all
 
@@ -74,6 +76,11 @@ def duckdb_insert_ignoring(
 MERGE_MEMORY_LIMIT = "400MB"
 
 
+#: A batch's local Parquet files as DuckDB reads them (parameter ``$files``): the lake's folder
+#: names (``user_id=...``) are not columns, and files older than a column lack it (null).
+PARQUET_SCAN = "read_parquet($files, hive_partitioning = false, union_by_name = true)"
+
+
 def duckdb_insert_from_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> tuple[int, int, int]:
     """Insert the plays of these local Parquet files whose key is new, in one scan of them all;
     return (rows in the files, rows inserted, rows in the table after).
@@ -83,7 +90,7 @@ def duckdb_insert_from_parquet(con: duckdb.DuckDBPyConnection, files: list[str])
     after). The lake's folder names (``user_id=...``, ``played_date=...``) are not columns: every
     column is in the file (``hive_partitioning = false``).
     """
-    scan = "read_parquet($files, hive_partitioning = false, union_by_name = true)"
+    scan = PARQUET_SCAN
     incoming = int(con.execute(f"SELECT count(*) FROM {scan}", {"files": files}).fetchall()[0][0])
     before = duckdb_count(con)
     limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
@@ -145,3 +152,150 @@ def bigquery_adopt_sql(table_id: str) -> tuple[str, str]:
 
 def bigquery_delete_user_sql(table_id: str) -> str:
     return f"DELETE FROM `{table_id}` WHERE user_id = @user_id"
+
+
+# -- cross-source merge (``scrobbles/merge.py`` plans it; these read and write) -----------------
+def duckdb_spans_sql(scan: str) -> str:
+    """Per listener of a batch (``scan``: its rows), the span of its times and how many of its
+    rows are scrobbles (``padded_spans`` widens the span by ``merge.PAD``)."""
+    scrobble = ", ".join(f"'{s}'" for s in SCROBBLE_SOURCES)
+    return (
+        f"SELECT user_id, min(played_at) AS lo, max(played_at) AS hi, "
+        f"count_if(source IN ({scrobble})) AS scrobbles FROM {scan} GROUP BY user_id"
+    )
+
+
+def rows_near_sql(table: str, spans: str, *, idless_only: bool) -> str:
+    """The table's rows of each span's listener within ``merge.PAD`` of its times (both dialects:
+    ``spans`` a table of ``user_id, lo, hi``); ``idless_only``: only plays no Spotify record holds."""
+    scrobble = ", ".join(f"'{s}'" for s in SCROBBLE_SOURCES)
+    columns = ", ".join(f"p.{c}" for c in EXISTING_COLUMNS)
+    what = "count(*) AS n" if idless_only else columns
+    return (
+        f"SELECT {what} FROM {table} AS p JOIN {spans} AS s "
+        f"ON (p.user_id = s.user_id OR (p.user_id IS NULL AND s.user_id IS NULL)) "
+        f"AND p.played_at BETWEEN s.lo AND s.hi" + (f" WHERE p.source IN ({scrobble})" if idless_only else "")
+    )
+
+
+def padded_spans(spans: pd.DataFrame) -> pd.DataFrame:
+    """``duckdb_spans_sql``'s answer widened by ``merge.PAD`` on both sides."""
+    return pd.DataFrame(
+        {
+            "user_id": spans["user_id"].astype("object"),
+            "lo": pd.to_datetime(spans["lo"], utc=True) - PAD,
+            "hi": pd.to_datetime(spans["hi"], utc=True) + PAD,
+        }
+    )
+
+
+def duckdb_apply_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
+    """The plan's writes, in the caller's transaction: replaced rows out, sources updated, rows in."""
+    if plan.deletes:
+        con.execute(
+            f"DELETE FROM {PLAYS_TABLE} WHERE play_key IN (SELECT unnest($keys))", {"keys": plan.deletes}
+        )
+    if plan.updates:
+        updates = pd.DataFrame(
+            [(k, s, a) for k, (s, a) in plan.updates.items()], columns=["play_key", "sources", "scrobbled_at"]
+        )
+        con.register("plan_updates", updates)
+        try:
+            con.execute(
+                f"UPDATE {PLAYS_TABLE} AS p SET sources = u.sources, scrobbled_at = u.scrobbled_at "
+                f"FROM plan_updates AS u WHERE p.play_key = u.play_key"
+            )
+        finally:
+            con.unregister("plan_updates")
+    if plan.inserts:
+        rows = conform(pd.DataFrame(plan.inserts).drop(columns=["_scrobble"], errors="ignore"), "plays")
+        con.register("plan_inserts", rows)
+        try:
+            con.execute(f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM plan_inserts")
+        finally:
+            con.unregister("plan_inserts")
+
+
+def duckdb_merge_across_sources(
+    con: duckdb.DuckDBPyConnection, scan: str, params: dict[str, Any]
+) -> tuple[int, int, int, Plan] | None:
+    """Merge the batch ``scan`` reads through ``merge.plan`` when it needs one (it holds scrobbles,
+    or plays without a Spotify id lie near it); None when a plain insert of new keys is the merge.
+    Returns (rows in the batch, rows inserted, rows in the table after, the plan)."""
+    spans = con.execute(duckdb_spans_sql(scan), params).df()
+    if spans.empty:
+        return None
+    near = padded_spans(spans)
+    con.register("merge_spans", near)
+    try:
+        idless = int(
+            con.execute(rows_near_sql(PLAYS_TABLE, "merge_spans", idless_only=True)).fetchall()[0][0]
+        )
+        if not int(spans["scrobbles"].sum()) and not idless:
+            return None
+        existing = con.execute(rows_near_sql(PLAYS_TABLE, "merge_spans", idless_only=False)).df()
+    finally:
+        con.unregister("merge_spans")
+    incoming = con.execute(f"SELECT * FROM {scan}", params).df()
+    for column in ("sources", "scrobbled_at"):  # files landed before the columns existed
+        if column not in incoming.columns:
+            incoming[column] = None
+    planned = plan(incoming, existing)
+    before = duckdb_count(con)
+    duckdb_apply_plan(con, planned)
+    after = duckdb_count(con)
+    return len(incoming), after - before + len(planned.deletes), after, planned
+
+
+#: The column of a plan's staged rows that says what each does (``bigquery_plan_merge_sql``).
+PLAN_ACTION = "plan_action"
+
+
+def plan_actions(planned: Plan) -> pd.DataFrame:
+    """A plan as rows for one BigQuery ``MERGE``: each insert a whole row, each update a key and its
+    new ``sources``/``scrobbled_at``, each delete a key; ``PLAN_ACTION`` says which."""
+    inserts = conform(pd.DataFrame(planned.inserts), "plays") if planned.inserts else None
+    updates = pd.DataFrame(
+        [(k, s, a) for k, (s, a) in planned.updates.items()], columns=["play_key", "sources", "scrobbled_at"]
+    )
+    deletes = pd.DataFrame({"play_key": pd.Series(planned.deletes, dtype="object")})
+    parts = [
+        frame.assign(**{PLAN_ACTION: action})
+        for frame, action in ((inserts, "insert"), (updates, "update"), (deletes, "delete"))
+        if frame is not None and len(frame)
+    ]
+    columns = [*column_names("plays"), PLAN_ACTION]
+    return pd.concat(parts, ignore_index=True).reindex(columns=columns)
+
+
+def bigquery_spans(staging_table: str) -> str:
+    """Per listener of a staged batch, the span of its times widened by ``merge.PAD`` (a subquery)."""
+    pad = int(PAD.total_seconds())
+    return (
+        f"(SELECT user_id, TIMESTAMP_SUB(MIN(played_at), INTERVAL {pad} SECOND) AS lo, "
+        f"TIMESTAMP_ADD(MAX(played_at), INTERVAL {pad} SECOND) AS hi FROM `{staging_table}` GROUP BY user_id)"
+    )
+
+
+def bigquery_needs_plan_sql(table_id: str, staging_table: str) -> str:
+    """How many scrobbles the staged batch holds and how many plays without a Spotify id lie near it."""
+    scrobble = ", ".join(f"'{s}'" for s in SCROBBLE_SOURCES)
+    near = rows_near_sql(f"`{table_id}`", bigquery_spans(staging_table), idless_only=True)
+    return (
+        f"SELECT (SELECT COUNTIF(source IN ({scrobble})) FROM `{staging_table}`) AS scrobbles, "
+        f"({near}) AS idless"
+    )
+
+
+def bigquery_plan_merge_sql(table_id: str, actions_table: str) -> str:
+    """A plan's writes in one statement (atomic, as DuckDB's transaction is): replaced rows out,
+    sources updated, new rows in."""
+    return (
+        f"MERGE `{table_id}` AS T\n"
+        f"USING `{actions_table}` AS S\n"
+        f"ON T.{PLAY_KEY} = S.{PLAY_KEY}\n"
+        f"WHEN MATCHED AND S.{PLAN_ACTION} = 'delete' THEN DELETE\n"
+        f"WHEN MATCHED AND S.{PLAN_ACTION} = 'update' THEN UPDATE SET "
+        f"sources = S.sources, scrobbled_at = S.scrobbled_at\n"
+        f"WHEN NOT MATCHED AND S.{PLAN_ACTION} = 'insert' THEN {bigquery_insert_all('plays')}"
+    )
