@@ -17,7 +17,7 @@ from spotify_assets.deployments import resources_for
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.retention import purge_old_runs_job, purge_old_runs_schedule
 from spotify_assets.schedules import hourly_schedule
-from spotify_assets.scrobbles.sensor import scrobble_inbox_sensor
+from spotify_assets.scrobble_inbox_sensor import scrobble_inbox_sensor
 from spotify_assets.sensors import mart_automation_sensor, new_plays_sensor
 
 defs = dg.Definitions(

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from spotify_assets.resources.lake import LakeResource
     from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+    from spotify_assets.tables.plays import Planner
 
 #: The operator commands that may rewrite the plays table (not only add to it), and the function
 #: of each that does. Nothing else writes the table outside the ``bq_plays`` merge.
@@ -44,15 +45,26 @@ OPERATOR_REWRITES: dict[str, str] = {
 
 
 def merge_plays_files(
-    warehouse: WarehouseResource, lake: LakeResource, paths: list[str], batch_id: str
+    warehouse: WarehouseResource,
+    lake: LakeResource,
+    paths: list[str],
+    batch_id: str,
+    planner: Planner | None = None,
 ) -> MergeResult:
     """Merge the plays of these lake files into ``bq_plays`` (the ``bq_plays`` asset's merge).
 
     Only keys the table lacks are inserted (and, across sources, only listens no play holds yet
     are matched), so a batch merged twice (a retried run, a re-import after kill -9, a rebuild)
     changes nothing the second time.
+
+    ``planner``: ``scrobbles/merge.plan``, which the ``bq_plays`` asset and ``rebuild-warehouse``
+    pass (this module sits below the scrobbles package); a batch that needs it and has none is
+    refused by the warehouse, never merged insert-only.
     """
-    return warehouse.merge_plays_from_lake(lake, paths, batch_id)
+    if planner is None:
+        return warehouse.merge_plays_from_lake(lake, paths, batch_id)
+    with warehouse.across_sources(planner):
+        return warehouse.merge_plays_from_lake(lake, paths, batch_id)
 
 
 def adopt_legacy_plays(warehouse: WarehouseResource, owner: str) -> int:

@@ -82,6 +82,7 @@ def rebuild_from_lake(
     from spotify_assets.encoding import content_digest
     from spotify_assets.plays_writes import adopt_legacy_plays, merge_plays_files
     from spotify_assets.schema import conform
+    from spotify_assets.scrobbles.merge import plan
     from spotify_assets.users.adoption import legacy_owner
 
     report = RebuildReport()
@@ -91,7 +92,7 @@ def rebuild_from_lake(
         for start in range(0, len(plays), files_per_merge):
             paths = plays[start : start + files_per_merge]
             batch_id = "rebuild-" + content_digest("\n".join(paths).encode())
-            result = merge_plays_files(warehouse, lake, paths, batch_id)
+            result = merge_plays_files(warehouse, lake, paths, batch_id, plan)
             report.plays_inserted += result.inserted
             report.plays_total = result.total_rows
         owner = legacy_owner(lake)

@@ -224,3 +224,26 @@ def test_the_other_lastfm_shapes_import(tmp_path: Path, shape: str) -> None:
     assert report.skipped == (0 if shape == "headerless" else 1)
     assert _import(path, wh, lake).added == 0
     assert wh.count("bq_plays") == report.added
+
+
+def test_history_import_needs_a_path_or_inbox_files_not_neither(tmp_path: Path) -> None:
+    """An empty path must not import the working directory (``Path("")`` is ``.``)."""
+    import dagster as dg
+
+    from spotify_assets.assets.history import HistoryImportConfig, history_import
+    from spotify_assets.assets.lake import gcs_csv
+    from spotify_assets.assets.warehouse import bq_plays
+    from spotify_assets.io_managers import LakeIOManager
+
+    result = dg.materialize(
+        [history_import, bq_plays, dg.SourceAsset(gcs_csv.key)],
+        resources={
+            "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb")),
+            "lake": LocalLakeResource(root=str(tmp_path / "lake")),
+            "io_manager": LakeIOManager(store=LocalLakeResource(root=str(tmp_path / "handoff"))),
+        },
+        run_config=dg.RunConfig(ops={"history_import": HistoryImportConfig()}),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert not (tmp_path / "lake" / "plays").exists()

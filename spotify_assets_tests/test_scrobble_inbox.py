@@ -15,7 +15,7 @@ from spotify_assets.io_managers import LakeIOManager
 from spotify_assets.partitions import add_user_partition
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
-from spotify_assets.scrobbles.sensor import scrobble_inbox_sensor
+from spotify_assets.scrobble_inbox_sensor import scrobble_inbox_sensor
 from spotify_assets_tests.test_scrobble_server import ALICE_ID, T0, Running, _listen, door
 
 __all__ = ["door"]  # the running door, a fixture of test_scrobble_server

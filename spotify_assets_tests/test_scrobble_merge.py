@@ -19,6 +19,7 @@ from spotify_assets.schema import conform
 from spotify_assets.scrobbles.detect import source_format
 from spotify_assets.scrobbles.landing import land_listens
 from spotify_assets.scrobbles.listen import LASTFM, LISTENBRAINZ, SPOTIFY, Listen
+from spotify_assets.scrobbles.merge import plan
 from spotify_assets.scrobbles.rows import listen_row
 from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
@@ -52,7 +53,7 @@ def _merge_all(
 ) -> pd.DataFrame:
     for round_ in (1, 2):
         for source in order:
-            result = merge_plays_files(wh, lake, paths[source], f"test-{source}")
+            result = merge_plays_files(wh, lake, paths[source], f"test-{source}", plan)
             if round_ == 2:
                 assert (result.inserted, result.matched, result.replaced) == (0, 0, 0), (
                     order,
@@ -90,7 +91,7 @@ def test_a_plan_cut_short_leaves_the_table_as_it_was_and_the_rerun_finishes_it(
     clean = _merge_all(DuckDBWarehouseResource(path=str(tmp_path / "clean.duckdb")), lake, paths, ORDERS[0])
     wh = DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb"))
     for source in (LASTFM, LISTENBRAINZ):
-        merge_plays_files(wh, lake, paths[source], source)
+        merge_plays_files(wh, lake, paths[source], source, plan)
     before = _table(wh)
     apply = plays_table.duckdb_apply_plan
 
@@ -100,12 +101,12 @@ def test_a_plan_cut_short_leaves_the_table_as_it_was_and_the_rerun_finishes_it(
 
     monkeypatch.setattr(plays_table, "duckdb_apply_plan", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
-        merge_plays_files(wh, lake, paths[SPOTIFY], SPOTIFY)
+        merge_plays_files(wh, lake, paths[SPOTIFY], SPOTIFY, plan)
     pd.testing.assert_frame_equal(_table(wh), before)
     monkeypatch.setattr(plays_table, "duckdb_apply_plan", apply)
-    merge_plays_files(wh, lake, paths[SPOTIFY], SPOTIFY)
+    merge_plays_files(wh, lake, paths[SPOTIFY], SPOTIFY, plan)
     for source in ORDERS[0]:
-        merge_plays_files(wh, lake, paths[source], source)
+        merge_plays_files(wh, lake, paths[source], source, plan)
     pd.testing.assert_frame_equal(_table(wh), clean)
 
 
@@ -156,8 +157,19 @@ def test_a_polled_play_and_its_scrobble_are_one_play_in_either_order(
     api = _lake_file(lake, "api", [polled])
     wh = DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb"))
     for paths in (api, lastfm) if poll_first else (lastfm, api):
-        merge_plays_files(wh, lake, paths, "b")
+        merge_plays_files(wh, lake, paths, "b", plan)
     rows = _table(wh)
     assert rows[["play_key", "track_id", "source", "sources"]].values.tolist() == [
         [polled["play_key"], "6zN9s4lC3Qrk8F3d0U4m2Z", "api", "lastfm,spotify"]
     ]
+
+
+def test_a_batch_of_scrobbles_merged_without_the_planner_is_refused(tmp_path: Path, landed) -> None:
+    """Insert-only, the scrobbles of a Spotify play would be plays of their own: never silently."""
+    lake, paths = landed
+    wh = DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb"))
+    with pytest.raises(plays_table.PlannerMissing):
+        merge_plays_files(wh, lake, paths[LASTFM], "no-planner")
+    assert wh.count("bq_plays") == 0
+    merge_plays_files(wh, lake, paths[SPOTIFY], "spotify alone needs none")
+    assert wh.count("bq_plays") == 4

@@ -115,6 +115,10 @@ def history_import(
             last_logged[0] = pct // 10
             context.log.info(f"history import: {pct}% ({event.rows_read:,} rows read, at {event.file})")
 
+    if bool(config.path) == bool(config.inbox):
+        raise dg.Failure(
+            "history_import takes an export's path or the scrobble server's inbox files, one of them"
+        )
     now = datetime.fromisoformat(config.now) if config.now else None
     fmt = None if config.inbox else source_format(config.path)
     if fmt is None:

@@ -20,6 +20,7 @@ from spotify_assets.plays_writes import merge_plays_files
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
+from spotify_assets.scrobbles.merge import plan
 
 #: Each writer's rows are merged in the run that produced them, never again from an older run.
 _THIS_RUN = dg.AssetIn(metadata={ONLY_THIS_RUN_KEY: True})
@@ -61,7 +62,7 @@ def bq_plays(
     metadata: dict[str, Any] = {"table": PLAYS_TABLE, "user_id": partition}
     total = None
     if gcs_csv is not None:
-        result = merge_plays_files(warehouse, lake, gcs_csv["plays_parquet"], gcs_csv["batch_id"])
+        result = merge_plays_files(warehouse, lake, gcs_csv["plays_parquet"], gcs_csv["batch_id"], plan)
         inserted, duplicates, total = result.inserted, result.duplicates, result.total_rows
         metadata["batch_id"] = gcs_csv["batch_id"]
     report = None
@@ -72,7 +73,7 @@ def bq_plays(
                 f"the import landed {landed.user_id!r}'s plays; this run merges {partition!r}'s partition"
             )
         started = time.monotonic()
-        result = merge_plays_files(warehouse, lake, landed.paths, landed.batch_id)
+        result = merge_plays_files(warehouse, lake, landed.paths, landed.batch_id, plan)
         landed.report.merge_seconds = time.monotonic() - started
         report = settle(landed, result, warehouse, lake)
         inserted, duplicates, total = (

@@ -791,17 +791,21 @@ def settle_import(
     return report
 
 
+def scrobbles_batch_id(sha256: str) -> str:
+    """The ``batch_id`` of the rows of one Last.fm / ListenBrainz file (``scrobbles/landing.py``),
+    as a Spotify export file's is ``export-<sha256 prefix>``: the merge's counts come back under it."""
+    return f"scrobbles-{sha256[:16]}"
+
+
 def _settle_by_batch(report: ImportReport, by_batch: dict[str, dict[str, int]]) -> None:
     """Counts from a merge across sources, which said per file (``batch_id``) what its landed
     rows were: ``added`` until now counts the landed rows, of which some were already present
     and some matched to another source's play."""
-    from spotify_assets.scrobbles.landing import batch_of
-
     files: dict[str, FileReport] = {}
     for fr in report.files:
         if fr.sha256:
             files.setdefault(f"export-{fr.sha256[:16]}", fr)
-            files.setdefault(batch_of(fr.sha256), fr)
+            files.setdefault(scrobbles_batch_id(fr.sha256), fr)
     for batch, counts in by_batch.items():
         fr = files[batch]
         landed = counts["added"] + counts["duplicates"] + counts["matched"]

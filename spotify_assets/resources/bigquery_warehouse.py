@@ -59,7 +59,6 @@ from spotify_assets.schema import (
     conform,
     load_schema,
 )
-from spotify_assets.scrobbles.merge import plan
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
 from spotify_assets.tables import admin, gaps, tracks
 from spotify_assets.tables import plays as plays_table
@@ -352,12 +351,17 @@ class BigQueryWarehouseResource(WarehouseResource):
         insert-only MERGE is the merge."""
         table_id = self.table_id(PLAYS_TABLE)
         need = self.rows(plays_table.bigquery_needs_plan_sql(table_id, staging_table))
-        if not int(need["scrobbles"].iloc[0] or 0) and not int(need["idless"].iloc[0] or 0):
+        if not int(need["n"].iloc[0] or 0):
             return None
         spans = plays_table.bigquery_spans(staging_table)
+        planner = self.planner()
+        if planner is None:
+            raise plays_table.PlannerMissing(
+                "this batch holds scrobbles or lies near plays without a Spotify id"
+            )
         existing = self.rows(plays_table.rows_near_sql(f"`{table_id}`", spans, idless_only=False))
         incoming = self.rows(f"SELECT * FROM `{staging_table}`")
-        planned = plan(incoming, existing)
+        planned = planner(incoming, existing)
         inserted = 0
         if planned.inserts or planned.updates or planned.deletes:
             actions = plays_table.plan_actions(planned)

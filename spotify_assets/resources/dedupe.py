@@ -41,8 +41,8 @@ from typing import Protocol
 import duckdb
 import pandas as pd
 
+from spotify_assets.play_sources import SCROBBLE_SOURCES
 from spotify_assets.schema import PLAYS_TABLE
-from spotify_assets.scrobbles.rows import SCROBBLE_SOURCES
 
 
 class Queryable(Protocol):

@@ -56,7 +56,6 @@ from spotify_assets.schema import (
     conform,
     empty_frame,
 )
-from spotify_assets.scrobbles.merge import Plan
 from spotify_assets.settings import snapshot_path_for
 from spotify_assets.tables import admin, gaps, tracks
 from spotify_assets.tables import plays as plays_table
@@ -86,7 +85,7 @@ class MergeResult:
     by_batch: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
-    def of_plan(cls, incoming: int, inserted: int, total_rows: int, planned: Plan) -> MergeResult:
+    def of_plan(cls, incoming: int, inserted: int, total_rows: int, planned: plays_table.Plan) -> MergeResult:
         matched = planned.total("matched")
         return cls(
             inserted=inserted,
@@ -100,6 +99,26 @@ class MergeResult:
 
 class WarehouseResource(dg.ConfigurableResource):
     """Where plays, features and marts live; the same calls locally and in the cloud."""
+
+    #: The planner of merges across sources, per thread (``across_sources``).
+    _across: threading.local = PrivateAttr(default_factory=threading.local)
+
+    @contextmanager
+    def across_sources(self, planner: plays_table.Planner) -> Iterator[None]:
+        """Plays merges inside (``merge_plays_from_lake``) plan with ``planner`` when their batch
+        holds scrobbles or lies near plays without a Spotify id (``scrobbles/merge.py``): the
+        matching rules sit above this layer, so the merge's caller (``plays_writes``) hands them
+        over. Without one such a batch is refused (``tables.plays.PlannerMissing``)."""
+        previous = getattr(self._across, "planner", None)
+        self._across.planner = planner
+        try:
+            yield
+        finally:
+            self._across.planner = previous
+
+    def planner(self) -> plays_table.Planner | None:
+        """The planner ``across_sources`` set in this thread, if any."""
+        return getattr(self._across, "planner", None)
 
     @abstractmethod
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
@@ -385,7 +404,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             with self._writer() as con:
                 con.execute("SET enable_progress_bar = false")  # a long insert must not draw on stdout
                 across = plays_table.duckdb_merge_across_sources(
-                    con, plays_table.PARQUET_SCAN, {"files": files}
+                    con, plays_table.PARQUET_SCAN, {"files": files}, self.planner()
                 )
                 if across is not None:
                     return MergeResult.of_plan(*across)
@@ -402,7 +421,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             con.execute("SET enable_progress_bar = false")
             con.register("incoming_batch", incoming_plays)
             try:
-                across = plays_table.duckdb_merge_across_sources(con, "incoming_batch", {})
+                across = plays_table.duckdb_merge_across_sources(con, "incoming_batch", {}, self.planner())
             finally:
                 con.unregister("incoming_batch")
             if across is not None:

@@ -31,7 +31,14 @@ import pandas as pd
 import pyarrow as pa
 
 from spotify_assets.imports.landing import LandingPlays, land_plays
-from spotify_assets.imports.runner import FileReport, ImportReport, LandedImport, ProgressEvent, ProgressFn
+from spotify_assets.imports.runner import (
+    FileReport,
+    ImportReport,
+    LandedImport,
+    ProgressEvent,
+    ProgressFn,
+    scrobbles_batch_id,
+)
 from spotify_assets.lake_layout import EXPORTS_QUARANTINE_PREFIX
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
@@ -46,11 +53,6 @@ from spotify_assets.users.adoption import import_owner
 
 _PROGRESS_EVERY = 10_000
 _LAKE_WRITERS = 4
-
-
-def batch_of(sha256: str) -> str:
-    """The ``batch_id`` of one input file's rows: the merge reports its counts under it."""
-    return f"scrobbles-{sha256[:16]}"
 
 
 def _sizes(path: Path) -> dict[str, int]:
@@ -241,7 +243,7 @@ def _land(
                 fr.status, fr.error = "skipped", "not a listen file"
                 continue
             fr.sha256 = _sha256(f)
-            batch_id = batch_of(fr.sha256)
+            batch_id = scrobbles_batch_id(fr.sha256)
             reasons: Counter[str] = Counter()
             quarantined: list[str] = []
             position = [0]  # bytes of this file read so far

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-#: The source families a play can be seen in (``plays.sources``, next session). A Last.fm CSV
-#: and a Last.fm JSON page are the same scrobbles, so they share a name.
-SPOTIFY = "spotify"
-LASTFM = "lastfm"
-LISTENBRAINZ = "listenbrainz"
-#: Listens submitted to this installation's own door (``scrobble-server``).
-SCROBBLE_SERVER = "scrobble_server"
+#: The source families a play can be seen in (``plays.sources``), re-exported from their one home.
+from spotify_assets.play_sources import LASTFM as LASTFM
+from spotify_assets.play_sources import LISTENBRAINZ as LISTENBRAINZ
+from spotify_assets.play_sources import SCROBBLE_SERVER as SCROBBLE_SERVER
+from spotify_assets.play_sources import SPOTIFY as SPOTIFY
 
 #: Audioscrobbler (Last.fm's ancestor) started in 2002: an earlier time is a broken clock
 #: (exporters write ``uts=0`` for scrobbles Last.fm lost the time of).

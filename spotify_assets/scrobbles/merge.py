@@ -25,16 +25,15 @@ table before or after it, never between.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from spotify_assets.play_sources import SCROBBLE_SOURCES
 from spotify_assets.scrobbles.listen import SPOTIFY, Listen
 from spotify_assets.scrobbles.matching import Outcome, Seen, decide, play_key, spotify_listen
 from spotify_assets.scrobbles.rows import (
-    SCROBBLE_SOURCES,
     Scrobbled,
     join,
     row_listen,
@@ -42,26 +41,7 @@ from spotify_assets.scrobbles.rows import (
     sources_of,
     split,
 )
-
-#: How far from the batch's times the warehouse's rows are read: a Spotify play's start is its end
-#: minus what it played, and a scrobble may start ``MAX_PAUSE`` before that. A day covers every
-#: stream shorter than 23 hours (longer ones are podcasts nobody scrobbles).
-PAD = timedelta(days=1)
-
-#: The warehouse columns ``plan`` reads of the rows already there.
-EXISTING_COLUMNS = (
-    "play_key",
-    "user_id",
-    "played_at",
-    "track_id",
-    "source",
-    "primary_artist_name",
-    "track_name",
-    "ms_played",
-    "duration_ms",
-    "sources",
-    "scrobbled_at",
-)
+from spotify_assets.tables.plays import Plan
 
 
 def is_scrobble(source: Any) -> bool:
@@ -72,25 +52,6 @@ def needs_plan(incoming: pd.DataFrame, idless_nearby: int) -> bool:
     """Whether the batch goes through ``plan``: it holds scrobbles, or plays without a Spotify id
     (``idless_nearby``: how many the warehouse holds within ``PAD``) could match its rows."""
     return bool(idless_nearby) or bool(incoming["source"].isin(SCROBBLE_SOURCES).any())
-
-
-@dataclass
-class Plan:
-    """What to write: ``deletes`` (keys replaced), ``updates`` (key -> new sources and
-    scrobbled_at), ``inserts`` (rows, conformed later), and what each batch's rows were."""
-
-    deletes: list[str] = field(default_factory=list)
-    updates: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    inserts: list[dict[str, Any]] = field(default_factory=list)
-    #: batch_id -> {"added": n, "duplicates": n, "matched": n}
-    by_batch: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def count(self, batch_id: str, what: str) -> None:
-        counts = self.by_batch.setdefault(str(batch_id), {"added": 0, "duplicates": 0, "matched": 0})
-        counts[what] += 1
-
-    def total(self, what: str) -> int:
-        return sum(c[what] for c in self.by_batch.values())
 
 
 @dataclass

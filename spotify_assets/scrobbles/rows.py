@@ -23,12 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from spotify_assets.scrobbles.listen import LASTFM, LISTENBRAINZ, SCROBBLE_SERVER, SPOTIFY, Listen
+from spotify_assets.play_sources import SPOTIFY
+from spotify_assets.scrobbles.listen import Listen
 from spotify_assets.scrobbles.matching import play_key
 from spotify_assets.spotify.normalize import user_play_key
-
-#: The ``source`` column of a scrobbler's own play (the Spotify import's are api / *_export).
-SCROBBLE_SOURCES = (LASTFM, LISTENBRAINZ, SCROBBLE_SERVER)
 
 
 @dataclass(frozen=True)

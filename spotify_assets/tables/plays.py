@@ -13,14 +13,16 @@ Both dialects of each statement side by side. Who may call the writes is listed 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 
+from spotify_assets.play_sources import SCROBBLE_SOURCES
 from spotify_assets.schema import PLAY_KEY, PLAYS_TABLE, column_names, conform
-from spotify_assets.scrobbles.merge import EXISTING_COLUMNS, PAD, Plan, plan
-from spotify_assets.scrobbles.rows import SCROBBLE_SOURCES
 from spotify_assets.spotify.normalize import user_play_key
 from spotify_assets.tables.sql import bigquery_insert_all
 
@@ -155,6 +157,57 @@ def bigquery_delete_user_sql(table_id: str) -> str:
 
 
 # -- cross-source merge (``scrobbles/merge.py`` plans it; these read and write) -----------------
+#: How far from the batch's times the warehouse's rows are read: a Spotify play's start is its end
+#: minus what it played, and a scrobble may start ``matching.MAX_PAUSE`` before that. A day covers every
+#: stream shorter than 23 hours (longer ones are podcasts nobody scrobbles).
+PAD = timedelta(days=1)
+
+#: The warehouse columns the planner reads of the rows already there.
+EXISTING_COLUMNS = (
+    "play_key",
+    "user_id",
+    "played_at",
+    "track_id",
+    "source",
+    "primary_artist_name",
+    "track_name",
+    "ms_played",
+    "duration_ms",
+    "sources",
+    "scrobbled_at",
+)
+
+
+@dataclass
+class Plan:
+    """What to write: ``deletes`` (keys replaced), ``updates`` (key -> new sources and
+    scrobbled_at), ``inserts`` (rows, conformed later), and what each batch's rows were."""
+
+    deletes: list[str] = field(default_factory=list)
+    updates: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    #: batch_id -> {"added": n, "duplicates": n, "matched": n}
+    by_batch: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, batch_id: str, what: str) -> None:
+        counts = self.by_batch.setdefault(str(batch_id), {"added": 0, "duplicates": 0, "matched": 0})
+        counts[what] += 1
+
+    def total(self, what: str) -> int:
+        return sum(c[what] for c in self.by_batch.values())
+
+
+#: What plans a batch's merge across sources: ``scrobbles/merge.plan`` (``matching.py``'s rules,
+#: which sit above this layer, so the merge's caller hands it over: ``plays_writes``), given the
+#: batch's rows and the table's rows of its listeners within ``PAD``.
+Planner = Callable[[pd.DataFrame, pd.DataFrame], Plan]
+
+
+class PlannerMissing(RuntimeError):
+    """A batch that needs the cross-source plan was merged without a planner: merged insert-only,
+    its scrobbles would be counted twice, so the merge refuses."""
+
+
 def duckdb_spans_sql(scan: str) -> str:
     """Per listener of a batch (``scan``: its rows), the span of its times and how many of its
     rows are scrobbles (``padded_spans`` widens the span by ``merge.PAD``)."""
@@ -217,7 +270,7 @@ def duckdb_apply_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
 
 
 def duckdb_merge_across_sources(
-    con: duckdb.DuckDBPyConnection, scan: str, params: dict[str, Any]
+    con: duckdb.DuckDBPyConnection, scan: str, params: dict[str, Any], planner: Planner | None
 ) -> tuple[int, int, int, Plan] | None:
     """Merge the batch ``scan`` reads through ``merge.plan`` when it needs one (it holds scrobbles,
     or plays without a Spotify id lie near it); None when a plain insert of new keys is the merge.
@@ -240,7 +293,9 @@ def duckdb_merge_across_sources(
     for column in ("sources", "scrobbled_at"):  # files landed before the columns existed
         if column not in incoming.columns:
             incoming[column] = None
-    planned = plan(incoming, existing)
+    if planner is None:
+        raise PlannerMissing("this batch holds scrobbles or lies near plays without a Spotify id")
+    planned = planner(incoming, existing)
     before = duckdb_count(con)
     duckdb_apply_plan(con, planned)
     after = duckdb_count(con)
@@ -278,13 +333,11 @@ def bigquery_spans(staging_table: str) -> str:
 
 
 def bigquery_needs_plan_sql(table_id: str, staging_table: str) -> str:
-    """How many scrobbles the staged batch holds and how many plays without a Spotify id lie near it."""
+    """How many scrobbles the staged batch holds plus how many plays without a Spotify id lie near
+    it (``n``): none, and the insert-only ``MERGE`` is the merge."""
     scrobble = ", ".join(f"'{s}'" for s in SCROBBLE_SOURCES)
     near = rows_near_sql(f"`{table_id}`", bigquery_spans(staging_table), idless_only=True)
-    return (
-        f"SELECT (SELECT COUNTIF(source IN ({scrobble})) FROM `{staging_table}`) AS scrobbles, "
-        f"({near}) AS idless"
-    )
+    return f"SELECT (SELECT COUNTIF(source IN ({scrobble})) FROM `{staging_table}`) + ({near}) AS n"
 
 
 def bigquery_plan_merge_sql(table_id: str, actions_table: str) -> str:

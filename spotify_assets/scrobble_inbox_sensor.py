@@ -1,5 +1,8 @@
 """The door's inbox reaches ``bq_plays`` through the asset graph: a sensor that starts the import run.
 
+A module of its own above ``assets/`` and ``scrobbles/`` (it names assets of the one and the inbox
+of the other, and neither may import the other's importers back).
+
 The scrobble server (``server.py``) lands each accepted submission create-only in the lake's
 ``inbox/scrobbles/user_id=<id>/...`` (``inbox.py``) and writes no table: the plays table has one
 writer, the ``bq_plays`` merge. This sensor lists the inbox and, per listener with files it has
