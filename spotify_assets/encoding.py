@@ -36,13 +36,18 @@ def parquet_bytes(df: pd.DataFrame | pa.Table, table: TableName) -> bytes:
     per day of a chunk, and zero-copy slices of one Arrow table cost far less than a pandas
     frame per day.
     """
-    buf = io.BytesIO()
     schema = arrow_schema(table)
     arrow = (
         df.select(schema.names).cast(schema)
         if isinstance(df, pa.Table)
         else pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     )
+    return arrow_parquet_bytes(arrow)
+
+
+def arrow_parquet_bytes(arrow: pa.Table) -> bytes:
+    """An Arrow table already typed by its caller as Parquet, with the same writer settings."""
+    buf = io.BytesIO()
     # Fixed writer settings keep the bytes deterministic for the same rows, so a retried
     # write of the same batch is recognised as identical by the create-only lake.
     pq.write_table(

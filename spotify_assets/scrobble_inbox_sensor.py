@@ -27,12 +27,11 @@ import dagster as dg
 from spotify_assets.assets.history import history_import
 from spotify_assets.assets.warehouse import bq_plays
 from spotify_assets.encoding import content_digest
-from spotify_assets.lake_layout import SCROBBLE_INBOX_KIND
+from spotify_assets.lake_layout import SCROBBLE_INBOX_KIND, USER_DIR_PREFIX
 from spotify_assets.resources.lake import LakeResource
 
 #: How often the inbox is listed: a listen sent from a phone shows in the dashboard within it.
 INTERVAL_S = 60
-_USER_FOLDER = "user_id="
 
 
 def _read_cursor(cursor: str | None) -> dict[str, list[str]]:
@@ -48,8 +47,8 @@ def inbox_files(lake: LakeResource) -> dict[str, list[str]]:
     found: dict[str, list[str]] = defaultdict(list)
     for path in lake.list(f"{SCROBBLE_INBOX_KIND}/"):
         folder = path.removeprefix(f"{SCROBBLE_INBOX_KIND}/").split("/", 1)[0]
-        if folder.startswith(_USER_FOLDER) and path.endswith(".jsonl"):
-            found[folder.removeprefix(_USER_FOLDER)].append(path)
+        if folder.startswith(USER_DIR_PREFIX) and path.endswith(".jsonl"):
+            found[folder.removeprefix(USER_DIR_PREFIX)].append(path)
     return dict(found)
 
 

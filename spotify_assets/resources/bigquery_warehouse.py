@@ -39,12 +39,11 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
 from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
 
-from spotify_assets.encoding import content_digest, parquet_bytes
+from spotify_assets.encoding import arrow_parquet_bytes, content_digest, parquet_bytes
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
 from spotify_assets.schema import (
@@ -379,10 +378,8 @@ class BigQueryWarehouseResource(WarehouseResource):
                 ),
                 preserve_index=False,
             )
-            sink = io.BytesIO()
-            pq.write_table(arrow, sink)
-            data = sink.getvalue()
-            key = f"plan_{hashlib.sha256(data).hexdigest()[:24]}"
+            data = arrow_parquet_bytes(arrow)
+            key = f"plan_{content_digest(data)}"
 
             def submit(job_id: str) -> bigquery.LoadJob:
                 config = bigquery.LoadJobConfig(
