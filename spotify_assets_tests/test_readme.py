@@ -51,6 +51,7 @@ COMMAND_RUN_BY: dict[str, str] = {
     "spotify-assets sandbox": "test_sandbox_boundary.py",
     "spotify-assets auth": "test_auth_command.py",
     "spotify-assets import": "test_import_command.py",
+    "spotify-assets export": "test_export.py",
     "spotify-assets redact-lake": "test_ip_redaction.py",
     "spotify-assets users": "test_users.py",
     "spotify-assets rebuild-warehouse": "test_rebuild.py",
