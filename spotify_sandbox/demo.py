@@ -32,7 +32,7 @@ from spotify_assets.instance_config import prepare_local_home
 from spotify_assets.resources.spark import redact
 from spotify_assets.settings import dagster_home, data_dir
 from spotify_sandbox.demo_steps import enrich_imported_history, history_export, print_table, report_failure
-from spotify_sandbox.processes import stop_groups
+from spotify_sandbox.processes import MakeSignals, stop_groups
 from spotify_sandbox.supervisor import DAGSTER_DEV_NAME, Child, GaveUp, GraphQL, Supervisor, stop_signals_held
 
 if TYPE_CHECKING:
@@ -417,8 +417,9 @@ def dev_command(argv: list[str]) -> int:
     Each child leads its own process group, so Ctrl-C, SIGTERM or SIGHUP to this command stops
     the whole tree (``dagster dev``'s webserver, daemon and code servers included) within about
     ten seconds, even on a busy machine: a graceful SIGINT first, SIGKILL for what is left. The
-    same however it was started: from a terminal, under a supervisor, or in the background of a
-    script with SIGINT ignored (see ``_catch_stop_signals``).
+    same however it was started: from a terminal, under a supervisor, in the background of a
+    script with SIGINT ignored (see ``_catch_stop_signals``), or by ``make dev`` sent any of the
+    three (``processes.MakeSignals``).
 
     Meanwhile this command supervises them (``supervisor.py``): a server that dies is named in
     the log and restarted with a backoff; one that keeps dying stops everything, exit status 1.
@@ -431,6 +432,13 @@ def dev_command(argv: list[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     # First, before any slow step and before any child starts (children inherit what SIGINT is).
     previous = _catch_stop_signals()
+    make = MakeSignals(_STOP_SIGNALS)  # `make dev` passes on SIGTERM only: the others are seen here
+
+    def heard_by_make() -> None:
+        received = make.received()
+        if received is not None:
+            raise _StopRequested(received)
+
     supervisor = Supervisor(say=_say)
     try:
         _prepare_home()
@@ -466,7 +474,7 @@ def dev_command(argv: list[str]) -> int:
         )
         where = "this machine only" if args.host == "127.0.0.1" else "served beyond this machine, no login"
         print(f"Dagster UI at http://{args.host}:{args.port} ({where})", flush=True)
-        supervisor.watch()
+        supervisor.watch(also=heard_by_make)
         return 0  # not reached: watch returns by an exception
     except GaveUp as exc:
         _say(f"spotify-assets dev: {exc}. Stopping everything; see the log above for why it died.")
