@@ -30,11 +30,12 @@ demo: venv
 cloud-demo: venv
 	$(BIN)/python scripts/cloud_demo.py $(if $(FRESH),--fresh,)
 
-## The Dagster UI with the schedule and sensor, against the sandbox API on a real-time clock.
-## `exec`: the command is make's child itself, so the SIGTERM make forwards (`kill` of make's pid
-## by a script that ran `make dev &`) reaches the command that stops the whole tree.
+## The Dagster UI with the schedule and sensor, against the sandbox API on a real-time clock;
+## PORT= the UI's port (default 3000). `exec`: the command is make's child itself, so the SIGTERM
+## make forwards (`kill` of make's pid by a script that ran `make dev &`) reaches the command that
+## stops the whole tree; SIGINT and SIGHUP, which make keeps, the command sees make receive.
 dev: venv
-	exec $(BIN)/spotify-assets dev
+	exec $(BIN)/spotify-assets dev $(if $(PORT),--port $(PORT),)
 
 ## The chaos soak (issue 27): `spotify-assets dev` against the sandbox on an accelerated clock
 ## (30 s a simulated hour), faults on a schedule drawn from SEED, then the verdict line and JSON:

@@ -1,8 +1,9 @@
-"""The local Dagster instance's ``dagster.yaml``: default (SQLite) storage and tick retention.
+"""The local Dagster instance's ``dagster.yaml``: default (SQLite) storage, tick retention and
+run monitoring.
 
 Its own module, free of the job and the assets, because the commands that prepare an instance
 (``users``, ``demo``, ``dev``) sit below the assets in the layering; ``retention.py`` (the run
-purge job) explains the numbers and uses them.
+purge job) explains the retention numbers and uses them.
 """
 
 from pathlib import Path
@@ -17,18 +18,54 @@ INSTANCE_RETENTION: dict[str, Any] = {
     "sensor": {"purge_after_days": {"skipped": 1, "failure": 30, "success": 30}},
 }
 
+#: The longest a pipeline run (one listener's poll, lake write, merge, top ten) may take before
+#: run monitoring fails it; its job carries it as the ``dagster/max_runtime`` tag. A run takes a
+#: minute or two; far more means its worker is gone (see ``RUN_MONITORING``).
+PIPELINE_MAX_RUNTIME_S = 1800
+
+#: Dagster's run monitoring, by its daemon. Without it, a run whose worker was killed together
+#: with the code server that launched it (``dev`` stopped or killed mid-run, the out-of-memory
+#: killer) stays STARTED forever, and the new-plays sensor never asks for that listener again,
+#: since it leaves a listener to their own run while that run is going. The local run launcher
+#: cannot tell whether a worker lives, so what ends such a run is its time: a run STARTING for
+#: longer than ``start_timeout_seconds`` or going for longer than its maximum runtime (any run:
+#: ``max_runtime_seconds``, an import of decades included; a pipeline run:
+#: ``PIPELINE_MAX_RUNTIME_S``) is marked failed, and the sensor's next tick asks again.
+RUN_MONITORING: dict[str, Any] = {
+    "enabled": True,
+    "start_timeout_seconds": 180,
+    "max_runtime_seconds": 7200,
+    "poll_interval_seconds": 60,
+}
+
 
 def local_instance_config() -> dict[str, Any]:
-    """The local instance's ``dagster.yaml``: default (SQLite) storage, the retention above."""
-    return {"retention": INSTANCE_RETENTION, "telemetry": {"enabled": False}}
+    """The local instance's ``dagster.yaml``: default (SQLite) storage, the settings above."""
+    return {
+        "retention": INSTANCE_RETENTION,
+        "run_monitoring": RUN_MONITORING,
+        "telemetry": {"enabled": False},
+    }
+
+
+def _written_before_run_monitoring(text: str) -> bool:
+    """Whether ``text`` is exactly what an earlier version wrote (no run monitoring, nothing edited)."""
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    earlier = {k: v for k, v in local_instance_config().items() if k != "run_monitoring"}
+    return config in (earlier, {"retention": INSTANCE_RETENTION})
 
 
 def prepare_local_home(home: Path) -> Path:
     """Create ``home`` and its ``dagster.yaml`` (the settings above) unless one with content is
-    there already: an operator's own file is never overwritten. Returns ``home``."""
+    there already: an operator's own file is never overwritten (one an earlier version wrote
+    and nobody edited is brought up to date). Returns ``home``."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or not config.read_text().strip():
+    text = config.read_text() if config.exists() else ""
+    if not text.strip() or _written_before_run_monitoring(text):
         config.write_text(
             "# Written by spotify-assets (spotify_assets/instance_config.py); edit freely, it is not rewritten.\n"
             + yaml.safe_dump(local_instance_config(), sort_keys=False)

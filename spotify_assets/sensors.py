@@ -20,8 +20,11 @@ listener per minute, however the runs fall. A user whose poll fails (revoked tok
 is named in the tick's log and skipped; the others go on and the failed user's cursor stays, so
 their next tick asks again from the same point. A tick stops asking once it has spent
 ``TICK_BUDGET_S`` (a rate-limit wait, a slow API), leaving the rest for the next tick, so an
-evaluation never nears Dagster's timeout. With no partition yet the single-user token store's
-listener is asked whose it is (``GET /v1/me``) and its partition is added with the tick's result.
+evaluation never nears Dagster's timeout; within one listener's poll too, no wait (a
+Retry-After, the app's shared wait, a backoff) may end past the budget (``waits_until``): that
+listener is left for the next tick, named in the tick's log and skip reason, its cursor kept.
+With no partition yet the single-user token store's listener is asked whose it is
+(``GET /v1/me``) and its partition is added with the tick's result.
 """
 
 import json
@@ -36,8 +39,8 @@ from spotify_assets.assets.warehouse import bq_plays
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
 from spotify_assets.resources.spotify import SpotifyResource
-from spotify_assets.spotify.client import SpotifyClient, parse_played_at, played_at_ms
-from spotify_assets.spotify.errors import SpotifyError
+from spotify_assets.spotify.client import SpotifyClient, parse_played_at, played_at_ms, waits_until
+from spotify_assets.spotify.errors import SpotifyError, SpotifyWaitPastDeadline
 from spotify_assets.users.polling import listener_for, token_store_owner
 from spotify_assets.users.registry import UserError
 from spotify_assets.users.run_history import PARTITION_TAG
@@ -131,13 +134,13 @@ def _merged_newest_ms(instance: dg.DagsterInstance, user_id: str) -> int | None:
 def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResource) -> dg.SensorResult:
     """One run request per user partition with new plays; the cursor is ``{user_id: newest_ms}``."""
     started = time.monotonic()
+    deadline = started + TICK_BUDGET_S
     instance = _instance(context)
     users = list(_household(instance))
     added: list[dg.AddDynamicPartitionsRequest] = []
     if not users:
-        _, owner = token_store_owner(
-            spotify
-        )  # a failure here is the single user's: the tick fails, as before
+        with waits_until(deadline):  # a failure here is the single user's: the tick fails, as before
+            _, owner = token_store_owner(spotify)
         users = [owner]
         added = [users_partitions.build_add_request([owner])]
     cursor = _read_cursor(context.cursor)
@@ -157,7 +160,12 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
             if merged_ms is not None and (after_ms is None or merged_ms > after_ms):
                 after_ms = cursor[user_id] = merged_ms
         try:
-            newest_ms, seen = _newest_after(listener_for(spotify, user_id).client, after_ms)
+            with waits_until(deadline):
+                newest_ms, seen = _newest_after(listener_for(spotify, user_id).client, after_ms)
+        except SpotifyWaitPastDeadline as exc:
+            context.log.warning(f"user {user_id}: left for the next tick, its cursor kept: {exc}")
+            quiet.append(f"{user_id}: left for the next tick ({exc})")
+            continue
         except (SpotifyError, UserError) as exc:
             context.log.warning(f"user {user_id}: poll failed, the other users go on: {exc}")
             quiet.append(f"{user_id}: poll failed ({type(exc).__name__})")

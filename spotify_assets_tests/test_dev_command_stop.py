@@ -8,6 +8,10 @@ left in any session the tree's processes belonged to (no orphan, even one starte
 tree was recorded). Before the signal, the tree's listening sockets (from ``/proc``) are all on
 loopback.
 
+And through ``make dev`` itself, the signal sent to make's pid: GNU make passes SIGTERM on to
+its recipe's command but keeps SIGINT and SIGHUP, waiting for the command to end; the command
+sees make receive them (``processes.MakeSignals``) and stops as if sent them itself.
+
 It is also started as a script starts ``make dev &``: a shell starts a background job with
 SIGINT ignored, and everything the command starts inherits that unless it takes care (Dagster
 then ignores SIGTERM too, since it gives SIGTERM whatever SIGINT has). The script's ``kill $!``
@@ -204,8 +208,9 @@ class _Terminal:
 
 
 #: How the command is started and told to stop: (id, start, stop) where start is "plain"
-#: (a supervisor's child), "script" (a script's ``make dev &``: SIGINT ignored) or "terminal",
-#: and stop a signal sent to the command or what is done at the terminal.
+#: (a supervisor's child), "script" (a script's ``make dev &``: SIGINT ignored), "terminal" or
+#: "make" (``make dev``, the signal sent to make's pid: GNU make passes on SIGTERM only), and stop
+#: a signal sent to the command (to make) or what is done at the terminal.
 _CASES = [
     pytest.param("plain", signal.SIGINT, id="SIGINT"),
     pytest.param("plain", signal.SIGTERM, id="SIGTERM"),
@@ -215,6 +220,9 @@ _CASES = [
     pytest.param("script", signal.SIGHUP, id="SIGHUP-in-the-background-of-a-script"),
     pytest.param("terminal", "ctrl-c", id="Ctrl-C-at-its-terminal"),
     pytest.param("terminal", "hang-up", id="its-terminal-closed"),
+    pytest.param("make", signal.SIGTERM, id="SIGTERM-to-make-dev"),
+    pytest.param("make", signal.SIGINT, id="SIGINT-to-make-dev"),
+    pytest.param("make", signal.SIGHUP, id="SIGHUP-to-make-dev"),
 ]
 
 #: The processes ``dagster dev`` starts, by a piece of their command line: the tree is recorded
@@ -238,8 +246,12 @@ def test_dev_stops_its_whole_tree_within_15s_on_a_busy_machine(
     log = (tmp_path / "dev.log").open("wb")
     terminal = _Terminal(log) if start == "terminal" else None
     output: int | BinaryIO = terminal.slave if terminal is not None else log
+    command = [str(Path(sys.executable).with_name("spotify-assets")), "dev", "--port", str(port)]
+    if start == "make":
+        command = ["make", "--no-print-directory", "-C", str(Path(__file__).resolve().parents[1])]
+        command += ["dev", f"PORT={port}"]
     dev = subprocess.Popen(
-        [str(Path(sys.executable).with_name("spotify-assets")), "dev", "--port", str(port)],
+        command,
         env=env,
         stdin=terminal.slave if terminal is not None else subprocess.DEVNULL,
         stdout=output,
@@ -285,7 +297,8 @@ def test_dev_stops_its_whole_tree_within_15s_on_a_busy_machine(
                 time.sleep(0.2)
             left = _alive(tree) | _in_sessions(sessions)
         assert left == set(), f"still running {STOP_BUDGET_S}s after {stop}: {sorted(left)}"
-        assert dev.wait(timeout=5) == 0
+        # make dies of the signal it was sent, once its child (the command) has stopped cleanly.
+        assert dev.wait(timeout=5) == (-stop if start == "make" and isinstance(stop, signal.Signals) else 0)
         assert not _ui_up(port)
     finally:
         for pid in _alive(tree | {dev.pid}) | _in_sessions(sessions):

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -31,7 +32,8 @@ from spotify_assets.instance_config import prepare_local_home
 from spotify_assets.resources.spark import redact
 from spotify_assets.settings import dagster_home, data_dir
 from spotify_sandbox.demo_steps import enrich_imported_history, history_export, print_table, report_failure
-from spotify_sandbox.processes import stop_groups
+from spotify_sandbox.processes import MakeSignals, stop_groups
+from spotify_sandbox.supervisor import DAGSTER_DEV_NAME, Child, GaveUp, GraphQL, Supervisor, stop_signals_held
 
 if TYPE_CHECKING:
     from spark.connect_server import SparkConnectServer
@@ -277,28 +279,60 @@ def _start_spark_connect() -> SparkConnectServer | None:
     return server
 
 
+#: ``dev``'s short-lived helper processes (the registration, a Spark warm-up): stopped with the
+#: servers if ``dev`` stops while one runs.
+_HELPERS: list[subprocess.Popen[bytes]] = []
+
+
+def _helper(code: str, capture: bool = False) -> subprocess.Popen[bytes]:
+    """Python ``code`` in a child of its own session, recorded in ``_HELPERS`` until it is reaped."""
+    with stop_signals_held():  # a stop signal now finds it recorded
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.STDOUT if capture else None,
+            start_new_session=True,
+        )
+        _HELPERS.append(proc)
+    return proc
+
+
 def _report_spark_connect(server: SparkConnectServer) -> None:
     """Say when the server is up and warmed up (or why not); runs use it from then on.
 
-    The warm-up is one small top-ten job (``SparkConnectServer.warm_up``), as the compose
+    The warm-up is one small top-ten job (``spark.connect_server.warm_up``), as the compose
     stack's server runs before it reports healthy: a fresh server's first job pays class
-    loading and a cold JIT, which otherwise lands on the first hourly run.
+    loading and a cold JIT, which otherwise lands on the first hourly run. It runs in a child
+    process, since Spark's client (pyspark, pandas, gRPC) would stay in ``dev``'s memory for good;
+    the child finds the server's URL, token included, in ``SPOTIFY_SPARK_REMOTE`` (never in argv).
     """
     from spark.connect_server import ConnectServerError
 
     try:
         server.wait_ready(timeout_s=180)
-        try:
-            warm = f"warmed up in {server.warm_up():.1f}s"
-        except Exception as exc:  # a failed warm-up leaves a usable server; runs still try it
-            warm = f"warm-up failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-        print(
-            f"Spark Connect server (warm Spark for every run) at {redact(server.url)}, {warm}, log {server.log_path}"
-        )
     except ConnectServerError as exc:
         print(
             f"the Spark Connect server did not start; runs use an in-process Spark.\n{exc}", file=sys.stderr
         )
+        return
+    proc = _helper(
+        "import os; from spark.connect_server import warm_up; "
+        "print(f'{warm_up(os.environ[\"SPOTIFY_SPARK_REMOTE\"]):.1f}')",
+        capture=True,
+    )
+    try:
+        out = proc.communicate()[0].decode(errors="replace").strip().splitlines()
+    finally:
+        _HELPERS.remove(proc)
+    if proc.returncode == 0 and out:
+        warm = f"warmed up in {out[-1]}s"
+    else:  # a failed warm-up leaves a usable server; runs still try it
+        warm = f"warm-up failed ({out[-1] if out else f'status {proc.returncode}'})"
+    where = f"sc://{server.host}:{server.port}"  # the URL without its token
+    print(
+        f"Spark Connect server (warm Spark for every run) at {where}, {warm}, log {server.log_path}",
+        flush=True,
+    )
 
 
 def _register_single_user() -> None:
@@ -319,15 +353,76 @@ def _register_single_user() -> None:
         )
 
 
+def _sandbox_process(port: int = 0, port_file: Path | None = None) -> subprocess.Popen[bytes]:
+    """The sandbox API (real-time clock, so the schedule finds new plays) in its own session."""
+    where = ["--port", str(port)] + (["--port-file", str(port_file)] if port_file is not None else [])
+    cmd = [sys.executable, "-m", "spotify_assets.cli", "sandbox", "--clock", "realtime", *where]
+    return subprocess.Popen(cmd, start_new_session=True)
+
+
+def _start_sandbox(supervisor: Supervisor) -> bool:
+    """Start the sandbox, watched by ``supervisor`` (restarted on the same port, so the URL the
+    runs were given still answers); sets ``SPOTIFY_SANDBOX_URL``. False if it did not start."""
+    port_file = Path(tempfile.mkdtemp()) / "port"
+    child = Child("the sandbox API", start=lambda: _sandbox_process(port_file=port_file))
+    child.launch()
+    assert child.proc is not None
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if time.monotonic() > deadline or child.proc.poll() is not None:
+            supervisor.children.append(child)  # stopped with the rest
+            print("the sandbox API did not start", file=sys.stderr)
+            return False
+        time.sleep(0.1)
+    port = int(port_file.read_text().strip())
+    child.start = lambda: _sandbox_process(port=port)
+    supervisor.add(child)
+    os.environ["SPOTIFY_SANDBOX_URL"] = f"http://127.0.0.1:{port}"
+    print(f"Sandbox Spotify API (real-time clock) at {os.environ['SPOTIFY_SANDBOX_URL']}")
+    return True
+
+
+def _watch_spark_connect(supervisor: Supervisor, server: SparkConnectServer) -> None:
+    """Watch the Connect server: restarted on its port with its token (the URL the runs have), and
+    reported ready in the background each time, so the supervisor goes on watching meanwhile."""
+
+    def restart() -> subprocess.Popen[bytes]:
+        server.start()
+        assert server.proc is not None
+        return server.proc
+
+    def report() -> None:
+        threading.Thread(
+            target=_report_spark_connect, args=(server,), name="spark-ready", daemon=True
+        ).start()
+
+    assert server.proc is not None
+    child = Child(
+        "the Spark Connect server",
+        start=restart,
+        proc=server.proc,
+        started_at=time.monotonic(),
+        after_restart=report,
+        essential=False,
+        without_it="runs use an in-process Spark",
+    )
+    supervisor.add(child)
+    report()
+
+
 def dev_command(argv: list[str]) -> int:
     """Start the sandbox (real-time clock, so the schedule finds new plays), a warm Spark Connect
-    server for the runs' Spark step, and ``dagster dev``.
+    server for the runs' Spark step, and ``dagster dev``; keep them running.
 
     Each child leads its own process group, so Ctrl-C, SIGTERM or SIGHUP to this command stops
     the whole tree (``dagster dev``'s webserver, daemon and code servers included) within about
     ten seconds, even on a busy machine: a graceful SIGINT first, SIGKILL for what is left. The
-    same however it was started: from a terminal, under a supervisor, or in the background of a
-    script with SIGINT ignored (see ``_catch_stop_signals``).
+    same however it was started: from a terminal, under a supervisor, in the background of a
+    script with SIGINT ignored (see ``_catch_stop_signals``), or by ``make dev`` sent any of the
+    three (``processes.MakeSignals``).
+
+    Meanwhile this command supervises them (``supervisor.py``): a server that dies is named in
+    the log and restarted with a backoff; one that keeps dying stops everything, exit status 1.
     """
     parser = argparse.ArgumentParser(prog="spotify-assets dev")
     parser.add_argument("--port", default="3000", help="Dagster UI port")
@@ -337,36 +432,22 @@ def dev_command(argv: list[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     # First, before any slow step and before any child starts (children inherit what SIGINT is).
     previous = _catch_stop_signals()
-    procs: list[subprocess.Popen[bytes]] = []
+    make = MakeSignals(_STOP_SIGNALS)  # `make dev` passes on SIGTERM only: the others are seen here
+
+    def heard_by_make() -> None:
+        received = make.received()
+        if received is not None:
+            raise _StopRequested(received)
+
+    supervisor = Supervisor(say=_say)
     try:
         _prepare_home()
         spark = _start_spark_connect()
         if spark is not None and spark.proc is not None:
-            procs.append(spark.proc)
-        if not os.environ.get("SPOTIFY_CLIENT_ID") and not os.environ.get("SPOTIFY_SANDBOX_URL"):
-            port_file = Path(tempfile.mkdtemp()) / "port"
-            sandbox = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "spotify_assets.cli",
-                    "sandbox",
-                    "--clock",
-                    "realtime",
-                    "--port-file",
-                    str(port_file),
-                ],
-                start_new_session=True,
-            )
-            procs.append(sandbox)
-            deadline = time.monotonic() + 30
-            while not (port_file.exists() and port_file.read_text().strip()):
-                if time.monotonic() > deadline or sandbox.poll() is not None:
-                    print("the sandbox API did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.1)
-            os.environ["SPOTIFY_SANDBOX_URL"] = f"http://127.0.0.1:{port_file.read_text().strip()}"
-            print(f"Sandbox Spotify API (real-time clock) at {os.environ['SPOTIFY_SANDBOX_URL']}")
+            _watch_spark_connect(supervisor, spark)
+        sandbox_wanted = not os.environ.get("SPOTIFY_CLIENT_ID") and not os.environ.get("SPOTIFY_SANDBOX_URL")
+        if sandbox_wanted and not _start_sandbox(supervisor):
+            return 1
         _register_single_user()  # before `dagster dev` opens the same instance's storage
         _catch_stop_signals()  # Dagster set SIGTERM to SIGINT's handler there: ours again, whatever it did
         root = Path(__file__).resolve().parents[1]
@@ -382,13 +463,22 @@ def dev_command(argv: list[str]) -> int:
             args.port,
             *rest,
         ]
-        dagster_dev = subprocess.Popen(cmd, cwd=root, start_new_session=True)
-        procs.append(dagster_dev)
+        # The supervisor's own calls go to loopback when the UI listens on every address.
+        local = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104 (a comparison)
+        supervisor.add_dagster(
+            Child(
+                DAGSTER_DEV_NAME,
+                start=lambda: subprocess.Popen(cmd, cwd=root, start_new_session=True),
+            ),
+            GraphQL(f"http://{local}:{args.port}/graphql"),
+        )
         where = "this machine only" if args.host == "127.0.0.1" else "served beyond this machine, no login"
         print(f"Dagster UI at http://{args.host}:{args.port} ({where})", flush=True)
-        if spark is not None:
-            _report_spark_connect(spark)
-        return dagster_dev.wait()
+        supervisor.watch(also=heard_by_make)
+        return 0  # not reached: watch returns by an exception
+    except GaveUp as exc:
+        _say(f"spotify-assets dev: {exc}. Stopping everything; see the log above for why it died.")
+        return 1
     # DagsterExecutionInterruptedError: the signal came while Dagster's own handler stood in for ours.
     except (_StopRequested, dg.DagsterExecutionInterruptedError):
         _say("\nstopping: the Dagster UI, daemon and code server, the Spark Connect server and the sandbox")
@@ -397,7 +487,7 @@ def dev_command(argv: list[str]) -> int:
         # A second Ctrl-C must not cut the clean-up short and leave servers running.
         for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
-        stop_groups(procs, signal.SIGINT, grace_s=8.0)
+        stop_groups([*supervisor.procs(), *_HELPERS], signal.SIGINT, grace_s=8.0)
         _let_go_of_a_closed_terminal()
         for sig, handler in previous.items():
             if handler is not None:  # None: set outside Python, which cannot put it back

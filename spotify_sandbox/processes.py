@@ -20,6 +20,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def stop_groups(
@@ -52,3 +53,42 @@ def _group_alive(pgid: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def caught_signals(pid: int) -> set[signal.Signals]:
+    """The signals ``pid`` has a handler of its own for (``SigCgt`` in ``/proc/<pid>/status``)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return set()
+    mask = next((int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:")), 0)
+    return {sig for sig in signal.Signals if mask & (1 << (sig - 1))}
+
+
+class MakeSignals:
+    """Tells when the ``make`` that started this process was sent a stop signal it does not pass on.
+
+    ``make dev`` runs the command as make's child. GNU make passes SIGTERM on to it, but on
+    SIGINT or SIGHUP it only waits for its child to end before dying of the signal itself: a
+    ``kill -INT`` or ``kill -HUP`` of make's pid (a script's ``kill``, a closed session) would
+    wait forever on a command that never heard it. What make does on the way is visible: its
+    handler puts the signal back to its default first (GNU make 4's ``fatal_error_signal``), so
+    a stop signal make caught when this process started and no longer catches is one it
+    received. Nothing is watched when the parent is not make, or ignores the signal (a shell's
+    background job ignores SIGINT: then so does make, and nothing was sent to pass on).
+    """
+
+    def __init__(self, signals: tuple[signal.Signals, ...]) -> None:
+        self.parent = os.getppid()
+        try:
+            name = Path(f"/proc/{self.parent}/comm").read_text().strip()
+        except OSError:
+            name = ""
+        self.watched = caught_signals(self.parent) & set(signals) if name in ("make", "gmake") else set()
+
+    def received(self) -> signal.Signals | None:
+        """A watched signal make has received (its handler is gone), or None."""
+        if not self.watched or os.getppid() != self.parent:
+            return None
+        gone = self.watched - caught_signals(self.parent)
+        return min(gone) if gone else None

@@ -14,6 +14,7 @@ Failure policy: 429 honours Retry-After up to ``max_retry_wait_s`` (longer waits
 ``SpotifyRateLimited`` instead of stalling a run); 5xx, timeouts, connection errors and
 malformed JSON are retried with bounded exponential backoff (the loop is ``http_retry.py``,
 shared with the ReccoBeats client); a 401 triggers exactly one re-authentication. Tokens and secrets never appear in messages, reprs or logs.
+A caller with a deadline (a sensor tick) bounds every wait with ``waits_until``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -41,6 +44,7 @@ from spotify_assets.spotify.errors import (
     SpotifyAuthError,
     SpotifyRateLimited,
     SpotifyServerError,
+    SpotifyWaitPastDeadline,
 )
 from spotify_assets.spotify.rate_gate import RateGate
 from spotify_assets.spotify.token_store import MemoryTokenStore, TokenStore
@@ -55,6 +59,34 @@ TOKEN_EXPIRY_MARGIN_S = 30.0
 RERUN_AUTH_HINT = "run `spotify-assets auth` to authorise again and store a new refresh token"
 
 AuthKind = Literal["user", "app", "basic"]
+
+#: The ``time.monotonic()`` instant no wait may end after, in this thread or task (``waits_until``).
+_WAIT_DEADLINE: ContextVar[float | None] = ContextVar("spotify_wait_deadline", default=None)
+
+
+@contextmanager
+def waits_until(deadline: float) -> Iterator[None]:
+    """Within the block, no client waits past ``deadline`` (a ``time.monotonic()`` instant).
+
+    A wait that would end after it (a 429's Retry-After, the app's shared wait in the rate gate,
+    a retry's backoff) raises ``SpotifyWaitPastDeadline`` instead of sleeping, and a request's
+    timeout is cut to the time left. For a caller whose whole evaluation has a limit: Dagster
+    cancels a sensor tick after 60 s, and a 45 s Retry-After waited out twice would pass it.
+    A context variable rather than a client setting, so it also bounds the clients made inside
+    the block (a listener's, the token store owner's ``/v1/me``). The Retry-After is still
+    recorded in the rate gate, so every later call of the app honours it.
+    """
+    token = _WAIT_DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _WAIT_DEADLINE.reset(token)
+
+
+def _time_left_s() -> float | None:
+    """Seconds until the deadline of ``waits_until`` (None outside one)."""
+    deadline = _WAIT_DEADLINE.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 def parse_played_at(value: Any) -> datetime | None:
@@ -407,8 +439,27 @@ class HttpSpotifyClient(SpotifyClient):
                 retry_after_s=wait,
                 endpoint=endpoint,
             )
+        self._pause(wait, endpoint, f"the app is rate-limited ({limited}) for another {wait:.0f} s")
         log.warning("Spotify %s: the app is rate-limited (%s), waiting %.1f s first", endpoint, limited, wait)
         self._sleep(wait)
+
+    @staticmethod
+    def _pause(seconds: float, endpoint: str, why: str) -> None:
+        """Raise ``SpotifyWaitPastDeadline`` if waiting ``seconds`` would end past the deadline of
+        ``waits_until``; else return (the caller sleeps)."""
+        left = _time_left_s()
+        if left is not None and seconds > left:
+            raise SpotifyWaitPastDeadline(
+                f"Spotify {endpoint}: {why}, past the caller's deadline ({max(left, 0.0):.0f} s left); "
+                "not waited, not called",
+                wait_s=seconds,
+                endpoint=endpoint,
+            )
+
+    def _bounded_sleep(self, seconds: float, *, endpoint: str) -> None:
+        """The retry loop's sleep (a Retry-After, a backoff), within the deadline of ``waits_until``."""
+        self._pause(seconds, endpoint, f"a wait of {seconds:.0f} s before a retry")
+        self._sleep(seconds)
 
     def _send(
         self,
@@ -423,7 +474,11 @@ class HttpSpotifyClient(SpotifyClient):
     ) -> Any:
         retrying = Retrying(
             RetryPolicy(
-                self.max_retries, self.max_retry_wait_s, self.backoff_base_s, self.backoff_max_s, self._sleep
+                self.max_retries,
+                self.max_retry_wait_s,
+                self.backoff_base_s,
+                self.backoff_max_s,
+                functools.partial(self._bounded_sleep, endpoint=endpoint),
             ),
             name=f"Spotify {endpoint}",
             exhausted=lambda what, status, attempts: SpotifyServerError(
@@ -486,10 +541,14 @@ class HttpSpotifyClient(SpotifyClient):
             headers = {"Authorization": f"Bearer {self._access_token(auth)}"}
         headers["Accept"] = "application/json"
         self._wait_for_the_app(endpoint)
+        timeout = self.timeout_s
+        left = _time_left_s()
+        if left is not None:  # a request never outlasts the caller's deadline either
+            if left <= 0:
+                self._pause(self.timeout_s, endpoint, f"a request (timeout {self.timeout_s:g} s)")
+            timeout = min(timeout, left)
         self.calls[endpoint] += 1
-        return self._session.request(
-            method, url, params=params, data=data, headers=headers, timeout=self.timeout_s
-        )
+        return self._session.request(method, url, params=params, data=data, headers=headers, timeout=timeout)
 
     def _raise_for_status(
         self, resp: requests.Response, endpoint: str, auth: AuthKind, grant: str | None

@@ -34,3 +34,14 @@ class SpotifyAuthError(SpotifyError):
 
 class AudioFeaturesUnavailable(SpotifyAPIError):
     """Spotify answered 403 for /v1/audio-features (apps created after Nov 2024 lose access)."""
+
+
+class SpotifyWaitPastDeadline(SpotifyError):
+    """A wait (a Retry-After, the app's shared wait, a retry's backoff) would end after the deadline
+    the caller set (``client.waits_until``): not waited, and the call not made. The caller tries
+    again later (a sensor tick leaves the listener for the next tick)."""
+
+    def __init__(self, message: str, *, wait_s: float, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
+        self.endpoint = endpoint
