@@ -9,12 +9,18 @@ single-user store otherwise) and kept per listener for the session's life, so a 
 one API call, not a token exchange. A token given before the scope was asked for answers 403:
 the widget says, in one line, to run ``spotify-assets auth`` again. Tokens never reach the page
 or the log; an error shows its kind, not its text.
+
+A listener's scrobbler can say it too: a ``playing_now`` sent to the door (``spotify-assets
+scrobble-server``) is kept in a small file (``scrobbles/now_playing.py``), shown while the track
+should still be playing. Spotify's answer wins when it has one; the scrobbler's is shown when
+Spotify plays nothing (another player: vinyl, local files) or is not configured at all.
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
@@ -70,30 +76,61 @@ def _line(playing: dict[str, Any]) -> tuple[str, float | None]:
     return (f"**{name}**" + (f" - {artists}" if artists else "")), share
 
 
+def door_line(user_id: str | None, now: datetime | None = None) -> str | None:
+    """``**Track** - Artist`` of what ``user_id``'s scrobbler said is playing, if it still is."""
+    if not user_id:
+        return None  # the door knows listeners by name: a household member, not "everyone"
+    from spotify_assets.scrobbles.now_playing import current
+    from spotify_assets.settings import layout
+
+    try:
+        path = layout().now_playing(user_id)
+    except ValueError:
+        return None
+    listen = current(path, now or datetime.now(UTC))
+    raw = listen.get("track_metadata") if listen else None
+    if not isinstance(raw, dict):
+        return None
+    from app.ui import md_escape
+
+    # The names are what a scrobbler sent: shown as text, never as Markdown.
+    name = md_escape(str(raw.get("track_name") or "an unknown track"))
+    artist = md_escape(str(raw.get("artist_name") or ""))
+    return f"**{name}**" + (f" - {artist}" if artist else "")
+
+
 def render(user_id: str | None) -> None:
     """The widget's content, once (the fragment below calls it every ``REFRESH_S`` seconds)."""
-    try:
-        playing = _client(user_id).currently_playing()
-    except SpotifyAPIError as exc:
-        if exc.status == 403:
-            st.caption(RERUN_AUTH)
-        else:
-            st.caption(f"Now playing: Spotify did not answer ({type(exc).__name__}).")
-        return
-    except SpotifyError as exc:
-        st.caption(f"Now playing: Spotify did not answer ({type(exc).__name__}).")
-        return
-    if not playing or not playing.get("is_playing", True):
+    note = None
+    if configured():
+        playing = None
+        try:
+            playing = _client(user_id).currently_playing()
+        except SpotifyAPIError as exc:
+            note = (
+                RERUN_AUTH
+                if exc.status == 403
+                else f"Now playing: Spotify did not answer ({type(exc).__name__})."
+            )
+        except SpotifyError as exc:
+            note = f"Now playing: Spotify did not answer ({type(exc).__name__})."
+        if playing and playing.get("is_playing", True):
+            line, share = _line(playing)
+            st.markdown(f"Now playing: {line}")
+            if share is not None:
+                st.progress(share)
+            return
+    door = door_line(user_id)
+    if door:
+        st.markdown(f"Now playing: {door} (sent by your scrobbler)")
+    elif note:
+        st.caption(note)
+    elif configured():
         st.caption("Now playing: nothing right now.")
-        return
-    line, share = _line(playing)
-    st.markdown(f"Now playing: {line}")
-    if share is not None:
-        st.progress(share)
 
 
 @st.fragment(run_every=REFRESH_S)
 def now_playing(user_id: str | None) -> None:
     """Overview's widget: what ``user_id`` (None: the single listener) plays now, every 30 s."""
-    if configured():
+    if configured() or user_id:
         render(user_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -114,3 +114,37 @@ def test_overview_with_a_token_from_before_the_scope_says_to_run_auth(
     assert any("run `spotify-assets auth` again" in c for c in captions), captions
     page = " ".join([*captions, *(str(m.value) for m in at.markdown)])
     assert old not in page and SANDBOX_REFRESH_TOKEN not in page
+
+
+def _door_widget(user_id: str) -> AppTest:
+    def script(user_id: str) -> None:
+        from app.now_playing import render
+
+        render(user_id)
+
+    at = AppTest.from_function(script, args=(user_id,), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_scrobblers_playing_now_shows_while_the_track_plays(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A ``playing_now`` the door kept (no Spotify configured: another player) is shown, its names
+    as text, until the track should have ended."""
+    from spotify_assets.scrobbles import now_playing as door
+    from spotify_assets.settings import layout
+
+    for name in ("SPOTIFY_CLIENT_ID", "SPOTIFY_SANDBOX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPOTIFY_DATA_DIR", str(tmp_path / "data"))
+    path = layout().now_playing("alice-id")
+    listen = {"track_metadata": {"artist_name": "Dust Choir", "track_name": "Vinyl *Hiss*"}}
+    door.save(path, listen, received_at=datetime.now(UTC), duration_ms=180_000)
+    shown = [str(m.value) for m in _door_widget("alice-id").markdown]
+    assert shown == [r"Now playing: **Vinyl \*Hiss\*** - Dust Choir (sent by your scrobbler)"]
+    assert [str(m.value) for m in _door_widget("bob-id").markdown] == []  # another listener's door
+
+    door.save(path, listen, received_at=datetime.now(UTC) - timedelta(minutes=4), duration_ms=180_000)
+    assert [str(m.value) for m in _door_widget("alice-id").markdown] == []  # it has ended
