@@ -58,7 +58,8 @@ def plays_sql(n: int, end: datetime, seed: int = 7, users: int = 0) -> str:
             CASE WHEN u < 0.03 THEN 'episode' ELSE 'track' END AS content_type,
             u >= 0.03 AND u < 0.95 OR u >= 0.98 AS is_play,
             'api' AS source, 'bench' AS batch_id, played_at AS ingested_at,
-            {user_id} AS user_id
+            {user_id} AS user_id,
+            NULL::VARCHAR AS sources, NULL::VARCHAR AS scrobbled_at
         FROM r
     )
     SELECT {cols} FROM p
