@@ -32,3 +32,19 @@ def test_the_tree_holds_a_grandchild_in_its_own_session_and_reads_its_memory() -
         for pid in tree(child.pid)[::-1]:
             os.kill(pid, 9)
         child.wait()
+
+
+#: Modules a supervisor has no use for: each holds tens of MiB for as long as ``dev`` runs.
+HEAVY = ("dagster", "pandas", "numpy", "pyarrow", "duckdb", "pyspark", "grpc")
+
+
+def test_the_dev_supervisor_imports_nothing_heavy() -> None:
+    """``spotify-assets dev`` supervises for months (issue 28): it imports the command list and its
+    own module, nothing of Dagster, pandas or Spark (its registration and warm-up run in children)."""
+    code = (
+        "import sys; from spotify_assets import cli; cli.all_commands(); "
+        "from spotify_sandbox.demo import dev_command; "
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout

@@ -46,6 +46,8 @@ START_TIMEOUT_S = 240.0
 #: A kill, the restart, then a sensor tick (once a minute) on a busy machine.
 RECOVERY_TIMEOUT_S = 240.0
 LOCATION = "spotify_assets"  # workspace.yaml
+#: The supervisor's resident memory, at most (it imports neither Dagster nor pandas nor Spark).
+SUPERVISOR_RSS_KIB = 80 * 1024
 SENSOR = "new_plays_sensor"
 
 
@@ -171,6 +173,13 @@ def test_dev_restarts_a_killed_code_server_daemon_and_spark_server(tmp_path: Pat
             log_path,
         )
         assert dev.poll() is None
+        # Supervising costs little memory, however long it lasts (issue 28; it held ~250 MiB).
+        rss_kib = next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{dev.pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS:")
+        )
+        assert rss_kib < SUPERVISOR_RSS_KIB, f"spotify-assets dev holds {rss_kib // 1024} MiB"
         tree = _tree(dev.pid)
         dev.send_signal(signal.SIGTERM)
         assert dev.wait(timeout=30) == 0

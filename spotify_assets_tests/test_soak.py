@@ -3,8 +3,8 @@ it showed, and a short real soak that injects every fault kind once.
 
 The short soak is the real thing at a small scale: ``spotify-assets dev`` (daemon, sensor,
 webserver, code server, warm Spark) against the sandbox on an accelerated clock for three
-simulated hours, two listeners, each fault kind of ``bench.soak.FAULT_KINDS`` once (a killed
-daemon takes ``dagster dev`` down with it and the soak restarts it). It must end with every
+simulated hours, two listeners, each fault kind of ``bench.soak.FAULT_KINDS`` once (after a
+kill, ``dev`` must restart what died by itself and say so). It must end with every
 play the API showed in the warehouse exactly once, every true gap recorded, no torn lake file,
 and every stop of ``dev`` by SIGTERM within 15 s.
 """
@@ -110,13 +110,11 @@ def test_the_sandbox_records_only_pages_answered_whole(sandbox: SandboxServer) -
 
 
 @pytest.mark.slow
-@pytest.mark.allowed_skip(
-    reason="opt-in until issue 27's two platform findings are fixed; make soak is the soak's check"
-)
+@pytest.mark.allowed_skip(reason="opt-in until it passes every time; make soak is the soak's check")
 @pytest.mark.skipif(
     os.environ.get("SPOTIFY_SOAK_TEST") != "1",
-    reason="the short soak (~6 min) is not in make test yet: two platform findings of issue 27 (a killed "
-    "code server is never restarted; a long Retry-After times out a sensor tick) can fail it; "
+    reason="the short soak (~5-6 min) is not in make test yet: with issue 27's four findings fixed it "
+    "passed 1 of 2 runs (the other stalled: its last plays did not reach the snapshot in the catch-up); "
     "SPOTIFY_SOAK_TEST=1 runs it, make soak runs the real thing",
 )
 def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path) -> None:
@@ -142,6 +140,6 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
     )
     report = json.loads(out.read_text())
     assert [f["kind"] for f in report["faults"] if f["kind"] != "restore"] == list(FAULT_KINDS), report
-    assert report["restarts"], "the killed daemon takes dagster dev down: the soak restarts it"
+    assert report["restarts"], "dev restarts what each kill took down, and says so in its log"
     assert all(s <= 15 for s in report["stops_s"]), report["stops_s"]
     assert code == 0, report["verdict"] + "\n" + json.dumps(report, indent=1)[:4000]

@@ -6,6 +6,11 @@ on a free loopback port with a fixed clock anchored to the current day, ``demo_n
 history ends today, so the dashboard's "Last 4 weeks" is full, and a second demo the same day
 finds no new plays). Runs are
 recorded in ``$SPOTIFY_DATA_DIR/dagster_home`` so ``make dev`` shows them afterwards.
+
+``dev`` stays up for months, so what it holds is paid every hour (issue 28): it imports only
+what supervising needs. Dagster, pandas and Spark's client are imported by ``demo``'s own
+functions, and what ``dev`` asks of them (the single listener's partition, the Spark warm-up)
+runs in a short-lived child process.
 """
 
 from __future__ import annotations
@@ -26,16 +31,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import dagster as dg
-
 from spotify_assets.instance_config import prepare_local_home
-from spotify_assets.resources.spark import redact
 from spotify_assets.settings import dagster_home, data_dir
-from spotify_sandbox.demo_steps import enrich_imported_history, history_export, print_table, report_failure
 from spotify_sandbox.processes import MakeSignals, stop_groups
 from spotify_sandbox.supervisor import DAGSTER_DEV_NAME, Child, GaveUp, GraphQL, Supervisor, stop_signals_held
 
 if TYPE_CHECKING:
+    import dagster as dg
+
     from spark.connect_server import SparkConnectServer
     from spotify_sandbox.server import SandboxServer
 
@@ -76,6 +79,8 @@ def single_user_partition(defs: dg.Definitions, instance: dg.DagsterInstance | N
     """The token store's listener as a ``users`` partition of ``instance`` (default: the one at
     ``$DAGSTER_HOME``), asked of ``/v1/me``; or None after saying why it could not be asked.
     ``make cloud-demo`` uses it too."""
+    import dagster as dg
+
     from spotify_assets.spotify.errors import SpotifyError
     from spotify_assets.users.polling import add_token_store_partition
 
@@ -94,6 +99,15 @@ def single_user_partition(defs: dg.Definitions, instance: dg.DagsterInstance | N
 
 
 def demo_command(argv: list[str]) -> int:
+    import dagster as dg
+
+    from spotify_sandbox.demo_steps import (
+        enrich_imported_history,
+        history_export,
+        print_table,
+        report_failure,
+    )
+
     parser = argparse.ArgumentParser(prog="spotify-assets demo", description=__doc__)
     parser.add_argument(
         "--history-days",
@@ -217,10 +231,10 @@ def _catch_stop_signals() -> dict[signal.Signals, _Handler]:
 
     SIGINT too, even when this command was started with it ignored, as a shell starts a
     background job (``make dev &`` in a script). Left ignored, it would stop nothing, twice over:
-    Dagster gives SIGTERM whatever SIGINT has each time it builds resources in this process
-    (``_register_single_user``) and when ``dagster dev`` and its servers start, so SIGTERM would be
-    ignored here and in them; and a child inherits an ignored signal across ``exec`` (a caught
-    one is reset to its default), so the polite SIGINT of ``stop_groups`` would do nothing.
+    Dagster gives SIGTERM whatever SIGINT has each time it builds resources in a process (the
+    registration's child, ``dagster dev`` and its servers), so SIGTERM would be ignored in them;
+    and a child inherits an ignored signal across ``exec`` (a caught one is reset to its
+    default), so the polite SIGINT of ``stop_groups`` would do nothing.
     """
     return {sig: signal.signal(sig, _raise_stop) for sig in _STOP_SIGNALS}
 
@@ -253,6 +267,8 @@ def _start_spark_connect() -> SparkConnectServer | None:
     uses an in-process Spark instead, slower but correct.
     """
     if os.environ.get("SPOTIFY_SPARK_REMOTE"):
+        from spotify_assets.resources.spark import redact  # Dagster and pandas: only in this case
+
         print(
             f"Spark: the Connect server in SPOTIFY_SPARK_REMOTE ({redact(os.environ['SPOTIFY_SPARK_REMOTE'])})"
         )
@@ -335,10 +351,13 @@ def _report_spark_connect(server: SparkConnectServer) -> None:
     )
 
 
-def _register_single_user() -> None:
+def register_single_user() -> None:
     """Give the token store's listener its ``users`` partition before ``dagster dev`` starts, so the
     UI can materialize it at once (the first hourly tick would add it too). Registered users
-    (``users add``) have theirs already; without a usable token this says so and ``dev`` goes on."""
+    (``users add``) have theirs already; without a usable token this says so and ``dev`` goes on.
+    ``dev`` runs it in a child process (``_register_single_user``)."""
+    import dagster as dg
+
     from spotify_assets.definitions import defs
     from spotify_assets.partitions import USERS_PARTITIONS_NAME
 
@@ -351,6 +370,16 @@ def _register_single_user() -> None:
             f"No listener partition yet ({exc}); `spotify-assets auth` or `users add` adds one.",
             file=sys.stderr,
         )
+
+
+def _register_single_user() -> None:
+    """``register_single_user`` in a child process: it loads the project's definitions (Dagster,
+    pandas: some 200 MiB) that ``dev`` would otherwise hold as long as it runs."""
+    proc = _helper("from spotify_sandbox.demo import register_single_user; register_single_user()")
+    try:
+        proc.wait()
+    finally:
+        _HELPERS.remove(proc)
 
 
 def _sandbox_process(port: int = 0, port_file: Path | None = None) -> subprocess.Popen[bytes]:
@@ -449,7 +478,6 @@ def dev_command(argv: list[str]) -> int:
         if sandbox_wanted and not _start_sandbox(supervisor):
             return 1
         _register_single_user()  # before `dagster dev` opens the same instance's storage
-        _catch_stop_signals()  # Dagster set SIGTERM to SIGINT's handler there: ours again, whatever it did
         root = Path(__file__).resolve().parents[1]
         dagster = Path(sys.executable).with_name("dagster")
         cmd = [
@@ -479,8 +507,7 @@ def dev_command(argv: list[str]) -> int:
     except GaveUp as exc:
         _say(f"spotify-assets dev: {exc}. Stopping everything; see the log above for why it died.")
         return 1
-    # DagsterExecutionInterruptedError: the signal came while Dagster's own handler stood in for ours.
-    except (_StopRequested, dg.DagsterExecutionInterruptedError):
+    except _StopRequested:
         _say("\nstopping: the Dagster UI, daemon and code server, the Spark Connect server and the sandbox")
         return 0
     finally:
