@@ -174,7 +174,8 @@ def expected(n: int) -> list[tuple]:
 def plays_frame(spark: SparkSession, rows: list[dict[str, Any]]) -> DataFrame:
     """A Spark frame with exactly the plays schema (types from ``schemas/plays.json``)."""
     schema = T.StructType([T.StructField(f.name, _SPARK_TYPES[f.type]) for f in load_schema("plays")])
-    return spark.createDataFrame([tuple(r[c] for c in schema.fieldNames()) for r in rows], schema)
+    # Columns a row leaves out are NULL (the nullable ones added later: sources, scrobbled_at).
+    return spark.createDataFrame([tuple(r.get(c) for c in schema.fieldNames()) for r in rows], schema)
 
 
 def collect(frame: DataFrame) -> list[tuple]:

@@ -321,16 +321,24 @@ class BigQueryWarehouseResource(WarehouseResource):
                 job_config=self._load_config("plays", bigquery.SourceFormat.PARQUET),
             )
 
-        return self._merge_staged_plays(key, submit)
+        # As DuckDB's frame path: a plain insert of new keys unless a planner is set
+        # (``across_sources``); only the lake path, the pipeline's, refuses to merge without one.
+        return self._merge_staged_plays(key, submit, plan_required=False)
 
-    def _merge_staged_plays(self, key: str, submit: Callable[[str], bigquery.LoadJob]) -> MergeResult:
+    def _merge_staged_plays(
+        self, key: str, submit: Callable[[str], bigquery.LoadJob], *, plan_required: bool = True
+    ) -> MergeResult:
         self.ensure_tables()
         load, _ = self._run_once(f"spotify_load_plays_{key}", submit, valid=self._staging_exists)
         staged = int(load.output_rows or 0)
         staging_table = (
             f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
         )
-        across = self._merge_across_sources(staging_table, staged)
+        across = (
+            self._merge_across_sources(staging_table, staged)
+            if plan_required or self.planner() is not None
+            else None
+        )
         if across is not None:
             return across
         sql = self.merge_plays_sql(staging_table)
