@@ -55,14 +55,24 @@ READY_PATHS = ["top", "when", "mood", "discovery", "recent", "wrapped", "import"
 
 if ctx.status.state != "ready":
     # Every address the ready app has opens the welcome page, so a bookmarked or shared
-    # link (``/top``) on a fresh install explains what to do instead of "Page not found".
+    # link (``/top``) on a fresh install explains what to do instead of "Page not found";
+    # but Import, where a fresh install's history comes in (the welcome page links to it).
     def welcome() -> None:
         ui.first_run(ctx.status)
 
-    welcome_pages = [st.Page(welcome, title="Welcome", url_path="welcome", default=True)] + [
-        st.Page(welcome, title=path.capitalize(), url_path=path, visibility="hidden") for path in READY_PATHS
+    welcome_pages = [
+        st.Page(welcome, title="Welcome", url_path="welcome", default=True),
+        st.Page(ui.IMPORT_PAGE, title="Import", url_path=ui.IMPORT_PATH, visibility="hidden"),
+    ] + [
+        st.Page(welcome, title=path.capitalize(), url_path=path, visibility="hidden")
+        for path in READY_PATHS
+        if path != ui.IMPORT_PATH
     ]
-    st.navigation(welcome_pages, position="hidden").run()
+    first = st.navigation(welcome_pages, position="hidden")
+    if first.url_path == ui.IMPORT_PATH:
+        # Whose history: the registry's listeners (``users add``), none of whom has plays yet.
+        ui.listener_picker(ui.household(ctx, viewer), viewer, importing=True)
+    first.run()
     st.stop()
 
 home = ui.household(ctx, viewer)

@@ -203,8 +203,15 @@ EVERYONE_LABEL = "Everyone"
 
 
 def household(ctx: Context, viewer: auth.Viewer | None) -> Household:
-    found = frame(ctx.household().fetch(queries.listeners_query()), "listeners")
-    ids = [str(u) for u in found["user_id"]] if len(found) else []
+    """The listeners with plays and the registry's; before the first play (the Import page of a
+    fresh install) only the registry's, without reading a warehouse that may not exist yet."""
+    whole = ctx.warehouse or ctx.status
+    found = (
+        frame(ctx.household().fetch(queries.listeners_query()), "listeners")
+        if whole.state == "ready"
+        else None
+    )
+    ids = [str(u) for u in found["user_id"]] if found is not None and len(found) else []
     known = {uid: listeners.Listener(uid) for uid in ids} | listeners.registry()
     return Household(ids, known, listeners.visible(viewer, ids, known), auth.may_see_household(viewer))
 
@@ -797,7 +804,8 @@ make demo
 
 **2. Bring your whole history.** Spotify only shares your last 50 plays; for the years before,
 ask for *Extended streaming history* on your [account's privacy page](https://www.spotify.com/account/privacy/)
-(it arrives by e-mail within 30 days) and import the zip:
+(it arrives by e-mail within 30 days) and import the zip. A Last.fm CSV or a ListenBrainz export
+imports the same way, each listen counted once:
 
 ```
 .venv/bin/spotify-assets import ~/Downloads/my_spotify_data.zip
@@ -824,5 +832,6 @@ def first_run(status: data.Status) -> None:
             icon=":material/hourglass_empty:",
         )
     st.markdown(ONBOARDING)
+    st.page_link(IMPORT_PAGE, label="Or upload your export here", icon=":material/upload:")
     where = status.source_id.removeprefix("duckdb:")
     st.caption(f"Reading the warehouse at `{where}` (set `SPOTIFY_WAREHOUSE_SNAPSHOT` to change it).")

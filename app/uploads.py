@@ -37,8 +37,12 @@ from app.listeners import Listener, own_id
 if TYPE_CHECKING:
     from spotify_assets.imports.runner import ImportReport, ProgressEvent
 
-#: What the uploader takes: Spotify's .zip, or the JSON files it unpacks to.
-UPLOAD_TYPES = ("zip", "json")
+#: What the uploader takes: an export's .zip (Spotify's or ListenBrainz's), or its files: Spotify's
+#: JSON, a Last.fm exporter's CSV or JSON pages, ListenBrainz's JSON array or JSON lines. Which
+#: source they are is told by their content (``scrobbles.detect``), as the command tells it.
+UPLOAD_TYPES = ("zip", "json", "jsonl", "csv")
+#: The same, as the file-name endings ``save_uploads`` accepts.
+_FILE_ENDINGS = tuple(f".{kind}" for kind in UPLOAD_TYPES if kind != "zip")
 
 
 class Refused(Exception):
@@ -89,17 +93,19 @@ def _base_name(name: str) -> str:
 
 def save_uploads(files: Iterable[tuple[str, bytes | memoryview]], folder: Path) -> Path:
     """Write the uploads into ``folder``; returns the export for the import: the one .zip, or a
-    folder of the JSON files. Refused: nothing, several .zip files, a .zip with JSON files, a
+    folder of the export's files. Refused: nothing, several .zip files, a .zip with other files, a
     name twice, or any other kind of file."""
     named = [(_base_name(name), body) for name, body in files]
     if not named:
         raise Refused("Choose the export to import first.")
     zips = [(n, b) for n, b in named if n.lower().endswith(".zip")]
-    others = [n for n, _ in named if not n.lower().endswith((".zip", ".json"))]
+    others = [n for n, _ in named if not n.lower().endswith((".zip", *_FILE_ENDINGS))]
     if others:
-        raise Refused(f"Not an export file: {', '.join(others)} (upload the .zip, or its .json files).")
+        raise Refused(
+            f"Not an export file: {', '.join(others)} (upload the .zip, or its .json, .jsonl or .csv files)."
+        )
     if zips and len(named) > 1:
-        raise Refused("Upload one .zip, or JSON files, not both (and one .zip at a time).")
+        raise Refused("Upload one .zip, or the export's files, not both (and one .zip at a time).")
     if zips:
         path = folder / zips[0][0]
         path.write_bytes(zips[0][1])

@@ -255,6 +255,26 @@ def test_the_welcome_pages_cover_every_address_of_the_ready_app(dashboard_env, d
     assert ready == listed
 
 
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_a_fresh_install_imports_its_history_in_the_app(
+    dashboard_env, dashboard_snapshot_empty, tmp_path, state
+):
+    """Defect: the welcome page only named the command, and /import opened the welcome page too,
+    so a fresh install could not use the Import page its first visit needs most."""
+    snapshot = tmp_path / "nothing-here.duckdb" if state == "missing" else dashboard_snapshot_empty
+    dashboard_env.setenv("SPOTIFY_DATA_DIR", str(snapshot.parent))
+    at = _app(dashboard_env, snapshot)
+    links = [(link.proto.label, link.proto.page) for link in at.get("page_link")]
+    assert ("Or upload your export here", "import") in links, links
+    registered = {str(i.get("url_pathname")): h for h, i in at._registered_pages.items()}
+    at._page_hash = registered["import"]  # what following the link (or typing /import) opens
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Import your history", [t.value for t in at.title]
+    assert "into **your** plays" in _text(at) and "Last.fm" in _text(at)
+    assert [b for b in at.button if b.key == "import_start"] and not at.error
+
+
 @pytest.mark.parametrize("page", ["top", "when", "mood", "discovery", "recent", "wrapped", "artist"])
 def test_deep_links_on_an_empty_warehouse_open_the_welcome_page(
     dashboard_env, dashboard_snapshot_empty, page

@@ -99,6 +99,13 @@ def test_one_zip_is_the_export(tmp_path):
     assert export == tmp_path / "in" / "my_spotify_data.zip" and zipfile.is_zipfile(export)
 
 
+def test_lastfm_and_listenbrainz_files_are_exports_too(tmp_path):
+    files = [("scrobbles.csv", b"uts,utc_time,artist\n"), ("listens.jsonl", b"{}\n"), ("more.json", b"[]")]
+    export = uploads.save_uploads(files, tmp_path)
+    assert sorted(p.name for p in export.iterdir()) == ["listens.jsonl", "more.json", "scrobbles.csv"]
+    assert {"csv", "jsonl", "zip", "json"} <= set(uploads.UPLOAD_TYPES)
+
+
 @pytest.mark.parametrize(
     ("files", "why"),
     [
@@ -106,6 +113,7 @@ def test_one_zip_is_the_export(tmp_path):
         ([("a.zip", b"PK"), ("b.zip", b"PK")], "one .zip"),
         ([("a.zip", b"PK"), ("StreamingHistory_music_0.json", b"[]")], "not both"),
         ([("notes.txt", b"hi")], "Not an export file: notes.txt"),
+        ([("a.zip", b"PK"), ("scrobbles.csv", b"uts")], "not both"),
         ([("x.json", b"[]"), ("dir/x.json", b"[]")], "same file name twice: x.json"),
         ([("export.zip", b"not a zip")], "not a .zip archive"),
         ([("..", b"[]")], "not a file name"),
@@ -174,6 +182,44 @@ def test_an_upload_is_imported_once_into_the_listener_and_its_bytes_are_gone(tmp
     assert refused.error is not None and f"belongs to Spotify user {ALICE}, not {BOB}" in refused.error
     assert (_plays(data, BOB), _plays(data, ALICE)) == (bob + first.report.added, alice)
     assert FOLDER in member
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("spotify-")] == []
+
+
+def _lastfm_csv(path: Path, rows: int, start: datetime) -> Path:
+    """A Last.fm exporter's CSV (the header shape): ``rows`` scrobbles a track length apart."""
+    lines = ["uts,utc_time,artist,artist_mbid,album,album_mbid,track,track_mbid"]
+    for i in range(rows):
+        uts = int(start.timestamp()) + i * 240
+        when = datetime.fromtimestamp(uts, UTC).strftime("%d %b %Y, %H:%M")
+        lines.append(f'{uts},"{when}",Vinyl Band {i % 3},,Side A,,Groove {i},')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_lastfm_upload_is_imported_once_into_the_listener(tmp_path, monkeypatch):
+    """A Last.fm CSV uploaded on the page goes through the same import as the command's (its
+    source told by content): its scrobbles become Bob's plays without a Spotify id, once."""
+    data, scratch = tmp_path / "data", tmp_path / "tmp"
+    scratch.mkdir()
+    build_dashboard_warehouse(data, household_plays())
+    write_registry(data)
+    for var in ("SPOTIFY_WAREHOUSE_SNAPSHOT", "SPOTIFY_CLIENT_ID", "SPOTIFY_KEEP_IP_ADDRESSES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SPOTIFY_DEPLOYMENT", "local")
+    monkeypatch.setenv("SPOTIFY_DATA_DIR", str(data))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    csv_file = _lastfm_csv(tmp_path / "scrobbles.csv", 12, datetime(2019, 6, 1, tzinfo=UTC))
+    bob, alice = _plays(data, BOB), _plays(data, ALICE)
+    upload = [(csv_file.name, csv_file.read_bytes())]
+
+    first = _finished(uploads.start_import(upload, BOB))
+    assert first.error is None and first.report is not None, first.error
+    assert first.report.added == 12
+    assert (_plays(data, BOB), _plays(data, ALICE)) == (bob + 12, alice)
+    again = _finished(uploads.start_import(upload, BOB))
+    assert again.report is not None and again.report.added == 0
+    assert _plays(data, BOB) == bob + 12
     assert [p.name for p in scratch.iterdir() if p.name.startswith("spotify-")] == []
 
 

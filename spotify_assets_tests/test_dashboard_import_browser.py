@@ -260,3 +260,58 @@ def test_a_new_member_brings_their_history_from_the_dashboard(
         alice,
         bob,
     )
+
+
+@pytest.fixture
+def fresh_served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The dashboard over a fresh install's data directory: no warehouse, no registry, nothing."""
+    data = tmp_path / "fresh"
+    data.mkdir()
+    env = served_env(SPOTIFY_DATA_DIR=str(data), SPOTIFY_TIMEZONE="UTC", DAGSTER_HOME=str(tmp_path / "dh"))
+    with serve_dashboard(env, tmp_path / "dashboard.log") as dash:
+        yield dash.url, data
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_fresh_install_brings_a_lastfm_history_in_from_the_welcome_page(
+    browser, fresh_served, tmp_path, scheme
+):
+    """The first visit of a fresh install: the welcome page's link opens Import (it opened the
+    welcome page again before), a Last.fm CSV uploaded there becomes the plays, and Overview shows them."""
+    from spotify_assets_tests.test_dashboard_import import _lastfm_csv
+
+    url, data = fresh_served
+    scrobbles = _lastfm_csv(tmp_path / "scrobbles.csv", 15, datetime(2019, 6, 1, tzinfo=UTC))
+    context = browser.new_context(viewport={"width": 1440, "height": 1100}, color_scheme=scheme)
+    page = context.new_page()
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_function(
+            "document.body.innerText.includes('Or upload your export here')", timeout=60_000
+        )
+        page.get_by_text("Or upload your export here").click()
+        page.wait_for_function(
+            "document.querySelector('h1') && document.querySelector('h1').innerText.includes('Import your history')",
+            timeout=60_000,
+        )
+        assert page.url.rstrip("/").endswith("/import"), page.url
+        added, text = _import(page, scrobbles)
+        assert added == 15, text
+        assert "Last.fm" in page.inner_text('[data-testid="stCode"]')
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_function(
+            "[...document.querySelectorAll('[data-testid=\"stMetric\"]')].some(m => m.innerText.includes('Plays'))",
+            timeout=60_000,
+        )
+        body = rendered_text(page)
+        assert "Your listening, your data" not in body
+        assert "Vinyl Band" in body
+        page.screenshot(path=str(SHOTS / f"import-fresh-{scheme}.png"))
+    finally:
+        context.close()
+    con = duckdb.connect(str(data / "warehouse.snapshot.duckdb"), read_only=True)
+    try:
+        row = con.execute("SELECT count(*) FROM bq_plays").fetchone()
+    finally:
+        con.close()
+    assert row is not None and int(row[0]) == 15

@@ -1,4 +1,5 @@
-"""Import: Spotify's privacy export uploaded in the browser, into the listener's own plays.
+"""Import: an export (Spotify's privacy export, Last.fm's or ListenBrainz's) uploaded in the browser, into
+the listener's own plays; on a fresh install too, where the welcome page links here.
 
 The same import as ``spotify-assets import`` (``imports.command.run_import``: the deployment's
 stores from the one resource factory, the runner's exactly-once merge under the warehouse's
@@ -72,11 +73,13 @@ if importlib.util.find_spec("dagster") is None:
 st.markdown(
     "Spotify sends your listening history when you ask for it under *Account → Privacy → Download "
     "your data*: the **Extended streaming history** (`Streaming_History_Audio_*.json`) or the "
-    "**Account data** (`StreamingHistory_music_*.json`). Upload the .zip, or its JSON files, into "
-    f"**{whose}** plays. Plays already here are skipped, so uploading the same file twice adds nothing."
+    "**Account data** (`StreamingHistory_music_*.json`). A **Last.fm** exporter's CSV or JSON pages and a "
+    "**ListenBrainz** export (its .zip, or JSON) are taken too: a listen Spotify also played counts once. "
+    f"Upload the .zip, or its files, into **{whose}** plays. Plays already here are skipped, so "
+    "uploading the same file twice adds nothing."
 )
 files = st.file_uploader(
-    "Your privacy export",
+    "Your export",
     type=list(uploads.UPLOAD_TYPES),
     accept_multiple_files=True,
     key="import_files",
