@@ -614,6 +614,15 @@ def headline_metrics(result: dict[str, pd.DataFrame | None], period: queries.Per
     untimed_note(totals)
 
 
+def charted(series: pd.DataFrame) -> str:
+    """The column a chart of ``series`` (with ``plays`` and ``minutes``) draws: minutes, unless no
+    play in it has a known length (a history of scrobbles without durations), where a minutes
+    chart would be a flat line at 0: then plays."""
+    if len(series) and float(series["minutes"].sum()) == 0 and float(series["plays"].sum()) > 0:
+        return "plays"
+    return "minutes"
+
+
 def untimed_note(totals: pd.Series) -> None:
     """What the minutes cover, when some plays have no known length (``queries.totals_query``'s
     ``untimed``: scrobbles without a duration). They count as plays, with 0 minutes: an

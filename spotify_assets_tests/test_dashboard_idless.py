@@ -297,3 +297,33 @@ def test_a_period_without_scrobbles_has_no_minutes_note(dashboard_env, idless_sn
     period = q.period_for("custom", TZ, first_day=date(2024, 6, 6), last_day=date(2024, 6, 6))
     res = fetch(idless_snapshot, q.overview_queries(TZ, period))
     assert rows(res["totals"], "plays", "untimed") == [(1, 0)]
+
+
+# -- Charts of plays without a length -----------------------------------------------------------
+def _chart_fields(at: AppTest) -> list[str]:
+    """The y field of each Vega-Lite chart on the page."""
+    import json
+
+    fields = []
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        fields.append(str(spec.get("encoding", {}).get("y", {}).get("field")))
+    return fields
+
+
+def test_a_period_of_scrobbles_without_a_length_charts_plays_not_a_flat_line(dashboard_env, idless_snapshot):
+    """Defect: Alice's 4 June holds only the three "Vinyl Hiss" scrobbles (no length): the minutes
+    charts drew a flat line at 0 ("0.000000" on the axis). They chart plays where no play of the
+    period has a length, and minutes as before wherever one has."""
+    day = {"user": "alice", "period": "custom", "from": "2024-06-04", "to": "2024-06-04"}
+    at = _open(dashboard_env, idless_snapshot, "overview", **day)
+    assert _metrics(at)["Plays"] == "3"
+    assert "Plays per hour" in [s.value for s in at.subheader], [s.value for s in at.subheader]
+    assert _metrics(at)["Plays per day"] == "3.0"
+    assert _chart_fields(at) == ["plays"]
+    when = _open(dashboard_env, idless_snapshot, "when", **day)
+    assert "plays" in _chart_fields(when) and "minutes" not in _chart_fields(when)
+    # The whole history has lengths (Night Drive, Long Way): minutes, as before.
+    everything = _open(dashboard_env, idless_snapshot, "overview", user="alice", period="all")
+    assert "Minutes per day" in _metrics(everything)
+    assert "minutes" in _chart_fields(everything)

@@ -48,13 +48,15 @@ if len(daily):
     days = pd.date_range(first_day, last_day, freq="D")
     daily = daily.set_index("day").reindex(days, fill_value=0).rename_axis("day").reset_index()
 
+# Minutes, or plays where no play of the period has a known length (ui.charted).
+measure = ui.charted(daily)
 row2 = st.columns([2, 1, 1, 1])
 with row2[0]:
-    avg = float(daily["minutes"].mean()) if len(daily) else 0.0
+    avg = float(daily[measure].mean()) if len(daily) else 0.0
     st.metric(
-        "Minutes per day",
-        f"{avg:,.0f}",
-        chart_data=daily["minutes"].round(1).tolist() if len(daily) >= ui.FEW_DAYS else None,
+        f"{measure.capitalize()} per day",
+        f"{avg:,.0f}" if measure == "minutes" or avg >= 10 else f"{avg:,.1f}",
+        chart_data=daily[measure].round(1).tolist() if len(daily) >= ui.FEW_DAYS else None,
         chart_type="area",
         help=f"Average over the {ui.plural(len(daily), 'day')} of this period, including days without music.",
     )
@@ -90,13 +92,13 @@ if len(last):
 
 hourly = ui.frame(res, "hourly")
 if len(daily) >= ui.FEW_DAYS:
-    st.subheader("Minutes per day")
+    st.subheader(f"{measure.capitalize()} per day")
     ui.chart(
         alt.Chart(daily)
         .mark_area(color=ui.ACCENT, opacity=0.35, line={"color": ui.ACCENT})
         .encode(
             x=alt.X("utcyearmonthdate(day):T", title=None),
-            y=alt.Y("minutes:Q", title="minutes"),
+            y=alt.Y(f"{measure}:Q", title=measure),
             tooltip=[
                 alt.Tooltip("utcyearmonthdate(day):T", format="%a %d %b %Y"),
                 alt.Tooltip("minutes:Q", format=",.0f"),
@@ -107,14 +109,15 @@ if len(daily) >= ui.FEW_DAYS:
     )
 elif len(hourly):
     # A first day: one point of a daily area chart draws nothing, so show its hours.
-    st.subheader("Minutes per hour")
+    measure = ui.charted(hourly)
+    st.subheader(f"{measure.capitalize()} per hour")
     hourly["minutes"] = hourly["minutes"].astype(float).round(0)
     ui.chart(
         alt.Chart(hourly)
         .mark_bar(color=ui.ACCENT, cornerRadiusTopLeft=2, cornerRadiusTopRight=2)
         .encode(
             x=alt.X("utcyearmonthdatehours(hour):O", title=None, axis=alt.Axis(format="%H:00", labelAngle=0)),
-            y=alt.Y("minutes:Q", title="minutes"),
+            y=alt.Y(f"{measure}:Q", title=measure),
             tooltip=[
                 alt.Tooltip("utcyearmonthdatehours(hour):O", title="hour", format="%a %d %b %H:00"),
                 alt.Tooltip("minutes:Q", format=",.0f"),

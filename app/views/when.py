@@ -133,7 +133,8 @@ ui.chart(
             axis=alt.Axis(format="%d %b %Y" if grain != "month" else "%b %Y"),
         ),
         x2="bar_end:T",
-        y=alt.Y("minutes:Q", title="minutes"),
+        # Minutes, or plays where none of them has a known length (ui.charted).
+        y=alt.Y(f"{ui.charted(timeline)}:Q", title=ui.charted(timeline)),
         y2=alt.datum(0),
         color=alt.Color(
             "partial:N",
