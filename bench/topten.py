@@ -14,9 +14,12 @@
   scope.
 
 Every engine computes what the pipeline's job does: the top ten of each listener and of
-everyone (``user_id`` '*'), in one table. Prints one JSON line with ``startup_seconds`` (0 for
-the in-process engines), ``runs`` (seconds each) and ``ranking`` (scope, rank, track id of every
-row), so run.py can check that the four agree.
+everyone (``user_id`` '*'), in one table. A play without a Spotify id (a scrobble no Spotify
+play matched, a local file) counts too, grouped by its lower-cased primary artist and title
+(``spark.top_ten.name_key``); its row has no track id. Prints one JSON line with
+``startup_seconds`` (0 for the in-process engines), ``runs`` (seconds each) and ``ranking``
+(scope, rank, track of every row: its id, or ``name:`` and its lower-cased names), so run.py can
+check that the four agree.
 """
 
 from __future__ import annotations
@@ -33,29 +36,38 @@ COMPUTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 #: The job's answer in one statement: each listener's ten and everyone's ('*'), names from the
 #: latest play of the scope (``max(struct)``, which DuckDB hash-aggregates), same tie-breaking.
+#: A play without an id is keyed by ``name_key`` (NULL for a play with one); the tie-break orders
+#: NULLs first, as Spark's ascending sort does.
 DUCKDB_SQL = """
 COPY (
-    WITH t AS (
+    WITH k AS (
         SELECT user_id, track_id, played_at, track_name, artist_names, album_name, album_image_url,
-               coalesce(ms_played, duration_ms, 0) AS ms
+               coalesce(ms_played, duration_ms, 0) AS ms, is_play, content_type,
+               CASE WHEN track_id IS NULL THEN lower(primary_artist_name) || '|' || lower(track_name) END
+                   AS name_key
         FROM read_parquet('{input}')
-        WHERE is_play AND content_type = 'track' AND track_id IS NOT NULL
+    ),
+    t AS (
+        SELECT * FROM k
+        WHERE is_play AND content_type = 'track' AND (track_id IS NOT NULL OR name_key IS NOT NULL)
     ),
     u AS (
-        SELECT user_id, track_id, count(*) AS plays, sum(ms) AS ms,
+        SELECT user_id, track_id, name_key, count(*) AS plays, sum(ms) AS ms,
                min(played_at) AS first_played_at, max(played_at) AS last_played_at,
                max(struct_pack(played_at, track_name, artist_names, album_name, album_image_url)) AS latest
-        FROM t GROUP BY user_id, track_id
+        FROM t GROUP BY user_id, track_id, name_key
     ),
     g AS (
         SELECT * FROM u WHERE user_id IS NOT NULL
         UNION ALL
-        SELECT '*', track_id, sum(plays), sum(ms), min(first_played_at), max(last_played_at), max(latest)
-        FROM u GROUP BY track_id
+        SELECT '*', track_id, name_key, sum(plays), sum(ms), min(first_played_at), max(last_played_at),
+               max(latest)
+        FROM u GROUP BY track_id, name_key
     )
     SELECT user_id,
            row_number() OVER (PARTITION BY user_id
-                              ORDER BY plays DESC, ms DESC, last_played_at DESC, track_id) AS rank,
+                              ORDER BY plays DESC, ms DESC, last_played_at DESC, track_id NULLS FIRST,
+                                       name_key NULLS FIRST) AS rank,
            track_id, latest.track_name, latest.artist_names, latest.album_name, latest.album_image_url,
            plays, ms / 60000.0 AS minutes_listened, first_played_at, last_played_at,
            TIMESTAMPTZ '{computed_at}' AS computed_at
@@ -63,8 +75,24 @@ COPY (
 ) TO '{output}' (FORMAT parquet)
 """
 
-#: What run.py compares between engines: (scope, rank, track id) of every row.
+#: What run.py compares between engines: (scope, rank, track) of every row (``RANKING_SQL``).
 Ranking = list[list[Any]]
+#: The ranking read back from an engine's output: a row without an id is named by its latest
+#: names, lower-cased (the group's key up to the artist list, which is the primary artist for a
+#: scrobble).
+RANKING_SQL = (
+    "SELECT user_id, rank, coalesce(track_id, 'name:' || lower(artist_names) || '|' || lower(track_name)) "
+    "FROM read_parquet('{output}') ORDER BY 1, 2"
+)
+
+
+def ranking(output: Path | str) -> Ranking:
+    """(scope, rank, track) of every row of an engine's output (a Parquet file or folder)."""
+    import duckdb
+
+    path = f"{output}/*.parquet" if Path(output).is_dir() else str(output)
+    with duckdb.connect() as con:
+        return [list(r) for r in con.execute(RANKING_SQL.format(output=path)).fetchall()]
 
 
 def run_duckdb(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
@@ -79,17 +107,13 @@ def run_duckdb(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
                 DUCKDB_SQL.format(input=input_path, output=target, n=10, computed_at=COMPUTED_AT.isoformat())
             )
         runs.append(time.perf_counter() - t0)
-    with duckdb.connect() as con:
-        ids = [
-            list(r)
-            for r in con.execute(f"SELECT user_id, rank, track_id FROM '{target}' ORDER BY 1, 2").fetchall()
-        ]
-    return {"startup_seconds": 0.0, "runs": runs, "ranking": ids}
+    return {"startup_seconds": 0.0, "runs": runs, "ranking": ranking(target)}
 
 
 def _pandas_top(df: Any, scope: str) -> Any:
-    """The ten of one scope from plays sorted by time (so ``last`` is the latest play)."""
-    g = df.groupby("track_id", sort=False).agg(
+    """The ten of one scope from plays sorted by time (so ``last`` is the latest play); a track
+    is its id or, without one, its ``name_key`` (the other of the two is null, kept as a key)."""
+    g = df.groupby(["track_id", "name_key"], sort=False, dropna=False).agg(
         plays=("ms", "size"),
         ms=("ms", "sum"),
         first_played_at=("played_at", "first"),
@@ -99,9 +123,15 @@ def _pandas_top(df: Any, scope: str) -> Any:
         album_name=("album_name", "last"),
         album_image_url=("album_image_url", "last"),
     )
+    # Ties as Spark breaks them: ids ascending with the id-less (null) ones first, then the names.
+    g = g.reset_index()
     top = (
-        g.reset_index()
-        .sort_values(["plays", "ms", "last_played_at", "track_id"], ascending=[False, False, False, True])
+        g.assign(has_id=g["track_id"].notna(), tid=g["track_id"].fillna(""), key=g["name_key"].fillna(""))
+        .sort_values(
+            ["plays", "ms", "last_played_at", "has_id", "tid", "key"],
+            ascending=[False, False, False, True, True, True],
+        )
+        .drop(columns=["has_id", "tid", "key", "name_key"])
         .head(10)
     )
     top["minutes_listened"] = top.pop("ms") / 60000.0
@@ -119,6 +149,7 @@ def run_pandas(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
         "played_at",
         "track_name",
         "artist_names",
+        "primary_artist_name",
         "album_name",
         "album_image_url",
         "ms_played",
@@ -131,7 +162,13 @@ def run_pandas(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         t0 = time.perf_counter()
         df = pd.read_parquet(input_path, columns=cols)
-        df = df[df["is_play"] & (df["content_type"] == "track") & df["track_id"].notna()]
+        names = df["primary_artist_name"].str.lower() + "|" + df["track_name"].str.lower()
+        df = df.assign(name_key=names.where(df["track_id"].isna()))
+        df = df[
+            df["is_play"]
+            & (df["content_type"] == "track")
+            & (df["track_id"].notna() | df["name_key"].notna())
+        ]
         # A stable sort: plays sharing an instant keep file order (the engines take the
         # greatest names then; the benchmark's plays never share one).
         df = df.assign(ms=df["ms_played"].fillna(df["duration_ms"]).fillna(0)).sort_values(
@@ -143,8 +180,7 @@ def run_pandas(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
         top["computed_at"] = COMPUTED_AT
         top.to_parquet(out / "pandas.parquet", index=False)
         runs.append(time.perf_counter() - t0)
-    ranking = [[u, int(r), t] for u, r, t in top[["user_id", "rank", "track_id"]].itertuples(index=False)]
-    return {"startup_seconds": 0.0, "runs": runs, "ranking": ranking}
+    return {"startup_seconds": 0.0, "runs": runs, "ranking": ranking(out / "pandas.parquet")}
 
 
 def run_spark_connect(input_path: str, out: Path, repeats: int, remote: str = "") -> dict[str, Any]:
@@ -172,18 +208,13 @@ def _connect_runs(url: str, input_path: str, out: Path, repeats: int) -> dict[st
     from spark.top_ten import run
 
     runs = []
-    ids: Ranking = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         spark = SparkSession.builder.remote(url).getOrCreate()
         run(spark, input_path, str(out / "spark-connect"), computed_at=COMPUTED_AT, log=lambda _m: None)
         runs.append(time.perf_counter() - t0)
-        ids = [
-            [r["user_id"], r["rank"], r["track_id"]]
-            for r in spark.read.parquet(str(out / "spark-connect")).orderBy("user_id", "rank").collect()
-        ]
         spark.stop()
-    return {"runs": runs, "ranking": ids}
+    return {"runs": runs, "ranking": ranking(out / "spark-connect")}
 
 
 def run_spark(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
@@ -202,13 +233,9 @@ def run_spark(input_path: str, out: Path, repeats: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             run(spark, input_path, str(out / "spark"), computed_at=COMPUTED_AT, log=lambda _m: None)
             runs.append(time.perf_counter() - t0)
-        ids = [
-            [r["user_id"], r["rank"], r["track_id"]]
-            for r in spark.read.parquet(str(out / "spark")).orderBy("user_id", "rank").collect()
-        ]
     finally:
         spark.stop()
-    return {"startup_seconds": startup, "runs": runs, "ranking": ids}
+    return {"startup_seconds": startup, "runs": runs, "ranking": ranking(out / "spark")}
 
 
 ENGINES = {"spark": run_spark, "spark-connect": run_spark_connect, "duckdb": run_duckdb, "pandas": run_pandas}

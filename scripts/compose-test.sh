@@ -22,7 +22,8 @@
 #      between; both top tens ran on the warm Spark Connect server (the run's log, the master's
 #      application list); the dashboard in headless Chromium: signed in through an OpenID
 #      Connect provider, every sidebar page and an artist link without an exception box, total
-#      plays and the top artist's plays equal to the warehouse's
+#      plays and the top artist's plays equal to the warehouse's; the scrobble-server's door through
+#      its published port (a listener's token from `users token`), its listen in the warehouse once
 #   7. `down -v`, dockerd stopped; timings and disk use printed
 # SPOTIFY_STACK_DEPLOYMENT=cloud: deploy/.env says SPOTIFY_DEPLOYMENT=cloud and names the GCS and
 # BigQuery emulators (scripts/bigquery-emulator.sh), started here on host loopback and reached
@@ -211,6 +212,7 @@ SPOTIFY_STACK_POSTGRES_IMAGE=$POSTGRES_IMAGE
 SPOTIFY_STACK_WEB_PORT=${ports[0]}
 SPOTIFY_STACK_SPARK_UI_PORT=${ports[1]}
 SPOTIFY_STACK_STREAMLIT_PORT=${ports[2]}
+SPOTIFY_STACK_SCROBBLE_PORT=${ports[3]}
 SPOTIFY_STACK_OIDC_PORT=${ports[4]}
 SPOTIFY_STACK_DEPLOYMENT=$DEPLOYMENT
 EOF

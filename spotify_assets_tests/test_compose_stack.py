@@ -2,7 +2,7 @@
 
 It starts a private Docker engine, builds the base images from Debian packages and the
 project image from the wheelhouse, and starts the shipped docker-compose.yaml as users run it
-(its eight services on compose's own bridge network, a deploy/.env made from
+(its nine services on compose's own bridge network, a deploy/.env made from
 deploy/.env.example in a 0600 temp folder, the dashboard's login) plus one added service, the
 sandbox API (deploy/compose-test.yaml). Inside it: every shipped module imports in the image;
 the pipeline runs twice through the stack's webserver with a restart of the code location and
@@ -10,7 +10,11 @@ the daemon in between, the warehouse is checked exactly and both top tens ran wa
 stack's Spark Connect server (one application on the master, across the restart); then
 headless Chromium signs in to the streamlit container through an OpenID Connect provider, opens
 every sidebar page and an artist's link with no exception box, and finds the total plays and
-the top artist's plays equal to the warehouse's. Everything is torn down after. The README
+the top artist's plays equal to the warehouse's. The scrobble-server's door, as a scrobbler
+meets it: a household member added with ``users add``, their token minted with ``users token``
+inside the stack, validate-token, a bad token's 401 and a single listen and a playing_now through
+the published port; the stack's inbox sensor requests the run that puts the listen in the
+warehouse exactly once, and the same submission again starts no run. Everything is torn down after. The README
 ("make compose-test") gives the measured times; the engine's images and the wheelhouse are
 cached under /var/tmp/spotify-listening-platform, so only the first run on a machine pays for
 the base images, the wheel downloads and the dependency layer.
@@ -69,3 +73,11 @@ def test_compose_stack_builds_starts_and_runs_the_pipeline_exactly_once() -> Non
     assert "run 2 (after the restart): added exactly the" in output
     assert "dashboard: signed in as" in output
     assert "pages opened in Chromium, no exception box" in output
+    # The door: a token minted in the stack, the published port, the inbox sensor's run, once.
+    assert "door: Added sam: Spotify user" in output
+    assert "a bad token gets 401 {code, error}, a single listen and a playing_now are accepted" in output
+    assert "door: the dashboard's container shows now playing" in output
+    assert "door: the scrobble_inbox_sensor requested run" in output
+    assert "door: the door's listen is in the warehouse exactly once" in output
+    assert "door retry: the door's listen is in the warehouse exactly once" in output
+    assert "tick after the same submission again requested no run" in output

@@ -41,6 +41,7 @@ EXPECTED_SERVICES = {
     "spark-worker",
     "spark-connect",
     "streamlit",
+    "scrobble-server",
 }
 
 
@@ -363,6 +364,40 @@ def test_compose_wiring_matches_workspace_and_spark_master(compose: dict[str, An
     assert mounted == {"source": "dashboard_login", "target": Path(login).name}
 
 
+def test_the_scrobble_server_serves_the_published_port_and_shares_the_code_locations_data(
+    compose: dict[str, Any],
+) -> None:
+    """The door listens on 0.0.0.0 inside its container for the loopback-published port (the
+    port its health check asks too), and lands listens where the code location's inbox sensor
+    looks: the same data directory on the same volume (the lake's inbox locally, the users'
+    registry and token hashes, now playing), the same deployment switch and bucket in the cloud."""
+    from spotify_assets.scrobbles.server import DEFAULT_PORT, VALIDATE_PATH
+
+    s = compose["services"]
+    door = s["scrobble-server"]
+    command = door["command"]
+    assert command[:2] == ["spotify-assets", "scrobble-server"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    port = command[command.index("--port") + 1]
+    assert port == str(DEFAULT_PORT)
+    assert door["ports"] == [f"127.0.0.1:${{SCROBBLE_SERVER_PORT:-{DEFAULT_PORT}}}:{port}"]
+    assert _env_example()["SCROBBLE_SERVER_PORT"] == str(DEFAULT_PORT)
+    assert f"http://127.0.0.1:{port}{VALIDATE_PATH}" in " ".join(door["healthcheck"]["test"])
+    data = s["code-location"]["environment"]["SPOTIFY_DATA_DIR"]
+    assert door["environment"]["SPOTIFY_DATA_DIR"] == data
+    data_volume = next(v for v in s["code-location"]["volumes"] if v.endswith(f":{data}"))
+    assert door["volumes"] == [data_volume]
+    assert door["environment"]["SPOTIFY_DEPLOYMENT"] == "${SPOTIFY_DEPLOYMENT:-local}"
+    # Cloud mode: the lake is the bucket, written with the pipeline's identity.
+    from spotify_assets.resources.cloud import REQUIRED_CLOUD_ENV
+
+    assert set(REQUIRED_CLOUD_ENV) | {"SPOTIFY_GCS_PREFIX", "SPOTIFY_GCS_ENDPOINT"} <= set(
+        door["environment"]
+    )
+    assert door["environment"]["GOOGLE_APPLICATION_CREDENTIALS"] == "/run/secrets/gcp_credentials"
+    assert door["secrets"] == ["gcp_credentials"]
+
+
 def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
     # The Connect server runs any Spark code it is sent and has no token (see the compose file):
     # its port stays on the compose network.
@@ -589,6 +624,7 @@ def _configure(tmp_path: Path, deployment: str) -> tuple[dict[str, str], Path]:
         "SPOTIFY_STACK_WEB_PORT": "41000",
         "SPOTIFY_STACK_SPARK_UI_PORT": "41001",
         "SPOTIFY_STACK_STREAMLIT_PORT": "41002",
+        "SPOTIFY_STACK_SCROBBLE_PORT": "41003",
         "SPOTIFY_STACK_OIDC_PORT": "41004",
         "SPOTIFY_STACK_DEPLOYMENT": deployment,
         "SPOTIFY_STACK_GATEWAY": "172.30.0.1",
@@ -629,6 +665,7 @@ def test_the_test_stacks_env_is_the_example_filled_in(tmp_path: Path, deployment
         "DAGSTER_WEBSERVER_PORT",
         "SPARK_MASTER_UI_PORT",
         "DASHBOARD_PORT",
+        "SCROBBLE_SERVER_PORT",
     }
     cloud = {
         "SPOTIFY_GCP_PROJECT",

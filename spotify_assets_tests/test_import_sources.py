@@ -137,6 +137,8 @@ def _import_all(order: tuple[str, ...], exports: dict[str, Path], root: Path) ->
             assert report.quarantined == quarantined
             # The report's sum, checked by the report itself too (ImportReport.check).
             assert report.rows_read == report.added + report.duplicates + report.matched + report.quarantined
+            # A scrobble added is a play of its own, without a Spotify id; Spotify's rows carry theirs.
+            assert report.unmatched == (0 if source == SPOTIFY else report.added), (source, report.to_dict())
             if round_ == 2:
                 assert (report.added, report.matched) == (0, 0), (order, source, report.to_dict())
     table = _table(wh)
@@ -181,6 +183,7 @@ def test_the_command_says_which_source_it_found_and_counts_add_up(tmp_path: Path
     assert "found                a Last.fm CSV export (uts," in run.stdout
     assert "rows read                     7" in run.stdout
     assert "plays added                   5" in run.stdout  # V1, S1, S2, S4, V2 (its repeat: duplicate)
+    assert "(unmatched, kept without a track id: 5)" in run.stdout  # no Spotify play to match yet
     assert "duplicates skipped            1" in run.stdout
     assert "quarantined                   1" in run.stdout
     again = subprocess.run(
@@ -190,6 +193,7 @@ def test_the_command_says_which_source_it_found_and_counts_add_up(tmp_path: Path
     assert "found                a ListenBrainz export (JSON lines)" in again.stdout
     assert "matched to another source     3" in again.stdout  # S1, S4, V2
     assert "plays added                   1" in again.stdout  # V3
+    assert "(unmatched, kept without a track id: 1)" in again.stdout
 
 
 @pytest.mark.parametrize("shape", ["headerless", "json"])

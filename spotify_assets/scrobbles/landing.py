@@ -264,6 +264,9 @@ def _land(
                 else:
                     lander.add(item, batch_id)
                     fr.added += 1
+                    # Landed as a play of its own, without a Spotify id (``rows.listen_row``); the
+                    # merge says which of them matched another source's play (``_settle_by_batch``).
+                    fr.unmatched += 1
                 if progress is not None and fr.rows_read % _PROGRESS_EVERY == 0:
                     rows = sum(x.rows_read for x in report.files)
                     done = min(done_bytes + position[0], total_bytes)
@@ -285,6 +288,7 @@ def _land(
     for fr in report.files:
         report.rows_read += fr.rows_read
         report.added += fr.added
+        report.unmatched += fr.unmatched
         report.quarantined += fr.quarantined
         report.skipped += fr.skipped
         for reason, n in fr.quarantine_reasons.items():
