@@ -83,6 +83,6 @@ def fill_warehouse(db: Path, n: int, end: datetime, seed: int = 7) -> None:
     wh = DuckDBWarehouseResource(path=str(db))
     wh.merge_plays(empty_frame("plays"))
     # Through the resource's writer (lock, checkpoint, snapshot publish) like any other write.
-    with wh._writer() as con:
+    with wh.writer() as con:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"INSERT INTO {PLAYS_TABLE} BY NAME {plays_sql(n, end, seed)}")

@@ -14,6 +14,7 @@ import dagster as dg
 from spotify_assets.assets.warehouse import bq_plays, track_features
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAY_KEY, PLAYS_TABLE, column_names
+from spotify_assets.tables import gaps as gaps_table
 
 #: Clock skew tolerated before a play counts as "in the future".
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -137,7 +138,7 @@ def audio_feature_coverage(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=bq_plays, description="No open gap in the poll history (warns only).")
 def no_open_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    gaps = warehouse.open_gaps()
+    gaps = gaps_table.open_gaps(warehouse)
     return dg.AssetCheckResult(
         passed=gaps.empty,
         description=None if gaps.empty else f"{len(gaps)} open gap(s) in the poll history",

@@ -24,6 +24,7 @@ from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResourc
 from spotify_assets.resources.dedupe import plays_index
 from spotify_assets.resources.gcs_lake import GCSLakeResource
 from spotify_assets.schema import column_names, conform, empty_frame
+from spotify_assets.tables import gaps as gaps_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
 from spotify_assets_tests.fixtures.plays import BASE
@@ -249,16 +250,16 @@ def test_replace_top_ten_replaces_the_whole_mart(bigquery_emulator: BigQueryEmul
 
 def test_gaps_are_recorded_once_listed_and_closed(bigquery_emulator: BigQueryEmulator) -> None:
     warehouse = bigquery_emulator.warehouse()
-    assert warehouse.open_gaps().empty
-    assert list(warehouse.open_gaps().columns) == ["gap_start", "gap_end", "detected_at"]
+    assert gaps_table.open_gaps(warehouse).empty
+    assert list(gaps_table.open_gaps(warehouse).columns) == ["gap_start", "gap_end", "detected_at"]
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
-    warehouse.record_gap(start, end)
-    warehouse.record_gap(start, end)  # a retried run
-    warehouse.record_gap(end, end + timedelta(days=1))
-    gaps = warehouse.open_gaps()
+    gaps_table.record(warehouse, start, end)
+    gaps_table.record(warehouse, start, end)  # a retried run
+    gaps_table.record(warehouse, end, end + timedelta(days=1))
+    gaps = gaps_table.open_gaps(warehouse)
     assert gaps["gap_start"].tolist() == [pd.Timestamp(start), pd.Timestamp(end)]
-    assert warehouse.close_gaps_covered_by(start - timedelta(hours=1), end + timedelta(hours=1)) == 1
-    assert warehouse.open_gaps()["gap_start"].tolist() == [pd.Timestamp(end)]
+    assert gaps_table.close_covered_by(warehouse, start - timedelta(hours=1), end + timedelta(hours=1)) == 1
+    assert gaps_table.open_gaps(warehouse)["gap_start"].tolist() == [pd.Timestamp(end)]
 
 
 def test_empty_frame_merges_nothing(bigquery_emulator: BigQueryEmulator) -> None:

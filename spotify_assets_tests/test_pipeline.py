@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
+from spotify_assets.tables import gaps as gaps_table
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, materialize_user
 from spotify_sandbox.server import SandboxServer
 
@@ -226,7 +227,7 @@ def test_poll_gap_is_recorded_then_closed_by_an_import(
     assert len(missed) > 50
     result = _run(local_resources, UPSTREAM_OF_SPARK)
     assert _meta(result, "raw_recent_tracks")["possible_gap"] is True
-    gaps = warehouse.open_gaps()
+    gaps = gaps_table.open_gaps(warehouse)
     assert len(gaps) == 1
     assert gaps["gap_start"].iloc[0] == pd.Timestamp(cursor)
 
@@ -258,7 +259,7 @@ def test_poll_gap_is_recorded_then_closed_by_an_import(
     report = import_export(export, warehouse, local_resources["lake"])
     assert report.added == 2
     assert report.gaps_closed == 1
-    assert warehouse.open_gaps().empty
+    assert gaps_table.open_gaps(warehouse).empty
 
 
 def test_a_polled_play_already_imported_from_an_export_is_not_added_twice(

@@ -82,7 +82,7 @@ def test_snapshot_is_published_and_readable_while_writer_holds_lock(tmp_path: Pa
     wh.merge_plays(make_plays(10))
     snapshot = tmp_path / "warehouse.snapshot.duckdb"
     assert snapshot.exists()
-    with wh._writer() as con:  # a writer in the middle of its transaction
+    with wh.writer() as con:  # a writer in the middle of its transaction
         con.execute("DELETE FROM bq_plays")
         reader = duckdb.connect(str(snapshot), read_only=True)
         assert reader.execute("SELECT count(*) FROM bq_plays").fetchall()[0][0] == 10

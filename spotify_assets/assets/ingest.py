@@ -25,6 +25,7 @@ from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
 from spotify_assets.spotify.client import RECENTLY_PLAYED_LIMIT, RecentlyPlayed, SpotifyClient
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.normalize import normalize_audio_features, normalize_recently_played
+from spotify_assets.tables import gaps as gaps_table
 from spotify_assets.users.adoption import adopt_legacy
 from spotify_assets.users.polling import Listener, run_listener
 
@@ -155,7 +156,7 @@ def raw_recent_tracks(
             if window.oldest_ms is not None
             else fetched_at
         )
-        warehouse.record_gap(cursor, gap_end)
+        gaps_table.record(warehouse, cursor, gap_end)
         context.log.warning(
             f"all {window.raw_items} items the API returned (a full window of {RECENTLY_PLAYED_LIMIT}) are newer "
             f"than the cursor {cursor}: plays between the cursor and {gap_end} may be missing (poll more "

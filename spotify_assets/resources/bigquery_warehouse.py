@@ -35,7 +35,7 @@ import io
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -59,9 +59,10 @@ from spotify_assets.schema import (
     load_schema,
 )
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
-from spotify_assets.tables import admin, gaps, tracks
+from spotify_assets.tables import admin, tracks
 from spotify_assets.tables import plays as plays_table
 from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables.backends import BigQueryBackend
 
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
 MAX_JOB_ATTEMPTS = 5
@@ -117,8 +118,13 @@ class BigQueryWarehouseResource(WarehouseResource):
     )
     job_timeout_s: float = Field(default=1800.0, description="Longest wait for one BigQuery job.")
 
+    dialect: ClassVar[Literal["bigquery"]] = "bigquery"
+
     _client: bigquery.Client | None = PrivateAttr(default=None)
     _tables_ready: bool = PrivateAttr(default=False)
+
+    def backend(self) -> BigQueryBackend:
+        return self
 
     # -- plumbing ----------------------------------------------------------------------
     def client(self) -> bigquery.Client:
@@ -139,7 +145,7 @@ class BigQueryWarehouseResource(WarehouseResource):
     def table_id(self, table: str) -> str:
         return f"{self.project}.{self.dataset}.{table}"
 
-    def _staging_id(self, name: str) -> str:
+    def staging_id(self, name: str) -> str:
         return f"{self.project}.{self.staging_dataset}.{name}"
 
     def ensure_tables(self) -> None:
@@ -202,7 +208,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             existing.clustering_fields = list(PLAYS_CLUSTERING)
             client.update_table(existing, ["clustering_fields"])
 
-    def _run_once(
+    def run_once(
         self, base_job_id: str, submit: Callable[[str], _J], valid: Callable[[_J], bool] | None = None
     ) -> tuple[_J, bool]:
         """Run the job ``base_job_id`` at most once; returns (finished job, reused an existing job).
@@ -234,7 +240,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             f"BigQuery job {base_job_id} failed in {MAX_JOB_ATTEMPTS} attempts; see its job history"
         )
 
-    def _load_config(self, table: TableName, source_format: str) -> bigquery.LoadJobConfig:
+    def load_config(self, table: TableName, source_format: str) -> bigquery.LoadJobConfig:
         return bigquery.LoadJobConfig(
             schema=bq_schema(table),
             source_format=source_format,
@@ -242,14 +248,14 @@ class BigQueryWarehouseResource(WarehouseResource):
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
         )
 
-    def _staging_exists(self, job: bigquery.LoadJob) -> bool:
+    def staging_exists(self, job: bigquery.LoadJob) -> bool:
         try:
             self.client().get_table(job.destination)
         except NotFound:
             return False
         return True
 
-    def _query_job(self, sql: str, job_id: str, params: list[Any] | None = None) -> bigquery.QueryJob:
+    def query_job(self, sql: str, job_id: str, params: list[Any] | None = None) -> bigquery.QueryJob:
         config = bigquery.QueryJobConfig(query_parameters=params or [])
         return self.client().query(sql, job_config=config, job_id=job_id, job_retry=None)
 
@@ -288,11 +294,11 @@ class BigQueryWarehouseResource(WarehouseResource):
         key = safe_id(batch_id)
 
         def submit(job_id: str) -> bigquery.LoadJob:
-            config = self._load_config("plays", fmt)
+            config = self.load_config("plays", fmt)
             if fmt == bigquery.SourceFormat.CSV:
                 config.skip_leading_rows = 1
             return self.client().load_table_from_uri(
-                sorted(uris), self._staging_id(f"plays_{key}"), job_id=job_id, job_config=config
+                sorted(uris), self.staging_id(f"plays_{key}"), job_id=job_id, job_config=config
             )
 
         return self._merge_staged_plays(key, submit)
@@ -315,10 +321,10 @@ class BigQueryWarehouseResource(WarehouseResource):
         def submit(job_id: str) -> bigquery.LoadJob:
             return self.client().load_table_from_file(
                 io.BytesIO(data),
-                self._staging_id(f"plays_{key}"),
+                self.staging_id(f"plays_{key}"),
                 size=len(data),
                 job_id=job_id,
-                job_config=self._load_config("plays", bigquery.SourceFormat.PARQUET),
+                job_config=self.load_config("plays", bigquery.SourceFormat.PARQUET),
             )
 
         # As DuckDB's frame path: a plain insert of new keys unless a planner is set
@@ -329,7 +335,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         self, key: str, submit: Callable[[str], bigquery.LoadJob], *, plan_required: bool = True
     ) -> MergeResult:
         self.ensure_tables()
-        load, _ = self._run_once(f"spotify_load_plays_{key}", submit, valid=self._staging_exists)
+        load, _ = self.run_once(f"spotify_load_plays_{key}", submit, valid=self.staging_exists)
         staged = int(load.output_rows or 0)
         staging_table = (
             f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
@@ -342,8 +348,8 @@ class BigQueryWarehouseResource(WarehouseResource):
         if across is not None:
             return across
         sql = self.merge_plays_sql(staging_table)
-        merge, reused = self._run_once(
-            f"spotify_merge_plays_{key}", lambda job_id: self._query_job(sql, job_id)
+        merge, reused = self.run_once(
+            f"spotify_merge_plays_{key}", lambda job_id: self.query_job(sql, job_id)
         )
         # A reused MERGE job was an earlier call's work: this call inserted nothing new (the
         # same answer DuckDB gives when a batch is merged twice).
@@ -398,19 +404,19 @@ class BigQueryWarehouseResource(WarehouseResource):
                 )
                 return self.client().load_table_from_file(
                     io.BytesIO(data),
-                    self._staging_id(f"plays_{key}"),
+                    self.staging_id(f"plays_{key}"),
                     size=len(data),
                     job_id=job_id,
                     job_config=config,
                 )
 
-            load, _ = self._run_once(f"spotify_load_plays_{key}", submit, valid=self._staging_exists)
+            load, _ = self.run_once(f"spotify_load_plays_{key}", submit, valid=self.staging_exists)
             actions_table = (
                 f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
             )
             sql = plays_table.bigquery_plan_merge_sql(table_id, actions_table)
-            _, reused = self._run_once(
-                f"spotify_merge_plays_{key}", lambda job_id: self._query_job(sql, job_id)
+            _, reused = self.run_once(
+                f"spotify_merge_plays_{key}", lambda job_id: self.query_job(sql, job_id)
             )
             inserted = 0 if reused else len(planned.inserts)
         return MergeResult.of_plan(staged, inserted, self.count(PLAYS_TABLE), planned)
@@ -463,10 +469,10 @@ class BigQueryWarehouseResource(WarehouseResource):
         # again must end at A): plain unique job ids here; the MERGE itself is idempotent.
         load = self.client().load_table_from_file(
             io.BytesIO(data),
-            self._staging_id(f"{schema}_{_frame_digest(frame)}"),
+            self.staging_id(f"{schema}_{_frame_digest(frame)}"),
             size=len(data),
             job_id_prefix=f"spotify_load_{schema}_",
-            job_config=self._load_config(schema, bigquery.SourceFormat.PARQUET),
+            job_config=self.load_config(schema, bigquery.SourceFormat.PARQUET),
         )
         load.result(timeout=self.job_timeout_s)
         dest = load.destination
@@ -502,7 +508,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             self.table_id(TOP_TEN_TABLE),
             size=len(data),
             job_id_prefix="spotify_replace_top_ten_",
-            job_config=self._load_config("top_ten_tracks", bigquery.SourceFormat.PARQUET),
+            job_config=self.load_config("top_ten_tracks", bigquery.SourceFormat.PARQUET),
         )
         job.result(timeout=self.job_timeout_s)
 
@@ -520,18 +526,9 @@ class BigQueryWarehouseResource(WarehouseResource):
         """GoogleSQL; unqualified table names resolve in ``dataset`` (so ``count("bq_plays")`` works)."""
         return self.rows(sql)
 
-    # -- DML; the poll gaps (their SQL: tables/gaps.py) ---------------------------------
+    # -- DML --------------------------------------------------------------------------
     def run_dml(self, sql: str, params: list[Any]) -> bigquery.QueryJob:
         self.ensure_tables()
         job = self.client().query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
         job.result(timeout=self.job_timeout_s)
         return job
-
-    def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
-        gaps.bigquery_record(self, gap_start, gap_end)
-
-    def open_gaps(self) -> pd.DataFrame:
-        return gaps.bigquery_open(self)
-
-    def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
-        return gaps.bigquery_close_covered_by(self, start, end)

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar, Literal
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -57,9 +58,10 @@ from spotify_assets.schema import (
     empty_frame,
 )
 from spotify_assets.settings import snapshot_path_for
-from spotify_assets.tables import admin, gaps, tracks
+from spotify_assets.tables import admin, tracks
 from spotify_assets.tables import plays as plays_table
 from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables.backends import BigQueryBackend, DuckDBBackend
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -121,6 +123,11 @@ class WarehouseResource(dg.ConfigurableResource):
         return getattr(self._across, "planner", None)
 
     @abstractmethod
+    def backend(self) -> DuckDBBackend | BigQueryBackend:
+        """This warehouse as the table modules use it (``tables/backends.py``): they run their own
+        dialect's statements on it."""
+
+    @abstractmethod
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
         """Newest ``played_at`` of ``user_id``'s plays (of any play for None): the polling cursor
         (None when there are none)."""
@@ -170,19 +177,6 @@ class WarehouseResource(dg.ConfigurableResource):
     def query(self, sql: str) -> pd.DataFrame:
         """Run read-only SQL (in this warehouse's dialect) and return the result."""
 
-    # -- poll gaps: windows in which plays may have been missed (see checks.no_open_gaps) --
-    @abstractmethod
-    def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
-        """Remember that plays between ``gap_start`` and ``gap_end`` may be missing."""
-
-    @abstractmethod
-    def open_gaps(self) -> pd.DataFrame:
-        """Gaps not yet covered by an import (columns gap_start, gap_end, detected_at)."""
-
-    @abstractmethod
-    def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
-        """Close gaps lying inside [start, end] (an import covered them); returns how many."""
-
     # -- the dedupe questions asked before a merge (see resources/dedupe.py) ------------
     def plays_index(self) -> PlaysIndex:
         """Where "is this play (or this stream) already here?" is answered for this warehouse.
@@ -218,6 +212,8 @@ def _read_parquets(lake: LakeResource, paths: list[str], table: TableName) -> pd
 class DuckDBWarehouseResource(WarehouseResource):
     """The warehouse as one DuckDB file (default ``$SPOTIFY_DATA_DIR/warehouse.duckdb``)."""
 
+    dialect: ClassVar[Literal["duckdb"]] = "duckdb"
+
     path: str
     snapshot_path: str = ""
     lock_timeout_s: float = 300.0
@@ -238,6 +234,9 @@ class DuckDBWarehouseResource(WarehouseResource):
     @property
     def _snapshot(self) -> Path:
         return Path(self.snapshot_path) if self.snapshot_path else snapshot_path_for(Path(self.path))
+
+    def backend(self) -> DuckDBBackend:
+        return self
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
@@ -295,7 +294,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             lock.release()
 
     @contextmanager
-    def _writer(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    def writer(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write, in its own transaction, inside the current batch or a batch of its own."""
         with self.batch(publish=publish):
             con = self._batch_con
@@ -303,14 +302,41 @@ class DuckDBWarehouseResource(WarehouseResource):
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
-                con.execute(
-                    f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
-                    [datetime.now(UTC).isoformat()],
-                )
+                self._stamp(con)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def rewriter(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction, after which the file is rewritten (``_rewrite_database``) and the
+        snapshot published from it.
+
+        DuckDB reuses the blocks a DELETE frees but does not wipe them, so deleted rows' bytes
+        would stay readable in the file (and in every snapshot copied from it). The file is
+        rewritten on every call, even when the transaction changed nothing: a run cut short
+        between its DELETE and the rewrite is finished by the next.
+        """
+        if self._batch_con is not None:
+            raise RuntimeError("a rewrite replaces the database file: run it outside a batch")
+        with self._exclusive(publish=True, rewrite=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                self._stamp(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _stamp(con: duckdb.DuckDBPyConnection) -> None:
+        """Record when this write committed (the dashboard shows the data's age)."""
+        con.execute(
+            f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
+            [datetime.now(UTC).isoformat()],
+        )
 
     def _publish_snapshot(self, db: Path) -> None:
         """Copy the closed database next to itself and rename it over the snapshot (atomic)."""
@@ -325,7 +351,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             raise
 
     @contextmanager
-    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Reads go to the published snapshot: they never contend with a writer (inside a
         batch they go to the batch's connection, so they see the batch's own writes)."""
         if self._batch_con is not None:
@@ -333,7 +359,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             return
         if not self._snapshot_current:
             if not self._snapshot.exists() or not _has_current_tables(self._snapshot):
-                with self._writer():
+                with self.writer():
                     pass  # create (or upgrade) the warehouse and publish its snapshot
             self._snapshot_current = True
         con = _connect_with_retry(str(self._snapshot), read_only=True, timeout_s=30)
@@ -344,22 +370,22 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     # -- the contract ----------------------------------------------------------------
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
-        with self._reader() as con:
+        with self.reader() as con:
             value = plays_table.duckdb_max_played_at(con, user_id)
         return None if value is None else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
 
     def adopt_legacy_plays(self, user_id: str) -> int:
-        with self._reader() as con:
+        with self.reader() as con:
             waiting = con.execute(plays_table.legacy_waiting_sql()).fetchall()[0][0]
         if not waiting:
             return 0  # the common case: no write, no lock, no snapshot copy
-        with self._writer() as con:
+        with self.writer() as con:
             return plays_table.duckdb_adopt(con, user_id)
 
     def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
         plays = conform(plays, "plays")
         incoming = len(plays)
-        with self._writer() as con:
+        with self.writer() as con:
             inserted, after = (
                 plays_table.duckdb_insert_ignoring(con, plays)
                 if incoming
@@ -401,7 +427,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         uris = [lake.uri(p) for p in paths]
         if all(u.startswith("file://") for u in uris):
             files = [url2pathname(urlparse(u).path) for u in uris]
-            with self._writer() as con:
+            with self.writer() as con:
                 con.execute("SET enable_progress_bar = false")  # a long insert must not draw on stdout
                 across = plays_table.duckdb_merge_across_sources(
                     con, plays_table.PARQUET_SCAN, {"files": files}, self.planner()
@@ -417,7 +443,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         with ThreadPoolExecutor(4, thread_name_prefix="lake-read") as pool:
             tables = list(pool.map(read, paths))
         incoming_plays = pa.concat_tables(tables, promote_options="default")
-        with self._writer() as con:
+        with self.writer() as con:
             con.execute("SET enable_progress_bar = false")
             con.register("incoming_batch", incoming_plays)
             try:
@@ -438,7 +464,7 @@ class DuckDBWarehouseResource(WarehouseResource):
     def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
         """Upsert on ``track_id`` by the rule of ``tables/tracks.py``."""
         frame = tracks.prepared(frame, schema)
-        with self._writer() as con:
+        with self.writer() as con:
             before = _count(con, table)
             tracks.duckdb_upsert(con, frame, table)
             after = _count(con, table)
@@ -447,43 +473,30 @@ class DuckDBWarehouseResource(WarehouseResource):
         )
 
     def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
-        with self._reader() as con:
+        with self.reader() as con:
             df = tracks.duckdb_rows_for(con, FEATURES_TABLE, sorted(set(track_ids)))
         return conform(df, "track_features")
 
     def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
         top_ten = conform(top_ten, "top_ten_tracks")
-        with self._writer() as con:
+        with self.writer() as con:
             top_ten_table.duckdb_replace(con, top_ten)
 
     def export_plays_for_spark(self, dest_dir: str) -> str:
         out = Path(dest_dir) / "plays.parquet"
         out.parent.mkdir(parents=True, exist_ok=True)
-        with self._reader() as con:
+        with self.reader() as con:
             con.execute(f"COPY (SELECT * FROM {PLAYS_TABLE}) TO '{out}' (FORMAT parquet)")
         return str(out)
 
     def query(self, sql: str) -> pd.DataFrame:
-        with self._reader() as con:
+        with self.reader() as con:
             return con.execute(sql).df()
 
     def plays_index(self) -> PlaysIndex:
         """Joins run in place, inside the published snapshot (or the current batch's connection,
         so an import's previous chunk is visible to the next one's dedupe)."""
-        return DuckDBPlaysIndex(self._reader)
-
-    def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
-        # Not published on its own: the run's merge, moments later, publishes it with the plays
-        # (a snapshot copy costs time proportional to the history).
-        with self._writer(publish=False) as con:
-            gaps.duckdb_record(con, gap_start, gap_end)
-
-    def open_gaps(self) -> pd.DataFrame:
-        return self.query(gaps.OPEN_SQL)
-
-    def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
-        with self._writer() as con:
-            return gaps.duckdb_close_covered_by(con, start, end)
+        return DuckDBPlaysIndex(self.reader)
 
 
 def _rewrite_database(db: Path) -> None:
