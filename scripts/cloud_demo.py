@@ -36,6 +36,7 @@ from typing import Any
 
 import requests
 
+from spotify_assets.tables import top_ten as top_ten_table
 from spotify_sandbox.demo import demo_sandbox
 from spotify_sandbox.processes import stop_groups
 
@@ -148,7 +149,7 @@ def duckdb_copy(source: Any, folder: Path) -> Path:
     copy.merge_track_metadata(
         conform(source.query(f"SELECT * FROM {TRACK_METADATA_TABLE}"), "track_metadata")
     )
-    copy.replace_top_ten(conform(source.query(f"SELECT * FROM {TOP_TEN_TABLE}"), "top_ten_tracks"))
+    top_ten_table.replace(copy, conform(source.query(f"SELECT * FROM {TOP_TEN_TABLE}"), "top_ten_tracks"))
     return snapshot
 
 

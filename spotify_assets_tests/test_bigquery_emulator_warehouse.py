@@ -25,6 +25,7 @@ from spotify_assets.resources.dedupe import plays_index
 from spotify_assets.resources.gcs_lake import GCSLakeResource
 from spotify_assets.schema import column_names, conform, empty_frame
 from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables import top_ten as top_ten_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
 from spotify_assets_tests.fixtures.plays import BASE
@@ -241,8 +242,8 @@ def test_replace_top_ten_replaces_the_whole_mart(bigquery_emulator: BigQueryEmul
             columns=column_names("top_ten_tracks"),
         )
 
-    warehouse.replace_top_ten(mart(10, 100))
-    warehouse.replace_top_ten(mart(n, 50))
+    top_ten_table.replace(warehouse, mart(10, 100))
+    top_ten_table.replace(warehouse, mart(n, 50))
     got = warehouse.query("SELECT rank, plays FROM top_ten_tracks ORDER BY rank")
     assert got["rank"].tolist() == list(range(1, n + 1))
     assert got["plays"].tolist() == [50 - r for r in range(1, n + 1)]

@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pytest
 
+from spotify_assets.tables import top_ten as top_ten_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.dashboard import (
     dashboard_features,
@@ -41,7 +42,7 @@ def test_the_demos_dashboard_step_prints_its_line(
     writer.merge_plays(plays)
     writer.merge_track_features(dashboard_features("ok"))
     writer.merge_track_metadata(dashboard_metadata())
-    writer.replace_top_ten(dashboard_top_ten(plays))
+    top_ten_table.replace(writer, dashboard_top_ten(plays))
     for name, value in {
         "SPOTIFY_DEPLOYMENT": "cloud",
         "SPOTIFY_GCP_PROJECT": writer.project,

@@ -34,6 +34,7 @@ from app import parity
 from app import queries as q
 from app.warehouse import BigQueryWarehouse, DuckDBSnapshot, Warehouse, from_env
 from spotify_assets.schema import PLAYS_TABLE
+from spotify_assets.tables import top_ten as top_ten_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.dashboard import (
     ALICE,
@@ -90,7 +91,7 @@ def warehouses(
     writer.merge_plays(plays)
     writer.merge_track_features(features)
     writer.merge_track_metadata(metadata)
-    writer.replace_top_ten(top_ten)
+    top_ten_table.replace(writer, top_ten)
     bigquery = from_env(
         {
             "SPOTIFY_DEPLOYMENT": "cloud",
@@ -313,7 +314,7 @@ def idless_warehouses(
     writer = bigquery_emulator.warehouse()
     writer.merge_plays(plays)
     writer.merge_track_features(features)
-    writer.replace_top_ten(top_ten)
+    top_ten_table.replace(writer, top_ten)
     bigquery = from_env(
         {
             "SPOTIFY_DEPLOYMENT": "cloud",

@@ -498,20 +498,6 @@ class BigQueryWarehouseResource(WarehouseResource):
         return conform(df, "track_features")
 
     # -- marts -------------------------------------------------------------------------
-    def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
-        """One WRITE_TRUNCATE load job: readers see the old mart or the new one, never a mix."""
-        top_ten = conform(top_ten, "top_ten_tracks")
-        self.ensure_tables()
-        data = parquet_bytes(top_ten, "top_ten_tracks")
-        job = self.client().load_table_from_file(
-            io.BytesIO(data),
-            self.table_id(TOP_TEN_TABLE),
-            size=len(data),
-            job_id_prefix="spotify_replace_top_ten_",
-            job_config=self.load_config("top_ten_tracks", bigquery.SourceFormat.PARQUET),
-        )
-        job.result(timeout=self.job_timeout_s)
-
     def export_plays_for_spark(self, dest_dir: str) -> str:
         """Nothing to export: the Spark job's driver reads ``bq_plays`` itself (``spark/top_ten.py``).
 

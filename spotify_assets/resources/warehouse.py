@@ -166,10 +166,6 @@ class WarehouseResource(dg.ConfigurableResource):
         """Stored feature rows for ``track_ids`` (conformed to ``track_features``)."""
 
     @abstractmethod
-    def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
-        """Replace the ``top_ten_tracks`` mart atomically."""
-
-    @abstractmethod
     def export_plays_for_spark(self, dest_dir: str) -> str:
         """Make all plays readable by the Spark job; returns the job's ``--input``."""
 
@@ -476,11 +472,6 @@ class DuckDBWarehouseResource(WarehouseResource):
         with self.reader() as con:
             df = tracks.duckdb_rows_for(con, FEATURES_TABLE, sorted(set(track_ids)))
         return conform(df, "track_features")
-
-    def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
-        top_ten = conform(top_ten, "top_ten_tracks")
-        with self.writer() as con:
-            top_ten_table.duckdb_replace(con, top_ten)
 
     def export_plays_for_spark(self, dest_dir: str) -> str:
         out = Path(dest_dir) / "plays.parquet"
