@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spotify_assets.tables import tracks as tracks_table
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work" / "dashboard"
 PAGES = [
@@ -183,8 +185,8 @@ def build(n: int, folder: Path) -> Path:
     plays, metadata = as_exported(synthetic_plays(n))
     t1 = time.perf_counter()
     wh.merge_plays(plays)
-    wh.merge_track_metadata(metadata)
-    wh.merge_track_features(synthetic_features(max(50, n // 50)))
+    tracks_table.merge_metadata(wh, metadata)
+    tracks_table.merge_features(wh, synthetic_features(max(50, n // 50)))
     t2 = time.perf_counter()
     print(f"generated {n:,} plays in {t1 - t0:.1f} s, wrote the warehouse in {t2 - t1:.1f} s")
     return snapshot

@@ -37,6 +37,7 @@ from typing import Any
 import requests
 
 from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_sandbox.demo import demo_sandbox
 from spotify_sandbox.processes import stop_groups
 
@@ -145,9 +146,11 @@ def duckdb_copy(source: Any, folder: Path) -> Path:
     snapshot = folder / "warehouse.snapshot.duckdb"
     copy = DuckDBWarehouseResource(path=str(folder / "warehouse.duckdb"), snapshot_path=str(snapshot))
     copy.merge_plays(conform(source.query(f"SELECT * FROM {PLAYS_TABLE}"), "plays"))
-    copy.merge_track_features(conform(source.query(f"SELECT * FROM {FEATURES_TABLE}"), "track_features"))
-    copy.merge_track_metadata(
-        conform(source.query(f"SELECT * FROM {TRACK_METADATA_TABLE}"), "track_metadata")
+    tracks_table.merge_features(
+        copy, conform(source.query(f"SELECT * FROM {FEATURES_TABLE}"), "track_features")
+    )
+    tracks_table.merge_metadata(
+        copy, conform(source.query(f"SELECT * FROM {TRACK_METADATA_TABLE}"), "track_metadata")
     )
     top_ten_table.replace(copy, conform(source.query(f"SELECT * FROM {TOP_TEN_TABLE}"), "top_ten_tracks"))
     return snapshot

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from spotify_assets.resources.lake import LakeResource
-    from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+    from spotify_assets.resources.warehouse import WarehouseResource
+    from spotify_assets.tables.merge_result import MergeResult
     from spotify_assets.tables.plays import Planner
 
 #: The operator commands that may rewrite the plays table (not only add to it), and the function

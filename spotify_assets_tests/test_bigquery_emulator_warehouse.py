@@ -26,6 +26,7 @@ from spotify_assets.resources.gcs_lake import GCSLakeResource
 from spotify_assets.schema import column_names, conform, empty_frame
 from spotify_assets.tables import gaps as gaps_table
 from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
 from spotify_assets_tests.fixtures.plays import BASE
@@ -174,13 +175,13 @@ def _features(ids: list[str], status: str, energy: float) -> pd.DataFrame:
 def test_track_features_upsert_and_read(bigquery_emulator: BigQueryEmulator, n: int) -> None:
     warehouse = bigquery_emulator.warehouse()
     ids = [f"t{i:06d}" for i in range(n)]
-    assert warehouse.track_features(["t000000"]).empty
-    first = warehouse.merge_track_features(_features(ids, "ok", 0.5))
+    assert tracks_table.features_of(warehouse, ["t000000"]).empty
+    first = tracks_table.merge_features(warehouse, _features(ids, "ok", 0.5))
     assert (first.inserted, first.total_rows) == (n, n)
     # an 'ok' row is never replaced by a worse status; 'unavailable' rows are filled in later
-    worse = warehouse.merge_track_features(_features(ids[:1], "unavailable", 0.1))
+    worse = tracks_table.merge_features(warehouse, _features(ids[:1], "unavailable", 0.1))
     assert (worse.inserted, worse.total_rows) == (0, n)
-    got = warehouse.track_features([*ids[:3], "unknown"])
+    got = tracks_table.features_of(warehouse, [*ids[:3], "unknown"])
     assert list(got.columns) == column_names("track_features")
     assert sorted(got["track_id"]) == ids[:3]
     assert set(got["status"]) <= {"ok"} and (got["energy"] == 0.5).all()
@@ -201,10 +202,10 @@ def test_track_metadata_upsert_keeps_ok_rows(bigquery_emulator: BigQueryEmulator
             "images": [{"url": "https://i.scdn.co/image/x", "width": 640, "height": 640}],
         },
     }
-    first = warehouse.merge_track_metadata(normalize_track_metadata({"a": track, "b": None}))
+    first = tracks_table.merge_metadata(warehouse, normalize_track_metadata({"a": track, "b": None}))
     assert (first.inserted, first.total_rows) == (2, 2)
     # A later not_found for a track once found does not erase what was found.
-    again = warehouse.merge_track_metadata(normalize_track_metadata({"a": None}))
+    again = tracks_table.merge_metadata(warehouse, normalize_track_metadata({"a": None}))
     assert (again.inserted, again.total_rows) == (0, 2)
     got = warehouse.query(
         "SELECT track_id, status, primary_artist_id, album_id, album_image_url FROM track_metadata ORDER BY 1"
@@ -306,7 +307,7 @@ def test_dashboard_resolves_imported_plays_on_bigquery(bigquery_emulator: BigQue
 
     warehouse = bigquery_emulator.warehouse()
     warehouse.merge_plays(dashboard_plays())
-    warehouse.merge_track_metadata(dashboard_metadata())
+    tracks_table.merge_metadata(warehouse, dashboard_metadata())
 
     def run(sql: str) -> pd.DataFrame:
         return warehouse.query(to_bigquery(sql, warehouse.project, warehouse.dataset))

@@ -35,6 +35,7 @@ from app import queries as q
 from app.warehouse import BigQueryWarehouse, DuckDBSnapshot, Warehouse, from_env
 from spotify_assets.schema import PLAYS_TABLE
 from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.dashboard import (
     ALICE,
@@ -89,8 +90,8 @@ def warehouses(
     features, metadata, top_ten = dashboard_features("ok"), dashboard_metadata(), dashboard_top_ten(plays)
     writer = bigquery_emulator.warehouse()
     writer.merge_plays(plays)
-    writer.merge_track_features(features)
-    writer.merge_track_metadata(metadata)
+    tracks_table.merge_features(writer, features)
+    tracks_table.merge_metadata(writer, metadata)
     top_ten_table.replace(writer, top_ten)
     bigquery = from_env(
         {
@@ -313,7 +314,7 @@ def idless_warehouses(
     plays, features, top_ten = idless_plays(), idless_features(), idless_top_ten()
     writer = bigquery_emulator.warehouse()
     writer.merge_plays(plays)
-    writer.merge_track_features(features)
+    tracks_table.merge_features(writer, features)
     top_ten_table.replace(writer, top_ten)
     bigquery = from_env(
         {

@@ -23,9 +23,10 @@ from spotify_assets.import_run import import_export
 from spotify_assets.imports.runner import ImportCountError, ImportReport
 from spotify_assets.resources.dedupe import FetchingPlaysIndex
 from spotify_assets.resources.lake import LakeResource, LocalLakeResource
-from spotify_assets.resources.warehouse import DuckDBWarehouseResource, MergeResult
+from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.schema import conform
 from spotify_assets.spotify.normalize import play_key as api_play_key
+from spotify_assets.tables.merge_result import MergeResult
 from spotify_sandbox.exports import generate_export
 
 T0 = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)

@@ -12,6 +12,7 @@ import pytest
 
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource, WarehouseLockTimeout
 from spotify_assets.schema import SchemaError, conform
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets_tests.fixtures.plays import make_plays
 
 
@@ -71,9 +72,9 @@ def test_features_upsert_never_downgrades_ok(tmp_path: Path) -> None:
             "track_features",
         )
 
-    wh.merge_track_features(features({"a": "ok", "b": "unavailable"}))
-    wh.merge_track_features(features({"a": "unavailable", "b": "ok", "c": "not_found"}))
-    stored = wh.track_features(["a", "b", "c", "zzz"]).set_index("track_id")["status"].to_dict()
+    tracks_table.merge_features(wh, features({"a": "ok", "b": "unavailable"}))
+    tracks_table.merge_features(wh, features({"a": "unavailable", "b": "ok", "c": "not_found"}))
+    stored = tracks_table.features_of(wh, ["a", "b", "c", "zzz"]).set_index("track_id")["status"].to_dict()
     assert stored == {"a": "ok", "b": "ok", "c": "not_found"}
 
 

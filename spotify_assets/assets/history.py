@@ -29,9 +29,10 @@ from spotify_assets.imports.runner import (
     settle_import,
 )
 from spotify_assets.resources.lake import LakeResource
-from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.scrobbles.detect import Format, source_format
 from spotify_assets.scrobbles.landing import land_inbox, land_listens
+from spotify_assets.tables.merge_result import MergeResult
 
 
 class HistoryImportConfig(dg.Config):

@@ -26,6 +26,7 @@ from spotify_assets.spotify.client import RECENTLY_PLAYED_LIMIT, RecentlyPlayed,
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.normalize import normalize_audio_features, normalize_recently_played
 from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets.users.adoption import adopt_legacy
 from spotify_assets.users.polling import Listener, run_listener
 
@@ -213,7 +214,7 @@ def audio_features(
     limits are per app).
     """
     track_ids = sorted(raw_recent_tracks["track_id"].dropna().unique().tolist())
-    known = warehouse.track_features(track_ids)
+    known = tracks_table.features_of(warehouse, track_ids)
     settled = known[known["status"].isin(["ok", "not_found"])]
     missing = [t for t in track_ids if t not in set(settled["track_id"])]
     note = "all tracks already known"

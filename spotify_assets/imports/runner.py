@@ -64,10 +64,11 @@ from spotify_assets.imports.redaction import KEEP_IP_ENV, RedactionError, keep_i
 from spotify_assets.lake_layout import EXPORTS_QUARANTINE_PREFIX, import_record_path
 from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, find_duplicates, match_ids, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
-from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE, arrow_schema, conform
 from spotify_assets.spotify.normalize import batch_id_for, for_user
 from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables.merge_result import MergeResult
 from spotify_assets.users.adoption import import_owner, legacy_owner
 
 #: Rows deduped and landed at a time: 50k keeps a 1M-row import's peak under 1 GiB (100k: ~70 MB more)

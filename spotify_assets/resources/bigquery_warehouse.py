@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -45,7 +45,7 @@ from pydantic import Field, PrivateAttr
 
 from spotify_assets.encoding import arrow_parquet_bytes, content_digest, parquet_bytes
 from spotify_assets.resources.lake import LakeResource
-from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import (
     ALL_LISTENERS,
     FEATURES_TABLE,
@@ -59,10 +59,12 @@ from spotify_assets.schema import (
     load_schema,
 )
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
-from spotify_assets.tables import admin, tracks
+from spotify_assets.tables import admin
 from spotify_assets.tables import plays as plays_table
 from spotify_assets.tables import top_ten as top_ten_table
 from spotify_assets.tables.backends import BigQueryBackend
+from spotify_assets.tables.merge_result import MergeResult
+from spotify_assets.tables.sql import frame_digest
 
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
 MAX_JOB_ATTEMPTS = 5
@@ -84,12 +86,6 @@ def safe_id(text: str) -> str:
     if cleaned == text:
         return text
     return f"{cleaned}_{hashlib.sha256(text.encode()).hexdigest()[:10]}"
-
-
-def _frame_digest(df: pd.DataFrame) -> str:
-    """Content hash of a conformed frame: same rows in any order -> same digest."""
-    body = df.sort_values(list(df.columns)).to_json(orient="records", date_format="iso", date_unit="us")
-    return content_digest(body.encode())
 
 
 def _pandas_type(arrow_type: pa.DataType) -> Any:
@@ -316,7 +312,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         if plays.empty:
             return MergeResult(inserted=0, duplicates=0, total_rows=self.count(PLAYS_TABLE))
         data = parquet_bytes(plays, "plays")
-        key = f"df_{_frame_digest(plays)}"
+        key = f"df_{frame_digest(plays)}"
 
         def submit(job_id: str) -> bigquery.LoadJob:
             return self.client().load_table_from_file(
@@ -419,7 +415,7 @@ class BigQueryWarehouseResource(WarehouseResource):
                 f"spotify_merge_plays_{key}", lambda job_id: self.query_job(sql, job_id)
             )
             inserted = 0 if reused else len(planned.inserts)
-        return MergeResult.of_plan(staged, inserted, self.count(PLAYS_TABLE), planned)
+        return plays_table.result_of_plan(staged, inserted, self.count(PLAYS_TABLE), planned)
 
     def max_played_at(self, user_id: str | None = None) -> datetime | None:
         params = [] if user_id is None else [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
@@ -450,52 +446,6 @@ class BigQueryWarehouseResource(WarehouseResource):
             [*who, bigquery.ScalarQueryParameter("everyone", "STRING", ALL_LISTENERS)],
         )
         return int(job.num_dml_affected_rows or 0)
-
-    # -- features ----------------------------------------------------------------------
-    def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
-        return self._upsert_by_track_id(features, "track_features", FEATURES_TABLE)
-
-    def merge_track_metadata(self, metadata: pd.DataFrame) -> MergeResult:
-        return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
-
-    def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
-        frame = tracks.prepared(frame, schema)
-        if frame.empty:
-            return MergeResult(inserted=0, duplicates=0, total_rows=self.count(table))
-        self.ensure_tables()
-        before = self.count(table)
-        data = parquet_bytes(frame.reset_index(drop=True), schema)
-        # Upserts are not insert-only, so skipping a "seen" content would be wrong (A, B, A
-        # again must end at A): plain unique job ids here; the MERGE itself is idempotent.
-        load = self.client().load_table_from_file(
-            io.BytesIO(data),
-            self.staging_id(f"{schema}_{_frame_digest(frame)}"),
-            size=len(data),
-            job_id_prefix=f"spotify_load_{schema}_",
-            job_config=self.load_config(schema, bigquery.SourceFormat.PARQUET),
-        )
-        load.result(timeout=self.job_timeout_s)
-        dest = load.destination
-        merge = self.client().query(
-            tracks.bigquery_upsert_sql(
-                schema, self.table_id(table), f"{dest.project}.{dest.dataset_id}.{dest.table_id}"
-            ),
-            job_id_prefix=f"spotify_merge_{schema}_",
-        )
-        merge.result(timeout=self.job_timeout_s)
-        total = self.count(table)
-        # dmlStats splits inserts from updates; without it (some BigQuery implementations omit
-        # it) the growth of the table is the number inserted by this upsert.
-        inserted = int(merge.dml_stats.inserted_row_count) if merge.dml_stats else max(total - before, 0)
-        return MergeResult(inserted=inserted, duplicates=len(frame) - inserted, total_rows=total)
-
-    def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
-        ids = sorted(set(track_ids))
-        df = self.rows(
-            tracks.bigquery_rows_for_sql(self.table_id(FEATURES_TABLE)),
-            [bigquery.ArrayQueryParameter("ids", "STRING", ids)],
-        )
-        return conform(df, "track_features")
 
     # -- marts -------------------------------------------------------------------------
     def export_plays_for_spark(self, dest_dir: str) -> str:

@@ -21,17 +21,15 @@ design that respects that:
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import tempfile
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -49,54 +47,20 @@ from spotify_assets.file_lock import LockTimeout, exclusive_lock
 from spotify_assets.resources.dedupe import DuckDBPlaysIndex, FetchingPlaysIndex, PlaysIndex
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import (
-    FEATURES_TABLE,
     META_TABLE,
     PLAYS_TABLE,
-    TRACK_METADATA_TABLE,
-    TableName,
     conform,
-    empty_frame,
 )
 from spotify_assets.settings import snapshot_path_for
-from spotify_assets.tables import admin, tracks
+from spotify_assets.tables import admin
 from spotify_assets.tables import plays as plays_table
 from spotify_assets.tables import top_ten as top_ten_table
-from spotify_assets.tables.backends import BigQueryBackend, DuckDBBackend
+from spotify_assets.tables.backends import BigQueryBackend, DuckDBBackend, read_frames
+from spotify_assets.tables.merge_result import MergeResult
 
 
 class WarehouseLockTimeout(TimeoutError):
     """Another writer held the warehouse longer than the configured bound."""
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    """What a merge did: ``inserted`` new rows, ``duplicates`` rows already present (skipped).
-
-    A merge across sources (``scrobbles/merge.py``) also says how many rows were ``matched`` to
-    a play another source recorded (counted neither inserted nor duplicates), how many rows
-    without a Spotify id were ``replaced`` (by Spotify's, or by an earlier listen's row; each
-    replacing row is in ``inserted``), and the counts per ``batch_id`` of the rows (``by_batch``:
-    ``added``, ``duplicates``, ``matched``), so an import's report stays exact per file.
-    """
-
-    inserted: int
-    duplicates: int
-    total_rows: int
-    matched: int = 0
-    replaced: int = 0
-    by_batch: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    @classmethod
-    def of_plan(cls, incoming: int, inserted: int, total_rows: int, planned: plays_table.Plan) -> MergeResult:
-        matched = planned.total("matched")
-        return cls(
-            inserted=inserted,
-            duplicates=planned.total("duplicates"),
-            total_rows=total_rows,
-            matched=matched,
-            replaced=len(planned.deletes),
-            by_batch=planned.by_batch,
-        )
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -154,18 +118,6 @@ class WarehouseResource(dg.ConfigurableResource):
         """
 
     @abstractmethod
-    def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
-        """Upsert features by ``track_id``; an ``ok`` row is never replaced by a worse status."""
-
-    @abstractmethod
-    def merge_track_metadata(self, metadata: pd.DataFrame) -> MergeResult:
-        """Upsert ``track_metadata`` rows by ``track_id`` (``ok`` replaced only by ``ok``)."""
-
-    @abstractmethod
-    def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
-        """Stored feature rows for ``track_ids`` (conformed to ``track_features``)."""
-
-    @abstractmethod
     def export_plays_for_spark(self, dest_dir: str) -> str:
         """Make all plays readable by the Spark job; returns the job's ``--input``."""
 
@@ -192,17 +144,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
         """Merge a batch's Parquet files from the lake (BigQuery overrides this with a load job)."""
-        return self.merge_plays(_read_parquets(lake, paths, "plays"))
-
-    def merge_track_features_from_lake(
-        self, lake: LakeResource, paths: list[str], batch_id: str
-    ) -> MergeResult:
-        return self.merge_track_features(_read_parquets(lake, paths, "track_features"))
-
-
-def _read_parquets(lake: LakeResource, paths: list[str], table: TableName) -> pd.DataFrame:
-    frames = [pd.read_parquet(io.BytesIO(lake.read_bytes(p))) for p in paths]
-    return conform(pd.concat(frames, ignore_index=True), table) if frames else empty_frame(table)
+        return self.merge_plays(read_frames(lake, paths, "plays"))
 
 
 class DuckDBWarehouseResource(WarehouseResource):
@@ -429,7 +371,7 @@ class DuckDBWarehouseResource(WarehouseResource):
                     con, plays_table.PARQUET_SCAN, {"files": files}, self.planner()
                 )
                 if across is not None:
-                    return MergeResult.of_plan(*across)
+                    return plays_table.result_of_plan(*across)
                 incoming, inserted, after = plays_table.duckdb_insert_from_parquet(con, files)
             return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
 
@@ -447,31 +389,9 @@ class DuckDBWarehouseResource(WarehouseResource):
             finally:
                 con.unregister("incoming_batch")
             if across is not None:
-                return MergeResult.of_plan(*across)
+                return plays_table.result_of_plan(*across)
             inserted, after = plays_table.duckdb_insert_ignoring(con, incoming_plays)
         return MergeResult(inserted=inserted, duplicates=incoming_plays.num_rows - inserted, total_rows=after)
-
-    def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
-        return self._upsert_by_track_id(features, "track_features", FEATURES_TABLE)
-
-    def merge_track_metadata(self, metadata: pd.DataFrame) -> MergeResult:
-        return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
-
-    def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
-        """Upsert on ``track_id`` by the rule of ``tables/tracks.py``."""
-        frame = tracks.prepared(frame, schema)
-        with self.writer() as con:
-            before = _count(con, table)
-            tracks.duckdb_upsert(con, frame, table)
-            after = _count(con, table)
-        return MergeResult(
-            inserted=after - before, duplicates=len(frame) - (after - before), total_rows=after
-        )
-
-    def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
-        with self.reader() as con:
-            df = tracks.duckdb_rows_for(con, FEATURES_TABLE, sorted(set(track_ids)))
-        return conform(df, "track_features")
 
     def export_plays_for_spark(self, dest_dir: str) -> str:
         out = Path(dest_dir) / "plays.parquet"

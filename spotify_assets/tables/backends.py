@@ -10,17 +10,18 @@ dialect's statements, both side by side in the table's module. The protocols liv
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import pandas as pd
 
+from spotify_assets.schema import TableName, conform, empty_frame
+
 if TYPE_CHECKING:
     import duckdb
     from google.cloud import bigquery
-
-    from spotify_assets.schema import TableName
 
 _J = TypeVar("_J", bound="bigquery.job._AsyncJob")
 
@@ -79,6 +80,20 @@ class BigQueryBackend(Protocol):
     def run_once(
         self, base_job_id: str, submit: Callable[[str], _J], valid: Callable[[_J], bool] | None = None
     ) -> tuple[_J, bool]: ...
+
+
+class LakeFiles(Protocol):
+    """The lake as a merge reads it (``resources/lake.py``): a file's bytes, and its URI."""
+
+    def read_bytes(self, path: str) -> bytes: ...
+
+    def uri(self, path: str) -> str: ...
+
+
+def read_frames(lake: LakeFiles, paths: list[str], table: TableName) -> pd.DataFrame:
+    """These lake files' rows as one frame conformed to ``table`` (empty but typed for none)."""
+    frames = [pd.read_parquet(io.BytesIO(lake.read_bytes(p))) for p in paths]
+    return conform(pd.concat(frames, ignore_index=True), table) if frames else empty_frame(table)
 
 
 class Warehouse(Protocol):

@@ -24,6 +24,7 @@ import pyarrow as pa
 from spotify_assets.play_sources import SCROBBLE_SOURCES
 from spotify_assets.schema import PLAY_KEY, PLAYS_TABLE, column_names, conform
 from spotify_assets.spotify.normalize import user_play_key
+from spotify_assets.tables.merge_result import MergeResult
 from spotify_assets.tables.sql import bigquery_insert_all
 
 if TYPE_CHECKING:
@@ -267,6 +268,18 @@ def duckdb_apply_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
             con.execute(f"INSERT OR IGNORE INTO {PLAYS_TABLE} BY NAME SELECT * FROM plan_inserts")
         finally:
             con.unregister("plan_inserts")
+
+
+def result_of_plan(incoming: int, inserted: int, total_rows: int, planned: Plan) -> MergeResult:
+    """A merge across sources as a ``MergeResult``: what the plan matched and replaced, per batch."""
+    return MergeResult(
+        inserted=inserted,
+        duplicates=planned.total("duplicates"),
+        total_rows=total_rows,
+        matched=planned.total("matched"),
+        replaced=len(planned.deletes),
+        by_batch=planned.by_batch,
+    )
 
 
 def duckdb_merge_across_sources(

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
+from spotify_assets.encoding import content_digest
 from spotify_assets.schema import TableName, column_names
+
+
+def frame_digest(df: pd.DataFrame) -> str:
+    """Content hash of a conformed frame: same rows in any order -> same digest (staging names)."""
+    body = df.sort_values(list(df.columns)).to_json(orient="records", date_format="iso", date_unit="us")
+    return content_digest(body.encode())
 
 
 def bigquery_insert_all(table: TableName) -> str:
