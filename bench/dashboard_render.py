@@ -28,8 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spotify_assets.tables import tracks as tracks_table
-
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work" / "dashboard"
 PAGES = [
@@ -175,6 +173,7 @@ def synthetic_features(n_tracks: int, seed: int = 7) -> pd.DataFrame:
 
 def build(n: int, folder: Path) -> Path:
     from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+    from spotify_assets.tables import tracks as tracks_table
 
     if folder.exists():
         shutil.rmtree(folder)

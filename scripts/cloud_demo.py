@@ -36,8 +36,6 @@ from typing import Any
 
 import requests
 
-from spotify_assets.tables import top_ten as top_ten_table
-from spotify_assets.tables import tracks as tracks_table
 from spotify_sandbox.demo import demo_sandbox
 from spotify_sandbox.processes import stop_groups
 
@@ -141,6 +139,8 @@ def duckdb_copy(source: Any, folder: Path) -> Path:
         TRACK_METADATA_TABLE,
         conform,
     )
+    from spotify_assets.tables import top_ten as top_ten_table
+    from spotify_assets.tables import tracks as tracks_table
 
     folder.mkdir(parents=True, exist_ok=True)
     snapshot = folder / "warehouse.snapshot.duckdb"

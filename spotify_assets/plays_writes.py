@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from spotify_assets.tables import admin
+
 if TYPE_CHECKING:
     from spotify_assets.resources.lake import LakeResource
     from spotify_assets.resources.warehouse import WarehouseResource
@@ -70,4 +72,4 @@ def merge_plays_files(
 
 def adopt_legacy_plays(warehouse: WarehouseResource, owner: str) -> int:
     """Make the single-user layout's plays (no ``user_id``) ``owner``'s; returns how many."""
-    return warehouse.adopt_legacy_plays(owner)
+    return admin.adopt_legacy_plays(warehouse, owner)

@@ -24,6 +24,7 @@ from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResourc
 from spotify_assets.resources.dedupe import plays_index
 from spotify_assets.resources.gcs_lake import GCSLakeResource
 from spotify_assets.schema import column_names, conform, empty_frame
+from spotify_assets.tables import admin
 from spotify_assets.tables import gaps as gaps_table
 from spotify_assets.tables import top_ten as top_ten_table
 from spotify_assets.tables import tracks as tracks_table
@@ -355,8 +356,8 @@ def test_a_single_user_plays_table_is_upgraded_and_adopted(bigquery_emulator: Bi
     assert warehouse.merge_plays(make_plays(5)).inserted == 5  # plays 0-4, the old layout's
     assert warehouse.merge_plays(for_user(make_plays(6, start=3), "u1")).inserted == 6  # plays 3-8, u1's
     assert warehouse.max_played_at("u1") == (BASE + timedelta(minutes=4 * 8)).astimezone(UTC)
-    assert warehouse.adopt_legacy_plays("u1") == 3  # plays 3 and 4 were u1's already
+    assert admin.adopt_legacy_plays(warehouse, "u1") == 3  # plays 3 and 4 were u1's already
     rows = warehouse.query("SELECT play_key, user_id FROM bq_plays")
     assert len(rows) == 9 and set(rows["user_id"]) == {"u1"}
     assert all(k.startswith("u1|") for k in rows["play_key"]) and rows["play_key"].is_unique
-    assert warehouse.adopt_legacy_plays("u1") == 0
+    assert admin.adopt_legacy_plays(warehouse, "u1") == 0

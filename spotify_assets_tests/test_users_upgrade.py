@@ -30,6 +30,7 @@ from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.spotify.client import SpotifyUser
 from spotify_assets.spotify.normalize import for_user
+from spotify_assets.tables import admin
 from spotify_assets.users.adoption import (
     ADOPTION_PATH,
     ImportOwnerUnknown,
@@ -215,10 +216,10 @@ def test_adoption_keeps_one_row_per_play_when_the_user_already_has_some(tmp_path
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     assert warehouse.merge_plays(make_plays(5)).inserted == 5  # plays 0-4, the old layout's
     assert warehouse.merge_plays(for_user(make_plays(6, start=3), "u1")).inserted == 6  # plays 3-8, u1's
-    assert warehouse.adopt_legacy_plays("u1") == 3  # plays 3 and 4 were u1's already
+    assert admin.adopt_legacy_plays(warehouse, "u1") == 3  # plays 3 and 4 were u1's already
     rows = warehouse.query("SELECT play_key, user_id FROM bq_plays")
     assert len(rows) == 9 and set(rows["user_id"]) == {"u1"} and rows["play_key"].is_unique
-    assert warehouse.adopt_legacy_plays("u1") == 0
+    assert admin.adopt_legacy_plays(warehouse, "u1") == 0
 
 
 @pytest.mark.parametrize(

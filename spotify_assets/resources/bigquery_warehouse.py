@@ -47,11 +47,9 @@ from spotify_assets.encoding import arrow_parquet_bytes, content_digest, parquet
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import (
-    ALL_LISTENERS,
     FEATURES_TABLE,
     PLAYS_CLUSTERING,
     PLAYS_TABLE,
-    TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     TableName,
     arrow_schema,
@@ -61,7 +59,6 @@ from spotify_assets.schema import (
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
 from spotify_assets.tables import admin
 from spotify_assets.tables import plays as plays_table
-from spotify_assets.tables import top_ten as top_ten_table
 from spotify_assets.tables.backends import BigQueryBackend
 from spotify_assets.tables.merge_result import MergeResult
 from spotify_assets.tables.sql import frame_digest
@@ -424,28 +421,6 @@ class BigQueryWarehouseResource(WarehouseResource):
         return (
             None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
         )
-
-    def adopt_legacy_plays(self, user_id: str) -> int:
-        waiting = self.rows(plays_table.legacy_waiting_sql(f"`{self.table_id(PLAYS_TABLE)}`"))
-        if not int(waiting["n"].iloc[0]):
-            return 0
-        prefix = bigquery.ScalarQueryParameter("prefix", "STRING", plays_table.legacy_prefix(user_id))
-        user = bigquery.ScalarQueryParameter("user_id", "STRING", user_id)
-        drop_doubles, adopt = plays_table.bigquery_adopt_sql(self.table_id(PLAYS_TABLE))
-        self.run_dml(drop_doubles, [prefix, user])
-        return int(self.run_dml(adopt, [prefix, user]).num_dml_affected_rows or 0)
-
-    def delete_user(self, user_id: str) -> int:
-        """A DML DELETE of the user's rows. BigQuery keeps changed data for the dataset's time
-        travel window (7 days by default) and then fail-safe (7 more): the rows are gone from
-        every query at once, and from Google's storage after that window."""
-        who = [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
-        job = self.run_dml(plays_table.bigquery_delete_user_sql(self.table_id(PLAYS_TABLE)), who)
-        self.run_dml(
-            top_ten_table.bigquery_delete_user_sql(self.table_id(TOP_TEN_TABLE)),
-            [*who, bigquery.ScalarQueryParameter("everyone", "STRING", ALL_LISTENERS)],
-        )
-        return int(job.num_dml_affected_rows or 0)
 
     # -- marts -------------------------------------------------------------------------
     def export_plays_for_spark(self, dest_dir: str) -> str:

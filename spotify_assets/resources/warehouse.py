@@ -54,7 +54,6 @@ from spotify_assets.schema import (
 from spotify_assets.settings import snapshot_path_for
 from spotify_assets.tables import admin
 from spotify_assets.tables import plays as plays_table
-from spotify_assets.tables import top_ten as top_ten_table
 from spotify_assets.tables.backends import BigQueryBackend, DuckDBBackend, read_frames
 from spotify_assets.tables.merge_result import MergeResult
 
@@ -97,25 +96,8 @@ class WarehouseResource(dg.ConfigurableResource):
         (None when there are none)."""
 
     @abstractmethod
-    def adopt_legacy_plays(self, user_id: str) -> int:
-        """Make the plays of the single-user layout (no ``user_id``) ``user_id``'s: the column set,
-        each key prefixed (``normalize.user_play_key``). A legacy row whose prefixed key is
-        already there is the same play and goes. Returns how many rows were adopted."""
-
-    @abstractmethod
     def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
         """Insert plays whose ``play_key`` is new; a frame conformed to ``plays``."""
-
-    @abstractmethod
-    def delete_user(self, user_id: str) -> int:
-        """Delete every play of ``user_id`` so that none is recoverable from the storage; returns
-        how many rows went.
-
-        "One writer per table" holds: the assets only ever insert (``plays_writes.merge_plays_files``),
-        and this is not an asset but an operator command's call (``spotify-assets users remove NAME
-        --delete-data``), listed with ``rebuild-warehouse`` in ``plays_writes.OPERATOR_REWRITES``;
-        it takes the same writer lock a run takes.
-        """
 
     @abstractmethod
     def export_plays_for_spark(self, dest_dir: str) -> str:
@@ -312,14 +294,6 @@ class DuckDBWarehouseResource(WarehouseResource):
             value = plays_table.duckdb_max_played_at(con, user_id)
         return None if value is None else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
 
-    def adopt_legacy_plays(self, user_id: str) -> int:
-        with self.reader() as con:
-            waiting = con.execute(plays_table.legacy_waiting_sql()).fetchall()[0][0]
-        if not waiting:
-            return 0  # the common case: no write, no lock, no snapshot copy
-        with self.writer() as con:
-            return plays_table.duckdb_adopt(con, user_id)
-
     def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
         plays = conform(plays, "plays")
         incoming = len(plays)
@@ -330,31 +304,6 @@ class DuckDBWarehouseResource(WarehouseResource):
                 else (0, plays_table.duckdb_count(con))
             )
         return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
-
-    def delete_user(self, user_id: str) -> int:
-        """DELETE, then rewrite the file (``_rewrite_database``) and publish the snapshot from it.
-
-        DuckDB reuses the blocks a DELETE frees but does not wipe them, so the deleted rows' bytes
-        would stay readable in the file (and in every snapshot copied from it). The file is
-        rewritten on every call, even when nothing is left to delete: a run cut short between
-        its DELETE and the rewrite is finished by the next.
-        """
-        if self._batch_con is not None:
-            raise RuntimeError("delete_user rewrites the database file: call it outside a batch")
-        with self._exclusive(publish=True, rewrite=True) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                deleted = plays_table.duckdb_delete_user(con, user_id)
-                top_ten_table.duckdb_delete_user(con, user_id)
-                con.execute(
-                    f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
-                    [datetime.now(UTC).isoformat()],
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return int(deleted)
 
     def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
         """Merge a batch's Parquet files in one scan: DuckDB's ``read_parquet`` over the list when the
