@@ -139,13 +139,14 @@ def duckdb_copy(source: Any, folder: Path) -> Path:
         TRACK_METADATA_TABLE,
         conform,
     )
+    from spotify_assets.tables import plays as plays_table
     from spotify_assets.tables import top_ten as top_ten_table
     from spotify_assets.tables import tracks as tracks_table
 
     folder.mkdir(parents=True, exist_ok=True)
     snapshot = folder / "warehouse.snapshot.duckdb"
     copy = DuckDBWarehouseResource(path=str(folder / "warehouse.duckdb"), snapshot_path=str(snapshot))
-    copy.merge_plays(conform(source.query(f"SELECT * FROM {PLAYS_TABLE}"), "plays"))
+    plays_table.merge_plays(copy, conform(source.query(f"SELECT * FROM {PLAYS_TABLE}"), "plays"))
     tracks_table.merge_features(
         copy, conform(source.query(f"SELECT * FROM {FEATURES_TABLE}"), "track_features")
     )

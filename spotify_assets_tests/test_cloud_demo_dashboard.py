@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pytest
 
+from spotify_assets.tables import plays as plays_table
 from spotify_assets.tables import top_ten as top_ten_table
 from spotify_assets.tables import tracks as tracks_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
@@ -40,7 +41,7 @@ def test_the_demos_dashboard_step_prints_its_line(
 ) -> None:
     writer = bigquery_emulator.warehouse()
     plays = household_plays()
-    writer.merge_plays(plays)
+    plays_table.merge_plays(writer, plays)
     tracks_table.merge_features(writer, dashboard_features("ok"))
     tracks_table.merge_metadata(writer, dashboard_metadata())
     top_ten_table.replace(writer, dashboard_top_ten(plays))

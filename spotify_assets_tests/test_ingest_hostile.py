@@ -26,6 +26,7 @@ from spotify_assets.settings import sandbox_token_path
 from spotify_assets.spotify.client import HttpSpotifyClient, played_at_ms
 from spotify_assets.spotify.errors import SpotifyServerError
 from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, add_partition_to_home, materialize_user
 from spotify_assets_tests.fixtures.sandbox import SleepRecorder
 from spotify_assets_tests.test_auth_command import free_port
@@ -133,7 +134,7 @@ def test_a_gap_is_found_when_local_files_and_episodes_fill_part_of_the_window(
 ) -> None:
     warehouse = local_resources["warehouse"]
     assert materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=local_resources).success
-    cursor = warehouse.max_played_at()
+    cursor = plays_table.max_played_at(warehouse)
     pipeline_sandbox.advance(4 * 3600)
     between = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
     assert len(between) < 50  # no gap yet: the window reaches back past the cursor
@@ -142,7 +143,7 @@ def test_a_gap_is_found_when_local_files_and_episodes_fill_part_of_the_window(
     assert _meta(quiet, "raw_recent_tracks")["possible_gap"] is False
     assert gaps_table.open_gaps(warehouse).empty
 
-    cursor = warehouse.max_played_at()
+    cursor = plays_table.max_played_at(warehouse)
     pipeline_sandbox.advance(36 * 3600)  # far more than 50 plays: the window cannot reach the cursor
     missed = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
     assert len(missed) > 60

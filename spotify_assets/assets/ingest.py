@@ -26,6 +26,7 @@ from spotify_assets.spotify.client import RECENTLY_PLAYED_LIMIT, RecentlyPlayed,
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.normalize import normalize_audio_features, normalize_recently_played
 from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables import plays as plays_table
 from spotify_assets.tables import tracks as tracks_table
 from spotify_assets.users.adoption import adopt_legacy
 from spotify_assets.users.polling import Listener, run_listener
@@ -111,7 +112,7 @@ def raw_recent_tracks(
             description=f"adopted {adopted} play(s) of the single-user layout as {owner} (raw_recent_tracks)",
             metadata={"table": PLAYS_TABLE, "user_id": owner, "adopted_single_user_plays": adopted},
         )
-    cursor = warehouse.max_played_at(user_id)
+    cursor = plays_table.max_played_at(warehouse, user_id)
     after_ms = int(cursor.timestamp() * 1000) if cursor else None
     window = _window(listener, after_ms)
     items = window.items

@@ -1,12 +1,15 @@
-"""The warehouse: every play exactly once, plus the track features and the marts.
+"""The warehouse: a connection and a lock. What is written, and how, is the tables' business.
 
-``WarehouseResource`` is the contract the assets use; ``DuckDBWarehouseResource`` (local
+``WarehouseResource`` is the resource the assets hold; ``DuckDBWarehouseResource`` (local
 default, here) and ``BigQueryWarehouseResource`` (cloud, ``resources/bigquery_warehouse.py``)
-implement it. Exactly-once is the warehouse's job, not the caller's: ``merge_plays`` inserts
+implement it. Each table's operations live in ``spotify_assets/tables/`` (one module per
+table, both dialects side by side: ``plays``, ``tracks``, ``top_ten``, ``gaps``, ``admin``);
+they ask the resource for its ``backend()`` and run their own dialect's statements on it.
+Exactly-once is the warehouse's job, not the caller's: ``tables.plays.merge_plays`` inserts
 only rows whose ``play_key`` is not there yet, so a retried run, a rerun or two overlapping
-runs can load the same batch any number of times. What each table's statements say lives in
-``spotify_assets/tables/`` (one module per table, both dialects side by side); the backends
-hold the connection, the lock and the snapshot, and run those statements.
+runs can load the same batch any number of times. The backends hold the connection, the
+lock, the transaction and the snapshot (DuckDB) or the client and job plumbing (BigQuery),
+and the tables' DDL (``tables/admin.py``).
 
 DuckDB locks its file per process (one writer, or many read-only readers, never both). The
 design that respects that:
@@ -28,34 +31,22 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Literal
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import dagster as dg
 import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
 from spotify_assets.file_lock import LockTimeout, exclusive_lock
 from spotify_assets.resources.dedupe import DuckDBPlaysIndex, FetchingPlaysIndex, PlaysIndex
-from spotify_assets.resources.lake import LakeResource
-from spotify_assets.schema import (
-    META_TABLE,
-    PLAYS_TABLE,
-    conform,
-)
+from spotify_assets.schema import META_TABLE, PLAYS_TABLE
 from spotify_assets.settings import snapshot_path_for
 from spotify_assets.tables import admin
-from spotify_assets.tables import plays as plays_table
-from spotify_assets.tables.backends import BigQueryBackend, DuckDBBackend, read_frames
-from spotify_assets.tables.merge_result import MergeResult
+from spotify_assets.tables.backends import BigQueryBackend, DuckDBBackend
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -63,45 +54,13 @@ class WarehouseLockTimeout(TimeoutError):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Where plays, features and marts live; the same calls locally and in the cloud."""
-
-    #: The planner of merges across sources, per thread (``across_sources``).
-    _across: threading.local = PrivateAttr(default_factory=threading.local)
-
-    @contextmanager
-    def across_sources(self, planner: plays_table.Planner) -> Iterator[None]:
-        """Plays merges inside (``merge_plays_from_lake``) plan with ``planner`` when their batch
-        holds scrobbles or lies near plays without a Spotify id (``scrobbles/merge.py``): the
-        matching rules sit above this layer, so the merge's caller (``plays_writes``) hands them
-        over. Without one such a batch is refused (``tables.plays.PlannerMissing``)."""
-        previous = getattr(self._across, "planner", None)
-        self._across.planner = planner
-        try:
-            yield
-        finally:
-            self._across.planner = previous
-
-    def planner(self) -> plays_table.Planner | None:
-        """The planner ``across_sources`` set in this thread, if any."""
-        return getattr(self._across, "planner", None)
+    """Where plays, features and marts live: a backend the table modules write through, ``query``
+    for reads in its dialect, ``batch`` to hold it for several writes."""
 
     @abstractmethod
     def backend(self) -> DuckDBBackend | BigQueryBackend:
         """This warehouse as the table modules use it (``tables/backends.py``): they run their own
         dialect's statements on it."""
-
-    @abstractmethod
-    def max_played_at(self, user_id: str | None = None) -> datetime | None:
-        """Newest ``played_at`` of ``user_id``'s plays (of any play for None): the polling cursor
-        (None when there are none)."""
-
-    @abstractmethod
-    def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
-        """Insert plays whose ``play_key`` is new; a frame conformed to ``plays``."""
-
-    @abstractmethod
-    def export_plays_for_spark(self, dest_dir: str) -> str:
-        """Make all plays readable by the Spark job; returns the job's ``--input``."""
 
     @abstractmethod
     def query(self, sql: str) -> pd.DataFrame:
@@ -123,10 +82,6 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0])
-
-    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
-        """Merge a batch's Parquet files from the lake (BigQuery overrides this with a load job)."""
-        return self.merge_plays(read_frames(lake, paths, "plays"))
 
 
 class DuckDBWarehouseResource(WarehouseResource):
@@ -289,66 +244,6 @@ class DuckDBWarehouseResource(WarehouseResource):
             _close(con)
 
     # -- the contract ----------------------------------------------------------------
-    def max_played_at(self, user_id: str | None = None) -> datetime | None:
-        with self.reader() as con:
-            value = plays_table.duckdb_max_played_at(con, user_id)
-        return None if value is None else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
-
-    def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
-        plays = conform(plays, "plays")
-        incoming = len(plays)
-        with self.writer() as con:
-            inserted, after = (
-                plays_table.duckdb_insert_ignoring(con, plays)
-                if incoming
-                else (0, plays_table.duckdb_count(con))
-            )
-        return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
-
-    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
-        """Merge a batch's Parquet files in one scan: DuckDB's ``read_parquet`` over the list when the
-        lake is a local folder, else read as Arrow (several at once) and inserted without a pandas
-        round trip."""
-        if not paths:
-            return super().merge_plays_from_lake(lake, paths, batch_id)
-        uris = [lake.uri(p) for p in paths]
-        if all(u.startswith("file://") for u in uris):
-            files = [url2pathname(urlparse(u).path) for u in uris]
-            with self.writer() as con:
-                con.execute("SET enable_progress_bar = false")  # a long insert must not draw on stdout
-                across = plays_table.duckdb_merge_across_sources(
-                    con, plays_table.PARQUET_SCAN, {"files": files}, self.planner()
-                )
-                if across is not None:
-                    return plays_table.result_of_plan(*across)
-                incoming, inserted, after = plays_table.duckdb_insert_from_parquet(con, files)
-            return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
-
-        def read(path: str) -> pa.Table:
-            return pq.ParquetFile(pa.BufferReader(lake.read_bytes(path))).read(use_threads=False)
-
-        with ThreadPoolExecutor(4, thread_name_prefix="lake-read") as pool:
-            tables = list(pool.map(read, paths))
-        incoming_plays = pa.concat_tables(tables, promote_options="default")
-        with self.writer() as con:
-            con.execute("SET enable_progress_bar = false")
-            con.register("incoming_batch", incoming_plays)
-            try:
-                across = plays_table.duckdb_merge_across_sources(con, "incoming_batch", {}, self.planner())
-            finally:
-                con.unregister("incoming_batch")
-            if across is not None:
-                return plays_table.result_of_plan(*across)
-            inserted, after = plays_table.duckdb_insert_ignoring(con, incoming_plays)
-        return MergeResult(inserted=inserted, duplicates=incoming_plays.num_rows - inserted, total_rows=after)
-
-    def export_plays_for_spark(self, dest_dir: str) -> str:
-        out = Path(dest_dir) / "plays.parquet"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with self.reader() as con:
-            con.execute(f"COPY (SELECT * FROM {PLAYS_TABLE}) TO '{out}' (FORMAT parquet)")
-        return str(out)
-
     def query(self, sql: str) -> pd.DataFrame:
         with self.reader() as con:
             return con.execute(sql).df()
