@@ -173,6 +173,8 @@ def synthetic_features(n_tracks: int, seed: int = 7) -> pd.DataFrame:
 
 def build(n: int, folder: Path) -> Path:
     from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+    from spotify_assets.tables import plays as plays_table
+    from spotify_assets.tables import tracks as tracks_table
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -182,9 +184,9 @@ def build(n: int, folder: Path) -> Path:
     t0 = time.perf_counter()
     plays, metadata = as_exported(synthetic_plays(n))
     t1 = time.perf_counter()
-    wh.merge_plays(plays)
-    wh.merge_track_metadata(metadata)
-    wh.merge_track_features(synthetic_features(max(50, n // 50)))
+    plays_table.merge_plays(wh, plays)
+    tracks_table.merge_metadata(wh, metadata)
+    tracks_table.merge_features(wh, synthetic_features(max(50, n // 50)))
     t2 = time.perf_counter()
     print(f"generated {n:,} plays in {t1 - t0:.1f} s, wrote the warehouse in {t2 - t1:.1f} s")
     return snapshot

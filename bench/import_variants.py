@@ -97,6 +97,7 @@ def run_pandas_csv(export: Path, work: Path, rowwise_rows: int = 0) -> dict[str,
 
     from spotify_assets.resources.warehouse import DuckDBWarehouseResource
     from spotify_assets.schema import empty_frame
+    from spotify_assets.tables import plays as plays_table
 
     db = work / "warehouse.duckdb"
     t0 = time.perf_counter()
@@ -144,7 +145,7 @@ def run_pandas_csv(export: Path, work: Path, rowwise_rows: int = 0) -> dict[str,
     csv_path = work / "plays.csv"
     df.to_csv(csv_path, index=False)
     del raw, df
-    DuckDBWarehouseResource(path=str(db)).merge_plays(empty_frame("plays"))  # same DDL as ours
+    plays_table.merge_plays(DuckDBWarehouseResource(path=str(db)), empty_frame("plays"))  # same DDL as ours
     con = duckdb.connect(str(db))
     loaded = 0
     t_load = time.perf_counter()

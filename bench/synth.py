@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from spotify_assets.schema import column_names
+from spotify_assets.tables import plays as plays_table
 
 
 def plays_sql(n: int, end: datetime, seed: int = 7, users: int = 0) -> str:
@@ -81,8 +82,8 @@ def fill_warehouse(db: Path, n: int, end: datetime, seed: int = 7) -> None:
     from spotify_assets.schema import PLAYS_TABLE, empty_frame
 
     wh = DuckDBWarehouseResource(path=str(db))
-    wh.merge_plays(empty_frame("plays"))
+    plays_table.merge_plays(wh, empty_frame("plays"))
     # Through the resource's writer (lock, checkpoint, snapshot publish) like any other write.
-    with wh._writer() as con:
+    with wh.writer() as con:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"INSERT INTO {PLAYS_TABLE} BY NAME {plays_sql(n, end, seed)}")

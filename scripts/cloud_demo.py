@@ -139,16 +139,21 @@ def duckdb_copy(source: Any, folder: Path) -> Path:
         TRACK_METADATA_TABLE,
         conform,
     )
+    from spotify_assets.tables import plays as plays_table
+    from spotify_assets.tables import top_ten as top_ten_table
+    from spotify_assets.tables import tracks as tracks_table
 
     folder.mkdir(parents=True, exist_ok=True)
     snapshot = folder / "warehouse.snapshot.duckdb"
     copy = DuckDBWarehouseResource(path=str(folder / "warehouse.duckdb"), snapshot_path=str(snapshot))
-    copy.merge_plays(conform(source.query(f"SELECT * FROM {PLAYS_TABLE}"), "plays"))
-    copy.merge_track_features(conform(source.query(f"SELECT * FROM {FEATURES_TABLE}"), "track_features"))
-    copy.merge_track_metadata(
-        conform(source.query(f"SELECT * FROM {TRACK_METADATA_TABLE}"), "track_metadata")
+    plays_table.merge_plays(copy, conform(source.query(f"SELECT * FROM {PLAYS_TABLE}"), "plays"))
+    tracks_table.merge_features(
+        copy, conform(source.query(f"SELECT * FROM {FEATURES_TABLE}"), "track_features")
     )
-    copy.replace_top_ten(conform(source.query(f"SELECT * FROM {TOP_TEN_TABLE}"), "top_ten_tracks"))
+    tracks_table.merge_metadata(
+        copy, conform(source.query(f"SELECT * FROM {TRACK_METADATA_TABLE}"), "track_metadata")
+    )
+    top_ten_table.replace(copy, conform(source.query(f"SELECT * FROM {TOP_TEN_TABLE}"), "top_ten_tracks"))
     return snapshot
 
 

@@ -14,6 +14,8 @@ import dagster as dg
 from spotify_assets.assets.warehouse import bq_plays, track_features
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAY_KEY, PLAYS_TABLE, column_names
+from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables import plays as plays_table
 
 #: Clock skew tolerated before a play counts as "in the future".
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -74,7 +76,7 @@ def keys_not_null(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset=bq_plays, blocking=True, description="No play ended in the future.")
 def no_future_plays(config: ClockConfig, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     limit = config.instant() + FUTURE_TOLERANCE
-    newest = warehouse.max_played_at()
+    newest = plays_table.max_played_at(warehouse)
     passed = newest is None or newest <= limit
     return dg.AssetCheckResult(
         passed=passed,
@@ -100,7 +102,7 @@ def schema_unchanged(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=bq_plays, description="The newest play is recent (warns only).")
 def newest_play_is_fresh(config: ClockConfig, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    newest = warehouse.max_played_at()
+    newest = plays_table.max_played_at(warehouse)
     age = config.instant() - newest if newest else None
     passed = age is not None and age <= FRESHNESS_LIMIT
     return dg.AssetCheckResult(
@@ -137,7 +139,7 @@ def audio_feature_coverage(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=bq_plays, description="No open gap in the poll history (warns only).")
 def no_open_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    gaps = warehouse.open_gaps()
+    gaps = gaps_table.open_gaps(warehouse)
     return dg.AssetCheckResult(
         passed=gaps.empty,
         description=None if gaps.empty else f"{len(gaps)} open gap(s) in the poll history",

@@ -31,9 +31,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from spotify_assets.tables import admin
+from spotify_assets.tables import plays as plays_table
+
 if TYPE_CHECKING:
     from spotify_assets.resources.lake import LakeResource
-    from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+    from spotify_assets.resources.warehouse import WarehouseResource
+    from spotify_assets.tables.merge_result import MergeResult
     from spotify_assets.tables.plays import Planner
 
 #: The operator commands that may rewrite the plays table (not only add to it), and the function
@@ -59,14 +63,11 @@ def merge_plays_files(
 
     ``planner``: ``scrobbles/merge.plan``, which the ``bq_plays`` asset and ``rebuild-warehouse``
     pass (this module sits below the scrobbles package); a batch that needs it and has none is
-    refused by the warehouse, never merged insert-only.
+    refused (``tables.plays.PlannerMissing``), never merged insert-only.
     """
-    if planner is None:
-        return warehouse.merge_plays_from_lake(lake, paths, batch_id)
-    with warehouse.across_sources(planner):
-        return warehouse.merge_plays_from_lake(lake, paths, batch_id)
+    return plays_table.merge_plays_from_lake(warehouse, lake, paths, batch_id, planner)
 
 
 def adopt_legacy_plays(warehouse: WarehouseResource, owner: str) -> int:
     """Make the single-user layout's plays (no ``user_id``) ``owner``'s; returns how many."""
-    return warehouse.adopt_legacy_plays(owner)
+    return admin.adopt_legacy_plays(warehouse, owner)

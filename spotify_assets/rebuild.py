@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spotify_assets.lake_layout import PLAYS_KIND, TRACK_FEATURES_PREFIX, TRACK_METADATA_PREFIX
+from spotify_assets.tables import tracks as tracks_table
 
 if TYPE_CHECKING:
     from spotify_assets.resources.lake import LakeResource
@@ -116,9 +117,7 @@ def rebuild_from_lake(
         )
         report.features_files = len(features)
         for path in features:
-            merged = warehouse.merge_track_features_from_lake(
-                lake, [path], "rebuild-" + content_digest(path.encode())
-            )
+            merged = tracks_table.merge_features_from_lake(warehouse, lake, [path])
             report.features_total = merged.total_rows
         # The catalogue lookups (``track_metadata``'s lake files), oldest first, like the features.
         lookups = sorted(
@@ -128,7 +127,7 @@ def rebuild_from_lake(
         report.metadata_files = len(lookups)
         for path in lookups:
             rows = conform(pd.read_parquet(io.BytesIO(lake.read_bytes(path))), "track_metadata")
-            report.metadata_total = warehouse.merge_track_metadata(rows).total_rows
+            report.metadata_total = tracks_table.merge_metadata(warehouse, rows).total_rows
     if not plays:
         from spotify_assets.schema import PLAYS_TABLE
 

@@ -24,6 +24,11 @@ from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResourc
 from spotify_assets.resources.dedupe import plays_index
 from spotify_assets.resources.gcs_lake import GCSLakeResource
 from spotify_assets.schema import column_names, conform, empty_frame
+from spotify_assets.tables import admin
+from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
 from spotify_assets_tests.fixtures.plays import BASE
@@ -47,7 +52,7 @@ def loaded(request: pytest.FixtureRequest, bigquery_emulator: BigQueryEmulator) 
     """A warehouse whose ``bq_plays`` holds ``n`` plays, merged once per module (reads only)."""
     warehouse = bigquery_emulator.warehouse()
     plays = make_plays(request.param, track_count=50)
-    result = warehouse.merge_plays(plays)
+    result = plays_table.merge_plays(warehouse, plays)
     assert (result.inserted, result.total_rows) == (request.param, request.param)
     yield Loaded(warehouse, plays)
 
@@ -57,7 +62,7 @@ def test_count_and_max_played_at(loaded: Loaded) -> None:
     n = len(loaded.plays)
     assert loaded.warehouse.count("bq_plays") == n
     expected = None if n == 0 else (BASE + timedelta(minutes=4 * (n - 1))).astimezone(UTC)
-    assert loaded.warehouse.max_played_at() == expected
+    assert plays_table.max_played_at(loaded.warehouse) == expected
 
 
 def test_query_results_are_typed_by_the_schema_even_when_empty(loaded: Loaded) -> None:
@@ -85,7 +90,7 @@ def test_import_dedupe_runs_over_the_warehouse(loaded: Loaded) -> None:
 def test_export_for_spark_reads_the_same_plays(loaded: Loaded, spark) -> None:
     from spark.top_ten import read_bigquery_plays
 
-    spec = loaded.warehouse.export_plays_for_spark("/unused")
+    spec = plays_table.export_plays_for_spark(loaded.warehouse, "/unused")
     assert (
         spec == f"bigquery:{loaded.warehouse.table_id('bq_plays')}?endpoint={loaded.warehouse.api_endpoint}"
     )
@@ -102,9 +107,11 @@ def test_the_spark_job_ranks_a_household_read_from_bigquery_exactly(
     from spotify_assets_tests.test_spark_top_ten import COMPUTED_AT, EXPECTED, collect, history
 
     warehouse = bigquery_emulator.warehouse()
-    warehouse.merge_plays(conform(pd.DataFrame(history(), columns=column_names("plays")), "plays"))
+    plays_table.merge_plays(
+        warehouse, conform(pd.DataFrame(history(), columns=column_names("plays")), "plays")
+    )
     frame = top_ten.read_bigquery_plays(
-        spark, warehouse.export_plays_for_spark("/unused"), log=lambda _: None
+        spark, plays_table.export_plays_for_spark(warehouse, "/unused"), log=lambda _: None
     )
     result = top_ten.top_ten_tracks(frame, computed_at=COMPUTED_AT)
     assert [r[:-1] for r in collect(result)] == EXPECTED
@@ -115,12 +122,12 @@ def test_the_spark_job_ranks_a_household_read_from_bigquery_exactly(
 def test_merge_plays_is_exact_and_idempotent(bigquery_emulator: BigQueryEmulator, n: int) -> None:
     warehouse = bigquery_emulator.warehouse()
     plays = make_plays(n, track_count=50)
-    first = warehouse.merge_plays(pd.concat([plays, plays.head(1)], ignore_index=True))
+    first = plays_table.merge_plays(warehouse, pd.concat([plays, plays.head(1)], ignore_index=True))
     assert (first.inserted, first.duplicates, first.total_rows) == (n, min(n, 1), n)
-    again = warehouse.merge_plays(plays)
+    again = plays_table.merge_plays(warehouse, plays)
     assert (again.inserted, again.duplicates, again.total_rows) == (0, n, n)
     overlap = make_plays(2, start=max(n - 1, 0), track_count=50)
-    third = warehouse.merge_plays(overlap)
+    third = plays_table.merge_plays(warehouse, overlap)
     assert third.inserted == (1 if n else 2)
     assert warehouse.count("bq_plays") == n + third.inserted
     keys = warehouse.query("SELECT count(DISTINCT play_key) AS k, count(*) AS c FROM bq_plays")
@@ -144,9 +151,9 @@ def test_merge_from_lake_files_in_gcs(
                     f"plays/played_date=2026-11-20/b{i}.parquet", parquet_bytes(part, "plays")
                 ).path
             )
-    result = warehouse.merge_plays_from_lake(lake, paths, f"batch-{n}")
+    result = plays_table.merge_plays_from_lake(warehouse, lake, paths, f"batch-{n}")
     assert (result.inserted, result.total_rows) == (n, n)
-    again = warehouse.merge_plays_from_lake(lake, paths, f"batch-{n}")
+    again = plays_table.merge_plays_from_lake(warehouse, lake, paths, f"batch-{n}")
     assert (again.inserted, again.duplicates, again.total_rows) == (0, n, n)
     if n:
         row = warehouse.query("SELECT * FROM bq_plays ORDER BY played_at LIMIT 1").iloc[0]
@@ -172,13 +179,13 @@ def _features(ids: list[str], status: str, energy: float) -> pd.DataFrame:
 def test_track_features_upsert_and_read(bigquery_emulator: BigQueryEmulator, n: int) -> None:
     warehouse = bigquery_emulator.warehouse()
     ids = [f"t{i:06d}" for i in range(n)]
-    assert warehouse.track_features(["t000000"]).empty
-    first = warehouse.merge_track_features(_features(ids, "ok", 0.5))
+    assert tracks_table.features_of(warehouse, ["t000000"]).empty
+    first = tracks_table.merge_features(warehouse, _features(ids, "ok", 0.5))
     assert (first.inserted, first.total_rows) == (n, n)
     # an 'ok' row is never replaced by a worse status; 'unavailable' rows are filled in later
-    worse = warehouse.merge_track_features(_features(ids[:1], "unavailable", 0.1))
+    worse = tracks_table.merge_features(warehouse, _features(ids[:1], "unavailable", 0.1))
     assert (worse.inserted, worse.total_rows) == (0, n)
-    got = warehouse.track_features([*ids[:3], "unknown"])
+    got = tracks_table.features_of(warehouse, [*ids[:3], "unknown"])
     assert list(got.columns) == column_names("track_features")
     assert sorted(got["track_id"]) == ids[:3]
     assert set(got["status"]) <= {"ok"} and (got["energy"] == 0.5).all()
@@ -199,10 +206,10 @@ def test_track_metadata_upsert_keeps_ok_rows(bigquery_emulator: BigQueryEmulator
             "images": [{"url": "https://i.scdn.co/image/x", "width": 640, "height": 640}],
         },
     }
-    first = warehouse.merge_track_metadata(normalize_track_metadata({"a": track, "b": None}))
+    first = tracks_table.merge_metadata(warehouse, normalize_track_metadata({"a": track, "b": None}))
     assert (first.inserted, first.total_rows) == (2, 2)
     # A later not_found for a track once found does not erase what was found.
-    again = warehouse.merge_track_metadata(normalize_track_metadata({"a": None}))
+    again = tracks_table.merge_metadata(warehouse, normalize_track_metadata({"a": None}))
     assert (again.inserted, again.total_rows) == (0, 2)
     got = warehouse.query(
         "SELECT track_id, status, primary_artist_id, album_id, album_image_url FROM track_metadata ORDER BY 1"
@@ -240,8 +247,8 @@ def test_replace_top_ten_replaces_the_whole_mart(bigquery_emulator: BigQueryEmul
             columns=column_names("top_ten_tracks"),
         )
 
-    warehouse.replace_top_ten(mart(10, 100))
-    warehouse.replace_top_ten(mart(n, 50))
+    top_ten_table.replace(warehouse, mart(10, 100))
+    top_ten_table.replace(warehouse, mart(n, 50))
     got = warehouse.query("SELECT rank, plays FROM top_ten_tracks ORDER BY rank")
     assert got["rank"].tolist() == list(range(1, n + 1))
     assert got["plays"].tolist() == [50 - r for r in range(1, n + 1)]
@@ -249,21 +256,21 @@ def test_replace_top_ten_replaces_the_whole_mart(bigquery_emulator: BigQueryEmul
 
 def test_gaps_are_recorded_once_listed_and_closed(bigquery_emulator: BigQueryEmulator) -> None:
     warehouse = bigquery_emulator.warehouse()
-    assert warehouse.open_gaps().empty
-    assert list(warehouse.open_gaps().columns) == ["gap_start", "gap_end", "detected_at"]
+    assert gaps_table.open_gaps(warehouse).empty
+    assert list(gaps_table.open_gaps(warehouse).columns) == ["gap_start", "gap_end", "detected_at"]
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
-    warehouse.record_gap(start, end)
-    warehouse.record_gap(start, end)  # a retried run
-    warehouse.record_gap(end, end + timedelta(days=1))
-    gaps = warehouse.open_gaps()
+    gaps_table.record(warehouse, start, end)
+    gaps_table.record(warehouse, start, end)  # a retried run
+    gaps_table.record(warehouse, end, end + timedelta(days=1))
+    gaps = gaps_table.open_gaps(warehouse)
     assert gaps["gap_start"].tolist() == [pd.Timestamp(start), pd.Timestamp(end)]
-    assert warehouse.close_gaps_covered_by(start - timedelta(hours=1), end + timedelta(hours=1)) == 1
-    assert warehouse.open_gaps()["gap_start"].tolist() == [pd.Timestamp(end)]
+    assert gaps_table.close_covered_by(warehouse, start - timedelta(hours=1), end + timedelta(hours=1)) == 1
+    assert gaps_table.open_gaps(warehouse)["gap_start"].tolist() == [pd.Timestamp(end)]
 
 
 def test_empty_frame_merges_nothing(bigquery_emulator: BigQueryEmulator) -> None:
     warehouse = bigquery_emulator.warehouse()
-    result = warehouse.merge_plays(empty_frame("plays"))
+    result = plays_table.merge_plays(warehouse, empty_frame("plays"))
     assert (result.inserted, result.duplicates, result.total_rows) == (0, 0, 0)
 
 
@@ -303,8 +310,8 @@ def test_dashboard_resolves_imported_plays_on_bigquery(bigquery_emulator: BigQue
     from spotify_assets_tests.fixtures.dashboard import dashboard_metadata, dashboard_plays
 
     warehouse = bigquery_emulator.warehouse()
-    warehouse.merge_plays(dashboard_plays())
-    warehouse.merge_track_metadata(dashboard_metadata())
+    plays_table.merge_plays(warehouse, dashboard_plays())
+    tracks_table.merge_metadata(warehouse, dashboard_metadata())
 
     def run(sql: str) -> pd.DataFrame:
         return warehouse.query(to_bigquery(sql, warehouse.project, warehouse.dataset))
@@ -349,11 +356,13 @@ def test_a_single_user_plays_table_is_upgraded_and_adopted(bigquery_emulator: Bi
     upgraded = client.get_table(warehouse.table_id("bq_plays"))
     assert "user_id" in {f.name for f in upgraded.schema}
     assert upgraded.clustering_fields == ["user_id", "track_id"]
-    assert warehouse.merge_plays(make_plays(5)).inserted == 5  # plays 0-4, the old layout's
-    assert warehouse.merge_plays(for_user(make_plays(6, start=3), "u1")).inserted == 6  # plays 3-8, u1's
-    assert warehouse.max_played_at("u1") == (BASE + timedelta(minutes=4 * 8)).astimezone(UTC)
-    assert warehouse.adopt_legacy_plays("u1") == 3  # plays 3 and 4 were u1's already
+    assert plays_table.merge_plays(warehouse, make_plays(5)).inserted == 5  # plays 0-4, the old layout's
+    assert (
+        plays_table.merge_plays(warehouse, for_user(make_plays(6, start=3), "u1")).inserted == 6
+    )  # plays 3-8, u1's
+    assert plays_table.max_played_at(warehouse, "u1") == (BASE + timedelta(minutes=4 * 8)).astimezone(UTC)
+    assert admin.adopt_legacy_plays(warehouse, "u1") == 3  # plays 3 and 4 were u1's already
     rows = warehouse.query("SELECT play_key, user_id FROM bq_plays")
     assert len(rows) == 9 and set(rows["user_id"]) == {"u1"}
     assert all(k.startswith("u1|") for k in rows["play_key"]) and rows["play_key"].is_unique
-    assert warehouse.adopt_legacy_plays("u1") == 0
+    assert admin.adopt_legacy_plays(warehouse, "u1") == 0

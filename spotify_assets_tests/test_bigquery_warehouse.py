@@ -27,8 +27,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResource, safe_id
+from spotify_assets.resources.bigquery_warehouse import BigQueryWarehouseResource
 from spotify_assets.schema import conform, load_schema
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables.sql import safe_id
 
 PROJECT, DATASET, STAGING = "proj-1", "spotify", "spotify_staging"
 
@@ -235,9 +237,9 @@ BATCH = "2026-01-01T12:00:00Z-abc"
 def test_rerun_reuses_both_jobs_and_loads_nothing_twice(warehouse, fake_bq) -> None:
     _tables_exist(fake_bq)
     fake_bq.dml = lambda sql: {"inserted": 3, "updated": 0}
-    first = warehouse.merge_plays_from_uris(URIS, BATCH)
+    first = plays_table.merge_plays_from_uris(warehouse, URIS, BATCH)
     n_requests = len(fake_bq.requests)
-    again = warehouse.merge_plays_from_uris(URIS, BATCH)
+    again = plays_table.merge_plays_from_uris(warehouse, URIS, BATCH)
 
     key = safe_id(BATCH)
     named = {j for j in fake_bq.jobs if j.startswith("spotify_")}  # the rest are count queries
@@ -267,7 +269,7 @@ def test_a_failed_job_is_retried_under_the_next_id(warehouse, fake_bq) -> None:
         },
         "status": {"state": "DONE", "errorResult": {"reason": "invalid", "message": "bad parquet"}},
     }
-    warehouse.merge_plays_from_uris(URIS, BATCH)
+    plays_table.merge_plays_from_uris(warehouse, URIS, BATCH)
     load_ids = [j["jobReference"]["jobId"] for j in fake_bq.job_inserts() if "load" in j["configuration"]]
     assert load_ids == [failed_id, f"{failed_id}_r1"]
     assert fake_bq.jobs[f"{failed_id}_r1"]["status"] == {"state": "DONE"}
@@ -277,8 +279,10 @@ def test_the_same_frame_twice_reuses_its_content_derived_jobs(warehouse, fake_bq
     _tables_exist(fake_bq)
     plays = _plays(3)
     fake_bq.dml = lambda sql: {"inserted": 3, "updated": 0}
-    first = warehouse.merge_plays(plays)
-    again = warehouse.merge_plays(plays.iloc[::-1].reset_index(drop=True))  # same rows, other order
+    first = plays_table.merge_plays(warehouse, plays)
+    again = plays_table.merge_plays(
+        warehouse, plays.iloc[::-1].reset_index(drop=True)
+    )  # same rows, other order
     assert (first.inserted, again.inserted, again.duplicates) == (3, 0, 3)
     assert len([j for j in fake_bq.jobs if j.startswith("spotify_load_plays_df_")]) == 1
     assert len([j for j in fake_bq.jobs if j.startswith("spotify_merge_plays_df_")]) == 1

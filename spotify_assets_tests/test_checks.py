@@ -26,6 +26,7 @@ from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.checks import PLAYS_CHECKS
 from spotify_assets.schema import PLAYS_TABLE, duckdb_columns_sql
 from spotify_assets.spotify.normalize import normalize_recently_played
+from spotify_assets.tables import gaps as gaps_table
 from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox.server import SandboxServer
 
@@ -161,7 +162,7 @@ def test_open_gap_warns_without_blocking(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer
 ) -> None:
     now = pipeline_sandbox.now()
-    local_resources["warehouse"].record_gap(now - timedelta(days=3), now - timedelta(days=2))
+    gaps_table.record(local_resources["warehouse"], now - timedelta(days=3), now - timedelta(days=2))
     result = _run(local_resources, now)
     assert result.success
     assert _passed(result) == {**ALL_PASS, "no_open_gaps": False}

@@ -14,6 +14,9 @@ from types import ModuleType
 
 import pytest
 
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.dashboard import (
     dashboard_features,
@@ -38,10 +41,10 @@ def test_the_demos_dashboard_step_prints_its_line(
 ) -> None:
     writer = bigquery_emulator.warehouse()
     plays = household_plays()
-    writer.merge_plays(plays)
-    writer.merge_track_features(dashboard_features("ok"))
-    writer.merge_track_metadata(dashboard_metadata())
-    writer.replace_top_ten(dashboard_top_ten(plays))
+    plays_table.merge_plays(writer, plays)
+    tracks_table.merge_features(writer, dashboard_features("ok"))
+    tracks_table.merge_metadata(writer, dashboard_metadata())
+    top_ten_table.replace(writer, dashboard_top_ten(plays))
     for name, value in {
         "SPOTIFY_DEPLOYMENT": "cloud",
         "SPOTIFY_GCP_PROJECT": writer.project,

@@ -24,6 +24,7 @@ from spotify_assets.resources.features import AudioFeaturesResource
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import LiveSpotifyResource, SpotifyResource
 from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
 from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN
@@ -151,7 +152,7 @@ def landed(lake: LakeResource) -> str:
 
 @dg.asset
 def handed_to_spark(landed: str, warehouse: WarehouseResource) -> str:
-    return warehouse.export_plays_for_spark("unused")
+    return plays_table.export_plays_for_spark(warehouse, "unused")
 
 
 def test_deployment_local_puts_everything_under_the_data_dir(

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.dashboard import (
     EXPECTED,
     build_dashboard_warehouse,
@@ -308,7 +309,7 @@ def test_new_pipeline_run_shows_without_restart(dashboard_env, tmp_path):
     new_play = plays.iloc[[0]].copy()
     new_play["play_key"] = "2024-04-02T10:00:00+00:00|t1"
     new_play["played_at"] = pd.Timestamp("2024-04-02T10:00:00Z")
-    assert wh.merge_plays(conform(new_play, "plays")).inserted == 1
+    assert plays_table.merge_plays(wh, conform(new_play, "plays")).inserted == 1
     at.run()
     assert not at.exception
     assert int(_metrics(at)["Plays"]) == before + 1

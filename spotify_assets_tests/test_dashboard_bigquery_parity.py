@@ -34,6 +34,9 @@ from app import parity
 from app import queries as q
 from app.warehouse import BigQueryWarehouse, DuckDBSnapshot, Warehouse, from_env
 from spotify_assets.schema import PLAYS_TABLE
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.dashboard import (
     ALICE,
@@ -87,10 +90,10 @@ def warehouses(
     plays = household_plays()
     features, metadata, top_ten = dashboard_features("ok"), dashboard_metadata(), dashboard_top_ten(plays)
     writer = bigquery_emulator.warehouse()
-    writer.merge_plays(plays)
-    writer.merge_track_features(features)
-    writer.merge_track_metadata(metadata)
-    writer.replace_top_ten(top_ten)
+    plays_table.merge_plays(writer, plays)
+    tracks_table.merge_features(writer, features)
+    tracks_table.merge_metadata(writer, metadata)
+    top_ten_table.replace(writer, top_ten)
     bigquery = from_env(
         {
             "SPOTIFY_DEPLOYMENT": "cloud",
@@ -311,9 +314,9 @@ def idless_warehouses(
     """``idless_plays`` (with its features and mart) in both warehouses, as ``warehouses`` does."""
     plays, features, top_ten = idless_plays(), idless_features(), idless_top_ten()
     writer = bigquery_emulator.warehouse()
-    writer.merge_plays(plays)
-    writer.merge_track_features(features)
-    writer.replace_top_ten(top_ten)
+    plays_table.merge_plays(writer, plays)
+    tracks_table.merge_features(writer, features)
+    top_ten_table.replace(writer, top_ten)
     bigquery = from_env(
         {
             "SPOTIFY_DEPLOYMENT": "cloud",

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.warehouse import SERVICE_ACCOUNT_SECTION
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.dashboard import (
     chromium,
@@ -129,9 +131,9 @@ def test_the_app_starts_from_its_requirements_alone(
     bigquery_emulator: BigQueryEmulator, tmp_path: Path
 ) -> None:
     writer = bigquery_emulator.warehouse()
-    writer.merge_plays(household_plays())
-    writer.merge_track_features(dashboard_features("ok"))
-    writer.merge_track_metadata(dashboard_metadata())
+    plays_table.merge_plays(writer, household_plays())
+    tracks_table.merge_features(writer, dashboard_features("ok"))
+    tracks_table.merge_metadata(writer, dashboard_metadata())
     expected = household_plays().query("is_play and content_type != 'episode'").shape[0]
     assert expected == 303
 

@@ -29,6 +29,7 @@ WRITER = textwrap.dedent(
     import pandas as pd
     from spotify_assets.resources.warehouse import DuckDBWarehouseResource
     from spotify_assets.schema import conform
+    from spotify_assets.tables import plays as plays_table
 
     folder, batches, per_batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     wh = DuckDBWarehouseResource(path=f"{folder}/warehouse.duckdb", snapshot_path=f"{folder}/warehouse.snapshot.duckdb")
@@ -45,10 +46,10 @@ WRITER = textwrap.dedent(
                 "is_play": True, "source": "api", "batch_id": f"b{b}", "ingested_at": at,
             })
         frame = conform(pd.DataFrame(rows), "plays")
-        result = wh.merge_plays(frame)
+        result = plays_table.merge_plays(wh, frame)
         inserted += result.inserted
         if b % 4 == 0:  # a retried batch: must change nothing
-            again = wh.merge_plays(frame)
+            again = plays_table.merge_plays(wh, frame)
             assert (again.inserted, again.duplicates) == (0, per_batch), again
     print(inserted)
     """

@@ -24,6 +24,7 @@ from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.scrobbles.detect import Format, detect, read_listens
 from spotify_assets.scrobbles.export import export_plays
 from spotify_assets.scrobbles.listen import Listen
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 from spotify_assets_tests.fixtures.plays import make_plays
 from spotify_sandbox.exports import generate_export
@@ -145,9 +146,9 @@ def test_bigquery_exports_the_same_file_as_duckdb(
     plays = pd.concat([make_plays(30), make_plays(5, 100, source="extended_export")], ignore_index=True)
     plays.loc[30:, "ms_played"] = 61_000
     duck = DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
-    duck.merge_plays(plays)
+    plays_table.merge_plays(duck, plays)
     bq = bigquery_emulator.warehouse()
-    bq.merge_plays(plays)
+    plays_table.merge_plays(bq, plays)
     written = []
     for name, warehouse in (("duckdb", duck), ("bigquery", bq)):
         out = tmp_path / f"{name}.csv"

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from spotify_assets.assets import PIPELINE_ASSETS
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.faults import (
     BuildResources,
     failed_steps,
@@ -68,7 +69,7 @@ def test_sigkill_while_bq_plays_waits_then_next_run_loads_batch_once(
     run completes the batch exactly once."""
     resources = fault_resources()
     warehouse = resources["warehouse"]
-    assert warehouse.max_played_at() is None  # creates the empty warehouse and its snapshot
+    assert plays_table.max_played_at(warehouse) is None  # creates the empty warehouse and its snapshot
     home = tmp_path / "home"
     home.mkdir()
     env = {

@@ -17,6 +17,7 @@ from spotify_assets.deployments import cloud_resources
 from spotify_assets.resources.cloud import missing_cloud_env
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.gcs import GCSEmulator
 
 
@@ -38,7 +39,7 @@ def landed(lake: LakeResource) -> str:
 
 @dg.asset
 def spark_input(landed: str, warehouse: WarehouseResource) -> str:
-    return f"{landed} -> {warehouse.export_plays_for_spark('unused')}"
+    return f"{landed} -> {plays_table.export_plays_for_spark(warehouse, 'unused')}"
 
 
 def test_cloud_resources_land_lake_and_io_files_in_the_bucket(cloud_env: GCSEmulator) -> None:

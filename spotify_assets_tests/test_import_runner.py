@@ -23,9 +23,11 @@ from spotify_assets.import_run import import_export
 from spotify_assets.imports.runner import ImportCountError, ImportReport
 from spotify_assets.resources.dedupe import FetchingPlaysIndex
 from spotify_assets.resources.lake import LakeResource, LocalLakeResource
-from spotify_assets.resources.warehouse import DuckDBWarehouseResource, MergeResult
+from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.schema import conform
 from spotify_assets.spotify.normalize import play_key as api_play_key
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables.merge_result import MergeResult
 from spotify_sandbox.exports import generate_export
 
 T0 = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -223,7 +225,7 @@ def test_files_overlapping_within_one_import_are_deduped_across_chunks(tmp_path:
 def test_extended_row_vs_api_row_tolerance(
     tmp_path: Path, wh, lake, lookup: str, api_offset, added: int
 ) -> None:
-    wh.merge_plays(api_plays((T0 + api_offset, TRACK, "Song", "Artist")))
+    plays_table.merge_plays(wh, api_plays((T0 + api_offset, TRACK, "Song", "Artist")))
     export = write_export(tmp_path / "export", {"Streaming_History_Audio_2024.json": [ext_row(T0)]})
     report = import_export(export, wh, lake)
     assert (report.added, report.duplicates_window) == (added, 1 - added)
@@ -232,7 +234,7 @@ def test_extended_row_vs_api_row_tolerance(
 
 
 def test_window_dedupe_needs_the_same_track(tmp_path: Path, wh, lake, lookup: str) -> None:
-    wh.merge_plays(api_plays((T0 + timedelta(seconds=1), OTHER, "Other Song", "Artist")))
+    plays_table.merge_plays(wh, api_plays((T0 + timedelta(seconds=1), OTHER, "Other Song", "Artist")))
     export = write_export(tmp_path / "export", {"Streaming_History_Audio_2024.json": [ext_row(T0)]})
     assert import_export(export, wh, lake).added == 1
 
@@ -260,7 +262,7 @@ def test_same_source_repeats_are_separate_streams(tmp_path: Path, wh, lake, look
 def test_account_row_vs_api_row_minute_bucket(
     tmp_path: Path, wh, lake, lookup: str, api_time, added: int
 ) -> None:
-    wh.merge_plays(api_plays((api_time, TRACK, "Song", "Artist")))
+    plays_table.merge_plays(wh, api_plays((api_time, TRACK, "Song", "Artist")))
     export = write_export(tmp_path / "export", {"StreamingHistory_music_0.json": [acct_row(T0)]})
     report = import_export(export, wh, lake)
     assert (report.added, report.duplicates) == (added, 1 - added)  # exactly T0 is even the same key
@@ -284,12 +286,13 @@ def test_account_rows_match_the_most_common_id_and_keep_the_unmatched(
     tmp_path: Path, wh, lake, lookup: str
 ) -> None:
     day = timedelta(days=1)
-    wh.merge_plays(
+    plays_table.merge_plays(
+        wh,
         api_plays(
             (T0 - 5 * day, TRACK, "Song", "Artist"),
             (T0 - 4 * day, TRACK, "Song", "Artist"),
             (T0 - 3 * day, OTHER, "Song", "Artist"),  # the same song on another release, played less
-        )
+        ),
     )
     export = write_export(
         tmp_path / "export",
@@ -346,14 +349,30 @@ def test_report_check_refuses_numbers_that_do_not_add_up() -> None:
 class RacingWarehouse(DuckDBWarehouseResource):
     """A warehouse where another writer (the poller) lands two of the chunk's keys just before our merge."""
 
-    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
+    def before_merge(self, lake: LakeResource, paths: list[str], batch_id: str) -> None:
         plays = pd.concat([pd.read_parquet(io.BytesIO(lake.read_bytes(p))) for p in paths])
         if (plays["source"] == "extended_export").all() and len(plays) > 2:
             sneaky = plays.head(2).copy()
             sneaky["source"] = "api"
             sneaky["ingested_at"] = pd.Timestamp("2026-01-01", tz="UTC")  # the poller's own run
-            self.merge_plays(sneaky)
-        return super().merge_plays_from_lake(lake, paths, batch_id)
+            plays_table.merge_plays(self, sneaky)
+
+
+_MERGE_FROM_LAKE = plays_table.merge_plays_from_lake
+
+
+def _merge_from_lake_with_faults(
+    warehouse: Any, lake: Any, paths: list[str], batch_id: str, planner: Any = None
+) -> MergeResult:
+    """The lake merge (a table function, ``tables/plays.py``), after a test double's fault if it has one."""
+    if isinstance(warehouse, (RacingWarehouse, CrashingWarehouse)):
+        warehouse.before_merge(lake, paths, batch_id)
+    return _MERGE_FROM_LAKE(warehouse, lake, paths, batch_id, planner)
+
+
+@pytest.fixture(autouse=True)
+def _merges_see_the_doubles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plays_table, "merge_plays_from_lake", _merge_from_lake_with_faults)
 
 
 def test_counts_stay_exact_when_another_writer_races_the_merge(tmp_path: Path, lake, lookup: str) -> None:
@@ -403,7 +422,7 @@ _MERGES: list[str] = []
 class CrashingWarehouse(DuckDBWarehouseResource):
     """Dies in the run's merge, after every chunk's plays were landed in the lake (a crash between the two)."""
 
-    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
+    def before_merge(self, lake: LakeResource, paths: list[str], batch_id: str) -> None:
         _MERGES.append(batch_id)
         raise RuntimeError("killed between landing and merging")
 

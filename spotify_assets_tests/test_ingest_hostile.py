@@ -25,6 +25,8 @@ from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.settings import sandbox_token_path
 from spotify_assets.spotify.client import HttpSpotifyClient, played_at_ms
 from spotify_assets.spotify.errors import SpotifyServerError
+from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, add_partition_to_home, materialize_user
 from spotify_assets_tests.fixtures.sandbox import SleepRecorder
 from spotify_assets_tests.test_auth_command import free_port
@@ -132,16 +134,16 @@ def test_a_gap_is_found_when_local_files_and_episodes_fill_part_of_the_window(
 ) -> None:
     warehouse = local_resources["warehouse"]
     assert materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=local_resources).success
-    cursor = warehouse.max_played_at()
+    cursor = plays_table.max_played_at(warehouse)
     pipeline_sandbox.advance(4 * 3600)
     between = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
     assert len(between) < 50  # no gap yet: the window reaches back past the cursor
     pipeline_sandbox.corrupt_items({0: "local", 1: "local", 2: "episode"})
     quiet = materialize_user(PIPELINE_GRAPH, selection=UPSTREAM_OF_SPARK, resources=local_resources)
     assert _meta(quiet, "raw_recent_tracks")["possible_gap"] is False
-    assert warehouse.open_gaps().empty
+    assert gaps_table.open_gaps(warehouse).empty
 
-    cursor = warehouse.max_played_at()
+    cursor = plays_table.max_played_at(warehouse)
     pipeline_sandbox.advance(36 * 3600)  # far more than 50 plays: the window cannot reach the cursor
     missed = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
     assert len(missed) > 60
@@ -150,7 +152,7 @@ def test_a_gap_is_found_when_local_files_and_episodes_fill_part_of_the_window(
     meta = _meta(result, "raw_recent_tracks")
     assert (meta["items_returned"], meta["new_plays"], meta["quarantined"]) == (50, 47, 3)
     assert meta["possible_gap"] is True
-    gaps = warehouse.open_gaps()
+    gaps = gaps_table.open_gaps(warehouse)
     assert len(gaps) == 1
     assert gaps["gap_start"].iloc[0] == pd.Timestamp(cursor)
     # The gap ends at the oldest item the API showed, episode or not.

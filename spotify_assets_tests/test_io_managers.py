@@ -21,6 +21,7 @@ from spotify_assets.io_managers.lake_io_manager import ONLY_THIS_RUN_KEY
 from spotify_assets.resources.lake import LakeConflictError, LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.schema import conform
+from spotify_assets.tables import top_ten as top_ten_table
 
 #: Environment the reconstructable job below reads (it runs from a fresh import of this module).
 ROOT_ENV = "SPOTIFY_TEST_HANDOFF_ROOT"
@@ -158,7 +159,7 @@ def test_a_single_user_mart_table_is_replaced_by_the_per_listener_one(tmp_path: 
         | {"first_played_at": now, "last_played_at": now, "computed_at": now}
         for scope in ("*", "alice")
     ]
-    warehouse.replace_top_ten(pd.DataFrame(rows))
+    top_ten_table.replace(warehouse, pd.DataFrame(rows))
     got = warehouse.query("SELECT user_id, rank, track_id, plays FROM top_ten_tracks ORDER BY user_id")
     assert [tuple(r) for r in got.itertuples(index=False)] == [("*", 1, "t1", 5), ("alice", 1, "t1", 5)]
 

@@ -10,6 +10,8 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
+from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, materialize_user
 from spotify_sandbox.server import SandboxServer
 
@@ -126,7 +128,7 @@ def test_new_plays_after_the_clock_moves_are_added_exactly(
     """
     pipeline_sandbox.advance(30 * 60)
     _run(local_resources, UPSTREAM_OF_SPARK)
-    newest = local_resources["warehouse"].max_played_at(DEFAULT_USER_ID)
+    newest = plays_table.max_played_at(local_resources["warehouse"], DEFAULT_USER_ID)
     assert newest == max(pd.Timestamp(i["played_at"]) for i in pipeline_sandbox.recently_played_truth())
     pipeline_sandbox.advance(3 * 3600)
     new = pipeline_sandbox.plays_between(newest, pipeline_sandbox.now())
@@ -220,13 +222,13 @@ def test_poll_gap_is_recorded_then_closed_by_an_import(
 
     warehouse = local_resources["warehouse"]
     _run(local_resources, UPSTREAM_OF_SPARK)
-    cursor = warehouse.max_played_at()
+    cursor = plays_table.max_played_at(warehouse)
     pipeline_sandbox.advance(36 * 3600)  # far more than 50 plays happen: the API can't show them all
     missed = pipeline_sandbox.plays_between(cursor, pipeline_sandbox.now())
     assert len(missed) > 50
     result = _run(local_resources, UPSTREAM_OF_SPARK)
     assert _meta(result, "raw_recent_tracks")["possible_gap"] is True
-    gaps = warehouse.open_gaps()
+    gaps = gaps_table.open_gaps(warehouse)
     assert len(gaps) == 1
     assert gaps["gap_start"].iloc[0] == pd.Timestamp(cursor)
 
@@ -258,7 +260,7 @@ def test_poll_gap_is_recorded_then_closed_by_an_import(
     report = import_export(export, warehouse, local_resources["lake"])
     assert report.added == 2
     assert report.gaps_closed == 1
-    assert warehouse.open_gaps().empty
+    assert gaps_table.open_gaps(warehouse).empty
 
 
 def test_a_polled_play_already_imported_from_an_export_is_not_added_twice(

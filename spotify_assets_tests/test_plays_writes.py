@@ -25,6 +25,7 @@ from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.schema import TRACK_METADATA_TABLE
 from spotify_assets.spotify.normalize import normalize_recently_played, normalize_track_metadata
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, materialize_user
 from spotify_sandbox import SandboxServer
 
@@ -124,7 +125,7 @@ def test_adoption_is_shown_in_the_plays_tables_history(
     warehouse = local_resources["warehouse"]
     older = normalize_recently_played(pipeline_sandbox.recently_played_truth()[-3:]).plays
     assert older["user_id"].isna().all()  # normalised without a listener: the single-user layout's rows
-    assert warehouse.merge_plays(older).inserted == 3
+    assert plays_table.merge_plays(warehouse, older).inserted == 3
     result = materialize_user(PIPELINE_GRAPH, selection=["raw_recent_tracks"], resources=local_resources)
     assert result.success
     adoptions = [

@@ -23,6 +23,7 @@ from spotify_assets.assets import PIPELINE_ASSETS, PIPELINE_GRAPH
 from spotify_assets.import_run import import_export
 from spotify_assets.rebuild import rebuild_command, rebuild_from_lake, set_aside
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.partitions import materialize_user
 from spotify_sandbox.exports import extended_row_from_api_item, generate_export
 from spotify_sandbox.server import SandboxServer
@@ -115,7 +116,9 @@ def test_rebuild_from_the_lake_gives_the_same_plays(mixed_history: dict[str, Any
 def test_rebuild_command_replaces_the_local_warehouse(mixed_history: dict[str, Any]) -> None:
     warehouse, data_dir = mixed_history["warehouse"], mixed_history["data_dir"]
     before = _fingerprint(warehouse)
-    warehouse.merge_plays(warehouse.query("SELECT * FROM bq_plays LIMIT 0"))  # publish the snapshot
+    plays_table.merge_plays(
+        warehouse, warehouse.query("SELECT * FROM bq_plays LIMIT 0")
+    )  # publish the snapshot
     # A warehouse that still holds plays is not rebuilt over without --replace.
     assert rebuild_command(["--data-dir", str(data_dir)]) == 2
 

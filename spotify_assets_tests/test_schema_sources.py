@@ -16,6 +16,7 @@ import pytest
 
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.schema import GAPS_TABLE, TABLES, TableName, load_schema
+from spotify_assets.tables import gaps as gaps_table
 from spotify_assets_tests.fixtures.bigquery import BigQueryEmulator
 
 DUCKDB_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN"}
@@ -30,7 +31,7 @@ def test_every_schema_file_names_its_table() -> None:
 def test_duckdb_tables_are_their_schema_files(tmp_path: Path, schema: TableName) -> None:
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     now = datetime(2026, 12, 6, tzinfo=UTC)
-    warehouse.record_gap(now, now)  # opens the file, so every table is created
+    gaps_table.record(warehouse, now, now)  # opens the file, so every table is created
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         found = con.execute(
             "SELECT column_name, data_type, is_nullable FROM information_schema.columns "

@@ -120,6 +120,32 @@ def test_bigquery_merges_across_sources_as_duckdb_does(
         pd.testing.assert_frame_equal(table, duck)
 
 
+def test_a_frame_merged_with_the_planner_is_merged_across_sources_in_both_dialects(
+    tmp_path: Path, landed, bigquery_emulator: BigQueryEmulator
+) -> None:
+    """``merge_plays`` of a frame with a planner merges across sources as the lake path does, in
+    DuckDB as in BigQuery (DuckDB's frame path once ignored the planner and inserted every
+    scrobble as a play of its own); without one a frame is a plain insert of new keys."""
+    lake, paths = landed
+    from_lake = _table(_merged(DuckDBWarehouseResource(path=str(tmp_path / "lake.duckdb")), lake, paths))
+    for wh in (DuckDBWarehouseResource(path=str(tmp_path / "frames.duckdb")), bigquery_emulator.warehouse()):
+        for source in ORDERS[0]:
+            frame = pd.concat([pd.read_parquet(lake.uri(p)) for p in paths[source]], ignore_index=True)
+            plays_table.merge_plays(wh, frame, plan)
+        pd.testing.assert_frame_equal(_table(wh), from_lake)
+    plain = DuckDBWarehouseResource(path=str(tmp_path / "plain.duckdb"))
+    for source in ORDERS[0]:
+        frame = pd.concat([pd.read_parquet(lake.uri(p)) for p in paths[source]], ignore_index=True)
+        plays_table.merge_plays(plain, frame)
+    assert len(_table(plain)) > len(from_lake)  # every listen a row of its own
+
+
+def _merged(wh: WarehouseResource, lake: LocalLakeResource, paths: dict[str, list[str]]) -> WarehouseResource:
+    for source in ORDERS[0]:
+        merge_plays_files(wh, lake, paths[source], f"test-{source}", plan)
+    return wh
+
+
 def _lake_file(lake: LocalLakeResource, name: str, rows: list[dict[str, object]]) -> list[str]:
 
     path = f"plays/user_id={USER}/played_month=2021-01/{name}.parquet"

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from app import queries, ui
+from spotify_assets.tables import plays as plays_table
 from spotify_assets_tests.fixtures.faults import BuildResources
 from spotify_sandbox.server import SandboxServer
 
@@ -135,7 +136,7 @@ def test_lookups_are_capped_most_played_first_and_unknown_ids_are_kept_as_not_fo
     # A play of a track Spotify no longer has (a well-formed id the catalogue does not know).
     ghost = dict(warehouse.query("SELECT * FROM bq_plays ORDER BY played_at LIMIT 1").iloc[0])
     ghost.update(play_key="ghost-play", track_id="0" * 22, played_at=pd.Timestamp("2020-01-01", tz="UTC"))
-    warehouse.merge_plays(pd.DataFrame([ghost]))
+    plays_table.merge_plays(warehouse, pd.DataFrame([ghost]))
     resources = {k: local_resources[k] for k in ("spotify", "warehouse", "lake")}
     played = pd.Series([i["track"]["id"] for i in history]).value_counts()
 

@@ -35,6 +35,7 @@ from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.scrobbles import inbox
 from spotify_assets.settings import dagster_home
 from spotify_assets.spotify.client import SpotifyUser
+from spotify_assets.tables import top_ten as top_ten_table
 from spotify_assets.users.command import sync_partitions, users_command
 from spotify_assets.users.deletion import delete_user_data
 from spotify_assets.users.registry import UserRegistry
@@ -157,7 +158,8 @@ def _write_mart(warehouse: Any) -> None:
 
     rows = [(ALICE_ID, ALICE_MARK), (BOB_ID, BOB_MARK), ("*", ALICE_MARK)]
     now = pd.Timestamp("2026-01-01", tz="UTC")
-    warehouse.replace_top_ten(
+    top_ten_table.replace(
+        warehouse,
         pd.DataFrame(
             {
                 "user_id": [u for u, _ in rows],
@@ -173,7 +175,7 @@ def _write_mart(warehouse: Any) -> None:
                 "last_played_at": [now] * 3,
                 "computed_at": [now] * 3,
             }
-        )
+        ),
     )
 
 

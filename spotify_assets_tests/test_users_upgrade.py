@@ -30,6 +30,8 @@ from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.spotify.client import SpotifyUser
 from spotify_assets.spotify.normalize import for_user
+from spotify_assets.tables import admin
+from spotify_assets.tables import plays as plays_table
 from spotify_assets.users.adoption import (
     ADOPTION_PATH,
     ImportOwnerUnknown,
@@ -153,9 +155,11 @@ def test_a_single_user_warehouse_and_lake_are_adopted_without_loss(
 def test_two_listeners_playing_the_same_track_at_the_same_instant_are_two_plays(tmp_path: Path) -> None:
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     same = make_plays(3)
-    merged = [warehouse.merge_plays(for_user(same, who)) for who in ("sandbox-alice", "sandbox-bob")]
+    merged = [
+        plays_table.merge_plays(warehouse, for_user(same, who)) for who in ("sandbox-alice", "sandbox-bob")
+    ]
     assert [m.inserted for m in merged] == [3, 3]
-    assert warehouse.merge_plays(for_user(same, "sandbox-alice")).inserted == 0
+    assert plays_table.merge_plays(warehouse, for_user(same, "sandbox-alice")).inserted == 0
     counts = warehouse.query("SELECT user_id, count(*) AS n FROM bq_plays GROUP BY 1 ORDER BY 1")
     assert counts.to_dict("records") == [
         {"user_id": "sandbox-alice", "n": 3},
@@ -199,8 +203,8 @@ def test_import_for_a_user_refuses_someone_elses_export_unless_forced(
     assert all(k.startswith("sandbox-alice|") for k in plays["play_key"])
     assert list((data_dir / "lake" / "plays" / "user_id=sandbox-alice").rglob("*.parquet"))
     assert (
-        warehouse.max_played_at("sandbox-alice") is not None
-        and warehouse.max_played_at("sandbox-bob") is None
+        plays_table.max_played_at(warehouse, "sandbox-alice") is not None
+        and plays_table.max_played_at(warehouse, "sandbox-bob") is None
     )
 
     # Forced: imported as alice's although the export says otherwise (same streams: nothing new).
@@ -213,12 +217,14 @@ def test_import_for_a_user_refuses_someone_elses_export_unless_forced(
 
 def test_adoption_keeps_one_row_per_play_when_the_user_already_has_some(tmp_path: Path) -> None:
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
-    assert warehouse.merge_plays(make_plays(5)).inserted == 5  # plays 0-4, the old layout's
-    assert warehouse.merge_plays(for_user(make_plays(6, start=3), "u1")).inserted == 6  # plays 3-8, u1's
-    assert warehouse.adopt_legacy_plays("u1") == 3  # plays 3 and 4 were u1's already
+    assert plays_table.merge_plays(warehouse, make_plays(5)).inserted == 5  # plays 0-4, the old layout's
+    assert (
+        plays_table.merge_plays(warehouse, for_user(make_plays(6, start=3), "u1")).inserted == 6
+    )  # plays 3-8, u1's
+    assert admin.adopt_legacy_plays(warehouse, "u1") == 3  # plays 3 and 4 were u1's already
     rows = warehouse.query("SELECT play_key, user_id FROM bq_plays")
     assert len(rows) == 9 and set(rows["user_id"]) == {"u1"} and rows["play_key"].is_unique
-    assert warehouse.adopt_legacy_plays("u1") == 0
+    assert admin.adopt_legacy_plays(warehouse, "u1") == 0
 
 
 @pytest.mark.parametrize(
@@ -236,7 +242,7 @@ def test_the_legacy_owner_is_recorded_only_when_the_single_user_layout_left_some
     # Two listeners' first runs: each lands plays and files in their own folders, no owner.
     for uid in ("sandbox-alice", "sandbox-bob"):
         assert adopt_legacy(warehouse, lake, uid) == (None, 0)
-        warehouse.merge_plays(for_user(make_plays(3), uid))
+        plays_table.merge_plays(warehouse, for_user(make_plays(3), uid))
         lake.write_bytes(plays_day_path("plays", uid, "2024-01-01", "b1.parquet"), b"theirs")
         lake.write_bytes(f"{user_dir('raw/recently_played', uid)}/fetched_date=2024-01-01/d1.json", b"[]")
         assert adopt_legacy(warehouse, lake, uid) == (None, 0)
@@ -253,7 +259,7 @@ def test_the_legacy_owner_is_recorded_only_when_the_single_user_layout_left_some
     fresh = DuckDBWarehouseResource(path=str(tmp_path / "fresh.duckdb"))
     fresh_lake = LocalLakeResource(root=str(tmp_path / "fresh-lake"))
     assert import_owner(fresh, fresh_lake) is None  # nobody has plays: rows without a user
-    assert fresh.merge_plays(make_plays(4)).inserted == 4
+    assert plays_table.merge_plays(fresh, make_plays(4)).inserted == 4
     assert adopt_legacy(fresh, fresh_lake, "sandbox-alice") == ("sandbox-alice", 4)
     assert legacy_owner(fresh_lake) == "sandbox-alice"
     assert set(fresh.query("SELECT user_id FROM bq_plays")["user_id"]) == {"sandbox-alice"}
@@ -261,7 +267,7 @@ def test_the_legacy_owner_is_recorded_only_when_the_single_user_layout_left_some
     # A single-user install after its first run (one listener, no single-user layout, no owner
     # recorded): an import without --user is that listener's.
     single = DuckDBWarehouseResource(path=str(tmp_path / "single.duckdb"))
-    single.merge_plays(for_user(make_plays(2), "sandbox-listener"))
+    plays_table.merge_plays(single, for_user(make_plays(2), "sandbox-listener"))
     assert import_owner(single, LocalLakeResource(root=str(tmp_path / "single-lake"))) == "sandbox-listener"
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource, WarehouseLockTimeout
 from spotify_assets.schema import SchemaError, conform
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets_tests.fixtures.plays import make_plays
 
 
@@ -21,15 +23,15 @@ def _wh(tmp_path: Path, **kw: object) -> DuckDBWarehouseResource:
 
 def test_merge_is_idempotent_and_counts(tmp_path: Path) -> None:
     wh = _wh(tmp_path)
-    assert wh.max_played_at() is None
-    first = wh.merge_plays(make_plays(30))
+    assert plays_table.max_played_at(wh) is None
+    first = plays_table.merge_plays(wh, make_plays(30))
     assert (first.inserted, first.duplicates, first.total_rows) == (30, 0, 30)
-    again = wh.merge_plays(make_plays(30))
+    again = plays_table.merge_plays(wh, make_plays(30))
     assert (again.inserted, again.duplicates, again.total_rows) == (0, 30, 30)
-    overlap = wh.merge_plays(make_plays(20, start=25))
+    overlap = plays_table.merge_plays(wh, make_plays(20, start=25))
     assert (overlap.inserted, overlap.duplicates, overlap.total_rows) == (15, 5, 45)
     assert wh.count("bq_plays") == 45
-    assert wh.max_played_at() == make_plays(20, start=25)["played_at"].max().to_pydatetime()
+    assert plays_table.max_played_at(wh) == make_plays(20, start=25)["played_at"].max().to_pydatetime()
     dupes = wh.query("SELECT play_key, count(*) n FROM bq_plays GROUP BY 1 HAVING n > 1")
     assert dupes.empty
 
@@ -37,7 +39,7 @@ def test_merge_is_idempotent_and_counts(tmp_path: Path) -> None:
 def test_duplicate_rows_within_one_frame_are_one_play(tmp_path: Path) -> None:
     wh = _wh(tmp_path)
     batch = pd.concat([make_plays(5), make_plays(5)], ignore_index=True)
-    result = wh.merge_plays(batch)
+    result = plays_table.merge_plays(wh, batch)
     assert (result.inserted, result.duplicates) == (5, 5)
 
 
@@ -46,7 +48,7 @@ def test_required_nulls_are_rejected_before_writing(tmp_path: Path) -> None:
     bad = make_plays(3)
     bad["played_at"] = [bad["played_at"].iloc[0], None, None]
     with pytest.raises(SchemaError, match="played_at"):
-        wh.merge_plays(bad)
+        plays_table.merge_plays(wh, bad)
     assert wh.count("bq_plays") == 0
 
 
@@ -71,18 +73,18 @@ def test_features_upsert_never_downgrades_ok(tmp_path: Path) -> None:
             "track_features",
         )
 
-    wh.merge_track_features(features({"a": "ok", "b": "unavailable"}))
-    wh.merge_track_features(features({"a": "unavailable", "b": "ok", "c": "not_found"}))
-    stored = wh.track_features(["a", "b", "c", "zzz"]).set_index("track_id")["status"].to_dict()
+    tracks_table.merge_features(wh, features({"a": "ok", "b": "unavailable"}))
+    tracks_table.merge_features(wh, features({"a": "unavailable", "b": "ok", "c": "not_found"}))
+    stored = tracks_table.features_of(wh, ["a", "b", "c", "zzz"]).set_index("track_id")["status"].to_dict()
     assert stored == {"a": "ok", "b": "ok", "c": "not_found"}
 
 
 def test_snapshot_is_published_and_readable_while_writer_holds_lock(tmp_path: Path) -> None:
     wh = _wh(tmp_path)
-    wh.merge_plays(make_plays(10))
+    plays_table.merge_plays(wh, make_plays(10))
     snapshot = tmp_path / "warehouse.snapshot.duckdb"
     assert snapshot.exists()
-    with wh._writer() as con:  # a writer in the middle of its transaction
+    with wh.writer() as con:  # a writer in the middle of its transaction
         con.execute("DELETE FROM bq_plays")
         reader = duckdb.connect(str(snapshot), read_only=True)
         assert reader.execute("SELECT count(*) FROM bq_plays").fetchall()[0][0] == 10
@@ -98,19 +100,19 @@ def test_writer_waits_for_another_and_times_out_clearly(tmp_path: Path) -> None:
     wh = _wh(tmp_path, lock_timeout_s=0.3)
     import fcntl
 
-    wh.merge_plays(make_plays(1))
+    plays_table.merge_plays(wh, make_plays(1))
     with open(tmp_path / "warehouse.lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(WarehouseLockTimeout, match="held"):
-            wh.merge_plays(make_plays(1, start=1))
-    assert wh.merge_plays(make_plays(1, start=1)).inserted == 1
+            plays_table.merge_plays(wh, make_plays(1, start=1))
+    assert plays_table.merge_plays(wh, make_plays(1, start=1)).inserted == 1
 
 
 def _merge_many(path: str, offset: int, rounds: int) -> None:
     wh = DuckDBWarehouseResource(path=path)
     for r in range(rounds):
         # Each process loads overlapping batches: rows 0..59 shifted by r, both processes alike.
-        wh.merge_plays(make_plays(40, start=offset + r * 5))
+        plays_table.merge_plays(wh, make_plays(40, start=offset + r * 5))
 
 
 def _read_many(snapshot: str, rounds: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -130,7 +132,7 @@ def _read_many(snapshot: str, rounds: int, out: mp.Queue) -> None:  # type: igno
 
 def test_two_writer_processes_and_a_reader_never_duplicate_or_fail(tmp_path: Path) -> None:
     path = str(tmp_path / "warehouse.duckdb")
-    DuckDBWarehouseResource(path=path).merge_plays(make_plays(1))  # create + first snapshot
+    plays_table.merge_plays(DuckDBWarehouseResource(path=path), make_plays(1))  # create + first snapshot
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
     writers = [ctx.Process(target=_merge_many, args=(path, 0, 8)) for _ in range(2)]
@@ -150,13 +152,13 @@ def test_two_writer_processes_and_a_reader_never_duplicate_or_fail(tmp_path: Pat
 
 def test_batch_holds_one_lock_sees_its_writes_and_publishes_once(tmp_path: Path) -> None:
     wh = _wh(tmp_path)
-    wh.merge_plays(make_plays(5))
+    plays_table.merge_plays(wh, make_plays(5))
     snapshot = tmp_path / "warehouse.snapshot.duckdb"
     published = snapshot.stat().st_ino
     with wh.batch():
-        assert wh.merge_plays(make_plays(5, start=5)).inserted == 5
+        assert plays_table.merge_plays(wh, make_plays(5, start=5)).inserted == 5
         assert wh.count("bq_plays") == 10  # read-your-writes inside the batch
-        assert wh.merge_plays(make_plays(5, start=10)).inserted == 5
+        assert plays_table.merge_plays(wh, make_plays(5, start=10)).inserted == 5
         assert snapshot.stat().st_ino == published  # not yet republished
         reader = duckdb.connect(str(snapshot), read_only=True)
         assert reader.execute("SELECT count(*) FROM bq_plays").fetchall()[0][0] == 5
@@ -170,6 +172,6 @@ def test_a_failed_write_in_a_batch_keeps_the_committed_ones(tmp_path: Path) -> N
     bad = make_plays(1, start=99)
     bad["played_at"] = [None]
     with pytest.raises(SchemaError), wh.batch():
-        wh.merge_plays(make_plays(4))
-        wh.merge_plays(bad)
+        plays_table.merge_plays(wh, make_plays(4))
+        plays_table.merge_plays(wh, bad)
     assert wh.count("bq_plays") == 4

@@ -29,6 +29,7 @@ from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE, TRACK_METADATA_TABLE
 from spotify_assets.spotify.errors import SpotifyAPIError
 from spotify_assets.spotify.normalize import normalize_track_metadata
+from spotify_assets.tables import tracks as tracks_table
 
 #: Consecutive failed lookups after which the run stops asking (the API is down or throttling
 #: hard); what was found so far is kept and the rest waits for the next run.
@@ -121,7 +122,7 @@ def track_metadata(
         data = parquet_bytes(rows, "track_metadata")
         lake_file = f"{TRACK_METADATA_PREFIX}{content_digest(data)}.parquet"
         lake.write_bytes(lake_file, data)
-    result = warehouse.merge_track_metadata(rows)
+    result = tracks_table.merge_metadata(warehouse, rows)
     found = int((rows["status"] == "ok").sum()) if len(rows) else 0
     metadata: dict[str, Any] = {
         "table": TRACK_METADATA_TABLE,

@@ -7,7 +7,7 @@ The asset lands the new plays in the lake's ``plays/`` (``runner.land_export``: 
 table) and hands the list of files to ``bq_plays``, whose merge inserts them in the same run:
 the one path every play takes into the warehouse, and the lineage shows it. ``spotify-assets
 import`` and the dashboard's Import page start that run (``spotify_assets.import_run``); the UI
-can too (select ``history_import`` and ``bq_plays``, give the path).
+can too: the ``import_history`` job (``jobs.py``; give the path in the Launchpad, pick the listener).
 
 No ``from __future__ import annotations`` here: Dagster resolves the config class from the
 annotation object, and a string annotation makes it fail.
@@ -29,9 +29,10 @@ from spotify_assets.imports.runner import (
     settle_import,
 )
 from spotify_assets.resources.lake import LakeResource
-from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.scrobbles.detect import Format, source_format
 from spotify_assets.scrobbles.landing import land_inbox, land_listens
+from spotify_assets.tables.merge_result import MergeResult
 
 
 class HistoryImportConfig(dg.Config):

@@ -25,6 +25,9 @@ from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
 from spotify_assets.spotify.client import RECENTLY_PLAYED_LIMIT, RecentlyPlayed, SpotifyClient
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.normalize import normalize_audio_features, normalize_recently_played
+from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables import plays as plays_table
+from spotify_assets.tables import tracks as tracks_table
 from spotify_assets.users.adoption import adopt_legacy
 from spotify_assets.users.polling import Listener, run_listener
 
@@ -109,7 +112,7 @@ def raw_recent_tracks(
             description=f"adopted {adopted} play(s) of the single-user layout as {owner} (raw_recent_tracks)",
             metadata={"table": PLAYS_TABLE, "user_id": owner, "adopted_single_user_plays": adopted},
         )
-    cursor = warehouse.max_played_at(user_id)
+    cursor = plays_table.max_played_at(warehouse, user_id)
     after_ms = int(cursor.timestamp() * 1000) if cursor else None
     window = _window(listener, after_ms)
     items = window.items
@@ -155,7 +158,7 @@ def raw_recent_tracks(
             if window.oldest_ms is not None
             else fetched_at
         )
-        warehouse.record_gap(cursor, gap_end)
+        gaps_table.record(warehouse, cursor, gap_end)
         context.log.warning(
             f"all {window.raw_items} items the API returned (a full window of {RECENTLY_PLAYED_LIMIT}) are newer "
             f"than the cursor {cursor}: plays between the cursor and {gap_end} may be missing (poll more "
@@ -212,7 +215,7 @@ def audio_features(
     limits are per app).
     """
     track_ids = sorted(raw_recent_tracks["track_id"].dropna().unique().tolist())
-    known = warehouse.track_features(track_ids)
+    known = tracks_table.features_of(warehouse, track_ids)
     settled = known[known["status"].isin(["ok", "not_found"])]
     missing = [t for t in track_ids if t not in set(settled["track_id"])]
     note = "all tracks already known"

@@ -12,6 +12,7 @@ from spotify_assets.metadata import markdown_table
 from spotify_assets.resources.spark import SparkResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import ALL_LISTENERS
+from spotify_assets.tables import plays as plays_table
 
 #: Recompute the top ten after every write to the plays table (see ``automation.py``).
 TOP_TEN_AUTOMATION = AFTER_PLAYS_WRITE
@@ -44,7 +45,7 @@ def top_ten_tracks(
     ``top_ten_tracks`` table with it (``io_managers/warehouse_io_manager.py``).
     """
     with tempfile.TemporaryDirectory(prefix="spotify-top-ten-") as tmp:
-        spark_input = warehouse.export_plays_for_spark(f"{tmp}/input")
+        spark_input = plays_table.export_plays_for_spark(warehouse, f"{tmp}/input")
         top_ten = spark.run_top_ten(spark_input, f"{tmp}/output", n=10, log=context.log)
     everyone = top_ten[top_ten["user_id"] == ALL_LISTENERS]
     listeners = sorted(set(top_ten["user_id"]) - {ALL_LISTENERS})

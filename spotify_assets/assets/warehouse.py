@@ -21,6 +21,7 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import FEATURES_TABLE, PLAYS_TABLE
 from spotify_assets.scrobbles.merge import plan
+from spotify_assets.tables import tracks as tracks_table
 
 #: Each writer's rows are merged in the run that produced them, never again from an older run.
 _THIS_RUN = dg.AssetIn(metadata={ONLY_THIS_RUN_KEY: True})
@@ -128,7 +129,7 @@ def track_features(
     worse status.
     """
     incoming = pd.concat([audio_features, audio_features_backfill], ignore_index=True)
-    result = warehouse.merge_track_features(incoming)
+    result = tracks_table.merge_features(warehouse, incoming)
     context.log.info(
         f"{len(audio_features)} feature row(s) from the hourly batch, {len(audio_features_backfill)} from the "
         f"backfill; {result.total_rows} track(s) in the table"

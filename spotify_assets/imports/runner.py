@@ -64,9 +64,11 @@ from spotify_assets.imports.redaction import KEEP_IP_ENV, RedactionError, keep_i
 from spotify_assets.lake_layout import EXPORTS_QUARANTINE_PREFIX, import_record_path
 from spotify_assets.resources.dedupe import NAME_COLUMNS, PlaysIndex, find_duplicates, match_ids, plays_index
 from spotify_assets.resources.lake import LakeConflictError, LakeResource
-from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE, arrow_schema, conform
 from spotify_assets.spotify.normalize import batch_id_for, for_user
+from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.tables.merge_result import MergeResult
 from spotify_assets.users.adoption import import_owner, legacy_owner
 
 #: Rows deduped and landed at a time: 50k keeps a 1M-row import's peak under 1 GiB (100k: ~70 MB more)
@@ -649,7 +651,9 @@ def _close_covered_gaps(warehouse: WarehouseResource) -> int:
     lo, hi = span["lo"].iloc[0], span["hi"].iloc[0]
     if pd.isna(lo) or pd.isna(hi):
         return 0
-    return warehouse.close_gaps_covered_by(pd.Timestamp(lo).to_pydatetime(), pd.Timestamp(hi).to_pydatetime())
+    return gaps_table.close_covered_by(
+        warehouse, pd.Timestamp(lo).to_pydatetime(), pd.Timestamp(hi).to_pydatetime()
+    )
 
 
 def land_export(

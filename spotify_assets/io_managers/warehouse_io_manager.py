@@ -17,10 +17,11 @@ from pydantic import Field
 
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import TOP_TEN_TABLE, TableName, conform
+from spotify_assets.tables import top_ten as top_ten_table
 
 #: The tables this manager may replace, and how. Anything else is refused.
 _REPLACERS: dict[str, tuple[TableName, Callable[[WarehouseResource, pd.DataFrame], None]]] = {
-    TOP_TEN_TABLE: ("top_ten_tracks", lambda wh, df: wh.replace_top_ten(df)),
+    TOP_TEN_TABLE: ("top_ten_tracks", top_ten_table.replace),
 }
 
 

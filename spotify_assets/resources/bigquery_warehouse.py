@@ -24,18 +24,17 @@ points the real client at a BigQuery emulator (``make cloud-demo``, the tests) o
 Application Default Credentials (a service account on Cloud Run/GCE, or
 ``gcloud auth application-default login``); anonymous only when ``api_endpoint`` is set.
 
+The statements of each table (the plays MERGE above, the upserts, the deletes) live in
+``spotify_assets/tables/``; this resource is the client, the table ids, the DDL and the job plumbing.
+
 Datasets are created by Terraform (location, staging table expiry, IAM); the tables are
 created here if missing, from the schema files, so a fresh dataset works on the first run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import re
-from collections.abc import Callable, Iterable
-from datetime import datetime
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -43,25 +42,18 @@ from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
 from google.cloud import bigquery
 from pydantic import Field, PrivateAttr
 
-from spotify_assets.encoding import arrow_parquet_bytes, content_digest, parquet_bytes
-from spotify_assets.resources.lake import LakeResource
-from spotify_assets.resources.warehouse import MergeResult, WarehouseResource
+from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import (
-    ALL_LISTENERS,
     FEATURES_TABLE,
     PLAYS_CLUSTERING,
     PLAYS_TABLE,
-    TOP_TEN_TABLE,
     TRACK_METADATA_TABLE,
     TableName,
-    arrow_schema,
-    conform,
     load_schema,
 )
 from spotify_assets.settings import DEFAULT_BQ_LOCATION
-from spotify_assets.tables import admin, gaps, tracks
-from spotify_assets.tables import plays as plays_table
-from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables import admin
+from spotify_assets.tables.backends import BigQueryBackend
 
 #: How often a deterministic job id may be superseded after failed attempts (``_r1`` ...).
 MAX_JOB_ATTEMPTS = 5
@@ -75,20 +67,6 @@ def bq_schema(table: TableName) -> list[bigquery.SchemaField]:
         bigquery.SchemaField(f.name, f.type, mode=f.mode, description=f.description)
         for f in load_schema(table)
     ]
-
-
-def safe_id(text: str) -> str:
-    """``text`` usable in a table name and a job id; a hash suffix keeps distinct inputs distinct."""
-    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", text)[:180]
-    if cleaned == text:
-        return text
-    return f"{cleaned}_{hashlib.sha256(text.encode()).hexdigest()[:10]}"
-
-
-def _frame_digest(df: pd.DataFrame) -> str:
-    """Content hash of a conformed frame: same rows in any order -> same digest."""
-    body = df.sort_values(list(df.columns)).to_json(orient="records", date_format="iso", date_unit="us")
-    return content_digest(body.encode())
 
 
 def _pandas_type(arrow_type: pa.DataType) -> Any:
@@ -117,8 +95,13 @@ class BigQueryWarehouseResource(WarehouseResource):
     )
     job_timeout_s: float = Field(default=1800.0, description="Longest wait for one BigQuery job.")
 
+    dialect: ClassVar[Literal["bigquery"]] = "bigquery"
+
     _client: bigquery.Client | None = PrivateAttr(default=None)
     _tables_ready: bool = PrivateAttr(default=False)
+
+    def backend(self) -> BigQueryBackend:
+        return self
 
     # -- plumbing ----------------------------------------------------------------------
     def client(self) -> bigquery.Client:
@@ -139,7 +122,7 @@ class BigQueryWarehouseResource(WarehouseResource):
     def table_id(self, table: str) -> str:
         return f"{self.project}.{self.dataset}.{table}"
 
-    def _staging_id(self, name: str) -> str:
+    def staging_id(self, name: str) -> str:
         return f"{self.project}.{self.staging_dataset}.{name}"
 
     def ensure_tables(self) -> None:
@@ -202,7 +185,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             existing.clustering_fields = list(PLAYS_CLUSTERING)
             client.update_table(existing, ["clustering_fields"])
 
-    def _run_once(
+    def run_once(
         self, base_job_id: str, submit: Callable[[str], _J], valid: Callable[[_J], bool] | None = None
     ) -> tuple[_J, bool]:
         """Run the job ``base_job_id`` at most once; returns (finished job, reused an existing job).
@@ -234,7 +217,7 @@ class BigQueryWarehouseResource(WarehouseResource):
             f"BigQuery job {base_job_id} failed in {MAX_JOB_ATTEMPTS} attempts; see its job history"
         )
 
-    def _load_config(self, table: TableName, source_format: str) -> bigquery.LoadJobConfig:
+    def load_config(self, table: TableName, source_format: str) -> bigquery.LoadJobConfig:
         return bigquery.LoadJobConfig(
             schema=bq_schema(table),
             source_format=source_format,
@@ -242,14 +225,14 @@ class BigQueryWarehouseResource(WarehouseResource):
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
         )
 
-    def _staging_exists(self, job: bigquery.LoadJob) -> bool:
+    def staging_exists(self, job: bigquery.LoadJob) -> bool:
         try:
             self.client().get_table(job.destination)
         except NotFound:
             return False
         return True
 
-    def _query_job(self, sql: str, job_id: str, params: list[Any] | None = None) -> bigquery.QueryJob:
+    def query_job(self, sql: str, job_id: str, params: list[Any] | None = None) -> bigquery.QueryJob:
         config = bigquery.QueryJobConfig(query_parameters=params or [])
         return self.client().query(sql, job_config=config, job_id=job_id, job_retry=None)
 
@@ -271,267 +254,13 @@ class BigQueryWarehouseResource(WarehouseResource):
         rows = job.result(timeout=self.job_timeout_s)
         return rows.to_arrow(create_bqstorage_client=False).to_pandas(types_mapper=_pandas_type)
 
-    # -- plays -------------------------------------------------------------------------
-    def merge_plays_sql(self, staging_table: str) -> str:
-        """The insert-only MERGE of ``tables/plays.py`` into this dataset's ``bq_plays``."""
-        return plays_table.bigquery_merge_sql(self.table_id(PLAYS_TABLE), staging_table)
-
-    def merge_plays_from_uris(self, uris: list[str], batch_id: str) -> MergeResult:
-        """Load ``uris`` (Parquet in GCS) into staging and MERGE them into ``bq_plays``, at most once."""
-        if not uris:
-            return MergeResult(inserted=0, duplicates=0, total_rows=self.count(PLAYS_TABLE))
-        fmt = (
-            bigquery.SourceFormat.CSV
-            if all(u.endswith(".csv") for u in uris)
-            else bigquery.SourceFormat.PARQUET
-        )
-        key = safe_id(batch_id)
-
-        def submit(job_id: str) -> bigquery.LoadJob:
-            config = self._load_config("plays", fmt)
-            if fmt == bigquery.SourceFormat.CSV:
-                config.skip_leading_rows = 1
-            return self.client().load_table_from_uri(
-                sorted(uris), self._staging_id(f"plays_{key}"), job_id=job_id, job_config=config
-            )
-
-        return self._merge_staged_plays(key, submit)
-
-    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
-        """Lake files in GCS are loaded by BigQuery itself; any other lake goes through a frame."""
-        uris = [lake.uri(p) for p in paths]
-        if uris and all(u.startswith("gs://") for u in uris):
-            return self.merge_plays_from_uris(uris, batch_id)
-        return super().merge_plays_from_lake(lake, paths, batch_id)
-
-    def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
-        """Upload the frame as Parquet into staging, then the same MERGE (job ids from its content)."""
-        plays = conform(plays, "plays")
-        if plays.empty:
-            return MergeResult(inserted=0, duplicates=0, total_rows=self.count(PLAYS_TABLE))
-        data = parquet_bytes(plays, "plays")
-        key = f"df_{_frame_digest(plays)}"
-
-        def submit(job_id: str) -> bigquery.LoadJob:
-            return self.client().load_table_from_file(
-                io.BytesIO(data),
-                self._staging_id(f"plays_{key}"),
-                size=len(data),
-                job_id=job_id,
-                job_config=self._load_config("plays", bigquery.SourceFormat.PARQUET),
-            )
-
-        # As DuckDB's frame path: a plain insert of new keys unless a planner is set
-        # (``across_sources``); only the lake path, the pipeline's, refuses to merge without one.
-        return self._merge_staged_plays(key, submit, plan_required=False)
-
-    def _merge_staged_plays(
-        self, key: str, submit: Callable[[str], bigquery.LoadJob], *, plan_required: bool = True
-    ) -> MergeResult:
-        self.ensure_tables()
-        load, _ = self._run_once(f"spotify_load_plays_{key}", submit, valid=self._staging_exists)
-        staged = int(load.output_rows or 0)
-        staging_table = (
-            f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
-        )
-        across = (
-            self._merge_across_sources(staging_table, staged)
-            if plan_required or self.planner() is not None
-            else None
-        )
-        if across is not None:
-            return across
-        sql = self.merge_plays_sql(staging_table)
-        merge, reused = self._run_once(
-            f"spotify_merge_plays_{key}", lambda job_id: self._query_job(sql, job_id)
-        )
-        # A reused MERGE job was an earlier call's work: this call inserted nothing new (the
-        # same answer DuckDB gives when a batch is merged twice).
-        inserted = 0 if reused else int(merge.num_dml_affected_rows or 0)
-        return MergeResult(
-            inserted=inserted, duplicates=staged - inserted, total_rows=self.count(PLAYS_TABLE)
-        )
-
-    def _merge_across_sources(self, staging_table: str, staged: int) -> MergeResult | None:
-        """The staged batch through ``scrobbles/merge.plan`` when it needs one (see the DuckDB
-        side, ``plays_table.duckdb_merge_across_sources``), applied in one ``MERGE``; None when the
-        insert-only MERGE is the merge."""
-        table_id = self.table_id(PLAYS_TABLE)
-        need = self.rows(plays_table.bigquery_needs_plan_sql(table_id, staging_table))
-        if not int(need["n"].iloc[0] or 0):
-            return None
-        spans = plays_table.bigquery_spans(staging_table)
-        planner = self.planner()
-        if planner is None:
-            raise plays_table.PlannerMissing(
-                "this batch holds scrobbles or lies near plays without a Spotify id"
-            )
-        existing = self.rows(plays_table.rows_near_sql(f"`{table_id}`", spans, idless_only=False))
-        incoming = self.rows(f"SELECT * FROM `{staging_table}`")
-        planned = planner(incoming, existing)
-        inserted = 0
-        if planned.inserts or planned.updates or planned.deletes:
-            actions = plays_table.plan_actions(planned)
-            schema = [
-                *(bigquery.SchemaField(f.name, f.type, mode="NULLABLE") for f in load_schema("plays")),
-                bigquery.SchemaField(plays_table.PLAN_ACTION, "STRING", mode="NULLABLE"),
-            ]
-            arrow = pa.Table.from_pandas(
-                actions,
-                schema=pa.schema(
-                    [
-                        *(f.with_nullable(True) for f in arrow_schema("plays")),
-                        pa.field(plays_table.PLAN_ACTION, pa.string()),
-                    ]
-                ),
-                preserve_index=False,
-            )
-            data = arrow_parquet_bytes(arrow)
-            key = f"plan_{content_digest(data)}"
-
-            def submit(job_id: str) -> bigquery.LoadJob:
-                config = bigquery.LoadJobConfig(
-                    schema=schema,
-                    source_format=bigquery.SourceFormat.PARQUET,
-                    write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-                    create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
-                )
-                return self.client().load_table_from_file(
-                    io.BytesIO(data),
-                    self._staging_id(f"plays_{key}"),
-                    size=len(data),
-                    job_id=job_id,
-                    job_config=config,
-                )
-
-            load, _ = self._run_once(f"spotify_load_plays_{key}", submit, valid=self._staging_exists)
-            actions_table = (
-                f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
-            )
-            sql = plays_table.bigquery_plan_merge_sql(table_id, actions_table)
-            _, reused = self._run_once(
-                f"spotify_merge_plays_{key}", lambda job_id: self._query_job(sql, job_id)
-            )
-            inserted = 0 if reused else len(planned.inserts)
-        return MergeResult.of_plan(staged, inserted, self.count(PLAYS_TABLE), planned)
-
-    def max_played_at(self, user_id: str | None = None) -> datetime | None:
-        params = [] if user_id is None else [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
-        sql = plays_table.bigquery_max_played_at_sql(self.table_id(PLAYS_TABLE), by_user=user_id is not None)
-        value = self.rows(sql, params)["m"].iloc[0]
-        return (
-            None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
-        )
-
-    def adopt_legacy_plays(self, user_id: str) -> int:
-        waiting = self.rows(plays_table.legacy_waiting_sql(f"`{self.table_id(PLAYS_TABLE)}`"))
-        if not int(waiting["n"].iloc[0]):
-            return 0
-        prefix = bigquery.ScalarQueryParameter("prefix", "STRING", plays_table.legacy_prefix(user_id))
-        user = bigquery.ScalarQueryParameter("user_id", "STRING", user_id)
-        drop_doubles, adopt = plays_table.bigquery_adopt_sql(self.table_id(PLAYS_TABLE))
-        self.run_dml(drop_doubles, [prefix, user])
-        return int(self.run_dml(adopt, [prefix, user]).num_dml_affected_rows or 0)
-
-    def delete_user(self, user_id: str) -> int:
-        """A DML DELETE of the user's rows. BigQuery keeps changed data for the dataset's time
-        travel window (7 days by default) and then fail-safe (7 more): the rows are gone from
-        every query at once, and from Google's storage after that window."""
-        who = [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
-        job = self.run_dml(plays_table.bigquery_delete_user_sql(self.table_id(PLAYS_TABLE)), who)
-        self.run_dml(
-            top_ten_table.bigquery_delete_user_sql(self.table_id(TOP_TEN_TABLE)),
-            [*who, bigquery.ScalarQueryParameter("everyone", "STRING", ALL_LISTENERS)],
-        )
-        return int(job.num_dml_affected_rows or 0)
-
-    # -- features ----------------------------------------------------------------------
-    def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
-        return self._upsert_by_track_id(features, "track_features", FEATURES_TABLE)
-
-    def merge_track_metadata(self, metadata: pd.DataFrame) -> MergeResult:
-        return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
-
-    def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
-        frame = tracks.prepared(frame, schema)
-        if frame.empty:
-            return MergeResult(inserted=0, duplicates=0, total_rows=self.count(table))
-        self.ensure_tables()
-        before = self.count(table)
-        data = parquet_bytes(frame.reset_index(drop=True), schema)
-        # Upserts are not insert-only, so skipping a "seen" content would be wrong (A, B, A
-        # again must end at A): plain unique job ids here; the MERGE itself is idempotent.
-        load = self.client().load_table_from_file(
-            io.BytesIO(data),
-            self._staging_id(f"{schema}_{_frame_digest(frame)}"),
-            size=len(data),
-            job_id_prefix=f"spotify_load_{schema}_",
-            job_config=self._load_config(schema, bigquery.SourceFormat.PARQUET),
-        )
-        load.result(timeout=self.job_timeout_s)
-        dest = load.destination
-        merge = self.client().query(
-            tracks.bigquery_upsert_sql(
-                schema, self.table_id(table), f"{dest.project}.{dest.dataset_id}.{dest.table_id}"
-            ),
-            job_id_prefix=f"spotify_merge_{schema}_",
-        )
-        merge.result(timeout=self.job_timeout_s)
-        total = self.count(table)
-        # dmlStats splits inserts from updates; without it (some BigQuery implementations omit
-        # it) the growth of the table is the number inserted by this upsert.
-        inserted = int(merge.dml_stats.inserted_row_count) if merge.dml_stats else max(total - before, 0)
-        return MergeResult(inserted=inserted, duplicates=len(frame) - inserted, total_rows=total)
-
-    def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
-        ids = sorted(set(track_ids))
-        df = self.rows(
-            tracks.bigquery_rows_for_sql(self.table_id(FEATURES_TABLE)),
-            [bigquery.ArrayQueryParameter("ids", "STRING", ids)],
-        )
-        return conform(df, "track_features")
-
-    # -- marts -------------------------------------------------------------------------
-    def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
-        """One WRITE_TRUNCATE load job: readers see the old mart or the new one, never a mix."""
-        top_ten = conform(top_ten, "top_ten_tracks")
-        self.ensure_tables()
-        data = parquet_bytes(top_ten, "top_ten_tracks")
-        job = self.client().load_table_from_file(
-            io.BytesIO(data),
-            self.table_id(TOP_TEN_TABLE),
-            size=len(data),
-            job_id_prefix="spotify_replace_top_ten_",
-            job_config=self._load_config("top_ten_tracks", bigquery.SourceFormat.PARQUET),
-        )
-        job.result(timeout=self.job_timeout_s)
-
-    def export_plays_for_spark(self, dest_dir: str) -> str:
-        """Nothing to export: the Spark job's driver reads ``bq_plays`` itself (``spark/top_ten.py``).
-
-        Returns the job's BigQuery input, ``bigquery:<project>.<dataset>.bq_plays``, with
-        ``?endpoint=<api_endpoint>`` when this warehouse talks to an endpoint of its own (an
-        emulator), so the job reads the same BigQuery the pipeline writes. ``dest_dir`` is unused.
-        """
-        spec = f"bigquery:{self.table_id(PLAYS_TABLE)}"
-        return f"{spec}?endpoint={self.api_endpoint}" if self.api_endpoint else spec
-
     def query(self, sql: str) -> pd.DataFrame:
         """GoogleSQL; unqualified table names resolve in ``dataset`` (so ``count("bq_plays")`` works)."""
         return self.rows(sql)
 
-    # -- DML; the poll gaps (their SQL: tables/gaps.py) ---------------------------------
+    # -- DML --------------------------------------------------------------------------
     def run_dml(self, sql: str, params: list[Any]) -> bigquery.QueryJob:
         self.ensure_tables()
         job = self.client().query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
         job.result(timeout=self.job_timeout_s)
         return job
-
-    def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
-        gaps.bigquery_record(self, gap_start, gap_end)
-
-    def open_gaps(self) -> pd.DataFrame:
-        return gaps.bigquery_open(self)
-
-    def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
-        return gaps.bigquery_close_covered_by(self, start, end)

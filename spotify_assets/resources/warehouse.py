@@ -1,12 +1,15 @@
-"""The warehouse: every play exactly once, plus the track features and the marts.
+"""The warehouse: a connection and a lock. What is written, and how, is the tables' business.
 
-``WarehouseResource`` is the contract the assets use; ``DuckDBWarehouseResource`` (local
+``WarehouseResource`` is the resource the assets hold; ``DuckDBWarehouseResource`` (local
 default, here) and ``BigQueryWarehouseResource`` (cloud, ``resources/bigquery_warehouse.py``)
-implement it. Exactly-once is the warehouse's job, not the caller's: ``merge_plays`` inserts
+implement it. Each table's operations live in ``spotify_assets/tables/`` (one module per
+table, both dialects side by side: ``plays``, ``tracks``, ``top_ten``, ``gaps``, ``admin``);
+they ask the resource for its ``backend()`` and run their own dialect's statements on it.
+Exactly-once is the warehouse's job, not the caller's: ``tables.plays.merge_plays`` inserts
 only rows whose ``play_key`` is not there yet, so a retried run, a rerun or two overlapping
-runs can load the same batch any number of times. What each table's statements say lives in
-``spotify_assets/tables/`` (one module per table, both dialects side by side); the backends
-hold the connection, the lock and the snapshot, and run those statements.
+runs can load the same batch any number of times. The backends hold the connection, the
+lock, the transaction and the snapshot (DuckDB) or the client and job plumbing (BigQuery),
+and the tables' DDL (``tables/admin.py``).
 
 DuckDB locks its file per process (one writer, or many read-only readers, never both). The
 design that respects that:
@@ -21,167 +24,47 @@ design that respects that:
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import tempfile
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
-from urllib.request import url2pathname
+from typing import ClassVar, Literal
 
 import dagster as dg
 import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
 from spotify_assets.file_lock import LockTimeout, exclusive_lock
 from spotify_assets.resources.dedupe import DuckDBPlaysIndex, FetchingPlaysIndex, PlaysIndex
-from spotify_assets.resources.lake import LakeResource
-from spotify_assets.schema import (
-    FEATURES_TABLE,
-    META_TABLE,
-    PLAYS_TABLE,
-    TRACK_METADATA_TABLE,
-    TableName,
-    conform,
-    empty_frame,
-)
+from spotify_assets.schema import META_TABLE, PLAYS_TABLE
 from spotify_assets.settings import snapshot_path_for
-from spotify_assets.tables import admin, gaps, tracks
-from spotify_assets.tables import plays as plays_table
-from spotify_assets.tables import top_ten as top_ten_table
+from spotify_assets.tables import admin
+from spotify_assets.tables.backends import BigQueryBackend, DuckDBBackend
 
 
 class WarehouseLockTimeout(TimeoutError):
     """Another writer held the warehouse longer than the configured bound."""
 
 
-@dataclass(frozen=True)
-class MergeResult:
-    """What a merge did: ``inserted`` new rows, ``duplicates`` rows already present (skipped).
-
-    A merge across sources (``scrobbles/merge.py``) also says how many rows were ``matched`` to
-    a play another source recorded (counted neither inserted nor duplicates), how many rows
-    without a Spotify id were ``replaced`` (by Spotify's, or by an earlier listen's row; each
-    replacing row is in ``inserted``), and the counts per ``batch_id`` of the rows (``by_batch``:
-    ``added``, ``duplicates``, ``matched``), so an import's report stays exact per file.
-    """
-
-    inserted: int
-    duplicates: int
-    total_rows: int
-    matched: int = 0
-    replaced: int = 0
-    by_batch: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    @classmethod
-    def of_plan(cls, incoming: int, inserted: int, total_rows: int, planned: plays_table.Plan) -> MergeResult:
-        matched = planned.total("matched")
-        return cls(
-            inserted=inserted,
-            duplicates=planned.total("duplicates"),
-            total_rows=total_rows,
-            matched=matched,
-            replaced=len(planned.deletes),
-            by_batch=planned.by_batch,
-        )
-
-
 class WarehouseResource(dg.ConfigurableResource):
-    """Where plays, features and marts live; the same calls locally and in the cloud."""
-
-    #: The planner of merges across sources, per thread (``across_sources``).
-    _across: threading.local = PrivateAttr(default_factory=threading.local)
-
-    @contextmanager
-    def across_sources(self, planner: plays_table.Planner) -> Iterator[None]:
-        """Plays merges inside (``merge_plays_from_lake``) plan with ``planner`` when their batch
-        holds scrobbles or lies near plays without a Spotify id (``scrobbles/merge.py``): the
-        matching rules sit above this layer, so the merge's caller (``plays_writes``) hands them
-        over. Without one such a batch is refused (``tables.plays.PlannerMissing``)."""
-        previous = getattr(self._across, "planner", None)
-        self._across.planner = planner
-        try:
-            yield
-        finally:
-            self._across.planner = previous
-
-    def planner(self) -> plays_table.Planner | None:
-        """The planner ``across_sources`` set in this thread, if any."""
-        return getattr(self._across, "planner", None)
+    """Where plays, features and marts live: a backend the table modules write through, ``query``
+    for reads in its dialect, ``batch`` to hold it for several writes."""
 
     @abstractmethod
-    def max_played_at(self, user_id: str | None = None) -> datetime | None:
-        """Newest ``played_at`` of ``user_id``'s plays (of any play for None): the polling cursor
-        (None when there are none)."""
-
-    @abstractmethod
-    def adopt_legacy_plays(self, user_id: str) -> int:
-        """Make the plays of the single-user layout (no ``user_id``) ``user_id``'s: the column set,
-        each key prefixed (``normalize.user_play_key``). A legacy row whose prefixed key is
-        already there is the same play and goes. Returns how many rows were adopted."""
-
-    @abstractmethod
-    def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
-        """Insert plays whose ``play_key`` is new; a frame conformed to ``plays``."""
-
-    @abstractmethod
-    def delete_user(self, user_id: str) -> int:
-        """Delete every play of ``user_id`` so that none is recoverable from the storage; returns
-        how many rows went.
-
-        "One writer per table" holds: the assets only ever insert (``plays_writes.merge_plays_files``),
-        and this is not an asset but an operator command's call (``spotify-assets users remove NAME
-        --delete-data``), listed with ``rebuild-warehouse`` in ``plays_writes.OPERATOR_REWRITES``;
-        it takes the same writer lock a run takes.
-        """
-
-    @abstractmethod
-    def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
-        """Upsert features by ``track_id``; an ``ok`` row is never replaced by a worse status."""
-
-    @abstractmethod
-    def merge_track_metadata(self, metadata: pd.DataFrame) -> MergeResult:
-        """Upsert ``track_metadata`` rows by ``track_id`` (``ok`` replaced only by ``ok``)."""
-
-    @abstractmethod
-    def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
-        """Stored feature rows for ``track_ids`` (conformed to ``track_features``)."""
-
-    @abstractmethod
-    def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
-        """Replace the ``top_ten_tracks`` mart atomically."""
-
-    @abstractmethod
-    def export_plays_for_spark(self, dest_dir: str) -> str:
-        """Make all plays readable by the Spark job; returns the job's ``--input``."""
+    def backend(self) -> DuckDBBackend | BigQueryBackend:
+        """This warehouse as the table modules use it (``tables/backends.py``): they run their own
+        dialect's statements on it."""
 
     @abstractmethod
     def query(self, sql: str) -> pd.DataFrame:
         """Run read-only SQL (in this warehouse's dialect) and return the result."""
-
-    # -- poll gaps: windows in which plays may have been missed (see checks.no_open_gaps) --
-    @abstractmethod
-    def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
-        """Remember that plays between ``gap_start`` and ``gap_end`` may be missing."""
-
-    @abstractmethod
-    def open_gaps(self) -> pd.DataFrame:
-        """Gaps not yet covered by an import (columns gap_start, gap_end, detected_at)."""
-
-    @abstractmethod
-    def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
-        """Close gaps lying inside [start, end] (an import covered them); returns how many."""
 
     # -- the dedupe questions asked before a merge (see resources/dedupe.py) ------------
     def plays_index(self) -> PlaysIndex:
@@ -200,23 +83,11 @@ class WarehouseResource(dg.ConfigurableResource):
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0])
 
-    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
-        """Merge a batch's Parquet files from the lake (BigQuery overrides this with a load job)."""
-        return self.merge_plays(_read_parquets(lake, paths, "plays"))
-
-    def merge_track_features_from_lake(
-        self, lake: LakeResource, paths: list[str], batch_id: str
-    ) -> MergeResult:
-        return self.merge_track_features(_read_parquets(lake, paths, "track_features"))
-
-
-def _read_parquets(lake: LakeResource, paths: list[str], table: TableName) -> pd.DataFrame:
-    frames = [pd.read_parquet(io.BytesIO(lake.read_bytes(p))) for p in paths]
-    return conform(pd.concat(frames, ignore_index=True), table) if frames else empty_frame(table)
-
 
 class DuckDBWarehouseResource(WarehouseResource):
     """The warehouse as one DuckDB file (default ``$SPOTIFY_DATA_DIR/warehouse.duckdb``)."""
+
+    dialect: ClassVar[Literal["duckdb"]] = "duckdb"
 
     path: str
     snapshot_path: str = ""
@@ -238,6 +109,9 @@ class DuckDBWarehouseResource(WarehouseResource):
     @property
     def _snapshot(self) -> Path:
         return Path(self.snapshot_path) if self.snapshot_path else snapshot_path_for(Path(self.path))
+
+    def backend(self) -> DuckDBBackend:
+        return self
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
@@ -295,7 +169,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             lock.release()
 
     @contextmanager
-    def _writer(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    def writer(self, *, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write, in its own transaction, inside the current batch or a batch of its own."""
         with self.batch(publish=publish):
             con = self._batch_con
@@ -303,14 +177,41 @@ class DuckDBWarehouseResource(WarehouseResource):
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
-                con.execute(
-                    f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
-                    [datetime.now(UTC).isoformat()],
-                )
+                self._stamp(con)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def rewriter(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction, after which the file is rewritten (``_rewrite_database``) and the
+        snapshot published from it.
+
+        DuckDB reuses the blocks a DELETE frees but does not wipe them, so deleted rows' bytes
+        would stay readable in the file (and in every snapshot copied from it). The file is
+        rewritten on every call, even when the transaction changed nothing: a run cut short
+        between its DELETE and the rewrite is finished by the next.
+        """
+        if self._batch_con is not None:
+            raise RuntimeError("a rewrite replaces the database file: run it outside a batch")
+        with self._exclusive(publish=True, rewrite=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                self._stamp(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _stamp(con: duckdb.DuckDBPyConnection) -> None:
+        """Record when this write committed (the dashboard shows the data's age)."""
+        con.execute(
+            f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
+            [datetime.now(UTC).isoformat()],
+        )
 
     def _publish_snapshot(self, db: Path) -> None:
         """Copy the closed database next to itself and rename it over the snapshot (atomic)."""
@@ -325,7 +226,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             raise
 
     @contextmanager
-    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Reads go to the published snapshot: they never contend with a writer (inside a
         batch they go to the batch's connection, so they see the batch's own writes)."""
         if self._batch_con is not None:
@@ -333,7 +234,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             return
         if not self._snapshot_current:
             if not self._snapshot.exists() or not _has_current_tables(self._snapshot):
-                with self._writer():
+                with self.writer():
                     pass  # create (or upgrade) the warehouse and publish its snapshot
             self._snapshot_current = True
         con = _connect_with_retry(str(self._snapshot), read_only=True, timeout_s=30)
@@ -343,147 +244,14 @@ class DuckDBWarehouseResource(WarehouseResource):
             _close(con)
 
     # -- the contract ----------------------------------------------------------------
-    def max_played_at(self, user_id: str | None = None) -> datetime | None:
-        with self._reader() as con:
-            value = plays_table.duckdb_max_played_at(con, user_id)
-        return None if value is None else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
-
-    def adopt_legacy_plays(self, user_id: str) -> int:
-        with self._reader() as con:
-            waiting = con.execute(plays_table.legacy_waiting_sql()).fetchall()[0][0]
-        if not waiting:
-            return 0  # the common case: no write, no lock, no snapshot copy
-        with self._writer() as con:
-            return plays_table.duckdb_adopt(con, user_id)
-
-    def merge_plays(self, plays: pd.DataFrame) -> MergeResult:
-        plays = conform(plays, "plays")
-        incoming = len(plays)
-        with self._writer() as con:
-            inserted, after = (
-                plays_table.duckdb_insert_ignoring(con, plays)
-                if incoming
-                else (0, plays_table.duckdb_count(con))
-            )
-        return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
-
-    def delete_user(self, user_id: str) -> int:
-        """DELETE, then rewrite the file (``_rewrite_database``) and publish the snapshot from it.
-
-        DuckDB reuses the blocks a DELETE frees but does not wipe them, so the deleted rows' bytes
-        would stay readable in the file (and in every snapshot copied from it). The file is
-        rewritten on every call, even when nothing is left to delete: a run cut short between
-        its DELETE and the rewrite is finished by the next.
-        """
-        if self._batch_con is not None:
-            raise RuntimeError("delete_user rewrites the database file: call it outside a batch")
-        with self._exclusive(publish=True, rewrite=True) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                deleted = plays_table.duckdb_delete_user(con, user_id)
-                top_ten_table.duckdb_delete_user(con, user_id)
-                con.execute(
-                    f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('published_at', ?)",
-                    [datetime.now(UTC).isoformat()],
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return int(deleted)
-
-    def merge_plays_from_lake(self, lake: LakeResource, paths: list[str], batch_id: str) -> MergeResult:
-        """Merge a batch's Parquet files in one scan: DuckDB's ``read_parquet`` over the list when the
-        lake is a local folder, else read as Arrow (several at once) and inserted without a pandas
-        round trip."""
-        if not paths:
-            return super().merge_plays_from_lake(lake, paths, batch_id)
-        uris = [lake.uri(p) for p in paths]
-        if all(u.startswith("file://") for u in uris):
-            files = [url2pathname(urlparse(u).path) for u in uris]
-            with self._writer() as con:
-                con.execute("SET enable_progress_bar = false")  # a long insert must not draw on stdout
-                across = plays_table.duckdb_merge_across_sources(
-                    con, plays_table.PARQUET_SCAN, {"files": files}, self.planner()
-                )
-                if across is not None:
-                    return MergeResult.of_plan(*across)
-                incoming, inserted, after = plays_table.duckdb_insert_from_parquet(con, files)
-            return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
-
-        def read(path: str) -> pa.Table:
-            return pq.ParquetFile(pa.BufferReader(lake.read_bytes(path))).read(use_threads=False)
-
-        with ThreadPoolExecutor(4, thread_name_prefix="lake-read") as pool:
-            tables = list(pool.map(read, paths))
-        incoming_plays = pa.concat_tables(tables, promote_options="default")
-        with self._writer() as con:
-            con.execute("SET enable_progress_bar = false")
-            con.register("incoming_batch", incoming_plays)
-            try:
-                across = plays_table.duckdb_merge_across_sources(con, "incoming_batch", {}, self.planner())
-            finally:
-                con.unregister("incoming_batch")
-            if across is not None:
-                return MergeResult.of_plan(*across)
-            inserted, after = plays_table.duckdb_insert_ignoring(con, incoming_plays)
-        return MergeResult(inserted=inserted, duplicates=incoming_plays.num_rows - inserted, total_rows=after)
-
-    def merge_track_features(self, features: pd.DataFrame) -> MergeResult:
-        return self._upsert_by_track_id(features, "track_features", FEATURES_TABLE)
-
-    def merge_track_metadata(self, metadata: pd.DataFrame) -> MergeResult:
-        return self._upsert_by_track_id(metadata, "track_metadata", TRACK_METADATA_TABLE)
-
-    def _upsert_by_track_id(self, frame: pd.DataFrame, schema: TableName, table: str) -> MergeResult:
-        """Upsert on ``track_id`` by the rule of ``tables/tracks.py``."""
-        frame = tracks.prepared(frame, schema)
-        with self._writer() as con:
-            before = _count(con, table)
-            tracks.duckdb_upsert(con, frame, table)
-            after = _count(con, table)
-        return MergeResult(
-            inserted=after - before, duplicates=len(frame) - (after - before), total_rows=after
-        )
-
-    def track_features(self, track_ids: Iterable[str]) -> pd.DataFrame:
-        with self._reader() as con:
-            df = tracks.duckdb_rows_for(con, FEATURES_TABLE, sorted(set(track_ids)))
-        return conform(df, "track_features")
-
-    def replace_top_ten(self, top_ten: pd.DataFrame) -> None:
-        top_ten = conform(top_ten, "top_ten_tracks")
-        with self._writer() as con:
-            top_ten_table.duckdb_replace(con, top_ten)
-
-    def export_plays_for_spark(self, dest_dir: str) -> str:
-        out = Path(dest_dir) / "plays.parquet"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with self._reader() as con:
-            con.execute(f"COPY (SELECT * FROM {PLAYS_TABLE}) TO '{out}' (FORMAT parquet)")
-        return str(out)
-
     def query(self, sql: str) -> pd.DataFrame:
-        with self._reader() as con:
+        with self.reader() as con:
             return con.execute(sql).df()
 
     def plays_index(self) -> PlaysIndex:
         """Joins run in place, inside the published snapshot (or the current batch's connection,
         so an import's previous chunk is visible to the next one's dedupe)."""
-        return DuckDBPlaysIndex(self._reader)
-
-    def record_gap(self, gap_start: datetime, gap_end: datetime) -> None:
-        # Not published on its own: the run's merge, moments later, publishes it with the plays
-        # (a snapshot copy costs time proportional to the history).
-        with self._writer(publish=False) as con:
-            gaps.duckdb_record(con, gap_start, gap_end)
-
-    def open_gaps(self) -> pd.DataFrame:
-        return self.query(gaps.OPEN_SQL)
-
-    def close_gaps_covered_by(self, start: datetime, end: datetime) -> int:
-        with self._writer() as con:
-            return gaps.duckdb_close_covered_by(con, start, end)
+        return DuckDBPlaysIndex(self.reader)
 
 
 def _rewrite_database(db: Path) -> None:

@@ -10,24 +10,45 @@ Its columns are ``schemas/gaps.json`` (the one schema source); ``tables/admin.py
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from spotify_assets.schema import GAPS_TABLE
+from spotify_assets.tables.backends import BigQueryBackend, Warehouse
 
 if TYPE_CHECKING:
     import duckdb
 
 
-class BigQuerySql(Protocol):
-    """What the BigQuery statements need of the warehouse: a table's id, DML and a query."""
+def record(warehouse: Warehouse, gap_start: datetime, gap_end: datetime) -> None:
+    """Remember that plays between ``gap_start`` and ``gap_end`` may be missing (once per window)."""
+    side = warehouse.backend()
+    if side.dialect == "bigquery":
+        bigquery_record(side, gap_start, gap_end)
+        return
+    # Not published on its own: the run's merge, moments later, publishes it with the plays
+    # (a snapshot copy costs time proportional to the history).
+    with side.writer(publish=False) as con:
+        duckdb_record(con, gap_start, gap_end)
 
-    def table_id(self, table: str) -> str: ...
 
-    def run_dml(self, sql: str, params: list[Any]) -> Any: ...
+def open_gaps(warehouse: Warehouse) -> pd.DataFrame:
+    """Gaps not yet covered by an import (columns gap_start, gap_end, detected_at)."""
+    side = warehouse.backend()
+    if side.dialect == "bigquery":
+        return bigquery_open(side)
+    with side.reader() as con:
+        return con.execute(OPEN_SQL).df()
 
-    def rows(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame: ...
+
+def close_covered_by(warehouse: Warehouse, start: datetime, end: datetime) -> int:
+    """Close the gaps lying inside [start, end] (an import covered them); returns how many."""
+    side = warehouse.backend()
+    if side.dialect == "bigquery":
+        return bigquery_close_covered_by(side, start, end)
+    with side.writer() as con:
+        return duckdb_close_covered_by(con, start, end)
 
 
 # -- DuckDB -------------------------------------------------------------------------------------
@@ -53,7 +74,7 @@ def duckdb_close_covered_by(con: duckdb.DuckDBPyConnection, start: datetime, end
 
 
 # -- BigQuery -----------------------------------------------------------------------------------
-def bigquery_record(bq: BigQuerySql, gap_start: datetime, gap_end: datetime) -> None:
+def bigquery_record(bq: BigQueryBackend, gap_start: datetime, gap_end: datetime) -> None:
     """Insert the gap unless that exact window is already recorded (a retried run)."""
     from google.cloud import bigquery
 
@@ -70,14 +91,14 @@ def bigquery_record(bq: BigQuerySql, gap_start: datetime, gap_end: datetime) -> 
     )
 
 
-def bigquery_open(bq: BigQuerySql) -> pd.DataFrame:
+def bigquery_open(bq: BigQueryBackend) -> pd.DataFrame:
     return bq.rows(
         f"SELECT gap_start, gap_end, detected_at FROM `{bq.table_id(GAPS_TABLE)}` "
         "WHERE closed_at IS NULL ORDER BY gap_start"
     )
 
 
-def bigquery_close_covered_by(bq: BigQuerySql, start: datetime, end: datetime) -> int:
+def bigquery_close_covered_by(bq: BigQueryBackend, start: datetime, end: datetime) -> int:
     from google.cloud import bigquery
 
     job = bq.run_dml(

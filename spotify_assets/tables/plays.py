@@ -13,21 +13,31 @@ Both dialects of each statement side by side. Who may call the writes is listed 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from spotify_assets.encoding import arrow_parquet_bytes, content_digest, parquet_bytes
 from spotify_assets.play_sources import SCROBBLE_SOURCES
-from spotify_assets.schema import PLAY_KEY, PLAYS_TABLE, column_names, conform
+from spotify_assets.schema import PLAY_KEY, PLAYS_TABLE, arrow_schema, column_names, conform, load_schema
 from spotify_assets.spotify.normalize import user_play_key
-from spotify_assets.tables.sql import bigquery_insert_all
+from spotify_assets.tables.backends import BigQueryBackend, LakeFiles, Warehouse, read_frames
+from spotify_assets.tables.merge_result import MergeResult
+from spotify_assets.tables.sql import bigquery_insert_all, frame_digest, safe_id
 
 if TYPE_CHECKING:
     import duckdb
+    from google.cloud import bigquery
 
 
 def legacy_waiting_sql(table: str = PLAYS_TABLE) -> str:
@@ -269,6 +279,18 @@ def duckdb_apply_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
             con.unregister("plan_inserts")
 
 
+def result_of_plan(incoming: int, inserted: int, total_rows: int, planned: Plan) -> MergeResult:
+    """A merge across sources as a ``MergeResult``: what the plan matched and replaced, per batch."""
+    return MergeResult(
+        inserted=inserted,
+        duplicates=planned.total("duplicates"),
+        total_rows=total_rows,
+        matched=planned.total("matched"),
+        replaced=len(planned.deletes),
+        by_batch=planned.by_batch,
+    )
+
+
 def duckdb_merge_across_sources(
     con: duckdb.DuckDBPyConnection, scan: str, params: dict[str, Any], planner: Planner | None
 ) -> tuple[int, int, int, Plan] | None:
@@ -352,3 +374,245 @@ def bigquery_plan_merge_sql(table_id: str, actions_table: str) -> str:
         f"sources = S.sources, scrobbled_at = S.scrobbled_at\n"
         f"WHEN NOT MATCHED AND S.{PLAN_ACTION} = 'insert' THEN {bigquery_insert_all('plays')}"
     )
+
+
+# -- the operations: each takes the warehouse and runs its dialect's statements ------------------
+def max_played_at(warehouse: Warehouse, user_id: str | None = None) -> datetime | None:
+    """Newest ``played_at`` of ``user_id``'s plays (of any play for None): the polling cursor
+    (None when there are none)."""
+    side = warehouse.backend()
+    if side.dialect == "duckdb":
+        with side.reader() as con:
+            value = duckdb_max_played_at(con, user_id)
+    else:
+        from google.cloud import bigquery
+
+        params = [] if user_id is None else [bigquery.ScalarQueryParameter("user_id", "STRING", user_id)]
+        sql = bigquery_max_played_at_sql(side.table_id(PLAYS_TABLE), by_user=user_id is not None)
+        value = side.rows(sql, params)["m"].iloc[0]
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+
+
+def export_plays_for_spark(warehouse: Warehouse, dest_dir: str) -> str:
+    """Make all plays readable by the Spark job; returns the job's ``--input``.
+
+    DuckDB: one Parquet file under ``dest_dir``. BigQuery: nothing to export, the job's driver
+    reads ``bq_plays`` itself (``spark/top_ten.py``): ``bigquery:<project>.<dataset>.bq_plays``,
+    with ``?endpoint=<api_endpoint>`` when the warehouse talks to an endpoint of its own (an
+    emulator), so the job reads the same BigQuery the pipeline writes; ``dest_dir`` is unused.
+    """
+    side = warehouse.backend()
+    if side.dialect == "bigquery":
+        spec = f"bigquery:{side.table_id(PLAYS_TABLE)}"
+        return f"{spec}?endpoint={side.api_endpoint}" if side.api_endpoint else spec
+    out = Path(dest_dir) / "plays.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with side.reader() as con:
+        con.execute(f"COPY (SELECT * FROM {PLAYS_TABLE}) TO '{out}' (FORMAT parquet)")
+    return str(out)
+
+
+def merge_plays(warehouse: Warehouse, plays: pd.DataFrame, planner: Planner | None = None) -> MergeResult:
+    """Insert the plays of a frame (conformed to ``plays``) whose ``play_key`` is new.
+
+    With a ``planner`` a batch that holds scrobbles or lies near plays without a Spotify id is
+    merged across sources, in both dialects alike; without one a frame is a plain insert of new
+    keys (only the lake path, the pipeline's, refuses such a batch without a planner).
+    """
+    plays = conform(plays, "plays")
+    side = warehouse.backend()
+    if side.dialect == "bigquery":
+        return bigquery_merge_frame(side, plays, planner)
+    incoming = len(plays)
+    with side.writer() as con:
+        if incoming and planner is not None:
+            con.register("incoming_batch", plays)
+            try:
+                across = duckdb_merge_across_sources(con, "incoming_batch", {}, planner)
+            finally:
+                con.unregister("incoming_batch")
+            if across is not None:
+                return result_of_plan(*across)
+        inserted, after = duckdb_insert_ignoring(con, plays) if incoming else (0, duckdb_count(con))
+    return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
+
+
+def merge_plays_from_lake(
+    warehouse: Warehouse, lake: LakeFiles, paths: list[str], batch_id: str, planner: Planner | None = None
+) -> MergeResult:
+    """Merge a batch's Parquet files from the lake in one read (``plays_writes.merge_plays_files``).
+
+    A batch that needs ``planner`` (it holds scrobbles or lies near plays without a Spotify id)
+    and has none is refused (``PlannerMissing``), never merged insert-only. DuckDB reads local
+    files with one ``read_parquet`` over the list, any other lake as Arrow (several at once);
+    BigQuery loads files in GCS itself (one load job), any other lake through a frame.
+    """
+    side = warehouse.backend()
+    uris = [lake.uri(p) for p in paths]
+    if side.dialect == "bigquery":
+        if uris and all(u.startswith("gs://") for u in uris):
+            return merge_plays_from_uris(side, uris, batch_id, planner)
+        return merge_plays(warehouse, read_frames(lake, paths, "plays"), planner)
+    if not paths:
+        return merge_plays(warehouse, read_frames(lake, paths, "plays"), planner)
+    if all(u.startswith("file://") for u in uris):
+        files = [url2pathname(urlparse(u).path) for u in uris]
+        with side.writer() as con:
+            con.execute("SET enable_progress_bar = false")  # a long insert must not draw on stdout
+            across = duckdb_merge_across_sources(con, PARQUET_SCAN, {"files": files}, planner)
+            if across is not None:
+                return result_of_plan(*across)
+            incoming, inserted, after = duckdb_insert_from_parquet(con, files)
+        return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
+
+    def read(path: str) -> pa.Table:
+        return pq.ParquetFile(pa.BufferReader(lake.read_bytes(path))).read(use_threads=False)
+
+    with ThreadPoolExecutor(4, thread_name_prefix="lake-read") as pool:
+        tables = list(pool.map(read, paths))
+    incoming_plays = pa.concat_tables(tables, promote_options="default")
+    with side.writer() as con:
+        con.execute("SET enable_progress_bar = false")
+        con.register("incoming_batch", incoming_plays)
+        try:
+            across = duckdb_merge_across_sources(con, "incoming_batch", {}, planner)
+        finally:
+            con.unregister("incoming_batch")
+        if across is not None:
+            return result_of_plan(*across)
+        inserted, after = duckdb_insert_ignoring(con, incoming_plays)
+    return MergeResult(inserted=inserted, duplicates=incoming_plays.num_rows - inserted, total_rows=after)
+
+
+# -- BigQuery: staged loads and MERGEs, each job at most once (``BigQueryBackend.run_once``) ------
+def merge_plays_from_uris(
+    bq: BigQueryBackend, uris: list[str], batch_id: str, planner: Planner | None = None
+) -> MergeResult:
+    """Load ``uris`` (Parquet or CSV in GCS) into staging and MERGE them into ``bq_plays``, at most once."""
+    from google.cloud import bigquery
+
+    if not uris:
+        return MergeResult(inserted=0, duplicates=0, total_rows=bq.count(PLAYS_TABLE))
+    fmt = (
+        bigquery.SourceFormat.CSV if all(u.endswith(".csv") for u in uris) else bigquery.SourceFormat.PARQUET
+    )
+    key = safe_id(batch_id)
+
+    def submit(job_id: str) -> bigquery.LoadJob:
+        config = bq.load_config("plays", fmt)
+        if fmt == bigquery.SourceFormat.CSV:
+            config.skip_leading_rows = 1
+        return bq.client().load_table_from_uri(
+            sorted(uris), bq.staging_id(f"plays_{key}"), job_id=job_id, job_config=config
+        )
+
+    return _bigquery_merge_staged(bq, key, submit, planner)
+
+
+def bigquery_merge_frame(bq: BigQueryBackend, plays: pd.DataFrame, planner: Planner | None) -> MergeResult:
+    """Upload the conformed frame as Parquet into staging, then the same MERGE (job ids from its
+    content); as DuckDB's frame path, a plain insert of new keys unless a planner is given."""
+    from google.cloud import bigquery
+
+    if plays.empty:
+        return MergeResult(inserted=0, duplicates=0, total_rows=bq.count(PLAYS_TABLE))
+    data = parquet_bytes(plays, "plays")
+    key = f"df_{frame_digest(plays)}"
+
+    def submit(job_id: str) -> bigquery.LoadJob:
+        return bq.client().load_table_from_file(
+            io.BytesIO(data),
+            bq.staging_id(f"plays_{key}"),
+            size=len(data),
+            job_id=job_id,
+            job_config=bq.load_config("plays", bigquery.SourceFormat.PARQUET),
+        )
+
+    return _bigquery_merge_staged(bq, key, submit, planner, plan_required=False)
+
+
+def _bigquery_merge_staged(
+    bq: BigQueryBackend,
+    key: str,
+    submit: Callable[[str], bigquery.LoadJob],
+    planner: Planner | None,
+    *,
+    plan_required: bool = True,
+) -> MergeResult:
+    bq.ensure_tables()
+    load, _ = bq.run_once(f"spotify_load_plays_{key}", submit, valid=bq.staging_exists)
+    staged = int(load.output_rows or 0)
+    staging_table = f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
+    across = (
+        _bigquery_merge_across_sources(bq, staging_table, staged, planner)
+        if plan_required or planner is not None
+        else None
+    )
+    if across is not None:
+        return across
+    sql = bigquery_merge_sql(bq.table_id(PLAYS_TABLE), staging_table)
+    merge, reused = bq.run_once(f"spotify_merge_plays_{key}", lambda job_id: bq.query_job(sql, job_id))
+    # A reused MERGE job was an earlier call's work: this call inserted nothing new (the
+    # same answer DuckDB gives when a batch is merged twice).
+    inserted = 0 if reused else int(merge.num_dml_affected_rows or 0)
+    return MergeResult(inserted=inserted, duplicates=staged - inserted, total_rows=bq.count(PLAYS_TABLE))
+
+
+def _bigquery_merge_across_sources(
+    bq: BigQueryBackend, staging_table: str, staged: int, planner: Planner | None
+) -> MergeResult | None:
+    """The staged batch through ``scrobbles/merge.plan`` when it needs one (see the DuckDB side,
+    ``duckdb_merge_across_sources``), applied in one ``MERGE``; None when the insert-only MERGE
+    is the merge."""
+    from google.cloud import bigquery
+
+    table_id = bq.table_id(PLAYS_TABLE)
+    need = bq.rows(bigquery_needs_plan_sql(table_id, staging_table))
+    if not int(need["n"].iloc[0] or 0):
+        return None
+    spans = bigquery_spans(staging_table)
+    if planner is None:
+        raise PlannerMissing("this batch holds scrobbles or lies near plays without a Spotify id")
+    existing = bq.rows(rows_near_sql(f"`{table_id}`", spans, idless_only=False))
+    incoming = bq.rows(f"SELECT * FROM `{staging_table}`")
+    planned = planner(incoming, existing)
+    inserted = 0
+    if planned.inserts or planned.updates or planned.deletes:
+        actions = plan_actions(planned)
+        schema = [
+            *(bigquery.SchemaField(f.name, f.type, mode="NULLABLE") for f in load_schema("plays")),
+            bigquery.SchemaField(PLAN_ACTION, "STRING", mode="NULLABLE"),
+        ]
+        arrow = pa.Table.from_pandas(
+            actions,
+            schema=pa.schema(
+                [*(f.with_nullable(True) for f in arrow_schema("plays")), pa.field(PLAN_ACTION, pa.string())]
+            ),
+            preserve_index=False,
+        )
+        data = arrow_parquet_bytes(arrow)
+        key = f"plan_{content_digest(data)}"
+
+        def submit(job_id: str) -> bigquery.LoadJob:
+            config = bigquery.LoadJobConfig(
+                schema=schema,
+                source_format=bigquery.SourceFormat.PARQUET,
+                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+            )
+            return bq.client().load_table_from_file(
+                io.BytesIO(data),
+                bq.staging_id(f"plays_{key}"),
+                size=len(data),
+                job_id=job_id,
+                job_config=config,
+            )
+
+        load, _ = bq.run_once(f"spotify_load_plays_{key}", submit, valid=bq.staging_exists)
+        actions_table = (
+            f"{load.destination.project}.{load.destination.dataset_id}.{load.destination.table_id}"
+        )
+        sql = bigquery_plan_merge_sql(table_id, actions_table)
+        _, reused = bq.run_once(f"spotify_merge_plays_{key}", lambda job_id: bq.query_job(sql, job_id))
+        inserted = 0 if reused else len(planned.inserts)
+    return result_of_plan(staged, inserted, bq.count(PLAYS_TABLE), planned)

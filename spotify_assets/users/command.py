@@ -30,6 +30,7 @@ from spotify_assets.spotify.auth import (
 from spotify_assets.spotify.client import HttpSpotifyClient
 from spotify_assets.spotify.errors import SpotifyError
 from spotify_assets.spotify.token_store import MemoryTokenStore
+from spotify_assets.tables import plays as plays_table
 from spotify_assets.users.registry import User, UserError, UserRegistry, check_name
 
 
@@ -121,7 +122,7 @@ def _newest_plays(data: DataLayout, users: list[User]) -> dict[str, str]:
     if settings.deployment == "local" and not settings.data.warehouse.exists():
         return {}
     with command_stores(settings, "warehouse") as stores:
-        newest = {u.user_id: stores.warehouse.max_played_at(u.user_id) for u in users}
+        newest = {u.user_id: plays_table.max_played_at(stores.warehouse, u.user_id) for u in users}
     return {k: f"{v:%Y-%m-%d %H:%M}Z" for k, v in newest.items() if v is not None}
 
 

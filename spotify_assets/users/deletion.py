@@ -56,6 +56,7 @@ from spotify_assets.lake_layout import REDACTIONS_STAGING_PREFIX as STAGING_PREF
 from spotify_assets.resources.lake import LakeResource, LocalLakeResource
 from spotify_assets.resources.warehouse import WarehouseResource
 from spotify_assets.schema import PLAYS_TABLE
+from spotify_assets.tables import admin
 from spotify_assets.users.adoption import legacy_owner
 from spotify_assets.users.run_history import (
     InstanceBusyError,
@@ -244,7 +245,7 @@ def delete_user_data(
     _drop_folders(lake, [user_dir(kind, user_id) for kind in kinds])
     _prune_empty(lake, sorted({path.rsplit("/", 1)[0] for _, path in doomed if "/" in path}))
 
-    report.warehouse_rows = warehouse.delete_user(user_id)
+    report.warehouse_rows = admin.delete_user(warehouse, user_id)
 
     if handoff is not None:
         for path in handoff.list():
