@@ -102,6 +102,11 @@ def fault_schedule(hours: float, seed: int, users: list[str], every_kind_once: b
         faults.append(Fault(round(at, 2), rng.choice(FAULT_KINDS), rng.choice(users)))
 
 
+def _say(line: str) -> None:
+    """A line of the soak's progress, with the wall time (to read beside ``dev``'s log)."""
+    print(f"{datetime.now(UTC):%H:%M:%S} soak: {line}", flush=True)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -187,7 +192,7 @@ class Dev:
             return
         code = self.proc.returncode if self.proc is not None else None
         self.log.restarts.append({"sim": sim, "exit_status": code})
-        print(f"[{sim}] dev exited ({code}): restarting it", flush=True)
+        _say(f"[{sim}] dev exited ({code}): restarting it")
         self.start()
 
     def kill(self, what: str) -> list[int]:
@@ -353,6 +358,65 @@ def _final_state(data: Path) -> tuple[dict[str, list[int]], list[tuple[int, int]
     return plays, gaps, len(records), statuses
 
 
+def _diagnosis(data: Path, sandbox: Any, start: datetime, lines: int = 80) -> dict[str, Any]:
+    """What a failed soak needs read before its data directory goes: each run (status, partition,
+    what launched it, when), the sensor's and schedule's last ticks, the sandbox's last requests
+    and the tail of each ``dev`` log."""
+    import dagster as dg
+
+    from spotify_assets.settings import dagster_home
+
+    def hours(ts: float | None) -> float | None:
+        return None if ts is None else round((ts - start.timestamp()) / 3600, 2)
+
+    def wall(ts: float | None) -> str | None:
+        return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+    runs: list[dict[str, Any]] = []
+    ticks: dict[str, list[dict[str, Any]]] = {}
+    with dg.DagsterInstance.from_config(str(dagster_home(data))) as instance:
+        for record in reversed(instance.get_run_records()):
+            run = record.dagster_run
+            runs.append(
+                {
+                    "run": run.run_id[:8],
+                    "job": run.job_name,
+                    "status": run.status.value,
+                    "partition": run.tags.get("dagster/partition", ""),
+                    "by": run.tags.get("dagster/sensor_name") or run.tags.get("dagster/schedule_name", ""),
+                    "created": wall(record.create_timestamp.timestamp()),
+                    "started": wall(record.start_time),
+                    "ended": wall(record.end_time),
+                }
+            )
+        for state in instance.all_instigator_state():
+            ticks[state.instigator_name] = [
+                {
+                    "at": wall(tick.timestamp),
+                    "status": tick.status.value,
+                    "runs": [r[:8] for r in tick.run_ids],
+                    "skip": (tick.skip_reason or "")[:300],
+                    "error": (tick.error.message.strip().splitlines() or [""])[-1][:300]
+                    if tick.error
+                    else "",
+                }
+                for tick in reversed(
+                    instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=15)
+                )
+            ]
+    logs = {
+        path.name: path.read_text(errors="replace").splitlines()[-lines:]
+        for path in sorted(data.glob("dev-*.log"))
+    }
+    return {
+        "runs": runs,
+        "ticks": ticks,
+        "sandbox_last_requests": sandbox.stats()["log"][-40:],
+        "shown_at_hours": {u: [hours(ms / 1000) for ms in v] for u, v in sandbox.shown_at().items()},
+        "dev_logs": logs,
+    }
+
+
 def _lake_files(data: Path) -> tuple[list[str], list[str]]:
     """(published Parquet files that do not read whole, temporary files left behind) in the lake."""
     import pyarrow.parquet as pq
@@ -443,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             dev.restart_if_dead(sandbox.now().isoformat())
             time.sleep(2)
         log.warm_up_s = round(time.monotonic() - warm_up, 1)
+        _say(f"every listener's first run is in the snapshot ({log.warm_up_s:g} s): the clock starts")
         revoked: set[str] = set()
         clock0 = time.monotonic()
         pending = list(faults)
@@ -458,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                     log.restarts.append(
                         {"sim": sandbox.now().isoformat(), "after": kind, "by": "dev", "took_s": took}
                     )
-                    print(f"  dev restarted what {kind} took down in {took:g} s", flush=True)
+                    _say(f"dev restarted what {kind} took down in {took:g} s")
 
         try:
             while True:
@@ -469,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
                     line = RECOVERED_LINE.get(fault.kind, "")
                     before = dev.said(line) if line else 0
                     log.faults.append(inject(fault, sandbox, dev, data))
-                    print(f"[{fault.at_hour:7.2f} h] {fault.kind} {fault.user}".rstrip(), flush=True)
+                    _say(f"[{fault.at_hour:7.2f} h] {fault.kind} {fault.user}".rstrip())
                     if line:  # dev restarts what the kill took down, and says so
                         recovering.append((fault.kind, line, before, time.monotonic()))
                     if fault.kind == "revoke":
@@ -482,11 +547,12 @@ def main(argv: list[str] | None = None) -> int:
                 dev.restart_if_dead(sandbox.now().isoformat())
                 time.sleep(0.2)
             end_ms = round(end.timestamp() * 1000)
+            _say(f"the clock stops at {end.isoformat()}: catching up")
             catch_up = time.monotonic()
             deadline = catch_up + args.catch_up_s
             while not (caught_up := _caught_up(sandbox, data, list(user_ids.values()), end_ms, revoked)):
                 if time.monotonic() > deadline:
-                    print(
+                    _say(
                         f"catch-up: not every listener's latest plays reached the snapshot in {args.catch_up_s:g} s"
                     )
                     break
@@ -555,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
             "data": str(data),
         }
+        if not ok:  # read before the data directory goes (pytest's, or a temporary one)
+            report["diagnosis"] = _diagnosis(data, sandbox, start)
     print(line if caught_up else f"{line}; STALLED: the last plays shown did not reach the snapshot")
     print(json.dumps(report, indent=1, default=str))
     if args.json:

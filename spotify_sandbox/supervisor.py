@@ -91,12 +91,23 @@ class Backoff:
 
 @contextlib.contextmanager
 def stop_signals_held() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP back for the block; one that came meanwhile is handled after it."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    """Hold SIGINT, SIGTERM and SIGHUP back for the block; one that came meanwhile is handled after it.
+
+    Held by a handler that only notes the signal, not by blocking it: a blocked signal stays
+    blocked in every child started in the block, across ``exec`` and on to their children (the
+    soak found ``dagster dev``'s whole tree deaf to SIGTERM that way, and each run a minute slower
+    while Dagster waited for the ``tail`` it had sent SIGTERM to). A caught signal is reset to its
+    default in the child. Main thread only, as ``signal.signal`` is.
+    """
+    heard: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: heard.append(signum)) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(heard):  # once each, in the order they came
+            signal.raise_signal(signum)
 
 
 @dataclass

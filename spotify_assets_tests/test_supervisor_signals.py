@@ -1,0 +1,89 @@
+"""``spotify-assets dev``'s children hear stop signals, though ``dev`` holds them back while it starts one.
+
+``dev`` holds SIGINT, SIGTERM and SIGHUP back while it starts a child, so a stop that arrives
+meanwhile finds the child recorded and stops it too. The soak found that this hold leaked into
+every child: it blocked the signals (``pthread_sigmask``), a signal mask survives ``fork`` and
+``exec``, so ``dagster dev``, the daemon, the code server, each run worker and every process
+they started had the three signals blocked for good. A stop's polite signal did nothing (only
+the SIGKILL after the grace ended them), and Dagster's compute-log capture, which ends its
+``tail -F`` with SIGTERM and waits up to 30 s for it, added a minute to every run and left two
+``tail`` processes behind per run: in the soak, runs so slow that the platform had not caught
+up with the last plays four minutes after the end.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spotify_sandbox.supervisor import STOP_SIGNALS, Child, stop_signals_held
+
+
+def _blocked(pid: int) -> set[signal.Signals]:
+    """The signals ``pid`` has blocked (``SigBlk`` in ``/proc/<pid>/status``)."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    mask = int(next(line for line in status if line.startswith("SigBlk:")).split()[1], 16)
+    return {sig for sig in signal.Signals if mask & (1 << (sig - 1))}
+
+
+def test_a_child_started_while_stop_signals_are_held_still_hears_them() -> None:
+    # As Dagster's compute-log capture does: start ``tail -F``, end it with SIGTERM, wait for it.
+    code = (
+        "import subprocess, sys\n"
+        "tail = subprocess.Popen(['tail', '-F', '/dev/null'])\n"
+        "tail.terminate()\n"
+        "try:\n"
+        "    tail.wait(timeout=5)\n"
+        "except subprocess.TimeoutExpired:\n"
+        "    tail.kill()\n"
+        "    sys.exit('tail did not end on SIGTERM')\n"
+        "import time; time.sleep(60)\n"
+    )
+    child = Child(
+        "a server", start=lambda: subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    )
+    child.launch()
+    proc = child.proc
+    assert proc is not None
+    try:
+        assert not _blocked(proc.pid) & set(STOP_SIGNALS), "the child starts with stop signals blocked"
+        time.sleep(0.2)  # not a wait for a condition: the grandchild's check is what may fail here
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == -signal.SIGTERM, "the child did not end on SIGTERM"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+class _Stop(BaseException):
+    pass
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise _Stop(signum)
+
+
+@pytest.mark.parametrize("sig", STOP_SIGNALS)
+def test_a_stop_signal_during_the_hold_comes_after_it_with_the_child_recorded(sig: signal.Signals) -> None:
+    previous = signal.signal(sig, _raise_stop)
+    recorded: list[subprocess.Popen[bytes]] = []
+    try:
+        with pytest.raises(_Stop), stop_signals_held():
+            proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+            signal.raise_signal(sig)  # a stop arrives while the child is being started
+            for _ in range(1000):  # bytecodes enough for a handler to run, if one were let through
+                pass
+            recorded.append(proc)
+        assert recorded, "the stop interrupted the start before the child was recorded"
+        # Once the hold ends, the handler is the caller's again.
+        assert signal.getsignal(sig) is _raise_stop
+    finally:
+        signal.signal(sig, previous)
+        for proc in recorded:
+            proc.kill()
+            proc.wait()
