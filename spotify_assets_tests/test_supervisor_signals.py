@@ -1,4 +1,5 @@
-"""``spotify-assets dev``'s children hear stop signals, though ``dev`` holds them back while it starts one.
+"""``spotify-assets dev``'s children hear stop signals, though ``dev`` holds them back while it starts one;
+and the process tree ``dev`` and the soak read from ``/proc`` (``spotify_sandbox.processes``).
 
 ``dev`` holds SIGINT, SIGTERM and SIGHUP back while it starts a child, so a stop that arrives
 meanwhile finds the child recorded and stops it too. The soak found that this hold leaked into
@@ -13,6 +14,7 @@ up with the last plays four minutes after the end.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from spotify_sandbox.processes import command_line, descendants, live_processes
 from spotify_sandbox.supervisor import STOP_SIGNALS, Child, stop_signals_held
 
 
@@ -87,3 +90,24 @@ def test_a_stop_signal_during_the_hold_comes_after_it_with_the_child_recorded(si
         for proc in recorded:
             proc.kill()
             proc.wait()
+
+
+def test_descendants_are_the_whole_tree_below_a_process_with_their_parents() -> None:
+    # A child that starts a grandchild; both must be found, each with its parent, by command line.
+    code = "import subprocess, time; subprocess.Popen(['sleep', '61']); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(found := descendants(os.getpid())) < 2 or not any(
+            command_line(pid) == "sleep 61 " for pid in found
+        ):
+            assert time.monotonic() < deadline, found
+            time.sleep(0.05)
+        assert found[proc.pid] == os.getpid()
+        grandchild = next(pid for pid in found if command_line(pid) == "sleep 61 ")
+        assert found[grandchild] == proc.pid
+        assert command_line(proc.pid).startswith(sys.executable)
+        assert proc.pid in live_processes() and grandchild in live_processes()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

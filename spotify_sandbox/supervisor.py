@@ -35,9 +35,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from spotify_sandbox.processes import stop_groups
+from spotify_sandbox.processes import command_line, descendants, stop_groups
 
 #: The signals that stop ``spotify-assets dev``: held back while a child starts, so a stop that
 #: arrives then finds the new child recorded (and stops it) instead of leaving it behind.
@@ -134,40 +133,14 @@ class Child:
             self.started_at = time.monotonic()
 
 
-def _processes() -> dict[int, int]:
-    """pid -> parent pid of every live (non-zombie) process, from ``/proc``."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if fields[0] != "Z":
-                    parents[int(entry.name)] = int(fields[1])
-    return parents
-
-
-def _cmdline(pid: int) -> str:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    return ""
-
-
 def dagster_processes(root: int) -> dict[int, tuple[str, int]]:
     """pid -> (role piece of ``DAGSTER_ROLES``, parent pid) of each Dagster server below ``root``."""
-    parents = _processes()
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
-        children.setdefault(ppid, []).append(pid)
     found: dict[int, tuple[str, int]] = {}
-    frontier = [root]
-    while frontier:
-        pid = frontier.pop()
-        for child in children.get(pid, []):
-            frontier.append(child)
-            cmd = _cmdline(child)
-            role = next((piece for piece in DAGSTER_ROLES if piece in cmd), None)
-            if role is not None:
-                found[child] = (role, pid)
+    for pid, parent in descendants(root).items():
+        cmd = command_line(pid)
+        role = next((piece for piece in DAGSTER_ROLES if piece in cmd), None)
+        if role is not None:
+            found[pid] = (role, parent)
     return found
 
 
