@@ -17,14 +17,19 @@ a listener's token revoked then restored, SIGKILL of the code server and of the 
 each kill ``dev`` must restart what died by itself (``spotify_sandbox.supervisor``: its log
 says so) and the platform go on; ``dev`` itself is restarted only if it is found dead, and
 every stop is a SIGTERM that must end the whole tree within 15 s (issue 27 item 4).
+The short form (``--every-kind-once``, the test's) injects each kind once, in rounds paced by
+the platform rather than by the clock (``SHORT_ROUNDS``), and ends once the last was met.
 
 At the end the clock stops, the platform gets ``--catch-up-s`` to fetch what it was shown,
 ``dev`` is stopped, and ``soak_verdict`` compares the warehouse with the sandbox's truth per
 listener. Prints the verdict line and, after it, the JSON; exit status 1 unless the plays are
 exact, every true gap is recorded, none is false, no lake file is torn, the dashboard's
 snapshot holds exactly the warehouse's plays, every stop took at most 15 s, ``dev`` restarted
-whatever each kill took down, and the platform caught up (a platform that stopped polling
-would otherwise lose nothing the API showed).
+whatever each kill took down, every fault was injected and met (its answers served before the
+end), and the platform caught up (a platform that stopped polling would otherwise lose nothing
+the API showed). A failed soak's JSON carries a ``diagnosis``: every run, the sensors' last
+ticks, the sandbox's last requests and the tail of ``dev``'s logs, read before the data
+directory goes.
 """
 
 from __future__ import annotations
@@ -48,14 +53,28 @@ from pathlib import Path
 from typing import Any
 
 from bench.soak_verdict import ListenerVerdict, gap_counts, judge_listener, passed, verdict_line
+from spotify_sandbox.processes import command_line, descendants, live_processes
 from spotify_sandbox.supervisor import CODE_SERVER_NAME, DAGSTER_DEV_NAME, restarted_line
 
 HOUSEHOLD = "alice,bob,carol,dave,erin"
 STOP_BUDGET_S = 15.0
 START_TIMEOUT_S = 300.0
-#: Every kind of fault ``inject`` knows, in the order the short form (``--every-kind-once``)
-#: injects them: the API's first, the process kills last (each costs a restart).
-FAULT_KINDS = ("429-short", "5xx-burst", "malformed", "revoke", "429-long", "kill-code-server", "kill-daemon")
+#: The short form (``--every-kind-once``): every fault kind once, in rounds. A round is injected
+#: at once, when the one before it was met (every fault answer served, every kill's restart
+#: seen): the sensor polls each listener once a wall minute, so faults injected faster than that
+#: pile up in the sandbox and are met only after the soak's end, one tick a minute (the stall of
+#: the first short soaks under pytest). Each round is sized for one sensor tick of three
+#: listeners: the first one's poll meets the 429 storm, the second's the 5xx burst, the third's
+#: the long Retry-After (which the app's shared wait then holds for everyone until the next
+#: tick); the code server is killed meanwhile and must be back by then. The daemon's kill stops
+#: ``dagster dev`` (about a minute to restart), and the first tick after it meets the truncated
+#: pages and the revoked token; the revoked listener signs in again after that round.
+SHORT_ROUNDS: tuple[tuple[str, ...], ...] = (
+    ("429-short", "5xx-burst", "429-long", "kill-code-server"),
+    ("malformed", "revoke", "kill-daemon"),
+)
+#: Every kind of fault ``inject`` knows, in the order the short form injects them.
+FAULT_KINDS = tuple(kind for kinds in SHORT_ROUNDS for kind in kinds)
 #: Simulated hours a revoked token stays revoked before the listener signs in again.
 REVOKED_HOURS = (1.0, 6.0)
 #: What ``dev``'s log says once it has restarted what each kill took down (``dev``'s supervisor).
@@ -83,16 +102,20 @@ class Log:
     catch_up_s: float = 0.0
 
 
-def fault_schedule(hours: float, seed: int, users: list[str], every_kind_once: bool = False) -> list[Fault]:
-    """The faults of a soak, by simulated hour. ``every_kind_once``: each kind once, evenly spaced
-    over the soak's middle (the short form); else about one fault every four simulated hours,
-    kinds and listeners drawn from ``seed``, after a first quiet hour."""
+def short_rounds(seed: int, users: list[str]) -> list[list[Fault]]:
+    """The short form's faults, round by round (``SHORT_ROUNDS``; listeners drawn from ``seed``),
+    then a last round in which each revoked listener signs in again. Their ``at_hour`` is unset
+    (0): a round's hour is the one it is injected at."""
     rng = random.Random(seed)
-    if every_kind_once:
-        step = hours / (len(FAULT_KINDS) + 1)
-        return [
-            Fault(round(step * (i + 1), 2), kind, rng.choice(users)) for i, kind in enumerate(FAULT_KINDS)
-        ]
+    rounds = [[Fault(0.0, kind, rng.choice(users)) for kind in kinds] for kinds in SHORT_ROUNDS]
+    restores = [Fault(0.0, "restore", f.user) for r in rounds for f in r if f.kind == "revoke"]
+    return [*rounds, restores] if restores else rounds
+
+
+def fault_schedule(hours: float, seed: int, users: list[str]) -> list[Fault]:
+    """The faults of a soak, by simulated hour: about one every four simulated hours, kinds and
+    listeners drawn from ``seed``, after a first quiet hour."""
+    rng = random.Random(seed)
     faults: list[Fault] = []
     at = 1.0
     while True:
@@ -113,31 +136,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _processes() -> dict[int, int]:
-    """pid -> parent pid of every live (non-zombie) process, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if fields[0] != "Z":
-                    parents[int(entry.name)] = int(fields[1])
-    return parents
-
-
 def _descendants(root: int) -> dict[int, str]:
     """pid -> command line of every live process below ``root``."""
-    parents = _processes()
-    found: dict[int, str] = {}
-    frontier = [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in found:
-                with contextlib.suppress(OSError):
-                    found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                frontier.append(child)
-    return found
+    return {pid: command_line(pid) for pid in descendants(root)}
 
 
 class Dev:
@@ -214,11 +215,11 @@ class Dev:
         started = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
             self.proc.send_signal(signal.SIGTERM)
-        while (tree & set(_processes())) and time.monotonic() - started < 60:
+        while (tree & set(live_processes())) and time.monotonic() - started < 60:
             self.proc.poll()  # reaps the command itself, so it does not linger as a zombie
             time.sleep(0.1)
         took = time.monotonic() - started
-        for pid in tree & set(_processes()):
+        for pid in tree & set(live_processes()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -441,7 +442,12 @@ def _lake_files(data: Path) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--hours", type=float, default=168.0, help="simulated hours")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=168.0,
+        help="simulated hours (the short form: at most; it ends once met)",
+    )
     parser.add_argument(
         "--seed", type=int, default=1, help="draws the fault schedule and the sandbox's histories"
     )
@@ -478,14 +484,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from spotify_assets.users.command import sync_partitions
     from spotify_assets_tests.fixtures.sandbox import register_listeners
+    from spotify_sandbox.listener import to_ms
     from spotify_sandbox.server import SandboxServer
 
     wall0, load0 = time.monotonic(), os.getloadavg()[0]
     # A day of margin: the runs' checks judge played_at against the real clock (no future plays).
     start = (datetime.now(UTC) - timedelta(hours=args.hours + 24)).replace(minute=0, second=0, microsecond=0)
     end = start + timedelta(hours=args.hours)
-    faults = with_restores(
-        fault_schedule(args.hours, args.seed, names, args.every_kind_once), args.hours, args.seed
+    # The short form injects its rounds as the platform meets them, the clock stopping after the
+    # last one (``--hours`` at most); the scheduled form injects each fault at its hour.
+    rounds = short_rounds(args.seed, names) if args.every_kind_once else []
+    faults = (
+        [] if rounds else with_restores(fault_schedule(args.hours, args.seed, names), args.hours, args.seed)
     )
     log = Log()
     ok = caught_up = False
@@ -525,28 +535,40 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     _say(f"dev restarted what {kind} took down in {took:g} s")
 
+        def inject_now(fault: Fault) -> None:
+            line = RECOVERED_LINE.get(fault.kind, "")
+            before = dev.said(line) if line else 0
+            log.faults.append(inject(fault, sandbox, dev, data))
+            _say(f"[{fault.at_hour:7.2f} h] {fault.kind} {fault.user}".rstrip())
+            if line:  # dev restarts what the kill took down, and says so
+                recovering.append((fault.kind, line, before, time.monotonic()))
+            if fault.kind == "revoke":
+                revoked.add(user_ids[fault.user])
+            elif fault.kind == "restore":
+                revoked.discard(user_ids[fault.user])
+
+        def met() -> bool:
+            """Every fault injected so far was met: its answers served, its restart seen."""
+            return not recovering and sandbox.pending_faults() == 0
+
         try:
             while True:
                 sim = min(end, start + timedelta(hours=(time.monotonic() - clock0) / args.seconds_per_hour))
                 sandbox.set_now(sim)
                 while pending and start + timedelta(hours=pending[0].at_hour) <= sim:
-                    fault = pending.pop(0)
-                    line = RECOVERED_LINE.get(fault.kind, "")
-                    before = dev.said(line) if line else 0
-                    log.faults.append(inject(fault, sandbox, dev, data))
-                    _say(f"[{fault.at_hour:7.2f} h] {fault.kind} {fault.user}".rstrip())
-                    if line:  # dev restarts what the kill took down, and says so
-                        recovering.append((fault.kind, line, before, time.monotonic()))
-                    if fault.kind == "revoke":
-                        revoked.add(user_ids[fault.user])
-                    elif fault.kind == "restore":
-                        revoked.discard(user_ids[fault.user])
+                    inject_now(pending.pop(0))
                 note_recoveries()
+                if rounds and met():
+                    at = round((sim - start).total_seconds() / 3600, 2)
+                    for fault in rounds.pop(0):
+                        inject_now(Fault(at, fault.kind, fault.user))
+                elif args.every_kind_once and not rounds and met():
+                    end = sim  # the short form ends once its last round was met
                 if sim >= end:  # after the faults due by the end
                     break
                 dev.restart_if_dead(sandbox.now().isoformat())
                 time.sleep(0.2)
-            end_ms = round(end.timestamp() * 1000)
+            end_ms = to_ms(end)  # as the sandbox records the instants it showed (a short form's end has µs)
             _say(f"the clock stops at {end.isoformat()}: catching up")
             catch_up = time.monotonic()
             deadline = catch_up + args.catch_up_s
@@ -580,9 +602,16 @@ def main(argv: list[str] | None = None) -> int:
         dashboard_exact = all(dashboard.get(u, set()) == set(plays.get(u, [])) for u in {*plays, *dashboard})
         counted = gap_counts(verdicts, gaps)
         injected = [f for f in log.faults if f["kind"] != "restore"]
-        line = verdict_line(args.hours, runs, len(injected), verdicts, counted, len(torn))
+        hours = round((end - start).total_seconds() / 3600, 2)
+        # A fault the platform never met (answers still queued at the end) or never injected (a
+        # round not reached) tested nothing: the soak fails rather than count it.
+        unmet = sandbox.pending_faults()
+        not_injected = [f.kind for r in rounds for f in r] + [f.kind for f in pending]
+        line = verdict_line(hours, runs, len(injected), verdicts, counted, len(torn))
         ok = (
             caught_up  # else the platform stalled: "nothing lost" would only mean nothing was shown
+            and not unmet
+            and not not_injected
             and passed(verdicts, counted, len(torn))
             and dashboard_exact
             and all(s <= STOP_BUDGET_S for s in log.stops_s)
@@ -592,13 +621,15 @@ def main(argv: list[str] | None = None) -> int:
             "verdict": line,
             "passed": ok,
             "caught_up": caught_up,
-            "hours": args.hours,
+            "hours": hours,
             "seed": args.seed,
             "seconds_per_hour": args.seconds_per_hour,
             "simulated": [start.isoformat(), end.isoformat()],
             "runs": runs,
             "runs_by_status": statuses,
             "faults": log.faults,
+            "fault_answers_unmet": unmet,
+            "not_injected": not_injected,
             "restarts": log.restarts,
             "not_restarted": [kind for kind, *_ in recovering],
             "stops_s": log.stops_s,
