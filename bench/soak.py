@@ -22,12 +22,13 @@ the platform rather than by the clock (``SHORT_ROUNDS``), and ends once the last
 
 At the end the clock stops, the platform gets ``--catch-up-s`` to fetch what it was shown,
 ``dev`` is stopped, and ``soak_verdict`` compares the warehouse with the sandbox's truth per
-listener. Prints the verdict line and, after it, the JSON; exit status 1 unless the plays are
-exact, every true gap is recorded, none is false, no lake file is torn, the dashboard's
-snapshot holds exactly the warehouse's plays, every stop took at most 15 s, ``dev`` restarted
-whatever each kill took down, every fault was injected and met (its answers served before the
-end), and the platform caught up (a platform that stopped polling would otherwise lose nothing
-the API showed). A failed soak's JSON carries a ``diagnosis``: every run, the sensors' last
+listener. Prints the verdict line, the growth per simulated day over the first day and the last
+(lake files and bytes, instance bytes, warehouse bytes, issue 27 item 3), then the JSON; exit
+status 1 unless the plays are exact, every true gap is recorded, none is false, no lake file is
+torn, the dashboard's snapshot holds exactly the warehouse's plays, every stop took at most
+15 s, ``dev`` restarted whatever each kill took down, every fault was injected and met (its
+answers served before the end), and the platform caught up (a platform that stopped polling
+would otherwise lose nothing the API showed). A failed soak's JSON carries a ``diagnosis``: every run, the sensors' last
 ticks, the sandbox's last requests and the tail of ``dev``'s logs, read before the data
 directory goes.
 """
@@ -100,6 +101,77 @@ class Log:
     stops_s: list[float] = field(default_factory=list)
     warm_up_s: float = 0.0
     catch_up_s: float = 0.0
+    #: ``measure`` at the clock's start, at each simulated day and at the end.
+    growth: list[dict[str, float]] = field(default_factory=list)
+
+
+#: What ``growth`` measures, each a count of files or of bytes on disk (issue 27 item 3).
+GROWTH_MEASURES = ("lake_files", "lake_bytes", "instance_bytes", "warehouse_bytes")
+
+
+def _tree_size(path: Path) -> tuple[int, int]:
+    """(files, bytes) under ``path`` (a file: itself); files vanishing meanwhile are skipped."""
+    if path.is_file():
+        return 1, path.stat().st_size
+    files = size = 0
+    for dirpath, _dirs, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                size += (Path(dirpath) / name).stat().st_size
+                files += 1
+    return files, size
+
+
+def measure(data: Path, hours: float) -> dict[str, float]:
+    """The platform's footprint at simulated hour ``hours``: the lake's Parquet files and bytes,
+    the Dagster instance's bytes (run and event storage, logs), the warehouse's bytes (the
+    database, its write-ahead log and the dashboard's snapshot)."""
+    from spotify_assets.settings import dagster_home, layout
+
+    where = layout(data)
+    lake_files, lake_bytes = _tree_size(where.lake) if where.lake.exists() else (0, 0)
+    instance = dagster_home(data)
+    warehouse = [where.warehouse, where.warehouse.with_name(where.warehouse.name + ".wal"), where.snapshot]
+    return {
+        "hours": round(hours, 2),
+        "lake_files": lake_files,
+        "lake_bytes": lake_bytes,
+        "instance_bytes": _tree_size(instance)[1] if instance.exists() else 0,
+        "warehouse_bytes": sum(_tree_size(f)[1] for f in warehouse if f.exists()),
+    }
+
+
+def growth_per_day(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Growth per simulated day over the first day and over the last (``first``, ``last``):
+    each measure's increase between two samples, scaled to 24 hours. ``samples`` are by hour,
+    one at the clock's start, one at each simulated day and one at the end; a soak shorter
+    than a day has one span, reported as both."""
+    if len(samples) < 2:
+        return {}
+
+    def rate(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        span = b["hours"] - a["hours"]
+        per_day = 24 / span if span > 0 else 0.0
+        return {"from_hour": a["hours"], "to_hour": b["hours"]} | {
+            m: round((b[m] - a[m]) * per_day) for m in GROWTH_MEASURES
+        }
+
+    return {"first": rate(samples[0], samples[1]), "last": rate(samples[-2], samples[-1])}
+
+
+def growth_line(growth: dict[str, dict[str, float]]) -> str:
+    """``growth per day: first (h 0-24) lake +F files +B KiB, instance +I KiB, warehouse +W KiB; last (...)``."""
+
+    def span(g: dict[str, float]) -> str:
+        kib = {m: round(g[m] / 1024) for m in ("lake_bytes", "instance_bytes", "warehouse_bytes")}
+        return (
+            f"(h {g['from_hour']:g}-{g['to_hour']:g}) lake {g['lake_files']:+g} files {kib['lake_bytes']:+d} KiB, "
+            f"instance {kib['instance_bytes']:+d} KiB, warehouse {kib['warehouse_bytes']:+d} KiB"
+        )
+
+    if not growth:
+        return "growth per day: not measured"
+    return f"growth per day: first {span(growth['first'])}; last {span(growth['last'])}"
 
 
 def short_rounds(seed: int, users: list[str]) -> list[list[Fault]]:
@@ -237,7 +309,9 @@ def inject(fault: Fault, sandbox: Any, dev: Dev, data: Path) -> dict[str, Any]:
     if fault.kind == "429-short":
         sandbox.fail_next(429, count=6, path="/v1/*", retry_after=1)
     elif fault.kind == "429-long":
-        sandbox.fail_next(429, count=2, path="/v1/*", retry_after=45)
+        # One is enough: longer than a sensor tick may wait, so the tick leaves every listener
+        # (the app's shared wait) for the next one; a second would cost the short form a tick.
+        sandbox.fail_next(429, count=1, path="/v1/*", retry_after=45)
     elif fault.kind == "5xx-burst":
         for status in (500, 502, 503):
             sandbox.fail_next(status, count=2, path="/v1/*")
@@ -519,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warm_up_s = round(time.monotonic() - warm_up, 1)
         _say(f"every listener's first run is in the snapshot ({log.warm_up_s:g} s): the clock starts")
         revoked: set[str] = set()
+        log.growth.append(measure(data, 0.0))
         clock0 = time.monotonic()
         pending = list(faults)
         #: Kills whose restart dev has not reported yet: (kind, line awaited, times said before, wall time).
@@ -558,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
                 while pending and start + timedelta(hours=pending[0].at_hour) <= sim:
                     inject_now(pending.pop(0))
                 note_recoveries()
+                if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
+                    log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
                 if rounds and met():
                     at = round((sim - start).total_seconds() / 3600, 2)
                     for fault in rounds.pop(0):
@@ -582,6 +659,10 @@ def main(argv: list[str] | None = None) -> int:
                 dev.restart_if_dead(sandbox.now().isoformat())
                 time.sleep(2)
             log.catch_up_s = round(time.monotonic() - catch_up, 1)
+            final = measure(data, (end - start).total_seconds() / 3600)
+            if final["hours"] - log.growth[-1]["hours"] < 1:  # a day's sample at the very end
+                log.growth.pop()
+            log.growth.append(final)
             while recovering and time.monotonic() - recovering[0][3] < RECOVERY_BUDGET_S:
                 note_recoveries()
                 time.sleep(1)
@@ -635,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
             "stops_s": log.stops_s,
             "warm_up_s": log.warm_up_s,
             "catch_up_s": log.catch_up_s,
+            "growth_per_day": growth_per_day(log.growth),
+            "growth_samples": log.growth,
             "gaps": {"recorded": counted[0], "true": counted[1], "false": counted[2], "rows": len(gaps)},
             "torn_files": torn,
             "dashboard_equals_warehouse": dashboard_exact,
@@ -655,6 +738,7 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:  # read before the data directory goes (pytest's, or a temporary one)
             report["diagnosis"] = _diagnosis(data, sandbox, start)
     print(line if caught_up else f"{line}; STALLED: the last plays shown did not reach the snapshot")
+    print(growth_line(report["growth_per_day"]))
     print(json.dumps(report, indent=1, default=str))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=str))

@@ -12,15 +12,24 @@ recorded, no torn lake file, every fault met, and every stop of ``dev`` by SIGTE
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from bench.soak import FAULT_KINDS, fault_schedule, main, short_rounds, with_restores
+from bench.soak import (
+    FAULT_KINDS,
+    fault_schedule,
+    growth_line,
+    growth_per_day,
+    main,
+    measure,
+    short_rounds,
+    with_restores,
+)
 from bench.soak_verdict import TrueGap, gap_counts, judge_listener, passed, truth, verdict_line
+from spotify_assets.settings import layout
 from spotify_assets.spotify.auth import SCOPE
 from spotify_sandbox.server import RECENTLY_PLAYED_PATH, SandboxServer
 
@@ -84,9 +93,9 @@ def test_the_schedule_is_seeded_and_the_short_form_has_every_kind_once() -> None
     assert kinds == list(FAULT_KINDS) and len(set(kinds)) == len(kinds)
     # The revoked listener signs in again, in a round after the revoke's (a tick meets it first).
     revoked = [(i, f.user) for i, r in enumerate(short) for f in r if f.kind == "revoke"]
-    restored = [(i, f.user) for i, r in enumerate(short) for f in r if f.kind == "restore"]
-    assert len(revoked) == len(restored) == 1
-    assert restored[0][0] > revoked[0][0] and restored[0][1] == revoked[0][1]
+    signed_in = [(i, f.user) for i, r in enumerate(short) for f in r if f.kind == "restore"]
+    assert len(revoked) == len(signed_in) == 1
+    assert signed_in[0][0] > revoked[0][0] and signed_in[0][1] == revoked[0][1]
     long = fault_schedule(168, 7, users)
     assert long == fault_schedule(168, 7, users) != fault_schedule(168, 8, users)
     assert {f.kind for f in long} == set(FAULT_KINDS)
@@ -117,13 +126,6 @@ def test_the_sandbox_records_only_pages_answered_whole(sandbox: SandboxServer) -
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # about 5 min; 9.5 on a machine at load 15-29
-@pytest.mark.allowed_skip(reason="opt-in until it passes every time; make soak is the soak's check")
-@pytest.mark.skipif(
-    os.environ.get("SPOTIFY_SOAK_TEST") != "1",
-    reason="the short soak (~5-6 min) is not in make test yet: with issue 27's four findings fixed it "
-    "passed 1 of 2 runs (the other stalled: its last plays did not reach the snapshot in the catch-up); "
-    "SPOTIFY_SOAK_TEST=1 runs it, make soak runs the real thing",
-)
 def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     code = main(
@@ -150,3 +152,34 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
     assert report["restarts"], "dev restarts what each kill took down, and says so in its log"
     assert all(s <= 15 for s in report["stops_s"]), report["stops_s"]
     assert code == 0, report["verdict"] + "\n" + json.dumps(report, indent=1)[:4000]
+
+
+def test_growth_per_day_scales_the_first_and_the_last_day_to_24_hours(tmp_path: Path) -> None:
+    def sample(hours: float, files: int, kib: int) -> dict[str, float]:
+        return {
+            "hours": hours,
+            "lake_files": files,
+            "lake_bytes": kib * 1024,
+            "instance_bytes": 2 * kib * 1024,
+            "warehouse_bytes": 1024,
+        }
+
+    week = [sample(0, 0, 0), sample(24, 24, 100), sample(48, 48, 200), sample(60, 60, 300)]
+    growth = growth_per_day(week)
+    assert growth["first"] == {
+        "from_hour": 0,
+        "to_hour": 24,
+        "lake_files": 24,
+        "lake_bytes": 102400,
+        "instance_bytes": 204800,
+        "warehouse_bytes": 0,
+    }
+    assert growth["last"]["lake_files"] == 24 and growth["last"]["lake_bytes"] == 200 * 1024  # 12 h, doubled
+    assert growth_line(growth).startswith(
+        "growth per day: first (h 0-24) lake +24 files +100 KiB, instance +200 KiB, warehouse +0 KiB; last (h 48-60)"
+    )
+    # What is measured: files and bytes under the data directory's lake, instance and warehouse.
+    (layout(tmp_path).lake / "plays").mkdir(parents=True)
+    (layout(tmp_path).lake / "plays" / "a.parquet").write_bytes(b"x" * 10)
+    measured = measure(tmp_path, 1.0)
+    assert measured["lake_files"] == 1 and measured["lake_bytes"] == 10, measured
