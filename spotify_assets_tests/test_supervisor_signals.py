@@ -18,13 +18,21 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from spotify_sandbox.processes import command_line, descendants, live_processes
-from spotify_sandbox.supervisor import STOP_SIGNALS, Child, stop_signals_held
+from spotify_sandbox.supervisor import (
+    STOP_SIGNALS,
+    Child,
+    GraphQL,
+    Supervisor,
+    dagster_processes,
+    stop_signals_held,
+)
 
 
 def _blocked(pid: int) -> set[signal.Signals]:
@@ -111,3 +119,84 @@ def test_descendants_are_the_whole_tree_below_a_process_with_their_parents() -> 
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_a_child_started_from_another_thread_under_the_hold_starts_and_hears_stop_signals() -> None:
+    # dev's Spark warm-up starts its helper from a thread: the hold must neither fail there
+    # ("signal only works in main thread") nor block the signals the child inherits.
+    started: list[subprocess.Popen[bytes]] = []
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            with stop_signals_held():
+                started.append(subprocess.Popen(["sleep", "60"], start_new_session=True))
+        except BaseException as exc:  # reported below, in the test's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join(timeout=30)
+    try:
+        assert not failed, failed
+        assert len(started) == 1
+        assert not _blocked(started[0].pid) & set(STOP_SIGNALS)
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+
+
+#: A stand-in for ``dagster dev``: a webserver and a daemon (their command lines hold the roles'
+#: pieces), the webserver forking short-lived children that keep its command line, as a server's
+#: child does from ``fork`` until it ``exec``s.
+_FAKE_DAGSTER_DEV = """
+import os, subprocess, sys, time
+web = '''
+import os, time
+while True:
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(0.2)
+        os._exit(0)
+    os.waitpid(pid, 0)
+'''
+servers = [
+    subprocess.Popen([sys.executable, "-c", web, "dagster_webserver"]),
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "dagster._daemon run"]),
+]
+time.sleep(120)
+"""
+
+
+def test_a_server_s_short_lived_child_is_not_taken_for_the_server() -> None:
+    # The soak found dev saying "the Dagster webserver (pid N) died" at start-up while the
+    # webserver lived on: N was a child of the webserver, under the same command line. The
+    # supervisor then waited for dagster dev to exit and ignored every death below it, so the
+    # code server killed minutes later was never restarted (the location stayed in error).
+    said: list[str] = []
+    supervisor = Supervisor(say=said.append, interval_s=0.02)
+    dagster = supervisor.add_dagster(
+        Child("dagster dev", start=lambda: _popen_session([sys.executable, "-c", _FAKE_DAGSTER_DEV])),
+        GraphQL("http://127.0.0.1:9/graphql"),
+    )
+    assert dagster.proc is not None
+    try:
+        deadline = time.monotonic() + 30
+        while {role for role, _ in dagster_processes(dagster.proc.pid).values()} != {
+            "dagster_webserver",
+            "dagster._daemon run",
+        }:
+            assert time.monotonic() < deadline, dagster_processes(dagster.proc.pid)
+            time.sleep(0.05)
+        for _ in range(100):  # 2 s of looks, while the webserver forks a child every 0.2 s
+            supervisor.check()
+            time.sleep(0.02)
+        assert not [line for line in said if "died" in line], said
+    finally:
+        os.killpg(dagster.proc.pid, signal.SIGKILL)
+        dagster.proc.wait()
+
+
+def _popen_session(cmd: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, start_new_session=True)

@@ -30,6 +30,7 @@ import contextlib
 import json
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +52,10 @@ DAGSTER_ROLES = {
 }
 CODE_SERVER = " api grpc"
 CODE_SERVER_PROXY = "code-server start"
+#: Where each server sits: the code server below its proxy, the others right below ``dagster dev``.
+#: A process elsewhere whose command line holds a role's piece is no server: a server's own
+#: child carries its parent's command line from ``fork`` until it ``exec``s (or for good).
+ROLE_PARENT = {CODE_SERVER: CODE_SERVER_PROXY}
 CODE_SERVER_NAME = DAGSTER_ROLES[CODE_SERVER]
 #: ``dagster dev`` as the log names it.
 DAGSTER_DEV_NAME = "dagster dev (the Dagster webserver, daemon and code server)"
@@ -96,8 +101,13 @@ def stop_signals_held() -> Iterator[None]:
     blocked in every child started in the block, across ``exec`` and on to their children (the
     soak found ``dagster dev``'s whole tree deaf to SIGTERM that way, and each run a minute slower
     while Dagster waited for the ``tail`` it had sent SIGTERM to). A caught signal is reset to its
-    default in the child. Main thread only, as ``signal.signal`` is.
+    default in the child. In another thread (``dev``'s Spark warm-up starts a helper from one)
+    nothing is held: Python runs signal handlers in the main thread only, so the stop cannot
+    interrupt this thread's start of a child, and ``signal.signal`` works in the main one only.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     heard: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, _frame: heard.append(signum)) for sig in STOP_SIGNALS}
     try:
@@ -134,12 +144,20 @@ class Child:
 
 
 def dagster_processes(root: int) -> dict[int, tuple[str, int]]:
-    """pid -> (role piece of ``DAGSTER_ROLES``, parent pid) of each Dagster server below ``root``."""
-    found: dict[int, tuple[str, int]] = {}
-    for pid, parent in descendants(root).items():
+    """pid -> (role piece of ``DAGSTER_ROLES``, parent pid) of each Dagster server below ``root``
+    (``dagster dev``), each at its place (``ROLE_PARENT``)."""
+    tree = descendants(root)
+    roles: dict[int, str] = {}
+    for pid in tree:
         cmd = command_line(pid)
         role = next((piece for piece in DAGSTER_ROLES if piece in cmd), None)
         if role is not None:
+            roles[pid] = role
+    found: dict[int, tuple[str, int]] = {}
+    for pid, role in roles.items():
+        parent = tree[pid]
+        expected = ROLE_PARENT.get(role)
+        if (parent == root) if expected is None else (roles.get(parent) == expected):
             found[pid] = (role, parent)
     return found
 
