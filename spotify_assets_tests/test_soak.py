@@ -1,12 +1,13 @@
 """The chaos soak (issue 27): its verdict against hand-made cases, the sandbox's record of what
 it showed, and a short real soak that injects every fault kind once.
 
-The short soak is the real thing at a small scale: ``spotify-assets dev`` (daemon, sensor,
-webserver, code server, warm Spark) against the sandbox on an accelerated clock, three
-listeners, each fault kind of ``bench.soak.FAULT_KINDS`` once, in rounds the platform must meet
-one after the other (after a kill, ``dev`` must restart what died by itself and say so). It
-must end with every play the API showed in the warehouse exactly once, every true gap
-recorded, no torn lake file, every fault met, and every stop of ``dev`` by SIGTERM within 15 s.
+The short soak is ``make soak``'s short form (``--every-kind-once``), the real thing at a
+small scale: ``spotify-assets dev`` (daemon, sensor, webserver, code server, warm Spark)
+against the sandbox on an accelerated clock, three listeners, each fault kind of
+``bench.soak.FAULT_KINDS`` once, in rounds the platform must meet one after the other (after a
+kill, ``dev`` must restart what died by itself and say so). It must end with every play the
+API showed in the warehouse exactly once, every true gap recorded, no torn lake file, every
+fault met, and every stop of ``dev`` by SIGTERM within 15 s.
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
-"""``spotify-assets dev``'s children hear stop signals, though ``dev`` holds them back while it starts one;
-and the process tree ``dev`` and the soak read from ``/proc`` (``spotify_sandbox.processes``).
+"""What the soak found in ``spotify-assets dev``'s supervisor, and the process tree it reads.
 
-``dev`` holds SIGINT, SIGTERM and SIGHUP back while it starts a child, so a stop that arrives
-meanwhile finds the child recorded and stops it too. The soak found that this hold leaked into
-every child: it blocked the signals (``pthread_sigmask``), a signal mask survives ``fork`` and
-``exec``, so ``dagster dev``, the daemon, the code server, each run worker and every process
-they started had the three signals blocked for good. A stop's polite signal did nothing (only
-the SIGKILL after the grace ended them), and Dagster's compute-log capture, which ends its
-``tail -F`` with SIGTERM and waits up to 30 s for it, added a minute to every run and left two
-``tail`` processes behind per run: in the soak, runs so slow that the platform had not caught
-up with the last plays four minutes after the end.
+- Stop signals: ``dev`` holds SIGINT, SIGTERM and SIGHUP back while it starts a child, so a stop
+  that arrives meanwhile finds the child recorded and stops it too. The hold leaked into every
+  child: it blocked the signals (``pthread_sigmask``), a signal mask survives ``fork`` and
+  ``exec``, so ``dagster dev``, the daemon, the code server, each run worker and every process
+  they started had the three signals blocked for good. A stop's polite signal did nothing (only
+  the SIGKILL after the grace ended them), and Dagster's compute-log capture, which ends its
+  ``tail -F`` with SIGTERM and waits up to 30 s for it, made a run take 68 s instead of 9 and
+  left two ``tail`` processes behind per run. The hold must also work from a thread.
+- Servers by their place: a server's child carries the server's command line from ``fork``
+  until it ``exec``s; taken for the webserver, its exit read as the webserver's death, and the
+  supervisor then ignored every later death below ``dagster dev`` (a killed code server stayed
+  dead).
+- ``spotify_sandbox.processes``: the tree below a process, from ``/proc``.
 """
 
 from __future__ import annotations
