@@ -17,14 +17,20 @@ a listener's token revoked then restored, SIGKILL of the code server and of the 
 each kill ``dev`` must restart what died by itself (``spotify_sandbox.supervisor``: its log
 says so) and the platform go on; ``dev`` itself is restarted only if it is found dead, and
 every stop is a SIGTERM that must end the whole tree within 15 s (issue 27 item 4).
+The short form (``--every-kind-once``, the test's) injects each kind once, in rounds paced by
+the platform rather than by the clock (``SHORT_ROUNDS``), and ends once the last was met.
 
 At the end the clock stops, the platform gets ``--catch-up-s`` to fetch what it was shown,
 ``dev`` is stopped, and ``soak_verdict`` compares the warehouse with the sandbox's truth per
-listener. Prints the verdict line and, after it, the JSON; exit status 1 unless the plays are
-exact, every true gap is recorded, none is false, no lake file is torn, the dashboard's
-snapshot holds exactly the warehouse's plays, every stop took at most 15 s, ``dev`` restarted
-whatever each kill took down, and the platform caught up (a platform that stopped polling
-would otherwise lose nothing the API showed).
+listener. Prints the verdict line, the growth per simulated day over the first day and the last
+(lake files and bytes, instance bytes, warehouse bytes, issue 27 item 3), then the JSON; exit
+status 1 unless the plays are exact, every true gap is recorded, none is false, no lake file is
+torn, the dashboard's snapshot holds exactly the warehouse's plays, every stop took at most
+15 s, ``dev`` restarted whatever each kill took down, every fault was injected and met (its
+answers served before the end), and the platform caught up (a platform that stopped polling
+would otherwise lose nothing the API showed). A failed soak's JSON carries a ``diagnosis``: every run, the sensors' last
+ticks, the sandbox's last requests and the tail of ``dev``'s logs, read before the data
+directory goes.
 """
 
 from __future__ import annotations
@@ -48,14 +54,28 @@ from pathlib import Path
 from typing import Any
 
 from bench.soak_verdict import ListenerVerdict, gap_counts, judge_listener, passed, verdict_line
+from spotify_sandbox.processes import command_line, descendants, live_processes
 from spotify_sandbox.supervisor import CODE_SERVER_NAME, DAGSTER_DEV_NAME, restarted_line
 
 HOUSEHOLD = "alice,bob,carol,dave,erin"
 STOP_BUDGET_S = 15.0
 START_TIMEOUT_S = 300.0
-#: Every kind of fault ``inject`` knows, in the order the short form (``--every-kind-once``)
-#: injects them: the API's first, the process kills last (each costs a restart).
-FAULT_KINDS = ("429-short", "5xx-burst", "malformed", "revoke", "429-long", "kill-code-server", "kill-daemon")
+#: The short form (``--every-kind-once``): every fault kind once, in rounds. A round is injected
+#: at once, when the one before it was met (every fault answer served, every kill's restart
+#: seen): the sensor polls each listener once a wall minute, so faults injected faster than that
+#: pile up in the sandbox and are met only after the soak's end, one tick a minute (the stall of
+#: the first short soaks under pytest). Each round is sized for one sensor tick of three
+#: listeners: the first one's poll meets the 429 storm, the second's the 5xx burst, the third's
+#: the long Retry-After (which the app's shared wait then holds for everyone until the next
+#: tick); the code server is killed meanwhile and must be back by then. The daemon's kill stops
+#: ``dagster dev`` (about a minute to restart), and the first tick after it meets the truncated
+#: pages and the revoked token; the revoked listener signs in again after that round.
+SHORT_ROUNDS: tuple[tuple[str, ...], ...] = (
+    ("429-short", "5xx-burst", "429-long", "kill-code-server"),
+    ("malformed", "revoke", "kill-daemon"),
+)
+#: Every kind of fault ``inject`` knows, in the order the short form injects them.
+FAULT_KINDS = tuple(kind for kinds in SHORT_ROUNDS for kind in kinds)
 #: Simulated hours a revoked token stays revoked before the listener signs in again.
 REVOKED_HOURS = (1.0, 6.0)
 #: What ``dev``'s log says once it has restarted what each kill took down (``dev``'s supervisor).
@@ -81,18 +101,93 @@ class Log:
     stops_s: list[float] = field(default_factory=list)
     warm_up_s: float = 0.0
     catch_up_s: float = 0.0
+    #: ``measure`` at the clock's start, at each simulated day and at the end.
+    growth: list[dict[str, float]] = field(default_factory=list)
 
 
-def fault_schedule(hours: float, seed: int, users: list[str], every_kind_once: bool = False) -> list[Fault]:
-    """The faults of a soak, by simulated hour. ``every_kind_once``: each kind once, evenly spaced
-    over the soak's middle (the short form); else about one fault every four simulated hours,
-    kinds and listeners drawn from ``seed``, after a first quiet hour."""
+#: What ``growth`` measures, each a count of files or of bytes on disk (issue 27 item 3).
+GROWTH_MEASURES = ("lake_files", "lake_bytes", "instance_bytes", "warehouse_bytes")
+
+
+def _tree_size(path: Path) -> tuple[int, int]:
+    """(files, bytes) under ``path`` (a file: itself); files vanishing meanwhile are skipped."""
+    if path.is_file():
+        return 1, path.stat().st_size
+    files = size = 0
+    for dirpath, _dirs, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                size += (Path(dirpath) / name).stat().st_size
+                files += 1
+    return files, size
+
+
+def measure(data: Path, hours: float) -> dict[str, float]:
+    """The platform's footprint at simulated hour ``hours``: the lake's Parquet files and bytes,
+    the Dagster instance's bytes (run and event storage, logs), the warehouse's bytes (the
+    database, its write-ahead log and the dashboard's snapshot)."""
+    from spotify_assets.settings import dagster_home, layout
+
+    where = layout(data)
+    lake_files, lake_bytes = _tree_size(where.lake) if where.lake.exists() else (0, 0)
+    instance = dagster_home(data)
+    warehouse = [where.warehouse, where.warehouse.with_name(where.warehouse.name + ".wal"), where.snapshot]
+    return {
+        "hours": round(hours, 2),
+        "lake_files": lake_files,
+        "lake_bytes": lake_bytes,
+        "instance_bytes": _tree_size(instance)[1] if instance.exists() else 0,
+        "warehouse_bytes": sum(_tree_size(f)[1] for f in warehouse if f.exists()),
+    }
+
+
+def growth_per_day(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Growth per simulated day over the first day and over the last (``first``, ``last``):
+    each measure's increase between two samples, scaled to 24 hours. ``samples`` are by hour,
+    one at the clock's start, one at each simulated day and one at the end; a soak shorter
+    than a day has one span, reported as both."""
+    if len(samples) < 2:
+        return {}
+
+    def rate(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        span = b["hours"] - a["hours"]
+        per_day = 24 / span if span > 0 else 0.0
+        return {"from_hour": a["hours"], "to_hour": b["hours"]} | {
+            m: round((b[m] - a[m]) * per_day) for m in GROWTH_MEASURES
+        }
+
+    return {"first": rate(samples[0], samples[1]), "last": rate(samples[-2], samples[-1])}
+
+
+def growth_line(growth: dict[str, dict[str, float]]) -> str:
+    """``growth per day: first (h 0-24) lake +F files +B KiB, instance +I KiB, warehouse +W KiB; last (...)``."""
+
+    def span(g: dict[str, float]) -> str:
+        kib = {m: round(g[m] / 1024) for m in ("lake_bytes", "instance_bytes", "warehouse_bytes")}
+        return (
+            f"(h {g['from_hour']:g}-{g['to_hour']:g}) lake {g['lake_files']:+g} files {kib['lake_bytes']:+d} KiB, "
+            f"instance {kib['instance_bytes']:+d} KiB, warehouse {kib['warehouse_bytes']:+d} KiB"
+        )
+
+    if not growth:
+        return "growth per day: not measured"
+    return f"growth per day: first {span(growth['first'])}; last {span(growth['last'])}"
+
+
+def short_rounds(seed: int, users: list[str]) -> list[list[Fault]]:
+    """The short form's faults, round by round (``SHORT_ROUNDS``; listeners drawn from ``seed``),
+    then a last round in which each revoked listener signs in again. Their ``at_hour`` is unset
+    (0): a round's hour is the one it is injected at."""
     rng = random.Random(seed)
-    if every_kind_once:
-        step = hours / (len(FAULT_KINDS) + 1)
-        return [
-            Fault(round(step * (i + 1), 2), kind, rng.choice(users)) for i, kind in enumerate(FAULT_KINDS)
-        ]
+    rounds = [[Fault(0.0, kind, rng.choice(users)) for kind in kinds] for kinds in SHORT_ROUNDS]
+    restores = [Fault(0.0, "restore", f.user) for r in rounds for f in r if f.kind == "revoke"]
+    return [*rounds, restores] if restores else rounds
+
+
+def fault_schedule(hours: float, seed: int, users: list[str]) -> list[Fault]:
+    """The faults of a soak, by simulated hour: about one every four simulated hours, kinds and
+    listeners drawn from ``seed``, after a first quiet hour."""
+    rng = random.Random(seed)
     faults: list[Fault] = []
     at = 1.0
     while True:
@@ -102,37 +197,20 @@ def fault_schedule(hours: float, seed: int, users: list[str], every_kind_once: b
         faults.append(Fault(round(at, 2), rng.choice(FAULT_KINDS), rng.choice(users)))
 
 
+def _say(line: str) -> None:
+    """A line of the soak's progress, with the wall time (to read beside ``dev``'s log)."""
+    print(f"{datetime.now(UTC):%H:%M:%S} soak: {line}", flush=True)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _processes() -> dict[int, int]:
-    """pid -> parent pid of every live (non-zombie) process, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if fields[0] != "Z":
-                    parents[int(entry.name)] = int(fields[1])
-    return parents
-
-
 def _descendants(root: int) -> dict[int, str]:
     """pid -> command line of every live process below ``root``."""
-    parents = _processes()
-    found: dict[int, str] = {}
-    frontier = [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in found:
-                with contextlib.suppress(OSError):
-                    found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                frontier.append(child)
-    return found
+    return {pid: command_line(pid) for pid in descendants(root)}
 
 
 class Dev:
@@ -187,7 +265,7 @@ class Dev:
             return
         code = self.proc.returncode if self.proc is not None else None
         self.log.restarts.append({"sim": sim, "exit_status": code})
-        print(f"[{sim}] dev exited ({code}): restarting it", flush=True)
+        _say(f"[{sim}] dev exited ({code}): restarting it")
         self.start()
 
     def kill(self, what: str) -> list[int]:
@@ -209,11 +287,11 @@ class Dev:
         started = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
             self.proc.send_signal(signal.SIGTERM)
-        while (tree & set(_processes())) and time.monotonic() - started < 60:
+        while (tree & set(live_processes())) and time.monotonic() - started < 60:
             self.proc.poll()  # reaps the command itself, so it does not linger as a zombie
             time.sleep(0.1)
         took = time.monotonic() - started
-        for pid in tree & set(_processes()):
+        for pid in tree & set(live_processes()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -231,7 +309,9 @@ def inject(fault: Fault, sandbox: Any, dev: Dev, data: Path) -> dict[str, Any]:
     if fault.kind == "429-short":
         sandbox.fail_next(429, count=6, path="/v1/*", retry_after=1)
     elif fault.kind == "429-long":
-        sandbox.fail_next(429, count=2, path="/v1/*", retry_after=45)
+        # One is enough: longer than a sensor tick may wait, so the tick leaves every listener
+        # (the app's shared wait) for the next one; a second would cost the short form a tick.
+        sandbox.fail_next(429, count=1, path="/v1/*", retry_after=45)
     elif fault.kind == "5xx-burst":
         for status in (500, 502, 503):
             sandbox.fail_next(status, count=2, path="/v1/*")
@@ -353,6 +433,65 @@ def _final_state(data: Path) -> tuple[dict[str, list[int]], list[tuple[int, int]
     return plays, gaps, len(records), statuses
 
 
+def _diagnosis(data: Path, sandbox: Any, start: datetime, lines: int = 80) -> dict[str, Any]:
+    """What a failed soak needs read before its data directory goes: each run (status, partition,
+    what launched it, when), the sensor's and schedule's last ticks, the sandbox's last requests
+    and the tail of each ``dev`` log."""
+    import dagster as dg
+
+    from spotify_assets.settings import dagster_home
+
+    def hours(ts: float | None) -> float | None:
+        return None if ts is None else round((ts - start.timestamp()) / 3600, 2)
+
+    def wall(ts: float | None) -> str | None:
+        return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+    runs: list[dict[str, Any]] = []
+    ticks: dict[str, list[dict[str, Any]]] = {}
+    with dg.DagsterInstance.from_config(str(dagster_home(data))) as instance:
+        for record in reversed(instance.get_run_records()):
+            run = record.dagster_run
+            runs.append(
+                {
+                    "run": run.run_id[:8],
+                    "job": run.job_name,
+                    "status": run.status.value,
+                    "partition": run.tags.get("dagster/partition", ""),
+                    "by": run.tags.get("dagster/sensor_name") or run.tags.get("dagster/schedule_name", ""),
+                    "created": wall(record.create_timestamp.timestamp()),
+                    "started": wall(record.start_time),
+                    "ended": wall(record.end_time),
+                }
+            )
+        for state in instance.all_instigator_state():
+            ticks[state.instigator_name] = [
+                {
+                    "at": wall(tick.timestamp),
+                    "status": tick.status.value,
+                    "runs": [r[:8] for r in tick.run_ids],
+                    "skip": (tick.skip_reason or "")[:300],
+                    "error": (tick.error.message.strip().splitlines() or [""])[-1][:300]
+                    if tick.error
+                    else "",
+                }
+                for tick in reversed(
+                    instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=15)
+                )
+            ]
+    logs = {
+        path.name: path.read_text(errors="replace").splitlines()[-lines:]
+        for path in sorted(data.glob("dev-*.log"))
+    }
+    return {
+        "runs": runs,
+        "ticks": ticks,
+        "sandbox_last_requests": sandbox.stats()["log"][-40:],
+        "shown_at_hours": {u: [hours(ms / 1000) for ms in v] for u, v in sandbox.shown_at().items()},
+        "dev_logs": logs,
+    }
+
+
 def _lake_files(data: Path) -> tuple[list[str], list[str]]:
     """(published Parquet files that do not read whole, temporary files left behind) in the lake."""
     import pyarrow.parquet as pq
@@ -377,7 +516,12 @@ def _lake_files(data: Path) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--hours", type=float, default=168.0, help="simulated hours")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=168.0,
+        help="simulated hours (the short form: at most; it ends once met)",
+    )
     parser.add_argument(
         "--seed", type=int, default=1, help="draws the fault schedule and the sandbox's histories"
     )
@@ -414,14 +558,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from spotify_assets.users.command import sync_partitions
     from spotify_assets_tests.fixtures.sandbox import register_listeners
+    from spotify_sandbox.listener import to_ms
     from spotify_sandbox.server import SandboxServer
 
     wall0, load0 = time.monotonic(), os.getloadavg()[0]
     # A day of margin: the runs' checks judge played_at against the real clock (no future plays).
     start = (datetime.now(UTC) - timedelta(hours=args.hours + 24)).replace(minute=0, second=0, microsecond=0)
     end = start + timedelta(hours=args.hours)
-    faults = with_restores(
-        fault_schedule(args.hours, args.seed, names, args.every_kind_once), args.hours, args.seed
+    # The short form injects its rounds as the platform meets them, the clock stopping after the
+    # last one (``--hours`` at most); the scheduled form injects each fault at its hour.
+    rounds = short_rounds(args.seed, names) if args.every_kind_once else []
+    faults = (
+        [] if rounds else with_restores(fault_schedule(args.hours, args.seed, names), args.hours, args.seed)
     )
     log = Log()
     ok = caught_up = False
@@ -443,7 +591,9 @@ def main(argv: list[str] | None = None) -> int:
             dev.restart_if_dead(sandbox.now().isoformat())
             time.sleep(2)
         log.warm_up_s = round(time.monotonic() - warm_up, 1)
+        _say(f"every listener's first run is in the snapshot ({log.warm_up_s:g} s): the clock starts")
         revoked: set[str] = set()
+        log.growth.append(measure(data, 0.0))
         clock0 = time.monotonic()
         pending = list(faults)
         #: Kills whose restart dev has not reported yet: (kind, line awaited, times said before, wall time).
@@ -458,35 +608,50 @@ def main(argv: list[str] | None = None) -> int:
                     log.restarts.append(
                         {"sim": sandbox.now().isoformat(), "after": kind, "by": "dev", "took_s": took}
                     )
-                    print(f"  dev restarted what {kind} took down in {took:g} s", flush=True)
+                    _say(f"dev restarted what {kind} took down in {took:g} s")
+
+        def inject_now(fault: Fault) -> None:
+            line = RECOVERED_LINE.get(fault.kind, "")
+            before = dev.said(line) if line else 0
+            log.faults.append(inject(fault, sandbox, dev, data))
+            _say(f"[{fault.at_hour:7.2f} h] {fault.kind} {fault.user}".rstrip())
+            if line:  # dev restarts what the kill took down, and says so
+                recovering.append((fault.kind, line, before, time.monotonic()))
+            if fault.kind == "revoke":
+                revoked.add(user_ids[fault.user])
+            elif fault.kind == "restore":
+                revoked.discard(user_ids[fault.user])
+
+        def met() -> bool:
+            """Every fault injected so far was met: its answers served, its restart seen."""
+            return not recovering and sandbox.pending_faults() == 0
 
         try:
             while True:
                 sim = min(end, start + timedelta(hours=(time.monotonic() - clock0) / args.seconds_per_hour))
                 sandbox.set_now(sim)
                 while pending and start + timedelta(hours=pending[0].at_hour) <= sim:
-                    fault = pending.pop(0)
-                    line = RECOVERED_LINE.get(fault.kind, "")
-                    before = dev.said(line) if line else 0
-                    log.faults.append(inject(fault, sandbox, dev, data))
-                    print(f"[{fault.at_hour:7.2f} h] {fault.kind} {fault.user}".rstrip(), flush=True)
-                    if line:  # dev restarts what the kill took down, and says so
-                        recovering.append((fault.kind, line, before, time.monotonic()))
-                    if fault.kind == "revoke":
-                        revoked.add(user_ids[fault.user])
-                    elif fault.kind == "restore":
-                        revoked.discard(user_ids[fault.user])
+                    inject_now(pending.pop(0))
                 note_recoveries()
+                if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
+                    log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
+                if rounds and met():
+                    at = round((sim - start).total_seconds() / 3600, 2)
+                    for fault in rounds.pop(0):
+                        inject_now(Fault(at, fault.kind, fault.user))
+                elif args.every_kind_once and not rounds and met():
+                    end = sim  # the short form ends once its last round was met
                 if sim >= end:  # after the faults due by the end
                     break
                 dev.restart_if_dead(sandbox.now().isoformat())
                 time.sleep(0.2)
-            end_ms = round(end.timestamp() * 1000)
+            end_ms = to_ms(end)  # as the sandbox records the instants it showed (a short form's end has µs)
+            _say(f"the clock stops at {end.isoformat()}: catching up")
             catch_up = time.monotonic()
             deadline = catch_up + args.catch_up_s
             while not (caught_up := _caught_up(sandbox, data, list(user_ids.values()), end_ms, revoked)):
                 if time.monotonic() > deadline:
-                    print(
+                    _say(
                         f"catch-up: not every listener's latest plays reached the snapshot in {args.catch_up_s:g} s"
                     )
                     break
@@ -494,6 +659,10 @@ def main(argv: list[str] | None = None) -> int:
                 dev.restart_if_dead(sandbox.now().isoformat())
                 time.sleep(2)
             log.catch_up_s = round(time.monotonic() - catch_up, 1)
+            final = measure(data, (end - start).total_seconds() / 3600)
+            if final["hours"] - log.growth[-1]["hours"] < 1:  # a day's sample at the very end
+                log.growth.pop()
+            log.growth.append(final)
             while recovering and time.monotonic() - recovering[0][3] < RECOVERY_BUDGET_S:
                 note_recoveries()
                 time.sleep(1)
@@ -514,9 +683,16 @@ def main(argv: list[str] | None = None) -> int:
         dashboard_exact = all(dashboard.get(u, set()) == set(plays.get(u, [])) for u in {*plays, *dashboard})
         counted = gap_counts(verdicts, gaps)
         injected = [f for f in log.faults if f["kind"] != "restore"]
-        line = verdict_line(args.hours, runs, len(injected), verdicts, counted, len(torn))
+        hours = round((end - start).total_seconds() / 3600, 2)
+        # A fault the platform never met (answers still queued at the end) or never injected (a
+        # round not reached) tested nothing: the soak fails rather than count it.
+        unmet = sandbox.pending_faults()
+        not_injected = [f.kind for r in rounds for f in r] + [f.kind for f in pending]
+        line = verdict_line(hours, runs, len(injected), verdicts, counted, len(torn))
         ok = (
             caught_up  # else the platform stalled: "nothing lost" would only mean nothing was shown
+            and not unmet
+            and not not_injected
             and passed(verdicts, counted, len(torn))
             and dashboard_exact
             and all(s <= STOP_BUDGET_S for s in log.stops_s)
@@ -526,18 +702,22 @@ def main(argv: list[str] | None = None) -> int:
             "verdict": line,
             "passed": ok,
             "caught_up": caught_up,
-            "hours": args.hours,
+            "hours": hours,
             "seed": args.seed,
             "seconds_per_hour": args.seconds_per_hour,
             "simulated": [start.isoformat(), end.isoformat()],
             "runs": runs,
             "runs_by_status": statuses,
             "faults": log.faults,
+            "fault_answers_unmet": unmet,
+            "not_injected": not_injected,
             "restarts": log.restarts,
             "not_restarted": [kind for kind, *_ in recovering],
             "stops_s": log.stops_s,
             "warm_up_s": log.warm_up_s,
             "catch_up_s": log.catch_up_s,
+            "growth_per_day": growth_per_day(log.growth),
+            "growth_samples": log.growth,
             "gaps": {"recorded": counted[0], "true": counted[1], "false": counted[2], "rows": len(gaps)},
             "torn_files": torn,
             "dashboard_equals_warehouse": dashboard_exact,
@@ -555,7 +735,10 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
             "data": str(data),
         }
+        if not ok:  # read before the data directory goes (pytest's, or a temporary one)
+            report["diagnosis"] = _diagnosis(data, sandbox, start)
     print(line if caught_up else f"{line}; STALLED: the last plays shown did not reach the snapshot")
+    print(growth_line(report["growth_per_day"]))
     print(json.dumps(report, indent=1, default=str))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=str))

@@ -43,7 +43,7 @@ COMMAND_RUN_BY: dict[str, str] = {
     "make cloud-demo": "test_cloud_demo_dashboard.py",
     "make compose-test": "test_compose_stack.py",
     "make bench": "test_bench_quick.py",
-    "make soak": "opt-in: test_soak.py's short soak runs with SPOTIFY_SOAK_TEST=1 (issue 27's findings first)",
+    "make soak": "test_soak.py",
     "make venv": "every target above installs through it",
     "make lock": "re-resolves requirements.lock from the package index: a maintainer's step",
     "spotify-assets demo": "test_demo_household.py",

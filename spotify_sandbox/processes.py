@@ -55,6 +55,42 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def live_processes() -> dict[int, int]:
+    """pid -> parent pid of every live (non-zombie) process, from ``/proc`` (Linux)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                # The command name may hold spaces or parentheses: split after the last ')'.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z":
+                    parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def command_line(pid: int) -> str:
+    """``pid``'s command line, its arguments joined by spaces ("" once it is gone)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    return ""
+
+
+def descendants(root: int) -> dict[int, int]:
+    """pid -> parent pid of every live process below ``root`` (children, theirs, and so on)."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in live_processes().items():
+        children.setdefault(ppid, []).append(pid)
+    found: dict[int, int] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for child in children.get(parent, []):
+            if child not in found:
+                found[child] = parent
+                frontier.append(child)
+    return found
+
+
 def caught_signals(pid: int) -> set[signal.Signals]:
     """The signals ``pid`` has a handler of its own for (``SigCgt`` in ``/proc/<pid>/status``)."""
     try:

@@ -631,6 +631,10 @@ class SandboxServer:
         """Hold matching responses for ``seconds`` (next ``count`` requests; None: until cleared)."""
         self.state.set_delay(seconds, count, path)
 
+    def pending_faults(self) -> int:
+        """Injected fault answers no request has met yet (see ``SandboxState.pending_faults``)."""
+        return self.state.pending_faults()
+
     def expire_tokens(self) -> int:
         return self.state.expire_tokens()
 

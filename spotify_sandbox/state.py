@@ -219,6 +219,15 @@ class SandboxState:
         with self.lock:
             self.faults = FaultPlan()
 
+    def pending_faults(self) -> int:
+        """Counted fault answers not served yet (error statuses, truncated and HTML pages, delays);
+        one that lasts until cleared counts as one."""
+        with self.lock:
+            counted = [self.faults.malformed, self.faults.html, self.faults.delay]
+            return sum(f.remaining for f in self.faults.status) + sum(
+                1 if f.remaining is None else f.remaining for f in counted if f is not None
+            )
+
     def take_delay(self, path: str) -> float:
         with self.lock:
             fault = self.faults.delay

@@ -30,14 +30,14 @@ import contextlib
 import json
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from spotify_sandbox.processes import stop_groups
+from spotify_sandbox.processes import command_line, descendants, stop_groups
 
 #: The signals that stop ``spotify-assets dev``: held back while a child starts, so a stop that
 #: arrives then finds the new child recorded (and stops it) instead of leaving it behind.
@@ -52,6 +52,10 @@ DAGSTER_ROLES = {
 }
 CODE_SERVER = " api grpc"
 CODE_SERVER_PROXY = "code-server start"
+#: Where each server sits: the code server below its proxy, the others right below ``dagster dev``.
+#: A process elsewhere whose command line holds a role's piece is no server: a server's own
+#: child carries its parent's command line from ``fork`` until it ``exec``s (or for good).
+ROLE_PARENT = {CODE_SERVER: CODE_SERVER_PROXY}
 CODE_SERVER_NAME = DAGSTER_ROLES[CODE_SERVER]
 #: ``dagster dev`` as the log names it.
 DAGSTER_DEV_NAME = "dagster dev (the Dagster webserver, daemon and code server)"
@@ -91,12 +95,28 @@ class Backoff:
 
 @contextlib.contextmanager
 def stop_signals_held() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP back for the block; one that came meanwhile is handled after it."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    """Hold SIGINT, SIGTERM and SIGHUP back for the block; one that came meanwhile is handled after it.
+
+    Held by a handler that only notes the signal, not by blocking it: a blocked signal stays
+    blocked in every child started in the block, across ``exec`` and on to their children (the
+    soak found ``dagster dev``'s whole tree deaf to SIGTERM that way, and each run a minute slower
+    while Dagster waited for the ``tail`` it had sent SIGTERM to). A caught signal is reset to its
+    default in the child. In another thread (``dev``'s Spark warm-up starts a helper from one)
+    nothing is held: Python runs signal handlers in the main thread only, so the stop cannot
+    interrupt this thread's start of a child, and ``signal.signal`` works in the main one only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    heard: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: heard.append(signum)) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(heard):  # once each, in the order they came
+            signal.raise_signal(signum)
 
 
 @dataclass
@@ -123,40 +143,22 @@ class Child:
             self.started_at = time.monotonic()
 
 
-def _processes() -> dict[int, int]:
-    """pid -> parent pid of every live (non-zombie) process, from ``/proc``."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if fields[0] != "Z":
-                    parents[int(entry.name)] = int(fields[1])
-    return parents
-
-
-def _cmdline(pid: int) -> str:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    return ""
-
-
 def dagster_processes(root: int) -> dict[int, tuple[str, int]]:
-    """pid -> (role piece of ``DAGSTER_ROLES``, parent pid) of each Dagster server below ``root``."""
-    parents = _processes()
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
-        children.setdefault(ppid, []).append(pid)
+    """pid -> (role piece of ``DAGSTER_ROLES``, parent pid) of each Dagster server below ``root``
+    (``dagster dev``), each at its place (``ROLE_PARENT``)."""
+    tree = descendants(root)
+    roles: dict[int, str] = {}
+    for pid in tree:
+        cmd = command_line(pid)
+        role = next((piece for piece in DAGSTER_ROLES if piece in cmd), None)
+        if role is not None:
+            roles[pid] = role
     found: dict[int, tuple[str, int]] = {}
-    frontier = [root]
-    while frontier:
-        pid = frontier.pop()
-        for child in children.get(pid, []):
-            frontier.append(child)
-            cmd = _cmdline(child)
-            role = next((piece for piece in DAGSTER_ROLES if piece in cmd), None)
-            if role is not None:
-                found[child] = (role, pid)
+    for pid, role in roles.items():
+        parent = tree[pid]
+        expected = ROLE_PARENT.get(role)
+        if (parent == root) if expected is None else (roles.get(parent) == expected):
+            found[pid] = (role, parent)
     return found
 
 
