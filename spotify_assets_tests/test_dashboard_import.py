@@ -135,16 +135,10 @@ def _plays(data_dir: Path, user_id: str) -> int:
         con.close()
 
 
-def _finished(job: uploads.ImportJob) -> uploads.ImportJob:
-    job.wait(300)
-    assert not job.running
-    return job
-
-
-def test_an_upload_is_imported_once_into_the_listener_and_its_bytes_are_gone(tmp_path, monkeypatch):
-    """``start_import`` as the page calls it: the command's import into the deployment's stores."""
-    from spotify_sandbox.exports import FOLDER, generate_export
-
+@pytest.fixture
+def household_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The two-listener household's data directory, the environment ``start_import`` reads set to
+    it (local mode), and the temporary folder uploads wait in: (data directory, temp folder)."""
     data, scratch = tmp_path / "data", tmp_path / "tmp"
     scratch.mkdir()
     build_dashboard_warehouse(data, household_plays())
@@ -155,6 +149,20 @@ def test_an_upload_is_imported_once_into_the_listener_and_its_bytes_are_gone(tmp
     monkeypatch.setenv("SPOTIFY_DATA_DIR", str(data))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return data, scratch
+
+
+def _finished(job: uploads.ImportJob) -> uploads.ImportJob:
+    job.wait(300)
+    assert not job.running
+    return job
+
+
+def test_an_upload_is_imported_once_into_the_listener_and_its_bytes_are_gone(tmp_path, household_import):
+    """``start_import`` as the page calls it: the command's import into the deployment's stores."""
+    from spotify_sandbox.exports import FOLDER, generate_export
+
+    data, scratch = household_import
     export = tmp_path / "my_spotify_data.zip"
     summary = generate_export(
         export, 200, seed=5, start=datetime(2020, 1, 1, tzinfo=UTC), end=datetime(2021, 1, 1, tzinfo=UTC)
@@ -196,19 +204,10 @@ def _lastfm_csv(path: Path, rows: int, start: datetime) -> Path:
     return path
 
 
-def test_a_lastfm_upload_is_imported_once_into_the_listener(tmp_path, monkeypatch):
+def test_a_lastfm_upload_is_imported_once_into_the_listener(tmp_path, household_import):
     """A Last.fm CSV uploaded on the page goes through the same import as the command's (its
     source told by content): its scrobbles become Bob's plays without a Spotify id, once."""
-    data, scratch = tmp_path / "data", tmp_path / "tmp"
-    scratch.mkdir()
-    build_dashboard_warehouse(data, household_plays())
-    write_registry(data)
-    for var in ("SPOTIFY_WAREHOUSE_SNAPSHOT", "SPOTIFY_CLIENT_ID", "SPOTIFY_KEEP_IP_ADDRESSES"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("SPOTIFY_DEPLOYMENT", "local")
-    monkeypatch.setenv("SPOTIFY_DATA_DIR", str(data))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    data, scratch = household_import
     csv_file = _lastfm_csv(tmp_path / "scrobbles.csv", 12, datetime(2019, 6, 1, tzinfo=UTC))
     bob, alice = _plays(data, BOB), _plays(data, ALICE)
     upload = [(csv_file.name, csv_file.read_bytes())]

@@ -174,14 +174,8 @@ class DuckDBWarehouseResource(WarehouseResource):
         with self.batch(publish=publish):
             con = self._batch_con
             assert con is not None
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with self._transaction(con):
                 yield con
-                self._stamp(con)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
 
     @contextmanager
     def rewriter(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -195,15 +189,21 @@ class DuckDBWarehouseResource(WarehouseResource):
         """
         if self._batch_con is not None:
             raise RuntimeError("a rewrite replaces the database file: run it outside a batch")
-        with self._exclusive(publish=True, rewrite=True) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-                self._stamp(con)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._exclusive(publish=True, rewrite=True) as con, self._transaction(con):
+            yield con
+
+    @classmethod
+    @contextmanager
+    def _transaction(cls, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """One transaction on ``con``, stamped with its commit time (``_stamp``), rolled back on any error."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            cls._stamp(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _stamp(con: duckdb.DuckDBPyConnection) -> None:

@@ -426,15 +426,22 @@ def merge_plays(warehouse: Warehouse, plays: pd.DataFrame, planner: Planner | No
     incoming = len(plays)
     with side.writer() as con:
         if incoming and planner is not None:
-            con.register("incoming_batch", plays)
-            try:
-                across = duckdb_merge_across_sources(con, "incoming_batch", {}, planner)
-            finally:
-                con.unregister("incoming_batch")
+            across = _merge_registered_across_sources(con, plays, planner)
             if across is not None:
                 return result_of_plan(*across)
         inserted, after = duckdb_insert_ignoring(con, plays) if incoming else (0, duckdb_count(con))
     return MergeResult(inserted=inserted, duplicates=incoming - inserted, total_rows=after)
+
+
+def _merge_registered_across_sources(
+    con: duckdb.DuckDBPyConnection, incoming: pd.DataFrame | pa.Table, planner: Planner | None
+) -> tuple[int, int, int, Plan] | None:
+    """``duckdb_merge_across_sources`` over ``incoming`` registered as a view for the call."""
+    con.register("incoming_batch", incoming)
+    try:
+        return duckdb_merge_across_sources(con, "incoming_batch", {}, planner)
+    finally:
+        con.unregister("incoming_batch")
 
 
 def merge_plays_from_lake(
@@ -473,11 +480,7 @@ def merge_plays_from_lake(
     incoming_plays = pa.concat_tables(tables, promote_options="default")
     with side.writer() as con:
         con.execute("SET enable_progress_bar = false")
-        con.register("incoming_batch", incoming_plays)
-        try:
-            across = duckdb_merge_across_sources(con, "incoming_batch", {}, planner)
-        finally:
-            con.unregister("incoming_batch")
+        across = _merge_registered_across_sources(con, incoming_plays, planner)
         if across is not None:
             return result_of_plan(*across)
         inserted, after = duckdb_insert_ignoring(con, incoming_plays)
