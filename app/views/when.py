@@ -112,6 +112,8 @@ timeline["label"] = timeline["period"].dt.strftime(LABEL[grain]) + timeline["par
     {True: " (partial)", False: ""}
 )
 timeline["minutes"] = timeline["minutes"].astype(float).round(0)
+# Minutes, or plays where none of them has a known length (ui.charted).
+measure = ui.charted(timeline)
 domain_end = max(timeline["period_end"].max(), timeline["period"].min() + MIN_PERIODS * STEP[grain])
 # Each bar covers its period (less a small gap); the scale is UTC because the SQL already
 # returns local calendar dates, which the browser must not shift into its own zone.
@@ -133,8 +135,7 @@ ui.chart(
             axis=alt.Axis(format="%d %b %Y" if grain != "month" else "%b %Y"),
         ),
         x2="bar_end:T",
-        # Minutes, or plays where none of them has a known length (ui.charted).
-        y=alt.Y(f"{ui.charted(timeline)}:Q", title=ui.charted(timeline)),
+        y=alt.Y(f"{measure}:Q", title=measure),
         y2=alt.datum(0),
         color=alt.Color(
             "partial:N",
