@@ -9,7 +9,9 @@ bound: 1,440 sensor ticks a day, and every run's event log and compute logs.
   holds them together). The daemon purges ticks itself.
 * Runs: Dagster has no run retention, so ``purge_runs`` (the ``purge_old_runs`` job, daily) deletes,
   through the instance's public ``get_run_records`` and ``delete_run``, the pipeline's runs older
-  than ``RUN_RETENTION_DAYS`` that ended in success, keeping the newest ``KEEP_NEWEST_RUNS`` and
+  than ``RUN_RETENTION_DAYS`` that ended in success (on SQLite with each one's own events file,
+  which ``delete_run`` empties but leaves: ``users/dagster_internals.remove_run_shard``), keeping
+  the newest ``KEEP_NEWEST_RUNS`` and
   every run holding the latest materialization of an asset partition (the sensor reads the
   newest fetch from it, and the UI shows it). Failed and cancelled runs stay: they are what an
   operator looks into.
@@ -21,6 +23,7 @@ import dagster as dg
 
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
+from spotify_assets.users import dagster_internals
 
 #: A successful run older than this is deleted by the daily purge (unless protected, see above).
 RUN_RETENTION_DAYS = 7
@@ -65,6 +68,7 @@ def purge_runs(
             continue
         instance.compute_log_manager.delete_logs(prefix=[run_id])
         instance.delete_run(run_id)
+        dagster_internals.remove_run_shard(instance, run_id)
         deleted.append(run_id)
     return deleted
 

@@ -58,11 +58,19 @@ def test_the_purge_deletes_old_successful_runs_only_and_keeps_the_latest_materia
         failed = [
             instance.create_run_for_job(job, status=dg.DagsterRunStatus.FAILURE).run_id for _ in range(2)
         ]
+        for run_id in succeeded + failed:  # each run's own events file (SQLite) holds an event
+            instance.report_engine_event("a step's event", instance.get_run_by_id(run_id))
+        shard = instance.event_log_storage.path_for_shard  # type: ignore[attr-defined]
+        assert all(Path(shard(run_id)).is_file() for run_id in succeeded + failed)
         later = datetime.now(UTC) + timedelta(days=8)
         assert purge_runs(instance, keep_newest=3) == []  # nothing is old yet
         deleted = purge_runs(instance, keep_newest=3, now=later)
         assert sorted(deleted) == sorted(succeeded[:3])  # the oldest successes beyond the newest 3
         left = {r.dagster_run.run_id for r in instance.get_run_records()}
         assert set(failed) <= left and set(succeeded[3:]) <= left and real.run_id in left
+        # A deleted run's own file goes too (delete_run only empties it): the instance does not
+        # grow with the number of runs; the kept runs' files stay.
+        assert [r for r in deleted if Path(shard(r)).exists()] == []
+        assert all(Path(shard(r)).is_file() for r in [*failed, *succeeded[3:], real.run_id])
         newest = instance.fetch_materializations(dg.AssetKey("bq_plays"), limit=1).records
         assert newest and newest[0].run_id == real.run_id

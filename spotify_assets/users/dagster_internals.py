@@ -13,7 +13,10 @@ instead of the deletion silently:
 * the stored text of events of runs that stay (the event log is append-only, no API edits an
   event): :func:`rewrite_events`;
 * the new-plays sensor's cursor inside its ``SensorInstigatorData``: :func:`sensor_cursor`,
-  :func:`with_sensor_cursor`.
+  :func:`with_sensor_cursor`;
+* a deleted run's own SQLite file: ``delete_run`` empties it but leaves it (~112 KiB each, one
+  per run: the local instance would grow with the number of runs whatever the retention):
+  :func:`remove_run_shard` (used by the daily purge, ``retention.py``, and the deletion).
 
 Each works for SQLite (``<data>/dagster_home``, the local default) and Postgres alike through
 the event log storage's own SQLAlchemy connections and table definitions.
@@ -65,6 +68,25 @@ def _run_files(instance: dg.DagsterInstance, like: str) -> Iterator[Connect]:
     for run_id in sorted(r.dagster_run.run_id for r in instance.get_run_records()):
         if _shard_matches(Path(storage.path_for_shard(run_id)), like):
             yield functools.partial(storage.run_connection, run_id)  # type: ignore[attr-defined]
+
+
+def remove_run_shard(instance: dg.DagsterInstance, run_id: str) -> int:
+    """Remove the SQLite file (and its ``-wal``/``-shm``) of a run ``delete_run`` already deleted;
+    the bytes freed. Nothing on Postgres (one database, no per-run files). Dagster's own ``wipe``
+    unlinks these files the same way; a process that still has one open keeps reading it."""
+    storage = instance.event_log_storage
+    if not hasattr(storage, "path_for_shard"):
+        return 0
+    shard = Path(storage.path_for_shard(run_id))
+    freed = 0
+    for path in (shard, shard.with_name(shard.name + "-wal"), shard.with_name(shard.name + "-shm")):
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+    return freed
 
 
 def _shard_matches(path: Path, like: str) -> bool:

@@ -193,6 +193,7 @@ def delete_run_history(home: Path, user_id: str) -> Counter[str]:
         for run_id in sorted(runs):
             instance.compute_log_manager.delete_logs(prefix=[run_id])
             instance.delete_run(run_id)
+            dagster_internals.remove_run_shard(instance, run_id)
         report["runs"] = len(runs)
         if runs:
             report["asset index rows"] = dagster_internals.repoint_asset_index(instance, runs)
