@@ -252,3 +252,19 @@ def test_a_recent_day_is_left_for_the_polls_still_adding_to_it(lake: LocalLakeRe
     # ``day`` is one day too recent to settle; the day before it is not.
     compact_lake(lake, today=date.fromisoformat(day) + timedelta(days=1), settle_days=2)
     assert day_files(lake, PLAYS_KIND)[busiest[0]] == paths
+
+
+def test_the_growth_bench_reports_each_day_before_and_after(
+    template: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import lake_growth
+
+    before = {p: p.stat().st_mtime_ns for p in template.rglob("*") if p.is_file()}
+    assert lake_growth.main(["--data", str(template)]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) >= 2
+    files = [tuple(int(n) for n in row[4].split("→")) for row in rows]
+    assert all(after <= was for was, after in files) and any(after < was for was, after in files), files
+    # The copy was worked on, the original is as it was.
+    assert {p: p.stat().st_mtime_ns for p in template.rglob("*") if p.is_file()} == before
