@@ -57,7 +57,7 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import arrow_schema
 
 #: The kinds compacted, with their files' extension (see the module docstring for why these).
-COMPACTED_KINDS: dict[str, str] = {PLAYS_KIND: "parquet", PLAYS_CSV_KIND: "csv"}
+COMPACTED_KINDS: dict[str, str] = dict(zip((PLAYS_KIND, PLAYS_CSV_KIND), ("parquet", "csv"), strict=True))
 #: A compacted file's name starts so; the rest is the digest of its bytes.
 COMPACTED_STEM = "compacted-"
 #: Days of plays newer than this many days before today (UTC) are left alone: a poll still adds to them.

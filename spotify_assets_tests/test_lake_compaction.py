@@ -18,7 +18,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from spotify_assets import lake_compaction
+from spotify_assets import cli, lake_compaction
 from spotify_assets.assets import PIPELINE_GRAPH
 from spotify_assets.encoding import arrow_parquet_bytes
 from spotify_assets.instance_config import prepare_local_home
@@ -26,7 +26,6 @@ from spotify_assets.lake_compaction import (
     COMPACTED_STEM,
     CompactionError,
     compact_lake,
-    compact_lake_command,
     compact_lake_job,
     day_files,
     latest_batches,
@@ -111,7 +110,7 @@ def test_compaction_folds_each_day_and_the_rebuild_is_unchanged(
     files_before = len(lake.list())
 
     # The operator command, on the data directory (its instance protects the latest batch).
-    assert compact_lake_command(["--data-dir", str(data)]) == 0
+    assert cli.main(["compact-lake", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert "Compacted " in out and " file(s) into " in out
 
