@@ -267,3 +267,21 @@ def test_the_growth_bench_reports_each_day_before_and_after(
     assert all(after <= was for was, after in files) and any(after < was for was, after in files), files
     # The copy was worked on, the original is as it was.
     assert {p: p.stat().st_mtime_ns for p in template.rglob("*") if p.is_file()} == before
+
+
+def test_a_listener_being_polled_is_left_alone(data: Path, lake: LocalLakeResource) -> None:
+    from spotify_assets.definitions import defs
+    from spotify_assets.jobs import spotify_pipeline_job
+
+    snapshot = {p: lake.read_bytes(p) for p in lake.list()}
+    with dg.DagsterInstance.from_config(str(layout(data).dagster_home)) as instance:
+        instance.create_run_for_job(
+            defs.resolve_job_def(spotify_pipeline_job.name),
+            status=dg.DagsterRunStatus.STARTED,
+            tags={"dagster/partition": DEFAULT_USER_ID},
+        )
+        protected = latest_batches(instance)
+    assert protected.users == {DEFAULT_USER_ID}
+    report = compact_lake(lake, protected=protected)
+    assert report.days == 0 and report.skipped
+    assert {p: lake.read_bytes(p) for p in lake.list()} == snapshot
