@@ -6,7 +6,8 @@
 of its lake and its Dagster instance under ``/tmp`` (the original is left as it is), this measures
 per simulated day of plays (the ``played_date=`` of the lake's files):
 
-* the lake's plays files (``plays`` and ``plays_csv``) and their bytes, and
+* the lake's plays files (``plays`` and ``plays_csv``) and their bytes (the raw API pages, also
+  compacted, are in folders by the wall's day they were fetched: counted as a whole), and
 * the instance's bytes that day's runs hold (each run's event log ``history/runs/<id>.db`` and its
   compute logs ``storage/<id>/``); a run that landed no batch counts to the day of the last one
   that did;
@@ -48,17 +49,22 @@ class Footprint:
     lake_files_total: int = 0
     lake_bytes_total: int = 0
     instance_bytes: int = 0
+    raw_files: int = 0
 
 
 def measure(lake_root: Path, home: Path, run_day: dict[str, str], alive: set[str]) -> Footprint:
     """The footprint of the copy; ``alive``: the runs the instance still lists (a purged run's
     event-log file may stay behind, see ``orphans``)."""
-    from spotify_assets.lake_compaction import COMPACTED_KINDS, day_files
+    from spotify_assets.lake_compaction import day_files
+    from spotify_assets.lake_layout import PLAYS_CSV_KIND, PLAYS_KIND, RAW_RECENTLY_PLAYED_KIND
     from spotify_assets.resources.lake import LocalLakeResource
 
     lake = LocalLakeResource(root=str(lake_root))
     out = Footprint()
-    for kind in COMPACTED_KINDS:
+    out.raw_files = len(lake.list(RAW_RECENTLY_PLAYED_KIND))
+    # By the day played; the raw pages' folders are by the wall's day of the fetch, so they are
+    # counted as a whole (``raw_files``).
+    for kind in (PLAYS_KIND, PLAYS_CSV_KIND):
         for (_user, day), paths in day_files(lake, kind).items():
             out.files[day] += len(paths)
             out.lake_bytes[day] += sum((lake_root / p).stat().st_size for p in paths)
@@ -136,8 +142,9 @@ def table(before: Footprint, after: Footprint, unvacuumed: Footprint, plays: Cou
     lines += [
         "",
         f"Whole lake: {before.lake_files_total:,} files, {_kib(before.lake_bytes_total)} KiB → "
-        f"{after.lake_files_total:,} files, {_kib(after.lake_bytes_total)} KiB (the rest of the lake: raw pages, "
-        "features, metadata, untouched). Whole instance: "
+        f"{after.lake_files_total:,} files, {_kib(after.lake_bytes_total)} KiB, of which raw API pages "
+        f"{before.raw_files:,} → {after.raw_files:,} files (by the wall's day fetched; the features and "
+        "metadata files are not compacted). Whole instance: "
         f"{_kib(before.instance_bytes)} KiB → {_kib(unvacuumed.instance_bytes)} KiB after the purge "
         f"(no VACUUM) → {_kib(after.instance_bytes)} KiB after VACUUM.",
     ]
@@ -186,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         with dg.DagsterInstance.from_config(str(copy.dagster_home)) as instance:
             run_day = runs_by_day(instance, copy.lake)
             before = measure(copy.lake, copy.dagster_home, run_day, set(run_day))
-            # Every day settled (the daily job compacts each once it is SETTLE_DAYS old).
-            newest = max((date.fromisoformat(d) for d in plays), default=datetime.now(UTC).date())
+            # Every day settled (the daily job compacts each once it is SETTLE_DAYS old): the soak's
+            # days of plays lie in the past, its raw pages were fetched on the wall's days.
+            newest = max([datetime.now(UTC).date(), *(date.fromisoformat(d) for d in plays)])
             report = compact_lake(
                 lake, protected=latest_batches(instance), today=newest + timedelta(days=1), settle_days=0
             )

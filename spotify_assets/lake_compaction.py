@@ -4,7 +4,7 @@ The pipeline lands one Parquet file (``plays``) and one CSV (``plays_csv``) per 
 batch) (``assets/lake.py``): a run every few minutes leaves dozens of files per listener and
 day, thousands after weeks unattended, while the plays they hold grow far slower. Once a day
 (the ``compact_lake`` job, or ``spotify-assets compact-lake``) each settled day with more than
-one file of a kind becomes one file, ``<kind>/user_id=<id>/played_date=<day>/compacted-<digest>.<ext>``.
+one file of a kind becomes one file, ``<kind>/user_id=<id>/<day folder>/compacted-<digest>.<ext>``.
 
 Why it is safe (the lake stays create-only; nothing is rewritten in place):
 
@@ -24,11 +24,13 @@ Why it is safe (the lake stays create-only; nothing is rewritten in place):
   latest batch: a listener's latest batch (``latest_batches``) is never touched, nor any day
   newer than ``SETTLE_DAYS``, nor a listener with a pipeline run in flight.
 
-What is compacted: ``plays`` (what the warehouse loads) and ``plays_csv`` (its CSV copy), the two
-kinds that grow by a file per batch and day. Not the raw API pages (``raw/recently_played``): they
-are the audit copy of what Spotify answered, named by the digest of the page so a page fetched
-again lands nothing; a compacted form would change that contract for a file a run writes only when
-it finds new plays. Not the import's month files (``played_month=``): already one per month.
+What is compacted: the three per-listener kinds that grow by a file per run that finds plays:
+``plays`` (what the warehouse loads), ``plays_csv`` (its CSV copy), by the day played, and the raw
+API pages (``raw/recently_played``, the audit copy of what Spotify answered), by the day fetched,
+as JSON lines (a page as fetched is one line of compact JSON, its key the digest that named its
+file). Not the import's month files (``played_month=``): already one per month. Not the quarantine
+(rare) nor the shared ``track_features/`` files: the rebuild merges those file by file in the order
+they were fetched, and a folded file would change that order's grain.
 
 Deletion (``users remove --delete-data``) lists every file of a listener's folders, so it finds
 compacted files as it finds the small ones; redaction (``redact-lake``) concerns the export copies,
@@ -37,6 +39,8 @@ which compaction never touches.
 
 import csv
 import io
+import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -47,17 +51,21 @@ import pyarrow.parquet as pq
 
 from spotify_assets.encoding import arrow_parquet_bytes, content_digest
 from spotify_assets.lake_layout import (
-    PLAYED_DATE_DIR,
     PLAYS_CSV_KIND,
     PLAYS_KIND,
+    RAW_RECENTLY_PLAYED_KIND,
     USER_DIR_PREFIX,
-    plays_day_path,
 )
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.schema import arrow_schema
 
-#: The kinds compacted, with their files' extension (see the module docstring for why these).
-COMPACTED_KINDS: dict[str, str] = dict(zip((PLAYS_KIND, PLAYS_CSV_KIND), ("parquet", "csv"), strict=True))
+#: The kinds compacted, with their compacted file's extension (see the module docstring for why these).
+COMPACTED_KINDS: dict[str, str] = dict(
+    zip((PLAYS_KIND, PLAYS_CSV_KIND, RAW_RECENTLY_PLAYED_KIND), ("parquet", "csv", "jsonl"), strict=True)
+)
+#: A listener's day folder: ``played_date=<day>`` (plays, by the day played) or ``fetched_date=<day>``
+#: (raw pages, by the day fetched); not the import's ``played_month=<month>`` (already one file a month).
+DAY_FOLDER = re.compile(r"^[a-z_]+=(\d{4}-\d{2}-\d{2})$")
 #: A compacted file's name starts so; the rest is the digest of its bytes.
 COMPACTED_STEM = "compacted-"
 #: Days of plays newer than this many days before today (UTC) are left alone: a poll still adds to them.
@@ -86,7 +94,7 @@ class CompactionReport:
     def render(self) -> str:
         line = (
             f"Compacted {self.days:,} day(s) of the lake: {self.files_before:,} file(s) into {self.files_after:,}, "
-            f"{self.bytes_before / 1024:,.0f} KiB into {self.bytes_after / 1024:,.0f} KiB ({self.rows:,} row(s))"
+            f"{self.bytes_before / 1024:,.0f} KiB into {self.bytes_after / 1024:,.0f} KiB ({self.rows:,} plays and pages)"
         )
         return "\n".join([line, *(f"  left {where}: {why}" for where, why in self.skipped)])
 
@@ -133,9 +141,9 @@ def latest_batches(instance: dg.DagsterInstance) -> Protected:
 
 
 def day_files(lake: LakeResource, kind: str) -> dict[tuple[str, str], list[str]]:
-    """Each listener's files of ``kind`` by (listener, day) (``user_id=<id>/played_date=<day>/``, the
-    pipeline's granularity; one listing of the kind); each day's compacted files first (they hold
-    the earlier landings), then the rest in path order."""
+    """Each listener's files of ``kind`` by (listener, day) (``user_id=<id>/<day folder>/``, see
+    ``DAY_FOLDER``; one listing of the kind); each day's compacted files first (they hold the
+    earlier landings), then the rest in path order."""
     head = f"{kind}/{USER_DIR_PREFIX}"
     days: dict[tuple[str, str], list[str]] = {}
     for path in lake.list(kind):
@@ -143,8 +151,9 @@ def day_files(lake: LakeResource, kind: str) -> dict[tuple[str, str], list[str]]
             continue  # the single-user layout's files: left where they are
         user_id, _, rest = path[len(head) :].partition("/")
         folder, _, name = rest.partition("/")
-        if folder.startswith(PLAYED_DATE_DIR) and name and "/" not in name:
-            days.setdefault((user_id, folder[len(PLAYED_DATE_DIR) :]), []).append(path)
+        day = DAY_FOLDER.match(folder)
+        if day and name and "/" not in name:
+            days.setdefault((user_id, day.group(1)), []).append(path)
     return {
         where: sorted(paths, key=lambda p: (not _name(p).startswith(COMPACTED_STEM), p))
         for where, paths in days.items()
@@ -207,8 +216,26 @@ def fold_csv(inputs: list[bytes]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def _pages(data: bytes) -> list[bytes]:
+    """A raw file's pages: a page as fetched is one line of JSON (``assets/ingest.py`` writes it compact,
+    so a newline never occurs inside), a compacted file one page a line."""
+    return [line for line in data.split(b"\n") if line]
+
+
+def fold_pages(inputs: list[bytes]) -> bytes:
+    """The raw pages of ``inputs`` as JSON lines, each page once, in the order read."""
+    pages = dict.fromkeys(page for data in inputs for page in _pages(data))
+    return b"".join(page + b"\n" for page in pages)
+
+
 def keys_of(kind: str, data: bytes) -> list[str]:
-    """The play keys of a file of ``kind``, in file order (a key twice is listed twice)."""
+    """The keys of a file of ``kind`` in file order (a key twice is listed twice): the play keys,
+    or for raw pages each page's digest (a page as fetched is named by it)."""
+    if COMPACTED_KINDS[kind] == "jsonl":
+        pages = _pages(data)
+        for page in pages:
+            json.loads(page)  # a torn line does not verify
+        return [content_digest(page) for page in pages]
     if COMPACTED_KINDS[kind] == "parquet":
         return [str(k) for k in _parquet_table(data).column(PLAY_KEY).to_pylist()]
     names, rows = _csv_rows(data)
@@ -216,19 +243,22 @@ def keys_of(kind: str, data: bytes) -> list[str]:
     return [row[key] for row in rows]
 
 
-_FOLD: dict[str, Callable[[list[bytes]], bytes]] = {"parquet": fold_parquet, "csv": fold_csv}
+_FOLD: dict[str, Callable[[list[bytes]], bytes]] = {
+    "parquet": fold_parquet,
+    "csv": fold_csv,
+    "jsonl": fold_pages,
+}
 
 
-def verify(kind: str, written: bytes, expected: bytes, inputs: list[bytes]) -> None:
+def verify(kind: str, written: bytes, expected: bytes, wanted: set[str]) -> None:
     """The compacted file as read back from the lake: the bytes folded, every key of the inputs
-    exactly once and no other; else ``CompactionError`` (and nothing is retired)."""
+    (``wanted``) exactly once and no other; else ``CompactionError`` (and nothing is retired)."""
     if written != expected:
         raise CompactionError("the compacted file read back differs from the bytes written")
     try:
         keys = keys_of(kind, written)
     except Exception as exc:  # unreadable: a torn or damaged file
         raise CompactionError(f"the compacted file cannot be read back ({exc})") from exc
-    wanted = {k for data in inputs for k in keys_of(kind, data)}
     if len(keys) != len(set(keys)) or set(keys) != wanted:
         missing, extra = len(wanted - set(keys)), len(set(keys) - wanted)
         raise CompactionError(
@@ -246,11 +276,12 @@ def _retire(lake: LakeResource, paths: Iterable[str]) -> None:
 def compact_day(lake: LakeResource, kind: str, paths: list[str], report: CompactionReport) -> str:
     """Fold ``paths`` (one listener's day of ``kind``) into one file: write, read back, verify, retire."""
     inputs = [lake.read_bytes(p) for p in paths]
+    wanted = {k for data in inputs for k in keys_of(kind, data)}  # an unreadable input stops here
     folded = _FOLD[COMPACTED_KINDS[kind]](inputs)
     folder = paths[0].rsplit("/", 1)[0]
     target = f"{folder}/{COMPACTED_STEM}{content_digest(folded)}.{COMPACTED_KINDS[kind]}"
     lake.write_bytes(target, folded)
-    verify(kind, lake.read_bytes(target), folded, inputs)
+    verify(kind, lake.read_bytes(target), folded, wanted)
     _retire(lake, [p for p in paths if p != target])
     report.days += 1
     report.files_before += len(paths)
@@ -283,13 +314,13 @@ def compact_lake(
                 continue
             if user_id in protected.users:
                 report.skipped.append(
-                    (plays_day_path(kind, user_id, day, ""), "a run of this listener is in flight")
+                    (f"{paths[0].rsplit('/', 1)[0]}/", "a run of this listener is in flight")
                 )
                 continue
             try:
                 target = compact_day(lake, kind, paths, report)
-            except ValueError as exc:  # columns that differ: left as it is, and said so
-                report.skipped.append((plays_day_path(kind, user_id, day, ""), str(exc)))
+            except ValueError as exc:  # an input unreadable, or columns that differ: left, and said so
+                report.skipped.append((f"{paths[0].rsplit('/', 1)[0]}/", str(exc)))
                 continue
             if progress is not None:
                 progress(f"{target}: {len(paths)} file(s) into 1")

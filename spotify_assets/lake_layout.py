@@ -122,13 +122,9 @@ def legacy_files(lake: LakeLister) -> Iterator[tuple[str, str]]:
                 yield kind, path
 
 
-#: The folder of one UTC day's files of a listener (``plays_day_path``); ``lake_compaction`` reads it back.
-PLAYED_DATE_DIR = "played_date="
-
-
 def plays_day_path(kind: str, user_id: str | None, day: str, name: str) -> str:
     """A batch's file for one UTC day: ``plays/user_id=<id>/played_date=<day>/<name>``."""
-    return f"{user_dir(kind, user_id)}/{PLAYED_DATE_DIR}{day}/{name}"
+    return f"{user_dir(kind, user_id)}/played_date={day}/{name}"
 
 
 def plays_month_path(kind: str, user_id: str | None, month: str, name: str) -> str:

@@ -9,9 +9,10 @@ reads by path) stays, and ``users remove --delete-data`` leaves neither name nor
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +21,7 @@ import pytest
 
 from spotify_assets import cli, lake_compaction
 from spotify_assets.assets import PIPELINE_GRAPH
-from spotify_assets.encoding import arrow_parquet_bytes
+from spotify_assets.encoding import arrow_parquet_bytes, content_digest
 from spotify_assets.instance_config import prepare_local_home
 from spotify_assets.lake_compaction import (
     COMPACTED_STEM,
@@ -30,7 +31,7 @@ from spotify_assets.lake_compaction import (
     day_files,
     latest_batches,
 )
-from spotify_assets.lake_layout import PLAYED_DATE_DIR, PLAYS_CSV_KIND, PLAYS_KIND
+from spotify_assets.lake_layout import PLAYS_CSV_KIND, PLAYS_KIND, RAW_RECENTLY_PLAYED_KIND
 from spotify_assets.rebuild import rebuild_from_lake
 from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.resources.warehouse import DuckDBWarehouseResource
@@ -201,9 +202,7 @@ class _BusyLake(LocalLakeResource):
     def _create(self, path: str, data: bytes) -> bool:
         if COMPACTED_STEM in path and not self.landed:
             folder = path.rsplit("/", 1)[0]
-            source = next(
-                p for p in self.list(folder.split(f"/{PLAYED_DATE_DIR}")[0]) if not p.startswith(folder)
-            )
+            source = next(p for p in self.list(folder.rsplit("/", 1)[0]) if not p.startswith(folder))
             late = f"{folder}/late-batch.{path.rsplit('.', 1)[1]}"
             os.link(Path(self.root) / source, Path(self.root) / late)  # someone else's whole file
             self.landed.append(late)
@@ -232,8 +231,17 @@ def test_the_daily_job_leaves_the_latest_batch_which_a_rerun_reads(
 def test_deletion_after_compaction_leaves_no_name_and_no_byte(
     data: Path, lake: LocalLakeResource, tmp_path: Path
 ) -> None:
-    assert compact_lake(lake).days > 0
-    assert any(COMPACTED_STEM in p for p in lake.list())
+    later = datetime.now(UTC).date() + timedelta(days=3)  # the raw pages' day settled too
+    assert compact_lake(lake, today=later).days > 0
+    assert {
+        k
+        for k in (PLAYS_KIND, PLAYS_CSV_KIND, RAW_RECENTLY_PLAYED_KIND)
+        if any(COMPACTED_STEM in p for p in lake.list(k))
+    } == {
+        PLAYS_KIND,
+        PLAYS_CSV_KIND,
+        RAW_RECENTLY_PLAYED_KIND,
+    }
     delete_user_data(DEFAULT_USER_ID, _warehouse(data), lake)
     root = layout(data).lake
     left = [p for p in root.rglob("*") if DEFAULT_USER_ID in str(p.relative_to(root))]
@@ -285,3 +293,19 @@ def test_a_listener_being_polled_is_left_alone(data: Path, lake: LocalLakeResour
     report = compact_lake(lake, protected=protected)
     assert report.days == 0 and report.skipped
     assert {p: lake.read_bytes(p) for p in lake.list()} == snapshot
+
+
+def test_raw_pages_fold_into_json_lines_each_page_once(lake: LocalLakeResource) -> None:
+    """The raw pages are fetched today (the wall's day): compacted once that day has settled."""
+    pages = {_stem(p): lake.read_bytes(p) for p in lake.list(RAW_RECENTLY_PLAYED_KIND)}
+    assert len(pages) > 2 and all(content_digest(page) == name for name, page in pages.items())
+    later = datetime.now(UTC).date() + timedelta(days=3)
+    report = compact_lake(lake, kinds=[RAW_RECENTLY_PLAYED_KIND], today=later)
+    assert report.days >= 1
+    files = lake.list(RAW_RECENTLY_PLAYED_KIND)
+    assert len(files) == report.days and all(p.endswith(".jsonl") and COMPACTED_STEM in p for p in files)
+    lines = [line for p in files for line in lake.read_bytes(p).splitlines()]
+    assert sorted(lines) == sorted(pages.values())  # every page, byte for byte, once
+    assert [json.loads(line) for line in lines]
+    again = compact_lake(lake, kinds=[RAW_RECENTLY_PLAYED_KIND], today=later)
+    assert again.days == 0 and lake.list(RAW_RECENTLY_PLAYED_KIND) == files
