@@ -188,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         shutil.copytree(source.lake, copy.lake)
         shutil.copytree(source.dagster_home, copy.dagster_home)
+        config = copy.dagster_home / "dagster.yaml"
+        if config.exists() and str(args.data.resolve()) in config.read_text():
+            # Storage named by an absolute path would be the original's: the purge would delete its runs.
+            raise SystemExit(
+                f"{config} names paths under {args.data}: not measuring on a copy that is not one"
+            )
         lake = LocalLakeResource(root=str(copy.lake))
         plays = plays_per_day(copy.lake)
         with dg.DagsterInstance.from_config(str(copy.dagster_home)) as instance:
