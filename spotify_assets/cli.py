@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spotify_assets.rebuild:rebuild_command",
         "rebuild the warehouse's plays and track features from the lake alone",
     ),
+    "compact-lake": (
+        "spotify_assets.lake_compaction:compact_lake_command",
+        "fold each listener's settled days of small lake files into one file per kind",
+    ),
 }
 
 #: Entry-point group for more sub-commands: each entry point names a dict shaped like ``COMMANDS``.

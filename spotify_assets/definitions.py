@@ -15,6 +15,7 @@ from spotify_assets.assets.catalog import track_metadata
 from spotify_assets.checks import PLAYS_CHECKS
 from spotify_assets.deployments import resources_for
 from spotify_assets.jobs import history_import_job, spotify_pipeline_job
+from spotify_assets.lake_compaction import compact_lake_job, compact_lake_schedule
 from spotify_assets.retention import purge_old_runs_job, purge_old_runs_schedule
 from spotify_assets.schedules import hourly_schedule
 from spotify_assets.scrobble_inbox_sensor import scrobble_inbox_sensor
@@ -23,8 +24,8 @@ from spotify_assets.sensors import mart_automation_sensor, new_plays_sensor
 defs = dg.Definitions(
     assets=[*PIPELINE_GRAPH, track_metadata],
     asset_checks=PLAYS_CHECKS,
-    jobs=[spotify_pipeline_job, history_import_job, purge_old_runs_job],
-    schedules=[hourly_schedule, purge_old_runs_schedule],
+    jobs=[spotify_pipeline_job, history_import_job, purge_old_runs_job, compact_lake_job],
+    schedules=[hourly_schedule, purge_old_runs_schedule, compact_lake_schedule],
     sensors=[new_plays_sensor, mart_automation_sensor, scrobble_inbox_sensor],
     resources=resources_for(),
     executor=dg.in_process_executor,

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[list[str], set[str]]] = {
     "import": (["import", "{export}"], {"warehouse", "lake", "handoff"}),
     "rebuild-warehouse": (["rebuild-warehouse"], {"warehouse", "lake"}),
     "redact-lake": (["redact-lake"], {"lake"}),
+    "compact-lake": (["compact-lake"], {"lake"}),
     "users list": (["users", "list"], {"warehouse"}),
     "users remove --delete-data": (
         ["users", "remove", "alice", "--delete-data", "--yes"],

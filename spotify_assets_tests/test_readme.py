@@ -55,6 +55,7 @@ COMMAND_RUN_BY: dict[str, str] = {
     "spotify-assets redact-lake": "test_ip_redaction.py",
     "spotify-assets users": "test_users.py",
     "spotify-assets rebuild-warehouse": "test_rebuild.py",
+    "spotify-assets compact-lake": "test_lake_compaction.py",
     "spotify-assets scrobble-server": "test_scrobble_server.py",
     "dg check": "test_dg_cli.py",
     "dg list": "test_dg_cli.py",
