@@ -38,6 +38,30 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+#: Test files that start whole process trees (``spotify-assets dev``, the compose stack, the soak,
+#: Spark servers) and time them against budgets, some with CPU burners of their own: under
+#: ``make test``'s two workers (pytest-xdist, ``--dist loadgroup``) they run one after another on
+#: one worker, never two at once; every other file is a group of its own (its module fixtures
+#: built once), spread over both workers.
+PROCESS_TREE_FILES = frozenset(
+    {
+        "test_bench_quick",
+        "test_compose_stack",
+        "test_dev_command_stop",
+        "test_dev_supervisor",
+        "test_run_monitoring",
+        "test_soak",
+        "test_spark_connect",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        stem = item.path.stem
+        item.add_marker(pytest.mark.xdist_group("process-trees" if stem in PROCESS_TREE_FILES else stem))
+
+
 @pytest.fixture(autouse=True)
 def _keep_the_main_module() -> Iterator[None]:
     """Put ``sys.modules["__main__"]`` back after each test.
