@@ -56,6 +56,8 @@ PROCESS_TREE_FILES = frozenset(
 )
 
 
+# tryfirst: xdist's own hook turns the marker into the group it schedules by, so it must see it.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         stem = item.path.stem
