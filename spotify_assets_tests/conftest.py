@@ -15,6 +15,8 @@ import os
 import pkgutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,36 +34,60 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+#: ``make test`` runs on pytest-xdist workers (``--dist loadgroup``). Each test file is a group of
+#: its own (one worker runs all of it, its module fixtures built once), except the files a marker
+#: puts in a shared group, whose tests run one after another on one worker, never two at once:
+#: - ``process_tree``: the file starts whole ``spotify-assets dev`` trees and holds them to time
+#:   budgets under load it makes itself (the stop tests burn both cores); two such trees at once
+#:   would each eat into the other's budget.
+#: - ``browser``: the file drives headless Chromium, or (the compose stack) starts a Docker engine.
+#:   The engine adds and removes network interfaces as its containers start and stop, and Chromium
+#:   answers any interface change by failing every request in flight with ERR_NETWORK_CHANGED,
+#:   loopback ones too: a dashboard page then lacks a module ("Failed to fetch dynamically
+#:   imported module"). So no browser loads a page while the stack comes and goes.
+#: A file is in a marker's group when its source applies the marker (``pytest.mark.<name>``, to the
+#: module or to a test); the first marker of this list that it applies decides.
+WORKER_GROUPS = {"process_tree": "process-trees", "browser": "browsers"}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "allowed_skip(reason): this test may skip even in CI (it guards no promised part)"
     )
 
 
-#: Test files that start whole process trees (``spotify-assets dev``, the compose stack, the soak,
-#: Spark servers) and time them against budgets, some with CPU burners of their own: under
-#: ``make test``'s two workers (pytest-xdist, ``--dist loadgroup``) they run one after another on
-#: one worker, never two at once; every other file is a group of its own (its module fixtures
-#: built once), spread over both workers.
-PROCESS_TREE_FILES = frozenset(
-    {
-        "test_bench_quick",
-        "test_compose_stack",
-        "test_dev_command_stop",
-        "test_dev_supervisor",
-        "test_run_monitoring",
-        "test_soak",
-        "test_spark_connect",
-    }
-)
+def worker_group(path: Path) -> str:
+    """The xdist group of the test file at ``path`` (``WORKER_GROUPS``), else the file itself."""
+    source = path.read_text() if path.suffix == ".py" else ""
+    for marker, group in WORKER_GROUPS.items():
+        if f"pytest.mark.{marker}" in source:
+            return group
+    return str(path)
 
 
-# tryfirst: xdist's own hook turns the marker into the group it schedules by, so it must see it.
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        stem = item.path.stem
-        item.add_marker(pytest.mark.xdist_group("process-trees" if stem in PROCESS_TREE_FILES else stem))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` by file and ``WORKER_GROUPS``.
+
+    The controller schedules by node id and never sees the markers (only the workers collect).
+    pytest-xdist's own ``loadgroup`` suffixes each node id with its ``xdist_group`` on the worker,
+    which pytest 9 no longer lets a plugin do (the id is derived, not stored): every test became a
+    unit of its own and two process-tree files ran at once. So the group is read from the file.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups: dict[str, str] = {}
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            if file not in groups:
+                groups[file] = worker_group(config.rootpath / file)
+            return groups[file]
+
+    return FileGroups(config, log)
 
 
 @pytest.fixture(autouse=True)

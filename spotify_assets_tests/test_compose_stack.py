@@ -34,6 +34,11 @@ from pathlib import Path
 
 import pytest
 
+#: It drives headless Chromium, and its Docker engine adds and removes network interfaces, which
+#: fails the requests of any Chromium then loading a page: it shares the browsers' group
+#: (conftest.WORKER_GROUPS).
+pytestmark = pytest.mark.browser
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "compose-test.sh"
 #: scripts/dockerd.sh's exit code for "this machine cannot run a Docker engine".

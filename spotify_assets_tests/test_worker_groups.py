@@ -1,0 +1,101 @@
+"""``make test``'s worker groups (``conftest.WORKER_GROUPS``): files a marker puts in one group never
+run at once on two pytest-xdist workers, and every file that needs a shared group carries its marker.
+
+The markers are the one home of the grouping (a hand-kept list of file names drifted from the files
+it named). What each file does is read from its source: a file that launches Chromium
+(``fixtures/dashboard.chromium()``) or starts a ``spotify-assets dev`` tree or the soak must say so.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from spotify_assets_tests.test_ci_skips import _standalone_conftest
+
+pytest_plugins = ["pytester"]
+
+#: The test files, but this one (it names the patterns it looks for).
+FILES = sorted(p for p in Path(__file__).parent.glob("test_*.py") if p != Path(__file__))
+
+#: (what the file starts, a pattern of its source that starts it, the marker it must carry).
+STARTERS = [
+    ("headless Chromium", re.compile(r"\bchromium\(\)"), "browser"),
+    ("spotify-assets dev", re.compile(r'with_name\("spotify-assets"\)\),\s*"dev"'), "process_tree"),
+    (
+        "the soak",
+        re.compile(r"from bench\.soak import \([^)]*\bmain\b|from bench\.soak import [^\n]*\bmain\b"),
+        "process_tree",
+    ),
+]
+
+
+def test_every_file_that_starts_a_browser_or_a_dev_tree_carries_its_marker() -> None:
+    missing = []
+    for path in FILES:
+        source = path.read_text()
+        for what, starts, marker in STARTERS:
+            if starts.search(source) and f"pytest.mark.{marker}" not in source:
+                missing.append(f"{path.name} starts {what} but is not marked {marker}")
+    assert missing == []
+    # The patterns find what they are meant to find (a pattern that matches nothing guards nothing).
+    found = {what for what, starts, _ in STARTERS for p in FILES if starts.search(p.read_text())}
+    assert found == {what for what, _, _ in STARTERS}
+
+
+#: Each test records when it starts and ends, and while it runs waits (up to 5 s) for a test of the
+#: other file to be running too: two files of one group never see each other, two groups do.
+OVERLAP = """
+import os, time
+from pathlib import Path
+import pytest
+{mark}
+
+def test_runs(tmp_path_factory):
+    log = Path(os.environ["GROUPS_LOG"])
+    me = "{name}"
+    with log.open("a") as f:
+        f.write(f"start {{me}}\\n")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        others = [l.split()[1] for l in log.read_text().splitlines() if l.startswith("start ") and l.split()[1] != me]
+        ended = [l.split()[1] for l in log.read_text().splitlines() if l.startswith("end ")]
+        if any(o not in ended for o in others):
+            with log.open("a") as f:
+                f.write(f"overlap {{me}}\\n")
+            break
+        time.sleep(0.1)
+    with log.open("a") as f:
+        f.write(f"end {{me}}\\n")
+"""
+
+
+def _overlaps(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, marker: str | None) -> list[str]:
+    """Run two files (both marked ``marker``, or unmarked) on two xdist workers; which saw the other."""
+    log = pytester.path / "groups.log"
+    monkeypatch.setenv("GROUPS_LOG", str(log))
+    pytester.makeconftest(_standalone_conftest())
+    pytester.makeini(f"[pytest]\nmarkers =\n    {marker or 'unused'}: a group marker\n")
+    mark = f"pytestmark = pytest.mark.{marker}" if marker else ""
+    pytester.makepyfile(
+        test_one=OVERLAP.format(mark=mark, name="one"), test_two=OVERLAP.format(mark=mark, name="two")
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup")
+    result.assert_outcomes(passed=2)
+    return sorted(line for line in log.read_text().splitlines() if line.startswith("overlap"))
+
+
+@pytest.mark.parametrize("marker", ["process_tree", "browser"])
+def test_files_of_one_group_run_one_after_another(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, marker: str
+) -> None:
+    assert _overlaps(pytester, monkeypatch, marker) == []
+
+
+def test_files_of_their_own_groups_run_at_once(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above can fail: unmarked, the same two files run side by side and see each other."""
+    assert _overlaps(pytester, monkeypatch, None) != []
