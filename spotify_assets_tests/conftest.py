@@ -90,6 +90,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FileGroups(config, log)
 
 
+#: Where each group goes in the workers' queue. The browsers first (the compose stack at their head,
+#: its file sorts first): one worker takes them at the start and holds the stack's minutes early.
+#: The process trees last: the other worker reaches them after the ordinary files ahead of them, by
+#: when the stack is gone, so its engine's load never meets the stop tests' 15 s budgets.
+QUEUE_ORDER = {"browsers": 0, "process-trees": 2}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On xdist's workers under ``--dist loadgroup``, the files in ``QUEUE_ORDER`` (a stable sort:
+    files and tests keep their order otherwise). One process runs the files as collected."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    order = {path: QUEUE_ORDER.get(worker_group(path), 1) for path in {item.path for item in items}}
+    items.sort(key=lambda item: order[item.path])
+
+
 @pytest.fixture(autouse=True)
 def _keep_the_main_module() -> Iterator[None]:
     """Put ``sys.modules["__main__"]`` back after each test.

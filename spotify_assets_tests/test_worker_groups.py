@@ -99,3 +99,22 @@ def test_files_of_their_own_groups_run_at_once(
 ) -> None:
     """The check above can fail: unmarked, the same two files run side by side and see each other."""
     assert _overlaps(pytester, monkeypatch, None) != []
+
+
+def test_the_browsers_go_first_and_the_process_trees_last(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So the worker that takes the process trees reaches them after the compose stack is gone."""
+    log = pytester.path / "order.log"
+    monkeypatch.setenv("GROUPS_LOG", str(log))
+    pytester.makeconftest(_standalone_conftest())
+    pytester.makeini("[pytest]\nmarkers =\n    process_tree: a group marker\n    browser: a group marker\n")
+    test = 'import os\nimport pytest\n{mark}\n\ndef test_it():\n    open(os.environ["GROUPS_LOG"], "a").write("{name}\\n")\n'
+    pytester.makepyfile(
+        test_a_trees=test.format(mark="pytestmark = pytest.mark.process_tree", name="trees"),
+        test_b_plain=test.format(mark="", name="plain"),
+        test_c_browser=test.format(mark="pytestmark = pytest.mark.browser", name="browser"),
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1", "--dist", "loadgroup")
+    result.assert_outcomes(passed=3)
+    assert log.read_text().split() == ["browser", "plain", "trees"]
