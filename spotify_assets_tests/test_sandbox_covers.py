@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 import pandas as pd
-import pytest
 import requests
 from PIL import Image
 
@@ -107,7 +106,6 @@ def test_every_cover_is_a_small_inline_png_of_the_size_it_declares() -> None:
     assert len(largest) == N_ALBUMS + N_SHOWS
 
 
-@pytest.mark.browser
 def test_the_dashboard_and_the_card_show_a_sandbox_cover() -> None:
     """The page's cards put it into their CSS (not only the placeholder), and the Wrapped card
     draws it (not its drawn placeholder)."""
