@@ -71,8 +71,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     The controller schedules by node id and never sees the markers (only the workers collect).
     pytest-xdist's own ``loadgroup`` suffixes each node id with its ``xdist_group`` on the worker,
-    which pytest 9 no longer lets a plugin do (the id is derived, not stored): every test became a
-    unit of its own and two process-tree files ran at once. So the group is read from the file.
+    which pytest 9 no longer lets a plugin do (the id is derived, not stored; pytest-xdist issue
+    1386, open): every test became a unit of its own and two process-tree files could run at once.
+    So the group is read from the file here.
     """
     if config.getvalue("dist") != "loadgroup":
         return None
