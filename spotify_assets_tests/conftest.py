@@ -11,6 +11,7 @@ may legitimately skip says so with ``@pytest.mark.allowed_skip(reason="...")``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pkgutil
 import sys
@@ -34,20 +35,22 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-#: ``make test`` runs on pytest-xdist workers (``--dist loadgroup``). Each test file is a group of
-#: its own (one worker runs all of it, its module fixtures built once), except the files a marker
-#: puts in a shared group, whose tests run one after another on one worker, never two at once:
+#: ``make test`` runs on pytest-xdist workers (``--dist loadgroup``). Each test file is a unit of
+#: its own (one worker runs all of it, its module fixtures built once). Markers a file applies
+#: (``pytest.mark.<name>`` in its source, on the module or on a test) say what it must not meet:
 #: - ``process_tree``: the file starts whole ``spotify-assets dev`` trees and holds them to time
-#:   budgets under load it makes itself (the stop tests burn both cores); two such trees at once
-#:   would each eat into the other's budget.
-#: - ``browser``: the file drives headless Chromium, or (the compose stack) starts a Docker engine.
-#:   The engine adds and removes network interfaces as its containers start and stop, and Chromium
-#:   answers any interface change by failing every request in flight with ERR_NETWORK_CHANGED,
-#:   loopback ones too: a dashboard page then lacks a module ("Failed to fetch dynamically
-#:   imported module"). So no browser loads a page while the stack comes and goes.
-#: A file is in a marker's group when its source applies the marker (``pytest.mark.<name>``, to the
-#: module or to a test); the first marker of this list that it applies decides.
-WORKER_GROUPS = {"process_tree": "process-trees", "browser": "browsers"}
+#:   budgets under load it makes itself (the stop tests burn both cores). These files are one group
+#:   (``PROCESS_TREES``), run one after another, so two trees never eat into each other's budget.
+#: - ``changes_network``: the file (the compose stack) starts a Docker engine, which adds and removes
+#:   network interfaces as its containers start and stop. Chromium answers any interface change by
+#:   failing every request in flight with ERR_NETWORK_CHANGED, loopback ones too: a dashboard page
+#:   then lacks a module ("Failed to fetch dynamically imported module").
+#: - ``browser``: the file drives headless Chromium.
+#: A ``changes_network`` file holds ``NETWORK_LOCK`` exclusively while it runs; ``browser`` and
+#: ``process_tree`` files hold it shared (browsers side by side are fine; the engine's load would
+#: also meet the stop tests' budgets). ``QUEUE_ORDER`` puts the stack first, so the lock rarely waits.
+PROCESS_TREES = "process-trees"
+NETWORK_LOCK = "network.lock"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,18 +59,20 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def worker_group(path: Path) -> str:
-    """The xdist group of the test file at ``path`` (``WORKER_GROUPS``), else the file itself."""
+def _markers(path: Path) -> set[str]:
+    """The markers of ``process_tree``, ``changes_network`` and ``browser`` the file applies."""
     source = path.read_text() if path.suffix == ".py" else ""
-    for marker, group in WORKER_GROUPS.items():
-        if f"pytest.mark.{marker}" in source:
-            return group
-    return str(path)
+    return {m for m in ("process_tree", "changes_network", "browser") if f"pytest.mark.{m}" in source}
+
+
+def worker_group(path: Path) -> str:
+    """The xdist unit of the test file at ``path``: ``PROCESS_TREES``, else the file itself."""
+    return PROCESS_TREES if "process_tree" in _markers(path) else str(path)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup`` by file and ``WORKER_GROUPS``.
+    """``--dist loadgroup`` by file, the process-tree files one unit.
 
     The controller schedules by node id and never sees the markers (only the workers collect).
     pytest-xdist's own ``loadgroup`` suffixes each node id with its ``xdist_group`` on the worker,
@@ -91,11 +96,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FileGroups(config, log)
 
 
-#: Where each group goes in the workers' queue. The browsers first (the compose stack at their head,
-#: its file sorts first): one worker takes them at the start and holds the stack's minutes early.
-#: The process trees last: the other worker reaches them after the ordinary files ahead of them, by
-#: when the stack is gone, so its engine's load never meets the stop tests' 15 s budgets.
-QUEUE_ORDER = {"browsers": 0, "process-trees": 2}
+#: Where a file goes in the workers' queue, by the first of its markers listed: the stack first (one
+#: worker starts it at once, and it holds the lock its minutes early), then the ordinary files, then
+#: the process trees and the browsers, which by then rarely wait for the stack to be gone.
+QUEUE_ORDER = {"changes_network": 0, "process_tree": 2, "browser": 3}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -103,8 +107,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     files and tests keep their order otherwise). One process runs the files as collected."""
     if not getattr(config.option, "loadgroup", False):
         return
-    order = {path: QUEUE_ORDER.get(worker_group(path), 1) for path in {item.path for item in items}}
+    order = {}
+    for path in {item.path for item in items}:
+        marks = _markers(path)
+        order[path] = next((rank for m, rank in QUEUE_ORDER.items() if m in marks), 1)
     items.sort(key=lambda item: order[item.path])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _network_lock(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``NETWORK_LOCK`` for the whole file, on xdist's workers (one process runs one file at a time).
+
+    In the run's own temp folder (the workers' ``popen-gwN`` share it), so other runs on the
+    machine are not held up."""
+    marks = _markers(Path(str(request.node.path)))
+    if "PYTEST_XDIST_WORKER" not in os.environ or not marks:
+        yield
+        return
+    mode = fcntl.LOCK_EX if "changes_network" in marks else fcntl.LOCK_SH
+    with (tmp_path_factory.getbasetemp().parent / NETWORK_LOCK).open("a") as lock:
+        fcntl.flock(lock, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)

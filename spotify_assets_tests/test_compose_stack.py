@@ -34,10 +34,9 @@ from pathlib import Path
 
 import pytest
 
-#: It drives headless Chromium, and its Docker engine adds and removes network interfaces, which
-#: fails the requests of any Chromium then loading a page: it shares the browsers' group
-#: (conftest.WORKER_GROUPS).
-pytestmark = pytest.mark.browser
+#: Its Docker engine adds and removes network interfaces, which fails the requests of any Chromium
+#: then loading a page: no browser test runs beside it (conftest.NETWORK_LOCK).
+pytestmark = pytest.mark.changes_network
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "compose-test.sh"

@@ -46,7 +46,7 @@ import pytest
 
 from spotify_assets_tests.fixtures.sockets import is_loopback, listening_sockets, process_tree
 
-#: Starts whole ``spotify-assets dev`` trees and times them: one file after another (conftest.WORKER_GROUPS).
+#: Starts whole ``spotify-assets dev`` trees and times them: one file after another (conftest.PROCESS_TREES).
 pytestmark = pytest.mark.process_tree
 
 STOP_BUDGET_S = 15.0

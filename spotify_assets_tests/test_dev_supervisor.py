@@ -42,7 +42,7 @@ from spotify_sandbox.supervisor import (
     restarted_line,
 )
 
-#: Starts whole ``spotify-assets dev`` trees and times them: one file after another (conftest.WORKER_GROUPS).
+#: Starts whole ``spotify-assets dev`` trees and times them: one file after another (conftest.PROCESS_TREES).
 pytestmark = pytest.mark.process_tree
 
 START_TIMEOUT_S = 240.0

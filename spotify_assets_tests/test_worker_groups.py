@@ -99,49 +99,57 @@ def test_runs(tmp_path_factory):
 """
 
 
-def _overlaps(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, marker: str | None) -> list[str]:
-    """Run two files (both marked ``marker``, or unmarked) on two xdist workers; which saw the other."""
+def _overlaps(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, markers: tuple[str | None, str | None]
+) -> list[str]:
+    """Run two files (marked ``markers``, None for none) on two xdist workers; which saw the other."""
     log = pytester.path / "groups.log"
     monkeypatch.setenv("GROUPS_LOG", str(log))
     pytester.makeconftest(_standalone_conftest())
-    pytester.makeini(f"[pytest]\nmarkers =\n    {marker or 'unused'}: a group marker\n")
-    mark = f"pytestmark = pytest.mark.{marker}" if marker else ""
+    pytester.makeini("[pytest]\nmarkers =\n    process_tree: m\n    browser: m\n    changes_network: m\n")
+    one, two = (f"pytestmark = pytest.mark.{m}" if m else "" for m in markers)
     pytester.makepyfile(
-        test_one=OVERLAP.format(mark=mark, name="one"), test_two=OVERLAP.format(mark=mark, name="two")
+        test_one=OVERLAP.format(mark=one, name="one"), test_two=OVERLAP.format(mark=two, name="two")
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup")
     result.assert_outcomes(passed=2)
     return sorted(line for line in log.read_text().splitlines() if line.startswith("overlap"))
 
 
-@pytest.mark.parametrize("marker", ["process_tree", "browser"])
-def test_files_of_one_group_run_one_after_another(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, marker: str
+def test_process_tree_files_run_one_after_another(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _overlaps(pytester, monkeypatch, marker) == []
+    assert _overlaps(pytester, monkeypatch, ("process_tree", "process_tree")) == []
+
+
+def test_no_browser_runs_beside_the_network_changing_stack(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _overlaps(pytester, monkeypatch, ("changes_network", "browser")) == []
 
 
 def test_files_of_their_own_groups_run_at_once(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The check above can fail: unmarked, the same two files run side by side and see each other."""
-    assert _overlaps(pytester, monkeypatch, None) != []
+    assert _overlaps(pytester, monkeypatch, (None, None)) != []
 
 
-def test_the_browsers_go_first_and_the_process_trees_last(
+def test_the_stack_goes_first_the_process_trees_and_browsers_last(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """So the worker that takes the process trees reaches them after the compose stack is gone."""
+    """So a worker that reaches a process tree or a browser finds the compose stack gone, not waits."""
     log = pytester.path / "order.log"
     monkeypatch.setenv("GROUPS_LOG", str(log))
     pytester.makeconftest(_standalone_conftest())
-    pytester.makeini("[pytest]\nmarkers =\n    process_tree: a group marker\n    browser: a group marker\n")
+    pytester.makeini("[pytest]\nmarkers =\n    process_tree: m\n    browser: m\n    changes_network: m\n")
     test = 'import os\nimport pytest\n{mark}\n\ndef test_it():\n    open(os.environ["GROUPS_LOG"], "a").write("{name}\\n")\n'
     pytester.makepyfile(
         test_a_trees=test.format(mark="pytestmark = pytest.mark.process_tree", name="trees"),
         test_b_plain=test.format(mark="", name="plain"),
         test_c_browser=test.format(mark="pytestmark = pytest.mark.browser", name="browser"),
+        test_d_stack=test.format(mark="pytestmark = pytest.mark.changes_network", name="stack"),
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1", "--dist", "loadgroup")
-    result.assert_outcomes(passed=3)
-    assert log.read_text().split() == ["browser", "plain", "trees"]
+    result.assert_outcomes(passed=4)
+    assert log.read_text().split() == ["stack", "plain", "trees", "browser"]
