@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.8
 export SPOTIFY_DATA_DIR ?= $(CURDIR)/.data
+## make test's pytest-xdist workers: one per core of the 2-core CI machine (see docs/testing.md).
+TEST_WORKERS ?= 2
 
 .PHONY: venv demo cloud-demo dev soak dashboard test lint typecheck bench lock clean compose-test
 
@@ -62,7 +64,7 @@ typecheck: venv
 test: venv
 	bash scripts/test-services.sh
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/python -m pytest -p no:cacheprovider -q -rs --durations=25
+	$(BIN)/python -m pytest -p no:cacheprovider -q -rs --durations=25 -n $(TEST_WORKERS) --dist loadgroup
 
 ## The deployment for real: a private Docker engine, base images from Debian packages, the
 ## image from the wheelhouse, the compose stack on loopback, the pipeline run inside it twice

@@ -11,10 +11,13 @@ may legitimately skip says so with ``@pytest.mark.allowed_skip(reason="...")``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pkgutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,10 +35,102 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+#: ``make test`` runs on pytest-xdist workers (``--dist loadgroup``). Each test file is a unit of
+#: its own (one worker runs all of it, its module fixtures built once). Markers a file applies
+#: (``pytest.mark.<name>`` in its source, on the module or on a test) say what it must not meet:
+#: - ``process_tree``: the file starts whole ``spotify-assets dev`` trees and holds them to time
+#:   budgets under load it makes itself (the stop tests burn both cores). These files are one group
+#:   (``PROCESS_TREES``), run one after another, so two trees never eat into each other's budget.
+#: - ``changes_network``: the file (the compose stack) starts a Docker engine, which adds and removes
+#:   network interfaces as its containers start and stop. Chromium answers any interface change by
+#:   failing every request in flight with ERR_NETWORK_CHANGED, loopback ones too: a dashboard page
+#:   then lacks a module ("Failed to fetch dynamically imported module").
+#: - ``browser``: the file drives headless Chromium.
+#: A ``changes_network`` file holds ``NETWORK_LOCK`` exclusively while it runs; ``browser`` and
+#: ``process_tree`` files hold it shared (browsers side by side are fine; the engine's load would
+#: also meet the stop tests' budgets). ``QUEUE_ORDER`` puts the stack first, so the lock rarely waits.
+PROCESS_TREES = "process-trees"
+NETWORK_LOCK = "network.lock"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "allowed_skip(reason): this test may skip even in CI (it guards no promised part)"
     )
+
+
+def _markers(path: Path) -> set[str]:
+    """The markers of ``process_tree``, ``changes_network`` and ``browser`` the file applies."""
+    source = path.read_text() if path.suffix == ".py" else ""
+    return {m for m in ("process_tree", "changes_network", "browser") if f"pytest.mark.{m}" in source}
+
+
+def worker_group(path: Path) -> str:
+    """The xdist unit of the test file at ``path``: ``PROCESS_TREES``, else the file itself."""
+    return PROCESS_TREES if "process_tree" in _markers(path) else str(path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` by file, the process-tree files one unit.
+
+    The controller schedules by node id and never sees the markers (only the workers collect).
+    pytest-xdist's own ``loadgroup`` suffixes each node id with its ``xdist_group`` on the worker,
+    which pytest 9 no longer lets a plugin do (the id is derived, not stored; pytest-xdist issue
+    1386, open): every test became a unit of its own and two process-tree files could run at once.
+    So the group is read from the file here.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups: dict[str, str] = {}
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            if file not in groups:
+                groups[file] = worker_group(config.rootpath / file)
+            return groups[file]
+
+    return FileGroups(config, log)
+
+
+#: Where a file goes in the workers' queue, by the first of its markers listed: the stack first (one
+#: worker starts it at once, and it holds the lock its minutes early), then the ordinary files, then
+#: the process trees and the browsers, which by then rarely wait for the stack to be gone.
+QUEUE_ORDER = {"changes_network": 0, "process_tree": 2, "browser": 3}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On xdist's workers under ``--dist loadgroup``, the files in ``QUEUE_ORDER`` (a stable sort:
+    files and tests keep their order otherwise). One process runs the files as collected."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    order = {}
+    for path in {item.path for item in items}:
+        marks = _markers(path)
+        order[path] = next((rank for m, rank in QUEUE_ORDER.items() if m in marks), 1)
+    items.sort(key=lambda item: order[item.path])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _network_lock(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``NETWORK_LOCK`` for the whole file, on xdist's workers (one process runs one file at a time).
+
+    In the run's own temp folder (the workers' ``popen-gwN`` share it), so other runs on the
+    machine are not held up."""
+    marks = _markers(Path(str(request.node.path)))
+    if "PYTEST_XDIST_WORKER" not in os.environ or not marks:
+        yield
+        return
+    mode = fcntl.LOCK_EX if "changes_network" in marks else fcntl.LOCK_SH
+    with (tmp_path_factory.getbasetemp().parent / NETWORK_LOCK).open("a") as lock:
+        fcntl.flock(lock, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)

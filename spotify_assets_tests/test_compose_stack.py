@@ -34,6 +34,10 @@ from pathlib import Path
 
 import pytest
 
+#: Its Docker engine adds and removes network interfaces, which fails the requests of any Chromium
+#: then loading a page: no browser test runs beside it (conftest.NETWORK_LOCK).
+pytestmark = pytest.mark.changes_network
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "compose-test.sh"
 #: scripts/dockerd.sh's exit code for "this machine cannot run a Docker engine".

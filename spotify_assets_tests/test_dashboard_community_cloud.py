@@ -127,6 +127,7 @@ def test_the_dashboard_account_from_st_secrets_signs_the_bigquery_client(tmp_pat
     assert "PRIVATE KEY" not in found["shown"] and "k1" not in found["shown"]
 
 
+@pytest.mark.browser
 def test_the_app_starts_from_its_requirements_alone(
     bigquery_emulator: BigQueryEmulator, tmp_path: Path
 ) -> None:

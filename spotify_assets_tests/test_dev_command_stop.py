@@ -46,6 +46,9 @@ import pytest
 
 from spotify_assets_tests.fixtures.sockets import is_loopback, listening_sockets, process_tree
 
+#: Starts whole ``spotify-assets dev`` trees and times them: one file after another (conftest.PROCESS_TREES).
+pytestmark = pytest.mark.process_tree
+
 STOP_BUDGET_S = 15.0
 START_TIMEOUT_S = 240.0
 

@@ -42,6 +42,9 @@ from spotify_sandbox.supervisor import (
     restarted_line,
 )
 
+#: Starts whole ``spotify-assets dev`` trees and times them: one file after another (conftest.PROCESS_TREES).
+pytestmark = pytest.mark.process_tree
+
 START_TIMEOUT_S = 240.0
 #: A kill, the restart, then a sensor tick (once a minute) on a busy machine.
 RECOVERY_TIMEOUT_S = 240.0

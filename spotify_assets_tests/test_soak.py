@@ -34,6 +34,9 @@ from spotify_assets.settings import layout
 from spotify_assets.spotify.auth import SCOPE
 from spotify_sandbox.server import RECENTLY_PLAYED_PATH, SandboxServer
 
+#: Starts whole ``spotify-assets dev`` trees and times them: one file after another (conftest.PROCESS_TREES).
+pytestmark = pytest.mark.process_tree
+
 
 @dataclass(frozen=True)
 class _Play:
