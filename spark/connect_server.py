@@ -43,40 +43,23 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from spark.settings import LOCAL_SQL_CONF, LOOPBACK, LOOPBACK_CONF
+
 #: The server class shipped in the pyspark wheel (``jars/spark-connect_*.jar``).
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 #: The server's application name on a cluster master (what ``scripts/compose_check.py`` looks for).
 APP_NAME = "spotify-spark-connect"
-LOOPBACK = "127.0.0.1"
 #: Where Spark reads the server's bearer token; ``main`` also takes a token from here (the
 #: compose test stack sets it from its env file), and never prints it.
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # noqa: S105 - the variable's name, not a token
 
-#: A small, private local server: loopback only, no UI, few shuffle partitions (one person's
-#: history; adaptive execution coalesces further), UTC, microsecond Parquet timestamps.
+#: A small, private local server: loopback only (gRPC and the driver) and the local SQL
+#: settings every local Spark here shares (``settings.py``, their one home).
 LOCAL_SERVER_CONF: dict[str, str] = {
     "spark.connect.grpc.binding.address": LOOPBACK,
-    "spark.driver.host": LOOPBACK,
-    "spark.driver.bindAddress": LOOPBACK,
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.sql.adaptive.enabled": "true",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    **LOOPBACK_CONF,
+    **LOCAL_SQL_CONF,
 }
-
-#: The JVM of the warm server ``spotify-assets dev`` keeps for a household around the clock: its
-#: idle memory is paid every hour of every day, so the heap is bounded and handed back after a big
-#: job. Serial GC (one core's worth of collector threads and no G1 regions) and a smaller code
-#: cache; ``MaxHeapFreeRatio`` lets a full GC shrink the heap again. Measured after a warm-up, a
-#: second job and 45 s idle (``bench/dev_footprint.py``): 739 MiB with the JVM's defaults, 571 MiB
-#: with these. Spark refuses a driver heap under 450 MiB; 1 GiB leaves a decade of a household's
-#: plays room to aggregate without spilling.
-HOUSEHOLD_DRIVER_MEMORY = "1g"
-HOUSEHOLD_JAVA_OPTIONS = (
-    "-XX:+UseSerialGC -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=20 -XX:ReservedCodeCacheSize=64m -Xss512k"
-)
 
 #: The server's log is capped: past this size it is moved to ``<log>.1`` (replacing the one
 #: before) and begun afresh, so a server that runs for weeks under ``make dev`` keeps at most

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from spark.settings import HOUSEHOLD_NATIVE_ENV
 from spotify_assets.instance_config import prepare_local_home
 from spotify_assets.settings import dagster_home, data_dir
 from spotify_sandbox.processes import MakeSignals, stop_groups
@@ -276,20 +277,18 @@ def _start_spark_connect() -> SparkConnectServer | None:
     master = os.environ.get("SPOTIFY_SPARK_MASTER", "local[*]")
     if not master.startswith("local"):
         return None
-    from spark.connect_server import (
-        HOUSEHOLD_DRIVER_MEMORY,
-        HOUSEHOLD_JAVA_OPTIONS,
-        SparkConnectServer,
-        free_port,
-    )
+    from spark.connect_server import SparkConnectServer, free_port
+    from spark.settings import WARM_SERVER_CONF, household_jvm
 
     log = data_dir() / "spark-connect" / "server.log"
+    jvm = household_jvm()  # sized for a household; SPOTIFY_SPARK_DRIVER_MEMORY for a big library
     server = SparkConnectServer(
         master=master,
         port=free_port(),
+        conf=WARM_SERVER_CONF,
         log_path=log,
-        driver_memory=HOUSEHOLD_DRIVER_MEMORY,
-        java_options=HOUSEHOLD_JAVA_OPTIONS,
+        driver_memory=jvm.driver_memory,
+        java_options=jvm.java_options,
     ).start()
     os.environ["SPOTIFY_SPARK_REMOTE"] = server.url
     return server
@@ -471,6 +470,8 @@ def dev_command(argv: list[str]) -> int:
     supervisor = Supervisor(say=_say)
     try:
         _prepare_home()
+        for key, value in HOUSEHOLD_NATIVE_ENV.items():  # every child's: the JVM and Dagster's
+            os.environ.setdefault(key, value)
         spark = _start_spark_connect()
         if spark is not None and spark.proc is not None:
             _watch_spark_connect(supervisor, spark)

@@ -38,31 +38,18 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from spark.settings import LOCAL_SQL_CONF, LOOPBACK_CONF
 from spotify_assets.schema import conform
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-#: Settings for a small local Spark: few shuffle partitions (the data is one person's
-#: history; adaptive execution coalesces them further), no web UI (nothing to look at, one
-#: port less), and UTC so timestamps never depend on the machine's zone. ``spark_conf``
-#: entries override these.
-DEFAULT_SPARK_CONF: dict[str, str] = {
-    "spark.sql.shuffle.partitions": "4",
-    "spark.sql.adaptive.enabled": "true",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-}
+#: The local Spark's settings (``spark/settings.py``, their one home: the warm Connect server
+#: has the same). ``spark_conf`` entries override these.
+DEFAULT_SPARK_CONF: dict[str, str] = dict(LOCAL_SQL_CONF)
 
-#: A ``local`` master talks to nobody else, so its driver binds loopback only (otherwise
-#: Spark binds the machine's network address). Not applied to cluster masters, whose
-#: executors must reach the driver.
-LOOPBACK_SPARK_CONF: dict[str, str] = {
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
-}
+#: A ``local`` master's driver binds loopback only; not applied to cluster masters.
+LOOPBACK_SPARK_CONF: dict[str, str] = dict(LOOPBACK_CONF)
 
 #: How long a run waits to find the Connect server's port open before falling back.
 CONNECT_PROBE_SECONDS = 1.0
