@@ -80,15 +80,18 @@ START_TIMEOUT_S = 300.0
 #: tick); the code server is killed meanwhile and must be back by then. The daemon's kill stops
 #: ``dagster dev`` (about a minute to restart), and the first tick after it meets the truncated
 #: pages and the revoked token; the revoked listener signs in again after that round.
-#: A listener is swapped meanwhile (two operator commands, about ten seconds; the newcomer's
-#: first run comes with the next tick). The disk fills in the second round: the tick after the
-#: daemon's restart finds it full, and the listener whose run it fails is the third. The last round
-#: signs the revoked listener in again, frees the disk and arms the kill of a run's worker: the
-#: next tick's runs meet all three, and the catch-up (every listener's latest plays in the
-#: snapshot) is the later run that must succeed after the kill and the freed disk.
+#: The lake's disk fills meanwhile: the runs of that first tick fail for want of space (the first
+#: listener's, the second's). The second round frees the disk as it kills the daemon: the tick
+#: after the restart meets the truncated pages and the revoked token, and its other runs write
+#: again; a listener is swapped meanwhile (two operator commands, about ten seconds, once the
+#: API's error answers are served: ``users add`` asks ``/v1/me``, and those answers are meant
+#: for the platform; the newcomer's first run comes with a later tick). The last round signs the revoked listener in again and
+#: arms the kill of a run's worker, which the next tick's first run in the chosen step meets;
+#: the catch-up (every listener's latest plays in the snapshot) is the later run of its listener
+#: that must succeed.
 SHORT_ROUNDS: tuple[tuple[str, ...], ...] = (
-    ("429-short", "5xx-burst", "429-long", "kill-code-server", "swap-listener"),
-    ("malformed", "revoke", "kill-daemon", "disk-full"),
+    ("429-short", "5xx-burst", "429-long", "kill-code-server", "disk-full"),
+    ("malformed", "revoke", "kill-daemon", "swap-listener"),
     ("kill-run-worker",),
 )
 #: Every kind of fault ``inject`` knows, in the order the short form injects them.
@@ -502,33 +505,24 @@ def _users_command(env: dict[str, str], *args: str, browser: Any = None) -> str:
     return out
 
 
-def swap_listener(env: dict[str, str], sandbox: Any, remove: str, add: str) -> dict[str, str]:
-    """``users remove REMOVE`` (plays kept), then ``users add ADD``, its consent given in the
-    sandbox as that listener (the browser a person would use)."""
+def remove_listener(env: dict[str, str], name: str) -> str:
+    """``users remove NAME``: no longer polled, their plays kept. What it said."""
+    return _users_command(env, "remove", name).splitlines()[-1]
+
+
+def add_listener(env: dict[str, str], sandbox: Any, name: str) -> str:
+    """``users add NAME``, the consent given in the sandbox as that listener (the browser a person
+    would use). What it said."""
     from spotify_sandbox.server import SANDBOX_USER_PARAM
 
     def consent(url: str) -> None:
-        with urllib.request.urlopen(f"{url}&{SANDBOX_USER_PARAM}={add}", timeout=30) as page:
+        with urllib.request.urlopen(f"{url}&{SANDBOX_USER_PARAM}={name}", timeout=30) as page:
             assert page.status == 200
 
-    removed = _users_command(env, "remove", remove)
     redirect = f"http://127.0.0.1:{_free_port()}/callback"
-    added = _users_command(
-        env,
-        "add",
-        add,
-        "--no-browser",
-        "--timeout",
-        "60",
-        "--redirect-uri",
-        redirect,
-        "--accounts-url",
-        sandbox.url,
-        "--api-url",
-        sandbox.url,
-        browser=consent,
-    )
-    return {"removed": removed.splitlines()[-1], "added": added.splitlines()[-1]}
+    args = ["--no-browser", "--timeout", "60", "--redirect-uri", redirect]
+    args += ["--accounts-url", sandbox.url, "--api-url", sandbox.url]
+    return _users_command(env, "add", name, *args, browser=consent).splitlines()[-1]
 
 
 class Runs:
@@ -994,7 +988,9 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     if fault.kind == "swap-listener":
                         gone = user_ids[fault.user]
-                        if runs.going(gone):  # removed between its runs, as an operator would
+                        # Removed between its runs, as an operator would; once the API's error
+                        # answers (meant for the platform) are served, as ``users add`` asks it too.
+                        if runs.going(gone) or sandbox.pending_faults():
                             continue
                         armed.remove(fault)
                         if not spare:
@@ -1007,14 +1003,16 @@ def main(argv: list[str] | None = None) -> int:
                             continue
                         newcomer = spare.pop(0)
                         try:
-                            done = swap_listener(env, sandbox, fault.user, newcomer)
+                            done = {"removed": remove_listener(env, fault.user)}
+                            removed[gone] = to_ms(sandbox.now())
+                            done["added"] = add_listener(env, sandbox, newcomer)
                         except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
-                            missed.append({"kind": fault.kind, "why": str(exc)[:500]})
+                            missed.append({"kind": fault.kind, "why": str(exc)[-800:]})
+                            _say(f"[{hour():7.2f} h] swap-listener: not injected: {str(exc)[-300:]}")
                             continue
-                        removed[gone] = to_ms(sandbox.now())
                         new_id = sandbox.listener_for(newcomer).profile.user_id
                         user_ids[newcomer] = new_id
-                        log.faults.append(base | {"added": newcomer} | done)
+                        log.faults.append(base | {"newcomer": newcomer} | done)
                         _say(f"[{hour():7.2f} h] swap-listener: removed {fault.user}, added {newcomer}")
                         awaited.append(Awaited(fault.kind, partial(first_run, new_id), blocks=False))
                     elif fault.kind == "kill-run-worker":

@@ -172,7 +172,7 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
     code = main(
         [
             "--hours",
-            "12",
+            "24",
             "--seed",
             "3",
             "--users",
