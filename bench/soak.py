@@ -563,12 +563,19 @@ class Runs:
             )
         )
 
-    def going(self, user_id: str) -> bool:
-        """Whether a run of the listener is queued, starting or going."""
+    def going(self, user_id: str = "") -> bool:
+        """Whether a run (of the listener) is queued, starting or going."""
         import dagster as dg
 
         s = dg.DagsterRunStatus
         return bool(self.find([s.QUEUED, s.NOT_STARTED, s.STARTING, s.STARTED], user_id))
+
+    def settled(self, user_id: str) -> bool:
+        """Whether the listener's latest run succeeded (what it was shown is merged) and none is going."""
+        import dagster as dg
+
+        latest = self.find([], user_id)[:1]
+        return bool(latest) and latest[0].status == dg.DagsterRunStatus.SUCCESS
 
     def steps(self, run_id: str) -> tuple[set[str], set[str]]:
         """(steps started, steps succeeded) of a run."""
@@ -988,9 +995,11 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     if fault.kind == "swap-listener":
                         gone = user_ids[fault.user]
-                        # Removed between its runs, as an operator would; once the API's error
-                        # answers (meant for the platform) are served, as ``users add`` asks it too.
-                        if runs.going(gone) or sandbox.pending_faults():
+                        # Removed once what they were shown is merged (their latest run succeeded:
+                        # "exact up to the removal" then means something), between two runs, as an
+                        # operator would; and once the API's error answers (meant for the
+                        # platform) are served, as ``users add`` asks the API too.
+                        if not runs.settled(gone) or sandbox.pending_faults():
                             continue
                         armed.remove(fault)
                         if not spare:
@@ -1033,8 +1042,16 @@ def main(argv: list[str] | None = None) -> int:
                         awaited.append(Awaited("kill-run-worker: a later run", later, blocks=False))
 
             def met() -> bool:
-                """Every fault injected so far was met: its answers served, its restart seen, its runs failed."""
-                return not armed and not any(a.blocks for a in awaited) and sandbox.pending_faults() == 0
+                """Every fault injected so far was met: its answers served, its restart seen, its runs
+                failed; and no run is on its way (the next round's kill of the daemon would take down
+                runs the sensor was shown plays for, and the revoke that comes with it keep them
+                from a retry for hours: plays the verdict counts as shown, lost to the harness)."""
+                return (
+                    not armed
+                    and not any(a.blocks for a in awaited)
+                    and sandbox.pending_faults() == 0
+                    and not runs.going()
+                )
 
             try:
                 checked = 0.0
