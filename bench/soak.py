@@ -79,20 +79,20 @@ START_TIMEOUT_S = 300.0
 #: the long Retry-After (which the app's shared wait then holds for everyone until the next
 #: tick); the code server is killed meanwhile and must be back by then. The daemon's kill stops
 #: ``dagster dev`` (about a minute to restart), and the first tick after it meets the truncated
-#: pages and the revoked token; the revoked listener signs in again after that round.
-#: The lake's disk fills meanwhile: the runs of that first tick fail for want of space (the first
-#: listener's, the second's). The second round frees the disk as it kills the daemon: the tick
-#: after the restart meets the truncated pages and the revoked token, and its other runs write
-#: again; a listener is swapped meanwhile (two operator commands, about ten seconds, once the
-#: API's error answers are served: ``users add`` asks ``/v1/me``, and those answers are meant
-#: for the platform; the newcomer's first run comes with a later tick). The last round signs the revoked listener in again and
-#: arms the kill of a run's worker, which the next tick's first run in the chosen step meets;
-#: the catch-up (every listener's latest plays in the snapshot) is the later run of its listener
-#: that must succeed.
+#: pages and the revoked token. The lake's disk fills in the first round: the runs of a later tick
+#: fail for want of space, and the disk is freed once one has (``held``; the rounds do not wait
+#: for it). The last round signs the
+#: revoked listener in again and arms two faults the next tick's runs meet: the kill of a run's
+#: worker in the chosen step, and a listener swapped (two operator commands, about ten seconds,
+#: once that listener's latest run succeeded and the API's error answers are served: ``users
+#: add`` asks ``/v1/me``, and those answers are meant for the platform). The catch-up (every
+#: listener's latest plays in the snapshot) is the later runs that must succeed. A round waits for
+#: no run to be on its way, and the clock stands still while a failed run waits for its retry
+#: (``MAX_PAUSED_S``).
 SHORT_ROUNDS: tuple[tuple[str, ...], ...] = (
     ("429-short", "5xx-burst", "429-long", "kill-code-server", "disk-full"),
-    ("malformed", "revoke", "kill-daemon", "swap-listener"),
-    ("kill-run-worker",),
+    ("malformed", "revoke", "kill-daemon"),
+    ("kill-run-worker", "swap-listener"),
 )
 #: Every kind of fault ``inject`` knows, in the order the short form injects them.
 FAULT_KINDS = tuple(kind for kinds in SHORT_ROUNDS for kind in kinds)
@@ -117,6 +117,8 @@ RECOVERED_LINE = {
     "kill-code-server": restarted_line(CODE_SERVER_NAME),
     "kill-daemon": restarted_line(DAGSTER_DEV_NAME),
 }
+#: The longest the clock stands still, in all, while a listener's latest run failed (``main``).
+MAX_PAUSED_S = 600.0
 #: Wall seconds ``dev`` has to restart what a kill took down.
 RECOVERY_BUDGET_S = 240.0
 
@@ -957,7 +959,8 @@ def main(argv: list[str] | None = None) -> int:
                 if line:  # dev restarts what the kill took down, and says so
                     awaited.append(Awaited(fault.kind, lambda: {} if dev.said(line) > before else None))
                 if fault.kind == "disk-full":  # a run fails, saying why
-                    awaited.append(Awaited(fault.kind, lambda: failed_for_want_of_space(at)))
+                    # The rounds go on meanwhile; the disk is freed only once this is met (``held``).
+                    awaited.append(Awaited(fault.kind, lambda: failed_for_want_of_space(at), blocks=False))
                 elif fault.kind == "disk-freed":  # and once freed, a run succeeds
                     awaited.append(Awaited(fault.kind, lambda: succeeded_since(at), blocks=False))
                 elif fault.kind == "revoke":
@@ -1041,6 +1044,13 @@ def main(argv: list[str] | None = None) -> int:
                         later = partial(succeeded_since, at, killed["user_id"])
                         awaited.append(Awaited("kill-run-worker: a later run", later, blocks=False))
 
+            #: Follow-ups of the short form waiting for their fault to be met (a disk freed only once
+            #: a run has met it full).
+            held: list[Fault] = []
+
+            def waiting_for(fault: Fault) -> bool:
+                return fault.kind == "disk-freed" and any(a.kind == "disk-full" for a in awaited)
+
             def met() -> bool:
                 """Every fault injected so far was met: its answers served, its restart seen, its runs
                 failed; and no run is on its way (the next round's kill of the daemon would take down
@@ -1048,37 +1058,62 @@ def main(argv: list[str] | None = None) -> int:
                 from a retry for hours: plays the verdict counts as shown, lost to the harness)."""
                 return (
                     not armed
+                    and not held
                     and not any(a.blocks for a in awaited)
                     and sandbox.pending_faults() == 0
                     and not runs.going()
                 )
 
+            def retrying() -> bool:
+                """Whether a listener still registered waits for the retry of a failed run."""
+                return any(
+                    not runs.settled(u) and not runs.going(u)
+                    for u in user_ids.values()
+                    if u not in removed and u not in revoked and runs.find([], u)
+                )
+
             try:
                 checked = 0.0
+                # The clock stands still while a failed run waits for its retry: the platform asks
+                # again a wall minute later (``sensors``), three simulated hours here, in which an
+                # active listener's 50-play window would pass; in real time that minute loses
+                # nothing. At most ``MAX_PAUSED_S`` in all, so a failure that persists still shows.
+                paused, last, waiting = 0.0, time.monotonic(), False
                 while True:
+                    now = time.monotonic()
+                    if waiting and paused < MAX_PAUSED_S:
+                        paused += now - last
+                    last = now
                     sim = min(
-                        end, start + timedelta(hours=(time.monotonic() - clock0) / args.seconds_per_hour)
+                        end,
+                        start + timedelta(hours=(now - clock0 - paused) / args.seconds_per_hour),
                     )
                     sandbox.set_now(sim)
                     while (
                         pending
                         and start + timedelta(hours=pending[0].at_hour) <= sim
                         # a disk is freed only once a run has met it full
-                        and not (
-                            pending[0].kind == "disk-freed" and any(a.kind == "disk-full" for a in awaited)
-                        )
+                        and not waiting_for(pending[0])
                     ):
                         inject_now(pending.pop(0))
                     fire_armed()
                     if time.monotonic() - checked > 1:
                         note_met()
+                        waiting = retrying()
                         checked = time.monotonic()
                     if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
                         log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
+                    for fault in [f for f in held if not waiting_for(f)]:
+                        held.remove(fault)
+                        inject_now(Fault(hour(), fault.kind, fault.user, fault.stage))
                     if rounds and met():
                         at = round((sim - start).total_seconds() / 3600, 2)
                         for fault in rounds.pop(0):
-                            inject_now(Fault(at, fault.kind, fault.user, fault.stage))
+                            fault = Fault(at, fault.kind, fault.user, fault.stage)
+                            if waiting_for(fault):
+                                held.append(fault)
+                            else:
+                                inject_now(fault)
                     elif args.every_kind_once and not rounds and met():
                         end = sim  # the short form ends once its last round was met
                     if sim >= end:  # after the faults due by the end
