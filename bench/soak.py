@@ -8,14 +8,20 @@ hourly schedule and the once-a-minute new-plays sensor, the webserver, the code 
 warm Spark server) on a fresh data directory, against a sandbox API served from this process
 whose clock runs ``3600 / seconds-per-hour`` times faster than the wall's, from a start far
 enough in the past that no play lies in the future of the runs' real clock. Its listeners are
-registered as ``users add`` registers them. The clock starts once every listener's first run
-(their latest 50 plays) is in the dashboard's snapshot.
+registered as ``users add`` registers them (by default four of the sandbox's five; the fifth
+joins mid-soak). The clock starts once every listener's first run (their latest 50 plays) is in
+the dashboard's snapshot. The lake's folder is a small file system of its own (a tmpfs; the soak
+runs as root), so that it can fill up.
 
 Faults come on a schedule drawn from ``--seed`` (``fault_schedule``), each logged with its
 simulated hour: 429 storms with short and long ``Retry-After``, 5xx bursts, truncated pages,
-a listener's token revoked then restored, SIGKILL of the code server and of the daemon. After
-each kill ``dev`` must restart what died by itself (``spotify_sandbox.supervisor``: its log
-says so) and the platform go on; ``dev`` itself is restarted only if it is found dead, and
+a listener's token revoked then restored, SIGKILL of the code server, of the daemon and of a
+run's worker mid-step (during its lake write, or after it and before the warehouse's merge is
+done), a listener removed (``users remove``, plays kept) and another added (``users add``), and
+the lake's disk full, then freed. After each kill of a server ``dev`` must restart what died by
+itself (``spotify_sandbox.supervisor``: its log says so); a killed run must end failed and a
+later run of its listener succeed; while the disk is full runs must fail saying so, and succeed
+once it is freed; and the platform go on; ``dev`` itself is restarted only if it is found dead, and
 every stop is a SIGTERM that must end the whole tree within 15 s (issue 27 item 4).
 The short form (``--every-kind-once``, the test's) injects each kind once, in rounds paced by
 the platform rather than by the clock (``SHORT_ROUNDS``), and ends once the last was met.
@@ -48,8 +54,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +65,9 @@ from bench.soak_verdict import ListenerVerdict, gap_counts, judge_listener, pass
 from spotify_sandbox.processes import command_line, descendants, live_processes
 from spotify_sandbox.supervisor import CODE_SERVER_NAME, DAGSTER_DEV_NAME, restarted_line
 
-HOUSEHOLD = "alice,bob,carol,dave,erin"
+#: The sandbox's household; the soak starts with all but the last (``--users``' default), who
+#: joins mid-soak (``swap-listener``: a listener not among ``--users``).
+HOUSEHOLD = ("alice", "bob", "carol", "dave", "erin")
 STOP_BUDGET_S = 15.0
 START_TIMEOUT_S = 300.0
 #: The short form (``--every-kind-once``): every fault kind once, in rounds. A round is injected
@@ -69,20 +79,46 @@ START_TIMEOUT_S = 300.0
 #: the long Retry-After (which the app's shared wait then holds for everyone until the next
 #: tick); the code server is killed meanwhile and must be back by then. The daemon's kill stops
 #: ``dagster dev`` (about a minute to restart), and the first tick after it meets the truncated
-#: pages and the revoked token; the revoked listener signs in again after that round.
+#: pages and the revoked token. The lake's disk fills in the first round: the runs of a later tick
+#: fail for want of space, and the disk is freed once one has (``held``; the rounds do not wait
+#: for it). The last round signs the
+#: revoked listener in again and arms two faults the next tick's runs meet: the kill of a run's
+#: worker in the chosen step, and a listener swapped (two operator commands, about ten seconds,
+#: once that listener's latest run succeeded and the API's error answers are served: ``users
+#: add`` asks ``/v1/me``, and those answers are meant for the platform). The catch-up (every
+#: listener's latest plays in the snapshot) is the later runs that must succeed. A round waits for
+#: no run to be on its way, and the clock stands still while a failed run waits for its retry
+#: (``MAX_PAUSED_S``).
 SHORT_ROUNDS: tuple[tuple[str, ...], ...] = (
-    ("429-short", "5xx-burst", "429-long", "kill-code-server"),
+    ("429-short", "5xx-burst", "429-long", "kill-code-server", "disk-full"),
     ("malformed", "revoke", "kill-daemon"),
+    ("kill-run-worker", "swap-listener"),
 )
 #: Every kind of fault ``inject`` knows, in the order the short form injects them.
 FAULT_KINDS = tuple(kind for kinds in SHORT_ROUNDS for kind in kinds)
-#: Simulated hours a revoked token stays revoked before the listener signs in again.
-REVOKED_HOURS = (1.0, 6.0)
+#: What ends a fault that lasts: the revoked listener signs in again, the full disk is freed. In
+#: the short form each comes in the round after its fault; on the schedule, hours later
+#: (``FOLLOW_UP_HOURS``), and a disk is freed only once a run has met it full.
+FOLLOW_UP = {"revoke": "restore", "disk-full": "disk-freed"}
+#: Simulated hours before each follow-up, drawn from the seed.
+FOLLOW_UP_HOURS = {"revoke": (1.0, 6.0), "disk-full": (2.0, 5.0)}
+#: Kinds a soak injects at most once: the household has one listener to spare.
+ONCE = ("swap-listener",)
+#: Where ``kill-run-worker`` strikes: in the lake step (its write), or once the lake's file is
+#: written and the warehouse's merge not done (between the two, or in the merge).
+RUN_WORKER_STAGES = ("lake", "warehouse")
+#: The lake's own file system (a tmpfs at its folder): small, so filling it is quick; far more
+#: than a week of a household's lake (about a MiB a day).
+LAKE_FS_BYTES = 64 * 1024 * 1024
+#: The file that fills the lake's disk (``.tmp-``: the lake's listing skips it, as a cut write).
+FILLER = ".tmp-soak-disk-filler"
 #: What ``dev``'s log says once it has restarted what each kill took down (``dev``'s supervisor).
 RECOVERED_LINE = {
     "kill-code-server": restarted_line(CODE_SERVER_NAME),
     "kill-daemon": restarted_line(DAGSTER_DEV_NAME),
 }
+#: The longest the clock stands still, in all, while a listener's latest run failed (``main``).
+MAX_PAUSED_S = 600.0
 #: Wall seconds ``dev`` has to restart what a kill took down.
 RECOVERY_BUDGET_S = 240.0
 
@@ -92,6 +128,19 @@ class Fault:
     at_hour: float
     kind: str
     user: str = ""
+    #: ``kill-run-worker``'s stage (``RUN_WORKER_STAGES``).
+    stage: str = ""
+
+
+@dataclass
+class Awaited:
+    """What a fault must bring about: ``check`` says what did (None while nothing has yet)."""
+
+    kind: str
+    check: Callable[[], dict[str, Any] | None]
+    #: Whether the short form's next round waits for it (else only the end does).
+    blocks: bool = True
+    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -103,6 +152,8 @@ class Log:
     catch_up_s: float = 0.0
     #: ``measure`` at the clock's start, at each simulated day and at the end.
     growth: list[dict[str, float]] = field(default_factory=list)
+    #: How each fault that is not a kill of a server was met (a run failed, a later one succeeded).
+    met: list[dict[str, Any]] = field(default_factory=list)
 
 
 #: What ``growth`` measures, each a count of files or of bytes on disk (issue 27 item 3).
@@ -110,12 +161,15 @@ GROWTH_MEASURES = ("lake_files", "lake_bytes", "instance_bytes", "warehouse_byte
 
 
 def _tree_size(path: Path) -> tuple[int, int]:
-    """(files, bytes) under ``path`` (a file: itself); files vanishing meanwhile are skipped."""
+    """(files, bytes) under ``path`` (a file: itself; the disk's ``FILLER`` not counted); files
+    vanishing meanwhile are skipped."""
     if path.is_file():
         return 1, path.stat().st_size
     files = size = 0
     for dirpath, _dirs, names in os.walk(path):
         for name in names:
+            if name == FILLER:
+                continue
             with contextlib.suppress(OSError):
                 size += (Path(dirpath) / name).stat().st_size
                 files += 1
@@ -174,27 +228,50 @@ def growth_line(growth: dict[str, dict[str, float]]) -> str:
     return f"growth per day: first {span(growth['first'])}; last {span(growth['last'])}"
 
 
+def _targets(rng: random.Random, users: list[str]) -> tuple[str, list[str]]:
+    """(the listener ``swap-listener`` removes, the others): a fault meant for a listener (a revoked
+    token) is drawn among the others, so none is meant for someone no longer registered."""
+    victim = rng.choice(users)
+    return victim, [u for u in users if u != victim] or users
+
+
+def _fault(rng: random.Random, at: float, kind: str, victim: str, others: list[str]) -> Fault:
+    user = victim if kind == "swap-listener" else rng.choice(others)
+    stage = rng.choice(RUN_WORKER_STAGES) if kind == "kill-run-worker" else ""
+    return Fault(at, kind, user, stage)
+
+
 def short_rounds(seed: int, users: list[str]) -> list[list[Fault]]:
-    """The short form's faults, round by round (``SHORT_ROUNDS``; listeners drawn from ``seed``),
-    then a last round in which each revoked listener signs in again. Their ``at_hour`` is unset
-    (0): a round's hour is the one it is injected at."""
+    """The short form's faults, round by round (``SHORT_ROUNDS``; listeners and stages drawn from
+    ``seed``), each fault that lasts ended in the round after its own (``FOLLOW_UP``: the revoked
+    listener signs in again, the disk is freed), before that round's faults. Their ``at_hour``
+    is unset (0): a round's hour is the one it is injected at."""
     rng = random.Random(seed)
-    rounds = [[Fault(0.0, kind, rng.choice(users)) for kind in kinds] for kinds in SHORT_ROUNDS]
-    restores = [Fault(0.0, "restore", f.user) for r in rounds for f in r if f.kind == "revoke"]
-    return [*rounds, restores] if restores else rounds
+    victim, others = _targets(rng, users)
+    rounds = [[_fault(rng, 0.0, kind, victim, others) for kind in kinds] for kinds in SHORT_ROUNDS]
+    for i in range(len(rounds)):
+        ends = [Fault(0.0, FOLLOW_UP[f.kind], f.user) for f in rounds[i] if f.kind in FOLLOW_UP]
+        if ends:
+            if i + 1 == len(rounds):
+                rounds.append([])
+            rounds[i + 1] = [*ends, *rounds[i + 1]]
+    return rounds
 
 
 def fault_schedule(hours: float, seed: int, users: list[str]) -> list[Fault]:
     """The faults of a soak, by simulated hour: about one every four simulated hours, kinds and
-    listeners drawn from ``seed``, after a first quiet hour."""
+    listeners drawn from ``seed``, after a first quiet hour; a kind of ``ONCE`` at most once."""
     rng = random.Random(seed)
+    victim, others = _targets(rng, users)
     faults: list[Fault] = []
     at = 1.0
     while True:
         at += rng.uniform(2.0, 6.0)
         if at >= hours - 1:
             return faults
-        faults.append(Fault(round(at, 2), rng.choice(FAULT_KINDS), rng.choice(users)))
+        done = {f.kind for f in faults}
+        kinds = [k for k in FAULT_KINDS if not (k in ONCE and k in done)]
+        faults.append(_fault(rng, round(at, 2), rng.choice(kinds), victim, others))
 
 
 def _say(line: str) -> None:
@@ -302,7 +379,9 @@ class Dev:
 
 
 def inject(fault: Fault, sandbox: Any, dev: Dev, data: Path) -> dict[str, Any]:
-    """Apply one fault now; what was done, for the log."""
+    """Apply one fault now; what was done, for the log. (``kill-run-worker`` and ``swap-listener``
+    wait for their moment: ``main``.)"""
+    from spotify_assets.settings import layout
     from spotify_sandbox.server import RECENTLY_PLAYED_PATH
 
     done: dict[str, Any] = {"at_hour": fault.at_hour, "kind": fault.kind, "sim": sandbox.now().isoformat()}
@@ -328,6 +407,10 @@ def inject(fault: Fault, sandbox: Any, dev: Dev, data: Path) -> dict[str, Any]:
         done["pids"] = dev.kill(" api grpc") or dev.kill("code-server")
     elif fault.kind == "kill-daemon":
         done["pids"] = dev.kill("dagster._daemon run")
+    elif fault.kind == "disk-full":
+        done |= fill_disk(layout(data).lake)
+    elif fault.kind == "disk-freed":
+        done |= free_disk(layout(data).lake)
     else:
         raise ValueError(f"unknown fault kind {fault.kind!r}")
     return done
@@ -345,17 +428,211 @@ def _sign_in_again(sandbox: Any, data: Path, name: str) -> None:
     )
 
 
+def mount_lake(lake: Path) -> str:
+    """Mount a ``LAKE_FS_BYTES`` tmpfs at the lake's folder, so that ``disk-full`` can fill it;
+    "" once mounted, else why not (only root may mount: the soak then says the kind was not
+    injected, rather than fill the machine's own disk)."""
+    lake.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return "not root: mounting a file system for the lake needs root"
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={LAKE_FS_BYTES}", "tmpfs", str(lake)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "" if done.returncode == 0 else f"mount failed: {(done.stderr or done.stdout).strip()}"
+
+
+def unmount_lake(lake: Path) -> None:
+    """Unmount the lake's tmpfs, its files (not the filler) moved to the folder beneath, so a kept
+    data directory holds its lake."""
+    out = lake.with_name(lake.name + ".unmounting")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(lake, out, ignore=shutil.ignore_patterns(FILLER))
+    subprocess.run(["umount", str(lake)], check=True)
+    shutil.rmtree(lake, ignore_errors=True)
+    out.rename(lake)
+
+
+def fill_disk(lake: Path) -> dict[str, int]:
+    """Fill the lake's file system (``FILLER``) until a write fails for want of space: what was
+    written and what is left free."""
+    chunk = 1024 * 1024
+    with (lake / FILLER).open("ab", buffering=0) as fh:  # unbuffered: nothing left to flush at close
+        while chunk >= 512:
+            try:
+                fh.write(b"\0" * chunk)
+            except OSError:
+                chunk //= 8
+    stat = os.statvfs(lake)
+    return {"filler_bytes": (lake / FILLER).stat().st_size, "free_bytes": stat.f_bavail * stat.f_frsize}
+
+
+def free_disk(lake: Path) -> dict[str, int]:
+    """Delete the filler: the lake's disk has room again."""
+    (lake / FILLER).unlink(missing_ok=True)
+    stat = os.statvfs(lake)
+    return {"free_bytes": stat.f_bavail * stat.f_frsize}
+
+
+def _users_command(env: dict[str, str], *args: str, browser: Any = None) -> str:
+    """``spotify-assets users ARGS`` as an operator types it; ``browser(url)`` opens the consent URL
+    it prints (``users add``). Its output; RuntimeError unless it succeeded."""
+    from spotify_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+    env = env | {
+        "SPOTIFY_CLIENT_ID": SANDBOX_CLIENT_ID,
+        "SPOTIFY_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("spotify-assets")), "users", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    printed = []
+    for line in proc.stdout:
+        printed.append(line)
+        if browser is not None and "/authorize?" in line:
+            browser(line.strip())
+    proc.wait(timeout=120)
+    out = "".join(printed).strip()
+    if proc.returncode != 0:
+        raise RuntimeError(f"spotify-assets users {' '.join(args)} failed ({proc.returncode}): {out}")
+    return out
+
+
+def remove_listener(env: dict[str, str], name: str) -> str:
+    """``users remove NAME``: no longer polled, their plays kept. What it said."""
+    return _users_command(env, "remove", name).splitlines()[-1]
+
+
+def add_listener(env: dict[str, str], sandbox: Any, name: str) -> str:
+    """``users add NAME``, the consent given in the sandbox as that listener (the browser a person
+    would use). What it said."""
+    from spotify_sandbox.server import SANDBOX_USER_PARAM
+
+    def consent(url: str) -> None:
+        with urllib.request.urlopen(f"{url}&{SANDBOX_USER_PARAM}={name}", timeout=30) as page:
+            assert page.status == 200
+
+    redirect = f"http://127.0.0.1:{_free_port()}/callback"
+    args = ["--no-browser", "--timeout", "60", "--redirect-uri", redirect]
+    args += ["--accounts-url", sandbox.url, "--api-url", sandbox.url]
+    return _users_command(env, "add", name, *args, browser=consent).splitlines()[-1]
+
+
+class Runs:
+    """The platform's pipeline runs, read from the instance ``dev`` writes (as the UI reads it)."""
+
+    def __init__(self, data: Path) -> None:
+        import dagster as dg
+
+        from spotify_assets.settings import dagster_home
+
+        self.instance = dg.DagsterInstance.from_config(str(dagster_home(data)))
+
+    def close(self) -> None:
+        self.instance.dispose()
+
+    def find(
+        self,
+        statuses: list[Any] | None = None,
+        user_id: str = "",
+        created_after: datetime | None = None,
+        updated_after: datetime | None = None,
+    ) -> list[Any]:
+        """The pipeline's runs (newest first) with these statuses, of this listener, since then."""
+        import dagster as dg
+
+        from spotify_assets.jobs import spotify_pipeline_job
+        from spotify_assets.users.run_history import PARTITION_TAG
+
+        return list(
+            self.instance.get_runs(
+                dg.RunsFilter(
+                    job_name=spotify_pipeline_job.name,
+                    statuses=statuses or [],
+                    tags={PARTITION_TAG: user_id} if user_id else {},
+                    created_after=created_after,
+                    updated_after=updated_after,
+                )
+            )
+        )
+
+    def going(self, user_id: str = "") -> bool:
+        """Whether a run (of the listener) is queued, starting or going."""
+        import dagster as dg
+
+        s = dg.DagsterRunStatus
+        return bool(self.find([s.QUEUED, s.NOT_STARTED, s.STARTING, s.STARTED], user_id))
+
+    def settled(self, user_id: str) -> bool:
+        """Whether the listener's latest run succeeded (what it was shown is merged) and none is going."""
+        import dagster as dg
+
+        latest = self.find([], user_id)[:1]
+        return bool(latest) and latest[0].status == dg.DagsterRunStatus.SUCCESS
+
+    def steps(self, run_id: str) -> tuple[set[str], set[str]]:
+        """(steps started, steps succeeded) of a run."""
+        import dagster as dg
+
+        t = dg.DagsterEventType
+        records = self.instance.get_records_for_run(run_id, of_type={t.STEP_START, t.STEP_SUCCESS}).records
+        started: set[str] = set()
+        done: set[str] = set()
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            if event is not None and event.step_key:
+                (done if event.event_type == t.STEP_SUCCESS else started).add(event.step_key)
+        return started, done
+
+    def failure(self, run_id: str) -> str:
+        """What a failed run's steps said (each error with its causes)."""
+        import dagster as dg
+
+        records = self.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+        texts = []
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            error = event.step_failure_data.error if event is not None else None
+            if error is not None:
+                texts.append(error.to_string())
+        return "\n".join(texts)
+
+
+def run_worker(root: int, run_id: str) -> int | None:
+    """The pid of the process executing run ``run_id`` below ``root``, if its code server (its
+    parent) lives: the run's log capture (a ``tail`` of a file named after the run) is its
+    child. A worker whose code server died is left alone: nobody could mark its run failed but
+    run monitoring, after the job's maximum runtime."""
+    tree = descendants(root)
+    for pid, parent in tree.items():
+        if run_id in command_line(pid) and command_line(pid).startswith("tail"):
+            server = command_line(tree.get(parent, 0))
+            return parent if ("grpc" in server or "code-server" in server) else None
+    return None
+
+
 def with_restores(faults: list[Fault], hours: float, seed: int) -> list[Fault]:
-    """``faults`` and, after each ``revoke``, the listener's new sign-in (``REVOKED_HOURS`` later,
-    drawn from ``seed``; before the end, so the soak ends with every token working)."""
+    """``faults`` and, after each that lasts, its end (``FOLLOW_UP``: the listener's new sign-in
+    after a ``revoke``, the disk freed after a ``disk-full``), ``FOLLOW_UP_HOURS`` later (drawn
+    from ``seed``; before the end, so the soak ends with every token working and room on disk)."""
     rng = random.Random(seed + 1)
     out = list(faults)
     for fault in faults:
-        if fault.kind == "revoke":
+        if fault.kind in FOLLOW_UP:
             back = min(
-                fault.at_hour + rng.uniform(*REVOKED_HOURS), fault.at_hour + (hours - fault.at_hour) / 2
+                fault.at_hour + rng.uniform(*FOLLOW_UP_HOURS[fault.kind]),
+                fault.at_hour + (hours - fault.at_hour) / 2,
             )
-            out.append(Fault(round(back, 2), "restore", fault.user))
+            out.append(Fault(round(back, 2), FOLLOW_UP[fault.kind], fault.user))
     return sorted(out, key=lambda f: f.at_hour)
 
 
@@ -525,7 +802,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, default=1, help="draws the fault schedule and the sandbox's histories"
     )
-    parser.add_argument("--users", default=HOUSEHOLD)
+    parser.add_argument(
+        "--users", default=",".join(HOUSEHOLD[:-1]), help="the listeners at the start (of HOUSEHOLD)"
+    )
     parser.add_argument(
         "--seconds-per-hour",
         type=float,
@@ -556,7 +835,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SPOTIFY_DATA_DIR"] = str(data)
     os.environ.pop("DAGSTER_HOME", None)
 
+    import dagster as dg
+
+    from spotify_assets.assets import bq_plays, gcs_csv
+    from spotify_assets.settings import layout
     from spotify_assets.users.command import sync_partitions
+    from spotify_assets.users.run_history import PARTITION_TAG
     from spotify_assets_tests.fixtures.sandbox import register_listeners
     from spotify_sandbox.listener import to_ms
     from spotify_sandbox.server import SandboxServer
@@ -573,170 +857,385 @@ def main(argv: list[str] | None = None) -> int:
     )
     log = Log()
     ok = caught_up = False
-    with SandboxServer(seed=args.seed, now=start, clock="fixed") as sandbox:
-        users = register_listeners(sandbox, data / "users", *names)
-        sync_partitions(data, add=[u.user_id for u in users])
-        env["SPOTIFY_SANDBOX_URL"] = sandbox.url
-        user_ids = {u.name: u.user_id for u in users}
-        dev = Dev(env, data, log)
-        dev.start()
-        # The clock stands at the start until every listener's first run is in the snapshot: the
-        # faults are meant for a platform that runs, not for one still starting on a busy machine.
-        warm_up = time.monotonic()
-        while not set(user_ids.values()) <= set(_snapshot_ms(data) or {}):
-            if time.monotonic() - warm_up > args.warm_up_s:
-                raise RuntimeError(
-                    f"the first runs did not reach the snapshot in {args.warm_up_s:g} s; see {data}"
-                )
-            dev.restart_if_dead(sandbox.now().isoformat())
-            time.sleep(2)
-        log.warm_up_s = round(time.monotonic() - warm_up, 1)
-        _say(f"every listener's first run is in the snapshot ({log.warm_up_s:g} s): the clock starts")
-        revoked: set[str] = set()
-        log.growth.append(measure(data, 0.0))
-        clock0 = time.monotonic()
-        pending = list(faults)
-        #: Kills whose restart dev has not reported yet: (kind, line awaited, times said before, wall time).
-        recovering: list[tuple[str, str, int, float]] = []
-
-        def note_recoveries() -> None:
-            for item in list(recovering):
-                kind, line, before, at = item
-                if dev.said(line) > before:
-                    recovering.remove(item)
-                    took = round(time.monotonic() - at, 1)
-                    log.restarts.append(
-                        {"sim": sandbox.now().isoformat(), "after": kind, "by": "dev", "took_s": took}
+    lake = layout(data).lake
+    no_disk = mount_lake(lake)  # "" once the lake has a disk of its own to fill
+    if no_disk:
+        _say(f"the lake's disk cannot be filled ({no_disk}): disk-full is not injected")
+    try:
+        with SandboxServer(seed=args.seed, now=start, clock="fixed") as sandbox:
+            users = register_listeners(sandbox, data / "users", *names)
+            sync_partitions(data, add=[u.user_id for u in users])
+            env["SPOTIFY_SANDBOX_URL"] = sandbox.url
+            user_ids = {u.name: u.user_id for u in users}
+            dev = Dev(env, data, log)
+            dev.start()
+            # The clock stands at the start until every listener's first run is in the snapshot: the
+            # faults are meant for a platform that runs, not for one still starting on a busy machine.
+            warm_up = time.monotonic()
+            while not set(user_ids.values()) <= set(_snapshot_ms(data) or {}):
+                if time.monotonic() - warm_up > args.warm_up_s:
+                    raise RuntimeError(
+                        f"the first runs did not reach the snapshot in {args.warm_up_s:g} s; see {data}"
                     )
-                    _say(f"dev restarted what {kind} took down in {took:g} s")
-
-        def inject_now(fault: Fault) -> None:
-            line = RECOVERED_LINE.get(fault.kind, "")
-            before = dev.said(line) if line else 0
-            log.faults.append(inject(fault, sandbox, dev, data))
-            _say(f"[{fault.at_hour:7.2f} h] {fault.kind} {fault.user}".rstrip())
-            if line:  # dev restarts what the kill took down, and says so
-                recovering.append((fault.kind, line, before, time.monotonic()))
-            if fault.kind == "revoke":
-                revoked.add(user_ids[fault.user])
-            elif fault.kind == "restore":
-                revoked.discard(user_ids[fault.user])
-
-        def met() -> bool:
-            """Every fault injected so far was met: its answers served, its restart seen."""
-            return not recovering and sandbox.pending_faults() == 0
-
-        try:
-            while True:
-                sim = min(end, start + timedelta(hours=(time.monotonic() - clock0) / args.seconds_per_hour))
-                sandbox.set_now(sim)
-                while pending and start + timedelta(hours=pending[0].at_hour) <= sim:
-                    inject_now(pending.pop(0))
-                note_recoveries()
-                if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
-                    log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
-                if rounds and met():
-                    at = round((sim - start).total_seconds() / 3600, 2)
-                    for fault in rounds.pop(0):
-                        inject_now(Fault(at, fault.kind, fault.user))
-                elif args.every_kind_once and not rounds and met():
-                    end = sim  # the short form ends once its last round was met
-                if sim >= end:  # after the faults due by the end
-                    break
-                dev.restart_if_dead(sandbox.now().isoformat())
-                time.sleep(0.2)
-            end_ms = to_ms(end)  # as the sandbox records the instants it showed (a short form's end has µs)
-            _say(f"the clock stops at {end.isoformat()}: catching up")
-            catch_up = time.monotonic()
-            deadline = catch_up + args.catch_up_s
-            while not (caught_up := _caught_up(sandbox, data, list(user_ids.values()), end_ms, revoked)):
-                if time.monotonic() > deadline:
-                    _say(
-                        f"catch-up: not every listener's latest plays reached the snapshot in {args.catch_up_s:g} s"
-                    )
-                    break
-                note_recoveries()
                 dev.restart_if_dead(sandbox.now().isoformat())
                 time.sleep(2)
-            log.catch_up_s = round(time.monotonic() - catch_up, 1)
-            final = measure(data, (end - start).total_seconds() / 3600)
-            if final["hours"] - log.growth[-1]["hours"] < 1:  # a day's sample at the very end
-                log.growth.pop()
-            log.growth.append(final)
-            while recovering and time.monotonic() - recovering[0][3] < RECOVERY_BUDGET_S:
-                note_recoveries()
-                time.sleep(1)
-        finally:
-            dev.stop()
-        plays, gaps, runs, statuses = _final_state(data)
-        verdicts: list[ListenerVerdict] = []
-        shown = sandbox.shown_at()
-        for name, user_id in user_ids.items():
-            verdicts.append(
-                judge_listener(
-                    user_id, sandbox.listener_for(name), shown.get(user_id, []), plays.get(user_id, [])
+            log.warm_up_s = round(time.monotonic() - warm_up, 1)
+            _say(f"every listener's first run is in the snapshot ({log.warm_up_s:g} s): the clock starts")
+            revoked: set[str] = set()
+            #: user id -> the simulated instant (ms) the listener was removed (``swap-listener``).
+            removed: dict[str, int] = {}
+            spare = [n for n in HOUSEHOLD if n not in names]
+            log.growth.append(measure(data, 0.0))
+            clock0 = time.monotonic()
+            pending = list(faults)
+            #: Faults waiting for their moment: a run in the right step, a listener with no run going.
+            armed: list[Fault] = []
+            #: What injected faults must still bring about (a restart said, a run failed or succeeded).
+            awaited: list[Awaited] = []
+            #: Faults that could not be injected, and why (a failed command; the disk, when not root).
+            missed: list[dict[str, Any]] = []
+            runs = Runs(data)
+            lake_step, merge_step = gcs_csv.op.name, bq_plays.op.name
+
+            def hour() -> float:
+                return round((sandbox.now() - start).total_seconds() / 3600, 2)
+
+            def note_met() -> None:
+                for item in list(awaited):
+                    seen = item.check()
+                    if seen is None:
+                        continue
+                    awaited.remove(item)
+                    took = round(time.monotonic() - item.since, 1)
+                    entry = {"sim": sandbox.now().isoformat(), "after": item.kind, "took_s": took}
+                    if item.kind in RECOVERED_LINE:
+                        log.restarts.append(entry | {"by": "dev"})
+                        _say(f"dev restarted what {item.kind} took down in {took:g} s")
+                    else:
+                        log.met.append(entry | seen)
+                        _say(f"{item.kind}: met in {took:g} s {seen}")
+
+            def failed_for_want_of_space(since: datetime) -> dict[str, Any] | None:
+                for run in runs.find([dg.DagsterRunStatus.FAILURE], updated_after=since):
+                    said = [ln for ln in runs.failure(run.run_id).splitlines() if "No space left" in ln]
+                    if said:
+                        return {
+                            "run": run.run_id[:8],
+                            "user_id": run.tags.get(PARTITION_TAG),
+                            "error": said[0][:300],
+                        }
+                return None
+
+            def succeeded_since(since: datetime, user_id: str = "") -> dict[str, Any] | None:
+                done = runs.find([dg.DagsterRunStatus.SUCCESS], user_id, created_after=since)
+                return (
+                    {"succeeded": done[-1].run_id[:8], "user_id": done[-1].tags.get(PARTITION_TAG)}
+                    if done
+                    else None
                 )
+
+            def first_run(user_id: str) -> dict[str, Any] | None:
+                return {"first_run_in_snapshot": user_id} if user_id in (_snapshot_ms(data) or {}) else None
+
+            def ended(run_id: str) -> dict[str, Any] | None:
+                run = runs.instance.get_run_by_id(run_id)
+                over = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+                return {"run": run_id[:8], "status": run.status.value} if run and run.status in over else None
+
+            def inject_now(fault: Fault) -> None:
+                if fault.kind in ("disk-full", "disk-freed") and no_disk:
+                    missed.append({"kind": fault.kind, "why": no_disk, "allowed": True})
+                    _say(f"[{hour():7.2f} h] {fault.kind}: not injected ({no_disk})")
+                    return
+                if fault.kind in ("kill-run-worker", "swap-listener"):
+                    armed.append(fault)
+                    _say(f"[{hour():7.2f} h] {fault.kind} {fault.user} {fault.stage}: armed".rstrip())
+                    return
+                line = RECOVERED_LINE.get(fault.kind, "")
+                before = dev.said(line) if line else 0
+                at = datetime.now(UTC)
+                log.faults.append(inject(fault, sandbox, dev, data))
+                _say(f"[{fault.at_hour:7.2f} h] {fault.kind} {fault.user}".rstrip())
+                if line:  # dev restarts what the kill took down, and says so
+                    awaited.append(Awaited(fault.kind, lambda: {} if dev.said(line) > before else None))
+                if fault.kind == "disk-full":  # a run fails, saying why
+                    # The rounds go on meanwhile; the disk is freed only once this is met (``held``).
+                    awaited.append(Awaited(fault.kind, lambda: failed_for_want_of_space(at), blocks=False))
+                elif fault.kind == "disk-freed":  # and once freed, a run succeeds
+                    awaited.append(Awaited(fault.kind, lambda: succeeded_since(at), blocks=False))
+                elif fault.kind == "revoke":
+                    revoked.add(user_ids[fault.user])
+                elif fault.kind == "restore":
+                    revoked.discard(user_ids[fault.user])
+
+            def strike(fault: Fault) -> dict[str, Any] | None:
+                """Kill the worker of the first run in ``fault.stage`` (``RUN_WORKER_STAGES``)."""
+                for run in runs.find([dg.DagsterRunStatus.STARTED]):
+                    started, done = runs.steps(run.run_id)
+                    if fault.stage == "lake":  # in the lake's step, or just after it
+                        ready = lake_step in started and merge_step not in started
+                    else:  # the lake's file written, the warehouse's merge going
+                        ready = lake_step in done and merge_step in started and merge_step not in done
+                    pid = run_worker(dev.proc.pid, run.run_id) if ready and dev.proc is not None else None
+                    if pid is None:
+                        continue
+                    os.kill(pid, signal.SIGKILL)
+                    return {
+                        "run": run.run_id,
+                        "user_id": run.tags.get(PARTITION_TAG),
+                        "pid": pid,
+                        "steps_done": sorted(done),
+                    }
+                return None
+
+            def fire_armed() -> None:
+                for fault in list(armed):
+                    base = {
+                        "at_hour": hour(),
+                        "kind": fault.kind,
+                        "sim": sandbox.now().isoformat(),
+                        "user": fault.user,
+                    }
+                    if fault.kind == "swap-listener":
+                        gone = user_ids[fault.user]
+                        # Removed once what they were shown is merged (their latest run succeeded:
+                        # "exact up to the removal" then means something), between two runs, as an
+                        # operator would; and once the API's error answers (meant for the
+                        # platform) are served, as ``users add`` asks the API too.
+                        if not runs.settled(gone) or sandbox.pending_faults():
+                            continue
+                        armed.remove(fault)
+                        if not spare:
+                            missed.append(
+                                {
+                                    "kind": fault.kind,
+                                    "why": "no listener to add: the whole household is in --users",
+                                }
+                            )
+                            continue
+                        newcomer = spare.pop(0)
+                        try:
+                            done = {"removed": remove_listener(env, fault.user)}
+                            removed[gone] = to_ms(sandbox.now())
+                            done["added"] = add_listener(env, sandbox, newcomer)
+                        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+                            missed.append({"kind": fault.kind, "why": str(exc)[-800:]})
+                            _say(f"[{hour():7.2f} h] swap-listener: not injected: {str(exc)[-300:]}")
+                            continue
+                        new_id = sandbox.listener_for(newcomer).profile.user_id
+                        user_ids[newcomer] = new_id
+                        log.faults.append(base | {"newcomer": newcomer} | done)
+                        _say(f"[{hour():7.2f} h] swap-listener: removed {fault.user}, added {newcomer}")
+                        awaited.append(Awaited(fault.kind, partial(first_run, new_id), blocks=False))
+                    elif fault.kind == "kill-run-worker":
+                        killed = strike(fault)
+                        if killed is None:
+                            continue
+                        armed.remove(fault)
+                        at, run_id = datetime.now(UTC), killed["run"]
+                        log.faults.append(
+                            base | {"stage": fault.stage} | killed | {"user": killed["user_id"]}
+                        )
+                        _say(
+                            f"[{hour():7.2f} h] kill-run-worker: run {run_id[:8]} ({fault.stage}, done: {killed['steps_done']})"
+                        )
+                        awaited.append(Awaited(fault.kind, partial(ended, run_id)))
+                        # Its listener's next run succeeds (the catch-up waits for it, not the rounds).
+                        later = partial(succeeded_since, at, killed["user_id"])
+                        awaited.append(Awaited("kill-run-worker: a later run", later, blocks=False))
+
+            #: Follow-ups of the short form waiting for their fault to be met (a disk freed only once
+            #: a run has met it full).
+            held: list[Fault] = []
+
+            def waiting_for(fault: Fault) -> bool:
+                return fault.kind == "disk-freed" and any(a.kind == "disk-full" for a in awaited)
+
+            def met() -> bool:
+                """Every fault injected so far was met: its answers served, its restart seen, its runs
+                failed; and no run is on its way (the next round's kill of the daemon would take down
+                runs the sensor was shown plays for, and the revoke that comes with it keep them
+                from a retry for hours: plays the verdict counts as shown, lost to the harness)."""
+                return (
+                    not armed
+                    and not held
+                    and not any(a.blocks for a in awaited)
+                    and sandbox.pending_faults() == 0
+                    and not runs.going()
+                )
+
+            def retrying() -> bool:
+                """Whether a listener still registered waits for the retry of a failed run."""
+                return any(
+                    not runs.settled(u) and not runs.going(u)
+                    for u in user_ids.values()
+                    if u not in removed and u not in revoked and runs.find([], u)
+                )
+
+            try:
+                checked = 0.0
+                # The clock stands still while a failed run waits for its retry: the platform asks
+                # again a wall minute later (``sensors``), three simulated hours here, in which an
+                # active listener's 50-play window would pass; in real time that minute loses
+                # nothing. At most ``MAX_PAUSED_S`` in all, so a failure that persists still shows.
+                paused, last, waiting = 0.0, time.monotonic(), False
+                while True:
+                    now = time.monotonic()
+                    if waiting and paused < MAX_PAUSED_S:
+                        paused += now - last
+                    last = now
+                    sim = min(
+                        end,
+                        start + timedelta(hours=(now - clock0 - paused) / args.seconds_per_hour),
+                    )
+                    sandbox.set_now(sim)
+                    while (
+                        pending
+                        and start + timedelta(hours=pending[0].at_hour) <= sim
+                        # a disk is freed only once a run has met it full
+                        and not waiting_for(pending[0])
+                    ):
+                        inject_now(pending.pop(0))
+                    fire_armed()
+                    if time.monotonic() - checked > 1:
+                        note_met()
+                        waiting = retrying()
+                        checked = time.monotonic()
+                    if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
+                        log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
+                    for fault in [f for f in held if not waiting_for(f)]:
+                        held.remove(fault)
+                        inject_now(Fault(hour(), fault.kind, fault.user, fault.stage))
+                    if rounds and met():
+                        at = round((sim - start).total_seconds() / 3600, 2)
+                        for fault in rounds.pop(0):
+                            fault = Fault(at, fault.kind, fault.user, fault.stage)
+                            if waiting_for(fault):
+                                held.append(fault)
+                            else:
+                                inject_now(fault)
+                    elif args.every_kind_once and not rounds and met():
+                        end = sim  # the short form ends once its last round was met
+                    if sim >= end:  # after the faults due by the end
+                        break
+                    dev.restart_if_dead(sandbox.now().isoformat())
+                    time.sleep(0.05 if armed else 0.2)  # a run's step lasts a second or so
+                end_ms = to_ms(
+                    end
+                )  # as the sandbox records the instants it showed (a short form's end has µs)
+                _say(f"the clock stops at {end.isoformat()}: catching up")
+                catch_up = time.monotonic()
+                deadline = catch_up + args.catch_up_s
+                active = [u for u in user_ids.values() if u not in removed]
+                while not (caught_up := _caught_up(sandbox, data, active, end_ms, revoked)):
+                    if time.monotonic() > deadline:
+                        _say(
+                            f"catch-up: not every listener's latest plays reached the snapshot in {args.catch_up_s:g} s"
+                        )
+                        break
+                    note_met()
+                    dev.restart_if_dead(sandbox.now().isoformat())
+                    time.sleep(2)
+                log.catch_up_s = round(time.monotonic() - catch_up, 1)
+                final = measure(data, (end - start).total_seconds() / 3600)
+                if final["hours"] - log.growth[-1]["hours"] < 1:  # a day's sample at the very end
+                    log.growth.pop()
+                log.growth.append(final)
+                note_met()
+                while awaited and time.monotonic() - awaited[0].since < RECOVERY_BUDGET_S:
+                    note_met()
+                    time.sleep(1)
+            finally:
+                runs.close()
+                dev.stop()
+            plays, gaps, run_count, statuses = _final_state(data)
+            verdicts: list[ListenerVerdict] = []
+            shown = sandbox.shown_at()
+            for name, user_id in user_ids.items():
+                verdicts.append(
+                    judge_listener(
+                        user_id,
+                        sandbox.listener_for(name),
+                        shown.get(user_id, []),
+                        plays.get(user_id, []),
+                        removed_at_ms=removed.get(user_id),
+                    )
+                )
+            torn, temps = _lake_files(data)
+            # What the dashboard reads (the published snapshot) holds exactly the warehouse's plays.
+            dashboard = _snapshot_ms(data) or {}
+            dashboard_exact = all(
+                dashboard.get(u, set()) == set(plays.get(u, [])) for u in {*plays, *dashboard}
             )
-        torn, temps = _lake_files(data)
-        # What the dashboard reads (the published snapshot) holds exactly the warehouse's plays.
-        dashboard = _snapshot_ms(data) or {}
-        dashboard_exact = all(dashboard.get(u, set()) == set(plays.get(u, [])) for u in {*plays, *dashboard})
-        counted = gap_counts(verdicts, gaps)
-        injected = [f for f in log.faults if f["kind"] != "restore"]
-        hours = round((end - start).total_seconds() / 3600, 2)
-        # A fault the platform never met (answers still queued at the end) or never injected (a
-        # round not reached) tested nothing: the soak fails rather than count it.
-        unmet = sandbox.pending_faults()
-        not_injected = [f.kind for r in rounds for f in r] + [f.kind for f in pending]
-        line = verdict_line(hours, runs, len(injected), verdicts, counted, len(torn))
-        ok = (
-            caught_up  # else the platform stalled: "nothing lost" would only mean nothing was shown
-            and not unmet
-            and not not_injected
-            and passed(verdicts, counted, len(torn))
-            and dashboard_exact
-            and all(s <= STOP_BUDGET_S for s in log.stops_s)
-            and not recovering  # dev restarted what every kill took down
-        )
-        report = {
-            "verdict": line,
-            "passed": ok,
-            "caught_up": caught_up,
-            "hours": hours,
-            "seed": args.seed,
-            "seconds_per_hour": args.seconds_per_hour,
-            "simulated": [start.isoformat(), end.isoformat()],
-            "runs": runs,
-            "runs_by_status": statuses,
-            "faults": log.faults,
-            "fault_answers_unmet": unmet,
-            "not_injected": not_injected,
-            "restarts": log.restarts,
-            "not_restarted": [kind for kind, *_ in recovering],
-            "stops_s": log.stops_s,
-            "warm_up_s": log.warm_up_s,
-            "catch_up_s": log.catch_up_s,
-            "growth_per_day": growth_per_day(log.growth),
-            "growth_samples": log.growth,
-            "gaps": {"recorded": counted[0], "true": counted[1], "false": counted[2], "rows": len(gaps)},
-            "torn_files": torn,
-            "dashboard_equals_warehouse": dashboard_exact,
-            "temp_files_left": temps,
-            "listeners": [
-                {
-                    **asdict(v),
-                    "lost": v.lost[:20],
-                    "duplicated": v.duplicated[:20],
-                    "unexpected": v.unexpected[:20],
-                }
-                for v in verdicts
-            ],
-            "wall_s": round(time.monotonic() - wall0, 1),
-            "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
-            "data": str(data),
-        }
-        if not ok:  # read before the data directory goes (pytest's, or a temporary one)
-            report["diagnosis"] = _diagnosis(data, sandbox, start)
+            counted = gap_counts(verdicts, gaps)
+            injected = [f for f in log.faults if f["kind"] not in FOLLOW_UP.values()]
+            hours = round((end - start).total_seconds() / 3600, 2)
+            # A fault the platform never met (answers still queued at the end) or never injected (a
+            # round not reached) tested nothing: the soak fails rather than count it. Only a disk
+            # that cannot be mounted (not root) is allowed, and said.
+            unmet = sandbox.pending_faults()
+            not_injected = (
+                [f.kind for r in rounds for f in r]
+                + [f.kind for f in pending]
+                + [f.kind for f in armed]
+                + [m["kind"] for m in missed if not m.get("allowed")]
+            )
+            line = verdict_line(hours, run_count, len(injected), verdicts, counted, len(torn))
+            ok = (
+                caught_up  # else the platform stalled: "nothing lost" would only mean nothing was shown
+                and not unmet
+                and not not_injected
+                and passed(verdicts, counted, len(torn))
+                and dashboard_exact
+                and all(s <= STOP_BUDGET_S for s in log.stops_s)
+                and not awaited  # dev restarted what every kill took down, every fault's runs came
+            )
+            report = {
+                "verdict": line,
+                "passed": ok,
+                "caught_up": caught_up,
+                "hours": hours,
+                "seed": args.seed,
+                "seconds_per_hour": args.seconds_per_hour,
+                "simulated": [start.isoformat(), end.isoformat()],
+                "runs": run_count,
+                "runs_by_status": statuses,
+                "faults": log.faults,
+                "fault_answers_unmet": unmet,
+                "not_injected": not_injected,
+                "not_injectable": [m for m in missed if m.get("allowed")],
+                "missed": missed,
+                "restarts": log.restarts,
+                "met": log.met,
+                "not_restarted": [a.kind for a in awaited if a.kind in RECOVERED_LINE],
+                "not_met": [a.kind for a in awaited],
+                "stops_s": log.stops_s,
+                "warm_up_s": log.warm_up_s,
+                "catch_up_s": log.catch_up_s,
+                "growth_per_day": growth_per_day(log.growth),
+                "growth_samples": log.growth,
+                "gaps": {"recorded": counted[0], "true": counted[1], "false": counted[2], "rows": len(gaps)},
+                "torn_files": torn,
+                "dashboard_equals_warehouse": dashboard_exact,
+                "temp_files_left": temps,
+                "listeners": [
+                    {
+                        **asdict(v),
+                        "lost": v.lost[:20],
+                        "duplicated": v.duplicated[:20],
+                        "unexpected": v.unexpected[:20],
+                    }
+                    for v in verdicts
+                ],
+                "wall_s": round(time.monotonic() - wall0, 1),
+                "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
+                "data": str(data),
+            }
+            if not ok:  # read before the data directory goes (pytest's, or a temporary one)
+                report["diagnosis"] = _diagnosis(data, sandbox, start)
+    finally:
+        if not no_disk:
+            unmount_lake(lake)
     print(line if caught_up else f"{line}; STALLED: the last plays shown did not reach the snapshot")
     print(growth_line(report["growth_per_day"]))
     print(json.dumps(report, indent=1, default=str))

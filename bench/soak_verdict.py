@@ -14,6 +14,12 @@ sandbox records each simulated instant it answered a whole recently-played page 
   platform must record a gap covering them (``ingest_gaps``). A recorded gap that covers no
   true gap of any listener is false (the table has no listener column, so any listener's counts).
 
+A listener removed mid-soak (``users remove``, their plays kept) is judged up to the instant of
+their removal: pages shown later are not owed, and any poll after it is counted
+(``polled_after_removal``: nobody should ask the API for someone no longer registered). A
+listener added mid-soak is judged from their first run: the first page shown (their latest 50
+plays) and every one after, as for anyone.
+
 Pure functions over plain values, so each loss or duplicate the soak finds can become a
 focused test of its own.
 """
@@ -61,6 +67,10 @@ class ListenerVerdict:
     duplicated: list[int] = field(default_factory=list)
     unexpected: list[int] = field(default_factory=list)
     true_gaps: list[TrueGap] = field(default_factory=list)
+    #: The simulated instant (ms) the listener was removed, or None for a listener still registered.
+    removed_at_ms: int | None = None
+    #: Pages shown to the listener after their removal (each a poll nobody should have made).
+    polled_after_removal: int = 0
 
 
 def truth(history: History, shown_ms: Iterable[int]) -> tuple[set[int], list[TrueGap]]:
@@ -84,10 +94,18 @@ def truth(history: History, shown_ms: Iterable[int]) -> tuple[set[int], list[Tru
 
 
 def judge_listener(
-    user_id: str, history: History, shown_ms: Sequence[int], warehouse_ms: Sequence[int]
+    user_id: str,
+    history: History,
+    shown_ms: Sequence[int],
+    warehouse_ms: Sequence[int],
+    removed_at_ms: int | None = None,
 ) -> ListenerVerdict:
-    """One listener's verdict: ``warehouse_ms`` is every played_at (ms) the warehouse holds for them."""
-    visible, gaps = truth(history, shown_ms)
+    """One listener's verdict: ``warehouse_ms`` is every played_at (ms) the warehouse holds for them.
+
+    ``removed_at_ms``: the listener was removed then; only the pages shown up to it are owed."""
+    after = [] if removed_at_ms is None else sorted({ms for ms in shown_ms if ms > removed_at_ms})
+    owed = [ms for ms in shown_ms if ms not in after]
+    visible, gaps = truth(history, owed)
     counts = Counter(warehouse_ms)
     held = set(counts)
     unexpected = sorted(
@@ -95,13 +113,15 @@ def judge_listener(
     )
     return ListenerVerdict(
         user_id=user_id,
-        polls=len(set(shown_ms)),
+        polls=len(set(owed)),
         visible=len(visible),
         in_warehouse=len(warehouse_ms),
         lost=sorted(visible - held),
         duplicated=sorted(ms for ms, n in counts.items() if n > 1),
         unexpected=unexpected,
         true_gaps=gaps,
+        removed_at_ms=removed_at_ms,
+        polled_after_removal=len(after),
     )
 
 
@@ -135,13 +155,16 @@ def verdict_line(
     exact = "exact" if lost == 0 and duplicated == 0 else "NOT exact"
     found, total, false = gaps
     false_part = f" ({false} false)" if false else ""
+    after_removal = sum(v.polled_after_removal for v in verdicts)
+    removed_part = f", polled after removal {after_removal}" if after_removal else ""
     return (
         f"soak: {hours:g} hours, {runs} runs, {faults} faults, plays {exact} (lost {lost}, duplicated "
-        f"{duplicated}), gaps recorded {found} of {total}{false_part}, torn files {torn}"
+        f"{duplicated}), gaps recorded {found} of {total}{false_part}, torn files {torn}{removed_part}"
     )
 
 
 def passed(verdicts: Sequence[ListenerVerdict], gaps: tuple[int, int, int], torn: int) -> bool:
     found, total, false = gaps
     exact = all(not (v.lost or v.duplicated or v.unexpected) for v in verdicts)
-    return exact and found == total and false == 0 and torn == 0
+    left_alone = all(v.polled_after_removal == 0 for v in verdicts)
+    return exact and left_alone and found == total and false == 0 and torn == 0

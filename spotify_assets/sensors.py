@@ -14,6 +14,13 @@ ends between the sensor's peek and the run's poll is fetched by the run, and the
 newer of its cursor and the newest play the last merged run fetched, so such a play does not
 start a second run that would find nothing.
 
+A listener whose latest run failed (the lake's disk full, its worker killed) is asked again
+from the newest merged play, not from the cursor: the plays that run was started for were never
+merged, and "after the cursor" would find nothing until the listener plays again (issue 27: the
+soak's full disk left a quiet listener's plays out of the warehouse until the hourly schedule).
+The retry waits a minute after the failure, twice as long after each further one, up to
+``RETRY_BACKOFF_MAX_S``, so a failure that persists costs a run an hour, not one a minute.
+
 A listener whose run is queued or going, or whose run polled less than a minute ago, is not
 asked this tick (the run's call is that minute's call): at most one recently-played call per
 listener per minute, however the runs fall. A user whose poll fails (revoked token, throttled)
@@ -48,6 +55,9 @@ from spotify_assets.users.run_history import PARTITION_TAG
 #: Seconds between ticks, and the least time between two recently-played calls for one listener.
 #: Dagster's sensor daemon evaluates no sensor more often than its ``minimum_interval_seconds``.
 POLL_INTERVAL_S = 60
+#: The longest wait before asking again for a listener whose runs keep failing (the hourly
+#: schedule's period); the first wait is ``POLL_INTERVAL_S``, doubled after each further failure.
+RETRY_BACKOFF_MAX_S = 3600
 #: A tick stops asking after this long; Dagster cancels a sensor evaluation after 60 s by default.
 TICK_BUDGET_S = 30.0
 
@@ -105,6 +115,26 @@ def _run_is_polling(instance: dg.DagsterInstance, user_id: str, now: float) -> s
     return None
 
 
+def _failed_run(instance: dg.DagsterInstance, user_id: str, now: float) -> tuple[str, float] | None:
+    """(the listener's latest run's id, seconds left before asking again) if that run failed, or
+    None. The wait is ``POLL_INTERVAL_S`` after the end of one failed run, doubled for each failed
+    run before it (up to ``RETRY_BACKOFF_MAX_S``)."""
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=spotify_pipeline_job.name, tags={PARTITION_TAG: user_id}), limit=8
+    )
+    failed = 0
+    for record in records:
+        if record.dagster_run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            break
+        failed += 1
+    if not failed:
+        return None
+    latest = records[0]
+    ended = latest.end_time or latest.create_timestamp.timestamp()
+    wait = min(POLL_INTERVAL_S * 2 ** (failed - 1), RETRY_BACKOFF_MAX_S)
+    return latest.dagster_run.run_id, max(0.0, ended + wait - now)
+
+
 def _merged_newest_ms(instance: dg.DagsterInstance, user_id: str) -> int | None:
     """The newest play the user's latest merged fetch brought (``raw_recent_tracks``' metadata,
     counted only once ``bq_plays`` was materialized after it), or None."""
@@ -151,13 +181,20 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
             quiet.append(f"{user_id}: next tick (this one spent {TICK_BUDGET_S:g} s)")
             continue
         after_ms = cursor.get(user_id)
+        retry_of = ""
         if instance is not None:
             busy = _run_is_polling(instance, user_id, time.time())
             if busy is not None:
                 quiet.append(f"{user_id}: {busy}")
                 continue
             merged_ms = _merged_newest_ms(instance, user_id)
-            if merged_ms is not None and (after_ms is None or merged_ms > after_ms):
+            failed = _failed_run(instance, user_id, time.time())
+            if failed is not None and failed[1] > 0:
+                quiet.append(f"{user_id}: run {failed[0][:8]} failed; asked again in {failed[1]:.0f} s")
+                continue
+            if failed is not None:  # its plays were never merged: ask from the newest merged one
+                retry_of, after_ms = failed[0], merged_ms
+            elif merged_ms is not None and (after_ms is None or merged_ms > after_ms):
                 after_ms = cursor[user_id] = merged_ms
         try:
             with waits_until(deadline):
@@ -173,10 +210,12 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
         if newest_ms is None:
             quiet.append(f"{user_id}: no new plays since {_since(after_ms)}")
             continue
-        cursor[user_id] = newest_ms
+        cursor[user_id] = max(newest_ms, cursor.get(user_id, newest_ms))
         requests.append(
             dg.RunRequest(
-                run_key=f"plays-{user_id}-until-{newest_ms}",
+                # A retry's key differs from the failed run's (Dagster drops a request under a used key).
+                run_key=f"plays-{user_id}-until-{newest_ms}"
+                + (f"-after-failed-{retry_of[:8]}" if retry_of else ""),
                 partition_key=user_id,
                 tags={"spotify/new_plays": str(seen)},
             )

@@ -13,6 +13,7 @@ fault met, and every stop of ``dev`` by SIGTERM within 15 s.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,15 +22,24 @@ import requests
 
 from bench.soak import (
     FAULT_KINDS,
+    FILLER,
+    FOLLOW_UP,
+    ONCE,
+    RUN_WORKER_STAGES,
     fault_schedule,
+    fill_disk,
+    free_disk,
     growth_line,
     growth_per_day,
     main,
     measure,
+    mount_lake,
     short_rounds,
+    unmount_lake,
     with_restores,
 )
 from bench.soak_verdict import TrueGap, gap_counts, judge_listener, passed, truth, verdict_line
+from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.settings import layout
 from spotify_assets.spotify.auth import SCOPE
 from spotify_sandbox.server import RECENTLY_PLAYED_PATH, SandboxServer
@@ -89,24 +99,54 @@ def test_gaps_recorded_count_covered_true_gaps_and_flag_false_ones() -> None:
     )
 
 
+def test_a_removed_listener_is_owed_the_pages_shown_up_to_the_removal_and_no_poll_after() -> None:
+    history = _History(list(range(1, 301)))
+    # Removed at 100: the plays shown at 50 and 100 are owed; none after.
+    verdict = judge_listener("u", history, [50, 100], list(range(1, 101)), removed_at_ms=100)
+    assert verdict.lost == [] and verdict.polled_after_removal == 0
+    assert passed([verdict], (0, 0, 0), torn=0)
+    # A page shown after the removal is owed nothing, but is a poll nobody should have made.
+    polled = judge_listener("u", history, [50, 100, 200], list(range(1, 101)), removed_at_ms=100)
+    assert polled.lost == [] and polled.true_gaps == [] and polled.polled_after_removal == 1
+    assert not passed([polled], (0, 0, 0), torn=0)
+    assert verdict_line(1, 1, 1, [polled], (0, 0, 0), torn=0).endswith(", polled after removal 1")
+    # What was shown before the removal is still owed.
+    assert judge_listener("u", history, [50, 100], list(range(1, 100)), removed_at_ms=100).lost == [100]
+
+
+def test_an_added_listener_is_owed_their_latest_50_at_the_first_run_and_every_play_after() -> None:
+    history = _History(list(range(1, 301)))  # plays since long before they joined
+    verdict = judge_listener("u", history, [150, 200, 250], list(range(101, 251)))
+    assert verdict.visible == 150 and verdict.lost == [] and verdict.true_gaps == []
+    assert judge_listener("u", history, [150, 200, 250], list(range(102, 251))).lost == [101]
+
+
 def test_the_schedule_is_seeded_and_the_short_form_has_every_kind_once() -> None:
     users = ["alice", "bob"]
     short = short_rounds(7, users)
     assert short == short_rounds(7, users)
-    kinds = [f.kind for r in short for f in r if f.kind != "restore"]
+    kinds = [f.kind for r in short for f in r if f.kind not in FOLLOW_UP.values()]
     assert kinds == list(FAULT_KINDS) and len(set(kinds)) == len(kinds)
-    # The revoked listener signs in again, in a round after the revoke's (a tick meets it first).
-    revoked = [(i, f.user) for i, r in enumerate(short) for f in r if f.kind == "revoke"]
-    signed_in = [(i, f.user) for i, r in enumerate(short) for f in r if f.kind == "restore"]
-    assert len(revoked) == len(signed_in) == 1
-    assert signed_in[0][0] > revoked[0][0] and signed_in[0][1] == revoked[0][1]
+    # The revoked listener signs in again, and the full disk is freed, in a round after the
+    # fault's own (a tick meets it first).
+    for kind, end in FOLLOW_UP.items():
+        began = [(i, f.user) for i, r in enumerate(short) for f in r if f.kind == kind]
+        ended = [(i, f.user) for i, r in enumerate(short) for f in r if f.kind == end]
+        assert len(began) == len(ended) == 1
+        assert ended[0][0] > began[0][0] and ended[0][1] == began[0][1]
+    # The listener removed is no other fault's target (a revoked token restored for nobody).
+    (removed,) = [f.user for r in short for f in r if f.kind == "swap-listener"]
+    assert all(f.user != removed for r in short for f in r if f.kind in ("revoke", "restore"))
+    assert all(f.stage in RUN_WORKER_STAGES for r in short for f in r if f.kind == "kill-run-worker")
     long = fault_schedule(168, 7, users)
     assert long == fault_schedule(168, 7, users) != fault_schedule(168, 8, users)
     assert {f.kind for f in long} == set(FAULT_KINDS)
+    assert all(sum(f.kind == kind for f in long) == 1 for kind in ONCE)
     restored = with_restores(long, 168, 7)
-    revokes = [f for f in restored if f.kind == "revoke"]
-    restores = [f for f in restored if f.kind == "restore"]
-    assert len(restores) == len(revokes) and all(f.at_hour < 168 for f in restores)
+    for kind, end in FOLLOW_UP.items():
+        began = [f for f in restored if f.kind == kind]
+        ended = [f for f in restored if f.kind == end]
+        assert len(ended) == len(began) and all(f.at_hour < 168 for f in ended)
 
 
 def test_the_sandbox_records_only_pages_answered_whole(sandbox: SandboxServer) -> None:
@@ -135,7 +175,7 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
     code = main(
         [
             "--hours",
-            "12",
+            "24",
             "--seed",
             "3",
             "--users",
@@ -152,7 +192,8 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
         ]
     )
     report = json.loads(out.read_text())
-    assert [f["kind"] for f in report["faults"] if f["kind"] != "restore"] == list(FAULT_KINDS), report
+    kinds = [f["kind"] for f in report["faults"] if f["kind"] not in FOLLOW_UP.values()]
+    assert kinds == list(FAULT_KINDS), report
     assert report["restarts"], "dev restarts what each kill took down, and says so in its log"
     assert all(s <= 15 for s in report["stops_s"]), report["stops_s"]
     assert code == 0, report["verdict"] + "\n" + json.dumps(report, indent=1)[:4000]
@@ -187,3 +228,29 @@ def test_growth_per_day_scales_the_first_and_the_last_day_to_24_hours(tmp_path: 
     (layout(tmp_path).lake / "plays" / "a.parquet").write_bytes(b"x" * 10)
     measured = measure(tmp_path, 1.0)
     assert measured["lake_files"] == 1 and measured["lake_bytes"] == 10, measured
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a file system needs root")
+@pytest.mark.allowed_skip(
+    reason="mounting the lake's own disk needs root (the soak then says disk-full was not injected)"
+)
+def test_a_lake_write_on_a_full_disk_fails_saying_so_and_leaves_no_file(tmp_path: Path) -> None:
+    lake = layout(tmp_path).lake
+    assert mount_lake(lake) == ""
+    try:
+        writer = LocalLakeResource(root=str(lake))
+        writer.write_bytes("plays/a.parquet", b"x" * 1000)
+        filled = fill_disk(lake)
+        assert filled["free_bytes"] < 64 * 1024, filled
+        with pytest.raises(OSError, match="No space left"):
+            writer.write_bytes("plays/b.parquet", b"y" * 256 * 1024)
+        # Nothing torn, nothing half-written left behind: the lake lists what it held before.
+        assert sorted(p.name for p in lake.rglob("*") if p.is_file()) == sorted([FILLER, "a.parquet"])
+        assert writer.list() == ["plays/a.parquet"]
+        free_disk(lake)
+        writer.write_bytes("plays/b.parquet", b"y" * 256 * 1024)
+        assert writer.list() == ["plays/a.parquet", "plays/b.parquet"]
+    finally:
+        unmount_lake(lake)
+    # Unmounted, the lake's files are in the folder beneath (the filler is not).
+    assert sorted(p.name for p in lake.rglob("*") if p.is_file()) == ["a.parquet", "b.parquet"]
