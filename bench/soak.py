@@ -572,6 +572,19 @@ class Runs:
         s = dg.DagsterRunStatus
         return bool(self.find([s.QUEUED, s.NOT_STARTED, s.STARTING, s.STARTED], user_id))
 
+    def orphaned(self) -> bool:
+        """Whether a run is STARTED with its worker gone (``dev``'s tree killed under it): the
+        daemon fails it at its next look, as the instance's launcher tells it (``run_launcher``)."""
+        import dagster as dg
+
+        from spotify_assets.users.dagster_internals import WorkerStatus
+
+        launcher = self.instance.run_launcher
+        return any(
+            launcher.check_run_worker_health(run).status == WorkerStatus.FAILED
+            for run in self.find([dg.DagsterRunStatus.STARTED])
+        )
+
     def settled(self, user_id: str) -> bool:
         """Whether the listener's latest run succeeded (what it was shown is merged) and none is going."""
         import dagster as dg
@@ -1077,7 +1090,9 @@ def main(argv: list[str] | None = None) -> int:
                 # The clock stands still while a failed run waits for its retry: the platform asks
                 # again a wall minute later (``sensors``), three simulated hours here, in which an
                 # active listener's 50-play window would pass; in real time that minute loses
-                # nothing. At most ``MAX_PAUSED_S`` in all, so a failure that persists still shows.
+                # nothing. So it does while a run's worker is gone and the daemon has yet to fail
+                # the run (half a wall minute at most). At most ``MAX_PAUSED_S`` in all, so a
+                # failure that persists still shows.
                 paused, last, waiting = 0.0, time.monotonic(), False
                 while True:
                     now = time.monotonic()
@@ -1099,7 +1114,7 @@ def main(argv: list[str] | None = None) -> int:
                     fire_armed()
                     if time.monotonic() - checked > 1:
                         note_met()
-                        waiting = retrying()
+                        waiting = retrying() or runs.orphaned()
                         checked = time.monotonic()
                     if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
                         log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
@@ -1221,9 +1236,15 @@ def main(argv: list[str] | None = None) -> int:
                 "listeners": [
                     {
                         **asdict(v),
+                        # the first 20 of each (the line counts them all; so do the totals)
                         "lost": v.lost[:20],
                         "duplicated": v.duplicated[:20],
                         "unexpected": v.unexpected[:20],
+                        "totals": {
+                            "lost": len(v.lost),
+                            "duplicated": len(v.duplicated),
+                            "unexpected": len(v.unexpected),
+                        },
                     }
                     for v in verdicts
                 ],

@@ -1,5 +1,5 @@
-"""The local Dagster instance's ``dagster.yaml``: default (SQLite) storage, tick retention and
-run monitoring.
+"""The local Dagster instance's ``dagster.yaml``: default (SQLite) storage, tick retention, the
+run launcher and run monitoring.
 
 Its own module, free of the job and the assets, because the commands that prepare an instance
 (``users``, ``demo``, ``dev``) sit below the assets in the layering; ``retention.py`` (the run
@@ -26,36 +26,59 @@ PIPELINE_MAX_RUNTIME_S = 1800
 #: Dagster's run monitoring, by its daemon. Without it, a run whose worker was killed together
 #: with the code server that launched it (``dev`` stopped or killed mid-run, the out-of-memory
 #: killer) stays STARTED forever, and the new-plays sensor never asks for that listener again,
-#: since it leaves a listener to their own run while that run is going. The local run launcher
-#: cannot tell whether a worker lives, so what ends such a run is its time: a run STARTING for
-#: longer than ``start_timeout_seconds`` or going for longer than its maximum runtime (any run:
+#: since it leaves a listener to their own run while that run is going. The local launcher
+#: (``LOCAL_RUN_LAUNCHER``) tells the daemon whether a run's worker lives, so such a run fails at
+#: the daemon's next look (``poll_interval_seconds``) and the sensor's next tick asks again. What
+#: the launcher cannot judge is ended by its time: a run STARTING for longer than
+#: ``start_timeout_seconds`` or going for longer than its maximum runtime (any run:
 #: ``max_runtime_seconds``, an import of decades included; a pipeline run:
-#: ``PIPELINE_MAX_RUNTIME_S``) is marked failed, and the sensor's next tick asks again.
+#: ``PIPELINE_MAX_RUNTIME_S``) is marked failed. A run is never resumed: the next one re-asks.
 RUN_MONITORING: dict[str, Any] = {
     "enabled": True,
     "start_timeout_seconds": 180,
     "max_runtime_seconds": 7200,
-    "poll_interval_seconds": 60,
+    "max_resume_run_attempts": 0,
+    "poll_interval_seconds": 30,
 }
+
+#: Dagster's launcher, with the worker health check above (``run_launcher.py``).
+LOCAL_RUN_LAUNCHER: dict[str, Any] = {"module": "spotify_assets.run_launcher", "class": "LocalRunLauncher"}
 
 
 def local_instance_config() -> dict[str, Any]:
     """The local instance's ``dagster.yaml``: default (SQLite) storage, the settings above."""
     return {
         "retention": INSTANCE_RETENTION,
+        "run_launcher": LOCAL_RUN_LAUNCHER,
         "run_monitoring": RUN_MONITORING,
         "telemetry": {"enabled": False},
     }
 
 
-def _written_before_run_monitoring(text: str) -> bool:
-    """Whether ``text`` is exactly what an earlier version wrote (no run monitoring, nothing edited)."""
+#: What earlier versions wrote, unedited: such a file is brought up to date (newest last).
+EARLIER_CONFIGS: tuple[dict[str, Any], ...] = (
+    {"retention": INSTANCE_RETENTION},
+    {"retention": INSTANCE_RETENTION, "telemetry": {"enabled": False}},
+    {
+        "retention": INSTANCE_RETENTION,
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": 180,
+            "max_runtime_seconds": 7200,
+            "poll_interval_seconds": 60,
+        },
+        "telemetry": {"enabled": False},
+    },
+)
+
+
+def _written_by_an_earlier_version(text: str) -> bool:
+    """Whether ``text`` is exactly what an earlier version wrote (nothing edited)."""
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError:
         return False
-    earlier = {k: v for k, v in local_instance_config().items() if k != "run_monitoring"}
-    return config in (earlier, {"retention": INSTANCE_RETENTION})
+    return config in EARLIER_CONFIGS
 
 
 def prepare_local_home(home: Path) -> Path:
@@ -65,7 +88,7 @@ def prepare_local_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     text = config.read_text() if config.exists() else ""
-    if not text.strip() or _written_before_run_monitoring(text):
+    if not text.strip() or _written_by_an_earlier_version(text):
         config.write_text(
             "# Written by spotify-assets (spotify_assets/instance_config.py); edit freely, it is not rewritten.\n"
             + yaml.safe_dump(local_instance_config(), sort_keys=False)

@@ -120,3 +120,13 @@ def test_sqlite_run_shard_layout(tmp_path: Path) -> None:
         assert count == 1
         assert dagster_internals._shard_matches(path, "%STEP_SUCCESS%")
         assert not dagster_internals._shard_matches(path, "%no-such-text-9e2a%")
+
+
+def test_the_run_health_answer_has_the_members_and_fields_used() -> None:
+    """``run_launcher.py`` answers run monitoring with these; the daemon reads them."""
+    from dagster._core.launcher import CheckRunHealthResult, RunLauncher, WorkerStatus
+
+    assert {"RUNNING", "FAILED", "UNKNOWN"} <= set(WorkerStatus.__members__)
+    assert CheckRunHealthResult._fields[:2] == ("status", "msg")
+    assert isinstance(inspect.getattr_static(RunLauncher, "supports_check_run_worker_health"), property)
+    assert _params(RunLauncher.check_run_worker_health) == ["run"]

@@ -1,8 +1,10 @@
-"""The docs tell an operator with their own ``dagster.yaml`` how to add run monitoring (issue 27).
+"""The docs tell an operator with their own ``dagster.yaml`` how to add run monitoring and the
+project's run launcher (issue 27).
 
-``docs/architecture.md`` gives a command that prints the block from its one home
-(``instance_config.RUN_MONITORING``) rather than a copy of its numbers: pasted into an edited
-file that has none, it turns run monitoring on.
+``docs/architecture.md`` gives a command that prints the blocks from their one home
+(``instance_config.RUN_MONITORING``, ``LOCAL_RUN_LAUNCHER``) rather than a copy of their
+numbers: pasted into an edited file that has neither, it turns run monitoring on, with the
+launcher that tells the daemon whether a run's worker lives.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from spotify_assets.instance_config import prepare_local_home
+from spotify_assets.run_launcher import LocalRunLauncher
 
 _DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
@@ -31,7 +34,10 @@ def test_the_documented_block_turns_run_monitoring_on_in_an_operators_own_dagste
     prepare_local_home(home)  # an operator's file is kept as it is: no run monitoring
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert not instance.run_monitoring_enabled
+        assert not isinstance(instance.run_launcher, LocalRunLauncher)
     (home / "dagster.yaml").write_text(own + block)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_max_runtime_seconds > 0
+        assert isinstance(instance.run_launcher, LocalRunLauncher)
+        assert instance.run_launcher.supports_check_run_worker_health

@@ -8,8 +8,9 @@ The instance the project writes (``instance_config.py``) turns on Dagster's run 
 On the real parts: the project's ``dagster.yaml``, a real pipeline run against the sandbox in a
 process of its own, SIGKILLed once the run has started; the real ``dagster-daemon`` started on
 that instance. The sensor leaves the listener alone while the orphan stands; the daemon marks it
-failed; the sensor's next tick asks for the listener again. The run is given a short
-``dagster/max_runtime`` so the test need not wait the job's own half hour (checked beside).
+failed at its first look, since the project's launcher (``run_launcher.py``) tells it the worker
+is gone, not after the job's half-hour runtime (a 48-hour soak lost plays while such a run
+stood); the sensor's next tick asks for the listener again.
 """
 
 from __future__ import annotations
@@ -25,24 +26,25 @@ from pathlib import Path
 import dagster as dg
 
 from spotify_assets.definitions import defs
-from spotify_assets.instance_config import PIPELINE_MAX_RUNTIME_S, prepare_local_home
+from spotify_assets.instance_config import PIPELINE_MAX_RUNTIME_S, RUN_MONITORING, prepare_local_home
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
+from spotify_assets.run_launcher import process_started_at, worker_status
 from spotify_assets.sensors import new_plays_sensor
 from spotify_assets.settings import dagster_home
+from spotify_assets.users.dagster_internals import WorkerStatus
 from spotify_assets.users.run_history import PARTITION_TAG
 from spotify_assets_tests.test_household_runs import _register
 from spotify_sandbox import SandboxServer
 from spotify_sandbox.resource import SandboxSpotifyResource
 
-#: The run worker: the real job for one listener, in this process, with a short runtime bound.
+#: The run worker: the real job for one listener, in this process.
 _RUN_WORKER = """
 import sys
 import dagster as dg
 from spotify_assets.definitions import defs
 defs.resolve_job_def("spotify_pipeline").execute_in_process(
-    instance=dg.DagsterInstance.get(), partition_key=sys.argv[1], tags={"dagster/max_runtime": "5"},
-    raise_on_error=False,
+    instance=dg.DagsterInstance.get(), partition_key=sys.argv[1], raise_on_error=False,
 )
 """
 
@@ -139,15 +141,20 @@ def test_a_run_whose_worker_was_killed_is_failed_and_its_listener_polled_again(
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
-            deadline = time.monotonic() + 180
+            # The daemon's start, then one look (poll_interval_seconds): far below the runtime bound.
+            within_s = 60 + RUN_MONITORING["poll_interval_seconds"]
+            assert within_s < PIPELINE_MAX_RUNTIME_S / 10
+            deadline = time.monotonic() + within_s
             while (
                 failed := instance.get_run_by_id(orphan)
             ) is None or failed.status != dg.DagsterRunStatus.FAILURE:
                 assert daemon.poll() is None, "the daemon exited"
                 assert time.monotonic() < deadline, (
-                    f"the orphaned run is still {failed.status if failed else None}"
+                    f"the orphaned run is still {failed.status if failed else None} after {within_s} s"
                 )
-                time.sleep(1)
+                time.sleep(1)  # the interval between two looks
+            (failure,) = instance.all_logs(orphan, of_type=dg.DagsterEventType.RUN_FAILURE)
+            assert "is gone" in (failure.message or ""), failure.message
 
             deadline = time.monotonic() + 120  # the sensor waits a minute after a run's poll
             while not (again := _tick(instance, pipeline_sandbox)).run_requests:
@@ -164,3 +171,26 @@ def test_a_run_whose_worker_was_killed_is_failed_and_its_listener_polled_again(
                     except subprocess.TimeoutExpired:
                         os.killpg(proc.pid, signal.SIGKILL)
                         proc.wait()
+
+
+def test_the_worker_status_tells_a_live_worker_from_a_gone_a_finished_and_a_reused_id() -> None:
+    """``run_launcher.worker_status`` on real processes: the answers the daemon acts on."""
+    now = time.time()
+    assert worker_status(os.getpid(), now)[0] == WorkerStatus.RUNNING
+    assert worker_status(None, now)[0] == WorkerStatus.UNKNOWN
+    # This process started after a run that began an hour ago: its id was reused.
+    status, why = worker_status(os.getpid(), now - 3600)
+    assert status == WorkerStatus.FAILED and "later process" in why
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert worker_status(gone.pid, now)[0] == WorkerStatus.FAILED
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])  # not reaped: a zombie until wait()
+    try:
+        deadline = time.monotonic() + 30
+        while (seen := process_started_at(exited.pid)) is None or not seen[1]:
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.05)  # the interval between two looks
+        status, why = worker_status(exited.pid, now)
+        assert status == WorkerStatus.FAILED and "has exited" in why
+    finally:
+        exited.wait()

@@ -16,7 +16,10 @@ instead of the deletion silently:
   :func:`with_sensor_cursor`;
 * a deleted run's own SQLite file: ``delete_run`` empties it but leaves it (~112 KiB each, one
   per run: the local instance would grow with the number of runs whatever the retention):
-  :func:`remove_run_shard` (used by the daily purge, ``retention.py``, and the deletion).
+  :func:`remove_run_shard` (used by the daily purge, ``retention.py``, and the deletion);
+* what a run launcher answers run monitoring (``WorkerStatus``, ``CheckRunHealthResult``): the
+  public ``RunLauncher`` hook ``check_run_worker_health`` returns them, but Dagster exports
+  neither; ``run_launcher.py`` tells the daemon a local run's worker is gone.
 
 Each works for SQLite (``<data>/dagster_home``, the local default) and Postgres alike through
 the event log storage's own SQLAlchemy connections and table definitions.
@@ -36,6 +39,8 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as db
+from dagster._core.launcher import CheckRunHealthResult as CheckRunHealthResult  # for run_launcher.py
+from dagster._core.launcher import WorkerStatus as WorkerStatus
 from dagster._core.scheduler.instigation import InstigatorState, SensorInstigatorData
 from dagster._core.storage.event_log.schema import (
     AssetEventTagsTable,
