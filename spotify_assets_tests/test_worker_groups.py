@@ -147,7 +147,8 @@ def test_the_stack_goes_first_then_the_process_trees_the_browsers_last(
     pytester.makepyfile(
         test_a_trees=test.format(mark="pytestmark = pytest.mark.process_tree", name="trees"),
         # Three tests: xdist's own order (units by their number of tests) would put it first.
-        test_b_plain=test.format(mark="", name="plain") + "\n\ndef test_two():\n    test_it()\n\n\ndef test_three():\n    test_it()\n",
+        test_b_plain=test.format(mark="", name="plain")
+        + "\n\ndef test_two():\n    test_it()\n\n\ndef test_three():\n    test_it()\n",
         test_c_browser=test.format(mark="pytestmark = pytest.mark.browser", name="browser"),
         test_d_stack=test.format(mark="pytestmark = pytest.mark.changes_network", name="stack"),
     )
