@@ -93,13 +93,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 groups[file] = worker_group(config.rootpath / file)
             return groups[file]
 
+    # Our queue order (``QUEUE_ORDER``), not xdist's: by default it reorders the units by their
+    # number of tests, which put the one-test compose file last (CI-s32: it started at the end).
+    config.option.loadscopereorder = False
     return FileGroups(config, log)
 
 
 #: Where a file goes in the workers' queue, by the first of its markers listed: the stack first (one
-#: worker starts it at once, and it holds the lock its minutes early), then the ordinary files, then
-#: the process trees and the browsers, which by then rarely wait for the stack to be gone.
-QUEUE_ORDER = {"changes_network": 0, "process_tree": 2, "browser": 3}
+#: worker starts it at once, and it holds the lock its minutes early), then the process trees (the
+#: longest unit, ~25 min: the other worker starts it at once), the ordinary files, the browsers.
+QUEUE_ORDER = {"changes_network": 0, "process_tree": 1, "browser": 3}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -110,7 +113,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     order = {}
     for path in {item.path for item in items}:
         marks = _markers(path)
-        order[path] = next((rank for m, rank in QUEUE_ORDER.items() if m in marks), 1)
+        order[path] = next((rank for m, rank in QUEUE_ORDER.items() if m in marks), 2)
     items.sort(key=lambda item: order[item.path])
 
 

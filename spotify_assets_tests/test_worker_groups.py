@@ -135,10 +135,10 @@ def test_files_of_their_own_groups_run_at_once(
     assert _overlaps(pytester, monkeypatch, (None, None)) != []
 
 
-def test_the_stack_goes_first_the_process_trees_and_browsers_last(
+def test_the_stack_goes_first_then_the_process_trees_the_browsers_last(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """So a worker that reaches a process tree or a browser finds the compose stack gone, not waits."""
+    """The two longest units start at once, one on each worker; a browser finds the stack gone."""
     log = pytester.path / "order.log"
     monkeypatch.setenv("GROUPS_LOG", str(log))
     pytester.makeconftest(_standalone_conftest())
@@ -146,10 +146,12 @@ def test_the_stack_goes_first_the_process_trees_and_browsers_last(
     test = 'import os\nimport pytest\n{mark}\n\ndef test_it():\n    open(os.environ["GROUPS_LOG"], "a").write("{name}\\n")\n'
     pytester.makepyfile(
         test_a_trees=test.format(mark="pytestmark = pytest.mark.process_tree", name="trees"),
-        test_b_plain=test.format(mark="", name="plain"),
+        # Three tests: xdist's own order (units by their number of tests) would put it first.
+        test_b_plain=test.format(mark="", name="plain")
+        + "\n\ndef test_two():\n    test_it()\n\n\ndef test_three():\n    test_it()\n",
         test_c_browser=test.format(mark="pytestmark = pytest.mark.browser", name="browser"),
         test_d_stack=test.format(mark="pytestmark = pytest.mark.changes_network", name="stack"),
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1", "--dist", "loadgroup")
-    result.assert_outcomes(passed=4)
-    assert log.read_text().split() == ["stack", "plain", "trees", "browser"]
+    result.assert_outcomes(passed=6)
+    assert log.read_text().split() == ["stack", "trees", "plain", "plain", "plain", "browser"]
