@@ -1,12 +1,13 @@
 """A chaos soak: ``spotify-assets dev`` against the sandbox on an accelerated clock (issue 27).
 
-    python -m bench.soak [--hours 168] [--seed 1] [--users alice,...] [--seconds-per-hour 30]
+    python -m bench.soak [--hours 168] [--seed 1] [--users alice,...] [--poll-interval-s 60] [--seconds-per-hour 30]
     make soak HOURS=168 SEED=1
 
 The real thing, as a household leaves it running: ``spotify-assets dev`` (the daemon with the
-hourly schedule and the once-a-minute new-plays sensor, the webserver, the code server, the
-warm Spark server) on a fresh data directory, against a sandbox API served from this process
-whose clock runs ``3600 / seconds-per-hour`` times faster than the wall's, from a start far
+hourly schedule and the new-plays sensor, once a minute or every ``--poll-interval-s``, the
+webserver, the code server, the warm Spark server) on a fresh data directory, against a sandbox
+API served from this process whose clock runs ``3600 / seconds-per-hour`` times faster than the
+wall's (by default ``SIMULATED_HOURS_PER_POLL`` simulated hours per sensor interval), from a start far
 enough in the past that no play lies in the future of the runs' real clock. Its listeners are
 registered as ``users add`` registers them (by default four of the sandbox's five; the fifth
 joins mid-soak). The clock starts once every listener's first run (their latest 50 plays) is in
@@ -58,6 +59,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +74,9 @@ STOP_BUDGET_S = 15.0
 START_TIMEOUT_S = 300.0
 #: The short form (``--every-kind-once``): every fault kind once, in rounds. A round is injected
 #: at once, when the one before it was met (every fault answer served, every kill's restart
-#: seen): the sensor polls each listener once a wall minute, so faults injected faster than that
-#: pile up in the sandbox and are met only after the soak's end, one tick a minute (the stall of
-#: the first short soaks under pytest). Each round is sized for one sensor tick of three
+#: seen): the sensor polls each listener once a wall interval (``SHORT_POLL_INTERVAL_S``), so
+#: faults injected faster than that pile up in the sandbox and are met only after the soak's end,
+#: one tick an interval (the stall of the first short soaks under pytest). Each round is sized for one sensor tick of three
 #: listeners: the first one's poll meets the 429 storm, the second's the 5xx burst, the third's
 #: the long Retry-After (which the app's shared wait then holds for everyone until the next
 #: tick); the code server is killed meanwhile and must be back by then. The daemon's kill stops
@@ -121,6 +123,19 @@ RECOVERED_LINE = {
 MAX_PAUSED_S = 600.0
 #: Wall seconds ``dev`` has to restart what a kill took down.
 RECOVERY_BUDGET_S = 240.0
+#: The short form's sensor interval (``SPOTIFY_POLL_INTERVAL_S`` in ``dev``'s environment): a
+#: quarter of the platform's minute, so its rounds, paced by the sensor's ticks and its retries of
+#: failed runs, take a quarter of the wall time. The scheduled form keeps the platform's default.
+SHORT_POLL_INTERVAL_S = 15
+#: Simulated hours per sensor interval, the default pace (``--seconds-per-hour`` is the interval
+#: divided by it). The scheduled form's 2 (30 s an hour at the platform's minute) lets a busy
+#: listener's 50-play window (about 3.5 busy hours) nearly pass between two polls. The short form's
+#: half an hour keeps what a failed run was shown within its retry's window (the retry comes an
+#: interval later; at 3 hours an interval a full disk lost 4 plays); and the platform's wall
+#: latencies, which the interval does not shorten (a run's start, ~10 s; ``dagster dev``'s restart
+#: after the daemon's kill, ~a minute), are then as many simulated hours as at the scheduled form's
+#: pace: 2 for the restart, under the window.
+SIMULATED_HOURS_PER_POLL = {"scheduled": 2.0, "short": 0.5}
 
 
 @dataclass(frozen=True)
@@ -723,6 +738,24 @@ def _final_state(data: Path) -> tuple[dict[str, list[int]], list[tuple[int, int]
     return plays, gaps, len(records), statuses
 
 
+def _sensor_tick_gaps(data: Path) -> list[float]:
+    """Wall seconds between consecutive evaluations of the new-plays sensor (what ``dev``'s daemon
+    made of ``SPOTIFY_POLL_INTERVAL_S``), oldest first, once dev has stopped."""
+    import dagster as dg
+
+    from spotify_assets.settings import dagster_home
+    from spotify_assets.users.run_history import SENSOR_NAME
+
+    with dg.DagsterInstance.from_config(str(dagster_home(data))) as instance:
+        stamps = sorted(
+            tick.timestamp
+            for state in instance.all_instigator_state()
+            if state.instigator_name == SENSOR_NAME
+            for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id)
+        )
+    return [round(b - a, 1) for a, b in pairwise(stamps)]
+
+
 def _diagnosis(data: Path, sandbox: Any, start: datetime, lines: int = 80) -> dict[str, Any]:
     """What a failed soak needs read before its data directory goes: each run (status, partition,
     what launched it, when), the sensor's and schedule's last ticks, the sandbox's last requests
@@ -819,10 +852,18 @@ def main(argv: list[str] | None = None) -> int:
         "--users", default=",".join(HOUSEHOLD[:-1]), help="the listeners at the start (of HOUSEHOLD)"
     )
     parser.add_argument(
+        "--poll-interval-s",
+        type=int,
+        default=None,
+        help="the platform's SPOTIFY_POLL_INTERVAL_S (default: the platform's own, 60; "
+        f"the short form's {SHORT_POLL_INTERVAL_S})",
+    )
+    parser.add_argument(
         "--seconds-per-hour",
         type=float,
-        default=30.0,
-        help="wall seconds per simulated hour (the sensor asks once a wall minute, and the API shows 50 plays)",
+        default=None,
+        help="wall seconds per simulated hour (default: the sensor's interval over "
+        "SIMULATED_HOURS_PER_POLL: 30 at 60 s; the short form's 30 at 15 s; the API shows 50 plays)",
     )
     parser.add_argument("--every-kind-once", action="store_true", help="the short form: each fault kind once")
     parser.add_argument(
@@ -839,12 +880,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", default="", help="also write the JSON here")
     args = parser.parse_args(argv)
+    from spotify_assets.settings import POLL_INTERVAL_ENV, poll_interval_s
+
+    if args.poll_interval_s is None and args.every_kind_once:
+        args.poll_interval_s = SHORT_POLL_INTERVAL_S
+    # dev's environment holds no SPOTIFY_ variable but these: its sensor polls as the soak says.
+    polling = {} if args.poll_interval_s is None else {POLL_INTERVAL_ENV: str(args.poll_interval_s)}
+    poll_s = poll_interval_s(polling)  # nonsense fails here, as it would in dev's code server
+    if args.seconds_per_hour is None:
+        pace = SIMULATED_HOURS_PER_POLL["short" if args.every_kind_once else "scheduled"]
+        args.seconds_per_hour = poll_s / pace
     names = [n for n in args.users.split(",") if n]
     data = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="soak-"))
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_"))}
     env["SPOTIFY_DATA_DIR"] = str(data)
+    env |= polling
     os.environ["SPOTIFY_DATA_DIR"] = str(data)
     os.environ.pop("DAGSTER_HOME", None)
 
@@ -1088,11 +1140,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 checked = 0.0
                 # The clock stands still while a failed run waits for its retry: the platform asks
-                # again a wall minute later (``sensors``), three simulated hours here, in which an
-                # active listener's 50-play window would pass; in real time that minute loses
-                # nothing. So it does while a run's worker is gone and the daemon has yet to fail
-                # the run (half a wall minute at most). At most ``MAX_PAUSED_S`` in all, so a
-                # failure that persists still shows.
+                # again a sensor interval later (``sensors``), doubled after each further failure,
+                # simulated hours here in which an active listener's 50-play window would pass; in
+                # real time that minute loses nothing. So it does while a run's worker is gone and
+                # the daemon has yet to fail the run (half a wall minute at most). At most
+                # ``MAX_PAUSED_S`` in all, so a failure that persists still shows.
                 paused, last, waiting = 0.0, time.monotonic(), False
                 while True:
                     now = time.monotonic()
@@ -1164,6 +1216,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.close()
                 dev.stop()
             plays, gaps, run_count, statuses = _final_state(data)
+            tick_gaps = _sensor_tick_gaps(data)
             verdicts: list[ListenerVerdict] = []
             shown = sandbox.shown_at()
             for name, user_id in user_ids.items():
@@ -1212,6 +1265,8 @@ def main(argv: list[str] | None = None) -> int:
                 "hours": hours,
                 "seed": args.seed,
                 "seconds_per_hour": args.seconds_per_hour,
+                "poll_interval_s": poll_s,
+                "sensor_tick_gaps_s": tick_gaps,
                 "simulated": [start.isoformat(), end.isoformat()],
                 "runs": run_count,
                 "runs_by_status": statuses,

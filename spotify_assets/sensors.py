@@ -1,8 +1,9 @@
 """A sensor that asks the API for plays after its cursor and starts a run only when there are some.
 
-On by default, once a minute: the dashboard is meant to be a minute behind the music. Spotify
-lists a play when it ends, so a tick a minute asks each listener once, with Spotify's ``after``
-cursor, and a quiet listener costs one recently-played call a minute and no Dagster run. The
+On by default, once a minute (``SPOTIFY_POLL_INTERVAL_S``, ``settings.poll_interval_s``: the
+"minute" below): the dashboard is meant to be a minute behind the music. Spotify lists a play
+when it ends, so a tick a minute asks each listener once, with Spotify's ``after`` cursor, and a
+quiet listener costs one recently-played call a minute and no Dagster run. The
 hourly schedule stays as the safety net (a tick that failed, a run that failed after the
 sensor moved its cursor). Every empty tick says why with a ``SkipReason``.
 
@@ -46,20 +47,30 @@ from spotify_assets.assets.warehouse import bq_plays
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
 from spotify_assets.resources.spotify import SpotifyResource
+from spotify_assets.settings import poll_interval_s
 from spotify_assets.spotify.client import SpotifyClient, parse_played_at, played_at_ms, waits_until
 from spotify_assets.spotify.errors import SpotifyError, SpotifyWaitPastDeadline
 from spotify_assets.users.polling import listener_for, token_store_owner
 from spotify_assets.users.registry import UserError
-from spotify_assets.users.run_history import PARTITION_TAG
+from spotify_assets.users.run_history import PARTITION_TAG, SENSOR_NAME
 
-#: Seconds between ticks, and the least time between two recently-played calls for one listener.
-#: Dagster's sensor daemon evaluates no sensor more often than its ``minimum_interval_seconds``.
-POLL_INTERVAL_S = 60
+#: Seconds between ticks, and the least time between two recently-played calls for one listener
+#: (``SPOTIFY_POLL_INTERVAL_S``, read once as the code server loads the definitions). Dagster's
+#: sensor daemon evaluates no sensor more often than its ``minimum_interval_seconds``.
+POLL_INTERVAL_S = poll_interval_s()
 #: The longest wait before asking again for a listener whose runs keep failing (the hourly
 #: schedule's period); the first wait is ``POLL_INTERVAL_S``, doubled after each further failure.
 RETRY_BACKOFF_MAX_S = 3600
 #: A tick stops asking after this long; Dagster cancels a sensor evaluation after 60 s by default.
 TICK_BUDGET_S = 30.0
+#: The runs of a listener one tick reads: the latest (on its way? polled just now?) and the failed
+#: ones before it that set the retry's wait (``RETRY_BACKOFF_MAX_S`` is reached after 7).
+RUNS_READ = 8
+#: How often the mart's automation conditions are evaluated. Not ``POLL_INTERVAL_S``: this sensor
+#: calls no API (no listener's rate to keep), it decides when the top ten follows a write, from a
+#: poll or an import alike, and each evaluation costs the daemon a pass over the asset graph; a
+#: household polling every 15 s does not need its top ten recomputed that often.
+MART_AUTOMATION_INTERVAL_S = 60
 
 
 def _newest_after(client: SpotifyClient, after_ms: int | None) -> tuple[int | None, int]:
@@ -98,12 +109,17 @@ def _household(instance: dg.DagsterInstance | None) -> Sequence[str]:
     return instance.get_dynamic_partitions(USERS_PARTITIONS_NAME) if instance is not None else []
 
 
-def _run_is_polling(instance: dg.DagsterInstance, user_id: str, now: float) -> str | None:
-    """Why not to ask for ``user_id`` this tick (their latest run is on its way, or polled less
-    than ``POLL_INTERVAL_S`` ago), or None."""
-    records = instance.get_run_records(
-        dg.RunsFilter(job_name=spotify_pipeline_job.name, tags={PARTITION_TAG: user_id}), limit=1
+def _latest_runs(instance: dg.DagsterInstance, user_id: str) -> Sequence[dg.RunRecord]:
+    """The listener's latest ``RUNS_READ`` pipeline runs, newest first: one query per listener and
+    tick, read by ``_run_is_polling`` and ``_failed_run``."""
+    return instance.get_run_records(
+        dg.RunsFilter(job_name=spotify_pipeline_job.name, tags={PARTITION_TAG: user_id}), limit=RUNS_READ
     )
+
+
+def _run_is_polling(records: Sequence[dg.RunRecord], now: float) -> str | None:
+    """Why not to ask for the listener of ``records`` (``_latest_runs``) this tick (their latest
+    run is on its way, or polled less than ``POLL_INTERVAL_S`` ago), or None."""
     if not records:
         return None
     record = records[0]
@@ -115,13 +131,10 @@ def _run_is_polling(instance: dg.DagsterInstance, user_id: str, now: float) -> s
     return None
 
 
-def _failed_run(instance: dg.DagsterInstance, user_id: str, now: float) -> tuple[str, float] | None:
-    """(the listener's latest run's id, seconds left before asking again) if that run failed, or
-    None. The wait is ``POLL_INTERVAL_S`` after the end of one failed run, doubled for each failed
-    run before it (up to ``RETRY_BACKOFF_MAX_S``)."""
-    records = instance.get_run_records(
-        dg.RunsFilter(job_name=spotify_pipeline_job.name, tags={PARTITION_TAG: user_id}), limit=8
-    )
+def _failed_run(records: Sequence[dg.RunRecord], now: float) -> tuple[str, float] | None:
+    """(the latest run's id, seconds left before asking again) if the latest of ``records``
+    (``_latest_runs``) failed, or None. The wait is ``POLL_INTERVAL_S`` after the end of one failed
+    run, doubled for each failed run before it (up to ``RETRY_BACKOFF_MAX_S``)."""
     failed = 0
     for record in records:
         if record.dagster_run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
@@ -154,12 +167,12 @@ def _merged_newest_ms(instance: dg.DagsterInstance, user_id: str) -> int | None:
 
 
 @dg.sensor(
-    name="new_plays_sensor",
+    name=SENSOR_NAME,
     job=spotify_pipeline_job,
     minimum_interval_seconds=POLL_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Start the pipeline when Spotify reports plays newer than the last one seen "
-    "(once a minute per listener; no run when nothing is new).",
+    f"(every {POLL_INTERVAL_S} s per listener; no run when nothing is new).",
 )
 def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResource) -> dg.SensorResult:
     """One run request per user partition with new plays; the cursor is ``{user_id: newest_ms}``."""
@@ -183,12 +196,13 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
         after_ms = cursor.get(user_id)
         retry_of = ""
         if instance is not None:
-            busy = _run_is_polling(instance, user_id, time.time())
+            runs = _latest_runs(instance, user_id)
+            busy = _run_is_polling(runs, time.time())
             if busy is not None:
                 quiet.append(f"{user_id}: {busy}")
                 continue
             merged_ms = _merged_newest_ms(instance, user_id)
-            failed = _failed_run(instance, user_id, time.time())
+            failed = _failed_run(runs, time.time())
             if failed is not None and failed[1] > 0:
                 quiet.append(f"{user_id}: run {failed[0][:8]} failed; asked again in {failed[1]:.0f} s")
                 continue
@@ -241,7 +255,7 @@ mart_automation_sensor = dg.AutomationConditionSensorDefinition(
     "mart_automation_sensor",
     target=dg.AssetSelection.assets("top_ten_tracks", "track_metadata"),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=MART_AUTOMATION_INTERVAL_S,
     description="Recompute the top ten and look up new tracks' ids and art after any write to the plays "
     "table (API poll or history import).",
 )

@@ -29,6 +29,41 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 LAKE_DIR = "lake"
 
 
+#: ``SPOTIFY_POLL_INTERVAL_S``: seconds between the new-plays sensor's ticks (``sensors.py``).
+POLL_INTERVAL_ENV = "SPOTIFY_POLL_INTERVAL_S"
+#: A minute: the dashboard a minute behind the music, one recently-played call a minute per listener.
+DEFAULT_POLL_INTERVAL_S = 60
+#: The least and the most ``SPOTIFY_POLL_INTERVAL_S`` may be. Dagster's sensor daemon looks at its
+#: sensors every 5 s at most, so a shorter interval would not be honoured; a longer one than an hour
+#: would poll less often than the hourly schedule, the sensor's safety net, runs anyway.
+POLL_INTERVAL_BOUNDS_S = (5, 3600)
+
+
+def poll_interval_s(environ: Mapping[str, str] | None = None) -> int:
+    """``SPOTIFY_POLL_INTERVAL_S``, default 60: whole seconds between two recently-played calls
+    for one listener.
+
+    The new-plays sensor's one cadence: its minimum interval, the "polled N s ago" gate that
+    keeps a run's own call from being doubled by the sensor, and the first wait before a failed
+    run is retried (doubled after each further failure) all derive from it. A household may want
+    30 s or 5 min; a test soak sets a few seconds to run the same platform faster. Nonsense
+    (``0``, ``abc``, ``1.5``) fails loudly rather than polling in a loop or never.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(POLL_INTERVAL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_POLL_INTERVAL_S
+    low, high = POLL_INTERVAL_BOUNDS_S
+    wanted = f"{POLL_INTERVAL_ENV} must be a whole number of seconds from {low} to {high}, got {raw!r}"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(wanted) from None
+    if not low <= value <= high:
+        raise ValueError(wanted)
+    return value
+
+
 def deployment(environ: Mapping[str, str] | None = None) -> Deployment:
     """``SPOTIFY_DEPLOYMENT``: ``local`` (default; no account needed) or ``cloud`` (GCS + BigQuery).
 

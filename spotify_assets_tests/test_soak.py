@@ -16,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import pytest
 import requests
@@ -26,6 +27,8 @@ from bench.soak import (
     FOLLOW_UP,
     ONCE,
     RUN_WORKER_STAGES,
+    SHORT_POLL_INTERVAL_S,
+    SIMULATED_HOURS_PER_POLL,
     fault_schedule,
     fill_disk,
     free_disk,
@@ -40,9 +43,12 @@ from bench.soak import (
 )
 from bench.soak_verdict import TrueGap, gap_counts, judge_listener, passed, truth, verdict_line
 from spotify_assets.resources.lake import LocalLakeResource
-from spotify_assets.settings import layout
+from spotify_assets.settings import DEFAULT_POLL_INTERVAL_S, layout
 from spotify_assets.spotify.auth import SCOPE
 from spotify_sandbox.server import RECENTLY_PLAYED_PATH, SandboxServer
+
+#: The short soak's wall seconds per simulated hour, from its sensor interval.
+SHORT_SECONDS_PER_HOUR = SHORT_POLL_INTERVAL_S / SIMULATED_HOURS_PER_POLL["short"]
 
 #: Starts whole ``spotify-assets dev`` trees and times them: one file after another (conftest.PROCESS_TREES).
 pytestmark = pytest.mark.process_tree
@@ -174,19 +180,24 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
     out = tmp_path / "soak.json"
     code = main(
         [
+            # At most: the short form ends once its last round was met. The clock may run the 24
+            # wall minutes it always had, whatever the pace.
             "--hours",
-            "24",
+            str(24 * 60 / SHORT_SECONDS_PER_HOUR),
             "--seed",
             "3",
             "--users",
             "alice,bob,carol",
-            # A simulated hour a wall minute: the sensor's retry of a failed run (a wall minute
-            # later) is then an hour of listening, as it is a minute in real time a few plays at
-            # most; at 20 s an hour a full disk met while a listener's 50-play window was full lost
-            # the plays shown to the failed run before its retry (lost 4, a soak's pacing, not the
-            # platform's: the platform recorded the gap).
+            # The short form's pace (``SIMULATED_HOURS_PER_POLL``): the sensor every
+            # ``SHORT_POLL_INTERVAL_S`` (``SPOTIFY_POLL_INTERVAL_S`` in dev's environment), half a
+            # simulated hour each, so the retry of a failed run (an interval later) is half an hour
+            # of listening; at 3 hours an interval a full disk met while a listener's 50-play window
+            # was full lost the plays shown to the failed run before its retry (lost 4, a soak's
+            # pacing, not the platform's: the platform recorded the gap).
+            "--poll-interval-s",
+            str(SHORT_POLL_INTERVAL_S),
             "--seconds-per-hour",
-            "60",
+            str(SHORT_SECONDS_PER_HOUR),
             "--every-kind-once",
             "--catch-up-s",
             "240",
@@ -202,6 +213,11 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
     assert report["restarts"], "dev restarts what each kill took down, and says so in its log"
     assert all(s <= 15 for s in report["stops_s"]), report["stops_s"]
     assert code == 0, report["verdict"] + "\n" + json.dumps(report, indent=1)[:4000]
+    # dev's sensor ticked at the short form's interval (no sooner: Dagster's minimum interval), not
+    # at the platform's minute: what makes the short form fast reached the daemon.
+    gaps = report["sensor_tick_gaps_s"]
+    assert report["poll_interval_s"] == SHORT_POLL_INTERVAL_S and gaps, report
+    assert min(gaps) >= SHORT_POLL_INTERVAL_S - 1 and median(gaps) < DEFAULT_POLL_INTERVAL_S, gaps
 
 
 def test_growth_per_day_scales_the_first_and_the_last_day_to_24_hours(tmp_path: Path) -> None:
