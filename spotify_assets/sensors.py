@@ -36,6 +36,7 @@ With no partition yet the single-user token store's listener is asked whose it i
 """
 
 import json
+import math
 import time
 from collections.abc import Sequence
 
@@ -63,9 +64,10 @@ POLL_INTERVAL_S = poll_interval_s()
 RETRY_BACKOFF_MAX_S = 3600
 #: A tick stops asking after this long; Dagster cancels a sensor evaluation after 60 s by default.
 TICK_BUDGET_S = 30.0
-#: The runs of a listener one tick reads: the latest (on its way? polled just now?) and the failed
-#: ones before it that set the retry's wait (``RETRY_BACKOFF_MAX_S`` is reached after 7).
-RUNS_READ = 8
+#: The runs of a listener one tick reads: the latest (on its way? polled just now?) and enough of
+#: the failed ones before it for the retry's doubling wait to reach ``RETRY_BACKOFF_MAX_S`` (8 at
+#: a minute, more for a shorter interval).
+RUNS_READ = 2 + math.ceil(math.log2(RETRY_BACKOFF_MAX_S / POLL_INTERVAL_S))
 #: How often the mart's automation conditions are evaluated. Not ``POLL_INTERVAL_S``: this sensor
 #: calls no API (no listener's rate to keep), it decides when the top ten follows a write, from a
 #: poll or an import alike, and each evaluation costs the daemon a pass over the asset graph; a

@@ -20,7 +20,7 @@ import pytest
 from spotify_assets.settings import DEFAULT_POLL_INTERVAL_S, POLL_INTERVAL_ENV, poll_interval_s
 
 #: What the fresh interpreter reports: the loaded sensor's interval, its gate a second either side
-#: of the interval after a run, and the retry's wait after one failed run and after two.
+#: of the interval after a run, and the retry's wait after one failed run, two and nine.
 _PROBE = """
 import json, time
 import dagster as dg
@@ -41,11 +41,14 @@ with dg.instance_for_test() as instance:
     gate = [sensors._run_is_polling(ran, polled + sensors.POLL_INTERVAL_S + d) for d in (-1, 1)]
     failed_once, at1 = run(dg.DagsterRunStatus.FAILURE)
     failed_twice, at2 = run(dg.DagsterRunStatus.FAILURE)
+    for _ in range(7):  # nine failures in a row: 15 s doubled eight times is past the hour
+        failed_often, at9 = run(dg.DagsterRunStatus.FAILURE)
     print(json.dumps({
         "minimum_interval_seconds": sensor.minimum_interval_seconds,
         "gate_before": gate[0], "gate_after": gate[1],
         "retry_once_s": sensors._failed_run(failed_once, at1)[1],
         "retry_twice_s": sensors._failed_run(failed_twice, at2)[1],
+        "retry_often_s": sensors._failed_run(failed_often, at9)[1],
     }))
 """
 
@@ -89,6 +92,8 @@ def test_the_setting_reaches_the_sensor_its_gate_and_its_retry(tmp_path: Path) -
     # The first retry after a failed run waits the interval; after two failures, twice it.
     assert 10 < seen["retry_once_s"] <= 15, seen
     assert 25 < seen["retry_twice_s"] <= 30, seen
+    # A failure that persists still waits up to the hour at 15 s (the tick reads enough runs).
+    assert 3590 < seen["retry_often_s"] <= 3600, seen
 
 
 def test_a_definitions_load_with_a_nonsense_interval_fails_saying_why(tmp_path: Path) -> None:
