@@ -189,8 +189,8 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
             "--users",
             "alice,bob,carol",
             # The short form's pace (``SIMULATED_HOURS_PER_POLL``): the sensor every
-            # ``SHORT_POLL_INTERVAL_S`` (``SPOTIFY_POLL_INTERVAL_S`` in dev's environment), half a
-            # simulated hour each, so the retry of a failed run (an interval later) is half an hour
+            # ``SHORT_POLL_INTERVAL_S`` (``SPOTIFY_POLL_INTERVAL_S`` in dev's environment), a quarter
+            # of a simulated hour each, so the retry of a failed run (an interval later) is minutes
             # of listening; at 3 hours an interval a full disk met while a listener's 50-play window
             # was full lost the plays shown to the failed run before its retry (lost 4, a soak's
             # pacing, not the platform's: the platform recorded the gap).
