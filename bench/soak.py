@@ -61,6 +61,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench import page_time
 from bench.soak_verdict import ListenerVerdict, gap_counts, judge_listener, passed, verdict_line
 from spotify_sandbox.processes import command_line, descendants, live_processes
 from spotify_sandbox.supervisor import CODE_SERVER_NAME, DAGSTER_DEV_NAME, restarted_line
@@ -210,7 +211,14 @@ def growth_per_day(samples: list[dict[str, float]]) -> dict[str, dict[str, float
             m: round((b[m] - a[m]) * per_day) for m in GROWTH_MEASURES
         }
 
-    return {"first": rate(samples[0], samples[1]), "last": rate(samples[-2], samples[-1])}
+    def with_page(g: dict[str, float], at: dict[str, float]) -> dict[str, float]:
+        # the dashboard's cold Overview at the span's end (bench/page_time.py), when measured
+        return g | ({"page_cold_s": at["page_cold_s"]} if at.get("page_cold_s") is not None else {})
+
+    return {
+        "first": with_page(rate(samples[0], samples[1]), samples[1]),
+        "last": with_page(rate(samples[-2], samples[-1]), samples[-1]),
+    }
 
 
 def growth_line(growth: dict[str, dict[str, float]]) -> str:
@@ -218,9 +226,10 @@ def growth_line(growth: dict[str, dict[str, float]]) -> str:
 
     def span(g: dict[str, float]) -> str:
         kib = {m: round(g[m] / 1024) for m in ("lake_bytes", "instance_bytes", "warehouse_bytes")}
+        page = f", dashboard cold {g['page_cold_s']:.2f} s" if "page_cold_s" in g else ""
         return (
             f"(h {g['from_hour']:g}-{g['to_hour']:g}) lake {g['lake_files']:+g} files {kib['lake_bytes']:+d} KiB, "
-            f"instance {kib['instance_bytes']:+d} KiB, warehouse {kib['warehouse_bytes']:+d} KiB"
+            f"instance {kib['instance_bytes']:+d} KiB, warehouse {kib['warehouse_bytes']:+d} KiB{page}"
         )
 
     if not growth:
@@ -899,6 +908,8 @@ def main(argv: list[str] | None = None) -> int:
             removed: dict[str, int] = {}
             spare = [n for n in HOUSEHOLD if n not in names]
             log.growth.append(measure(data, 0.0))
+            pages = page_time.Samples(data)  # the dashboard's cold page time at each sample
+            pages.start(log.growth[-1])
             clock0 = time.monotonic()
             pending = list(faults)
             #: Faults waiting for their moment: a run in the right step, a listener with no run going.
@@ -1078,11 +1089,28 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
             def retrying() -> bool:
-                """Whether a listener still registered waits for the retry of a failed run."""
-                return any(
-                    not runs.settled(u) and not runs.going(u)
+                """Whether a listener still registered waits for the retry of a failed run while
+                plays the API shows now are not merged (a failed run whose plays another run merged,
+                the schedule's and the sensor's side by side, leaves nothing at risk: the sensor
+                then finds no new play, and a clock held for that retry would wait for nothing)."""
+                waiting = [
+                    u
                     for u in user_ids.values()
-                    if u not in removed and u not in revoked and runs.find([], u)
+                    if u not in removed
+                    and u not in revoked
+                    and runs.find([], u)
+                    and not runs.settled(u)
+                    and not runs.going(u)
+                ]
+                if not waiting:
+                    return False
+                held = _snapshot_ms(data)
+                if held is None:  # being replaced: the next look reads it
+                    return True
+                now_ms = to_ms(sandbox.now())
+                return any(
+                    not {p.played_at_ms for p in sandbox.listener_for(u).recent(now_ms)} <= held.get(u, set())
+                    for u in waiting
                 )
 
             try:
@@ -1113,11 +1141,13 @@ def main(argv: list[str] | None = None) -> int:
                         inject_now(pending.pop(0))
                     fire_armed()
                     if time.monotonic() - checked > 1:
+                        pages.collect()
                         note_met()
                         waiting = retrying() or runs.orphaned()
                         checked = time.monotonic()
                     if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
                         log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
+                        pages.start(log.growth[-1])
                     for fault in [f for f in held if not waiting_for(f)]:
                         held.remove(fault)
                         inject_now(Fault(hour(), fault.kind, fault.user, fault.stage))
@@ -1156,6 +1186,8 @@ def main(argv: list[str] | None = None) -> int:
                 if final["hours"] - log.growth[-1]["hours"] < 1:  # a day's sample at the very end
                     log.growth.pop()
                 log.growth.append(final)
+                pages.start(final)
+                pages.collect(wait=True)
                 note_met()
                 while awaited and time.monotonic() - awaited[0].since < RECOVERY_BUDGET_S:
                     note_met()
@@ -1227,6 +1259,7 @@ def main(argv: list[str] | None = None) -> int:
                 "stops_s": log.stops_s,
                 "warm_up_s": log.warm_up_s,
                 "catch_up_s": log.catch_up_s,
+                "clock_held_s": round(paused, 1),  # wall seconds the clock stood still (at most MAX_PAUSED_S)
                 "growth_per_day": growth_per_day(log.growth),
                 "growth_samples": log.growth,
                 "gaps": {"recorded": counted[0], "true": counted[1], "false": counted[2], "rows": len(gaps)},
