@@ -883,6 +883,7 @@ def main(argv: list[str] | None = None) -> int:
     no_disk = mount_lake(lake)  # "" once the lake has a disk of its own to fill
     if no_disk:
         _say(f"the lake's disk cannot be filled ({no_disk}): disk-full is not injected")
+    dev: Dev | None = None
     try:
         with SandboxServer(seed=args.seed, now=start, clock="fixed") as sandbox:
             users = register_listeners(sandbox, data / "users", *names)
@@ -1288,6 +1289,8 @@ def main(argv: list[str] | None = None) -> int:
             if not ok:  # read before the data directory goes (pytest's, or a temporary one)
                 report["diagnosis"] = _diagnosis(data, sandbox, start)
     finally:
+        if dev is not None:
+            dev.stop()  # stopped already unless the warm-up failed or a signal came before the run
         if not no_disk:
             unmount_lake(lake)
     print(line if caught_up else f"{line}; STALLED: the last plays shown did not reach the snapshot")
@@ -1300,5 +1303,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def _stop_on_signals() -> None:
+    """Stop the soak as ``dev`` stops, however it was started: SIGTERM, SIGHUP and SIGINT (which a
+    script's background job ignores, ``make soak &``) raise ``KeyboardInterrupt``, so every
+    ``finally`` runs: ``dev``'s tree stopped, the lake's file system unmounted. Without it a
+    ``kill`` of the soak left a whole ``dev`` tree behind (2026-12-07). Only when run as a
+    command: under pytest the test runner's own handlers stay."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
 if __name__ == "__main__":
+    _stop_on_signals()
     raise SystemExit(main())
