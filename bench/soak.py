@@ -118,8 +118,10 @@ RECOVERED_LINE = {
     "kill-code-server": restarted_line(CODE_SERVER_NAME),
     "kill-daemon": restarted_line(DAGSTER_DEV_NAME),
 }
-#: The longest the clock stands still, in all, while a listener's latest run failed (``main``).
-MAX_PAUSED_S = 600.0
+#: The longest the clock stands still, in all, while a listener's latest run failed (``main``):
+#: a week's soak meets two full disks, each a run's retry waiting up to a few wall minutes after
+#: the disk is freed (the sensor's doubling backoff), and a few kills.
+MAX_PAUSED_S = 900.0
 #: Wall seconds ``dev`` has to restart what a kill took down.
 RECOVERY_BUDGET_S = 240.0
 
@@ -1089,6 +1091,13 @@ def main(argv: list[str] | None = None) -> int:
                     and not runs.going()
                 )
 
+            def disk_full_now() -> bool:
+                """Whether the lake's disk is full (a ``disk-full`` not yet followed by its
+                ``disk-freed``): every run fails until it is freed, hours later on the clock, so
+                a clock held for their retries would never get there."""
+                kinds = [f["kind"] for f in log.faults]
+                return kinds.count("disk-full") > kinds.count("disk-freed")
+
             def retrying() -> bool:
                 """Whether a listener still registered waits for the retry of a failed run while
                 plays the API shows now are not merged (a failed run whose plays another run merged,
@@ -1144,7 +1153,7 @@ def main(argv: list[str] | None = None) -> int:
                     if time.monotonic() - checked > 1:
                         pages.collect()
                         note_met()
-                        waiting = retrying() or runs.orphaned()
+                        waiting = not disk_full_now() and (retrying() or runs.orphaned())
                         checked = time.monotonic()
                     if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
                         log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
