@@ -63,6 +63,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from bench import page_time
 from bench.soak_verdict import ListenerVerdict, gap_counts, judge_listener, passed, verdict_line
 from spotify_sandbox.processes import command_line, descendants, live_processes
 from spotify_sandbox.supervisor import CODE_SERVER_NAME, DAGSTER_DEV_NAME, restarted_line
@@ -119,8 +120,10 @@ RECOVERED_LINE = {
     "kill-code-server": restarted_line(CODE_SERVER_NAME),
     "kill-daemon": restarted_line(DAGSTER_DEV_NAME),
 }
-#: The longest the clock stands still, in all, while a listener's latest run failed (``main``).
-MAX_PAUSED_S = 600.0
+#: The longest the clock stands still, in all, while a listener's latest run failed (``main``):
+#: a week's soak meets two full disks, each a run's retry waiting up to a few wall minutes after
+#: the disk is freed (the sensor's doubling backoff), and a few kills.
+MAX_PAUSED_S = 900.0
 #: Wall seconds ``dev`` has to restart what a kill took down.
 RECOVERY_BUDGET_S = 240.0
 #: The short form's sensor interval (``SPOTIFY_POLL_INTERVAL_S`` in ``dev``'s environment): a
@@ -228,7 +231,14 @@ def growth_per_day(samples: list[dict[str, float]]) -> dict[str, dict[str, float
             m: round((b[m] - a[m]) * per_day) for m in GROWTH_MEASURES
         }
 
-    return {"first": rate(samples[0], samples[1]), "last": rate(samples[-2], samples[-1])}
+    def with_page(g: dict[str, float], at: dict[str, float]) -> dict[str, float]:
+        # the dashboard's cold Overview at the span's end (bench/page_time.py), when measured
+        return g | ({"page_cold_s": at["page_cold_s"]} if at.get("page_cold_s") is not None else {})
+
+    return {
+        "first": with_page(rate(samples[0], samples[1]), samples[1]),
+        "last": with_page(rate(samples[-2], samples[-1]), samples[-1]),
+    }
 
 
 def growth_line(growth: dict[str, dict[str, float]]) -> str:
@@ -236,9 +246,10 @@ def growth_line(growth: dict[str, dict[str, float]]) -> str:
 
     def span(g: dict[str, float]) -> str:
         kib = {m: round(g[m] / 1024) for m in ("lake_bytes", "instance_bytes", "warehouse_bytes")}
+        page = f", dashboard cold {g['page_cold_s']:.2f} s" if "page_cold_s" in g else ""
         return (
             f"(h {g['from_hour']:g}-{g['to_hour']:g}) lake {g['lake_files']:+g} files {kib['lake_bytes']:+d} KiB, "
-            f"instance {kib['instance_bytes']:+d} KiB, warehouse {kib['warehouse_bytes']:+d} KiB"
+            f"instance {kib['instance_bytes']:+d} KiB, warehouse {kib['warehouse_bytes']:+d} KiB{page}"
         )
 
     if not growth:
@@ -929,6 +940,7 @@ def main(argv: list[str] | None = None) -> int:
     no_disk = mount_lake(lake)  # "" once the lake has a disk of its own to fill
     if no_disk:
         _say(f"the lake's disk cannot be filled ({no_disk}): disk-full is not injected")
+    dev: Dev | None = None
     try:
         with SandboxServer(seed=args.seed, now=start, clock="fixed") as sandbox:
             users = register_listeners(sandbox, data / "users", *names)
@@ -954,6 +966,8 @@ def main(argv: list[str] | None = None) -> int:
             removed: dict[str, int] = {}
             spare = [n for n in HOUSEHOLD if n not in names]
             log.growth.append(measure(data, 0.0))
+            pages = page_time.Samples(data)  # the dashboard's cold page time at each sample
+            pages.start(log.growth[-1])
             clock0 = time.monotonic()
             pending = list(faults)
             #: Faults waiting for their moment: a run in the right step, a listener with no run going.
@@ -1135,12 +1149,36 @@ def main(argv: list[str] | None = None) -> int:
                     and not runs.going()
                 )
 
+            def disk_full_now() -> bool:
+                """Whether the lake's disk is full (a ``disk-full`` not yet followed by its
+                ``disk-freed``): every run fails until it is freed, hours later on the clock, so
+                a clock held for their retries would never get there."""
+                kinds = [f["kind"] for f in log.faults]
+                return kinds.count("disk-full") > kinds.count("disk-freed")
+
             def retrying() -> bool:
-                """Whether a listener still registered waits for the retry of a failed run."""
-                return any(
-                    not runs.settled(u) and not runs.going(u)
+                """Whether a listener still registered waits for the retry of a failed run while
+                plays the API shows now are not merged (a failed run whose plays another run merged,
+                the schedule's and the sensor's side by side, leaves nothing at risk: the sensor
+                then finds no new play, and a clock held for that retry would wait for nothing)."""
+                waiting = [
+                    u
                     for u in user_ids.values()
-                    if u not in removed and u not in revoked and runs.find([], u)
+                    if u not in removed
+                    and u not in revoked
+                    and runs.find([], u)
+                    and not runs.settled(u)
+                    and not runs.going(u)
+                ]
+                if not waiting:
+                    return False
+                held = _snapshot_ms(data)
+                if held is None:  # being replaced: the next look reads it
+                    return True
+                now_ms = to_ms(sandbox.now())
+                return any(
+                    not {p.played_at_ms for p in sandbox.listener_for(u).recent(now_ms)} <= held.get(u, set())
+                    for u in waiting
                 )
 
             try:
@@ -1171,11 +1209,13 @@ def main(argv: list[str] | None = None) -> int:
                         inject_now(pending.pop(0))
                     fire_armed()
                     if time.monotonic() - checked > 1:
+                        pages.collect()
                         note_met()
-                        waiting = retrying() or runs.orphaned()
+                        waiting = not disk_full_now() and (retrying() or runs.orphaned())
                         checked = time.monotonic()
                     if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
                         log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
+                        pages.start(log.growth[-1])
                     for fault in [f for f in held if not waiting_for(f)]:
                         held.remove(fault)
                         inject_now(Fault(hour(), fault.kind, fault.user, fault.stage))
@@ -1214,6 +1254,8 @@ def main(argv: list[str] | None = None) -> int:
                 if final["hours"] - log.growth[-1]["hours"] < 1:  # a day's sample at the very end
                     log.growth.pop()
                 log.growth.append(final)
+                pages.start(final)
+                pages.collect(wait=True)
                 note_met()
                 while awaited and time.monotonic() - awaited[0].since < RECOVERY_BUDGET_S:
                     note_met()
@@ -1288,6 +1330,7 @@ def main(argv: list[str] | None = None) -> int:
                 "stops_s": log.stops_s,
                 "warm_up_s": log.warm_up_s,
                 "catch_up_s": log.catch_up_s,
+                "clock_held_s": round(paused, 1),  # wall seconds the clock stood still (at most MAX_PAUSED_S)
                 "growth_per_day": growth_per_day(log.growth),
                 "growth_samples": log.growth,
                 "gaps": {"recorded": counted[0], "true": counted[1], "false": counted[2], "rows": len(gaps)},
@@ -1316,6 +1359,8 @@ def main(argv: list[str] | None = None) -> int:
             if not ok:  # read before the data directory goes (pytest's, or a temporary one)
                 report["diagnosis"] = _diagnosis(data, sandbox, start)
     finally:
+        if dev is not None:
+            dev.stop()  # stopped already unless the warm-up failed or a signal came before the run
         if not no_disk:
             unmount_lake(lake)
     print(line if caught_up else f"{line}; STALLED: the last plays shown did not reach the snapshot")
@@ -1328,5 +1373,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def _stop_on_signals() -> None:
+    """Stop the soak as ``dev`` stops, however it was started: SIGTERM, SIGHUP and SIGINT (which a
+    script's background job ignores, ``make soak &``) raise ``KeyboardInterrupt``, so every
+    ``finally`` runs: ``dev``'s tree stopped, the lake's file system unmounted. Without it a
+    ``kill`` of the soak left a whole ``dev`` tree behind (2026-12-07). Only when run as a
+    command: under pytest the test runner's own handlers stay."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
 if __name__ == "__main__":
+    _stop_on_signals()
     raise SystemExit(main())

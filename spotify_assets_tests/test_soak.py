@@ -218,6 +218,8 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
     gaps = report["sensor_tick_gaps_s"]
     assert report["poll_interval_s"] == SHORT_POLL_INTERVAL_S and gaps, report
     assert min(gaps) >= SHORT_POLL_INTERVAL_S - 1 and median(gaps) < DEFAULT_POLL_INTERVAL_S, gaps
+    # The dashboard's cold Overview was rendered over the soak's own data at each growth sample.
+    assert all(s.get("page_cold_s") for s in report["growth_samples"]), report["growth_samples"]
 
 
 def test_growth_per_day_scales_the_first_and_the_last_day_to_24_hours(tmp_path: Path) -> None:
@@ -231,6 +233,7 @@ def test_growth_per_day_scales_the_first_and_the_last_day_to_24_hours(tmp_path: 
         }
 
     week = [sample(0, 0, 0), sample(24, 24, 100), sample(48, 48, 200), sample(60, 60, 300)]
+    week[1]["page_cold_s"] = 0.25  # the dashboard's cold Overview at hour 24 (bench/page_time.py)
     growth = growth_per_day(week)
     assert growth["first"] == {
         "from_hour": 0,
@@ -239,10 +242,13 @@ def test_growth_per_day_scales_the_first_and_the_last_day_to_24_hours(tmp_path: 
         "lake_bytes": 102400,
         "instance_bytes": 204800,
         "warehouse_bytes": 0,
+        "page_cold_s": 0.25,
     }
+    assert "page_cold_s" not in growth["last"]  # not measured at hour 60
     assert growth["last"]["lake_files"] == 24 and growth["last"]["lake_bytes"] == 200 * 1024  # 12 h, doubled
     assert growth_line(growth).startswith(
-        "growth per day: first (h 0-24) lake +24 files +100 KiB, instance +200 KiB, warehouse +0 KiB; last (h 48-60)"
+        "growth per day: first (h 0-24) lake +24 files +100 KiB, instance +200 KiB, warehouse +0 KiB, "
+        "dashboard cold 0.25 s; last (h 48-60)"
     )
     # What is measured: files and bytes under the data directory's lake, instance and warehouse.
     (layout(tmp_path).lake / "plays").mkdir(parents=True)
