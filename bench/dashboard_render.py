@@ -1,16 +1,17 @@
 """Benchmark: time to fully render each dashboard page over a large warehouse.
 
-Builds a synthetic warehouse (default 1,000,000 plays over five years, Zipf-like track
-popularity, audio features for most tracks; the older 60% of plays come from an account-data
-export, without artist or album ids or covers, and ``track_metadata`` has looked up 95% of
-their tracks, as in a real history) with the pipeline's own writer, then renders
-every page with Streamlit's AppTest: once cold (caches cleared, so every query runs in
-DuckDB) and once warm (served from ``st.cache_data``). Detail pages open the most played
-artist, track and album (by id, as a link would); Wrapped opens the newest year. Targets:
-cold < 1.5 s and warm < 0.3 s per page on the 2-core reference machine. Not a test: it
-reports, it does not assert.
+Builds a synthetic warehouse (default 1,000,000 plays of a household of two over five years,
+Zipf-like track popularity, audio features for most tracks; the older 60% of plays come from an
+account-data export, without artist or album ids or covers, and ``track_metadata`` has looked up
+95% of their tracks, as in a real history) with the pipeline's own writer, ``CHUNK`` plays at a
+time, then renders every page with Streamlit's AppTest for everyone's plays and for the most
+active listener's: once cold (caches cleared, so every query runs in DuckDB) and once warm
+(served from ``st.cache_data``). Detail pages open the most played artist, track and album (by
+id, as a link would); Wrapped opens the newest year; Compare the two most active listeners.
+Targets (issue 28): cold < 1.0 s and warm < 0.2 s per page on the 2-core reference machine. Not
+a test: it reports, it does not assert; the last line names the slowest page.
 
-    .venv/bin/python -m bench.dashboard_render [--plays 1000000] [--keep]
+    .venv/bin/python -m bench.dashboard_render [--plays 1000000] [--listeners 2] [--rounds 3] [--keep]
 """
 
 from __future__ import annotations
