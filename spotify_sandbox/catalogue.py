@@ -16,6 +16,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from functools import cache, cached_property
+from itertools import pairwise
 from typing import Any
 
 from spotify_sandbox.constants import PUBLIC_API
@@ -173,14 +174,18 @@ def cover_png(image_hash: str, size: int) -> bytes:
         for col in range(_COVER_GRID)
     ]
 
+    # Pixel x (and row y) shows cell x * grid // size: cell c covers ceil(c * size / grid) up to
+    # ceil((c + 1) * size / grid), a run of equal bits (rows) drawn by repeating, not per pixel.
+    starts = [-(-col * size // _COVER_GRID) for col in range(_COVER_GRID + 1)]
+    runs = [end - start for start, end in pairwise(starts)]
+
     def scanline(row: int) -> bytes:
-        pixels = [on[row * _COVER_GRID + x * _COVER_GRID // size] for x in range(size)]
-        pixels += [0] * (-size % 8)
-        packed = bytes(int("".join(map(str, pixels[i : i + 8])), 2) for i in range(0, len(pixels), 8))
-        return b"\x00" + packed  # filter type 0 (none)
+        pixels = "".join(str(on[row * _COVER_GRID + col]) * run for col, run in enumerate(runs))
+        pixels += "0" * (-size % 8)
+        return b"\x00" + int(pixels, 2).to_bytes(len(pixels) // 8, "big")  # filter type 0 (none)
 
     lines = [scanline(row) for row in range(_COVER_GRID)]
-    raw = b"".join(lines[y * _COVER_GRID // size] for y in range(size))
+    raw = b"".join(line * run for line, run in zip(lines, runs, strict=True))
     header = struct.pack(">IIBBBBB", size, size, 1, 3, 0, 0, 0)  # 1-bit, palette, no interlace
     return b"".join(
         (
