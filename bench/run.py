@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -58,6 +59,15 @@ class Plan:
     #: Python sections beside the Spark ones and starts one Connect server for both Spark
     #: sections, instead of one each.
     side_by_side: bool = False
+    #: Options for every JVM the run starts (``JAVA_TOOL_OPTIONS``); empty = the JVM's defaults.
+    jvm_options: str = ""
+
+
+#: Quick mode's JVMs live a minute, so they skip the optimising (C2) compiler and the parallel
+#: collector's threads, CPU a short run never earns back on two cores shared with the Python lane
+#: (at load 10-19: the Connect server ready in 13 s instead of 29, the warm top-ten step 2.5 s
+#: instead of 12.5). The full bench keeps the JVM's defaults: those are what it measures.
+SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 QUICK = Plan(
@@ -65,7 +75,7 @@ QUICK = Plan(
     import_repeats={5_000: 1},
     alt_sizes=[5_000],
     dlt_sizes=[5_000],
-    rowwise_rows=200,
+    rowwise_rows=50,  # enough rows to give a rate; at ~100 rows/s each row is 10 ms of the run
     tick_histories=(1_000, 20_000),
     tick_repeats=1,
     hourly_cold_repeats=1,
@@ -75,9 +85,11 @@ QUICK = Plan(
     dashboard_rounds=1,
     notes=[
         "Quick mode proves each section runs; its figures are not measurements: the import, tick and "
-        "dashboard sections ran beside the Spark ones, which shared one Connect server.",
+        "dashboard sections ran beside the Spark ones, which shared one Connect server; every JVM "
+        f"ran with `{SHORT_LIVED_JVM}`.",
     ],
     side_by_side=True,
+    jvm_options=SHORT_LIVED_JVM,
 )
 FULL = Plan(
     import_sizes=[10_000, 100_000, 1_000_000],
@@ -503,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, topten_sizes=[int(x) for x in args.topten_sizes.split(",")])
     started = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
+    if plan.jvm_options:  # inherited by every subprocess and JVM this run starts
+        given = os.environ.get("JAVA_TOOL_OPTIONS", "")
+        os.environ["JAVA_TOOL_OPTIONS"] = f"{given} {plan.jvm_options}".strip()
     header = [
         "# Benchmark results",
         "",
@@ -531,11 +546,11 @@ def main(argv: list[str] | None = None) -> int:
     def python_sections() -> dict[str, list[str]]:
         done = {}
         if "import" in chosen:
-            done["import"] = import_section()
+            done["import"] = timed("import", import_section)
         if "tick" in chosen:
-            done["tick"] = bench_tick(plan)
+            done["tick"] = timed("tick", lambda: bench_tick(plan))
         if "dashboard" in chosen:
-            done["dashboard"] = bench_dashboard(plan)
+            done["dashboard"] = timed("dashboard", lambda: bench_dashboard(plan))
         return done
 
     def spark_sections() -> dict[str, list[str]]:
@@ -544,11 +559,14 @@ def main(argv: list[str] | None = None) -> int:
             remote, startup = "", 0.0
             if plan.side_by_side and wanted:
                 remote, startup = shared_connect_server(stack)
+                log(f"Connect server ready in {startup:.1f} s")
             done = {}
             if "hourly" in wanted:
-                done["hourly"] = bench_hourly_run(plan, plan.tick_histories[0], remote)
+                done["hourly"] = timed(
+                    "hourly", lambda: bench_hourly_run(plan, plan.tick_histories[0], remote)
+                )
             if "topten" in wanted:
-                done["topten"] = bench_topten(plan, remote, startup)
+                done["topten"] = timed("topten", lambda: bench_topten(plan, remote, startup))
         return done
 
     if plan.side_by_side:
@@ -568,6 +586,14 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(text)
     log(f"wrote {args.out}")
     return 0
+
+
+def timed(name: str, section: Callable[[], list[str]]) -> list[str]:
+    """Run one section and log its wall time (where a run's time goes, for trimming quick mode)."""
+    t0 = time.perf_counter()
+    lines = section()
+    log(f"section {name} took {time.perf_counter() - t0:.1f} s")
+    return lines
 
 
 def shared_connect_server(stack: contextlib.ExitStack) -> tuple[str, float]:

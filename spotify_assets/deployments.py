@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -33,6 +34,7 @@ from spotify_assets.resources.warehouse import DuckDBWarehouseResource
 from spotify_assets.settings import (
     DataLayout,
     Deployment,
+    MissingSettings,
     Settings,
     layout,
     load_settings,
@@ -51,6 +53,22 @@ def deployment_settings(which: Deployment | None = None, *, data: Path | str | N
     pipeline needs is checked at once (``settings.MissingSettings`` names the missing ones)."""
     env = os.environ if which is None else {**os.environ, "SPOTIFY_DEPLOYMENT": which}
     return load_settings(env, data=data, cloud_requires=REQUIRED_CLOUD_ENV)
+
+
+def command_settings(prog: str, data: Path | str | None = None) -> Settings | None:
+    """The active deployment's settings for the operator command ``prog`` (its ``--data-dir`` in
+    ``data``), or None once the missing ones are told on stderr: the caller then exits 2.
+
+    Every command that reads the deployment starts here, so a missing variable reads the same from
+    each (``prog: cloud mode (SPOTIFY_DEPLOYMENT=cloud) needs X, Y (unset or empty)``, every one
+    named at once) and exits with the usage status. None rather than ``SystemExit``: the commands
+    stay functions that return their exit status, as ``cli.main`` and the tests call them.
+    """
+    try:
+        return deployment_settings(data=data)
+    except MissingSettings as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
 
 
 def spotify_resource(data: DataLayout | None = None) -> SpotifyResource:

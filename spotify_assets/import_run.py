@@ -95,13 +95,10 @@ def import_command(argv: list[str]) -> int:
         )
         return 2
     # Imported here, after argv is checked: a usage error should not wait for Dagster to import.
-    from spotify_assets.deployments import deployment_settings
-    from spotify_assets.settings import MissingSettings
+    from spotify_assets.deployments import command_settings
 
-    try:
-        settings = deployment_settings(data=args.data_dir)
-    except MissingSettings as exc:
-        print(f"spotify-assets import: {exc}", file=sys.stderr)
+    settings = command_settings(parser.prog, args.data_dir)
+    if settings is None:
         return 2
     args.user_id = None
     if args.user is not None:

@@ -369,7 +369,6 @@ def compact_lake_command(argv: list[str]) -> int:
     """``spotify-assets compact-lake``: the daily job's compaction, run by an operator."""
     import argparse
     import contextlib
-    import sys
 
     parser = argparse.ArgumentParser(
         prog="spotify-assets compact-lake",
@@ -389,13 +388,11 @@ def compact_lake_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
 
-    from spotify_assets.deployments import command_stores, deployment_settings
-    from spotify_assets.settings import MissingSettings, dagster_home
+    from spotify_assets.deployments import command_settings, command_stores
+    from spotify_assets.settings import dagster_home
 
-    try:
-        settings = deployment_settings(data=args.data_dir)
-    except MissingSettings as exc:
-        print(f"spotify-assets compact-lake: {exc}", file=sys.stderr)
+    settings = command_settings(parser.prog, args.data_dir)
+    if settings is None:
         return 2
     home = dagster_home(settings.data.root)
     with contextlib.ExitStack() as stack:

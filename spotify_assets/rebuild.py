@@ -165,14 +165,11 @@ def rebuild_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
 
-    from spotify_assets.deployments import command_stores, deployment_settings
+    from spotify_assets.deployments import command_settings, command_stores
     from spotify_assets.schema import PLAYS_TABLE
-    from spotify_assets.settings import MissingSettings
 
-    try:
-        settings = deployment_settings(data=args.data_dir)
-    except MissingSettings as exc:
-        print(f"spotify-assets rebuild-warehouse: {exc}", file=sys.stderr)
+    settings = command_settings(parser.prog, args.data_dir)
+    if settings is None:
         return 2
     db = settings.data.warehouse
     with contextlib.ExitStack() as stack:

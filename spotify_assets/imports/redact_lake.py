@@ -143,13 +143,10 @@ def redact_lake_command(argv: list[str]) -> int:
         help="where the lake lives (default: $SPOTIFY_DATA_DIR, else .data/ at the repo root)",
     )
     args = parser.parse_args(argv)
-    from spotify_assets.deployments import command_stores, deployment_settings
-    from spotify_assets.settings import MissingSettings
+    from spotify_assets.deployments import command_settings, command_stores
 
-    try:
-        settings = deployment_settings(data=args.data_dir)
-    except MissingSettings as exc:
-        print(f"spotify-assets redact-lake: {exc}", file=sys.stderr)
+    settings = command_settings(parser.prog, args.data_dir)
+    if settings is None:
         return 2
     with command_stores(settings, "lake") as stores:
         lake: LakeResource = stores.lake

@@ -16,7 +16,6 @@ import sys
 from typing import Any
 
 from spotify_assets.scrobbles.server import DEFAULT_HOST, DEFAULT_PORT, SUBMIT_PATH, Door, make_server
-from spotify_assets.settings import MissingSettings
 
 
 def _stop(signum: int, frame: Any) -> None:
@@ -34,12 +33,10 @@ def scrobble_server_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
 
-    from spotify_assets.deployments import command_stores, deployment_settings
+    from spotify_assets.deployments import command_settings, command_stores
 
-    try:
-        settings = deployment_settings(data=args.data_dir)
-    except MissingSettings as exc:
-        print(f"spotify-assets scrobble-server: {exc}", file=sys.stderr)
+    settings = command_settings(parser.prog, args.data_dir)
+    if settings is None:
         return 2
     with command_stores(settings, "lake") as stores:
         server = make_server(Door(settings.data, stores.lake), args.host, args.port)

@@ -277,14 +277,11 @@ def export_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
 
-    from spotify_assets.deployments import command_stores, deployment_settings
-    from spotify_assets.settings import MissingSettings
+    from spotify_assets.deployments import command_settings, command_stores
     from spotify_assets.users.registry import UserError
 
-    try:
-        settings = deployment_settings(data=args.data_dir)
-    except MissingSettings as exc:
-        print(f"spotify-assets export: {exc}", file=sys.stderr)
+    settings = command_settings(parser.prog, args.data_dir)
+    if settings is None:
         return 2
     path = Path(args.path)
     try:

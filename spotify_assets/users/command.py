@@ -190,14 +190,12 @@ def _remove(args: argparse.Namespace, data: DataLayout) -> int:
             return 1
         from google.api_core.exceptions import Forbidden
 
-        from spotify_assets.deployments import command_stores, deployment_settings
+        from spotify_assets.deployments import command_settings, command_stores
         from spotify_assets.users.deletion import delete_user_data
         from spotify_assets.users.run_history import InstanceBusyError
 
-        try:
-            settings = deployment_settings(data=data.root)
-        except MissingSettings as exc:
-            print(f"spotify-assets users remove: {exc}", file=sys.stderr)
+        settings = command_settings("spotify-assets users remove", data.root)
+        if settings is None:
             return 2
         try:
             # The active deployment's warehouse and lake (as ``rebuild-warehouse`` opens them), and the
