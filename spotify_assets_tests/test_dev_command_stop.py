@@ -164,6 +164,14 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _default_signals() -> None:
+    """``make dev`` as a terminal's shell starts it: the stop signals at their defaults. ``make``
+    keeps a disposition it inherits (SIGINT ignored when the test suite itself runs as a script's
+    background job, as a CI runner may start it): that would be the runner's, not ours to judge."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _take_terminal() -> None:
     """In the child, after ``setsid`` (``start_new_session``) and with the pty on fd 0: make it
     the session's controlling terminal, as a login shell's session has one."""
@@ -260,7 +268,9 @@ def test_dev_stops_its_whole_tree_within_15s_on_a_busy_machine(
         stdout=output,
         stderr=output if terminal is not None else subprocess.STDOUT,
         start_new_session=True,  # this test's own handle on the tree, for clean-up if it fails
-        preexec_fn={"script": _ignore_sigint, "terminal": _take_terminal}.get(start),
+        preexec_fn={"script": _ignore_sigint, "terminal": _take_terminal, "make": _default_signals}.get(
+            start
+        ),
     )
     if terminal is not None:
         terminal.start_copying()
