@@ -66,7 +66,7 @@ from typing import Any
 from bench import page_time
 from bench.soak_verdict import ListenerVerdict, gap_counts, judge_listener, passed, verdict_line
 from spotify_sandbox.processes import command_line, descendants, live_processes
-from spotify_sandbox.supervisor import CODE_SERVER_NAME, DAGSTER_DEV_NAME, restarted_line
+from spotify_sandbox.supervisor import CODE_SERVER_NAME, DAGSTER_DEV_NAME, STOP_SIGNALS, restarted_line
 
 #: The sandbox's household; the soak starts with all but the last (``--users``' default), who
 #: joins mid-soak (``swap-listener``: a listener not among ``--users``).
@@ -1383,7 +1383,7 @@ def _stop_on_signals() -> None:
     def stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
 
 

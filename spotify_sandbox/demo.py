@@ -35,7 +35,15 @@ from spark.settings import HOUSEHOLD_NATIVE_ENV
 from spotify_assets.instance_config import prepare_local_home
 from spotify_assets.settings import dagster_home, data_dir
 from spotify_sandbox.processes import MakeSignals, stop_groups
-from spotify_sandbox.supervisor import DAGSTER_DEV_NAME, Child, GaveUp, GraphQL, Supervisor, stop_signals_held
+from spotify_sandbox.supervisor import (
+    DAGSTER_DEV_NAME,
+    STOP_SIGNALS,
+    Child,
+    GaveUp,
+    GraphQL,
+    Supervisor,
+    stop_signals_held,
+)
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -219,7 +227,6 @@ class _StopRequested(BaseException):
     """
 
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
@@ -237,7 +244,7 @@ def _catch_stop_signals() -> dict[signal.Signals, _Handler]:
     and a child inherits an ignored signal across ``exec`` (a caught one is reset to its
     default), so the polite SIGINT of ``stop_groups`` would do nothing.
     """
-    return {sig: signal.signal(sig, _raise_stop) for sig in _STOP_SIGNALS}
+    return {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
 
 
 def _say(message: str) -> None:
@@ -460,7 +467,7 @@ def dev_command(argv: list[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     # First, before any slow step and before any child starts (children inherit what SIGINT is).
     previous = _catch_stop_signals()
-    make = MakeSignals(_STOP_SIGNALS)  # `make dev` passes on SIGTERM only: the others are seen here
+    make = MakeSignals(STOP_SIGNALS)  # `make dev` passes on SIGTERM only: the others are seen here
 
     def heard_by_make() -> None:
         received = make.received()
@@ -513,7 +520,7 @@ def dev_command(argv: list[str]) -> int:
         return 0
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave servers running.
-        for sig in _STOP_SIGNALS:
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         stop_groups([*supervisor.procs(), *_HELPERS], signal.SIGINT, grace_s=8.0)
         _let_go_of_a_closed_terminal()
