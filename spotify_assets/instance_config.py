@@ -1,5 +1,5 @@
 """The local Dagster instance's ``dagster.yaml``: default (SQLite) storage, tick retention, the
-run launcher and run monitoring.
+run queue's patience with the code server, the run launcher and run monitoring.
 
 Its own module, free of the job and the assets, because the commands that prepare an instance
 (``users``, ``demo``, ``dev``) sit below the assets in the layering; ``retention.py`` (the run
@@ -41,6 +41,20 @@ RUN_MONITORING: dict[str, Any] = {
     "poll_interval_seconds": 30,
 }
 
+#: How the daemon's run queue treats a code server it cannot reach. The daemon takes a queued run
+#: and asks the code server to start its worker; when that server is away (restarting after a
+#: crash or a kill, still loading, slow on a loaded machine), Dagster fails the run at once
+#: unless told to retry: two 168-hour soaks lost 95 and 228 plays to 14 and 8 runs failed so
+#: (the run was the listener's poll; the sensor left the listener to it). Here the run goes back
+#: to the queue, and the daemon waits ``user_code_failure_retry_delay`` seconds before it asks
+#: that code location again, for up to five minutes; a run whose worker did start is never
+#: queued again (Dagster checks the run left QUEUED/STARTING first). The deployment's
+#: ``deploy/dagster.yaml`` carries the same two numbers (a test holds them equal).
+RUN_QUEUE_USER_CODE_RETRIES: dict[str, int] = {
+    "max_user_code_failure_retries": 20,
+    "user_code_failure_retry_delay": 15,
+}
+
 #: Dagster's launcher, with the worker health check above (``run_launcher.py``).
 LOCAL_RUN_LAUNCHER: dict[str, Any] = {"module": "spotify_assets.run_launcher", "class": "LocalRunLauncher"}
 
@@ -49,6 +63,7 @@ def local_instance_config() -> dict[str, Any]:
     """The local instance's ``dagster.yaml``: default (SQLite) storage, the settings above."""
     return {
         "retention": INSTANCE_RETENTION,
+        "run_queue": RUN_QUEUE_USER_CODE_RETRIES,
         "run_launcher": LOCAL_RUN_LAUNCHER,
         "run_monitoring": RUN_MONITORING,
         "telemetry": {"enabled": False},
@@ -66,6 +81,18 @@ EARLIER_CONFIGS: tuple[dict[str, Any], ...] = (
             "start_timeout_seconds": 180,
             "max_runtime_seconds": 7200,
             "poll_interval_seconds": 60,
+        },
+        "telemetry": {"enabled": False},
+    },
+    {
+        "retention": INSTANCE_RETENTION,
+        "run_launcher": {"module": "spotify_assets.run_launcher", "class": "LocalRunLauncher"},
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": 180,
+            "max_runtime_seconds": 7200,
+            "max_resume_run_attempts": 0,
+            "poll_interval_seconds": 30,
         },
         "telemetry": {"enabled": False},
     },

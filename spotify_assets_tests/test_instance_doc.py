@@ -1,10 +1,11 @@
-"""The docs tell an operator with their own ``dagster.yaml`` how to add run monitoring and the
-project's run launcher (issue 27).
+"""The docs tell an operator with their own ``dagster.yaml`` how to add run monitoring, the
+project's run launcher and the run queue's retries (issue 27).
 
 ``docs/architecture.md`` gives a command that prints the blocks from their one home
-(``instance_config.RUN_MONITORING``, ``LOCAL_RUN_LAUNCHER``) rather than a copy of their
-numbers: pasted into an edited file that has neither, it turns run monitoring on, with the
-launcher that tells the daemon whether a run's worker lives.
+(``instance_config.RUN_MONITORING``, ``LOCAL_RUN_LAUNCHER``, ``RUN_QUEUE_USER_CODE_RETRIES``)
+rather than a copy of their numbers: pasted into an edited file that has none, it turns run
+monitoring on, with the launcher that tells the daemon whether a run's worker lives, and makes
+the queue wait for a code server that is away.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from spotify_assets.instance_config import prepare_local_home
+from spotify_assets.instance_config import RUN_QUEUE_USER_CODE_RETRIES, prepare_local_home
 from spotify_assets.run_launcher import LocalRunLauncher
 
 _DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
@@ -35,9 +36,21 @@ def test_the_documented_block_turns_run_monitoring_on_in_an_operators_own_dagste
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert not instance.run_monitoring_enabled
         assert not isinstance(instance.run_launcher, LocalRunLauncher)
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue is None or not queue.max_user_code_failure_retries
     (home / "dagster.yaml").write_text(own + block)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_max_runtime_seconds > 0
         assert isinstance(instance.run_launcher, LocalRunLauncher)
         assert instance.run_launcher.supports_check_run_worker_health
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue is not None
+        assert (
+            queue.max_user_code_failure_retries
+            == RUN_QUEUE_USER_CODE_RETRIES["max_user_code_failure_retries"]
+        )
+        assert (
+            queue.user_code_failure_retry_delay
+            == RUN_QUEUE_USER_CODE_RETRIES["user_code_failure_retry_delay"]
+        )
