@@ -614,6 +614,17 @@ class Runs:
             for run in self.find([dg.DagsterRunStatus.STARTED])
         )
 
+    def requeued(self) -> bool:
+        """Whether a run waits in the queue for a code server that was away: the daemon put it back
+        (``instance_config.RUN_QUEUE_USER_CODE_RETRIES``) and asks again every few wall seconds,
+        a minute or two that loses nothing in real time and hours of plays on this clock."""
+        import dagster as dg
+
+        return any(
+            _enqueued_times(self.instance, run.run_id) > 1
+            for run in self.find([dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING])
+        )
+
     def settled(self, user_id: str) -> bool:
         """Whether the listener's latest run succeeded (what it was shown is merged) and none is going."""
         import dagster as dg
@@ -716,8 +727,18 @@ def _caught_up(sandbox: Any, data: Path, user_ids: list[str], end_ms: int, revok
     return True
 
 
-def _final_state(data: Path) -> tuple[dict[str, list[int]], list[tuple[int, int]], int, dict[str, int]]:
-    """(played_at ms per user id, recorded gaps in ms, runs, runs by status) once dev has stopped."""
+def _enqueued_times(instance: Any, run_id: str) -> int:
+    """How often the run entered the queue: more than once when the daemon put it back."""
+    import dagster as dg
+
+    return len(instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED))
+
+
+def _final_state(
+    data: Path,
+) -> tuple[dict[str, list[int]], list[tuple[int, int]], int, dict[str, int], int]:
+    """(played_at ms per user id, recorded gaps in ms, runs, runs by status, runs the daemon put
+    back into the queue) once dev has stopped."""
     import dagster as dg
     import duckdb
 
@@ -745,11 +766,12 @@ def _final_state(data: Path) -> tuple[dict[str, list[int]], list[tuple[int, int]
                 ]
     with dg.DagsterInstance.from_config(str(dagster_home(data))) as instance:
         records = instance.get_run_records(dg.RunsFilter(job_name="spotify_pipeline"))
+        requeued = sum(_enqueued_times(instance, r.dagster_run.run_id) > 1 for r in records)
     statuses: dict[str, int] = {}
     for record in records:
         key = record.dagster_run.status.value
         statuses[key] = statuses.get(key, 0) + 1
-    return plays, gaps, len(records), statuses
+    return plays, gaps, len(records), statuses, requeued
 
 
 def _sensor_tick_gaps(data: Path) -> list[float]:
@@ -1187,7 +1209,8 @@ def main(argv: list[str] | None = None) -> int:
                 # again a sensor interval later (``sensors``), doubled after each further failure,
                 # simulated hours here in which an active listener's 50-play window would pass; in
                 # real time that minute loses nothing. So it does while a run's worker is gone and
-                # the daemon has yet to fail the run (half a wall minute at most). At most
+                # the daemon has yet to fail the run (half a wall minute at most), and while a run
+                # waits in the queue for a code server that was away (``Runs.requeued``). At most
                 # ``MAX_PAUSED_S`` in all, so a failure that persists still shows.
                 paused, last, waiting = 0.0, time.monotonic(), False
                 while True:
@@ -1211,7 +1234,7 @@ def main(argv: list[str] | None = None) -> int:
                     if time.monotonic() - checked > 1:
                         pages.collect()
                         note_met()
-                        waiting = not disk_full_now() and (retrying() or runs.orphaned())
+                        waiting = not disk_full_now() and (retrying() or runs.orphaned() or runs.requeued())
                         checked = time.monotonic()
                     if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
                         log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
@@ -1263,7 +1286,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 runs.close()
                 dev.stop()
-            plays, gaps, run_count, statuses = _final_state(data)
+            plays, gaps, run_count, statuses, requeued = _final_state(data)
             tick_gaps = _sensor_tick_gaps(data)
             verdicts: list[ListenerVerdict] = []
             shown = sandbox.shown_at()
@@ -1318,6 +1341,7 @@ def main(argv: list[str] | None = None) -> int:
                 "simulated": [start.isoformat(), end.isoformat()],
                 "runs": run_count,
                 "runs_by_status": statuses,
+                "runs_requeued": requeued,  # waited in the queue for a code server that was away
                 "faults": log.faults,
                 "fault_answers_unmet": unmet,
                 "not_injected": not_injected,

@@ -195,6 +195,8 @@ def test_a_run_dequeued_while_the_code_server_is_away_runs_once_it_is_back(
                     time.sleep(1)  # the interval between two looks
                 assert run.status == dg.DagsterRunStatus.SUCCESS, _engine_messages(instance, run_id)
 
+        # Back in the queue at least once (what the soak's clock waits on: ``Runs.requeued``).
+        assert len(instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED)) >= 2
         # Launched once: one worker, one start (a run whose worker had started is not re-queued).
         assert len(instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START)) == 1
         assert len(instance.get_run_records(dg.RunsFilter(job_name=spotify_pipeline_job.name))) == 1
