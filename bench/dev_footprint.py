@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from spotify_sandbox.processes import descendants
+
 HOUSEHOLD = "alice,bob,carol,dave,erin"
 WARM_LINE = "Spark Connect server"
 READY_TIMEOUT_S = 600.0
@@ -42,31 +44,9 @@ class ProcessMemory:
     pss_kib: int
 
 
-def _children_of() -> dict[int, list[int]]:
-    """Every live process's children, from ``/proc/<pid>/stat`` (the 4th field is the parent)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: split after its last ')'.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
 def tree(root: int) -> list[int]:
-    """``root`` and all its descendants (children in their own sessions included)."""
-    children = _children_of()
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
+    """``root`` and all its live descendants (children in their own sessions included)."""
+    return [root, *descendants(root)]
 
 
 def _kib(text: str, key: str) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from spotify_assets.proc_stat import stat_fields
 from spotify_assets.users.dagster_internals import CheckRunHealthResult, WorkerStatus
 
 #: How much later than its run's ``RUN_START`` a worker's process may seem to start (the kernel
@@ -45,7 +46,6 @@ def _boot_time() -> float:
 def process_started_at(pid: int) -> tuple[float, bool] | None:
     """When process ``pid`` started (epoch seconds) and whether it is a zombie; ``None`` when no
     such process exists. Without ``/proc``: ``(-inf, False)`` for any live process."""
-    stat = Path(f"/proc/{pid}/stat")
     if not Path("/proc/self/stat").exists():
         try:
             os.kill(pid, 0)
@@ -54,12 +54,9 @@ def process_started_at(pid: int) -> tuple[float, bool] | None:
         except PermissionError:
             pass  # it exists, owned by someone else
         return float("-inf"), False
-    try:
-        text = stat.read_text()
-    except (FileNotFoundError, ProcessLookupError):
+    fields = stat_fields(pid)
+    if fields is None:
         return None
-    # The command name (field 2) is in parentheses and may hold spaces: count fields after it.
-    fields = text[text.rindex(")") + 2 :].split()
     state, start_ticks = fields[0], int(fields[19])
     return _boot_time() + start_ticks / os.sysconf("SC_CLK_TCK"), state in ("Z", "X")
 

@@ -44,7 +44,9 @@ from typing import BinaryIO
 
 import pytest
 
+from spotify_assets.proc_stat import stat_fields
 from spotify_assets_tests.fixtures.sockets import is_loopback, listening_sockets, process_tree
+from spotify_sandbox.processes import command_line, descendants, live_processes
 
 #: Starts whole ``spotify-assets dev`` trees and times them: one file after another (conftest.PROCESS_TREES).
 pytestmark = pytest.mark.process_tree
@@ -66,16 +68,15 @@ def _stats() -> dict[int, tuple[int, int]]:
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
-            # The command name may hold spaces or parentheses: split after the last ')'.
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if fields[0] != "Z":
+            fields = stat_fields(entry.name)
+            if fields is not None and fields[0] != "Z":
                 out[int(entry.name)] = (int(fields[1]), int(fields[3]))
     return out
 
 
 def _parents() -> dict[int, int]:
     """pid -> parent pid for every live (non-zombie) process, from /proc."""
-    return {pid: ppid for pid, (ppid, _) in _stats().items()}
+    return live_processes()
 
 
 def _sessions(pids: set[int]) -> set[int]:
@@ -126,14 +127,8 @@ def _ignoring_stop_signals(pids: set[int]) -> dict[int, str]:
 
 
 def _tree(root: int) -> set[int]:
-    parents = _parents()
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        children = {p for p, pp in parents.items() if pp == pid}
-        tree |= children
-        frontier += list(children)
-    return tree & set(parents)
+    """``root`` (while alive) and its live descendants."""
+    return ({root} & set(live_processes())) | set(descendants(root))
 
 
 def _alive(pids: set[int]) -> set[int]:
@@ -242,9 +237,7 @@ _DAGSTER_PROCESSES = ("dagster_webserver", "dagster._daemon run", "code-server s
 
 
 def _cmdline(pid: int) -> str:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    return ""
+    return command_line(pid)
 
 
 @pytest.mark.parametrize(("start", "stop"), _CASES)

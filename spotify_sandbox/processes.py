@@ -22,6 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from spotify_assets.proc_stat import stat_fields
+
 
 def stop_groups(
     procs: Sequence[subprocess.Popen[bytes]],
@@ -61,9 +63,8 @@ def live_processes() -> dict[int, int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):
-                # The command name may hold spaces or parentheses: split after the last ')'.
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if fields[0] != "Z":
+                fields = stat_fields(entry.name)
+                if fields is not None and fields[0] != "Z":
                     parents[int(entry.name)] = int(fields[1])
     return parents
 
