@@ -15,6 +15,7 @@ import fcntl
 import os
 import pkgutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,11 @@ def in_ci() -> bool:
 #:   failing every request in flight with ERR_NETWORK_CHANGED, loopback ones too: a dashboard page
 #:   then lacks a module ("Failed to fetch dynamically imported module").
 #: - ``browser``: the file drives headless Chromium.
-#: A ``changes_network`` file holds ``NETWORK_LOCK`` exclusively while it runs; ``browser`` and
-#: ``process_tree`` files hold it shared (browsers side by side are fine; the engine's load would
-#: also meet the stop tests' budgets). ``QUEUE_ORDER`` puts the stack first, so the lock rarely waits.
+#: A ``changes_network`` file holds ``NETWORK_LOCK`` exclusively while it runs, ``browser`` files
+#: hold it shared (browsers side by side are fine). ``process_tree`` files do not take it: their
+#: budgets hold on a loaded machine (the stop tests burn both cores themselves), and waiting for
+#: the stack's first build (~15 min on a cold cache) would run the two longest units one after the
+#: other. ``QUEUE_ORDER`` puts the stack first, so a browser rarely waits.
 PROCESS_TREES = "process-trees"
 NETWORK_LOCK = "network.lock"
 
@@ -117,23 +120,47 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: order[item.path])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _network_lock(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """``NETWORK_LOCK`` for the whole file, on xdist's workers (one process runs one file at a time).
+#: The file whose ``NETWORK_LOCK`` this worker holds: (its path, the open lock file).
+_held_lock: dict[str, Any] = {}
 
-    In the run's own temp folder (the workers' ``popen-gwN`` share it), so other runs on the
-    machine are not held up."""
-    marks = _markers(Path(str(request.node.path)))
-    if "PYTEST_XDIST_WORKER" not in os.environ or not marks:
+
+def _network_lock_path() -> Path:
+    """``NETWORK_LOCK`` of this ``make test`` run: the workers share xdist's run id, so other runs on
+    the machine are not held up."""
+    return (
+        Path(tempfile.gettempdir()) / f"spotify-tests-{os.environ['PYTEST_XDIST_TESTRUNUID']}-{NETWORK_LOCK}"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """``NETWORK_LOCK`` on xdist's workers, taken before a marked file's first test and let go after
+    its last (one process runs one file at a time).
+
+    Taken here, outside the test's own protocol, so the wait is not a test's time: pytest-timeout's
+    600 s start after it. Taken in a fixture, a file that waited for the stack's first image build
+    (~15 min on a cold build cache) errored at setup (CI-s34: all 11 stop cases)."""
+    path = str(item.path)
+    if "PYTEST_XDIST_WORKER" in os.environ and _held_lock.get("path") != path:
+        _release_network_lock()
+        marks = _markers(Path(path))
+        if "changes_network" in marks or "browser" in marks:
+            lock = _network_lock_path().open("a")
+            fcntl.flock(lock, fcntl.LOCK_EX if "changes_network" in marks else fcntl.LOCK_SH)
+            _held_lock.update(path=path, file=lock)
+    try:
         yield
-        return
-    mode = fcntl.LOCK_EX if "changes_network" in marks else fcntl.LOCK_SH
-    with (tmp_path_factory.getbasetemp().parent / NETWORK_LOCK).open("a") as lock:
-        fcntl.flock(lock, mode)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    finally:
+        if nextitem is None or str(nextitem.path) != path:
+            _release_network_lock()
+
+
+def _release_network_lock() -> None:
+    lock = _held_lock.pop("file", None)
+    _held_lock.pop("path", None)
+    if lock is not None:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
 
 @pytest.fixture(autouse=True)

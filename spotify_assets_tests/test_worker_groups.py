@@ -155,3 +155,42 @@ def test_the_stack_goes_first_then_the_process_trees_the_browsers_last(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "1", "--dist", "loadgroup")
     result.assert_outcomes(passed=6)
     assert log.read_text().split() == ["stack", "trees", "plain", "plain", "plain", "browser"]
+
+
+#: A test that records its start and end (monotonic seconds) and takes ``sleep`` seconds between.
+TIMED = """
+import os, time
+import pytest
+pytestmark = pytest.mark.{mark}
+
+def test_it():
+    with open(os.environ["GROUPS_LOG"], "a") as f:
+        f.write(f"{name} start {{time.monotonic()}}\\n")
+    time.sleep({sleep})
+    with open(os.environ["GROUPS_LOG"], "a") as f:
+        f.write(f"{name} end {{time.monotonic()}}\\n")
+"""
+
+
+def test_the_wait_for_the_stack_is_not_a_tests_time(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that waits for ``NETWORK_LOCK`` longer than pytest-timeout's limit still runs: the
+    wait comes before the test's timed protocol (CI-s34: the 11 stop cases errored at setup after
+    600 s waiting for the stack's first image build). Here the limit is 3 s and the wait ~2.5 s
+    plus the test's own 2.5 s; the two files ran one after the other, so one of them waited."""
+    log = pytester.path / "timed.log"
+    monkeypatch.setenv("GROUPS_LOG", str(log))
+    pytester.makeconftest(_standalone_conftest())
+    pytester.makeini(
+        "[pytest]\ntimeout = 3\nmarkers =\n    process_tree: m\n    browser: m\n    changes_network: m\n"
+    )
+    pytester.makepyfile(
+        test_a_stack=TIMED.format(mark="changes_network", name="stack", sleep=2.5),
+        test_b_browser=TIMED.format(mark="browser", name="browser", sleep=2.5),
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup")
+    result.assert_outcomes(passed=2)
+    at = {" ".join(line.split()[:2]): float(line.split()[2]) for line in log.read_text().splitlines()}
+    first, second = sorted(("stack", "browser"), key=lambda name: at[f"{name} start"])
+    assert at[f"{second} start"] >= at[f"{first} end"]
