@@ -19,6 +19,7 @@ import dagster as dg
 
 from spotify_assets.instance_config import RUN_QUEUE_USER_CODE_RETRIES, prepare_local_home
 from spotify_assets.run_launcher import LocalRunLauncher
+from spotify_assets_tests.test_run_queue import queue_retries
 
 _DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
@@ -36,21 +37,11 @@ def test_the_documented_block_turns_run_monitoring_on_in_an_operators_own_dagste
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert not instance.run_monitoring_enabled
         assert not isinstance(instance.run_launcher, LocalRunLauncher)
-        queue = instance.get_concurrency_config().run_queue_config
-        assert queue is None or not queue.max_user_code_failure_retries
+        assert not queue_retries(instance)["max_user_code_failure_retries"]
     (home / "dagster.yaml").write_text(own + block)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_max_runtime_seconds > 0
         assert isinstance(instance.run_launcher, LocalRunLauncher)
         assert instance.run_launcher.supports_check_run_worker_health
-        queue = instance.get_concurrency_config().run_queue_config
-        assert queue is not None
-        assert (
-            queue.max_user_code_failure_retries
-            == RUN_QUEUE_USER_CODE_RETRIES["max_user_code_failure_retries"]
-        )
-        assert (
-            queue.user_code_failure_retry_delay
-            == RUN_QUEUE_USER_CODE_RETRIES["user_code_failure_retry_delay"]
-        )
+        assert queue_retries(instance) == RUN_QUEUE_USER_CODE_RETRIES

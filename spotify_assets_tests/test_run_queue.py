@@ -95,6 +95,15 @@ def _wait_serving(port: int, server: subprocess.Popen[bytes], env: dict[str, str
         time.sleep(1)  # the interval between two looks
 
 
+def queue_retries(instance: dg.DagsterInstance) -> dict[str, int]:
+    """The instance's run queue's two user-code retry numbers (zeros when it has no queue)."""
+    queue = instance.get_concurrency_config().run_queue_config
+    return {
+        "max_user_code_failure_retries": queue.max_user_code_failure_retries if queue else 0,
+        "user_code_failure_retry_delay": queue.user_code_failure_retry_delay if queue else 0,
+    }
+
+
 def _engine_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return [e.message or "" for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
 
@@ -102,16 +111,7 @@ def _engine_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 def test_both_instances_retry_a_dequeue_the_code_server_missed_with_the_same_numbers(data_dir: Path) -> None:
     home = prepare_local_home(dagster_home(data_dir))
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        queue = instance.get_concurrency_config().run_queue_config
-        assert queue is not None
-        assert (
-            queue.max_user_code_failure_retries
-            == RUN_QUEUE_USER_CODE_RETRIES["max_user_code_failure_retries"]
-        )
-        assert (
-            queue.user_code_failure_retry_delay
-            == RUN_QUEUE_USER_CODE_RETRIES["user_code_failure_retry_delay"]
-        )
+        assert queue_retries(instance) == RUN_QUEUE_USER_CODE_RETRIES
     # Patient for minutes, not seconds: a code server's restart on a loaded machine takes one or two.
     patience_s = (
         RUN_QUEUE_USER_CODE_RETRIES["max_user_code_failure_retries"]
