@@ -120,10 +120,12 @@ RECOVERED_LINE = {
     "kill-code-server": restarted_line(CODE_SERVER_NAME),
     "kill-daemon": restarted_line(DAGSTER_DEV_NAME),
 }
-#: The longest the clock stands still, in all, while a listener's latest run failed (``main``):
-#: a week's soak meets two full disks, each a run's retry waiting up to a few wall minutes after
-#: the disk is freed (the sensor's doubling backoff), and a few kills.
-MAX_PAUSED_S = 900.0
+#: The longest the clock stands still, in all, while a listener's latest run failed or ``dev``
+#: restarts what a kill took down (``main``): a week's soak meets two full disks, each a run's retry
+#: waiting up to a few wall minutes after the disk is freed (the sensor's doubling backoff), and
+#: ten to twenty kills of a code server, the daemon or a run's worker, each a wall minute or more on
+#: a loaded machine (the two s34 soaks spent 900 s, the earlier cap, by mid-week at load 15-27).
+MAX_PAUSED_S = 1800.0
 #: Wall seconds ``dev`` has to restart what a kill took down.
 RECOVERY_BUDGET_S = 240.0
 #: The short form's sensor interval (``SPOTIFY_POLL_INTERVAL_S`` in ``dev``'s environment): a
@@ -1203,6 +1205,13 @@ def main(argv: list[str] | None = None) -> int:
                     for u in waiting
                 )
 
+            def recovering() -> bool:
+                """Whether ``dev`` has yet to restart what a kill took down (its line not seen): no
+                sensor ticks, no run starts meanwhile, a wall minute at load that is hours of an
+                active listener's plays on this clock (seed 1 of the s34 soaks lost 79 of alice's
+                in the 81 s a code server took to come back); in real time that minute loses nothing."""
+                return any(a.kind in RECOVERED_LINE for a in awaited)
+
             try:
                 checked = 0.0
                 # The clock stands still while a failed run waits for its retry: the platform asks
@@ -1210,7 +1219,8 @@ def main(argv: list[str] | None = None) -> int:
                 # simulated hours here in which an active listener's 50-play window would pass; in
                 # real time that minute loses nothing. So it does while a run's worker is gone and
                 # the daemon has yet to fail the run (half a wall minute at most), and while a run
-                # waits in the queue for a code server that was away (``Runs.requeued``). At most
+                # waits in the queue for a code server that was away (``Runs.requeued``), and while
+                # ``dev`` restarts what a kill took down (``recovering``). At most
                 # ``MAX_PAUSED_S`` in all, so a failure that persists still shows.
                 paused, last, waiting = 0.0, time.monotonic(), False
                 while True:
@@ -1234,7 +1244,9 @@ def main(argv: list[str] | None = None) -> int:
                     if time.monotonic() - checked > 1:
                         pages.collect()
                         note_met()
-                        waiting = not disk_full_now() and (retrying() or runs.orphaned() or runs.requeued())
+                        waiting = not disk_full_now() and (
+                            retrying() or runs.orphaned() or runs.requeued() or recovering()
+                        )
                         checked = time.monotonic()
                     if sim - start >= timedelta(days=len(log.growth)):  # a simulated day went by
                         log.growth.append(measure(data, (sim - start).total_seconds() / 3600))
