@@ -107,17 +107,17 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
-def free_port(preferred: int = 15002) -> int:
-    """``preferred`` when nothing listens there on loopback, otherwise a port the system picks.
+def free_port() -> int:
+    """A loopback port the system picks, free when checked (not reserved: a server that then fails
+    to bind it logs so, and clients fall back to an in-process Spark).
 
-    The port is free when checked, not reserved: a server that then fails to bind it logs so,
-    and clients fall back to an in-process Spark.
+    Not Spark's 15002 when free: two ``dev`` trees started at once both found it free, the second's
+    server could not bind it, and that tree's runs reached the first's server, which refused their
+    token (the s34 soaks); the printed URL carries a random token anyway, so a fixed port bought
+    nothing. The system's picks differ from one call to the next.
     """
     with socket.socket() as sock:
-        try:
-            sock.bind((LOOPBACK, preferred))
-        except OSError:
-            sock.bind((LOOPBACK, 0))
+        sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from spark.connect_server import SparkConnectServer, server_command
+from spark.connect_server import SparkConnectServer, free_port, server_command
 from spotify_assets.deployments import spark_resource
 from spotify_assets.resources.spark import SparkResource, connect_endpoint, connect_session, redact
 from spotify_assets_tests.fixtures.sockets import is_loopback, listening_sockets, process_tree
@@ -233,3 +233,11 @@ def test_the_servers_log_is_capped_and_rotated_between_lines(tmp_path: Path) -> 
     assert backup.read_bytes() == b"".join(lines[80:90])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["server.log", "server.log.1"]
     assert echo.getvalue() == b"".join(lines)  # the container's stdout gets everything
+
+
+def test_two_devs_started_at_once_get_ports_of_their_own() -> None:
+    """``dev``'s Connect server port (``free_port``) is the system's pick, not Spark's 15002 when it is
+    free: two ``dev`` trees started at once both took 15002, the second's server could not bind it,
+    and its runs reached the first's server, which refused their token (the s34 soaks)."""
+    chosen = [free_port() for _ in range(5)]
+    assert len(set(chosen)) == len(chosen), chosen

@@ -270,7 +270,7 @@ def _start_spark_connect() -> SparkConnectServer | None:
     and hand its URL to every run as ``SPOTIFY_SPARK_REMOTE``.
 
     Not started when ``SPOTIFY_SPARK_REMOTE`` already names a server or ``SPOTIFY_SPARK_MASTER``
-    is a cluster. The port is chosen here (15002 when free) so the URL is known at once and
+    is a cluster. The port is chosen here (``free_port``) so the URL is known at once and
     nothing waits for the JVM: a run that starts before the server is up, or after it failed,
     uses an in-process Spark instead, slower but correct.
     """
