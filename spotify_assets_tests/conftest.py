@@ -120,7 +120,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: order[item.path])
 
 
-#: The file whose ``NETWORK_LOCK`` this worker holds: (its path, the open lock file).
+#: The file this worker runs (``path``) and the ``NETWORK_LOCK`` it holds for it (``file``, if any).
 _held_lock: dict[str, Any] = {}
 
 
@@ -143,11 +143,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     path = str(item.path)
     if "PYTEST_XDIST_WORKER" in os.environ and _held_lock.get("path") != path:
         _release_network_lock()
+        _held_lock["path"] = path  # read the file's markers once, not before each of its tests
         marks = _markers(Path(path))
         if "changes_network" in marks or "browser" in marks:
             lock = _network_lock_path().open("a")
             fcntl.flock(lock, fcntl.LOCK_EX if "changes_network" in marks else fcntl.LOCK_SH)
-            _held_lock.update(path=path, file=lock)
+            _held_lock["file"] = lock
     try:
         yield
     finally:
