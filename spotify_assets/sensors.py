@@ -8,7 +8,10 @@ hourly schedule stays as the safety net (a tick that failed, a run that failed a
 sensor moved its cursor). Every empty tick says why with a ``SkipReason``.
 
 The cursor is JSON, the newest ``played_at`` per user id a run was requested for; each ``users``
-partition with new plays gets a run of its own (``partition_key``). The run does not trust the
+partition with new plays gets a run of its own (``partition_key``). A listener nothing was merged
+for yet (just added; their first run failed) gets a run without being asked: Spotify shows only the
+latest 50 plays, so the oldest of the 50 a peek was shown may be gone by the time the run polls,
+seconds later (a play now and then; the soak's fast clock lost 5 and 6 that way). The run does not trust the
 sensor: it polls again from the warehouse's newest play (``raw_recent_tracks``), so a play that
 ends between the sensor's peek and the run's poll is fetched by the run, and the merge on
 ``play_key`` keeps each play once however the two overlap. The sensor then asks after the
@@ -68,6 +71,9 @@ TICK_BUDGET_S = 30.0
 #: the failed ones before it for the retry's doubling wait to reach ``RETRY_BACKOFF_MAX_S`` (8 at
 #: a minute, more for a shorter interval).
 RUNS_READ = 2 + math.ceil(math.log2(RETRY_BACKOFF_MAX_S / POLL_INTERVAL_S))
+#: The cursor of a listener whose first run was requested unasked (``_first_run_request``): "after
+#: the start of time", so a later tick that finds nothing merged yet asks for their whole window.
+FIRST_RUN_REQUESTED = 0
 #: How often the mart's automation conditions are evaluated. Not ``POLL_INTERVAL_S``: this sensor
 #: calls no API (no listener's rate to keep), it decides when the top ten follows a write, from a
 #: poll or an import alike, and each evaluation costs the daemon a pass over the asset graph; a
@@ -84,6 +90,16 @@ def _newest_after(client: SpotifyClient, after_ms: int | None) -> tuple[int | No
     if newest_ms is None or (after_ms is not None and newest_ms <= after_ms):
         return None, len(played)
     return newest_ms, len(played)
+
+
+def _first_run_request(user_id: str, retry_of: str) -> dg.RunRequest:
+    """The run of a listener nothing was merged for yet (just added, or their first run failed),
+    requested without asking the API first."""
+    return dg.RunRequest(
+        run_key=f"plays-{user_id}-first-run" + (f"-after-failed-{retry_of[:8]}" if retry_of else ""),
+        partition_key=user_id,
+        tags={"spotify/new_plays": "first run"},
+    )
 
 
 def _since(after_ms: int | None) -> str:
@@ -207,6 +223,12 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
             failed = _failed_run(runs, time.time())
             if failed is not None and failed[1] > 0:
                 quiet.append(f"{user_id}: run {failed[0][:8]} failed; asked again in {failed[1]:.0f} s")
+                continue
+            if merged_ms is None and (failed is not None or (not runs and after_ms is None)):
+                # Nothing merged yet: the run brings the latest plays itself, unasked (a peek
+                # now would show plays the run, starting later, may find gone from the window).
+                cursor.setdefault(user_id, FIRST_RUN_REQUESTED)
+                requests.append(_first_run_request(user_id, failed[0] if failed is not None else ""))
                 continue
             if failed is not None:  # its plays were never merged: ask from the newest merged one
                 retry_of, after_ms = failed[0], merged_ms

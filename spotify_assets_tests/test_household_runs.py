@@ -306,17 +306,20 @@ def test_the_sensor_keeps_a_cursor_per_user_and_a_failed_user_blocks_nobody(
             return result
 
         first = tick(None)
+        # Nothing merged for either yet: a first run each, requested without asking the API.
         assert sorted(r.partition_key or "" for r in first.run_requests or []) == [alice.user_id, bob.user_id]
-        cursor = json.loads(first.cursor or "{}")
+        for user in (alice, bob):
+            assert _run(local_resources, user, instance).success
+        quiet = tick(first.cursor)
+        assert not quiet.run_requests and "no new plays" in (quiet.skip_reason.skip_message or "")
+        cursor = json.loads(quiet.cursor or "{}")
         for user, name in ((alice, "alice"), (bob, "bob")):
             newest = max(datetime.fromisoformat(i["played_at"].replace("Z", "+00:00"))
                          for i in pipeline_sandbox.recently_played_truth(name))  # fmt: skip
             assert cursor[user.user_id] == int(newest.timestamp() * 1000)
-        quiet = tick(first.cursor)
-        assert not quiet.run_requests and "no new plays" in (quiet.skip_reason.skip_message or "")
         pipeline_sandbox.advance(12 * 3600)
         pipeline_sandbox.revoke("alice")
-        again = tick(first.cursor)
+        again = tick(quiet.cursor)
         assert [r.partition_key for r in again.run_requests or []] == [bob.user_id]
         moved = json.loads(again.cursor or "{}")
         assert moved[alice.user_id] == cursor[alice.user_id]  # alice asks again from the same point
