@@ -9,10 +9,16 @@ sandbox records each simulated instant it answered a whole recently-played page 
 - **visible**: every play among the latest 50 at one of those instants. Each must be in the
   warehouse exactly once (``lost``: visible and absent; ``duplicated``: a (listener, played_at)
   held more than once, or a row that is no play of the listener at all).
-- **true gaps**: between two consecutive instants, the plays newer than the first page's newest
-  and older than the second page's oldest: never shown, so they may be missing, but the
-  platform must record a gap covering them (``ingest_gaps``). A recorded gap that covers no
-  true gap of any listener is false (the table has no listener column, so any listener's counts).
+- **unseen spans**: between two consecutive instants whose pages do not overlap (the second
+  page's oldest newer than the first's newest; the second page is then full), the span between
+  them was never shown. Whether plays lie in it no client of the API can tell, so the platform
+  may record a (possible) gap over it.
+- **true gaps**: the unseen spans with plays in them: never shown, so they may be missing, but
+  the platform must record a gap covering them (``ingest_gaps``). A recorded gap that covers no
+  unseen span of any listener is false: the platform had seen continuity there (the table has
+  no listener column, so any listener's spans count). An unseen span the listener was silent
+  in is not a true gap, but a gap recorded over it is not false either (the 168-hour soaks of
+  2026-12-08: a full window after 81 silent minutes).
 
 A listener removed mid-soak (``users remove``, their plays kept) is judged up to the instant of
 their removal: pages shown later are not owed, and any poll after it is counted
@@ -71,10 +77,19 @@ class ListenerVerdict:
     removed_at_ms: int | None = None
     #: Pages shown to the listener after their removal (each a poll nobody should have made).
     polled_after_removal: int = 0
+    #: Every span never shown (``unseen_spans``), the true gaps and the silent ones alike.
+    unseen: list[TrueGap] = field(default_factory=list)
 
 
 def truth(history: History, shown_ms: Iterable[int]) -> tuple[set[int], list[TrueGap]]:
     """(every played_at shown at one of ``shown_ms``, the true gaps between consecutive instants)."""
+    visible, unseen = unseen_spans(history, shown_ms)
+    return visible, [g for g in unseen if g.missed]
+
+
+def unseen_spans(history: History, shown_ms: Iterable[int]) -> tuple[set[int], list[TrueGap]]:
+    """(every played_at shown at one of ``shown_ms``, each span between consecutive instants whose
+    pages did not overlap, with the plays it hid: none for a listener silent then)."""
     visible: set[int] = set()
     gaps: list[TrueGap] = []
     previous_newest: int | None = None
@@ -87,8 +102,7 @@ def truth(history: History, shown_ms: Iterable[int]) -> tuple[set[int], list[Tru
             missed = [
                 p for p in history.between(previous_newest, min(page) - 1) if p.played_at_ms < min(page)
             ]
-            if missed:
-                gaps.append(TrueGap(previous_newest, min(page), len(missed)))
+            gaps.append(TrueGap(previous_newest, min(page), len(missed)))
         previous_newest = max(page) if previous_newest is None else max(previous_newest, max(page))
     return visible, gaps
 
@@ -105,7 +119,7 @@ def judge_listener(
     ``removed_at_ms``: the listener was removed then; only the pages shown up to it are owed."""
     after = [] if removed_at_ms is None else sorted({ms for ms in shown_ms if ms > removed_at_ms})
     owed = [ms for ms in shown_ms if ms not in after]
-    visible, gaps = truth(history, owed)
+    visible, unseen = unseen_spans(history, owed)
     counts = Counter(warehouse_ms)
     held = set(counts)
     unexpected = sorted(
@@ -119,9 +133,10 @@ def judge_listener(
         lost=sorted(visible - held),
         duplicated=sorted(ms for ms, n in counts.items() if n > 1),
         unexpected=unexpected,
-        true_gaps=gaps,
+        true_gaps=[g for g in unseen if g.missed],
         removed_at_ms=removed_at_ms,
         polled_after_removal=len(after),
+        unseen=unseen,
     )
 
 
@@ -134,10 +149,11 @@ def covers(recorded: tuple[int, int], gap: TrueGap) -> bool:
 def gap_counts(
     verdicts: Sequence[ListenerVerdict], recorded: Sequence[tuple[int, int]]
 ) -> tuple[int, int, int]:
-    """(true gaps recorded, true gaps, recorded gaps that cover no true gap)."""
+    """(true gaps recorded, true gaps, recorded gaps that cover no unseen span)."""
     true_gaps = [g for v in verdicts for g in v.true_gaps]
+    unseen = [g for v in verdicts for g in v.unseen]
     found = sum(1 for g in true_gaps if any(covers(r, g) for r in recorded))
-    false = sum(1 for r in recorded if not any(covers(r, g) for g in true_gaps))
+    false = sum(1 for r in recorded if not any(covers(r, g) for g in unseen))
     return found, len(true_gaps), false
 
 

@@ -105,6 +105,21 @@ def test_gaps_recorded_count_covered_true_gaps_and_flag_false_ones() -> None:
     )
 
 
+def test_a_gap_recorded_over_a_span_never_shown_is_not_false_though_nothing_was_played_in_it() -> None:
+    # Plays at 1..80 and 151..200: silent from 81 to 150. At 200 the page (151..200) is full and
+    # all newer than the 80 shown before: no client can tell the silence from a missed stretch.
+    history = _History([*range(1, 81), *range(151, 201)])
+    verdict = judge_listener("u", history, [80, 200], list(range(31, 81)) + list(range(151, 201)))
+    assert verdict.true_gaps == [] and verdict.unseen == [TrueGap(after_ms=80, before_ms=151, missed=0)]
+    assert gap_counts([verdict], [(80, 151)]) == (0, 0, 0)
+    assert gap_counts([verdict], []) == (0, 0, 0)
+    assert passed([verdict], gap_counts([verdict], [(80, 151)]), torn=0)
+    # Where the pages overlapped the platform saw continuity: a gap recorded there is false.
+    polled = _History(list(range(1, 201)))
+    seen = judge_listener("u", polled, [50, 90, 130, 170, 200], list(range(1, 201)))
+    assert seen.unseen == [] and gap_counts([seen], [(90, 160)]) == (0, 0, 1)
+
+
 def test_a_removed_listener_is_owed_the_pages_shown_up_to_the_removal_and_no_poll_after() -> None:
     history = _History(list(range(1, 301)))
     # Removed at 100: the plays shown at 50 and 100 are owed; none after.
@@ -213,7 +228,7 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
     assert report["restarts"], "dev restarts what each kill took down, and says so in its log"
     assert all(s <= 15 for s in report["stops_s"]), report["stops_s"]
     # Who lost what first: the whole report is long, and pytest shows a failure's first lines.
-    listeners = [{k: v for k, v in f.items() if k != "true_gaps"} for f in report["listeners"]]
+    listeners = [{k: v for k, v in f.items() if k not in ("true_gaps", "unseen")} for f in report["listeners"]]
     assert code == 0, "\n".join(
         [report["verdict"], json.dumps(listeners), json.dumps(report, indent=1)[:4000]]
     )
