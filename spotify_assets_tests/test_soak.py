@@ -228,7 +228,9 @@ def test_a_short_soak_injects_every_fault_kind_and_loses_nothing(tmp_path: Path)
     assert report["restarts"], "dev restarts what each kill took down, and says so in its log"
     assert all(s <= 15 for s in report["stops_s"]), report["stops_s"]
     # Who lost what first: the whole report is long, and pytest shows a failure's first lines.
-    listeners = [{k: v for k, v in f.items() if k not in ("true_gaps", "unseen")} for f in report["listeners"]]
+    listeners = [
+        {k: v for k, v in f.items() if k not in ("true_gaps", "unseen")} for f in report["listeners"]
+    ]
     assert code == 0, "\n".join(
         [report["verdict"], json.dumps(listeners), json.dumps(report, indent=1)[:4000]]
     )
