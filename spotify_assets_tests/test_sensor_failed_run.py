@@ -22,9 +22,10 @@ from spotify_assets import sensors
 from spotify_assets.definitions import defs
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
+from spotify_assets.spotify.client import played_at_ms
 from spotify_assets.users.run_history import PARTITION_TAG
-from spotify_assets_tests.test_household_runs import _expected, _plays_of, _register, _run
-from spotify_assets_tests.test_sensor_minute import _tick
+from spotify_assets_tests.test_household_runs import _plays_of, _register, _run
+from spotify_assets_tests.test_sensor_minute import _iso, _tick
 from spotify_sandbox import SandboxServer
 
 
@@ -41,6 +42,10 @@ def test_a_listener_whose_run_failed_is_asked_again_though_they_played_nothing_s
     job = defs.resolve_job_def(spotify_pipeline_job.name)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
+        # Her first run merged her window (``test_sensor_first_run``: a failed first run); she played on.
+        assert _run(local_resources, alice, instance).success
+        first_oldest = min(played_at_ms(i) or 0 for i in pipeline_sandbox.recently_played_truth("alice"))
+        pipeline_sandbox.advance(30 * 60)
         first = _tick(instance, None, resources)
         (request,) = first.run_requests or []
         # The run the tick asked for fails (its lake write found the disk full, its worker was killed).
@@ -62,8 +67,7 @@ def test_a_listener_whose_run_failed_is_asked_again_though_they_played_nothing_s
         )
         failed = sensors._failed_run(sensors._latest_runs(instance, alice.user_id), time.time() + 61)
         assert failed is not None and 55 < failed[1] <= 60, failed
-        # The retry merges the window.
+        # The retry merges what the failed run was started for: every play since her first window.
         assert _run(local_resources, alice, instance).success
-        assert _plays_of(local_resources["warehouse"], alice.user_id) == _expected(
-            pipeline_sandbox, alice, "alice"
-        )
+        since_first = pipeline_sandbox.plays_between(_iso(first_oldest - 1), pipeline_sandbox.now(), "alice")
+        assert _plays_of(local_resources["warehouse"], alice.user_id) == len(since_first)
