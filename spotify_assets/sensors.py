@@ -92,11 +92,16 @@ def _newest_after(client: SpotifyClient, after_ms: int | None) -> tuple[int | No
     return newest_ms, len(played)
 
 
+def _retry_suffix(retry_of: str) -> str:
+    """A retry's run key differs from the failed run's (Dagster drops a request under a used key)."""
+    return f"-after-failed-{retry_of[:8]}" if retry_of else ""
+
+
 def _first_run_request(user_id: str, retry_of: str) -> dg.RunRequest:
     """The run of a listener nothing was merged for yet (just added, or their first run failed),
     requested without asking the API first."""
     return dg.RunRequest(
-        run_key=f"plays-{user_id}-first-run" + (f"-after-failed-{retry_of[:8]}" if retry_of else ""),
+        run_key=f"plays-{user_id}-first-run" + _retry_suffix(retry_of),
         partition_key=user_id,
         tags={"spotify/new_plays": "first run"},
     )
@@ -252,8 +257,7 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
         requests.append(
             dg.RunRequest(
                 # A retry's key differs from the failed run's (Dagster drops a request under a used key).
-                run_key=f"plays-{user_id}-until-{newest_ms}"
-                + (f"-after-failed-{retry_of[:8]}" if retry_of else ""),
+                run_key=f"plays-{user_id}-until-{newest_ms}" + _retry_suffix(retry_of),
                 partition_key=user_id,
                 tags={"spotify/new_plays": str(seen)},
             )
