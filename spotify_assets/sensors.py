@@ -11,7 +11,11 @@ The cursor is JSON, the newest ``played_at`` per user id a run was requested for
 partition with new plays gets a run of its own (``partition_key``). A listener nothing was merged
 for yet (just added; their first run failed) gets a run without being asked: Spotify shows only the
 latest 50 plays, so the oldest of the 50 a peek was shown may be gone by the time the run polls,
-seconds later (a play now and then; the soak's fast clock lost 5 and 6 that way). The run does not trust the
+seconds later (a play now and then; the soak's fast clock lost 5 and 6 that way). For the same
+reason a peek that shows a full window all newer than the cursor (a listener unpolled for hours)
+is landed in the lake and handed to the run (``raw_pages.py``): the run merges its plays with its
+own poll, so the oldest of them count though gone from the window (the 168-hour soak lost 16 so);
+a failed run's retry carries its pages on. The run does not trust the
 sensor: it polls again from the warehouse's newest play (``raw_recent_tracks``), so a play that
 ends between the sensor's peek and the run's poll is fetched by the run, and the merge on
 ``play_key`` keeps each play once however the two overlap. The sensor then asks after the
@@ -42,17 +46,20 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.assets.ingest import raw_recent_tracks
+from spotify_assets.assets.ingest import peeked_pages_of, peeked_pages_run_config, raw_recent_tracks
 from spotify_assets.assets.warehouse import bq_plays
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
+from spotify_assets.raw_pages import land_page
+from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
 from spotify_assets.settings import poll_interval_s
-from spotify_assets.spotify.client import SpotifyClient, parse_played_at, played_at_ms, waits_until
+from spotify_assets.spotify.client import RecentlyPlayed, parse_played_at, played_at_ms, waits_until
 from spotify_assets.spotify.errors import SpotifyError, SpotifyWaitPastDeadline
 from spotify_assets.users.polling import listener_for, token_store_owner
 from spotify_assets.users.registry import UserError
@@ -81,15 +88,36 @@ FIRST_RUN_REQUESTED = 0
 MART_AUTOMATION_INTERVAL_S = 60
 
 
-def _newest_after(client: SpotifyClient, after_ms: int | None) -> tuple[int | None, int]:
+def _newest_after(window: RecentlyPlayed) -> tuple[int | None, int]:
     """(newest readable played_at after the cursor or None, items seen)."""
-    items = client.recently_played(after_ms=after_ms)
     # Items without a readable played_at are the run's to quarantine; they move no cursor.
-    played = [ms for ms in map(played_at_ms, items) if ms is not None]
+    played = [ms for ms in map(played_at_ms, window.items) if ms is not None]
     newest_ms = max(played, default=None)
-    if newest_ms is None or (after_ms is not None and newest_ms <= after_ms):
+    if newest_ms is None or (window.after_ms is not None and newest_ms <= window.after_ms):
         return None, len(played)
     return newest_ms, len(played)
+
+
+def _hand_over(
+    context: dg.SensorEvaluationContext, lake: LakeResource, user_id: str, window: RecentlyPlayed
+) -> list[str]:
+    """A full peek all newer than the cursor, landed for the run (``raw_pages.py``): its path, or
+    none when the lake refused it (the run then judges the gap on its own poll, as before)."""
+    if not window.possible_gap:
+        return []
+    try:
+        return [land_page(lake, user_id, window.items, datetime.now(UTC))]
+    except OSError as exc:  # the lake's disk full: the run is still requested
+        context.log.warning(f"user {user_id}: the full page the sensor was shown was not landed: {exc}")
+        return []
+
+
+def _carried_pages(records: Sequence[dg.RunRecord], failed_run_id: str) -> list[str]:
+    """The pages the failed run was handed: its retry carries them on (they were never merged)."""
+    for record in records:
+        if record.dagster_run.run_id == failed_run_id:
+            return peeked_pages_of(record.dagster_run.run_config or {})
+    return []
 
 
 def _retry_suffix(retry_of: str) -> str:
@@ -97,12 +125,13 @@ def _retry_suffix(retry_of: str) -> str:
     return f"-after-failed-{retry_of[:8]}" if retry_of else ""
 
 
-def _first_run_request(user_id: str, retry_of: str) -> dg.RunRequest:
+def _first_run_request(user_id: str, retry_of: str, pages: Sequence[str]) -> dg.RunRequest:
     """The run of a listener nothing was merged for yet (just added, or their first run failed),
     requested without asking the API first."""
     return dg.RunRequest(
         run_key=f"plays-{user_id}-first-run" + _retry_suffix(retry_of),
         partition_key=user_id,
+        run_config=peeked_pages_run_config(pages) if pages else None,
         tags={"spotify/new_plays": "first run"},
     )
 
@@ -197,7 +226,9 @@ def _merged_newest_ms(instance: dg.DagsterInstance, user_id: str) -> int | None:
     description="Start the pipeline when Spotify reports plays newer than the last one seen "
     f"(every {POLL_INTERVAL_S} s per listener; no run when nothing is new).",
 )
-def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResource) -> dg.SensorResult:
+def new_plays_sensor(
+    context: dg.SensorEvaluationContext, spotify: SpotifyResource, lake: LakeResource
+) -> dg.SensorResult:
     """One run request per user partition with new plays; the cursor is ``{user_id: newest_ms}``."""
     started = time.monotonic()
     deadline = started + TICK_BUDGET_S
@@ -218,6 +249,7 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
             continue
         after_ms = cursor.get(user_id)
         retry_of = ""
+        carried: list[str] = []
         if instance is not None:
             runs = _latest_runs(instance, user_id)
             busy = _run_is_polling(runs, time.time())
@@ -229,11 +261,13 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
             if failed is not None and failed[1] > 0:
                 quiet.append(f"{user_id}: run {failed[0][:8]} failed; asked again in {failed[1]:.0f} s")
                 continue
+            if failed is not None:
+                carried = _carried_pages(runs, failed[0])
             if merged_ms is None and (failed is not None or (not runs and after_ms is None)):
                 # Nothing merged yet: the run brings the latest plays itself, unasked (a peek
                 # now would show plays the run, starting later, may find gone from the window).
                 cursor.setdefault(user_id, FIRST_RUN_REQUESTED)
-                requests.append(_first_run_request(user_id, failed[0] if failed is not None else ""))
+                requests.append(_first_run_request(user_id, failed[0] if failed is not None else "", carried))
                 continue
             if failed is not None:  # its plays were never merged: ask from the newest merged one
                 retry_of, after_ms = failed[0], merged_ms
@@ -241,7 +275,7 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
                 after_ms = cursor[user_id] = merged_ms
         try:
             with waits_until(deadline):
-                newest_ms, seen = _newest_after(listener_for(spotify, user_id).client, after_ms)
+                window = listener_for(spotify, user_id).client.recently_played_window(after_ms=after_ms)
         except SpotifyWaitPastDeadline as exc:
             context.log.warning(f"user {user_id}: left for the next tick, its cursor kept: {exc}")
             quiet.append(f"{user_id}: left for the next tick ({exc})")
@@ -250,15 +284,18 @@ def new_plays_sensor(context: dg.SensorEvaluationContext, spotify: SpotifyResour
             context.log.warning(f"user {user_id}: poll failed, the other users go on: {exc}")
             quiet.append(f"{user_id}: poll failed ({type(exc).__name__})")
             continue
+        newest_ms, seen = _newest_after(window)
         if newest_ms is None:
             quiet.append(f"{user_id}: no new plays since {_since(after_ms)}")
             continue
         cursor[user_id] = max(newest_ms, cursor.get(user_id, newest_ms))
+        pages = carried + _hand_over(context, lake, user_id, window)
         requests.append(
             dg.RunRequest(
                 # A retry's key differs from the failed run's (Dagster drops a request under a used key).
                 run_key=f"plays-{user_id}-until-{newest_ms}" + _retry_suffix(retry_of),
                 partition_key=user_id,
+                run_config=peeked_pages_run_config(pages) if pages else None,
                 tags={"spotify/new_plays": str(seen)},
             )
         )

@@ -295,7 +295,7 @@ def test_the_sensor_keeps_a_cursor_per_user_and_a_failed_user_blocks_nobody(
     from spotify_assets.sensors import new_plays_sensor
 
     alice, bob = _register(pipeline_sandbox, data_dir, "alice", "bob")
-    resources = {"spotify": local_resources["spotify"]}
+    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id, bob.user_id])
 

@@ -167,7 +167,9 @@ def test_the_sensor_ignores_unreadable_items_when_moving_its_cursor(
 
     pipeline_sandbox.corrupt_items({0: "missing_played_at", 1: "not_object"})
     truth = pipeline_sandbox.recently_played_truth()
-    with dg.build_sensor_context(resources={"spotify": local_resources["spotify"]}) as ctx:
+    with dg.build_sensor_context(
+        resources={"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
+    ) as ctx:
         result = new_plays_sensor(ctx)
     assert isinstance(result, dg.SensorResult) and result.run_requests
     assert json.loads(result.cursor or "") == {DEFAULT_USER_ID: played_at_ms(truth[2])}

@@ -191,7 +191,7 @@ def test_sensor_skips_then_requests_and_advances_cursor(
 ) -> None:
     from spotify_assets.sensors import new_plays_sensor
 
-    resources = {"spotify": local_resources["spotify"]}
+    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
     with dg.build_sensor_context(resources=resources) as ctx:
         first = new_plays_sensor(ctx)
     assert isinstance(first, dg.SensorResult)

@@ -29,6 +29,7 @@ from spotify_assets.definitions import defs
 from spotify_assets.instance_config import PIPELINE_MAX_RUNTIME_S, RUN_MONITORING, prepare_local_home
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
+from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.run_launcher import process_started_at, worker_status
 from spotify_assets.sensors import new_plays_sensor
 from spotify_assets.settings import dagster_home
@@ -56,8 +57,11 @@ def _latest_run(instance: dg.DagsterInstance, user_id: str) -> dg.DagsterRun | N
     return records[0].dagster_run if records else None
 
 
-def _tick(instance: dg.DagsterInstance, sandbox: SandboxServer) -> dg.SensorResult:
-    resources = {"spotify": SandboxSpotifyResource(url=sandbox.url)}
+def _tick(instance: dg.DagsterInstance, sandbox: SandboxServer, data_dir: Path) -> dg.SensorResult:
+    resources = {
+        "spotify": SandboxSpotifyResource(url=sandbox.url),
+        "lake": LocalLakeResource(root=str(data_dir / "lake")),
+    }
     with dg.build_sensor_context(instance=instance, cursor=None, resources=resources) as ctx:
         result = new_plays_sensor(ctx)
     assert isinstance(result, dg.SensorResult)
@@ -129,7 +133,7 @@ def test_a_run_whose_worker_was_killed_is_failed_and_its_listener_polled_again(
             still = _latest_run(instance, alice.user_id)
             assert still is not None and still.status == dg.DagsterRunStatus.STARTED  # nobody will end it
 
-            waiting = _tick(instance, pipeline_sandbox)
+            waiting = _tick(instance, pipeline_sandbox, data_dir)
             assert not waiting.run_requests
             reason = (waiting.skip_reason.skip_message if waiting.skip_reason else None) or ""
             assert f"run {orphan[:8]} started" in reason, reason
@@ -157,7 +161,7 @@ def test_a_run_whose_worker_was_killed_is_failed_and_its_listener_polled_again(
             assert "is gone" in (failure.message or ""), failure.message
 
             deadline = time.monotonic() + 120  # the sensor waits a minute after a run's poll
-            while not (again := _tick(instance, pipeline_sandbox)).run_requests:
+            while not (again := _tick(instance, pipeline_sandbox, data_dir)).run_requests:
                 assert time.monotonic() < deadline, again.skip_reason
                 time.sleep(2)
             assert [r.partition_key for r in again.run_requests or []] == [alice.user_id]

@@ -19,6 +19,7 @@ import pytest
 
 from spotify_assets import sensors
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
+from spotify_assets.resources.lake import LocalLakeResource
 from spotify_assets.sensors import TICK_BUDGET_S, new_plays_sensor
 from spotify_assets.spotify.client import played_at_ms
 from spotify_assets_tests.test_household_runs import _register
@@ -29,10 +30,13 @@ RECENTLY_PLAYED = "GET /v1/me/player/recently-played"
 
 
 def _tick(
-    instance: dg.DagsterInstance, cursor: str | None, sandbox: SandboxServer
+    instance: dg.DagsterInstance, cursor: str | None, sandbox: SandboxServer, data_dir: Path
 ) -> tuple[dg.SensorResult, float]:
     """One evaluation, as the daemon runs it; (its result, its wall seconds)."""
-    resources = {"spotify": SandboxSpotifyResource(url=sandbox.url)}
+    resources = {
+        "spotify": SandboxSpotifyResource(url=sandbox.url),
+        "lake": LocalLakeResource(root=str(data_dir / "lake")),
+    }
     started = time.monotonic()
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
         result = new_plays_sensor(ctx)
@@ -54,12 +58,12 @@ def test_a_45s_retry_after_leaves_the_listeners_for_the_next_tick_within_the_bud
     alice, bob = _register(pipeline_sandbox, data_dir, "alice", "bob")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id, bob.user_id])
-        first, _ = _tick(instance, None, pipeline_sandbox)
+        first, _ = _tick(instance, None, pipeline_sandbox, data_dir)
         assert len(first.run_requests or []) == 2
         pipeline_sandbox.advance(3 * 3600)  # both listeners have new plays
         calls = _calls(pipeline_sandbox)
         pipeline_sandbox.fail_next(429, count=2, path="/v1/*", retry_after=45)
-        second, took = _tick(instance, first.cursor, pipeline_sandbox)
+        second, took = _tick(instance, first.cursor, pipeline_sandbox, data_dir)
         # Without the bound: 45 s, a retry, 45 s more (past Dagster's 60 s) for alice alone.
         assert took < TICK_BUDGET_S, f"the tick took {took:.1f} s"
         assert not second.run_requests
@@ -81,15 +85,15 @@ def test_the_next_tick_after_the_wait_asks_from_the_same_cursor(
     (alice,) = _register(pipeline_sandbox, data_dir, "alice")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
-        first, _ = _tick(instance, None, pipeline_sandbox)
+        first, _ = _tick(instance, None, pipeline_sandbox, data_dir)
         pipeline_sandbox.advance(3 * 3600)
         pipeline_sandbox.fail_next(429, count=1, path="/v1/*", retry_after=4)
-        left, took = _tick(instance, first.cursor, pipeline_sandbox)
+        left, took = _tick(instance, first.cursor, pipeline_sandbox, data_dir)
         assert took < 2.0 and not left.run_requests
         assert left.cursor == first.cursor
         waited = time.monotonic()
         while True:  # until the app's wait is over: a tick then asks and finds the new plays
-            again, _ = _tick(instance, left.cursor, pipeline_sandbox)
+            again, _ = _tick(instance, left.cursor, pipeline_sandbox, data_dir)
             if again.run_requests:
                 break
             assert time.monotonic() - waited < 30, again.skip_reason

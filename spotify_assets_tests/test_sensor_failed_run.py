@@ -38,7 +38,7 @@ def test_a_listener_whose_run_failed_is_asked_again_though_they_played_nothing_s
     # The failed run below started just now: the minute between two calls is not what is tested.
     monkeypatch.setattr(sensors, "POLL_INTERVAL_S", 0)
     (alice,) = _register(pipeline_sandbox, data_dir, "alice")
-    resources = {"spotify": local_resources["spotify"]}
+    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
     job = defs.resolve_job_def(spotify_pipeline_job.name)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])

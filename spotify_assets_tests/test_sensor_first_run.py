@@ -46,7 +46,7 @@ def test_a_new_listeners_first_run_brings_every_play_the_platform_was_shown(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
 ) -> None:
     (alice,) = _register(pipeline_sandbox, data_dir, "alice")
-    resources = {"spotify": local_resources["spotify"]}
+    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
         first = _tick(instance, None, resources)
@@ -64,7 +64,7 @@ def test_the_retry_of_a_failed_first_run_brings_every_play_the_platform_was_show
 
     monkeypatch.setattr(sensors, "POLL_INTERVAL_S", 0)  # the retry's wait is not what is tested
     (alice,) = _register(pipeline_sandbox, data_dir, "alice")
-    resources = {"spotify": local_resources["spotify"]}
+    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
     job = defs.resolve_job_def(spotify_pipeline_job.name)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])

@@ -43,7 +43,7 @@ def test_a_play_the_run_fetched_past_the_sensors_peek_starts_no_second_run_and_l
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
 ) -> None:
     (alice,) = _register(pipeline_sandbox, data_dir, "alice")
-    resources = {"spotify": local_resources["spotify"]}
+    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
     warehouse = local_resources["warehouse"]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
@@ -90,7 +90,7 @@ def test_a_listener_whose_run_is_on_its_way_is_not_asked_again(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
 ) -> None:
     alice, bob = _register(pipeline_sandbox, data_dir, "alice", "bob")
-    resources = {"spotify": local_resources["spotify"]}
+    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id, bob.user_id])
         first = _tick(instance, None, resources)

@@ -1,22 +1,24 @@
 """Ingest: what the Spotify Web API says the listener played, and what those tracks sound like."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from spotify_assets.encoding import content_digest, parquet_bytes
 from spotify_assets.io_managers import HANDOFF_TABLE_KEY
 from spotify_assets.lake_layout import (
     QUARANTINED_RECENTLY_PLAYED_KIND,
-    RAW_RECENTLY_PLAYED_KIND,
     TRACK_FEATURES_PREFIX,
     user_dir,
 )
 from spotify_assets.metadata import markdown_table
 from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
+from spotify_assets.raw_pages import land_page, read_page, union_items, unseen_spans
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
@@ -68,6 +70,42 @@ def _window(listener: Listener, after_ms: int | None) -> RecentlyPlayed:
         raise _failure(listener, exc) from exc
 
 
+class RawRecentTracksConfig(dg.Config):
+    """What the sensor hands the run it requests (nothing, for the schedule's and a manual run)."""
+
+    peeked_pages: list[str] = Field(
+        default_factory=list,
+        description="Lake paths of full pages the sensor was shown before this run (raw_pages.py): "
+        "their plays are merged with the run's own, though gone from Spotify's window by now.",
+    )
+
+
+def peeked_pages_run_config(paths: Sequence[str]) -> dict[str, Any]:
+    """The run config that hands ``paths`` to ``raw_recent_tracks`` (the sensor's requests)."""
+    return {"ops": {"raw_recent_tracks": {"config": {"peeked_pages": list(paths)}}}}
+
+
+def peeked_pages_of(run_config: Mapping[str, Any]) -> list[str]:
+    """The pages a run was handed (``peeked_pages_run_config``): a failed run's retry carries them on."""
+    config = run_config.get("ops", {}).get("raw_recent_tracks", {}).get("config", {})
+    return RawRecentTracksConfig(**config).peeked_pages
+
+
+def _peeked_pages(context: dg.AssetExecutionContext, lake: LakeResource, paths: list[str]) -> list[list[Any]]:
+    """The handed pages still in the lake; one folded away since (a retry days later) is named."""
+    pages = []
+    for path in paths:
+        page = read_page(lake, path)
+        if page is None:
+            context.log.warning(
+                f"the page the sensor was shown, {path}, is no longer in the lake; its plays "
+                "count only if this run's own poll still shows them"
+            )
+            continue
+        pages.append(page)
+    return pages
+
+
 @dg.asset(
     group_name="ingest",
     kinds={"spotify", "pandas"},
@@ -78,6 +116,7 @@ def _window(listener: Listener, after_ms: int | None) -> RecentlyPlayed:
 )
 def raw_recent_tracks(
     context: dg.AssetExecutionContext,
+    config: RawRecentTracksConfig,
     spotify: SpotifyResource,
     warehouse: WarehouseResource,
     lake: LakeResource,
@@ -93,7 +132,9 @@ def raw_recent_tracks(
     observation of ``bq_plays`` (the table it rewrote), so the UI shows it there.
     The cursor is read from the warehouse, not remembered by the pipeline, so a run that
     crashed after fetching simply fetches the same plays again (the merge keeps them once).
-    The raw API items are landed in the lake first, exactly as received. When there is
+    The raw API items are landed in the lake first, exactly as received; a full page the sensor
+    was shown before the run (``config.peeked_pages``) is merged with them and the gap judged on
+    both (``raw_pages.py``). When there is
     nothing new, the asset yields no output: everything downstream is *skipped*, not
     failed, and an observation records why.
     """
@@ -115,16 +156,10 @@ def raw_recent_tracks(
     cursor = plays_table.max_played_at(warehouse, user_id)
     after_ms = int(cursor.timestamp() * 1000) if cursor else None
     window = _window(listener, after_ms)
-    items = window.items
     fetched_at = datetime.now(UTC)
-    raw_path = None
-    if items:
-        body = json.dumps(items, sort_keys=True, separators=(",", ":")).encode()
-        digest = content_digest(body)
-        raw_path = lake.write_bytes(
-            f"{user_dir(RAW_RECENTLY_PLAYED_KIND, user_id)}/fetched_date={fetched_at:%Y-%m-%d}/{digest}.json",
-            body,
-        ).path
+    raw_path = land_page(lake, user_id, window.items, fetched_at) if window.items else None
+    pages = _peeked_pages(context, lake, config.peeked_pages)
+    items = union_items(window, pages)
     normalized = normalize_recently_played(items, ingested_at=fetched_at, user_id=user_id)
     plays = normalized.plays
     if cursor is not None and len(plays):
@@ -149,26 +184,26 @@ def raw_recent_tracks(
         context.log.warning(
             f"quarantined {len(normalized.quarantine)} item(s): {normalized.quarantine_reasons}"
         )
-    # Judged from the API's raw window, not from the plays left after quarantine and dedupe:
+    # Judged from the API's raw windows, not from the plays left after quarantine and dedupe:
     # episodes, local files or junk inside a full window hide older plays just the same.
-    possible_gap = window.possible_gap
-    if possible_gap and cursor is not None:
-        gap_end = (
-            pd.Timestamp(window.oldest_ms, unit="ms", tz="UTC").to_pydatetime()
-            if window.oldest_ms is not None
-            else fetched_at
+    spans = unseen_spans(window, pages, round(fetched_at.timestamp() * 1000))
+    possible_gap = bool(spans)
+    for start_ms, end_ms in spans:
+        gap_start, gap_end = (
+            pd.Timestamp(ms, unit="ms", tz="UTC").to_pydatetime() for ms in (start_ms, end_ms)
         )
-        gaps_table.record(warehouse, cursor, gap_end)
+        gaps_table.record(warehouse, gap_start, gap_end)
         context.log.warning(
-            f"all {window.raw_items} items the API returned (a full window of {RECENTLY_PLAYED_LIMIT}) are newer "
-            f"than the cursor {cursor}: plays between the cursor and {gap_end} may be missing (poll more "
-            "often, or import a privacy export)"
+            f"a full window of {RECENTLY_PLAYED_LIMIT} items the API returned was all newer than "
+            f"{gap_start}: plays between it and {gap_end} may be missing (poll more often, or import a "
+            "privacy export)"
         )
     metadata: dict[str, dg.RawMetadataValue] = {
         "user_id": user_id,
         "adopted_single_user_plays": adopted,
         "cursor": cursor.isoformat() if cursor else "none (first run)",
         "items_returned": window.raw_items,
+        "peeked_pages": len(pages),
         "new_plays": len(plays),
         "already_imported": already_imported,
         "quarantined": len(normalized.quarantine),

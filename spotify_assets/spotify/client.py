@@ -110,6 +110,12 @@ def played_at_ms(item: Any) -> int | None:
     return None if parsed is None else round(parsed.timestamp() * 1000)
 
 
+def item_key(item: dict[str, Any], ms: int) -> tuple[int, str | None]:
+    """A play-history item's identity across overlapping pages: its played_at and its track."""
+    track = item.get("track")
+    return ms, (track.get("id") or track.get("uri")) if isinstance(track, dict) else None
+
+
 @dataclass(frozen=True)
 class RecentlyPlayed:
     """One poll of recently-played: the items after the cursor and what the raw pages said.
@@ -262,9 +268,7 @@ class HttpSpotifyClient(SpotifyClient):
                     continue
                 if after_ms is not None and ms <= after_ms:
                     continue
-                track = item.get("track")
-                ident = (track.get("id") or track.get("uri")) if isinstance(track, dict) else None
-                readable.setdefault((ms, ident), (ms, item))
+                readable.setdefault(item_key(item, ms), (ms, item))
             known = [ms for ms in times if ms is not None]
             if known:
                 oldest_ms = min(known) if oldest_ms is None else min(oldest_ms, *known)

@@ -1,0 +1,113 @@
+"""A full peek's page reaches the run: plays the sensor was shown are merged even once gone from the window.
+
+Issue 27, found by the 168-hour soak (seed 1 lost 16 plays this way). A listener with merged plays
+stays unpolled for hours (the daemon down, a token revoked), then the sensor peeks: Spotify shows
+the latest 50 plays, all newer than the cursor (a full window: the plays before it are a gap,
+recorded). The run polls on its own later; the plays that ended in between push the oldest of
+the 50 the sensor was shown out of Spotify's window, and the run never sees them. The sensor now
+lands such a page in the lake, as received, and hands its path to the run, which merges the
+page's plays with its own and records the gap only before the page. Checked as the soak's verdict
+checks it (every play of every page the sandbox answered is in the warehouse), on the real
+sandbox, the real pipeline into DuckDB and a real Dagster instance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from spotify_assets.definitions import defs
+from spotify_assets.jobs import spotify_pipeline_job
+from spotify_assets.partitions import USERS_PARTITIONS_NAME
+from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.users.run_history import PARTITION_TAG
+from spotify_assets_tests.fixtures.partitions import materialize_user
+from spotify_assets_tests.test_household_runs import PIPELINE_GRAPH, UP_TO_WAREHOUSE, _register, _run
+from spotify_assets_tests.test_sensor_first_run import _lost
+from spotify_assets_tests.test_sensor_minute import _tick
+from spotify_sandbox import SandboxServer
+
+#: Long enough for the listener to play far more than Spotify's 50-play window (two days).
+SILENT_S = 48 * 3600
+#: The run starts this long after its request (the soak's clock: half an hour in tens of seconds).
+RUN_DELAY_S = 40 * 60
+
+
+def _requested_run(
+    resources: dict[str, Any], request: dg.RunRequest, instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
+    """The run the request asked for: its partition and its run config, as the daemon would launch it."""
+    return materialize_user(
+        PIPELINE_GRAPH,
+        user_id=str(request.partition_key),
+        selection=UP_TO_WAREHOUSE,
+        resources=resources,
+        instance=instance,
+        run_config=request.run_config,
+        tags={PARTITION_TAG: str(request.partition_key)},
+        raise_on_error=False,
+    )
+
+
+def test_a_full_peeks_plays_are_merged_though_gone_from_the_window_when_the_run_polls(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
+) -> None:
+    (alice,) = _register(pipeline_sandbox, data_dir, "alice")
+    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
+    warehouse = local_resources["warehouse"]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
+        first = _tick(instance, None, resources)
+        assert _run(local_resources, alice, instance).success
+        # Hours unpolled: more than a window of plays ends, then the sensor peeks.
+        pipeline_sandbox.advance(SILENT_S)
+        peek = _tick(instance, first.cursor, resources)
+        (request,) = peek.run_requests or []
+        # The run starts later: plays end meanwhile and push the peek's oldest out of the window.
+        pipeline_sandbox.advance(RUN_DELAY_S)
+        result = _requested_run(local_resources, request, instance)
+        assert result.success
+        assert _lost(pipeline_sandbox, warehouse, "alice", alice.user_id) == []
+        # One gap, before the page the sensor was shown (not before the run's later window).
+        shown = pipeline_sandbox.shown_at()[alice.user_id]
+        peeked_at = max(ms for ms in shown if ms < max(shown))
+        peek_page = pipeline_sandbox.listener_for("alice").recent(peeked_at)
+        gaps = gaps_table.open_gaps(warehouse)
+        assert len(gaps) == 1, gaps
+        assert pd.Timestamp(gaps["gap_end"].iloc[0]) == pd.Timestamp(
+            min(p.played_at_ms for p in peek_page), unit="ms", tz="UTC"
+        )
+
+
+def test_the_retry_of_a_failed_run_still_carries_the_full_peeks_page(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path, monkeypatch: Any
+) -> None:
+    from spotify_assets import sensors
+
+    monkeypatch.setattr(sensors, "POLL_INTERVAL_S", 0)  # the retry's wait is not what is tested
+    (alice,) = _register(pipeline_sandbox, data_dir, "alice")
+    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
+    job = defs.resolve_job_def(spotify_pipeline_job.name)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
+        first = _tick(instance, None, resources)
+        assert _run(local_resources, alice, instance).success
+        pipeline_sandbox.advance(SILENT_S)
+        peek = _tick(instance, first.cursor, resources)
+        (request,) = peek.run_requests or []
+        # That run failed before it merged (its worker killed): recorded with the request's config.
+        instance.create_run_for_job(
+            job,
+            run_config=request.run_config,
+            tags={PARTITION_TAG: alice.user_id},
+            status=dg.DagsterRunStatus.FAILURE,
+        )
+        pipeline_sandbox.advance(RUN_DELAY_S)
+        again = _tick(instance, peek.cursor, resources)
+        (retry,) = again.run_requests or []
+        pipeline_sandbox.advance(RUN_DELAY_S)
+        assert _requested_run(local_resources, retry, instance).success
+        assert _lost(pipeline_sandbox, local_resources["warehouse"], "alice", alice.user_id) == []
