@@ -20,11 +20,12 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.definitions import defs
+from spotify_assets.deployments import resources_for
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
 from spotify_assets.tables import gaps as gaps_table
 from spotify_assets.users.run_history import PARTITION_TAG
-from spotify_assets_tests.fixtures.partitions import materialize_user
+from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, materialize_user
 from spotify_assets_tests.test_household_runs import PIPELINE_GRAPH, UP_TO_WAREHOUSE, _register, _run
 from spotify_assets_tests.test_sensor_first_run import _lost
 from spotify_assets_tests.test_sensor_minute import _tick
@@ -111,3 +112,25 @@ def test_the_retry_of_a_failed_run_still_carries_the_full_peeks_page(
         pipeline_sandbox.advance(RUN_DELAY_S)
         assert _requested_run(local_resources, retry, instance).success
         assert _lost(pipeline_sandbox, local_resources["warehouse"], "alice", alice.user_id) == []
+
+
+def test_in_cloud_mode_the_page_is_handed_through_the_bucket_and_the_gap_lands_in_bigquery(
+    cloud_env: dict[str, str], pipeline_sandbox: SandboxServer
+) -> None:
+    """The same promise with ``SPOTIFY_DEPLOYMENT=cloud``'s resources as ``definitions.py`` builds
+    them: the sensor lands the page in the GCS emulator, the run reads it back from there and records
+    its gap in the BigQuery emulator (the single listener of the token store)."""
+    resources = resources_for()
+    warehouse = resources["warehouse"].process_config_and_initialize()
+    with dg.instance_for_test() as instance:
+        assert materialize_user(
+            PIPELINE_GRAPH, selection=UP_TO_WAREHOUSE, resources=resources, instance=instance
+        ).success
+        pipeline_sandbox.advance(SILENT_S)
+        peek = _tick(instance, None, {"spotify": resources["spotify"], "lake": resources["lake"]})
+        (request,) = peek.run_requests or []
+        assert "gs://" not in str(request.run_config)  # a lake path, read through the lake resource
+        pipeline_sandbox.advance(RUN_DELAY_S)
+        assert _requested_run(resources, request, instance).success
+        assert _lost(pipeline_sandbox, warehouse, DEFAULT_USER_ID, DEFAULT_USER_ID) == []
+        assert len(gaps_table.open_gaps(warehouse)) == 1
