@@ -42,6 +42,14 @@ def _lost(sandbox: SandboxServer, warehouse: Any, name: str, user_id: str) -> li
     return verdict.lost
 
 
+def failed_run(instance: dg.DagsterInstance, user_id: str, run_config: dict[str, Any] | None = None) -> None:
+    """Record a pipeline run of ``user_id``'s that failed before it merged (as the daemon would)."""
+    job = defs.resolve_job_def(spotify_pipeline_job.name)
+    instance.create_run_for_job(
+        job, run_config=run_config, tags={PARTITION_TAG: user_id}, status=dg.DagsterRunStatus.FAILURE
+    )
+
+
 def test_a_new_listeners_first_run_brings_every_play_the_platform_was_shown(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
 ) -> None:
@@ -65,14 +73,11 @@ def test_the_retry_of_a_failed_first_run_brings_every_play_the_platform_was_show
     monkeypatch.setattr(sensors, "POLL_INTERVAL_S", 0)  # the retry's wait is not what is tested
     (alice,) = _register(pipeline_sandbox, data_dir, "alice")
     resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
-    job = defs.resolve_job_def(spotify_pipeline_job.name)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
         first = _tick(instance, None, resources)
         # The first run failed before it merged anything (the disk full, its worker killed).
-        instance.create_run_for_job(
-            job, tags={PARTITION_TAG: alice.user_id}, status=dg.DagsterRunStatus.FAILURE
-        )
+        failed_run(instance, alice.user_id)
         calls = _calls(pipeline_sandbox)
         again = _tick(instance, first.cursor, resources)
         assert [r.partition_key for r in again.run_requests or []] == [alice.user_id], again.skip_reason

@@ -19,15 +19,14 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.definitions import defs
 from spotify_assets.deployments import resources_for
-from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME
 from spotify_assets.tables import gaps as gaps_table
+from spotify_assets.users.registry import User
 from spotify_assets.users.run_history import PARTITION_TAG
 from spotify_assets_tests.fixtures.partitions import DEFAULT_USER_ID, materialize_user
 from spotify_assets_tests.test_household_runs import PIPELINE_GRAPH, UP_TO_WAREHOUSE, _register, _run
-from spotify_assets_tests.test_sensor_first_run import _lost
+from spotify_assets_tests.test_sensor_first_run import _lost, failed_run
 from spotify_assets_tests.test_sensor_minute import _tick
 from spotify_sandbox import SandboxServer
 
@@ -53,20 +52,33 @@ def _requested_run(
     )
 
 
+def _peek_after_silence(
+    instance: dg.DagsterInstance, local_resources: dict[str, Any], sandbox: SandboxServer, alice: User
+) -> dg.SensorResult:
+    """Alice's first run merged, then hours unpolled (more than a window of plays ends): the
+    sensor's tick that peeks at her full window and requests one run."""
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
+    first = _tick(instance, None, _sensor_resources(local_resources))
+    assert _run(local_resources, alice, instance).success
+    sandbox.advance(SILENT_S)
+    peek = _tick(instance, first.cursor, _sensor_resources(local_resources))
+    assert len(peek.run_requests or []) == 1, peek.skip_reason
+    return peek
+
+
+def _sensor_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    return {"spotify": resources["spotify"], "lake": resources["lake"]}
+
+
 def test_a_full_peeks_plays_are_merged_though_gone_from_the_window_when_the_run_polls(
     local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
 ) -> None:
     (alice,) = _register(pipeline_sandbox, data_dir, "alice")
-    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
     warehouse = local_resources["warehouse"]
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
-        first = _tick(instance, None, resources)
-        assert _run(local_resources, alice, instance).success
-        # Hours unpolled: more than a window of plays ends, then the sensor peeks.
-        pipeline_sandbox.advance(SILENT_S)
-        peek = _tick(instance, first.cursor, resources)
-        (request,) = peek.run_requests or []
+        (request,) = (
+            _peek_after_silence(instance, local_resources, pipeline_sandbox, alice).run_requests or []
+        )
         # The run starts later: plays end meanwhile and push the peek's oldest out of the window.
         pipeline_sandbox.advance(RUN_DELAY_S)
         result = _requested_run(local_resources, request, instance)
@@ -90,24 +102,13 @@ def test_the_retry_of_a_failed_run_still_carries_the_full_peeks_page(
 
     monkeypatch.setattr(sensors, "POLL_INTERVAL_S", 0)  # the retry's wait is not what is tested
     (alice,) = _register(pipeline_sandbox, data_dir, "alice")
-    resources = {"spotify": local_resources["spotify"], "lake": local_resources["lake"]}
-    job = defs.resolve_job_def(spotify_pipeline_job.name)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
-        first = _tick(instance, None, resources)
-        assert _run(local_resources, alice, instance).success
-        pipeline_sandbox.advance(SILENT_S)
-        peek = _tick(instance, first.cursor, resources)
+        peek = _peek_after_silence(instance, local_resources, pipeline_sandbox, alice)
         (request,) = peek.run_requests or []
         # That run failed before it merged (its worker killed): recorded with the request's config.
-        instance.create_run_for_job(
-            job,
-            run_config=request.run_config,
-            tags={PARTITION_TAG: alice.user_id},
-            status=dg.DagsterRunStatus.FAILURE,
-        )
+        failed_run(instance, alice.user_id, request.run_config)
         pipeline_sandbox.advance(RUN_DELAY_S)
-        again = _tick(instance, peek.cursor, resources)
+        again = _tick(instance, peek.cursor, _sensor_resources(local_resources))
         (retry,) = again.run_requests or []
         pipeline_sandbox.advance(RUN_DELAY_S)
         assert _requested_run(local_resources, retry, instance).success
@@ -127,7 +128,7 @@ def test_in_cloud_mode_the_page_is_handed_through_the_bucket_and_the_gap_lands_i
             PIPELINE_GRAPH, selection=UP_TO_WAREHOUSE, resources=resources, instance=instance
         ).success
         pipeline_sandbox.advance(SILENT_S)
-        peek = _tick(instance, None, {"spotify": resources["spotify"], "lake": resources["lake"]})
+        peek = _tick(instance, None, _sensor_resources(resources))
         (request,) = peek.run_requests or []
         assert "gs://" not in str(request.run_config)  # a lake path, read through the lake resource
         pipeline_sandbox.advance(RUN_DELAY_S)
