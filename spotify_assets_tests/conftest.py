@@ -16,6 +16,7 @@ import os
 import pkgutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "allowed_skip(reason): this test may skip even in CI (it guards no promised part)"
     )
+    # The xdist controller names the run itself (xdist's own ``--testrunuid``, which it hands each
+    # worker as PYTEST_XDIST_TESTRUNUID), so it knows which ``NETWORK_LOCK`` to remove at the end.
+    controller = not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None)
+    if controller and getattr(config.option, "testrunuid", None) is None:
+        config.option.testrunuid = uuid.uuid4().hex
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller removes the run's ``NETWORK_LOCK`` once every worker has ended (a worker
+    cannot: another may still wait on the file, and a new file would be a second lock)."""
+    uid = getattr(config.option, "testrunuid", None)
+    if not hasattr(config, "workerinput") and uid:
+        _network_lock_path(uid).unlink(missing_ok=True)
 
 
 def _markers(path: Path) -> set[str]:
@@ -124,12 +138,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _held_lock: dict[str, Any] = {}
 
 
-def _network_lock_path() -> Path:
+def _network_lock_path(uid: str | None = None) -> Path:
     """``NETWORK_LOCK`` of this ``make test`` run: the workers share xdist's run id, so other runs on
     the machine are not held up."""
-    return (
-        Path(tempfile.gettempdir()) / f"spotify-tests-{os.environ['PYTEST_XDIST_TESTRUNUID']}-{NETWORK_LOCK}"
-    )
+    uid = uid or os.environ["PYTEST_XDIST_TESTRUNUID"]
+    return Path(tempfile.gettempdir()) / f"spotify-tests-{uid}-{NETWORK_LOCK}"
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -194,3 +194,29 @@ def test_the_wait_for_the_stack_is_not_a_tests_time(
     at = {" ".join(line.split()[:2]): float(line.split()[2]) for line in log.read_text().splitlines()}
     first, second = sorted(("stack", "browser"), key=lambda name: at[f"{name} start"])
     assert at[f"{second} start"] >= at[f"{first} end"]
+
+
+HOLDS_THE_LOCK = """import glob, os, tempfile
+import pytest
+pytestmark = pytest.mark.changes_network
+
+
+def test_it():
+    assert glob.glob(os.path.join(tempfile.gettempdir(), "spotify-tests-*-network.lock"))
+"""
+
+
+def test_the_runs_network_lock_is_removed_when_the_run_ends(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock file is the run's own (named by xdist's run id): the controller removes it once the
+    workers are done, so runs do not leave one in the temporary folder each (30 were there)."""
+    tmp = pytester.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    pytester.makeconftest(_standalone_conftest())
+    pytester.makeini("[pytest]\nmarkers =\n    process_tree: m\n    browser: m\n    changes_network: m\n")
+    pytester.makepyfile(test_stack=HOLDS_THE_LOCK)  # it sees the lock while it runs
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup")
+    result.assert_outcomes(passed=1)
+    assert list(tmp.glob("spotify-tests-*")) == []
