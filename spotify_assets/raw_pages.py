@@ -1,10 +1,10 @@
 """The raw recently-played pages in the lake, and what a run learns from more than one of them.
 
-A run lands the page it polled (``raw_recent_tracks``), exactly as received. The sensor lands one
-too, in one case: its peek showed a *full* window all newer than its cursor. Spotify shows only
-the latest 50 plays, so the plays that end between that peek and the run's own poll, seconds or
-minutes later, push the oldest of the 50 out of the window, and the run would never see them (the
-168-hour soak lost 16 plays so). The sensor hands the page's lake path to the run
+A run lands the page it polled (``raw_recent_tracks``), exactly as received. The sensor lands the
+page of each peek it requests a run for, too. Spotify shows only the latest 50 plays, so the plays
+that end between that peek and the run's own poll push the oldest of the peek's out of the window,
+and the run would never see them: seconds in real time, but hours when the run is held back (a
+429 storm fails the runs at once until it ends; the 168-hour soaks lost 16, then 9 plays so). The sensor hands the page's lake path to the run
 (``assets/ingest.RawRecentTracksConfig``), the run merges the page's plays with its own and judges the gap on
 what the pages saw together (``unseen_spans``): a gap only where no page reached.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,12 +44,22 @@ def read_page(lake: LakeResource, path: str) -> list[Any] | None:
     return items
 
 
-def union_items(window: RecentlyPlayed, pages: Sequence[Sequence[Any]]) -> list[Any]:
+@dataclass(frozen=True)
+class Page:
+    """A page the sensor was shown and handed to the run: its items as received, the cursor it was
+    asked after, and whether it was full (then it vouches for nothing before its oldest play)."""
+
+    items: Sequence[Any]
+    after_ms: int | None
+    full: bool
+
+
+def union_items(window: RecentlyPlayed, pages: Sequence[Page]) -> list[Any]:
     """The run's items and the handed pages' newer than the run's cursor, each play once, newest
     first; items without a readable played_at last (for quarantine), each once by content."""
     readable: dict[tuple[int, str | None], tuple[int, Any]] = {}
     unreadable: dict[str, Any] = {}
-    for items in (window.items, *pages):
+    for items in (window.items, *(page.items for page in pages)):
         for item in items:
             ms = played_at_ms(item)
             if ms is None:
@@ -59,23 +70,25 @@ def union_items(window: RecentlyPlayed, pages: Sequence[Sequence[Any]]) -> list[
     return newest_first + list(unreadable.values())
 
 
-def unseen_spans(
-    window: RecentlyPlayed, pages: Sequence[Sequence[Any]], fetched_ms: int
-) -> list[tuple[int, int]]:
+def unseen_spans(window: RecentlyPlayed, pages: Sequence[Page], fetched_ms: int) -> list[tuple[int, int]]:
     """(start, end) in ms, after the run's cursor, that neither the run's window nor a handed page
     showed: where plays may be missing (up to ``fetched_ms``, the run's poll, when nothing did).
 
-    A handed page is full (the sensor hands no other), so it vouches for the plays from its oldest
-    to its newest and for nothing before; the run's window vouches for everything after its
-    oldest, or after the cursor when it was not full. No cursor (a first run): nothing to miss."""
+    A handed page vouches for the plays up to its newest: from its oldest when it was full, from
+    the cursor it was asked after when it was not; the run's window vouches for everything after
+    its oldest, or after the cursor when it was not full. No cursor (a first run): nothing to miss."""
     cursor = window.after_ms
     if cursor is None:
         return []
-    seen: list[tuple[int, float]] = []
-    for items in pages:
-        times = [ms for ms in map(played_at_ms, items) if ms is not None]
-        if times:
+    seen: list[tuple[float, float]] = []
+    for page in pages:
+        times = [ms for ms in map(played_at_ms, page.items) if ms is not None]
+        if not times:
+            continue
+        if page.full:
             seen.append((min(times), max(times)))
+        else:
+            seen.append((float("-inf") if page.after_ms is None else page.after_ms, max(times)))
     if not window.possible_gap:
         seen.append((cursor, float("inf")))
     elif window.oldest_ms is not None:
@@ -84,7 +97,7 @@ def unseen_spans(
     reached: float = cursor
     for start, end in sorted(seen):
         if start > reached:
-            spans.append((int(reached), start))
+            spans.append((int(reached), int(start)))
         reached = max(reached, end)
     if reached < fetched_ms:  # a full window of unreadable items: it vouched for nothing
         spans.append((int(reached), fetched_ms))

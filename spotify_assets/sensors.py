@@ -12,10 +12,10 @@ partition with new plays gets a run of its own (``partition_key``). A listener n
 for yet (just added; their first run failed) gets a run without being asked: Spotify shows only the
 latest 50 plays, so the oldest of the 50 a peek was shown may be gone by the time the run polls,
 seconds later (a play now and then; the soak's fast clock lost 5 and 6 that way). For the same
-reason a peek that shows a full window all newer than the cursor (a listener unpolled for hours)
-is landed in the lake and handed to the run (``raw_pages.py``): the run merges its plays with its
-own poll, so the oldest of them count though gone from the window (the 168-hour soak lost 16 so);
-a failed run's retry carries its pages on. The run does not trust the
+reason the page of each peek a run is requested for is landed in the lake and handed to the run
+(``raw_pages.py``): the run merges its plays with its own poll, so they count though gone from the
+window by then (a run held back for hours: a 429 storm fails the runs at once until it ends; the
+168-hour soaks lost 16, then 9 plays so); a failed run's retry carries its pages on. The run does not trust the
 sensor: it polls again from the warehouse's newest play (``raw_recent_tracks``), so a play that
 ends between the sensor's peek and the run's poll is fetched by the run, and the merge on
 ``play_key`` keeps each play once however the two overlap. The sensor then asks after the
@@ -51,7 +51,12 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.assets.ingest import peeked_pages_of, peeked_pages_run_config, raw_recent_tracks
+from spotify_assets.assets.ingest import (
+    PeekedPage,
+    peeked_pages_of,
+    peeked_pages_run_config,
+    raw_recent_tracks,
+)
 from spotify_assets.assets.warehouse import bq_plays
 from spotify_assets.jobs import spotify_pipeline_job
 from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
@@ -59,7 +64,13 @@ from spotify_assets.raw_pages import land_page
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
 from spotify_assets.settings import poll_interval_s
-from spotify_assets.spotify.client import RecentlyPlayed, parse_played_at, played_at_ms, waits_until
+from spotify_assets.spotify.client import (
+    RECENTLY_PLAYED_LIMIT,
+    RecentlyPlayed,
+    parse_played_at,
+    played_at_ms,
+    waits_until,
+)
 from spotify_assets.spotify.errors import SpotifyError, SpotifyWaitPastDeadline
 from spotify_assets.users.polling import listener_for, token_store_owner
 from spotify_assets.users.registry import UserError
@@ -100,19 +111,18 @@ def _newest_after(window: RecentlyPlayed) -> tuple[int | None, int]:
 
 def _hand_over(
     context: dg.SensorEvaluationContext, lake: LakeResource, user_id: str, window: RecentlyPlayed
-) -> list[str]:
-    """A full peek all newer than the cursor, landed for the run (``raw_pages.py``): its path, or
-    none when the lake refused it (the run then judges the gap on its own poll, as before)."""
-    if not window.possible_gap:
-        return []
+) -> list[PeekedPage]:
+    """The peek a run is requested for, landed for the run (``raw_pages.py``), or none when the lake
+    refused it (the run then judges the gap on its own poll alone)."""
     try:
-        return [land_page(lake, user_id, window.items, datetime.now(UTC))]
+        path = land_page(lake, user_id, window.items, datetime.now(UTC))
     except OSError as exc:  # the lake's disk full: the run is still requested
-        context.log.warning(f"user {user_id}: the full page the sensor was shown was not landed: {exc}")
+        context.log.warning(f"user {user_id}: the page the sensor was shown was not landed: {exc}")
         return []
+    return [PeekedPage(path=path, after_ms=window.after_ms, full=window.raw_items >= RECENTLY_PLAYED_LIMIT)]
 
 
-def _carried_pages(records: Sequence[dg.RunRecord], failed_run_id: str) -> list[str]:
+def _carried_pages(records: Sequence[dg.RunRecord], failed_run_id: str) -> list[PeekedPage]:
     """The pages the failed run was handed: its retry carries them on (they were never merged)."""
     for record in records:
         if record.dagster_run.run_id == failed_run_id:
@@ -125,7 +135,7 @@ def _retry_suffix(retry_of: str) -> str:
     return f"-after-failed-{retry_of[:8]}" if retry_of else ""
 
 
-def _first_run_request(user_id: str, retry_of: str, pages: Sequence[str]) -> dg.RunRequest:
+def _first_run_request(user_id: str, retry_of: str, pages: Sequence[PeekedPage]) -> dg.RunRequest:
     """The run of a listener nothing was merged for yet (just added, or their first run failed),
     requested without asking the API first."""
     return dg.RunRequest(
@@ -249,7 +259,7 @@ def new_plays_sensor(
             continue
         after_ms = cursor.get(user_id)
         retry_of = ""
-        carried: list[str] = []
+        carried: list[PeekedPage] = []
         if instance is not None:
             runs = _latest_runs(instance, user_id)
             busy = _run_is_polling(runs, time.time())

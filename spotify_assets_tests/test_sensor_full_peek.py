@@ -135,3 +135,29 @@ def test_in_cloud_mode_the_page_is_handed_through_the_bucket_and_the_gap_lands_i
         assert _requested_run(resources, request, instance).success
         assert _lost(pipeline_sandbox, warehouse, DEFAULT_USER_ID, DEFAULT_USER_ID) == []
         assert len(gaps_table.open_gaps(warehouse)) == 1
+
+
+def test_a_peek_that_was_not_full_still_counts_when_its_run_is_held_back_for_hours(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path
+) -> None:
+    """The 168-hour soak's seed 2 lost 9 plays so: the sensor peeked at a few new plays, then a 429
+    storm failed the runs at once until it ended, hours later, by when those plays had left the
+    window. Only the stretch between the peek's newest and the run's oldest is a gap."""
+    (alice,) = _register(pipeline_sandbox, data_dir, "alice")
+    warehouse = local_resources["warehouse"]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
+        first = _tick(instance, None, _sensor_resources(local_resources))
+        assert _run(local_resources, alice, instance).success
+        pipeline_sandbox.advance(3600)  # a few plays: a page that is not full
+        peek = _tick(instance, first.cursor, _sensor_resources(local_resources))
+        (request,) = peek.run_requests or []
+        pipeline_sandbox.advance(SILENT_S)  # the run held back: far more than a window of plays
+        assert _requested_run(local_resources, request, instance).success
+        assert _lost(pipeline_sandbox, warehouse, "alice", alice.user_id) == []
+        gaps = gaps_table.open_gaps(warehouse)
+        assert len(gaps) == 1, gaps
+        shown = pipeline_sandbox.shown_at()[alice.user_id]
+        peeked_at = max(ms for ms in shown if ms < max(shown))
+        newest_peeked = max(p.played_at_ms for p in pipeline_sandbox.listener_for("alice").recent(peeked_at))
+        assert pd.Timestamp(gaps["gap_start"].iloc[0]) == pd.Timestamp(newest_peeked, unit="ms", tz="UTC")

@@ -18,7 +18,7 @@ from spotify_assets.lake_layout import (
 )
 from spotify_assets.metadata import markdown_table
 from spotify_assets.partitions import USERS_PARTITIONS_NAME, users_partitions
-from spotify_assets.raw_pages import land_page, read_page, union_items, unseen_spans
+from spotify_assets.raw_pages import Page, land_page, read_page, union_items, unseen_spans
 from spotify_assets.resources.features import AudioFeaturesResource, FeaturesUnavailableError
 from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
@@ -70,39 +70,51 @@ def _window(listener: Listener, after_ms: int | None) -> RecentlyPlayed:
         raise _failure(listener, exc) from exc
 
 
-class RawRecentTracksConfig(dg.Config):
-    """What the sensor hands the run it requests (nothing, for the schedule's and a manual run)."""
+class PeekedPage(dg.Config):
+    """A page the sensor was shown before the run (``raw_pages.Page``), landed in the lake."""
 
-    peeked_pages: list[str] = Field(
-        default_factory=list,
-        description="Lake paths of full pages the sensor was shown before this run (raw_pages.py): "
-        "their plays are merged with the run's own, though gone from Spotify's window by now.",
+    path: str = Field(description="The page's lake path (raw/recently_played/...), as received.")
+    after_ms: int | None = Field(default=None, description="The cursor the sensor asked after.")
+    full: bool = Field(
+        description="Whether the API answered a full window (it then vouches for nothing older)."
     )
 
 
-def peeked_pages_run_config(paths: Sequence[str]) -> dict[str, Any]:
-    """The run config that hands ``paths`` to ``raw_recent_tracks`` (the sensor's requests)."""
-    return {"ops": {"raw_recent_tracks": {"config": {"peeked_pages": list(paths)}}}}
+class RawRecentTracksConfig(dg.Config):
+    """What the sensor hands the run it requests (nothing, for the schedule's and a manual run)."""
+
+    peeked_pages: list[PeekedPage] = Field(
+        default_factory=list,
+        description="Pages the sensor was shown before this run (raw_pages.py): their plays are merged "
+        "with the run's own, though gone from Spotify's window by now.",
+    )
 
 
-def peeked_pages_of(run_config: Mapping[str, Any]) -> list[str]:
+def peeked_pages_run_config(pages: Sequence[PeekedPage]) -> dict[str, Any]:
+    """The run config that hands ``pages`` to ``raw_recent_tracks`` (the sensor's requests)."""
+    return {"ops": {"raw_recent_tracks": {"config": {"peeked_pages": [p.model_dump() for p in pages]}}}}
+
+
+def peeked_pages_of(run_config: Mapping[str, Any]) -> list[PeekedPage]:
     """The pages a run was handed (``peeked_pages_run_config``): a failed run's retry carries them on."""
     config = run_config.get("ops", {}).get("raw_recent_tracks", {}).get("config", {})
     return RawRecentTracksConfig(**config).peeked_pages
 
 
-def _peeked_pages(context: dg.AssetExecutionContext, lake: LakeResource, paths: list[str]) -> list[list[Any]]:
+def _peeked_pages(
+    context: dg.AssetExecutionContext, lake: LakeResource, handed: list[PeekedPage]
+) -> list[Page]:
     """The handed pages still in the lake; one folded away since (a retry days later) is named."""
     pages = []
-    for path in paths:
-        page = read_page(lake, path)
-        if page is None:
+    for page in handed:
+        items = read_page(lake, page.path)
+        if items is None:
             context.log.warning(
-                f"the page the sensor was shown, {path}, is no longer in the lake; its plays "
+                f"the page the sensor was shown, {page.path}, is no longer in the lake; its plays "
                 "count only if this run's own poll still shows them"
             )
             continue
-        pages.append(page)
+        pages.append(Page(items=items, after_ms=page.after_ms, full=page.full))
     return pages
 
 
@@ -132,7 +144,7 @@ def raw_recent_tracks(
     observation of ``bq_plays`` (the table it rewrote), so the UI shows it there.
     The cursor is read from the warehouse, not remembered by the pipeline, so a run that
     crashed after fetching simply fetches the same plays again (the merge keeps them once).
-    The raw API items are landed in the lake first, exactly as received; a full page the sensor
+    The raw API items are landed in the lake first, exactly as received; the page the sensor
     was shown before the run (``config.peeked_pages``) is merged with them and the gap judged on
     both (``raw_pages.py``). When there is
     nothing new, the asset yields no output: everything downstream is *skipped*, not
