@@ -53,6 +53,7 @@ import pandas as pd
 
 from spotify_assets.assets.ingest import (
     PeekedPage,
+    own_page_of,
     peeked_pages_of,
     peeked_pages_run_config,
     raw_recent_tracks,
@@ -123,10 +124,12 @@ def _hand_over(
 
 
 def _carried_pages(records: Sequence[dg.RunRecord], failed_run_id: str) -> list[PeekedPage]:
-    """The pages the failed run was handed: its retry carries them on (they were never merged)."""
+    """The pages the failed run was handed and the one it landed itself: its retry carries them on
+    (never merged; by the retry, their plays may have left the window)."""
     for record in records:
-        if record.dagster_run.run_id == failed_run_id:
-            return peeked_pages_of(record.dagster_run.run_config or {})
+        run = record.dagster_run
+        if run.run_id == failed_run_id:
+            return peeked_pages_of(run.run_config or {}) + own_page_of(run.tags)
     return []
 
 

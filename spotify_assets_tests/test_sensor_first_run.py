@@ -42,11 +42,19 @@ def _lost(sandbox: SandboxServer, warehouse: Any, name: str, user_id: str) -> li
     return verdict.lost
 
 
-def failed_run(instance: dg.DagsterInstance, user_id: str, run_config: dict[str, Any] | None = None) -> None:
+def failed_run(
+    instance: dg.DagsterInstance,
+    user_id: str,
+    run_config: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
     """Record a pipeline run of ``user_id``'s that failed before it merged (as the daemon would)."""
     job = defs.resolve_job_def(spotify_pipeline_job.name)
     instance.create_run_for_job(
-        job, run_config=run_config, tags={PARTITION_TAG: user_id}, status=dg.DagsterRunStatus.FAILURE
+        job,
+        run_config=run_config,
+        tags={**(tags or {}), PARTITION_TAG: user_id},
+        status=dg.DagsterRunStatus.FAILURE,
     )
 
 

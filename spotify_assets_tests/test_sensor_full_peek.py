@@ -161,3 +161,36 @@ def test_a_peek_that_was_not_full_still_counts_when_its_run_is_held_back_for_hou
         peeked_at = max(ms for ms in shown if ms < max(shown))
         newest_peeked = max(p.played_at_ms for p in pipeline_sandbox.listener_for("alice").recent(peeked_at))
         assert pd.Timestamp(gaps["gap_start"].iloc[0]) == pd.Timestamp(newest_peeked, unit="ms", tz="UTC")
+
+
+def test_the_retry_carries_the_page_a_failed_run_landed_itself(
+    local_resources: dict[str, Any], pipeline_sandbox: SandboxServer, data_dir: Path, monkeypatch: Any
+) -> None:
+    """The 168-hour soak's seed 1 lost 14 plays so: a run polled and landed its page, its worker was
+    killed in the lake step before the merge, and its retry polled hours later (the soak's clock),
+    by when those plays had left the window. The page is named on the run as soon as it lands."""
+    from spotify_assets import sensors
+    from spotify_assets.assets.ingest import OWN_PAGE_TAG
+
+    monkeypatch.setattr(sensors, "POLL_INTERVAL_S", 0)  # the retry's wait is not what is tested
+    (alice,) = _register(pipeline_sandbox, data_dir, "alice")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [alice.user_id])
+        first = _tick(instance, None, _sensor_resources(local_resources))
+        assert _run(local_resources, alice, instance).success
+        pipeline_sandbox.advance(3600)
+        # The run's first step polls and lands its page; the run then dies before the merge.
+        landed = materialize_user(
+            PIPELINE_GRAPH,
+            user_id=alice.user_id,
+            selection=["raw_recent_tracks"],
+            resources=local_resources,
+            instance=instance,
+        )
+        own = landed.dagster_run.tags[OWN_PAGE_TAG]
+        failed_run(instance, alice.user_id, tags={OWN_PAGE_TAG: own})
+        pipeline_sandbox.advance(SILENT_S)  # the retry comes hours later
+        again = _tick(instance, first.cursor, _sensor_resources(local_resources))
+        (retry,) = again.run_requests or []
+        assert _requested_run(local_resources, retry, instance).success
+        assert _lost(pipeline_sandbox, local_resources["warehouse"], "alice", alice.user_id) == []

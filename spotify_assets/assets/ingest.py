@@ -101,6 +101,16 @@ def peeked_pages_of(run_config: Mapping[str, Any]) -> list[PeekedPage]:
     return RawRecentTracksConfig(**config).peeked_pages
 
 
+#: The run tag that names the page a run landed (``PeekedPage`` as JSON), set as soon as it landed.
+OWN_PAGE_TAG = "spotify/raw_page"
+
+
+def own_page_of(tags: Mapping[str, str]) -> list[PeekedPage]:
+    """The page a run landed itself (``OWN_PAGE_TAG``): a failed run's retry carries it on."""
+    value = tags.get(OWN_PAGE_TAG)
+    return [PeekedPage.model_validate_json(value)] if value else []
+
+
 def _peeked_pages(
     context: dg.AssetExecutionContext, lake: LakeResource, handed: list[PeekedPage]
 ) -> list[Page]:
@@ -170,6 +180,11 @@ def raw_recent_tracks(
     window = _window(listener, after_ms)
     fetched_at = datetime.now(UTC)
     raw_path = land_page(lake, user_id, window.items, fetched_at) if window.items else None
+    if raw_path is not None:
+        # Named on the run at once: if the run dies before its merge, the sensor's retry carries
+        # this page on (``own_page_of``), so the plays it showed are not left to the window.
+        page = PeekedPage(path=raw_path, after_ms=after_ms, full=window.raw_items >= RECENTLY_PLAYED_LIMIT)
+        context.instance.add_run_tags(context.run_id, {OWN_PAGE_TAG: page.model_dump_json()})
     pages = _peeked_pages(context, lake, config.peeked_pages)
     items = union_items(window, pages)
     normalized = normalize_recently_played(items, ingested_at=fetched_at, user_id=user_id)
