@@ -66,7 +66,6 @@ from spotify_assets.resources.lake import LakeResource
 from spotify_assets.resources.spotify import SpotifyResource
 from spotify_assets.settings import poll_interval_s
 from spotify_assets.spotify.client import (
-    RECENTLY_PLAYED_LIMIT,
     RecentlyPlayed,
     parse_played_at,
     played_at_ms,
@@ -120,7 +119,7 @@ def _hand_over(
     except OSError as exc:  # the lake's disk full: the run is still requested
         context.log.warning(f"user {user_id}: the page the sensor was shown was not landed: {exc}")
         return []
-    return [PeekedPage(path=path, after_ms=window.after_ms, full=window.raw_items >= RECENTLY_PLAYED_LIMIT)]
+    return [PeekedPage(path=path, after_ms=window.after_ms, full=window.full)]
 
 
 def _carried_pages(records: Sequence[dg.RunRecord], failed_run_id: str) -> list[PeekedPage]:

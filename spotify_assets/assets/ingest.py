@@ -183,7 +183,7 @@ def raw_recent_tracks(
     if raw_path is not None:
         # Named on the run at once: if the run dies before its merge, the sensor's retry carries
         # this page on (``own_page_of``), so the plays it showed are not left to the window.
-        page = PeekedPage(path=raw_path, after_ms=after_ms, full=window.raw_items >= RECENTLY_PLAYED_LIMIT)
+        page = PeekedPage(path=raw_path, after_ms=after_ms, full=window.full)
         context.instance.add_run_tags(context.run_id, {OWN_PAGE_TAG: page.model_dump_json()})
     pages = _peeked_pages(context, lake, config.peeked_pages)
     items = union_items(window, pages)

@@ -133,9 +133,14 @@ class RecentlyPlayed:
     oldest_ms: int | None
 
     @property
+    def full(self) -> bool:
+        """The API answered a whole window (it vouches for no play older than its oldest)."""
+        return self.raw_items >= RECENTLY_PLAYED_LIMIT
+
+    @property
     def possible_gap(self) -> bool:
         """The API showed a full window whose oldest readable play is still newer than the cursor."""
-        if self.after_ms is None or self.raw_items < RECENTLY_PLAYED_LIMIT:
+        if self.after_ms is None or not self.full:
             return False
         return self.oldest_ms is None or self.oldest_ms > self.after_ms
 
